@@ -1,0 +1,286 @@
+package envelope
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/smithy-go"
+)
+
+// KMSAPI is the part of *kms.Client that AWSKMS uses, so tests can fake it.
+type KMSAPI interface {
+	GenerateDataKey(ctx context.Context, in *kms.GenerateDataKeyInput, optFns ...func(*kms.Options)) (*kms.GenerateDataKeyOutput, error)
+	Decrypt(ctx context.Context, in *kms.DecryptInput, optFns ...func(*kms.Options)) (*kms.DecryptOutput, error)
+	ReEncrypt(ctx context.Context, in *kms.ReEncryptInput, optFns ...func(*kms.Options)) (*kms.ReEncryptOutput, error)
+	Encrypt(ctx context.Context, in *kms.EncryptInput, optFns ...func(*kms.Options)) (*kms.EncryptOutput, error)
+	DescribeKey(ctx context.Context, in *kms.DescribeKeyInput, optFns ...func(*kms.Options)) (*kms.DescribeKeyOutput, error)
+}
+
+// AWSKMS is a KeyService over the AWS KMS API (AWS itself, or any service
+// speaking its JSON protocol, such as local-kms).
+type AWSKMS struct {
+	api KMSAPI
+}
+
+var _ KeyService = (*AWSKMS)(nil)
+
+// NewAWSKMS returns a KeyService calling api.
+func NewAWSKMS(api KMSAPI) *AWSKMS {
+	return &AWSKMS{api: api}
+}
+
+// AWSKMSConfig selects the KMS to talk to. Zero values defer to the SDK's
+// default chain (AWS_REGION, shared config, ...).
+type AWSKMSConfig struct {
+	Region string
+	// Endpoint is an optional custom KMS-API endpoint URL, e.g.
+	// "http://127.0.0.1:4599" for a local test server.
+	Endpoint string
+}
+
+// LoadAWSKMS builds a KMS client from the SDK default chain: region,
+// credentials, AWS_CA_BUNDLE and the rest. It deliberately leaves the HTTP
+// client to the SDK: with AWS_CA_BUNDLE set the SDK must be able to rebuild
+// its own client with that bundle, which it cannot do with a plain
+// *http.Client. optFns come after cfg.Region, so they can override it.
+func LoadAWSKMS(ctx context.Context, cfg AWSKMSConfig, optFns ...func(*config.LoadOptions) error) (*AWSKMS, error) {
+	if cfg.Endpoint != "" {
+		u, err := url.Parse(cfg.Endpoint)
+		if err != nil {
+			return nil, fmt.Errorf("kms endpoint: %w", err)
+		}
+		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("kms endpoint %q: want an http or https URL with a host", cfg.Endpoint)
+		}
+	}
+	var opts []func(*config.LoadOptions) error
+	if cfg.Region != "" {
+		opts = append(opts, config.WithRegion(cfg.Region))
+	}
+	opts = append(opts, optFns...)
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("load aws config: %w", err)
+	}
+	// Fail here rather than on the first request: KMS keys are regional, and
+	// an empty region would only surface later as an endpoint error.
+	if awsCfg.Region == "" {
+		return nil, errors.New("load aws config: no region set (AWS_REGION or config)")
+	}
+	client := kms.NewFromConfig(awsCfg, func(o *kms.Options) {
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = &cfg.Endpoint
+		}
+	})
+	return NewAWSKMS(client), nil
+}
+
+// GenerateDataKey asks KMS for an AES-256 data key under keyID.
+func (a *AWSKMS) GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string) (DataKey, error) {
+	const op = "GenerateDataKey"
+	out, err := a.api.GenerateDataKey(ctx, &kms.GenerateDataKeyInput{
+		KeyId:             &keyID,
+		KeySpec:           types.DataKeySpecAes256,
+		EncryptionContext: encCtx,
+	})
+	if err != nil {
+		return DataKey{}, a.mapError(ctx, op, err)
+	}
+	// A data key of any other size would fail later, far from its cause.
+	if len(out.Plaintext) != DataKeySize || len(out.CiphertextBlob) == 0 {
+		clear(out.Plaintext)
+		return DataKey{}, &KMSError{Op: op, Kind: ErrKMSUnavailable,
+			Cause: fmt.Errorf("malformed response: %d-byte data key, %d-byte blob", len(out.Plaintext), len(out.CiphertextBlob))}
+	}
+	return DataKey{
+		Plaintext: out.Plaintext,
+		Wrapped:   Wrapped{Ciphertext: out.CiphertextBlob, KeyID: deref(out.KeyId, keyID)},
+	}, nil
+}
+
+// Decrypt unwraps ciphertext. A non-empty keyID is sent along, so KMS refuses
+// ciphertext made under another key.
+func (a *AWSKMS) Decrypt(ctx context.Context, keyID string, ciphertext []byte, encCtx map[string]string) ([]byte, error) {
+	const op = "Decrypt"
+	in := &kms.DecryptInput{CiphertextBlob: ciphertext, EncryptionContext: encCtx}
+	if keyID != "" {
+		in.KeyId = &keyID
+	}
+	out, err := a.api.Decrypt(ctx, in)
+	if err != nil {
+		return nil, a.mapError(ctx, op, err, keyID)
+	}
+	return out.Plaintext, nil
+}
+
+// ReEncrypt moves ciphertext to dstKeyID and dstCtx inside KMS.
+func (a *AWSKMS) ReEncrypt(ctx context.Context, ciphertext []byte, srcKeyID string, srcCtx map[string]string, dstKeyID string, dstCtx map[string]string) (Wrapped, error) {
+	const op = "ReEncrypt"
+	in := &kms.ReEncryptInput{
+		CiphertextBlob:               ciphertext,
+		SourceEncryptionContext:      srcCtx,
+		DestinationKeyId:             &dstKeyID,
+		DestinationEncryptionContext: dstCtx,
+	}
+	if srcKeyID != "" {
+		in.SourceKeyId = &srcKeyID
+	}
+	out, err := a.api.ReEncrypt(ctx, in)
+	if err != nil {
+		return Wrapped{}, a.mapError(ctx, op, err, srcKeyID, dstKeyID)
+	}
+	return Wrapped{Ciphertext: out.CiphertextBlob, KeyID: deref(out.KeyId, dstKeyID)}, nil
+}
+
+// Encrypt wraps a small plaintext directly under keyID.
+func (a *AWSKMS) Encrypt(ctx context.Context, keyID string, plaintext []byte, encCtx map[string]string) (Wrapped, error) {
+	const op = "Encrypt"
+	// Checked here, not left to KMS: its ValidationException for an oversized
+	// plaintext quotes the plaintext (local-kms does, verbatim).
+	if err := checkEncryptInput(op, plaintext); err != nil {
+		return Wrapped{}, err
+	}
+	out, err := a.api.Encrypt(ctx, &kms.EncryptInput{KeyId: &keyID, Plaintext: plaintext, EncryptionContext: encCtx})
+	if err != nil {
+		return Wrapped{}, a.mapError(ctx, op, err)
+	}
+	return Wrapped{Ciphertext: out.CiphertextBlob, KeyID: deref(out.KeyId, keyID)}, nil
+}
+
+func deref(s *string, def string) string {
+	if s == nil || *s == "" {
+		return def
+	}
+	return *s
+}
+
+// kindOfCode maps a KMS error code to its kind; ok is false for codes it
+// does not know, which the caller classifies by HTTP status.
+func kindOfCode(code string) (kind error, ok bool) {
+	switch code {
+	case "NotFoundException":
+		return ErrKeyNotFound, true
+	case "DisabledException",
+		"KMSInvalidStateException": // pending deletion, pending import, ...
+		return ErrKeyDisabled, true
+	case "AccessDeniedException",
+		"NotAuthorizedException",      // local-kms's spelling
+		"UnrecognizedClientException", // unknown access key
+		"InvalidClientTokenId",
+		"InvalidSignatureException",
+		"IncompleteSignature",
+		"MissingAuthenticationToken",
+		"ExpiredTokenException":
+		return ErrAccessDenied, true
+	case "InvalidCiphertextException",
+		"IncorrectKeyException", // ciphertext of another key
+		"InvalidKeyUsageException":
+		return ErrInvalidCiphertext, true
+	// AWS documents KeyUnavailableException as temporary and retryable, so it
+	// is an outage, not a key state an operator must fix.
+	case "KeyUnavailableException",
+		"ThrottlingException",
+		"Throttling",
+		"TooManyRequestsException",
+		"RequestLimitExceeded",
+		"LimitExceededException",
+		"KMSInternalException",
+		"InternalFailureException", // local-kms's 500
+		"InternalFailure",
+		"DependencyTimeoutException",
+		"ServiceUnavailable",
+		"ServiceUnavailableException",
+		"RequestTimeout",
+		"RequestTimeoutException":
+		return ErrKMSUnavailable, true
+	case "ValidationException",
+		"SerializationException",
+		"MissingParameterException", // local-kms
+		"InvalidGrantTokenException",
+		"InvalidArnException",
+		"UnsupportedOperationException",
+		"DryRunOperationException":
+		return ErrInvalidKMSRequest, true
+	}
+	return nil, false
+}
+
+// mapError turns an SDK error into a *KMSError. It never keeps the service's
+// message: KMS implementations quote request values in them, plaintext
+// included. keyIDs are the keys the request named, consulted when an
+// AccessDeniedException may really mean a disabled key.
+func (a *AWSKMS) mapError(ctx context.Context, op string, err error, keyIDs ...string) error {
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) {
+		return transportError(op, err)
+	}
+	code := apiErr.ErrorCode()
+	kind, ok := kindOfCode(code)
+	if !ok {
+		kind = ErrInvalidKMSRequest
+		var status interface{ HTTPStatusCode() int }
+		if errors.As(err, &status) && status.HTTPStatusCode() >= 500 {
+			kind = ErrKMSUnavailable
+		}
+	}
+	// local-kms answers AccessDeniedException where AWS answers
+	// DisabledException or KMSInvalidStateException (Decrypt of a disabled or
+	// pending-deletion key); ask for the key state so both report the same kind.
+	if code == "AccessDeniedException" && (op == "Decrypt" || op == "ReEncrypt") && a.anyKeyUnusable(ctx, keyIDs) {
+		kind = ErrKeyDisabled
+	}
+	return &KMSError{Op: op, Kind: kind, Code: code}
+}
+
+// anyKeyUnusable reports whether DescribeKey shows one of keyIDs disabled or
+// pending deletion. Failures count as "no": the caller then keeps the
+// AccessDenied it had.
+func (a *AWSKMS) anyKeyUnusable(ctx context.Context, keyIDs []string) bool {
+	for _, id := range keyIDs {
+		if id == "" {
+			continue
+		}
+		out, err := a.api.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: &id})
+		if err != nil || out.KeyMetadata == nil {
+			continue
+		}
+		switch out.KeyMetadata.KeyState {
+		case types.KeyStateDisabled, types.KeyStatePendingDeletion, types.KeyStatePendingReplicaDeletion:
+			return true
+		}
+	}
+	return false
+}
+
+// transportError classifies an error that carries no KMS error code: the
+// request never got a KMS answer (connection refused, timeout, canceled
+// context) or the SDK refused it. Only causes that cannot hold response text
+// are kept.
+func transportError(op string, err error) error {
+	var invalidParams smithy.InvalidParamsError
+	var invalidParamsPtr *smithy.InvalidParamsError
+	if errors.As(err, &invalidParams) || errors.As(err, &invalidParamsPtr) {
+		// The SDK's own validation, e.g. an empty key id: no request was sent.
+		return &KMSError{Op: op, Kind: ErrInvalidKMSRequest}
+	}
+	e := &KMSError{Op: op, Kind: ErrKMSUnavailable}
+	var opErr *net.OpError
+	var dnsErr *net.DNSError
+	switch {
+	case errors.Is(err, context.Canceled):
+		e.Cause = context.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		e.Cause = context.DeadlineExceeded
+	case errors.As(err, &opErr):
+		e.Cause = opErr
+	case errors.As(err, &dnsErr):
+		e.Cause = dnsErr
+	}
+	return e
+}

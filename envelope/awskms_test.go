@@ -1,0 +1,284 @@
+package envelope
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// fakeKMS answers every call with err (when set) and records what it was asked.
+type fakeKMS struct {
+	err      error
+	keyState types.KeyState // DescribeKey's answer; "" makes DescribeKey fail
+	plain    []byte         // GenerateDataKey's plaintext
+
+	described []string
+	decryptIn *kms.DecryptInput
+	reencIn   *kms.ReEncryptInput
+	genIn     *kms.GenerateDataKeyInput
+	encIn     *kms.EncryptInput
+}
+
+const fakeARN = "arn:aws:kms:us-east-1:111122223333:key/fake"
+
+func (f *fakeKMS) GenerateDataKey(_ context.Context, in *kms.GenerateDataKeyInput, _ ...func(*kms.Options)) (*kms.GenerateDataKeyOutput, error) {
+	f.genIn = in
+	if f.err != nil {
+		return nil, f.err
+	}
+	arn := fakeARN
+	return &kms.GenerateDataKeyOutput{KeyId: &arn, Plaintext: f.plain, CiphertextBlob: []byte("blob")}, nil
+}
+
+func (f *fakeKMS) Decrypt(_ context.Context, in *kms.DecryptInput, _ ...func(*kms.Options)) (*kms.DecryptOutput, error) {
+	f.decryptIn = in
+	if f.err != nil {
+		return nil, f.err
+	}
+	return &kms.DecryptOutput{Plaintext: []byte("pt")}, nil
+}
+
+func (f *fakeKMS) ReEncrypt(_ context.Context, in *kms.ReEncryptInput, _ ...func(*kms.Options)) (*kms.ReEncryptOutput, error) {
+	f.reencIn = in
+	if f.err != nil {
+		return nil, f.err
+	}
+	arn := fakeARN
+	return &kms.ReEncryptOutput{KeyId: &arn, CiphertextBlob: []byte("blob2")}, nil
+}
+
+func (f *fakeKMS) Encrypt(_ context.Context, in *kms.EncryptInput, _ ...func(*kms.Options)) (*kms.EncryptOutput, error) {
+	f.encIn = in
+	if f.err != nil {
+		return nil, f.err
+	}
+	arn := fakeARN
+	return &kms.EncryptOutput{KeyId: &arn, CiphertextBlob: []byte("blob3")}, nil
+}
+
+func (f *fakeKMS) DescribeKey(_ context.Context, in *kms.DescribeKeyInput, _ ...func(*kms.Options)) (*kms.DescribeKeyOutput, error) {
+	f.described = append(f.described, *in.KeyId)
+	if f.keyState == "" {
+		return nil, &smithy.GenericAPIError{Code: "AccessDeniedException"}
+	}
+	return &kms.DescribeKeyOutput{KeyMetadata: &types.KeyMetadata{KeyId: in.KeyId, KeyState: f.keyState}}, nil
+}
+
+// apiErr builds the error chain the SDK returns for a KMS error answer:
+// operation error > response error (with HTTP status) > API error.
+func apiErr(status int, code, msg string) error {
+	return &smithy.OperationError{
+		ServiceID:     "KMS",
+		OperationName: "Op",
+		Err: &awshttp.ResponseError{
+			ResponseError: &smithyhttp.ResponseError{
+				Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}},
+				Err:      &smithy.GenericAPIError{Code: code, Message: msg},
+			},
+			RequestID: "req",
+		},
+	}
+}
+
+const secret = "SECRETPLAINTEXT"
+
+func TestAWSKMSErrorMapping(t *testing.T) {
+	opErr := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	cases := []struct {
+		name string
+		err  error
+		kind error
+		code string
+		// cause, when set, must be reachable with errors.Is.
+		cause error
+	}{
+		{"not found", apiErr(400, "NotFoundException", "Key 'x' does not exist"), ErrKeyNotFound, "NotFoundException", nil},
+		{"disabled", apiErr(400, "DisabledException", secret), ErrKeyDisabled, "DisabledException", nil},
+		{"invalid state", apiErr(400, "KMSInvalidStateException", secret), ErrKeyDisabled, "KMSInvalidStateException", nil},
+		{"access denied", apiErr(400, "AccessDeniedException", secret), ErrAccessDenied, "AccessDeniedException", nil},
+		{"unknown access key", apiErr(400, "UnrecognizedClientException", secret), ErrAccessDenied, "UnrecognizedClientException", nil},
+		{"invalid ciphertext", apiErr(400, "InvalidCiphertextException", secret), ErrInvalidCiphertext, "InvalidCiphertextException", nil},
+		{"incorrect key", apiErr(400, "IncorrectKeyException", secret), ErrInvalidCiphertext, "IncorrectKeyException", nil},
+		{"invalid key usage", apiErr(400, "InvalidKeyUsageException", secret), ErrInvalidCiphertext, "InvalidKeyUsageException", nil},
+		{"throttling", apiErr(400, "ThrottlingException", secret), ErrKMSUnavailable, "ThrottlingException", nil},
+		{"limit exceeded", apiErr(400, "LimitExceededException", secret), ErrKMSUnavailable, "LimitExceededException", nil},
+		{"kms internal", apiErr(500, "KMSInternalException", secret), ErrKMSUnavailable, "KMSInternalException", nil},
+		{"dependency timeout", apiErr(503, "DependencyTimeoutException", secret), ErrKMSUnavailable, "DependencyTimeoutException", nil},
+		{"key unavailable", apiErr(500, "KeyUnavailableException", secret), ErrKMSUnavailable, "KeyUnavailableException", nil},
+		{"unknown 5xx", apiErr(502, "SomethingNew", secret), ErrKMSUnavailable, "SomethingNew", nil},
+		{"unknown 4xx", apiErr(400, "SomethingNew", secret), ErrInvalidKMSRequest, "SomethingNew", nil},
+		{"validation", apiErr(400, "ValidationException",
+			"1 validation error detected: Value '"+secret+"' at 'Plaintext' failed to satisfy constraint"),
+			ErrInvalidKMSRequest, "ValidationException", nil},
+		{"serialization", apiErr(400, "SerializationException", secret), ErrInvalidKMSRequest, "SerializationException", nil},
+		{"grant token", apiErr(400, "InvalidGrantTokenException", secret), ErrInvalidKMSRequest, "InvalidGrantTokenException", nil},
+		{"sdk validation", &smithy.OperationError{ServiceID: "KMS", OperationName: "Op",
+			Err: smithy.InvalidParamsError{Context: "Input " + secret}}, ErrInvalidKMSRequest, "", nil},
+		{"connection refused", &smithy.OperationError{ServiceID: "KMS", OperationName: "Op",
+			Err: fmt.Errorf("send request %s: %w", secret, opErr)}, ErrKMSUnavailable, "", opErr},
+		{"canceled", &smithy.OperationError{ServiceID: "KMS", OperationName: "Op",
+			Err: fmt.Errorf("%s: %w", secret, context.Canceled)}, ErrKMSUnavailable, "", context.Canceled},
+		{"deadline", fmt.Errorf("%s: %w", secret, context.DeadlineExceeded), ErrKMSUnavailable, "", context.DeadlineExceeded},
+		// A response the SDK cannot parse may quote the body: keep nothing of it.
+		{"deserialization", &smithy.DeserializationError{Err: errors.New(secret)}, ErrKMSUnavailable, "", nil},
+	}
+	ops := []struct {
+		name string
+		call func(*AWSKMS) error
+	}{
+		{"GenerateDataKey", func(a *AWSKMS) error { _, err := a.GenerateDataKey(t.Context(), "k", nil); return err }},
+		{"Decrypt", func(a *AWSKMS) error { _, err := a.Decrypt(t.Context(), "k", []byte("c"), nil); return err }},
+		{"ReEncrypt", func(a *AWSKMS) error {
+			_, err := a.ReEncrypt(t.Context(), []byte("c"), "k", nil, "k2", nil)
+			return err
+		}},
+		{"Encrypt", func(a *AWSKMS) error { _, err := a.Encrypt(t.Context(), "k", []byte("p"), nil); return err }},
+	}
+	for _, tc := range cases {
+		for _, op := range ops {
+			t.Run(tc.name+"/"+op.name, func(t *testing.T) {
+				// keyState Enabled: an AccessDenied on a usable key stays AccessDenied.
+				a := NewAWSKMS(&fakeKMS{err: tc.err, keyState: types.KeyStateEnabled})
+				err := op.call(a)
+				var ke *KMSError
+				if !errors.As(err, &ke) {
+					t.Fatalf("error %T %v, want *KMSError", err, err)
+				}
+				if !errors.Is(err, tc.kind) {
+					t.Errorf("error %v, want kind %v", err, tc.kind)
+				}
+				if ke.Op != op.name || ke.Code != tc.code {
+					t.Errorf("Op, Code = %q, %q; want %q, %q", ke.Op, ke.Code, op.name, tc.code)
+				}
+				if tc.cause != nil && !errors.Is(err, tc.cause) {
+					t.Errorf("error %v does not wrap %v", err, tc.cause)
+				}
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("error text %q leaks the service message", err)
+				}
+			})
+		}
+	}
+}
+
+// local-kms says AccessDeniedException where AWS says DisabledException; the
+// key state decides.
+func TestAWSKMSAccessDeniedKeyState(t *testing.T) {
+	denied := apiErr(400, "AccessDeniedException", secret)
+	cases := []struct {
+		state types.KeyState
+		kind  error
+	}{
+		{types.KeyStateDisabled, ErrKeyDisabled},
+		{types.KeyStatePendingDeletion, ErrKeyDisabled},
+		{types.KeyStatePendingReplicaDeletion, ErrKeyDisabled},
+		{types.KeyStateEnabled, ErrAccessDenied},
+		{"", ErrAccessDenied}, // DescribeKey itself denied
+	}
+	for _, tc := range cases {
+		t.Run(string(tc.state), func(t *testing.T) {
+			f := &fakeKMS{err: denied, keyState: tc.state}
+			a := NewAWSKMS(f)
+			if _, err := a.Decrypt(t.Context(), "k", []byte("c"), nil); !errors.Is(err, tc.kind) {
+				t.Errorf("Decrypt: %v, want %v", err, tc.kind)
+			}
+			if _, err := a.ReEncrypt(t.Context(), []byte("c"), "", nil, "k2", nil); !errors.Is(err, tc.kind) {
+				t.Errorf("ReEncrypt: %v, want %v", err, tc.kind)
+			}
+			if got, want := strings.Join(f.described, ","), "k,k2"; got != want {
+				t.Errorf("described %q, want %q", got, want)
+			}
+			// Without a key id there is nothing to ask about.
+			f.described = nil
+			if _, err := a.Decrypt(t.Context(), "", []byte("c"), nil); !errors.Is(err, ErrAccessDenied) {
+				t.Errorf("Decrypt without key id: %v, want ErrAccessDenied", err)
+			}
+			// GenerateDataKey's AccessDenied is AWS's own answer, not a state in disguise.
+			if _, err := a.GenerateDataKey(t.Context(), "k", nil); !errors.Is(err, ErrAccessDenied) {
+				t.Errorf("GenerateDataKey: %v, want ErrAccessDenied", err)
+			}
+			if len(f.described) != 0 {
+				t.Errorf("described %q, want nothing", f.described)
+			}
+		})
+	}
+}
+
+func TestAWSKMSRequests(t *testing.T) {
+	ctx := t.Context()
+	encCtx := map[string]string{"a": "b"}
+	f := &fakeKMS{plain: make([]byte, DataKeySize)}
+	a := NewAWSKMS(f)
+
+	dk, err := a.GenerateDataKey(ctx, "alias/x", encCtx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *f.genIn.KeyId != "alias/x" || f.genIn.KeySpec != types.DataKeySpecAes256 || f.genIn.NumberOfBytes != nil || f.genIn.EncryptionContext["a"] != "b" {
+		t.Errorf("GenerateDataKey input %+v", f.genIn)
+	}
+	if dk.KeyID != fakeARN || len(dk.Plaintext) != DataKeySize {
+		t.Errorf("data key %q, %d bytes", dk.KeyID, len(dk.Plaintext))
+	}
+
+	if _, err := a.Decrypt(ctx, "", []byte("c"), encCtx); err != nil {
+		t.Fatal(err)
+	}
+	if f.decryptIn.KeyId != nil || f.decryptIn.EncryptionContext["a"] != "b" {
+		t.Errorf("Decrypt input %+v", f.decryptIn)
+	}
+	if _, err := a.Decrypt(ctx, "k", []byte("c"), encCtx); err != nil {
+		t.Fatal(err)
+	}
+	if f.decryptIn.KeyId == nil || *f.decryptIn.KeyId != "k" {
+		t.Errorf("Decrypt KeyId %v", f.decryptIn.KeyId)
+	}
+
+	w, err := a.ReEncrypt(ctx, []byte("c"), "", encCtx, "k2", map[string]string{"c": "d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := f.reencIn
+	if in.SourceKeyId != nil || *in.DestinationKeyId != "k2" || in.SourceEncryptionContext["a"] != "b" || in.DestinationEncryptionContext["c"] != "d" {
+		t.Errorf("ReEncrypt input %+v", in)
+	}
+	if w.KeyID != fakeARN || string(w.Ciphertext) != "blob2" {
+		t.Errorf("ReEncrypt = %+v", w)
+	}
+	if _, err := a.ReEncrypt(ctx, []byte("c"), "k", encCtx, "k2", nil); err != nil {
+		t.Fatal(err)
+	}
+	if f.reencIn.SourceKeyId == nil || *f.reencIn.SourceKeyId != "k" {
+		t.Errorf("ReEncrypt SourceKeyId %v", f.reencIn.SourceKeyId)
+	}
+
+	// Out-of-range plaintexts never reach KMS, whose error would quote them.
+	for _, n := range []int{0, MaxEncryptPlaintext + 1} {
+		f.encIn = nil
+		pt := []byte(strings.Repeat(secret, n/len(secret)+1)[:n])
+		_, err := a.Encrypt(ctx, "k", pt, nil)
+		if !errors.Is(err, ErrInvalidKMSRequest) || f.encIn != nil {
+			t.Errorf("Encrypt(%d bytes): %v, sent %v", n, err, f.encIn != nil)
+		}
+		if err != nil && strings.Contains(err.Error(), secret) {
+			t.Errorf("Encrypt error %q leaks plaintext", err)
+		}
+	}
+
+	// A wrong-sized data key is refused rather than passed on.
+	f.plain = make([]byte, 16)
+	if _, err := a.GenerateDataKey(ctx, "k", nil); !errors.Is(err, ErrKMSUnavailable) {
+		t.Errorf("16-byte data key: %v, want ErrKMSUnavailable", err)
+	}
+}

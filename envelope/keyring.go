@@ -1,0 +1,784 @@
+package envelope
+
+// The embedded keyring: a KeyService that keeps its customer master keys in a
+// local JSON file, so that s3seal works with no external KMS at all.
+//
+// The keyring file holds key material IN THE CLEAR. Its only protection is
+// its mode (0600, enforced on open) and the data directory it lives in. That
+// is the right trade-off for a zero-configuration default and for tests; a
+// production deployment should use an external KMS (see awskms.go), where the
+// master keys never leave the service.
+//
+// Keyring file (JSON, mode 0600, replaced atomically on every change):
+//
+//	{
+//	  "version": 1,
+//	  "keys": [{
+//	    "id":            "UUID v4",
+//	    "description":   "...",
+//	    "created":       "RFC 3339 time",
+//	    "state":         "Enabled" | "Disabled" | "PendingDeletion",
+//	    "origin":        "S3SEAL" | "EXTERNAL",
+//	    "deletion_date": "RFC 3339 time",  (only when PendingDeletion)
+//	    "aliases":       ["alias/NAME", ...],
+//	    "material":      ["base64 of 32 bytes", ...]  (index i is material version i+1)
+//	  }]
+//	}
+//
+// Wrapped ciphertext blob (what Encrypt and GenerateDataKey return):
+//
+//	0x01                    format version
+//	uint8                   len(key id)
+//	key id                  the CMK's id (never an alias)
+//	uint32, big-endian      material version, 1 for the original material
+//	12 bytes                random nonce
+//	AES-256-GCM ciphertext  sealed plaintext ‖ 16-byte tag
+//
+// The GCM additional data is every blob byte before the nonce followed by
+// canonicalContext(encCtx). The header is thus authenticated along with the
+// encryption context: a flipped byte, a wrong context, or a blob made by
+// another keyring (or another key) fails to open, as ErrInvalidCiphertext.
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// KeyState is a CMK's lifecycle state, named as in AWS KMS.
+type KeyState string
+
+const (
+	KeyEnabled         KeyState = "Enabled"
+	KeyDisabled        KeyState = "Disabled"
+	KeyPendingDeletion KeyState = "PendingDeletion"
+)
+
+// KeyOrigin tells where a CMK's key material came from.
+type KeyOrigin string
+
+const (
+	OriginGenerated KeyOrigin = "S3SEAL"   // material made by the keyring
+	OriginExternal  KeyOrigin = "EXTERNAL" // customer-provided material imported by the user
+)
+
+// KeyInfo describes a CMK. It deliberately has no field that could hold key
+// material, so it is safe to print, log or serialize.
+type KeyInfo struct {
+	ID           string   // UUID v4 string, made with crypto/rand
+	Aliases      []string // each "alias/NAME", sorted
+	Description  string
+	Created      time.Time
+	State        KeyState
+	Origin       KeyOrigin
+	Versions     int       // number of key-material versions (1 + rotations)
+	DeletionDate time.Time // zero unless PendingDeletion
+}
+
+const (
+	keyringFileVersion = 1
+	ringBlobVersion    = 0x01
+	ringNonceSize      = 12
+	ringTagSize        = 16
+
+	ringMinPendingDays = 7 // AWS KMS's bounds for the deletion waiting period
+	ringMaxPendingDays = 30
+
+	ringAliasPrefix    = "alias/"
+	ringReservedPrefix = "alias/aws/" // AWS-managed aliases; refused so names stay portable
+	ringMaxAliasLen    = 256
+)
+
+// Keyring is the embedded KeyService. It is safe for concurrent use.
+//
+// Invariant: a *keyringState, once published in state, is never modified.
+// Changes copy the current state, edit the copy, write it to disk, and only
+// then publish it, so a failed write leaves the keyring as it was and the
+// crypto operations read the state without taking any lock.
+type Keyring struct {
+	path  string
+	now   func() time.Time // replaced by tests
+	mu    sync.Mutex       // serializes changes (and so file writes)
+	state atomic.Pointer[keyringState]
+}
+
+var _ KeyService = (*Keyring)(nil)
+
+// keyringState is both the file's JSON and the in-memory keyring.
+type keyringState struct {
+	Version int        `json:"version"`
+	Keys    []*ringKey `json:"keys"`
+
+	// Indexes over Keys by id and by alias, rebuilt by index.
+	byID    map[string]*ringKey
+	byAlias map[string]*ringKey
+}
+
+type ringKey struct {
+	ID           string    `json:"id"`
+	Description  string    `json:"description"`
+	Created      time.Time `json:"created"`
+	State        KeyState  `json:"state"`
+	Origin       KeyOrigin `json:"origin"`
+	DeletionDate time.Time `json:"deletion_date,omitzero"`
+	Aliases      []string  `json:"aliases"`
+	// Material holds every version's 32 bytes, oldest first; the last one
+	// wraps, all of them unwrap. The byte slices are never modified.
+	Material [][]byte `json:"material"`
+}
+
+// OpenKeyring opens (or creates, empty) the keyring file at path. The file is
+// JSON, mode 0600, and every change is written with an atomic replace (temp
+// file in the same dir, fsync, rename, fsync dir). Keys whose DeletionDate has
+// passed are purged when the keyring is opened.
+//
+// A file readable or writable by group or others is refused rather than
+// silently fixed: it may already have leaked, and that is for a human to judge.
+func OpenKeyring(path string) (*Keyring, error) {
+	return openKeyring(path, time.Now)
+}
+
+func openKeyring(path string, now func() time.Time) (*Keyring, error) {
+	k := &Keyring{path: path, now: now}
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		st := &keyringState{Version: keyringFileVersion, Keys: []*ringKey{}}
+		if err := ringWriteFile(path, st.marshal()); err != nil {
+			return nil, fmt.Errorf("keyring: creating %s: %w", path, err)
+		}
+		st.index()
+		k.state.Store(st)
+		return k, nil
+	case err != nil:
+		return nil, fmt.Errorf("keyring: %w", err)
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("keyring: %s is not a regular file", path)
+	case fi.Mode().Perm()&0o077 != 0:
+		return nil, fmt.Errorf("keyring: %s holds key material but has mode %#o; run chmod 600 %s",
+			path, fi.Mode().Perm(), path)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	st := new(keyringState)
+	// The decoder's errors name offsets, types and at most one offending
+	// character, never a field's value, so they cannot echo key material.
+	if err := json.Unmarshal(data, st); err != nil {
+		return nil, fmt.Errorf("keyring: parsing %s: %w", path, err)
+	}
+	if err := st.validate(); err != nil {
+		return nil, fmt.Errorf("keyring: %s: %w", path, err)
+	}
+	if st.purge(now()) {
+		if err := ringWriteFile(path, st.marshal()); err != nil {
+			return nil, fmt.Errorf("keyring: purging deleted keys from %s: %w", path, err)
+		}
+	}
+	st.index()
+	k.state.Store(st)
+	return k, nil
+}
+
+// validate checks what the rest of the code assumes about a loaded file.
+func (s *keyringState) validate() error {
+	if s.Version != keyringFileVersion {
+		return fmt.Errorf("unsupported keyring version %d", s.Version)
+	}
+	if s.Keys == nil {
+		s.Keys = []*ringKey{} // written back as [], not null
+	}
+	ids := map[string]bool{}
+	aliases := map[string]bool{}
+	for i, key := range s.Keys {
+		if key == nil {
+			return fmt.Errorf("key %d is null", i)
+		}
+		// The blob stores the id's length in one byte.
+		if key.ID == "" || len(key.ID) > 255 || strings.HasPrefix(key.ID, ringAliasPrefix) {
+			return fmt.Errorf("key %d has an invalid id", i)
+		}
+		if ids[key.ID] {
+			return fmt.Errorf("duplicate key id %s", key.ID)
+		}
+		ids[key.ID] = true
+		switch key.State {
+		case KeyEnabled, KeyDisabled:
+			if !key.DeletionDate.IsZero() {
+				return fmt.Errorf("key %s: deletion date set but state %s", key.ID, key.State)
+			}
+		case KeyPendingDeletion:
+			if key.DeletionDate.IsZero() {
+				return fmt.Errorf("key %s: pending deletion without a deletion date", key.ID)
+			}
+		default:
+			return fmt.Errorf("key %s: unknown state %q", key.ID, key.State)
+		}
+		if key.Origin != OriginGenerated && key.Origin != OriginExternal {
+			return fmt.Errorf("key %s: unknown origin %q", key.ID, key.Origin)
+		}
+		if len(key.Material) == 0 {
+			return fmt.Errorf("key %s: no key material", key.ID)
+		}
+		for v, m := range key.Material {
+			if len(m) != DataKeySize {
+				return fmt.Errorf("key %s: material version %d is %d bytes, want %d", key.ID, v+1, len(m), DataKeySize)
+			}
+		}
+		for _, a := range key.Aliases {
+			if err := checkRingAlias(a); err != nil {
+				return fmt.Errorf("key %s: %w", key.ID, err)
+			}
+			if aliases[a] {
+				return fmt.Errorf("duplicate alias %s", a)
+			}
+			aliases[a] = true
+		}
+		slices.Sort(key.Aliases)
+	}
+	return nil
+}
+
+func (s *keyringState) index() {
+	s.byID = make(map[string]*ringKey, len(s.Keys))
+	s.byAlias = map[string]*ringKey{}
+	for _, key := range s.Keys {
+		s.byID[key.ID] = key
+		for _, a := range key.Aliases {
+			s.byAlias[a] = key
+		}
+	}
+}
+
+// clone copies everything that a change may modify. Material byte slices are
+// shared: they are never modified.
+func (s *keyringState) clone() *keyringState {
+	c := &keyringState{Version: s.Version, Keys: make([]*ringKey, len(s.Keys))}
+	for i, key := range s.Keys {
+		kc := *key
+		kc.Aliases = slices.Clone(key.Aliases)
+		kc.Material = slices.Clone(key.Material)
+		c.Keys[i] = &kc
+	}
+	c.index()
+	return c
+}
+
+// expired reports whether key's deletion date has passed: such a key is
+// treated as gone even before the file is rewritten without it.
+func (key *ringKey) expired(now time.Time) bool {
+	return key.State == KeyPendingDeletion && !now.Before(key.DeletionDate)
+}
+
+// purge drops the expired keys (and so their aliases) and reports whether
+// there were any. The indexes are stale afterwards.
+func (s *keyringState) purge(now time.Time) bool {
+	n := len(s.Keys)
+	s.Keys = slices.DeleteFunc(s.Keys, func(key *ringKey) bool { return key.expired(now) })
+	return len(s.Keys) != n
+}
+
+// resolve finds a live key by id or "alias/..." name, or returns nil.
+func (s *keyringState) resolve(ref string, now time.Time) *ringKey {
+	var key *ringKey
+	if strings.HasPrefix(ref, ringAliasPrefix) {
+		key = s.byAlias[ref]
+	} else {
+		key = s.byID[ref]
+	}
+	if key == nil || key.expired(now) {
+		return nil
+	}
+	return key
+}
+
+func (s *keyringState) marshal() []byte {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		panic("keyring: marshal: " + err.Error()) // only plain types: cannot fail
+	}
+	return append(b, '\n')
+}
+
+func (key *ringKey) info() KeyInfo {
+	return KeyInfo{
+		ID:           key.ID,
+		Aliases:      slices.Clone(key.Aliases),
+		Description:  key.Description,
+		Created:      key.Created,
+		State:        key.State,
+		Origin:       key.Origin,
+		Versions:     len(key.Material),
+		DeletionDate: key.DeletionDate,
+	}
+}
+
+// ringWriteFile replaces path with data so that a crash leaves either the
+// old or the new file, never a mix: temp file in the same directory (so the
+// rename cannot cross file systems), fsync, rename, fsync the directory (so
+// the rename itself is durable).
+func ringWriteFile(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*") // created 0600
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err := f.Chmod(0o600); err != nil { // whatever the umask or platform did
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil // renamed: the change happened, only its durability is uncertain
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return nil // ditto; some file systems cannot sync directories
+	}
+	return nil
+}
+
+// update applies change to a copy of the state, saves the copy and publishes
+// it. If change or the write fails, nothing visible changes.
+func (k *Keyring) update(op string, change func(s *keyringState, now time.Time) error) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	now := k.now()
+	next := k.state.Load().clone()
+	if err := change(next, now); err != nil {
+		return err
+	}
+	next.purge(now) // expired keys are gone anyway; do not write them back
+	if err := ringWriteFile(k.path, next.marshal()); err != nil {
+		return &KMSError{Op: op, Kind: ErrKMSUnavailable, Cause: fmt.Errorf("saving keyring: %w", err)}
+	}
+	next.index()
+	k.state.Store(next)
+	return nil
+}
+
+// updateKey is update for changes to the one key that keyID names.
+func (k *Keyring) updateKey(op, keyID string, change func(key *ringKey, now time.Time) error) (KeyInfo, error) {
+	var info KeyInfo
+	err := k.update(op, func(s *keyringState, now time.Time) error {
+		key := s.resolve(keyID, now)
+		if key == nil {
+			return ringNotFound(op, keyID)
+		}
+		if err := change(key, now); err != nil {
+			return err
+		}
+		info = key.info()
+		return nil
+	})
+	if err != nil {
+		return KeyInfo{}, err
+	}
+	return info, nil
+}
+
+func ringNotFound(op, keyID string) error {
+	return &KMSError{Op: op, Kind: ErrKeyNotFound, Cause: fmt.Errorf("no key %q", keyID)}
+}
+
+func ringInvalid(op, format string, args ...any) error {
+	return &KMSError{Op: op, Kind: ErrInvalidKMSRequest, Cause: fmt.Errorf(format, args...)}
+}
+
+// ringPendingDeletion is the error for changes a key pending deletion refuses,
+// like AWS's KMSInvalidStateException.
+func ringPendingDeletion(op string, key *ringKey) error {
+	return &KMSError{Op: op, Kind: ErrKeyDisabled,
+		Cause: fmt.Errorf("key %s is pending deletion; cancel the deletion first", key.ID)}
+}
+
+// newRingKeyID returns a random (version 4) UUID.
+func newRingKeyID() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+func (k *Keyring) addKey(op string, material []byte, origin KeyOrigin, description string) (KeyInfo, error) {
+	var info KeyInfo
+	err := k.update(op, func(s *keyringState, now time.Time) error {
+		key := &ringKey{
+			ID:          newRingKeyID(),
+			Description: description,
+			Created:     now.UTC().Round(0), // as it will read back from the file
+			State:       KeyEnabled,
+			Origin:      origin,
+			Aliases:     []string{},
+			Material:    [][]byte{material},
+		}
+		s.Keys = append(s.Keys, key)
+		info = key.info()
+		return nil
+	})
+	return info, err
+}
+
+// CreateKey makes a new enabled key with fresh random material.
+func (k *Keyring) CreateKey(description string) (KeyInfo, error) {
+	material := make([]byte, DataKeySize)
+	rand.Read(material)
+	return k.addKey("CreateKey", material, OriginGenerated, description)
+}
+
+// ImportKey makes a new enabled key from customer-provided material, which
+// must be exactly 32 bytes. The keyring keeps its own copy.
+func (k *Keyring) ImportKey(material []byte, description string) (KeyInfo, error) {
+	if len(material) != DataKeySize {
+		return KeyInfo{}, ringInvalid("ImportKey", "key material is %d bytes, want %d", len(material), DataKeySize)
+	}
+	return k.addKey("ImportKey", bytes.Clone(material), OriginExternal, description)
+}
+
+// RotateKey adds a new version of key material: new wraps use it, wraps made
+// under older versions still unwrap. Imported keys cannot be rotated, since
+// the keyring would have to make up material the customer never provided.
+func (k *Keyring) RotateKey(keyID string) (KeyInfo, error) {
+	const op = "RotateKey"
+	return k.updateKey(op, keyID, func(key *ringKey, now time.Time) error {
+		switch {
+		case key.State != KeyEnabled:
+			return &KMSError{Op: op, Kind: ErrKeyDisabled, Cause: fmt.Errorf("key %s is %s", key.ID, key.State)}
+		case key.Origin != OriginGenerated:
+			return ringInvalid(op, "key %s has imported material and cannot be rotated", key.ID)
+		}
+		material := make([]byte, DataKeySize)
+		rand.Read(material)
+		key.Material = append(key.Material, material)
+		return nil
+	})
+}
+
+// EnableKey enables a disabled key. It cannot revive a key pending deletion:
+// that takes CancelKeyDeletion, as in AWS KMS.
+func (k *Keyring) EnableKey(keyID string) error {
+	const op = "EnableKey"
+	_, err := k.updateKey(op, keyID, func(key *ringKey, now time.Time) error {
+		if key.State == KeyPendingDeletion {
+			return ringPendingDeletion(op, key)
+		}
+		key.State = KeyEnabled
+		return nil
+	})
+	return err
+}
+
+// DisableKey disables a key: every crypto operation with it fails with
+// ErrKeyDisabled until it is enabled again.
+func (k *Keyring) DisableKey(keyID string) error {
+	const op = "DisableKey"
+	_, err := k.updateKey(op, keyID, func(key *ringKey, now time.Time) error {
+		if key.State == KeyPendingDeletion {
+			return ringPendingDeletion(op, key)
+		}
+		key.State = KeyDisabled
+		return nil
+	})
+	return err
+}
+
+// ScheduleKeyDeletion makes a key unusable now and deletes it, material and
+// aliases, pendingDays (7 to 30, as in AWS KMS) from now. It returns the
+// deletion date.
+func (k *Keyring) ScheduleKeyDeletion(keyID string, pendingDays int) (time.Time, error) {
+	const op = "ScheduleKeyDeletion"
+	if pendingDays < ringMinPendingDays || pendingDays > ringMaxPendingDays {
+		return time.Time{}, ringInvalid(op, "pending window is %d days, want %d to %d", pendingDays, ringMinPendingDays, ringMaxPendingDays)
+	}
+	info, err := k.updateKey(op, keyID, func(key *ringKey, now time.Time) error {
+		if key.State == KeyPendingDeletion {
+			return ringPendingDeletion(op, key)
+		}
+		key.State = KeyPendingDeletion
+		key.DeletionDate = now.UTC().Round(0).Add(time.Duration(pendingDays) * 24 * time.Hour)
+		return nil
+	})
+	return info.DeletionDate, err
+}
+
+// CancelKeyDeletion takes a key out of PendingDeletion. Like AWS KMS, it
+// leaves the key Disabled: using it again is a separate decision.
+func (k *Keyring) CancelKeyDeletion(keyID string) error {
+	const op = "CancelKeyDeletion"
+	_, err := k.updateKey(op, keyID, func(key *ringKey, now time.Time) error {
+		if key.State != KeyPendingDeletion {
+			return ringInvalid(op, "key %s is not pending deletion", key.ID)
+		}
+		key.State = KeyDisabled
+		key.DeletionDate = time.Time{}
+		return nil
+	})
+	return err
+}
+
+// checkRingAlias enforces AWS's alias syntax, so that aliases carry over to
+// a real KMS.
+func checkRingAlias(alias string) error {
+	name, ok := strings.CutPrefix(alias, ringAliasPrefix)
+	if !ok || name == "" || len(alias) > ringMaxAliasLen || strings.HasPrefix(alias, ringReservedPrefix) {
+		return fmt.Errorf("invalid alias %q: want alias/NAME, not alias/aws/...", alias)
+	}
+	for _, c := range name {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '/' || c == '_' || c == '-') {
+			return fmt.Errorf("invalid alias %q: only letters, digits, '/', '_' and '-' are allowed", alias)
+		}
+	}
+	return nil
+}
+
+// CreateAlias names the key keyID (an id or another alias) alias, which must
+// be unused.
+func (k *Keyring) CreateAlias(alias, keyID string) error {
+	const op = "CreateAlias"
+	if err := checkRingAlias(alias); err != nil {
+		return &KMSError{Op: op, Kind: ErrInvalidKMSRequest, Cause: err}
+	}
+	return k.update(op, func(s *keyringState, now time.Time) error {
+		if s.byAlias[alias] != nil && !s.byAlias[alias].expired(now) {
+			return ringInvalid(op, "alias %s already exists", alias)
+		}
+		key := s.resolve(keyID, now)
+		if key == nil {
+			return ringNotFound(op, keyID)
+		}
+		key.Aliases = append(key.Aliases, alias)
+		slices.Sort(key.Aliases)
+		return nil
+	})
+}
+
+// DeleteAlias removes an alias; the key it named is unaffected.
+func (k *Keyring) DeleteAlias(alias string) error {
+	const op = "DeleteAlias"
+	return k.update(op, func(s *keyringState, now time.Time) error {
+		if !strings.HasPrefix(alias, ringAliasPrefix) {
+			return ringInvalid(op, "invalid alias %q: want alias/NAME", alias)
+		}
+		key := s.resolve(alias, now)
+		if key == nil {
+			return ringNotFound(op, alias)
+		}
+		key.Aliases = slices.DeleteFunc(key.Aliases, func(a string) bool { return a == alias })
+		return nil
+	})
+}
+
+// DescribeKey returns the key that keyID (an id or alias) names.
+func (k *Keyring) DescribeKey(keyID string) (KeyInfo, error) {
+	key := k.state.Load().resolve(keyID, k.now())
+	if key == nil {
+		return KeyInfo{}, ringNotFound("DescribeKey", keyID)
+	}
+	return key.info(), nil
+}
+
+// ListKeys returns every key, sorted by creation time then id.
+func (k *Keyring) ListKeys() []KeyInfo {
+	now := k.now()
+	infos := []KeyInfo{}
+	for _, key := range k.state.Load().Keys {
+		if !key.expired(now) {
+			infos = append(infos, key.info())
+		}
+	}
+	slices.SortFunc(infos, func(a, b KeyInfo) int {
+		if c := a.Created.Compare(b.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return infos
+}
+
+// usableKey resolves keyID for a crypto operation: unknown is
+// ErrKeyNotFound, not Enabled is ErrKeyDisabled.
+func (k *Keyring) usableKey(op, keyID string) (*ringKey, error) {
+	key := k.state.Load().resolve(keyID, k.now())
+	if key == nil {
+		return nil, ringNotFound(op, keyID)
+	}
+	if key.State != KeyEnabled {
+		return nil, &KMSError{Op: op, Kind: ErrKeyDisabled, Cause: fmt.Errorf("key %s is %s", key.ID, key.State)}
+	}
+	return key, nil
+}
+
+func ringGCM(material []byte) cipher.AEAD {
+	b, err := aes.NewCipher(material)
+	if err != nil {
+		panic("keyring: " + err.Error()) // material is always 32 bytes
+	}
+	g, err := cipher.NewGCM(b)
+	if err != nil {
+		panic("keyring: " + err.Error())
+	}
+	return g
+}
+
+// ringWrap seals plaintext under key's newest material; see the blob format at
+// the top of this file.
+func ringWrap(key *ringKey, plaintext []byte, encCtx map[string]string) Wrapped {
+	version := len(key.Material)
+	blob := make([]byte, 0, 2+len(key.ID)+4+ringNonceSize+len(plaintext)+ringTagSize)
+	blob = append(blob, ringBlobVersion, byte(len(key.ID)))
+	blob = append(blob, key.ID...)
+	blob = binary.BigEndian.AppendUint32(blob, uint32(version))
+	aad := append(bytes.Clone(blob), canonicalContext(encCtx)...)
+	var nonce [ringNonceSize]byte
+	rand.Read(nonce[:])
+	blob = append(blob, nonce[:]...)
+	blob = ringGCM(key.Material[version-1]).Seal(blob, nonce[:], plaintext, aad)
+	return Wrapped{Ciphertext: blob, KeyID: key.ID}
+}
+
+// unwrap opens a blob. keyID, when not empty, must name the blob's key.
+// Anything wrong with the blob itself is ErrInvalidCiphertext, including a
+// key id this keyring does not have: the blob is for another keyring.
+func (k *Keyring) unwrap(op, keyID string, blob []byte, encCtx map[string]string) ([]byte, error) {
+	now := k.now()
+	st := k.state.Load()
+	var want *ringKey
+	if keyID != "" {
+		if want = st.resolve(keyID, now); want == nil {
+			return nil, ringNotFound(op, keyID)
+		}
+	}
+	invalid := func(why string) error {
+		return &KMSError{Op: op, Kind: ErrInvalidCiphertext, Cause: errors.New(why)}
+	}
+	if len(blob) < 2 || blob[0] != ringBlobVersion {
+		return nil, invalid("not a keyring ciphertext")
+	}
+	idEnd := 2 + int(blob[1])
+	nonceStart := idEnd + 4
+	if len(blob) < nonceStart+ringNonceSize+ringTagSize {
+		return nil, invalid("ciphertext too short")
+	}
+	key := st.byID[string(blob[2:idEnd])]
+	if key == nil || key.expired(now) {
+		return nil, invalid("ciphertext is for a key this keyring does not have")
+	}
+	if want != nil && want != key {
+		return nil, invalid("ciphertext is for another key")
+	}
+	if key.State != KeyEnabled {
+		return nil, &KMSError{Op: op, Kind: ErrKeyDisabled, Cause: fmt.Errorf("key %s is %s", key.ID, key.State)}
+	}
+	version := binary.BigEndian.Uint32(blob[idEnd:nonceStart])
+	if version == 0 || uint64(version) > uint64(len(key.Material)) {
+		return nil, invalid("unknown key material version")
+	}
+	aad := append(bytes.Clone(blob[:nonceStart]), canonicalContext(encCtx)...)
+	nonce := blob[nonceStart : nonceStart+ringNonceSize]
+	plaintext, err := ringGCM(key.Material[version-1]).Open(nil, nonce, blob[nonceStart+ringNonceSize:], aad)
+	if err != nil {
+		return nil, invalid("authentication failed: wrong encryption context or corrupt ciphertext")
+	}
+	return plaintext, nil
+}
+
+// ctxDone fails an operation whose context is already done, as AWSKMS does,
+// so callers see one behaviour. Past this check the keyring never waits on
+// anything, so ctx is not consulted again.
+func ctxDone(ctx context.Context, op string) error {
+	if err := ctx.Err(); err != nil {
+		return &KMSError{Op: op, Kind: ErrKMSUnavailable, Cause: err}
+	}
+	return nil
+}
+
+// GenerateDataKey returns a fresh random 32-byte data key, in plaintext and
+// wrapped under keyID's newest material.
+func (k *Keyring) GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string) (DataKey, error) {
+	const op = "GenerateDataKey"
+	if err := ctxDone(ctx, op); err != nil {
+		return DataKey{}, err
+	}
+	key, err := k.usableKey(op, keyID)
+	if err != nil {
+		return DataKey{}, err
+	}
+	plaintext := make([]byte, DataKeySize)
+	rand.Read(plaintext)
+	return DataKey{Plaintext: plaintext, Wrapped: ringWrap(key, plaintext, encCtx)}, nil
+}
+
+// Decrypt unwraps ciphertext made by this keyring under encCtx.
+func (k *Keyring) Decrypt(ctx context.Context, keyID string, ciphertext []byte, encCtx map[string]string) ([]byte, error) {
+	if err := ctxDone(ctx, "Decrypt"); err != nil {
+		return nil, err
+	}
+	return k.unwrap("Decrypt", keyID, ciphertext, encCtx)
+}
+
+// ReEncrypt unwraps ciphertext and wraps the plaintext under dstKeyID and
+// dstCtx. The plaintext is zeroed before returning.
+func (k *Keyring) ReEncrypt(ctx context.Context, ciphertext []byte, srcKeyID string, srcCtx map[string]string, dstKeyID string, dstCtx map[string]string) (Wrapped, error) {
+	const op = "ReEncrypt"
+	if err := ctxDone(ctx, op); err != nil {
+		return Wrapped{}, err
+	}
+	// Check the destination first so a bad request does not decrypt at all.
+	dst, err := k.usableKey(op, dstKeyID)
+	if err != nil {
+		return Wrapped{}, err
+	}
+	plaintext, err := k.unwrap(op, srcKeyID, ciphertext, srcCtx)
+	if err != nil {
+		return Wrapped{}, err
+	}
+	defer clear(plaintext)
+	return ringWrap(dst, plaintext, dstCtx), nil
+}
+
+// Encrypt wraps 1 to MaxEncryptPlaintext bytes under keyID.
+func (k *Keyring) Encrypt(ctx context.Context, keyID string, plaintext []byte, encCtx map[string]string) (Wrapped, error) {
+	if err := checkEncryptInput("Encrypt", plaintext); err != nil {
+		return Wrapped{}, err
+	}
+	if err := ctxDone(ctx, "Encrypt"); err != nil {
+		return Wrapped{}, err
+	}
+	key, err := k.usableKey("Encrypt", keyID)
+	if err != nil {
+		return Wrapped{}, err
+	}
+	return ringWrap(key, plaintext, encCtx), nil
+}

@@ -1,0 +1,125 @@
+package envelope
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+)
+
+// DataKeySize is the length of every data key: AES-256.
+const DataKeySize = 32
+
+// MaxEncryptPlaintext is the largest plaintext KeyService.Encrypt accepts,
+// the AWS KMS limit that makes envelope encryption necessary in the first place.
+const MaxEncryptPlaintext = 4096
+
+// Wrapped is a key-service ciphertext and the canonical id of the CMK that made it
+// (for AWS KMS the key ARN, for the keyring its key id).
+type Wrapped struct {
+	Ciphertext []byte
+	KeyID      string
+}
+
+// DataKey is a fresh data key. Plaintext is for one object only; callers zero
+// it when done.
+type DataKey struct {
+	Plaintext []byte
+	Wrapped
+}
+
+// KeyService wraps and unwraps keys under customer master keys (CMKs). It is
+// defined here, where it is used; AWSKMS and Keyring implement it.
+//
+// keyID names a CMK by id, ARN or "alias/...". encCtx is the encryption
+// context: authenticated, not secret, and required again verbatim to decrypt.
+// Every error wraps one of the Err* sentinels below so callers can map it with
+// errors.Is, and no error text ever carries key-service output that could echo
+// plaintext.
+type KeyService interface {
+	// GenerateDataKey returns a new 32-byte data key in plaintext and wrapped.
+	GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string) (DataKey, error)
+	// Decrypt unwraps ciphertext. keyID may be empty; when set, the ciphertext
+	// must belong to that CMK.
+	Decrypt(ctx context.Context, keyID string, ciphertext []byte, encCtx map[string]string) ([]byte, error)
+	// ReEncrypt unwraps ciphertext under srcCtx and wraps the same plaintext under
+	// dstKeyID and dstCtx without revealing it to the caller. srcKeyID may be empty.
+	ReEncrypt(ctx context.Context, ciphertext []byte, srcKeyID string, srcCtx map[string]string, dstKeyID string, dstCtx map[string]string) (Wrapped, error)
+	// Encrypt wraps at most MaxEncryptPlaintext bytes: the "direct" mode the
+	// benchmark compares envelope encryption against.
+	Encrypt(ctx context.Context, keyID string, plaintext []byte, encCtx map[string]string) (Wrapped, error)
+}
+
+// Kinds of key-service failure. The proxy maps them to S3 errors.
+var (
+	ErrKeyNotFound       = errors.New("key not found")
+	ErrKeyDisabled       = errors.New("key disabled or pending deletion")
+	ErrAccessDenied      = errors.New("access to key denied")
+	ErrInvalidCiphertext = errors.New("invalid ciphertext or encryption context")
+	ErrKMSUnavailable    = errors.New("key service unavailable") // retryable
+	ErrInvalidKMSRequest = errors.New("invalid key service request")
+)
+
+// KMSError is a key-service failure: the operation, the kind (one of the Err*
+// sentinels) and, when the service gave one, its error code. It deliberately
+// keeps no service message: local-kms, for one, echoes plaintext in them.
+type KMSError struct {
+	Op   string // "GenerateDataKey", "Decrypt", ...
+	Kind error
+	Code string // e.g. "DisabledException"; empty when there was none
+	// Cause is an underlying error known to hold no key-service text
+	// (a network or context error), or nil.
+	Cause error
+}
+
+func (e *KMSError) Error() string {
+	s := "kms " + e.Op + ": " + e.Kind.Error()
+	if e.Code != "" {
+		s += " (" + e.Code + ")"
+	}
+	if e.Cause != nil {
+		s += ": " + e.Cause.Error()
+	}
+	return s
+}
+
+// Unwrap exposes both the kind and the cause to errors.Is / errors.As.
+func (e *KMSError) Unwrap() []error {
+	if e.Cause != nil {
+		return []error{e.Kind, e.Cause}
+	}
+	return []error{e.Kind}
+}
+
+// canonicalContext encodes an encryption context unambiguously and
+// independently of map order: sorted by key, each key and value prefixed by
+// its uint32 big-endian length. The keyring binds it as AAD and the data-key
+// cache keys on it.
+func canonicalContext(encCtx map[string]string) []byte {
+	keys := make([]string, 0, len(encCtx))
+	n := 4
+	for k, v := range encCtx {
+		keys = append(keys, k)
+		n += 8 + len(k) + len(v)
+	}
+	sort.Strings(keys)
+	b := make([]byte, 0, n)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(keys)))
+	for _, k := range keys {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(k)))
+		b = append(b, k...)
+		b = binary.BigEndian.AppendUint32(b, uint32(len(encCtx[k])))
+		b = append(b, encCtx[k]...)
+	}
+	return b
+}
+
+// checkEncryptInput enforces the Encrypt contract both implementations share.
+func checkEncryptInput(op string, plaintext []byte) error {
+	if len(plaintext) == 0 || len(plaintext) > MaxEncryptPlaintext {
+		return &KMSError{Op: op, Kind: ErrInvalidKMSRequest,
+			Cause: fmt.Errorf("plaintext is %d bytes, want 1 to %d", len(plaintext), MaxEncryptPlaintext)}
+	}
+	return nil
+}

@@ -1,0 +1,104 @@
+package envelope
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// A realistic AWS KMS data key blob is 184 bytes and its key ARN ~75 chars.
+var awsLike = Metadata{
+	KeyID:      "arn:aws:kms:eu-central-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+	WrappedKey: bytes.Repeat([]byte{0xa5}, 184),
+}
+
+func TestMetadataRoundTrip(t *testing.T) {
+	h := http.Header{}
+	awsLike.SetHeader(h)
+	h.Set("X-Amz-Meta-Owner", "alice") // the user's own metadata is left alone
+	got, err := ParseHeader(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.KeyID != awsLike.KeyID || !bytes.Equal(got.WrappedKey, awsLike.WrappedKey) {
+		t.Fatalf("round trip: got %+v", got)
+	}
+	// minio-go style: no prefix, lower or canonical case.
+	got, err = ParseUserMetadata(map[string]string{"S3seal-V": "1", "s3seal-c": awsLike.KeyID,
+		"X-Amz-Meta-S3seal-K": base64.StdEncoding.EncodeToString(awsLike.WrappedKey), "owner": "alice"})
+	if err != nil || got.KeyID != awsLike.KeyID {
+		t.Fatalf("user metadata: %+v, %v", got, err)
+	}
+}
+
+// TestMetadataSize keeps s3seal's share of the 2 KB S3 user-metadata limit
+// small (S3 counts the UTF-8 bytes of names without the prefix and values).
+func TestMetadataSize(t *testing.T) {
+	n := 0
+	for k, v := range awsLike.UserMetadata() {
+		n += len(k) + len(v)
+	}
+	if n > 400 {
+		t.Fatalf("s3seal metadata takes %d bytes of the 2048 S3 allows", n)
+	}
+}
+
+func TestMetadataErrors(t *testing.T) {
+	good := awsLike.UserMetadata()
+	with := func(k, v string) map[string]string {
+		m := map[string]string{}
+		for a, b := range good {
+			m[a] = b
+		}
+		if v == "<delete>" {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+		return m
+	}
+	tests := []struct {
+		name string
+		meta map[string]string
+		want error
+	}{
+		{"none", map[string]string{"owner": "alice"}, ErrNoMetadata},
+		{"empty", nil, ErrNoMetadata},
+		{"no version", with("s3seal-v", "<delete>"), ErrMalformedMetadata},
+		{"version 2", with("s3seal-v", "2"), ErrUnsupportedVersion},
+		{"version 0", with("s3seal-v", "0"), ErrMalformedMetadata},
+		{"version text", with("s3seal-v", "one"), ErrMalformedMetadata},
+		{"no key id", with("s3seal-c", "<delete>"), ErrMalformedMetadata},
+		{"key id with space", with("s3seal-c", "a b"), ErrMalformedMetadata},
+		{"key id too long", with("s3seal-c", strings.Repeat("k", 3000)), ErrMalformedMetadata},
+		{"no wrapped key", with("s3seal-k", "<delete>"), ErrMalformedMetadata},
+		{"wrapped key not base64", with("s3seal-k", "!!!"), ErrMalformedMetadata},
+		{"wrapped key unpadded", with("s3seal-k", "YWJj="), ErrMalformedMetadata},
+		{"wrapped key too long", with("s3seal-k", strings.Repeat("A", 9000)), ErrMalformedMetadata},
+		{"unknown field", with("s3seal-x", "1"), ErrMalformedMetadata},
+		{"duplicate in two cases", with("S3SEAL-V", "1"), ErrMalformedMetadata},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseUserMetadata(tt.meta)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestIsReserved(t *testing.T) {
+	tests := map[string]bool{
+		"x-amz-meta-s3seal-k": true, "X-Amz-Meta-S3seal-V": true, "s3seal-anything": true, "S3SEAL-C": true,
+		"x-amz-meta-owner": false, "owner": false, "x-amz-meta-s3sealx": false, "content-type": false,
+	}
+	for name, want := range tests {
+		if got := IsReserved(name); got != want {
+			t.Errorf("IsReserved(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

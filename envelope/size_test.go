@@ -1,0 +1,225 @@
+package envelope
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestSegmentSizeInverse checks every stored size up to four chunks: each is
+// either the size of exactly one plaintext length or rejected.
+func TestSegmentSizeInverse(t *testing.T) {
+	valid := make(map[int64]int64)
+	for p := int64(0); p <= 4*C; p++ {
+		valid[SegmentSize(p)] = p
+	}
+	for s := int64(0); s <= SegmentSize(4*C); s++ {
+		got, err := SegmentPlaintextSize(s)
+		want, ok := valid[s]
+		switch {
+		case ok && (err != nil || got != want):
+			t.Fatalf("SegmentPlaintextSize(%d) = %d, %v; want %d", s, got, err, want)
+		case !ok && !errors.Is(err, ErrImpossibleSize):
+			t.Fatalf("SegmentPlaintextSize(%d) = %d, %v; want ErrImpossibleSize", s, got, err)
+		}
+	}
+}
+
+func TestSegmentSizeExamples(t *testing.T) {
+	tests := []struct{ plain, stored int64 }{
+		{0, 48},
+		{1, 49},
+		{C, 32 + C + 16},
+		{C + 1, 32 + C + 1 + 32},
+		{5 << 20, 32 + 5<<20 + 16*80},
+		{5 << 40, 32 + 5<<40 + 16*(5<<40/C)}, // the S3 object size limit
+	}
+	for _, tt := range tests {
+		if got := SegmentSize(tt.plain); got != tt.stored {
+			t.Errorf("SegmentSize(%d) = %d, want %d", tt.plain, got, tt.stored)
+		}
+		if got, err := SegmentPlaintextSize(tt.stored); err != nil || got != tt.plain {
+			t.Errorf("SegmentPlaintextSize(%d) = %d, %v", tt.stored, got, err)
+		}
+	}
+}
+
+func TestObjectPlaintextSize(t *testing.T) {
+	const MiB = 1 << 20
+	layouts := []Layout{
+		{0}, {1}, {C}, {C, 0}, {C, 1}, {C, C}, {C, C, C - 1},
+		{5 * MiB, 5 * MiB, 0}, {8 * MiB, 8 * MiB, 3*MiB + 7}, {16 * MiB, 1},
+		{5 * MiB, 5 * MiB, 5 * MiB, 5 * MiB, 5 * MiB},
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		n := 1 + rng.IntN(6)
+		l := make(Layout, n)
+		for i := range n - 1 {
+			l[i] = C * (1 + rng.Int64N(200))
+		}
+		l[n-1] = rng.Int64N(200 * C)
+		layouts = append(layouts, l)
+	}
+	for _, l := range layouts {
+		got, err := ObjectPlaintextSize(l.CiphertextSize(), len(l))
+		if err != nil || got != l.PlaintextSize() {
+			t.Fatalf("layout %v: ObjectPlaintextSize = %d, %v; want %d", l, got, err, l.PlaintextSize())
+		}
+	}
+	// Exhaustively near the small end: an aligned object is stored as
+	// 32·segs + K·(C+16) + SegmentSize(last)-32 for K non-last chunks, so
+	// enumerate K and the last part's size, and check that every stored size
+	// inverts to its one plaintext size and that no other size inverts.
+	for segs := 2; segs <= 4; segs++ {
+		base := int64(HeaderSize * segs)
+		maxK := int64(segs + 2)
+		images := make(map[int64]int64)
+		for k := int64(segs - 1); k <= maxK; k++ {
+			for last := int64(0); last <= 3*C; last++ {
+				s := base + k*encChunkSize + SegmentSize(last) - HeaderSize
+				p := k*C + last
+				if prev, dup := images[s]; dup && prev != p {
+					t.Fatalf("%d segments: stored size %d is both %d and %d", segs, s, prev, p)
+				}
+				images[s] = p
+			}
+		}
+		// Sizes below this come only from K <= maxK.
+		limit := base + (maxK+1)*encChunkSize + TagSize
+		for s := int64(0); s < limit; s++ {
+			got, err := ObjectPlaintextSize(s, segs)
+			want, ok := images[s]
+			if ok && (err != nil || got != want) {
+				t.Fatalf("%d segments, %d bytes: got %d, %v; want %d", segs, s, got, err, want)
+			}
+			if !ok && err == nil {
+				t.Fatalf("%d segments, %d bytes: got %d for a size no aligned object has", segs, s, got)
+			}
+		}
+	}
+	for _, bad := range []struct {
+		stored int64
+		segs   int
+	}{{0, 1}, {47, 1}, {C + 49, 1}, {100, 2}, {2 * 48, 2}, {48, 0}} {
+		if got, err := ObjectPlaintextSize(bad.stored, bad.segs); !errors.Is(err, ErrImpossibleSize) {
+			t.Errorf("ObjectPlaintextSize(%d, %d) = %d, %v; want ErrImpossibleSize", bad.stored, bad.segs, got, err)
+		}
+	}
+}
+
+// interesting returns the plaintext offsets around every chunk and segment
+// boundary of a layout: the classes where range math can go wrong.
+func interesting(l Layout) []int64 {
+	set := map[int64]bool{}
+	var start int64
+	total := l.PlaintextSize()
+	add := func(o int64) {
+		if o >= 0 && o < total {
+			set[o] = true
+		}
+	}
+	for _, size := range l {
+		for c := int64(0); c <= chunks(size); c++ {
+			b := start + c*C
+			add(b - 1)
+			add(b)
+			add(b + 1)
+			add(b + C/2)
+		}
+		start += size
+	}
+	add(total - 1)
+	out := make([]int64, 0, len(set))
+	for o := range set {
+		out = append(out, o)
+	}
+	return out
+}
+
+func readRange(t testing.TB, stored, key []byte, l Layout, off, n int64) ([]byte, error) {
+	t.Helper()
+	sp, err := l.Span(off, n)
+	if err != nil {
+		return nil, err
+	}
+	var header []byte
+	if sp.NeedHeader {
+		header = stored[sp.HeaderOffset : sp.HeaderOffset+HeaderSize]
+	}
+	rr, err := NewRangeReader(bytes.NewReader(stored[sp.Offset:sp.Offset+sp.Length]), key, l, sp, header)
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(rr)
+}
+
+// TestRanges decrypts every range whose ends fall in each boundary class of
+// single- and multi-segment objects and compares it with the plaintext.
+func TestRanges(t *testing.T) {
+	key := testKey(4)
+	layouts := []Layout{
+		{1}, {100}, {C}, {3*C + 100},
+		{C, C, 10}, {2 * C, C + 5}, {C, 0}, {C, 2 * C, C},
+		{10, 20, 5}, {C + 7, 3, 2*C + 1}, // unaligned layouts: the range reader knows each size
+	}
+	for _, l := range layouts {
+		t.Run(fmt.Sprint(l), func(t *testing.T) {
+			plain := pattern(l.PlaintextSize())
+			stored := sealObject(t, key, plain, l)
+			points := interesting(l)
+			for _, a := range points {
+				for _, b := range points {
+					if b < a {
+						continue
+					}
+					got, err := readRange(t, stored, key, l, a, b-a+1)
+					if err != nil {
+						t.Fatalf("range [%d,%d]: %v", a, b, err)
+					}
+					if !bytes.Equal(got, plain[a:b+1]) {
+						t.Fatalf("range [%d,%d]: wrong bytes", a, b)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestSpanFetchesOnlyCoveringChunks(t *testing.T) {
+	l := Layout{2 * C, C, 10}
+	tests := []struct {
+		off, n             int64
+		offset, length     int64
+		needHeader         bool
+		headerOffset, skip int64
+	}{
+		{0, 1, 0, HeaderSize + encChunkSize, false, 0, 0},
+		{C, 1, HeaderSize + encChunkSize, encChunkSize, true, 0, 0},
+		{C + 5, C - 5, HeaderSize + encChunkSize, encChunkSize, true, 0, 5},
+		// Crossing into segment 2 fetches its header inline.
+		{2*C - 1, 2, HeaderSize + encChunkSize, encChunkSize + HeaderSize + encChunkSize, true, 0, C - 1},
+		// Starting at segment 2's first chunk fetches from its header.
+		{2 * C, 1, SegmentSize(2 * C), HeaderSize + encChunkSize, false, SegmentSize(2 * C), 0},
+		{3*C + 9, 1, SegmentSize(2*C) + SegmentSize(C), HeaderSize + 10 + TagSize, false, SegmentSize(2*C) + SegmentSize(C), 9},
+	}
+	for _, tt := range tests {
+		sp, err := l.Span(tt.off, tt.n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sp.Offset != tt.offset || sp.Length != tt.length || sp.NeedHeader != tt.needHeader ||
+			sp.HeaderOffset != tt.headerOffset || sp.skip != tt.skip || sp.Plaintext() != tt.n {
+			t.Errorf("Span(%d,%d) = %+v, want offset %d length %d needHeader %v headerOffset %d skip %d",
+				tt.off, tt.n, sp, tt.offset, tt.length, tt.needHeader, tt.headerOffset, tt.skip)
+		}
+	}
+	for _, bad := range [][2]int64{{-1, 1}, {0, 0}, {3*C + 10, 1}, {3*C + 9, 2}, {0, 3*C + 11}} {
+		if _, err := l.Span(bad[0], bad[1]); !errors.Is(err, ErrRange) {
+			t.Errorf("Span(%d,%d): got %v, want ErrRange", bad[0], bad[1], err)
+		}
+	}
+}
