@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/s3seal/s3seal/envelope"
+)
+
+// zeroConfigEnv is an environment with nothing set but what a test must
+// control: where data goes and that listeners take free loopback ports.
+func zeroConfigEnv(dataDir string) []string {
+	return []string{
+		"S3SEAL_DATA_DIR=" + dataDir,
+		"S3SEAL_ADDR=127.0.0.1:0",
+		"S3SEAL_METRICS_ADDR=127.0.0.1:0",
+	}
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// startZeroConfig sets up a server in dataDir as `s3seal` with no
+// configuration would, and serves it until the test ends.
+func startZeroConfig(t *testing.T, dataDir string) *server {
+	t.Helper()
+	cfg, err := loadConfig(zeroConfigEnv(dataDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newServer(context.Background(), cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	return s
+}
+
+func fileMode(t *testing.T, path string) os.FileMode {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Mode().Perm()
+}
+
+func TestZeroConfigBootstrapTwice(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "s3seal-data")
+
+	first := startZeroConfig(t, dataDir)
+	if m := fileMode(t, dataDir); m != 0o700 {
+		t.Errorf("data dir mode %v, want 0700", m)
+	}
+	for _, f := range []string{credentialsFile, keyringFile} {
+		if m := fileMode(t, filepath.Join(dataDir, f)); m != 0o600 {
+			t.Errorf("%s mode %v, want 0600", f, m)
+		}
+	}
+	if !regexp.MustCompile(`^[A-Z0-9]{20}$`).MatchString(first.cred.AccessKey) {
+		t.Errorf("access key %q: want 20 characters A-Z0-9", first.cred.AccessKey)
+	}
+	if len(first.cred.SecretKey) != 40 {
+		t.Errorf("secret key is %d characters, want 40", len(first.cred.SecretKey))
+	}
+	ring, err := envelope.OpenKeyring(filepath.Join(dataDir, keyringFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstKey, err := ring.DescribeKey(defaultKeyAlias)
+	if err != nil {
+		t.Fatalf("no %s after first start: %v", defaultKeyAlias, err)
+	}
+
+	second := startZeroConfig(t, dataDir) // the first one is still running: a second instance must not clash
+	if second.cred != first.cred {
+		t.Errorf("second start has credential %+v, want the first one's %+v", second.cred, first.cred)
+	}
+	ring, err = envelope.OpenKeyring(filepath.Join(dataDir, keyringFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys := ring.ListKeys(); len(keys) != 1 || keys[0].ID != firstKey.ID {
+		t.Errorf("keys after second start: %+v, want only %s", keys, firstKey.ID)
+	}
+}
+
+func TestBanner(t *testing.T) {
+	dataDir := t.TempDir()
+	s := startZeroConfig(t, dataDir)
+	var b bytes.Buffer
+	s.writeBanner(&b)
+	banner := b.String()
+	for _, want := range []string{
+		s.endpoint(), s.cred.AccessKey, s.cred.SecretKey, "us-east-1", dataDir,
+		"first runs and demos",
+		"AWS_ACCESS_KEY_ID=" + s.cred.AccessKey + " AWS_SECRET_ACCESS_KEY=" + s.cred.SecretKey,
+		"aws --endpoint-url " + s.endpoint() + " s3 mb s3://demo",
+		"s3 cp README.md s3://demo/",
+	} {
+		if !strings.Contains(banner, want) {
+			t.Errorf("banner lacks %q:\n%s", want, banner)
+		}
+	}
+}
+
+// A credential from the environment is used as is, and its secret is never
+// printed.
+func TestConfiguredCredential(t *testing.T) {
+	dataDir := t.TempDir()
+	cfg, err := loadConfig(append(zeroConfigEnv(dataDir), "S3SEAL_ACCESS_KEY=MYACCESSKEY", "S3SEAL_SECRET_KEY=my-secret-value"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newServer(context.Background(), cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.closeAll()
+	if _, err := os.Stat(filepath.Join(dataDir, credentialsFile)); !os.IsNotExist(err) {
+		t.Errorf("credentials.json written although a credential is configured (stat: %v)", err)
+	}
+	var b bytes.Buffer
+	s.writeBanner(&b)
+	if strings.Contains(b.String(), "my-secret-value") {
+		t.Errorf("banner prints the configured secret:\n%s", b.String())
+	}
+	if !strings.Contains(b.String(), "MYACCESSKEY") {
+		t.Errorf("banner lacks the access key:\n%s", b.String())
+	}
+}
+
+func TestCredentialsFileRefusedWhenReadable(t *testing.T) {
+	dataDir := t.TempDir()
+	logger := testLogger(t)
+	cfg := Config{DataDir: dataDir}
+	if _, err := loadClientCredential(cfg, logger); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dataDir, credentialsFile)
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadClientCredential(cfg, logger); err == nil || !strings.Contains(err.Error(), "want 0600") {
+		t.Fatalf("got %v, want a refusal of the 0644 file", err)
+	}
+}
+
+func TestCredentialSet(t *testing.T) {
+	set := newCredentialSet(credential{"A", "a"}, credential{"B", "b"})
+	if s, ok := set.Secret("B"); !ok || s != "b" {
+		t.Errorf("Secret(B) = %q, %v", s, ok)
+	}
+	if _, ok := set.Secret("C"); ok {
+		t.Error("Secret(C) found")
+	}
+}
+
+func TestRandomString(t *testing.T) {
+	seen := map[string]bool{}
+	for range 100 {
+		s := randomString(accessKeyChars, 20)
+		if len(s) != 20 || strings.Trim(s, accessKeyChars) != "" {
+			t.Fatalf("bad access key %q", s)
+		}
+		if seen[s] {
+			t.Fatalf("repeated %q", s)
+		}
+		seen[s] = true
+	}
+}
+
+func TestKeyringMissingConfiguredKey(t *testing.T) {
+	dataDir := t.TempDir()
+	cfg, err := loadConfig(append(zeroConfigEnv(dataDir), "S3SEAL_KMS_KEY_ID=alias/typo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = newServer(context.Background(), cfg, testLogger(t))
+	if err == nil || !strings.Contains(err.Error(), "alias/typo") {
+		t.Fatalf("got %v, want an error naming alias/typo", err)
+	}
+}
+
+func TestHealthAndReadyEndpoints(t *testing.T) {
+	s := startZeroConfig(t, t.TempDir())
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(s.healthURL() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: %d %s", path, resp.StatusCode, body)
+		}
+	}
+}
+
+// run with an already cancelled context starts, prints the banner and shuts
+// down cleanly: the whole CLI path, deterministically.
+func TestRunStartsAndStops(t *testing.T) {
+	dataDir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	if code := run(ctx, nil, zeroConfigEnv(dataDir), &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "s3 mb s3://demo") {
+		t.Errorf("no banner on stdout:\n%s", stdout.String())
+	}
+	var lines int
+	for line := range strings.SplitSeq(strings.TrimSpace(stderr.String()), "\n") {
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Errorf("log line is not JSON: %q", line)
+		}
+		lines++
+	}
+	if lines == 0 {
+		t.Error("no logs on stderr")
+	}
+}

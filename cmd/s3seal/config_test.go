@@ -1,0 +1,226 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// clearConfigEnv blanks every S3SEAL_ variable for the test (empty counts as
+// unset), so the machine's environment cannot leak into a case.
+func clearConfigEnv(t *testing.T) {
+	t.Helper()
+	for _, v := range configVars() {
+		t.Setenv(v.Name, "")
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	clearConfigEnv(t)
+	cfg, err := loadConfig(os.Environ())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		Addr: "127.0.0.1:8080", Region: "us-east-1", UpstreamRegion: "us-east-1",
+		KMSProvider: "keyring", KMSKeyID: "alias/s3seal",
+		DataKeyCacheSize: 10000, DataKeyCacheTTL: 5 * time.Minute,
+		MetricsAddr: "127.0.0.1:9464", DataDir: "./s3seal-data", LogLevel: "info",
+	}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
+	}
+}
+
+func TestConfigParsesEveryVariable(t *testing.T) {
+	clearConfigEnv(t)
+	for k, v := range map[string]string{
+		"S3SEAL_ADDR": ":9000", "S3SEAL_ACCESS_KEY": "AK", "S3SEAL_SECRET_KEY": "SK",
+		"S3SEAL_REGION": "eu-west-1", "S3SEAL_UPSTREAM_URL": "https://minio.internal:9000",
+		"S3SEAL_UPSTREAM_ACCESS_KEY": "UAK", "S3SEAL_UPSTREAM_SECRET_KEY": "USK",
+		"S3SEAL_UPSTREAM_REGION": "eu-central-1", "S3SEAL_KMS_PROVIDER": "AWS",
+		"S3SEAL_KMS_KEY_ID": "alias/prod", "S3SEAL_KMS_ENDPOINT": "http://127.0.0.1:4599",
+		"S3SEAL_KMS_REGION": "eu-west-1", "S3SEAL_DATAKEY_CACHE_SIZE": "5",
+		"S3SEAL_DATAKEY_CACHE_TTL": "90s", "S3SEAL_METRICS_ADDR": "0.0.0.0:9464",
+		"S3SEAL_DATA_DIR": "/var/lib/s3seal", "S3SEAL_TLS_CERT": "c.pem", "S3SEAL_TLS_KEY": "k.pem",
+		"S3SEAL_ALLOW_PLAINTEXT_READS": "true", "S3SEAL_DOMAIN": "s3.example.com",
+		"S3SEAL_LOG_LEVEL": "DEBUG",
+	} {
+		t.Setenv(k, v)
+	}
+	cfg, err := loadConfig(os.Environ())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		Addr: ":9000", AccessKey: "AK", SecretKey: "SK", Region: "eu-west-1",
+		UpstreamURL: "https://minio.internal:9000", UpstreamAccessKey: "UAK", UpstreamSecretKey: "USK",
+		UpstreamRegion: "eu-central-1", KMSProvider: "aws", KMSKeyID: "alias/prod",
+		KMSEndpoint: "http://127.0.0.1:4599", KMSRegion: "eu-west-1",
+		DataKeyCacheSize: 5, DataKeyCacheTTL: 90 * time.Second, MetricsAddr: "0.0.0.0:9464",
+		DataDir: "/var/lib/s3seal", TLSCert: "c.pem", TLSKey: "k.pem", AllowPlaintextReads: true,
+		Domain: "s3.example.com", LogLevel: "DEBUG",
+	}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("parsed:\n got %+v\nwant %+v", cfg, want)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	upstream := map[string]string{"S3SEAL_UPSTREAM_URL": "http://127.0.0.1:9000",
+		"S3SEAL_UPSTREAM_ACCESS_KEY": "a", "S3SEAL_UPSTREAM_SECRET_KEY": "b"}
+	with := func(base map[string]string, k, v string) map[string]string {
+		m := map[string]string{k: v}
+		for bk, bv := range base {
+			if bk != k {
+				m[bk] = bv
+			}
+		}
+		return m
+	}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr string // "" means valid
+	}{
+		{"zero config", nil, ""},
+		{"upstream with credential", upstream, ""},
+		{"aws with key", map[string]string{"S3SEAL_KMS_PROVIDER": "aws", "S3SEAL_KMS_KEY_ID": "alias/x"}, ""},
+		{"tls pair", map[string]string{"S3SEAL_TLS_CERT": "c", "S3SEAL_TLS_KEY": "k"}, ""},
+		{"aws without key", map[string]string{"S3SEAL_KMS_PROVIDER": "aws"}, "S3SEAL_KMS_PROVIDER=aws needs S3SEAL_KMS_KEY_ID"},
+		{"unknown provider", map[string]string{"S3SEAL_KMS_PROVIDER": "vault"}, `S3SEAL_KMS_PROVIDER "vault": want keyring or aws`},
+		{"kms endpoint with keyring", map[string]string{"S3SEAL_KMS_ENDPOINT": "http://127.0.0.1:1"}, "apply to S3SEAL_KMS_PROVIDER=aws only"},
+		{"only tls cert", map[string]string{"S3SEAL_TLS_CERT": "c"}, "only one of S3SEAL_TLS_CERT and S3SEAL_TLS_KEY"},
+		{"only tls key", map[string]string{"S3SEAL_TLS_KEY": "k"}, "only one of S3SEAL_TLS_CERT and S3SEAL_TLS_KEY"},
+		{"upstream without credential", map[string]string{"S3SEAL_UPSTREAM_URL": "http://127.0.0.1:9000"}, "S3SEAL_UPSTREAM_ACCESS_KEY and S3SEAL_UPSTREAM_SECRET_KEY are required"},
+		{"upstream without secret", with(upstream, "S3SEAL_UPSTREAM_SECRET_KEY", ""), "are required"},
+		{"upstream credential without url", map[string]string{"S3SEAL_UPSTREAM_ACCESS_KEY": "a"}, "S3SEAL_UPSTREAM_URL is not"},
+		{"upstream not a url", with(upstream, "S3SEAL_UPSTREAM_URL", "minio:9000"), "want an http or https URL"},
+		{"upstream ftp", with(upstream, "S3SEAL_UPSTREAM_URL", "ftp://h"), "want an http or https URL"},
+		{"upstream with userinfo", with(upstream, "S3SEAL_UPSTREAM_URL", "http://u:p@h"), "must not carry a credential"},
+		{"upstream with query", with(upstream, "S3SEAL_UPSTREAM_URL", "http://h/?x=1"), "no query"},
+		{"only access key", map[string]string{"S3SEAL_ACCESS_KEY": "a"}, "must be set together"},
+		{"only secret key", map[string]string{"S3SEAL_SECRET_KEY": "s"}, "must be set together"},
+		{"bad addr", map[string]string{"S3SEAL_ADDR": "8080"}, "S3SEAL_ADDR \"8080\": want host:port"},
+		{"bad metrics addr", map[string]string{"S3SEAL_METRICS_ADDR": "localhost"}, "S3SEAL_METRICS_ADDR"},
+		{"negative cache", map[string]string{"S3SEAL_DATAKEY_CACHE_SIZE": "-1"}, "S3SEAL_DATAKEY_CACHE_SIZE is -1"},
+		{"cache size not a number", map[string]string{"S3SEAL_DATAKEY_CACHE_SIZE": "many"}, "S3SEAL_DATAKEY_CACHE_SIZE"},
+		{"ttl not a duration", map[string]string{"S3SEAL_DATAKEY_CACHE_TTL": "5"}, "S3SEAL_DATAKEY_CACHE_TTL"},
+		{"plaintext reads not a bool", map[string]string{"S3SEAL_ALLOW_PLAINTEXT_READS": "yes please"}, "S3SEAL_ALLOW_PLAINTEXT_READS"},
+		{"log level", map[string]string{"S3SEAL_LOG_LEVEL": "trace"}, `S3SEAL_LOG_LEVEL "trace"`},
+		{"domain with scheme", map[string]string{"S3SEAL_DOMAIN": "https://s3.example.com"}, "want a bare domain"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearConfigEnv(t)
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			_, err := loadConfig(os.Environ())
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tt.wantErr != "" && err == nil:
+				t.Fatalf("no error, want one containing %q", tt.wantErr)
+			case tt.wantErr != "" && !strings.Contains(err.Error(), tt.wantErr):
+				t.Fatalf("error %q does not contain %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestConfigReportsAllProblemsAtOnce(t *testing.T) {
+	clearConfigEnv(t)
+	t.Setenv("S3SEAL_KMS_PROVIDER", "aws")
+	t.Setenv("S3SEAL_TLS_CERT", "c")
+	_, err := loadConfig(os.Environ())
+	if err == nil || !strings.Contains(err.Error(), "S3SEAL_KMS_KEY_ID") || !strings.Contains(err.Error(), "S3SEAL_TLS_CERT") {
+		t.Fatalf("want both problems reported, got %v", err)
+	}
+}
+
+// Every Config field must be documented: the help and README tables are
+// generated from the tags, so an undocumented field would be invisible.
+func TestEveryConfigFieldIsDocumented(t *testing.T) {
+	typ := reflect.TypeFor[Config]()
+	vars := configVars()
+	if len(vars) != typ.NumField() {
+		t.Fatalf("%d variables for %d fields", len(vars), typ.NumField())
+	}
+	for i, v := range vars {
+		if !strings.HasPrefix(v.Name, "S3SEAL_") || v.Help == "" {
+			t.Errorf("field %s: env %q, help %q: want an S3SEAL_ name and help text", typ.Field(i).Name, v.Name, v.Help)
+		}
+	}
+}
+
+func TestHelpListsEveryVariable(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"serve", "--help"}, {"serve", "-h"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), args, nil, &stdout, &stderr)
+			if code != exitOK {
+				t.Fatalf("exit %d; stderr %s", code, stderr.String())
+			}
+			out := stdout.String() + stderr.String()
+			for _, v := range configVars() {
+				if !strings.Contains(out, v.Name) {
+					t.Errorf("help lacks %s", v.Name)
+				}
+				if v.Default != "" && !strings.Contains(out, v.Default) {
+					t.Errorf("help lacks the default of %s (%s)", v.Name, v.Default)
+				}
+			}
+			for _, cmd := range []string{"serve", "keys"} {
+				if !strings.Contains(out, "s3seal "+cmd) && !strings.Contains(out, "s3seal ["+cmd) {
+					t.Errorf("help does not list the %s command", cmd)
+				}
+			}
+			// Only commands that exist are listed.
+			for _, later := range []string{"bench", "rewrap", "decrypt"} {
+				if strings.Contains(out, "s3seal "+later) {
+					t.Errorf("help lists %s, which does not exist yet", later)
+				}
+			}
+		})
+	}
+}
+
+func TestHelpMarkdownTable(t *testing.T) {
+	var stdout bytes.Buffer
+	if code := run(context.Background(), []string{"help", "config-markdown"}, nil, &stdout, &stdout); code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 2+len(configVars()) {
+		t.Fatalf("%d lines, want header + %d rows:\n%s", len(lines), len(configVars()), stdout.String())
+	}
+	if !strings.Contains(stdout.String(), "| `S3SEAL_ADDR` | `127.0.0.1:8080` |") {
+		t.Errorf("unexpected table:\n%s", stdout.String())
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"bench"}, nil, &stdout, &stderr); code != exitUsage {
+		t.Fatalf("exit %d, want %d", code, exitUsage)
+	}
+	if !strings.Contains(stderr.String(), `unknown command "bench"`) {
+		t.Errorf("stderr: %s", stderr.String())
+	}
+}
+
+func TestServeRefusesBadConfig(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	environ := []string{"S3SEAL_KMS_PROVIDER=aws", "S3SEAL_DATA_DIR=" + t.TempDir()}
+	if code := run(context.Background(), nil, environ, &stdout, &stderr); code != exitError {
+		t.Fatalf("exit %d, want %d", code, exitError)
+	}
+	if !strings.Contains(stderr.String(), "S3SEAL_KMS_KEY_ID") {
+		t.Errorf("stderr: %s", stderr.String())
+	}
+}

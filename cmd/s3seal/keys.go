@@ -1,0 +1,337 @@
+package main
+
+// `s3seal keys`: manage the embedded keyring in DATA_DIR/keyring.json.
+//
+// A running `s3seal serve` reads the keyring when it starts: changes made
+// here reach it on its next start. Keys of an AWS KMS are managed with AWS's
+// own tools, so this command refuses S3SEAL_KMS_PROVIDER=aws.
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/s3seal/s3seal/envelope"
+)
+
+const keysUsage = `Usage: s3seal keys COMMAND [flags] [args]
+
+Manage the embedded keyring (S3SEAL_DATA_DIR/keyring.json). A running
+s3seal serve sees changes on its next start.
+
+Commands:
+  list                                     list keys
+  create [-description D] [-alias alias/X] create a key
+  rotate ID                                add new key material (old stays for decryption)
+  disable ID                               refuse all use of a key
+  enable ID                                allow a disabled key again
+  schedule-deletion ID [-days N]           delete a key after N days (7 to 30, default 30)
+  cancel-deletion ID                       cancel a scheduled deletion (the key stays disabled)
+  alias ALIAS ID                           name a key alias/NAME
+  unalias ALIAS                            remove an alias
+  import -material-file F [-description D] create a key from 32 bytes of your own
+                                           (raw, hex or base64 in the file)
+
+ID is a key id or an alias. Every command takes -json for JSON output.
+`
+
+// keysCmd is one keys subcommand: its positional arguments and what it does.
+type keysCmd struct {
+	args int // number of positional arguments
+	run  func(k *keysEnv, args []string) error
+}
+
+// keysEnv is what a keys subcommand works with.
+type keysEnv struct {
+	ring    *envelope.Keyring
+	out     io.Writer
+	json    bool
+	changed bool // a change was made: remind that serve reads the keyring at start
+
+	// per-command flags
+	description  string
+	alias        string
+	days         int
+	materialFile string
+}
+
+func (c cli) keys(_ context.Context, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(c.stderr, keysUsage)
+		return exitUsage
+	}
+	if isHelp(args[0]) {
+		fmt.Fprint(c.stdout, keysUsage)
+		return exitOK
+	}
+	name := args[0]
+	cmd, ok := keysCommands()[name]
+	if !ok {
+		fmt.Fprintf(c.stderr, "s3seal keys: unknown command %q\n\n%s", name, keysUsage)
+		return exitUsage
+	}
+	k := &keysEnv{out: c.stdout}
+	pos, err := parseKeysFlags(name, k, args[1:], c.stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err == nil && len(pos) != cmd.args {
+		err = fmt.Errorf("%s takes %d argument(s), got %d (s3seal keys -h)", name, cmd.args, len(pos))
+	}
+	if err != nil {
+		fmt.Fprintf(c.stderr, "s3seal keys %s: %v\n", name, err)
+		return exitUsage
+	}
+	if k.ring, err = c.openKeyringForKeys(); err != nil {
+		return c.fail("keys", err)
+	}
+	if err := cmd.run(k, pos); err != nil {
+		return c.fail("keys "+name, err)
+	}
+	if k.changed {
+		fmt.Fprintln(c.stderr, "note: a running s3seal serve sees this change on its next start")
+	}
+	return exitOK
+}
+
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help"
+}
+
+// openKeyringForKeys checks only the settings keys needs, so the keyring can
+// be managed while the rest of the serve configuration is still unfinished.
+func (c cli) openKeyringForKeys() (*envelope.Keyring, error) {
+	cfg, err := parseConfig(c.environ)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("configuration: S3SEAL_DATA_DIR is empty")
+	}
+	if cfg.KMSProvider != providerKeyring {
+		return nil, fmt.Errorf("S3SEAL_KMS_PROVIDER is %s: s3seal keys manages the embedded keyring only; manage AWS KMS keys with AWS's tools", cfg.KMSProvider)
+	}
+	return openDataKeyring(cfg.DataDir)
+}
+
+// parseKeysFlags parses flags wherever they stand among the positional
+// arguments (`rotate ID -json` and `rotate -json ID` both work), which the
+// flag package alone does not do.
+func parseKeysFlags(name string, k *keysEnv, args []string, stderr io.Writer) ([]string, error) {
+	fs := flag.NewFlagSet("s3seal keys "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&k.json, "json", false, "print JSON")
+	switch name {
+	case "create":
+		fs.StringVar(&k.description, "description", "", "description of the key")
+		fs.StringVar(&k.alias, "alias", "", "alias/NAME for the new key")
+	case "import":
+		fs.StringVar(&k.description, "description", "", "description of the key")
+		fs.StringVar(&k.materialFile, "material-file", "", "file with the 32-byte key material (raw, hex or base64)")
+	case "schedule-deletion":
+		fs.IntVar(&k.days, "days", 30, "waiting period in days, 7 to 30")
+	}
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func keysCommands() map[string]keysCmd {
+	return map[string]keysCmd{
+		"list":              {0, keysList},
+		"create":            {0, keysCreate},
+		"rotate":            {1, keysRotate},
+		"disable":           {1, keysSetState((*envelope.Keyring).DisableKey)},
+		"enable":            {1, keysSetState((*envelope.Keyring).EnableKey)},
+		"schedule-deletion": {1, keysScheduleDeletion},
+		"cancel-deletion":   {1, keysSetState((*envelope.Keyring).CancelKeyDeletion)},
+		"alias":             {2, keysAlias},
+		"unalias":           {1, keysUnalias},
+		"import":            {0, keysImport},
+	}
+}
+
+func keysList(k *keysEnv, _ []string) error {
+	return k.print(k.ring.ListKeys()...)
+}
+
+func keysCreate(k *keysEnv, _ []string) error {
+	info, err := k.ring.CreateKey(k.description)
+	if err != nil {
+		return err
+	}
+	k.changed = true
+	if k.alias != "" {
+		if err := k.ring.CreateAlias(k.alias, info.ID); err != nil {
+			return fmt.Errorf("key %s created, but: %w", info.ID, err)
+		}
+	}
+	return k.printKey(info.ID)
+}
+
+func keysRotate(k *keysEnv, args []string) error {
+	info, err := k.ring.RotateKey(args[0])
+	if err != nil {
+		return err
+	}
+	k.changed = true
+	return k.print(info)
+}
+
+// keysSetState wraps the keyring's state changes that return only an error.
+func keysSetState(change func(*envelope.Keyring, string) error) func(*keysEnv, []string) error {
+	return func(k *keysEnv, args []string) error {
+		if err := change(k.ring, args[0]); err != nil {
+			return err
+		}
+		k.changed = true
+		return k.printKey(args[0])
+	}
+}
+
+func keysScheduleDeletion(k *keysEnv, args []string) error {
+	if _, err := k.ring.ScheduleKeyDeletion(args[0], k.days); err != nil {
+		return err
+	}
+	k.changed = true
+	return k.printKey(args[0])
+}
+
+func keysAlias(k *keysEnv, args []string) error {
+	if err := k.ring.CreateAlias(args[0], args[1]); err != nil {
+		return err
+	}
+	k.changed = true
+	return k.printKey(args[0])
+}
+
+func keysUnalias(k *keysEnv, args []string) error {
+	info, err := k.ring.DescribeKey(args[0])
+	if err != nil {
+		return err
+	}
+	if err := k.ring.DeleteAlias(args[0]); err != nil {
+		return err
+	}
+	k.changed = true
+	return k.printKey(info.ID)
+}
+
+func keysImport(k *keysEnv, _ []string) error {
+	if k.materialFile == "" {
+		return errors.New("-material-file is required")
+	}
+	raw, err := os.ReadFile(k.materialFile)
+	if err != nil {
+		return err
+	}
+	material, err := decodeMaterial(raw)
+	if err != nil {
+		return fmt.Errorf("%s: %w", k.materialFile, err)
+	}
+	defer clear(material)
+	info, err := k.ring.ImportKey(material, k.description)
+	if err != nil {
+		return err
+	}
+	k.changed = true
+	return k.print(info)
+}
+
+// decodeMaterial accepts key material as 32 raw bytes (`openssl rand 32`),
+// or as hex (`openssl rand -hex 32`) or base64 (`openssl rand -base64 32`)
+// text, since text survives copying between machines better than binary.
+func decodeMaterial(raw []byte) ([]byte, error) {
+	if len(raw) == envelope.DataKeySize {
+		return bytes.Clone(raw), nil
+	}
+	text := strings.TrimSpace(string(raw))
+	if b, err := hex.DecodeString(text); err == nil && len(b) == envelope.DataKeySize {
+		return b, nil
+	}
+	if b, err := base64.StdEncoding.DecodeString(text); err == nil && len(b) == envelope.DataKeySize {
+		return b, nil
+	}
+	return nil, fmt.Errorf("want %d bytes of key material, raw, hex or base64", envelope.DataKeySize)
+}
+
+// printKey prints the key keyID names, as it is now.
+func (k *keysEnv) printKey(keyID string) error {
+	info, err := k.ring.DescribeKey(keyID)
+	if err != nil {
+		return err
+	}
+	return k.print(info)
+}
+
+// keyJSON is a key in -json output; KeyInfo holds no key material.
+type keyJSON struct {
+	ID           string            `json:"id"`
+	Aliases      []string          `json:"aliases"`
+	Description  string            `json:"description"`
+	Created      time.Time         `json:"created"`
+	State        envelope.KeyState `json:"state"`
+	Origin       string            `json:"origin"`
+	Versions     int               `json:"versions"`
+	DeletionDate time.Time         `json:"deletion_date,omitzero"`
+}
+
+func (k *keysEnv) print(infos ...envelope.KeyInfo) error {
+	if k.json {
+		return printKeysJSON(k.out, infos)
+	}
+	return printKeysTable(k.out, infos)
+}
+
+func printKeysJSON(w io.Writer, infos []envelope.KeyInfo) error {
+	out := make([]keyJSON, 0, len(infos))
+	for _, i := range infos {
+		aliases := i.Aliases
+		if aliases == nil {
+			aliases = []string{}
+		}
+		out = append(out, keyJSON{i.ID, aliases, i.Description, i.Created, i.State, string(i.Origin), i.Versions, i.DeletionDate})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+func printKeysTable(w io.Writer, infos []envelope.KeyInfo) error {
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATE\tORIGIN\tVERSIONS\tCREATED\tALIASES\tDESCRIPTION")
+	for _, i := range infos {
+		state := string(i.State)
+		if !i.DeletionDate.IsZero() {
+			state += " (deleted " + i.DeletionDate.Format(time.DateOnly) + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", i.ID, state, i.Origin, i.Versions,
+			i.Created.UTC().Format(time.RFC3339), orDash(strings.Join(i.Aliases, ",")), orDash(i.Description))
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

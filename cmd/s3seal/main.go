@@ -1,0 +1,100 @@
+// Command s3seal is the S3-compatible encrypting reverse proxy: one binary
+// with subcommands. `s3seal` alone is `s3seal serve`.
+//
+// Configuration comes from S3SEAL_* environment variables (see
+// `s3seal --help`); with none set, s3seal starts with an embedded keyring,
+// an embedded local store and a generated credential, for first runs and
+// demos.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// cli is what a command gets from the process: no command touches os.Args,
+// os.Environ or the standard streams directly, so tests can run them.
+type cli struct {
+	environ        []string
+	stdout, stderr io.Writer
+}
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+// run dispatches to a subcommand and returns the process exit code.
+func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
+	c := cli{environ: environ, stdout: stdout, stderr: stderr}
+	cmd, rest := "serve", args
+	if len(args) > 0 {
+		cmd, rest = args[0], args[1:]
+	}
+	switch cmd {
+	case "-h", "-help", "--help", "help":
+		return c.help(rest)
+	case "serve":
+		return c.serve(ctx, rest)
+	case "keys":
+		return c.keys(ctx, rest)
+	}
+	if len(cmd) > 0 && cmd[0] == '-' {
+		// `s3seal -x`: a flag meant for the default command.
+		return c.serve(ctx, args)
+	}
+	fmt.Fprintf(stderr, "s3seal: unknown command %q\n\n", cmd)
+	c.usage(stderr)
+	return exitUsage
+}
+
+func (c cli) help(args []string) int {
+	if len(args) == 1 && args[0] == "config-markdown" {
+		// The README's configuration table, generated like --help.
+		if err := writeConfigMarkdown(c.stdout); err != nil {
+			return exitError
+		}
+		return exitOK
+	}
+	c.usage(c.stdout)
+	return exitOK
+}
+
+// usage lists the commands that exist and every configuration variable.
+func (c cli) usage(w io.Writer) {
+	fmt.Fprint(w, `s3seal: an S3-compatible encrypting reverse proxy.
+
+Usage:
+  s3seal [serve]      run the proxy (the default command)
+  s3seal keys ...     manage the embedded keyring (s3seal keys -h)
+  s3seal help         this text
+
+Configuration (environment variables; empty means unset):
+`)
+	writeConfigHelp(w)
+	fmt.Fprint(w, `
+With nothing set, s3seal creates S3SEAL_DATA_DIR with an embedded keyring,
+an embedded local store and a generated credential, and prints how to use
+them. Those are for first runs and demos: in production set
+S3SEAL_UPSTREAM_URL and S3SEAL_KMS_PROVIDER=aws.
+`)
+}
+
+// fail prints err for a human and returns the error exit code.
+func (c cli) fail(cmd string, err error) int {
+	fmt.Fprintf(c.stderr, "s3seal %s: %v\n", cmd, err)
+	return exitError
+}

@@ -1,0 +1,356 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"time"
+
+	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/proxy"
+	"github.com/s3seal/s3seal/sigv4"
+)
+
+// Timeouts of the S3 listener. There is deliberately no ReadTimeout or
+// WriteTimeout: uploads and downloads of large objects legitimately take
+// longer than any fixed bound, and a stalled client only holds its own
+// connection.
+const (
+	readHeaderTimeout = 30 * time.Second
+	idleTimeout       = 2 * time.Minute
+	// drainTimeout bounds graceful shutdown: requests still running after it
+	// are cut, so a stuck download cannot block a deploy forever.
+	drainTimeout = 30 * time.Second
+)
+
+// serve runs the proxy until ctx is done (SIGINT or SIGTERM in main).
+func (c cli) serve(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() { c.usage(fs.Output()) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(c.stderr, "s3seal serve: unexpected argument %q (configuration is by environment variables: s3seal --help)\n", fs.Arg(0))
+		return exitUsage
+	}
+	cfg, err := loadConfig(c.environ)
+	if err != nil {
+		return c.fail("serve", err)
+	}
+	logger := newLogger(c.stderr, cfg.LogLevel)
+	s, err := newServer(ctx, cfg, logger)
+	if err != nil {
+		return c.fail("serve", err)
+	}
+	s.writeBanner(c.stdout)
+	if err := s.run(ctx); err != nil {
+		return c.fail("serve", err)
+	}
+	return exitOK
+}
+
+// upstreamStore is where s3seal keeps the (encrypted) objects.
+type upstreamStore struct {
+	url    *url.URL
+	cred   credential
+	region string
+}
+
+// keySetup is the key service and the CMK for new objects.
+type keySetup struct {
+	service  envelope.KeyService // uncached: what readiness probes
+	keyID    string
+	describe string // for the banner
+}
+
+// server is a configured s3seal with its listeners bound, not yet serving.
+type server struct {
+	cfg      Config
+	logger   *slog.Logger
+	cred     clientCredential
+	keys     keySetup
+	upstream upstreamStore
+	store    *embeddedStore // nil when S3SEAL_UPSTREAM_URL is set
+
+	api, health     *http.Server
+	apiLn, healthLn net.Listener
+	tls             bool // kept apart: http.Server edits its TLSConfig once serving
+}
+
+// newServer does everything short of serving: bootstrap of the data dir,
+// key service, upstream (starting the embedded store if there is none),
+// proxy, and both listeners, so that the banner can print real addresses
+// and every configuration error surfaces before the first request.
+func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server, err error) {
+	s := &server{cfg: cfg, logger: logger}
+	defer func() {
+		if err != nil {
+			s.closeAll()
+		}
+	}()
+	if s.cred, err = loadClientCredential(cfg, logger); err != nil {
+		return nil, err
+	}
+	if s.keys, err = openKeyService(ctx, cfg, logger); err != nil {
+		return nil, err
+	}
+	if err = s.setUpstream(); err != nil {
+		return nil, err
+	}
+	handler, err := s.newProxy()
+	if err != nil {
+		return nil, err
+	}
+	// The probe has its own small client: the proxy tunes its transport for
+	// one busy upstream, and a probe should not queue behind that traffic.
+	probeClient := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	ready := newReadiness(
+		upstreamProbe(probeClient, s.upstream.url, s.upstream.cred, s.upstream.region),
+		kmsProbe(s.keys.service, s.keys.keyID),
+	)
+	if err = s.listen(handler, healthHandler(ready)); err != nil {
+		return nil, err
+	}
+	warnLooseDataDir(cfg.DataDir, logger)
+	s.warnIfNotReady(ctx, ready)
+	return s, nil
+}
+
+// openKeyService builds the configured key service. The keyring's default
+// key is created on first start; an AWS KMS key is only checked later, by
+// readiness, since KMS may be briefly unreachable at boot.
+func openKeyService(ctx context.Context, cfg Config, logger *slog.Logger) (keySetup, error) {
+	switch cfg.KMSProvider {
+	case providerAWS:
+		kms, err := envelope.LoadAWSKMS(ctx, envelope.AWSKMSConfig{Region: cfg.KMSRegion, Endpoint: cfg.KMSEndpoint})
+		if err != nil {
+			return keySetup{}, fmt.Errorf("aws kms: %w", err)
+		}
+		return keySetup{service: kms, keyID: cfg.KMSKeyID, describe: "aws kms, key " + cfg.KMSKeyID}, nil
+	default:
+		ring, err := openDataKeyring(cfg.DataDir)
+		if err != nil {
+			return keySetup{}, err
+		}
+		info, err := ensureKeyringKey(ring, cfg.KMSKeyID, logger)
+		if err != nil {
+			return keySetup{}, err
+		}
+		describe := fmt.Sprintf("embedded keyring %s, key %s (%s)", absPath(filepath.Join(cfg.DataDir, keyringFile)), cfg.KMSKeyID, info.ID)
+		return keySetup{service: ring, keyID: cfg.KMSKeyID, describe: describe}, nil
+	}
+}
+
+// setUpstream uses the configured upstream or starts the embedded store.
+func (s *server) setUpstream() error {
+	cfg := s.cfg
+	if cfg.UpstreamURL != "" {
+		u, err := url.Parse(cfg.UpstreamURL) // validated in loadConfig
+		if err != nil {
+			return fmt.Errorf("S3SEAL_UPSTREAM_URL: %w", err)
+		}
+		s.upstream = upstreamStore{url: u, cred: credential{cfg.UpstreamAccessKey, cfg.UpstreamSecretKey}, region: cfg.UpstreamRegion}
+		return nil
+	}
+	if err := ensureDataDir(cfg.DataDir); err != nil {
+		return err
+	}
+	store, err := startEmbeddedStore(filepath.Join(cfg.DataDir, storeDir), s.logger)
+	if err != nil {
+		return err
+	}
+	s.store = store
+	s.upstream = upstreamStore{url: store.URL, cred: store.Credential, region: store.Region}
+	s.logger.Info("embedded store started", "url", store.URL.String(), "dir", store.Dir)
+	return nil
+}
+
+// newProxy wires the proxy: client signatures checked against the one
+// configured credential, data keys from the cached key service. Transport
+// is left nil so that the proxy uses its own, tuned for one upstream.
+func (s *server) newProxy() (http.Handler, error) {
+	cfg := s.cfg
+	verifier := &sigv4.Verifier{Credentials: newCredentialSet(s.cred.credential), Region: cfg.Region}
+	cached := envelope.NewCachingKeyService(s.keys.service, cfg.DataKeyCacheSize, cfg.DataKeyCacheTTL)
+	p, err := proxy.New(proxy.Config{
+		Upstream:            s.upstream.url,
+		UpstreamAccessKey:   s.upstream.cred.AccessKey,
+		UpstreamSecretKey:   s.upstream.cred.SecretKey,
+		UpstreamRegion:      s.upstream.region,
+		Auth:                verifier,
+		Keys:                envelope.ObjectKeys{Keys: cached, KeyID: s.keys.keyID},
+		Domain:              cfg.Domain,
+		AllowPlaintextReads: cfg.AllowPlaintextReads,
+		Logger:              s.logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	return p, nil
+}
+
+// listen binds both listeners; with TLS configured, the certificate is
+// loaded now so that a bad file fails the start, not the first handshake.
+func (s *server) listen(api, health http.Handler) error {
+	errorLog := slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)
+	s.api = &http.Server{Handler: api, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout, ErrorLog: errorLog}
+	s.health = &http.Server{Handler: health, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idleTimeout, ErrorLog: errorLog}
+	if s.cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		s.api.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		s.tls = true
+	}
+	var err error
+	if s.apiLn, err = net.Listen("tcp", s.cfg.Addr); err != nil {
+		return fmt.Errorf("S3SEAL_ADDR: %w", err)
+	}
+	if s.healthLn, err = net.Listen("tcp", s.cfg.MetricsAddr); err != nil {
+		return fmt.Errorf("S3SEAL_METRICS_ADDR: %w", err)
+	}
+	return nil
+}
+
+// warnIfNotReady probes once at start, so that a wrong key id or
+// unreachable store shows in the log right away rather than only in
+// /readyz. It does not stop the start: KMS or the store may just be late.
+func (s *server) warnIfNotReady(ctx context.Context, ready *readiness) {
+	for name, msg := range ready.status(ctx) {
+		s.logger.Warn("not ready yet", "check", name, "err", msg)
+	}
+}
+
+// run serves until ctx is done or a listener fails, then shuts down: stop
+// accepting, let in-flight requests finish for up to drainTimeout, and only
+// then close the embedded store they may still be using.
+func (s *server) run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() { errc <- s.serveAPI() }()
+	go func() { errc <- s.health.Serve(s.healthLn) }()
+	s.logger.Info("serving", "addr", s.apiLn.Addr().String(), "tls", s.tls,
+		"health_addr", s.healthLn.Addr().String(), "upstream", s.upstream.url.String())
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		s.logger.Info("shutting down", "drain_timeout", drainTimeout.String())
+	case serveErr = <-errc:
+		s.logger.Error("listener failed; shutting down", "err", serveErr)
+	}
+	drainCtx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	shutdownErr := errors.Join(s.api.Shutdown(drainCtx), s.health.Shutdown(drainCtx))
+	if shutdownErr != nil {
+		s.logger.Warn("drain timed out; closing remaining connections", "err", shutdownErr)
+		s.api.Close()
+		s.health.Close()
+	}
+	s.closeStore()
+	s.logger.Info("stopped")
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return nil
+}
+
+func (s *server) serveAPI() error {
+	if s.tls {
+		return s.api.ServeTLS(s.apiLn, "", "") // certificate already in TLSConfig
+	}
+	return s.api.Serve(s.apiLn)
+}
+
+// closeAll releases what a failed newServer had already set up.
+func (s *server) closeAll() {
+	for _, ln := range []net.Listener{s.apiLn, s.healthLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+	s.closeStore()
+}
+
+func (s *server) closeStore() {
+	if s.store == nil {
+		return
+	}
+	if err := s.store.Close(); err != nil {
+		s.logger.Warn("closing the embedded store", "err", err)
+	}
+	s.store = nil
+}
+
+// endpoint is the URL clients use. A wildcard listen address is shown as
+// 127.0.0.1, which is at least reachable from this machine.
+func (s *server) endpoint() string {
+	scheme := "http"
+	if s.tls {
+		scheme = "https"
+	}
+	return scheme + "://" + displayAddr(s.apiLn.Addr())
+}
+
+func (s *server) healthURL() string {
+	return "http://" + displayAddr(s.healthLn.Addr())
+}
+
+func displayAddr(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return a.String()
+	}
+	return net.JoinHostPort("127.0.0.1", fmt.Sprint(tcp.Port))
+}
+
+func absPath(p string) string {
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return p
+}
+
+// writeBanner tells a person how to use what just started. A secret from
+// the environment is never printed (it would end up in logs); a generated
+// one lives in the data dir anyway and is what a first run needs to see.
+func (s *server) writeBanner(w io.Writer) {
+	secret, secretNote, secretRef := s.cred.SecretKey, "(kept in "+absPath(filepath.Join(s.cfg.DataDir, credentialsFile))+")", s.cred.SecretKey
+	if !s.cred.generated {
+		secret, secretNote, secretRef = "(hidden)", "(from S3SEAL_SECRET_KEY)", `"$S3SEAL_SECRET_KEY"`
+	}
+	upstream := s.upstream.url.String()
+	if s.store != nil {
+		upstream = "embedded store in " + absPath(s.store.Dir)
+	}
+	fmt.Fprintf(w, "\ns3seal is running.\n\n")
+	fmt.Fprintf(w, "  endpoint    %s\n", s.endpoint())
+	fmt.Fprintf(w, "  access key  %s\n", s.cred.AccessKey)
+	fmt.Fprintf(w, "  secret key  %s  %s\n", secret, secretNote)
+	fmt.Fprintf(w, "  region      %s\n", s.cfg.Region)
+	fmt.Fprintf(w, "  data dir    %s\n", absPath(s.cfg.DataDir))
+	fmt.Fprintf(w, "  upstream    %s\n", upstream)
+	fmt.Fprintf(w, "  kms         %s\n", s.keys.describe)
+	fmt.Fprintf(w, "  health      %s/healthz  %s/readyz\n\n", s.healthURL(), s.healthURL())
+	if s.store != nil || s.cfg.KMSProvider == providerKeyring {
+		fmt.Fprint(w, "The embedded store and keyring are for first runs and demos: the keyring\n"+
+			"keeps its master keys in the clear in the data dir. In production set\n"+
+			"S3SEAL_UPSTREAM_URL and S3SEAL_KMS_PROVIDER=aws (see s3seal --help).\n\n")
+	}
+	env := fmt.Sprintf("AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=%s aws --endpoint-url %s",
+		s.cred.AccessKey, secretRef, s.cfg.Region, s.endpoint())
+	fmt.Fprintf(w, "Try it:\n  %s s3 mb s3://demo\n  %s s3 cp README.md s3://demo/\n  %s s3 ls s3://demo/\n\n", env, env, env)
+}

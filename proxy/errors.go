@@ -1,0 +1,148 @@
+package proxy
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"net/http"
+
+	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/sigv4"
+)
+
+// s3Error is an error the proxy answers itself, in S3's XML error format, so
+// that SDKs apply the same retry and error handling as against S3.
+type s3Error struct {
+	Code    string
+	Status  int
+	Message string // sent to the client: never key-service text or secrets
+	Err     error  // cause, for the log only
+	// Header holds headers that belong to this error's answer, such as
+	// Content-Range on 416.
+	Header http.Header
+}
+
+func (e *s3Error) Error() string {
+	if e.Err != nil {
+		return e.Code + ": " + e.Message + ": " + e.Err.Error()
+	}
+	return e.Code + ": " + e.Message
+}
+
+func (e *s3Error) Unwrap() error { return e.Err }
+
+func newS3Error(code string, status int, msg string, cause error) *s3Error {
+	return &s3Error{Code: code, Status: status, Message: msg, Err: cause}
+}
+
+func errNotImplemented(what string) *s3Error {
+	return newS3Error("NotImplemented", http.StatusNotImplemented,
+		what+" is not supported yet by s3seal.", nil)
+}
+
+// Stored objects that fail authentication are answered with 502 and a code of
+// their own rather than S3's 500 InternalError: the proxy works, the store
+// handed back bytes (or metadata) that s3seal never wrote for this object —
+// tampered, truncated, or moved from another bucket or key. A distinct code
+// tells operators to look at the store, not at s3seal, and 5xx keeps SDKs from
+// treating it as a client mistake.
+const codeStoredObjectCorrupt = "StoredObjectCorrupt"
+
+func errCorrupt(cause error) *s3Error {
+	return newS3Error(codeStoredObjectCorrupt, http.StatusBadGateway,
+		"The stored object failed authentication (tampered, truncated or moved).", cause)
+}
+
+func errUpstream(cause error) *s3Error {
+	// 503 is what SDKs retry with back-off, which is the right reaction to
+	// a store that is briefly unreachable.
+	return newS3Error("ServiceUnavailable", http.StatusServiceUnavailable,
+		"The upstream store is unreachable. Please retry.", cause)
+}
+
+func errInternal(cause error) *s3Error {
+	return newS3Error("InternalError", http.StatusInternalServerError,
+		"We encountered an internal error. Please try again.", cause)
+}
+
+// asS3Error maps any error of a request's handling to what the client sees.
+// Key-service errors keep only their kind: their text may echo plaintext.
+func asS3Error(err error) *s3Error {
+	var se *s3Error
+	if errors.As(err, &se) {
+		return se
+	}
+	var ve *sigv4.Error
+	if errors.As(err, &ve) {
+		return newS3Error(ve.Code, ve.Status, ve.Message, err)
+	}
+	switch {
+	case errors.Is(err, envelope.ErrKMSUnavailable):
+		return newS3Error("ServiceUnavailable", http.StatusServiceUnavailable,
+			"The key management service is unavailable. Please retry.", err)
+	case errors.Is(err, envelope.ErrKeyDisabled):
+		return newS3Error("KMS.DisabledException", http.StatusBadRequest,
+			"The KMS key is disabled or pending deletion.", err)
+	case errors.Is(err, envelope.ErrKeyNotFound):
+		return newS3Error("KMS.NotFoundException", http.StatusBadRequest,
+			"The KMS key does not exist.", err)
+	case errors.Is(err, envelope.ErrAccessDenied):
+		return newS3Error("AccessDenied", http.StatusForbidden,
+			"Access to the KMS key was denied.", err)
+	case errors.Is(err, envelope.ErrInvalidCiphertext),
+		errors.Is(err, envelope.ErrAuthentication),
+		errors.Is(err, envelope.ErrTruncated),
+		errors.Is(err, envelope.ErrImpossibleSize),
+		errors.Is(err, envelope.ErrMalformedMetadata):
+		return errCorrupt(err)
+	case errors.Is(err, envelope.ErrUnsupportedVersion):
+		// Written by a newer s3seal, or a damaged version field: either way
+		// this build must not guess.
+		return newS3Error("UnsupportedObjectFormat", http.StatusInternalServerError,
+			"The stored object uses an s3seal format this version cannot read.", err)
+	case errors.Is(err, envelope.ErrInvalidKMSRequest):
+		return errInternal(err)
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads this answer.
+		return newS3Error("RequestCanceled", 499, "The request was canceled.", err)
+	}
+	return errInternal(err)
+}
+
+type xmlError struct {
+	XMLName   xml.Name `xml:"Error"`
+	Code      string
+	Message   string
+	Resource  string
+	RequestID string `xml:"RequestId"`
+}
+
+// writeError answers e as S3 does: XML, or headers only for HEAD.
+//
+// Headers prepared for a successful answer (ETag, metadata, ...) are dropped
+// first: they do not describe an error.
+func writeError(w http.ResponseWriter, r *http.Request, e *s3Error, requestID string) {
+	h := w.Header()
+	clear(h)
+	for k, vs := range e.Header {
+		h[k] = vs
+	}
+	h.Set("X-Amz-Request-Id", requestID)
+	h.Set("Content-Type", "application/xml")
+	status := e.Status
+	if status < 400 || status > 599 {
+		status = http.StatusInternalServerError
+	}
+	if r.Method == http.MethodHead {
+		w.WriteHeader(status)
+		return
+	}
+	body, err := xml.Marshal(xmlError{Code: e.Code, Message: e.Message, Resource: r.URL.Path, RequestID: requestID})
+	if err != nil { // cannot happen for these string fields
+		w.WriteHeader(status)
+		return
+	}
+	w.WriteHeader(status)
+	w.Write([]byte(xml.Header))
+	w.Write(body)
+}

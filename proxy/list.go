@@ -1,0 +1,244 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/s3seal/s3seal/envelope"
+)
+
+// listObjects serves ListObjects (v1, v2) and ListObjectVersions: the store's
+// listing with every row's <Size> turned into the plaintext size.
+//
+// A row's plaintext size follows from that row alone: its stored size and the
+// part count in its ETag. A row whose stored size no s3seal object can have
+// is not an s3seal object (written to the store directly, or damaged); such a
+// row keeps its stored size. That is the honest answer: it is exactly what
+// the store holds and what a plaintext read (AllowPlaintextReads) serves, and
+// reads of it are refused otherwise. Failing the whole listing would make a
+// bucket unlistable because of one foreign object; dropping the row would hide
+// it; inventing a size would be a lie. (A foreign object whose stored size
+// happens to be a valid s3seal size shows a smaller size: a listing row
+// carries no metadata to tell the two apart.)
+func (p *Proxy) listObjects(x *exchange) error {
+	header := http.Header{}
+	copyHeaders(header, x.t.header, "x-amz-expected-bucket-owner", "x-amz-request-payer", "x-amz-optional-object-attributes")
+	req, err := p.up.newRequest(x.r.Context(), http.MethodGet, x.t.bucket, "", x.t.query, header, nil, 0)
+	if err != nil {
+		return errInternal(err)
+	}
+	resp, err := p.up.do(req)
+	if err != nil {
+		return errUpstream(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return relayFailure(x, resp)
+	}
+	row := "Contents"
+	if x.t.op == opListObjectVersions {
+		row = "Version"
+	}
+	h := x.w.Header()
+	copyResponseHeader(h, resp.Header)
+	h.Del("Content-Length") // sizes change length; the body is streamed
+	h.Del("Content-MD5")
+	x.w.WriteHeader(http.StatusOK)
+
+	foreign, err := rewriteListing(x.w, resp.Body, row, func(stored int64, etag string) (int64, error) {
+		return envelope.ObjectPlaintextSize(stored, etagParts(etag))
+	})
+	if err != nil {
+		x.abort(fmt.Errorf("rewriting listing: %w", err))
+	}
+	if foreign > 0 {
+		p.log.Warn("listing rows with sizes no s3seal object can have; stored sizes reported",
+			slog.String("request_id", x.id), slog.String("bucket", x.t.bucket), slog.Int("rows", foreign))
+	}
+	return nil
+}
+
+// rewriteListing copies an S3 listing from src to dst byte for byte, except
+// the text of <Size> in each row element (a child of the root named row),
+// which becomes plainSize(stored, etag), and s3seal's own entries in a row's
+// <UserMetadata> (MinIO's metadata=true extension), which are dropped.
+// Everything else — unknown elements, namespaces, whitespace, entities —
+// passes unchanged, because only the bytes of recognized tokens are
+// replaced. It returns the number of rows left with their stored size.
+func rewriteListing(dst io.Writer, src io.Reader, row string, plainSize func(stored int64, etag string) (int64, error)) (int, error) {
+	rec := &byteRecorder{r: bufio.NewReader(src)}
+	dec := xml.NewDecoder(rec)
+	out := bufio.NewWriter(dst)
+	var (
+		stack    []string        // local names of open elements
+		inRow    bool            // inside a row: raw bytes go to rowBuf
+		rowBuf   bytes.Buffer    // the current row's bytes, Size text left out
+		sizeAt   = -1            // offset in rowBuf where the Size text belongs
+		size     strings.Builder // the stored size text
+		etag     strings.Builder
+		skipping int // >0: inside a dropped element, at this stack depth
+		foreign  int
+	)
+	var consumed int64 // input offset of rec.buf[0]
+	for {
+		tok, err := dec.RawToken()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return foreign, err
+		}
+		end := dec.InputOffset()
+		raw := rec.take(end - consumed)
+		consumed = end
+
+		parent := ""
+		if len(stack) > 0 {
+			parent = stack[len(stack)-1]
+		}
+		emit := true
+		switch t := tok.(type) {
+		case xml.StartElement:
+			stack = append(stack, t.Name.Local)
+			switch {
+			case skipping > 0:
+			case len(stack) == 2 && t.Name.Local == row:
+				inRow, sizeAt = true, -1
+				rowBuf.Reset()
+				size.Reset()
+				etag.Reset()
+			case inRow && parent == "UserMetadata" && envelope.IsReserved(t.Name.Local):
+				skipping = len(stack)
+			}
+		case xml.EndElement:
+			if skipping == len(stack) {
+				skipping = 0
+				emit = false
+			}
+			stack = stack[:max(0, len(stack)-1)]
+			if inRow && len(stack) == 1 && t.Name.Local == row {
+				rowBuf.Write(raw)
+				emit = false
+				inRow = false
+				if err := writeRow(out, rowBuf.Bytes(), sizeAt, size.String(), etag.String(), plainSize); err != nil {
+					foreign++
+				}
+			}
+		case xml.CharData:
+			if inRow && skipping == 0 && len(stack) == 3 {
+				switch parent {
+				case "Size":
+					if sizeAt < 0 {
+						sizeAt = rowBuf.Len()
+					}
+					size.Write(t)
+					emit = false
+				case "ETag":
+					etag.Write(t)
+				}
+			}
+		}
+		switch {
+		case !emit || skipping > 0:
+		case inRow:
+			rowBuf.Write(raw)
+		default:
+			if _, err := out.Write(raw); err != nil {
+				return foreign, err
+			}
+		}
+	}
+	if inRow || len(stack) > 0 {
+		return foreign, fmt.Errorf("listing ends inside <%s>: %w", strings.Join(stack, "><"), io.ErrUnexpectedEOF)
+	}
+	if _, err := out.Write(rec.take(int64(len(rec.buf)))); err != nil {
+		return foreign, err
+	}
+	return foreign, out.Flush()
+}
+
+// errForeignRow marks a row whose stored size is kept.
+var errForeignRow = errors.New("row keeps its stored size")
+
+// writeRow writes one row with its Size text replaced by the plaintext size.
+// A row whose size does not invert is written with its stored size and
+// reported.
+func writeRow(out io.Writer, row []byte, sizeAt int, sizeText, etag string, plainSize func(int64, string) (int64, error)) error {
+	if sizeAt < 0 {
+		_, err := out.Write(row) // no Size: a delete marker, for one
+		return err
+	}
+	text := sizeText
+	var rowErr error
+	stored, err := strconv.ParseInt(strings.TrimSpace(sizeText), 10, 64)
+	if err == nil {
+		var plain int64
+		if plain, err = plainSize(stored, etag); err == nil {
+			text = strconv.FormatInt(plain, 10)
+		}
+	}
+	if err != nil {
+		rowErr = errForeignRow
+		text = xmlEscape(sizeText)
+	}
+	if _, err := out.Write(row[:sizeAt]); err != nil {
+		return err
+	}
+	if _, err := io.WriteString(out, text); err != nil {
+		return err
+	}
+	if _, err := out.Write(row[sizeAt:]); err != nil {
+		return err
+	}
+	return rowErr
+}
+
+func xmlEscape(s string) string {
+	var b strings.Builder
+	xml.EscapeText(&b, []byte(s))
+	return b.String()
+}
+
+// byteRecorder hands bytes to the XML decoder one at a time (it then does no
+// buffering of its own) and keeps them, so that the exact input bytes of each
+// token can be copied out.
+type byteRecorder struct {
+	r   *bufio.Reader
+	buf []byte
+}
+
+func (b *byteRecorder) ReadByte() (byte, error) {
+	c, err := b.r.ReadByte()
+	if err == nil {
+		b.buf = append(b.buf, c)
+	}
+	return c, err
+}
+
+func (b *byteRecorder) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c, err := b.ReadByte()
+	if err != nil {
+		return 0, err
+	}
+	p[0] = c
+	return 1, nil
+}
+
+// take removes and returns (a copy of) the first n recorded bytes.
+func (b *byteRecorder) take(n int64) []byte {
+	n = min(n, int64(len(b.buf)))
+	out := append([]byte(nil), b.buf[:n]...)
+	b.buf = append(b.buf[:0], b.buf[n:]...)
+	return out
+}

@@ -1,0 +1,221 @@
+// Package proxy is s3seal's S3 request handler: it authenticates clients,
+// encrypts object bodies on PutObject, decrypts them on GetObject, rewrites
+// listed sizes to plaintext sizes, refuses what it cannot yet do safely
+// (multipart, copies) and passes every other request through to the store,
+// re-signed with the store's own credential.
+package proxy
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/sigv4"
+)
+
+// Authenticator verifies client requests; *sigv4.Verifier implements it.
+type Authenticator interface {
+	Verify(r *http.Request) (*sigv4.Request, error)
+}
+
+// Config configures a Proxy.
+type Config struct {
+	// Upstream is the store's endpoint, e.g. http://127.0.0.1:9000. Requests
+	// are sent to it path-style.
+	Upstream                                             *url.URL
+	UpstreamAccessKey, UpstreamSecretKey, UpstreamRegion string // region "" means us-east-1
+	// Transport sends upstream requests; nil means a clone of
+	// http.DefaultTransport tuned for one busy upstream.
+	Transport http.RoundTripper
+	Auth      Authenticator
+	// Keys makes and opens data keys: its KeyService (normally a
+	// *envelope.CachingKeyService) and the CMK for new objects.
+	Keys envelope.ObjectKeys
+	// Domain, when set, also accepts virtual-hosted-style requests for
+	// <bucket>.<Domain>.
+	Domain string
+	// AllowPlaintextReads serves objects without s3seal metadata as they are
+	// stored. By default they are refused: s3seal cannot vouch for them.
+	AllowPlaintextReads bool
+	Logger              *slog.Logger // nil means slog.Default()
+}
+
+// Proxy is an http.Handler serving the S3 API.
+type Proxy struct {
+	up             *upstream
+	auth           Authenticator
+	keys           envelope.ObjectKeys
+	domain         string
+	allowPlaintext bool
+	log            *slog.Logger
+}
+
+// New checks cfg and returns a Proxy.
+func New(cfg Config) (*Proxy, error) {
+	switch {
+	case cfg.Upstream == nil || cfg.Upstream.Host == "" || (cfg.Upstream.Scheme != "http" && cfg.Upstream.Scheme != "https"):
+		return nil, errors.New("proxy: upstream must be an http or https URL with a host")
+	case cfg.Upstream.RawQuery != "" || cfg.Upstream.Fragment != "":
+		return nil, errors.New("proxy: upstream URL must not have a query or fragment")
+	case cfg.UpstreamAccessKey == "" || cfg.UpstreamSecretKey == "":
+		return nil, errors.New("proxy: upstream access key and secret key are required")
+	case cfg.Auth == nil:
+		return nil, errors.New("proxy: an authenticator is required")
+	case cfg.Keys.Keys == nil || cfg.Keys.KeyID == "":
+		return nil, errors.New("proxy: a key service and a CMK id are required")
+	}
+	region := cfg.UpstreamRegion
+	if region == "" {
+		region = "us-east-1"
+	}
+	rt := cfg.Transport
+	if rt == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		// One upstream gets all the traffic: keep many connections to it.
+		t.MaxIdleConns = 512
+		t.MaxIdleConnsPerHost = 256
+		// Bodies must arrive exactly as stored (see upstream.do).
+		t.DisableCompression = true
+		rt = t
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	base := *cfg.Upstream
+	return &Proxy{
+		up: &upstream{
+			base: &base, ak: cfg.UpstreamAccessKey, sk: cfg.UpstreamSecretKey, region: region,
+			// No redirects: a store's redirect would be followed with a
+			// signature for another URL, and with an already consumed body.
+			httpClient: &http.Client{Transport: rt, CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
+			}},
+		},
+		auth:           cfg.Auth,
+		keys:           cfg.Keys,
+		domain:         strings.TrimSpace(cfg.Domain),
+		allowPlaintext: cfg.AllowPlaintextReads,
+		log:            log,
+	}, nil
+}
+
+// ServeHTTP answers one S3 request.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	id := newRequestID()
+	sw := &statusWriter{ResponseWriter: w}
+	sw.Header().Set("X-Amz-Request-Id", id)
+	t := classify(r, p.domain)
+	x := &exchange{w: sw, r: r, t: t, id: id}
+
+	defer func() {
+		attrs := []any{
+			slog.String("request_id", id), slog.String("method", r.Method),
+			slog.String("op", t.op.String()), slog.String("bucket", t.bucket),
+			slog.String("key", t.key), slog.Duration("duration", time.Since(start)),
+		}
+		if v := recover(); v != nil {
+			// The response was aborted mid-body (http.ErrAbortHandler) or
+			// something panicked: log it, then let net/http cut the
+			// connection so the client never sees a complete-looking body.
+			reason := any(x.abortErr)
+			if x.abortErr == nil {
+				reason = v
+			}
+			p.log.Warn("response aborted", append(attrs, slog.Int("status", sw.status), slog.Any("error", reason))...)
+			panic(v)
+		}
+		p.log.Info("request", append(attrs, slog.Int("status", sw.status))...)
+	}()
+
+	if err := p.serve(x); err != nil {
+		se := asS3Error(err)
+		if se.Status >= 500 && se.Status != http.StatusNotImplemented {
+			p.log.Error("request failed", slog.String("request_id", id), slog.String("code", se.Code), slog.Any("error", err))
+		} else {
+			p.log.Debug("request refused", slog.String("request_id", id), slog.String("code", se.Code), slog.Any("error", err))
+		}
+		if sw.status != 0 {
+			// The answer is already under way: it can only be cut off.
+			x.abort(err)
+		}
+		writeError(sw, r, se, id)
+	}
+}
+
+// exchange is one request being answered.
+type exchange struct {
+	w   *statusWriter
+	r   *http.Request
+	t   target
+	id  string
+	req *sigv4.Request // set once authenticated
+	// abortErr is why a response already under way was cut off, for the log.
+	abortErr error
+}
+
+// abort cuts off a response whose headers are out: net/http closes the
+// connection, so the client sees a truncated body, never a complete-looking
+// wrong one.
+func (x *exchange) abort(err error) {
+	x.abortErr = err
+	panic(http.ErrAbortHandler)
+}
+
+func (p *Proxy) serve(x *exchange) error {
+	req, err := p.auth.Verify(x.r)
+	if err != nil {
+		return err
+	}
+	defer req.Body.Close()
+	x.req = req
+	switch x.t.op {
+	case opUnsupported:
+		return errNotImplemented(x.t.unsupported)
+	case opPutObject:
+		return p.putObject(x)
+	case opGetObject, opHeadObject:
+		return p.getObject(x)
+	case opListObjects, opListObjectVersions:
+		return p.listObjects(x)
+	}
+	return p.passthrough(x)
+}
+
+// newRequestID returns 16 uppercase hex digits, the shape of S3's ids.
+func newRequestID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return strings.ToUpper(hex.EncodeToString(b[:]))
+}
+
+// statusWriter remembers the status written, for the log and to know whether
+// an error can still be answered.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }

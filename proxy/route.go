@@ -1,0 +1,202 @@
+package proxy
+
+import (
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// operation is what a client request asks for, as far as s3seal cares: the
+// few operations that touch object bodies or sizes get their own handling,
+// everything else is passed through.
+type operation int
+
+const (
+	opPassthrough operation = iota
+	opPutObject
+	opGetObject
+	opHeadObject
+	opListObjects        // v1 and v2
+	opListObjectVersions // ListObjectVersions: <Version> rows carry sizes
+	opUnsupported        // refused until issue #4 implements it
+)
+
+func (o operation) String() string {
+	switch o {
+	case opPutObject:
+		return "PutObject"
+	case opGetObject:
+		return "GetObject"
+	case opHeadObject:
+		return "HeadObject"
+	case opListObjects:
+		return "ListObjects"
+	case opListObjectVersions:
+		return "ListObjectVersions"
+	case opUnsupported:
+		return "Unsupported"
+	}
+	return "Passthrough"
+}
+
+// target is a classified client request.
+type target struct {
+	bucket, key string
+	op          operation
+	unsupported string // what is refused, for opUnsupported
+	// query is the client's query without presigning parameters; x-amz-*
+	// parameters that presigners hoist out of headers are moved to header.
+	query  url.Values
+	header http.Header
+}
+
+// presignParams are the query parameters of a presigned URL's own signature.
+// They authenticate the client to s3seal and must never reach the store.
+var presignParams = map[string]bool{
+	"x-amz-algorithm": true, "x-amz-credential": true, "x-amz-date": true,
+	"x-amz-expires": true, "x-amz-signedheaders": true, "x-amz-signature": true,
+	"x-amz-security-token": true, "x-amz-content-sha256": true,
+}
+
+// listParams are the query parameters of ListObjects (v1 and v2). A GET on a
+// bucket with any other parameter is a sub-resource (?acl, ?policy, ...).
+var listParams = map[string]bool{
+	"list-type": true, "prefix": true, "delimiter": true, "marker": true,
+	"max-keys": true, "encoding-type": true, "continuation-token": true,
+	"fetch-owner": true, "start-after": true, "x-id": true,
+	"allow-unordered": true, "metadata": true, // MinIO extensions
+}
+
+// versionListParams are those of ListObjectVersions.
+var versionListParams = map[string]bool{
+	"versions": true, "prefix": true, "delimiter": true, "key-marker": true,
+	"version-id-marker": true, "max-keys": true, "encoding-type": true, "x-id": true,
+}
+
+// Object sub-resources whose requests and answers carry no object body and
+// no size: safe to pass through.
+var objectPassthroughParams = []string{"acl", "tagging", "retention", "legal-hold", "restore", "uploadId"}
+
+// classify parses the bucket and key (path-style, or virtual-hosted-style
+// under domain) and decides the operation. Unknown object requests are
+// classified as reads and writes of bodies rather than passed through:
+// passing an unknown write through could store plaintext.
+func classify(r *http.Request, domain string) target {
+	t := target{header: r.Header.Clone(), query: url.Values{}}
+	for k, vs := range r.URL.Query() {
+		lk := strings.ToLower(k)
+		switch {
+		case presignParams[lk]:
+		case strings.HasPrefix(lk, "x-amz-"):
+			for _, v := range vs {
+				t.header.Add(k, v)
+			}
+		default:
+			t.query[k] = vs
+		}
+	}
+	t.bucket, t.key = bucketKey(r, domain)
+
+	q := t.query
+	has := func(k string) bool { _, ok := q[k]; return ok }
+	only := func(allowed map[string]bool) bool {
+		for k := range q {
+			if !allowed[k] {
+				return false
+			}
+		}
+		return true
+	}
+	unsupported := func(what string) target { t.op, t.unsupported = opUnsupported, what; return t }
+
+	switch {
+	case t.bucket == "":
+		return t // ListBuckets and other service-level requests
+	case t.key == "":
+		switch r.Method {
+		case http.MethodGet:
+			if only(listParams) {
+				t.op = opListObjects
+			} else if has("versions") && only(versionListParams) {
+				t.op = opListObjectVersions
+			}
+		case http.MethodPost:
+			if len(q) == 0 || (len(q) == 1 && has("x-id")) {
+				if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
+					return unsupported("POST object (browser form upload)")
+				}
+			}
+		}
+		return t
+	}
+
+	// Object requests.
+	passthroughSub := false
+	for _, k := range objectPassthroughParams {
+		passthroughSub = passthroughSub || has(k)
+	}
+	switch r.Method {
+	case http.MethodPut:
+		switch {
+		case has("uploadId") || has("partNumber"):
+			if t.header.Get("X-Amz-Copy-Source") != "" {
+				return unsupported("UploadPartCopy")
+			}
+			return unsupported("UploadPart")
+		case t.header.Get("X-Amz-Copy-Source") != "":
+			// A raw copy would keep the source's key binding: unreadable.
+			return unsupported("CopyObject")
+		case passthroughSub:
+			return t
+		}
+		t.op = opPutObject
+	case http.MethodPost:
+		switch {
+		case has("uploads"):
+			return unsupported("CreateMultipartUpload")
+		case has("uploadId"):
+			return unsupported("CompleteMultipartUpload")
+		case has("select"):
+			return unsupported("SelectObjectContent")
+		}
+		return t
+	case http.MethodGet, http.MethodHead:
+		switch {
+		case has("partNumber"):
+			return unsupported("GetObject with partNumber")
+		case has("attributes"):
+			return unsupported("GetObjectAttributes") // reports stored sizes and checksums
+		case has("torrent"):
+			return unsupported("GetObjectTorrent")
+		case passthroughSub && r.Method == http.MethodGet:
+			return t // ListParts, GetObjectAcl, GetObjectTagging, ...
+		}
+		t.op = opGetObject
+		if r.Method == http.MethodHead {
+			t.op = opHeadObject
+		}
+	}
+	return t // DELETE (object, AbortMultipartUpload, tagging) and the rest
+}
+
+// bucketKey splits a request into bucket and key. Keys keep every byte of
+// the decoded path, including repeated and trailing slashes: S3 keys are
+// opaque strings.
+func bucketKey(r *http.Request, domain string) (string, string) {
+	path := r.URL.Path
+	if domain != "" {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		suffix := "." + strings.ToLower(strings.TrimSuffix(domain, "."))
+		if lh := strings.ToLower(host); strings.HasSuffix(lh, suffix) && len(lh) > len(suffix) {
+			return host[:len(host)-len(suffix)], strings.TrimPrefix(path, "/")
+		}
+	}
+	path = strings.TrimPrefix(path, "/")
+	bucket, key, _ := strings.Cut(path, "/")
+	return bucket, key
+}
