@@ -58,27 +58,40 @@ func BenchmarkDecrypt(b *testing.B) {
 	}
 }
 
-// BenchmarkRawAESGCM is the yardstick: AES-256-GCM Seal and Open in place
-// over 64 KiB chunks with nothing else. The format's goal is at least 0.8×.
+// BenchmarkRawAESGCM is the yardstick: AES-256-GCM Seal and Open of the same
+// 64 MiB in 64 KiB chunks, from one buffer into another, with nothing else
+// (no stream, no header, no key derivation). The format's goal is at least
+// 0.8× of it.
 func BenchmarkRawAESGCM(b *testing.B) {
 	block, _ := aes.NewCipher(testKey(1))
 	aead, _ := cipher.NewGCM(block)
 	nonce := make([]byte, nonceSize)
-	buf := make([]byte, ChunkSize, ChunkSize+TagSize)
-	sealed := aead.Seal(nil, nonce, buf, nil)
-	b.Run("Seal64KiB", func(b *testing.B) {
-		b.SetBytes(ChunkSize)
+	const size = 64 << 20
+	plain := pattern(size)
+	sealed := make([]byte, 0, size+size/ChunkSize*TagSize)
+	for off := 0; off < size; off += ChunkSize {
+		sealed = aead.Seal(sealed, nonce, plain[off:off+ChunkSize], nil)
+	}
+	b.Run("Seal64MiB", func(b *testing.B) {
+		b.SetBytes(size)
+		dst := make([]byte, 0, len(sealed))
 		for b.Loop() {
-			aead.Seal(buf[:0], nonce, buf, nil)
+			dst = dst[:0]
+			for off := 0; off < size; off += ChunkSize {
+				dst = aead.Seal(dst, nonce, plain[off:off+ChunkSize], nil)
+			}
 		}
 	})
-	b.Run("Open64KiB", func(b *testing.B) {
-		b.SetBytes(ChunkSize)
-		ct := make([]byte, len(sealed))
+	b.Run("Open64MiB", func(b *testing.B) {
+		b.SetBytes(size)
+		dst := make([]byte, 0, size)
 		for b.Loop() {
-			copy(ct, sealed)
-			if _, err := aead.Open(ct[:0], nonce, ct, nil); err != nil {
-				b.Fatal(err)
+			dst = dst[:0]
+			for off := 0; off < len(sealed); off += encChunkSize {
+				var err error
+				if dst, err = aead.Open(dst, nonce, sealed[off:off+encChunkSize], nil); err != nil {
+					b.Fatal(err)
+				}
 			}
 		}
 	})

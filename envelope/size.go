@@ -183,8 +183,7 @@ type RangeReader struct {
 	skip    int64
 	left    int64
 	ct, pt  []byte
-	out     []byte
-	err     error
+	pump
 }
 
 // NewRangeReader decrypts src, the stored bytes [sp.Offset, sp.Offset+sp.Length)
@@ -196,6 +195,7 @@ func NewRangeReader(src io.Reader, dataKey []byte, layout Layout, sp Span, heade
 		segIdx: sp.segment, chunk: sp.chunk, skip: sp.skip, left: sp.plain,
 		ct: make([]byte, encChunkSize), pt: make([]byte, ChunkSize),
 	}
+	r.pump.next = r.next
 	if sp.NeedHeader {
 		seg, err := parseSegment(dataKey, header, uint32(sp.segment+1))
 		if err != nil {
@@ -235,7 +235,7 @@ func (r *RangeReader) next() error {
 		pt = pt[:r.left]
 	}
 	r.left -= int64(len(pt))
-	r.out = pt
+	r.out, r.done = pt, r.left == 0
 	if final {
 		r.seg, r.segIdx, r.chunk = nil, r.segIdx+1, 0
 	} else {
@@ -249,19 +249,4 @@ func (r *RangeReader) readErr(err error) error {
 		return fmt.Errorf("segment %d chunk %d: %w", r.segIdx+1, r.chunk, ErrTruncated)
 	}
 	return fmt.Errorf("reading ciphertext: %w", err)
-}
-
-func (r *RangeReader) Read(p []byte) (int, error) {
-	for len(r.out) == 0 {
-		if r.err != nil {
-			return 0, r.err
-		}
-		if r.left == 0 {
-			return 0, io.EOF
-		}
-		r.err = r.next()
-	}
-	n := copy(p, r.out)
-	r.out = r.out[n:]
-	return n, nil
 }

@@ -143,12 +143,10 @@ type EncryptReader struct {
 	seg       *segment
 	remaining int64 // plaintext still expected, or -1 when the size is unknown
 	idx       uint64
-	buf       []byte // ChunkSize+TagSize: a chunk sealed in place
-	out       []byte // sealed bytes not yet handed out
-	ahead     bool   // unknown size: buf[0] already holds the next chunk's first byte
+	buf       []byte // a chunk, sealed in place, plus one byte of lookahead
+	ahead     bool   // unknown size: aheadByte is the next chunk's first byte
 	aheadByte byte
-	done      bool
-	err       error
+	pump
 }
 
 // NewEncryptReader encrypts src as segment number part (1 for a single PUT,
@@ -176,7 +174,7 @@ func newEncryptReader(src io.Reader, dataKey []byte, part uint32, size int64, sa
 		bufSize = int(size) + TagSize + 1 // small objects are common: don't pay for a whole chunk
 	}
 	r := &EncryptReader{src: src, seg: seg, remaining: size, buf: make([]byte, bufSize)}
-	r.out = seg.header[:]
+	r.out, r.pump.next = seg.header[:], r.next
 	if size < 0 {
 		r.remaining = -1
 	}
@@ -234,44 +232,6 @@ func (r *EncryptReader) next() error {
 	return nil
 }
 
-func (r *EncryptReader) Read(p []byte) (int, error) {
-	for len(r.out) == 0 {
-		if r.err != nil {
-			return 0, r.err
-		}
-		if r.done {
-			return 0, io.EOF
-		}
-		r.err = r.next()
-	}
-	n := copy(p, r.out)
-	r.out = r.out[n:]
-	return n, nil
-}
-
-// WriteTo hands each sealed chunk straight to w, saving a copy per byte.
-func (r *EncryptReader) WriteTo(w io.Writer) (int64, error) {
-	var total int64
-	for {
-		if len(r.out) > 0 {
-			n, err := w.Write(r.out)
-			total += int64(n)
-			r.out = r.out[n:]
-			if err != nil {
-				return total, err
-			}
-			continue
-		}
-		if r.err != nil {
-			return total, r.err
-		}
-		if r.done {
-			return total, nil
-		}
-		r.err = r.next()
-	}
-}
-
 // DecryptReader decrypts a whole object: segments 1, 2, ... in order, as
 // stored. It needs no sizes, and so it relies on the rule that every segment
 // but the last holds a whole number of full chunks (docs/FORMAT.md,
@@ -290,22 +250,31 @@ type DecryptReader struct {
 	ct           []byte // one chunk plus one byte read ahead
 	carried      int    // bytes at the start of ct already read from src
 	pt           []byte
-	out          []byte
-	done         bool
-	err          error
+	pump
 }
 
 // NewDecryptReader decrypts src, an object's stored body. wantSegments is
 // the number of segments the object must have (from the listing's ETag), or
 // 0 when unknown.
 func NewDecryptReader(src io.Reader, dataKey []byte, wantSegments int) *DecryptReader {
-	return &DecryptReader{
+	r := &DecryptReader{
 		src:          src,
 		dataKey:      dataKey,
 		wantSegments: wantSegments,
 		ct:           make([]byte, encChunkSize+1),
 		pt:           make([]byte, ChunkSize),
 	}
+	r.pump.next = r.next
+	return r
+}
+
+// NewPartDecryptReader decrypts src, the stored bytes of segment part alone
+// (what a store returns for GET ?partNumber=part): exactly one segment, which
+// must carry that number, with every chunk checked as in a whole read.
+func NewPartDecryptReader(src io.Reader, dataKey []byte, part uint32) *DecryptReader {
+	r := NewDecryptReader(src, dataKey, int(part))
+	r.segNum = part - 1
+	return r
 }
 
 // startSegment reads and checks the next segment header. It reports false at
@@ -386,40 +355,49 @@ func (r *DecryptReader) next() error {
 	return nil
 }
 
-func (r *DecryptReader) Read(p []byte) (int, error) {
-	for len(r.out) == 0 {
-		if r.err != nil {
-			return 0, r.err
+// pump hands out, one at a time, the chunks its producer makes: the
+// Read/WriteTo half shared by the encrypter and the decrypters.
+type pump struct {
+	out  []byte // produced bytes not yet handed out
+	done bool   // the producer has made its last chunk
+	err  error  // sticky: once failed, always failed
+	next func() error
+}
+
+func (p *pump) Read(b []byte) (int, error) {
+	for len(p.out) == 0 {
+		if p.err != nil {
+			return 0, p.err
 		}
-		if r.done {
+		if p.done {
 			return 0, io.EOF
 		}
-		r.err = r.next()
+		p.err = p.next()
 	}
-	n := copy(p, r.out)
-	r.out = r.out[n:]
+	n := copy(b, p.out)
+	p.out = p.out[n:]
 	return n, nil
 }
 
-// WriteTo hands each authenticated chunk straight to w.
-func (r *DecryptReader) WriteTo(w io.Writer) (int64, error) {
+// WriteTo hands each chunk straight to w, saving a copy per byte.
+func (p *pump) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for {
-		if len(r.out) > 0 {
-			n, err := w.Write(r.out)
+		if len(p.out) > 0 {
+			n, err := w.Write(p.out)
 			total += int64(n)
-			r.out = r.out[n:]
+			p.out = p.out[n:]
 			if err != nil {
 				return total, err
 			}
 			continue
 		}
-		if r.err != nil {
-			return total, r.err
+		if p.err != nil {
+			return total, p.err
 		}
-		if r.done {
+		if p.done {
 			return total, nil
 		}
-		r.err = r.next()
+		p.err = p.next()
 	}
 }

@@ -188,6 +188,39 @@ func TestMultiSegmentRoundTrip(t *testing.T) {
 	}
 }
 
+func TestPartDecryptReader(t *testing.T) {
+	key := testKey(3)
+	l := Layout{2 * C, C, 17, 0}
+	plain := pattern(l.PlaintextSize())
+	stored := sealObject(t, key, plain, l)
+	var soff, poff int64
+	var parts [][]byte
+	for _, n := range l {
+		parts = append(parts, stored[soff:soff+SegmentSize(n)])
+		soff += SegmentSize(n)
+	}
+	for i, n := range l {
+		got, err := io.ReadAll(NewPartDecryptReader(bytes.NewReader(parts[i]), key, uint32(i+1)))
+		if err != nil || !bytes.Equal(got, plain[poff:poff+n]) {
+			t.Fatalf("part %d: %v", i+1, err)
+		}
+		poff += n
+		// At another position, or with a neighbour appended, it fails.
+		if _, err := io.ReadAll(NewPartDecryptReader(bytes.NewReader(parts[i]), key, uint32(i+2))); err == nil {
+			t.Errorf("part %d read as part %d", i+1, i+2)
+		}
+		if i+1 < len(parts) {
+			two := append(append([]byte(nil), parts[i]...), parts[i+1]...)
+			if _, err := io.ReadAll(NewPartDecryptReader(bytes.NewReader(two), key, uint32(i+1))); err == nil {
+				t.Errorf("part %d with part %d appended accepted", i+1, i+2)
+			}
+		}
+		if _, err := io.ReadAll(NewPartDecryptReader(bytes.NewReader(parts[i][:len(parts[i])-1]), key, uint32(i+1))); err == nil {
+			t.Errorf("truncated part %d accepted", i+1)
+		}
+	}
+}
+
 // genReader yields n bytes of a 251-periodic pattern without holding them.
 type genReader struct{ left, pos int64 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,7 +38,22 @@ type fakeStore struct {
 	mu       sync.Mutex
 	buckets  map[string]bool
 	objects  map[string]*fakeObject // "bucket/key"
+	uploads  map[string]*fakeUpload // by upload id
 	requests []recorded
+	// noPartReads makes the store ignore partNumber on reads, as a store
+	// without that feature would.
+	noPartReads bool
+}
+
+type fakeUpload struct {
+	bucket, key string
+	header      http.Header
+	parts       map[int]fakePart
+}
+
+type fakePart struct {
+	data []byte
+	etag string
 }
 
 type fakeObject struct {
@@ -45,6 +61,7 @@ type fakeObject struct {
 	header   http.Header // Content-Type and x-amz-meta-*
 	etag     string      // quoted
 	modified time.Time
+	parts    []int64 // stored part sizes of a multipart object
 }
 
 type recorded struct {
@@ -58,6 +75,7 @@ func newFakeStore(t *testing.T) (*fakeStore, *httptest.Server) {
 		verifier: &sigv4.Verifier{Credentials: staticCreds{upstreamAK: upstreamSecret}, Region: "us-east-1"},
 		buckets:  map[string]bool{},
 		objects:  map[string]*fakeObject{},
+		uploads:  map[string]*fakeUpload{},
 	}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
@@ -74,6 +92,46 @@ func (s *fakeStore) put(bucket, key string, data []byte, header http.Header) {
 	}
 	s.buckets[bucket] = true
 	s.objects[bucket+"/"+key] = &fakeObject{data: data, header: header, etag: `"` + hex.EncodeToString(sum[:]) + `"`, modified: time.Now().UTC()}
+}
+
+// putParts stores a multipart object directly: its ETag is S3's, the MD5 of
+// the parts' MD5s with "-N".
+func (s *fakeStore) putParts(bucket, key string, parts [][]byte, header http.Header) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.buckets[bucket] = true
+	s.objects[bucket+"/"+key] = multipartObject(parts, header)
+}
+
+func multipartObject(parts [][]byte, header http.Header) *fakeObject {
+	var all, sums []byte
+	var sizes []int64
+	for _, p := range parts {
+		sum := md5.Sum(p)
+		sums = append(sums, sum[:]...)
+		all = append(all, p...)
+		sizes = append(sizes, int64(len(p)))
+	}
+	sum := md5.Sum(sums)
+	return &fakeObject{data: all, header: header, parts: sizes, modified: time.Now().UTC(),
+		etag: fmt.Sprintf(`"%s-%d"`, hex.EncodeToString(sum[:]), len(parts))}
+}
+
+// storedParts splits a stored multipart object into its parts.
+func (o *fakeObject) storedParts() [][]byte {
+	var out [][]byte
+	off := int64(0)
+	for _, n := range o.parts {
+		out = append(out, o.data[off:off+n])
+		off += n
+	}
+	return out
+}
+
+func (s *fakeStore) uploadCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.uploads)
 }
 
 func (s *fakeStore) get(bucket, key string) *fakeObject {
@@ -197,6 +255,8 @@ func (s *fakeStore) bucketOp(w http.ResponseWriter, r *http.Request, req *sigv4.
 		s.mu.Unlock()
 		out.WriteString(`</DeleteResult>`)
 		io.WriteString(w, out.String())
+	case r.Method == http.MethodGet && q.Has("uploads"):
+		s.listUploads(w, bucket)
 	case r.Method == http.MethodGet && (q.Has("versions") || len(q) == 0 || q.Has("list-type") || q.Has("prefix")):
 		s.list(w, bucket, q)
 	default:
@@ -242,6 +302,18 @@ func (s *fakeStore) objectOp(w http.ResponseWriter, r *http.Request, req *sigv4.
 	s.mu.Unlock()
 	if !exists {
 		s.fail(w, http.StatusNotFound, "NoSuchBucket")
+		return
+	}
+	q := r.URL.Query()
+	switch {
+	case r.Method == http.MethodPost && q.Has("uploads"):
+		s.createUpload(w, r, bucket, key)
+		return
+	case q.Has("uploadId"):
+		s.uploadOp(w, r, req, bucket, key, q)
+		return
+	case r.Method == http.MethodPut && r.Header.Get("X-Amz-Copy-Source") != "":
+		s.copyObject(w, r, bucket, key)
 		return
 	}
 	switch r.Method {
@@ -294,7 +366,25 @@ func (s *fakeStore) objectOp(w http.ResponseWriter, r *http.Request, req *sigv4.
 			h.Set("X-Amz-Checksum-Crc32", "AAAAAA==") // of the ciphertext: must not reach clients
 		}
 		data, status := o.data, http.StatusOK
-		if rg := r.Header.Get("Range"); rg != "" {
+		if pn := q.Get("partNumber"); pn != "" && !s.noPartReads {
+			k, _ := strconv.Atoi(pn)
+			if len(o.parts) > 0 {
+				if k < 1 || k > len(o.parts) {
+					s.fail(w, http.StatusRequestedRangeNotSatisfiable, "InvalidPartNumber")
+					return
+				}
+				var off int64
+				for _, n := range o.parts[:k-1] {
+					off += n
+				}
+				data, status = o.data[off:off+o.parts[k-1]], http.StatusPartialContent
+				h.Set("X-Amz-Mp-Parts-Count", strconv.Itoa(len(o.parts)))
+				h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+o.parts[k-1]-1, len(o.data)))
+			} else if k != 1 {
+				s.fail(w, http.StatusRequestedRangeNotSatisfiable, "InvalidPartNumber")
+				return
+			}
+		} else if rg := r.Header.Get("Range"); rg != "" {
 			a, b, ok := parseFakeRange(rg, int64(len(o.data)))
 			if !ok {
 				h.Set("Content-Range", fmt.Sprintf("bytes */%d", len(o.data)))
@@ -330,4 +420,207 @@ func parseFakeRange(h string, size int64) (int64, int64, bool) {
 		b = min(b, size-1)
 	}
 	return a, b, true
+}
+
+func (s *fakeStore) createUpload(w http.ResponseWriter, r *http.Request, bucket, key string) {
+	if r.Header.Get("X-Amz-Checksum-Algorithm") != "" {
+		s.t.Errorf("fake store: CreateMultipartUpload with a checksum algorithm")
+	}
+	h := http.Header{}
+	for k, v := range r.Header {
+		if strings.HasPrefix(strings.ToLower(k), "x-amz-meta-") || k == "Content-Type" {
+			h[k] = v
+		}
+	}
+	// Long ids, as MinIO's and AWS's are.
+	id := hex.EncodeToString(md5.New().Sum([]byte(fmt.Sprint(time.Now().UnixNano(), key)))) + strings.Repeat("x", 40)
+	s.mu.Lock()
+	s.uploads[id] = &fakeUpload{bucket: bucket, key: key, header: h, parts: map[int]fakePart{}}
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/xml")
+	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><InitiateMultipartUploadResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>%s</Bucket><Key>%s</Key><UploadId>%s</UploadId></InitiateMultipartUploadResult>`,
+		bucket, xmlEscape(key), id)
+}
+
+func (s *fakeStore) uploadOp(w http.ResponseWriter, r *http.Request, req *sigv4.Request, bucket, key string, q map[string][]string) {
+	id := q["uploadId"][0]
+	s.mu.Lock()
+	u := s.uploads[id]
+	s.mu.Unlock()
+	if u == nil || u.bucket != bucket || u.key != key {
+		s.fail(w, http.StatusNotFound, "NoSuchUpload")
+		return
+	}
+	switch r.Method {
+	case http.MethodPut:
+		k, err := strconv.Atoi(q["partNumber"][0])
+		if err != nil || k < 1 || k > 10000 {
+			s.fail(w, http.StatusBadRequest, "InvalidArgument")
+			return
+		}
+		var data []byte
+		if src := r.Header.Get("X-Amz-Copy-Source"); src != "" {
+			o := s.copySource(w, r, src)
+			if o == nil {
+				return
+			}
+			data = o.data
+			if rg := r.Header.Get("X-Amz-Copy-Source-Range"); rg != "" {
+				a, b, ok := parseFakeRange(rg, int64(len(o.data)))
+				if !ok {
+					s.fail(w, http.StatusRequestedRangeNotSatisfiable, "InvalidRange")
+					return
+				}
+				data = o.data[a : b+1]
+			}
+		} else if data, err = io.ReadAll(req.Body); err != nil {
+			return // aborted: store nothing
+		}
+		sum := md5.Sum(data)
+		etag := `"` + hex.EncodeToString(sum[:]) + `"`
+		s.mu.Lock()
+		u.parts[k] = fakePart{data: data, etag: etag}
+		s.mu.Unlock()
+		if r.Header.Get("X-Amz-Copy-Source") != "" {
+			fmt.Fprintf(w, `<CopyPartResult><LastModified>2024-01-01T00:00:00.000Z</LastModified><ETag>%s</ETag></CopyPartResult>`, xmlEscape(etag))
+			return
+		}
+		w.Header().Set("ETag", etag)
+	case http.MethodDelete:
+		s.mu.Lock()
+		delete(s.uploads, id)
+		s.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	case http.MethodGet:
+		s.listParts(w, u, id, q)
+	case http.MethodPost:
+		var body struct {
+			Part []struct {
+				PartNumber int
+				ETag       string
+			}
+		}
+		raw, err := io.ReadAll(req.Body)
+		if err != nil || xml.Unmarshal(raw, &body) != nil || len(body.Part) == 0 {
+			s.fail(w, http.StatusBadRequest, "MalformedXML")
+			return
+		}
+		s.mu.Lock()
+		var parts [][]byte
+		for i, p := range body.Part {
+			got, ok := u.parts[p.PartNumber]
+			if !ok || got.etag != p.ETag || (i > 0 && p.PartNumber <= body.Part[i-1].PartNumber) {
+				s.mu.Unlock()
+				s.fail(w, http.StatusBadRequest, "InvalidPart")
+				return
+			}
+			parts = append(parts, got.data)
+		}
+		o := multipartObject(parts, u.header)
+		s.objects[bucket+"/"+key] = o
+		delete(s.uploads, id)
+		s.mu.Unlock()
+		w.Header().Set("Content-Type", "application/xml")
+		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+`<CompleteMultipartUploadResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Location>http://store/%s/%s</Location><Bucket>%s</Bucket><Key>%s</Key><ETag>%s</ETag></CompleteMultipartUploadResult>`,
+			bucket, xmlEscape(key), bucket, xmlEscape(key), xmlEscape(o.etag))
+	default:
+		s.fail(w, http.StatusNotImplemented, "NotImplemented")
+	}
+}
+
+func (s *fakeStore) listParts(w http.ResponseWriter, u *fakeUpload, id string, q map[string][]string) {
+	maxParts := 1000
+	if v, ok := q["max-parts"]; ok {
+		maxParts, _ = strconv.Atoi(v[0])
+	}
+	marker := 0
+	if v, ok := q["part-number-marker"]; ok {
+		marker, _ = strconv.Atoi(v[0])
+	}
+	s.mu.Lock()
+	var nums []int
+	for k := range u.parts {
+		if k > marker {
+			nums = append(nums, k)
+		}
+	}
+	sort.Ints(nums)
+	truncated := len(nums) > maxParts
+	if truncated {
+		nums = nums[:maxParts]
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+`<ListPartsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>%s</Bucket><Key>%s</Key><UploadId>%s</UploadId><PartNumberMarker>%d</PartNumberMarker>`,
+		u.bucket, xmlEscape(u.key), id, marker)
+	next := marker
+	for _, k := range nums {
+		p := u.parts[k]
+		fmt.Fprintf(&b, "\n  <Part><PartNumber>%d</PartNumber><LastModified>2024-01-01T00:00:00.000Z</LastModified><ETag>%s</ETag><Size>%d</Size></Part>", k, xmlEscape(p.etag), len(p.data))
+		next = k
+	}
+	s.mu.Unlock()
+	fmt.Fprintf(&b, "<NextPartNumberMarker>%d</NextPartNumberMarker><MaxParts>%d</MaxParts><IsTruncated>%t</IsTruncated></ListPartsResult>", next, maxParts, truncated)
+	w.Header().Set("Content-Type", "application/xml")
+	io.WriteString(w, b.String())
+}
+
+func (s *fakeStore) listUploads(w http.ResponseWriter, bucket string) {
+	s.mu.Lock()
+	var ids []string
+	for id, u := range s.uploads {
+		if u.bucket == bucket {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	var b strings.Builder
+	fmt.Fprintf(&b, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+`<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>%s</Bucket><KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker>`, bucket)
+	for _, id := range ids {
+		fmt.Fprintf(&b, "<Upload><Key>%s</Key><UploadId>%s</UploadId><Initiated>2024-01-01T00:00:00.000Z</Initiated></Upload>", xmlEscape(s.uploads[id].key), id)
+	}
+	s.mu.Unlock()
+	b.WriteString("<IsTruncated>false</IsTruncated></ListMultipartUploadsResult>")
+	w.Header().Set("Content-Type", "application/xml")
+	io.WriteString(w, b.String())
+}
+
+// copySource finds a copy's source object and checks its conditions, or
+// answers the failure and returns nil.
+func (s *fakeStore) copySource(w http.ResponseWriter, r *http.Request, src string) *fakeObject {
+	path, _, _ := strings.Cut(src, "?")
+	path, _ = url.PathUnescape(strings.TrimPrefix(path, "/"))
+	o := func() *fakeObject { s.mu.Lock(); defer s.mu.Unlock(); return s.objects[path] }()
+	if o == nil {
+		s.fail(w, http.StatusNotFound, "NoSuchKey")
+		return nil
+	}
+	if im := r.Header.Get("X-Amz-Copy-Source-If-Match"); im != "" && im != o.etag {
+		s.fail(w, http.StatusPreconditionFailed, "PreconditionFailed")
+		return nil
+	}
+	return o
+}
+
+// copyObject copies server-side. Like MinIO and AWS, the copy of a
+// multipart object is a single-part object with an MD5 ETag.
+func (s *fakeStore) copyObject(w http.ResponseWriter, r *http.Request, bucket, key string) {
+	o := s.copySource(w, r, r.Header.Get("X-Amz-Copy-Source"))
+	if o == nil {
+		return
+	}
+	h := http.Header{}
+	from := o.header
+	if strings.EqualFold(r.Header.Get("X-Amz-Metadata-Directive"), "REPLACE") {
+		from = r.Header
+	}
+	for k, v := range from {
+		if strings.HasPrefix(strings.ToLower(k), "x-amz-meta-") || k == "Content-Type" {
+			h[k] = v
+		}
+	}
+	s.put(bucket, key, append([]byte(nil), o.data...), h)
+	n := s.get(bucket, key)
+	w.Header().Set("Content-Type", "application/xml")
+	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+`<CopyObjectResult><LastModified>%s</LastModified><ETag>%s</ETag></CopyObjectResult>`,
+		n.modified.Format("2006-01-02T15:04:05.000Z"), xmlEscape(n.etag))
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -487,6 +488,11 @@ func TestBrokenBodiesStoreNothing(t *testing.T) {
 	if e.store.count() != 0 {
 		t.Errorf("store holds %d objects", e.store.count())
 	}
+	// The store's handler runs on its own goroutine and may record the
+	// aborted request after the proxy is done with it.
+	for deadline := time.Now().Add(5 * time.Second); storedPuts(e.store) == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if storedPuts(e.store) == 0 {
 		t.Error("the bad-digest PUT never reached the store; the test proves nothing")
 	}
@@ -505,26 +511,24 @@ func TestBrokenBodiesStoreNothing(t *testing.T) {
 
 func TestNotImplemented(t *testing.T) {
 	e := newEnv(t)
-	ctx := context.Background()
 	e.put(t, "src", []byte("source"), nil)
-	check := func(what string, err error) {
-		t.Helper()
-		if code, status := apiError(t, err); code != "NotImplemented" || status != 501 {
-			t.Errorf("%s: %s %d", what, code, status)
+	for _, tc := range []struct{ method, path string }{
+		{"POST", "/" + testBucket + "/src?select&select-type=2"},
+		{"GET", "/" + testBucket + "/src?attributes"},
+		{"PUT", "/" + testBucket + "/src?partNumber=1"},
+	} {
+		resp, err := http.DefaultClient.Do(e.signedRequest(t, tc.method, tc.path, nil, 0, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 501 || !strings.Contains(string(body), "NotImplemented") {
+			t.Errorf("%s %s: %d %s", tc.method, tc.path, resp.StatusCode, body)
 		}
 	}
-	_, err := e.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(testBucket), Key: aws.String("mp")})
-	check("CreateMultipartUpload", err)
-	_, err = e.client.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String(testBucket), Key: aws.String("mp"), UploadId: aws.String("u"), PartNumber: aws.Int32(1), Body: strings.NewReader("x")})
-	check("UploadPart", err)
-	_, err = e.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(testBucket), Key: aws.String("mp"), UploadId: aws.String("u")})
-	check("CompleteMultipartUpload", err)
-	_, err = e.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String(testBucket), Key: aws.String("dst"), CopySource: aws.String(testBucket + "/src")})
-	check("CopyObject", err)
-	_, err = e.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(testBucket), Key: aws.String("src"), PartNumber: aws.Int32(1)})
-	check("GetObject partNumber", err)
-	if e.store.get(testBucket, "dst") != nil {
-		t.Error("CopyObject reached the store")
+	if n := storedPuts(e.store); n != 1 {
+		t.Errorf("%d PUTs reached the store, want 1", n)
 	}
 }
 

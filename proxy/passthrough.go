@@ -94,6 +94,12 @@ func relayFailure(x *exchange, resp *http.Response) error {
 	if resp.StatusCode < 300 {
 		return errUpstream(fmt.Errorf("store answered %s %s with status %d", x.r.Method, x.t.op, resp.StatusCode))
 	}
+	for k := range resp.Header {
+		// Checksums of stored bytes never describe an error's body.
+		if strings.HasPrefix(strings.ToLower(k), "x-amz-checksum-") {
+			delete(resp.Header, k)
+		}
+	}
 	relay(x, resp)
 	return nil
 }

@@ -1,7 +1,8 @@
 // Package proxy is s3seal's S3 request handler: it authenticates clients,
-// encrypts object bodies on PutObject, decrypts them on GetObject, rewrites
-// listed sizes to plaintext sizes, refuses what it cannot yet do safely
-// (multipart, copies) and passes every other request through to the store,
+// encrypts object bodies on PutObject and UploadPart, decrypts them on
+// GetObject (whole, ranged, by part), rewrites listed sizes to plaintext
+// sizes, copies objects by re-wrapping their data keys, refuses what it
+// cannot do safely and passes every other request through to the store,
 // re-signed with the store's own credential.
 package proxy
 
@@ -44,6 +45,9 @@ type Config struct {
 	// stored. By default they are refused: s3seal cannot vouch for them.
 	AllowPlaintextReads bool
 	Logger              *slog.Logger // nil means slog.Default()
+	// Observer is told about requests, upstream calls and cipher work, for
+	// metrics; nil means nobody.
+	Observer Observer
 }
 
 // Proxy is an http.Handler serving the S3 API.
@@ -54,6 +58,8 @@ type Proxy struct {
 	domain         string
 	allowPlaintext bool
 	log            *slog.Logger
+	layouts        *layoutCache // multipart layouts for ranged reads
+	obs            Observer
 }
 
 // New checks cfg and returns a Proxy.
@@ -88,10 +94,14 @@ func New(cfg Config) (*Proxy, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	obs := cfg.Observer
+	if obs == nil {
+		obs = nopObserver{}
+	}
 	base := *cfg.Upstream
 	return &Proxy{
 		up: &upstream{
-			base: &base, ak: cfg.UpstreamAccessKey, sk: cfg.UpstreamSecretKey, region: region,
+			base: &base, ak: cfg.UpstreamAccessKey, sk: cfg.UpstreamSecretKey, region: region, obs: obs,
 			// No redirects: a store's redirect would be followed with a
 			// signature for another URL, and with an already consumed body.
 			httpClient: &http.Client{Transport: rt, CheckRedirect: func(*http.Request, []*http.Request) error {
@@ -103,17 +113,31 @@ func New(cfg Config) (*Proxy, error) {
 		domain:         strings.TrimSpace(cfg.Domain),
 		allowPlaintext: cfg.AllowPlaintextReads,
 		log:            log,
+		layouts:        newLayoutCache(),
+		obs:            obs,
 	}, nil
 }
 
 // ServeHTTP answers one S3 request.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	p.obs.InflightAdd(1)
+	if r.ContentLength == 0 && strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+		// net/http sends 100 Continue only when a body is read, so an empty
+		// one gets the final answer straight away. That is allowed, but
+		// botocore (aws-cli 2.9) then misreads the next response on the
+		// connection and waits out its read timeout: say Continue anyway.
+		w.WriteHeader(http.StatusContinue)
+	}
 	id := newRequestID()
 	sw := &statusWriter{ResponseWriter: w}
 	sw.Header().Set("X-Amz-Request-Id", id)
 	t := classify(r, p.domain)
-	x := &exchange{w: sw, r: r, t: t, id: id}
+	// The operation and the cipher clocks ride in the context, so that
+	// upstream.do and the cipher sites deep in the handlers can report.
+	clocks := &cipherClocks{}
+	r = r.WithContext(withObservation(r.Context(), t.op.String(), clocks))
+	x := &exchange{w: sw, r: r, t: t, id: id, clocks: clocks}
 
 	defer func() {
 		attrs := []any{
@@ -130,9 +154,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				reason = v
 			}
 			p.log.Warn("response aborted", append(attrs, slog.Int("status", sw.status), slog.Any("error", reason))...)
+			p.observe(x, 0, start)
 			panic(v)
 		}
 		p.log.Info("request", append(attrs, slog.Int("status", sw.status))...)
+		status := sw.status
+		if status == 0 {
+			status = http.StatusOK // nothing written: net/http sends 200
+		}
+		p.observe(x, status, start)
 	}()
 
 	if err := p.serve(x); err != nil {
@@ -159,6 +189,14 @@ type exchange struct {
 	req *sigv4.Request // set once authenticated
 	// abortErr is why a response already under way was cut off, for the log.
 	abortErr error
+	clocks   *cipherClocks
+}
+
+// observe reports a finished request (status 0: aborted).
+func (p *Proxy) observe(x *exchange, status int, start time.Time) {
+	x.clocks.report(p.obs)
+	p.obs.ObserveRequest(x.t.op.String(), status, time.Since(start))
+	p.obs.InflightAdd(-1)
 }
 
 // abort cuts off a response whose headers are out: net/http closes the
@@ -170,6 +208,18 @@ func (x *exchange) abort(err error) {
 }
 
 func (p *Proxy) serve(x *exchange) error {
+	err := p.serveOp(x)
+	var sf *storeFailure
+	if errors.As(err, &sf) {
+		defer sf.resp.Body.Close()
+		if x.w.status == 0 {
+			return relayFailure(x, sf.resp)
+		}
+	}
+	return err
+}
+
+func (p *Proxy) serveOp(x *exchange) error {
 	req, err := p.auth.Verify(x.r)
 	if err != nil {
 		return err
@@ -185,6 +235,22 @@ func (p *Proxy) serve(x *exchange) error {
 		return p.getObject(x)
 	case opListObjects, opListObjectVersions:
 		return p.listObjects(x)
+	case opCopyObject:
+		return p.copyObject(x)
+	case opCreateUpload:
+		return p.createUpload(x)
+	case opUploadPart:
+		return p.uploadPart(x)
+	case opUploadPartCopy:
+		return p.uploadPartCopy(x)
+	case opCompleteUpload:
+		return p.completeUpload(x)
+	case opAbortUpload:
+		return p.abortUpload(x)
+	case opListParts:
+		return p.listParts(x)
+	case opListUploads:
+		return p.listUploads(x)
 	}
 	return p.passthrough(x)
 }

@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 
@@ -45,11 +47,6 @@ func (p *Proxy) putObject(x *exchange) error {
 	}
 	defer clear(dk)
 
-	src := &readRecorder{r: req.Body}
-	enc, err := envelope.NewEncryptReader(src, dk, 1, size)
-	if err != nil {
-		return errInternal(err)
-	}
 	header := http.Header{}
 	copyHeaders(header, t.header, putObjectHeaders...)
 	setContentEncoding(header, t.header)
@@ -62,15 +59,9 @@ func (p *Proxy) putObject(x *exchange) error {
 	}
 	meta.SetHeader(header)
 
-	stored := envelope.SegmentSize(size)
-	sent := &countingReader{r: enc}
-	upReq, err := p.up.newRequest(r.Context(), http.MethodPut, t.bucket, t.key, t.query, header, sent, stored)
+	resp, err := p.sendEncrypted(r.Context(), t.bucket, t.key, t.query, header, req.Body, true, size, dk, 1)
 	if err != nil {
-		return errInternal(err)
-	}
-	resp, err := p.up.do(upReq)
-	if err != nil {
-		return src.cause(err)
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
@@ -78,13 +69,6 @@ func (p *Proxy) putObject(x *exchange) error {
 		// pass it through unchanged.
 		relay(x, resp)
 		return nil
-	}
-	if src.failed() != nil || sent.n.Load() != stored {
-		// The final chunk exists only once the client's body was verified,
-		// so a store that answered before receiving it all did not get a
-		// valid object. Cannot happen with a store that honors
-		// Content-Length; never confirm such a write.
-		return errInternal(fmt.Errorf("store answered %d after %d of %d bytes", resp.StatusCode, sent.n.Load(), stored))
 	}
 
 	h := w.Header()
@@ -96,6 +80,45 @@ func (p *Proxy) putObject(x *exchange) error {
 	h.Set("Content-Length", "0")
 	w.WriteHeader(resp.StatusCode)
 	return nil
+}
+
+// sendEncrypted PUTs src, exactly size plaintext bytes, encrypted as segment
+// part under dk, to bucket/key?query, and returns the store's answer. A
+// failing src (a client body that fails verification, or a copy source that
+// fails authentication) cuts the upstream body short of its declared
+// Content-Length, so the store keeps nothing; clientBody says whether src's
+// errors are the client's (400s) or the store's (a copy source).
+//
+// A 2xx answer is returned only when the store received every byte.
+func (p *Proxy) sendEncrypted(ctx context.Context, bucket, key string, query url.Values, header http.Header, src io.Reader, clientBody bool, size int64, dk []byte, part uint32) (*http.Response, error) {
+	rec := &readRecorder{r: src}
+	clock := clockFor(ctx, dirEncrypt)
+	enc, err := envelope.NewEncryptReader(clock.source(rec), dk, part, size)
+	if err != nil {
+		return nil, errInternal(err)
+	}
+	stored := envelope.SegmentSize(size)
+	sent := &countingReader{r: clock.cipher(enc)}
+	upReq, err := p.up.newRequest(ctx, http.MethodPut, bucket, key, query, header, sent, stored)
+	if err != nil {
+		return nil, errInternal(err)
+	}
+	resp, err := p.up.do(upReq)
+	if err != nil {
+		if rerr := rec.failed(); rerr != nil && !clientBody {
+			return nil, rerr
+		}
+		return nil, rec.cause(err)
+	}
+	if resp.StatusCode/100 == 2 && (rec.failed() != nil || sent.n.Load() != stored) {
+		// The final chunk exists only once the client's body was verified,
+		// so a store that answered before receiving it all did not get a
+		// valid object. Cannot happen with a store that honors
+		// Content-Length; never confirm such a write.
+		resp.Body.Close()
+		return nil, errInternal(fmt.Errorf("store answered %d after %d of %d bytes", resp.StatusCode, sent.n.Load(), stored))
+	}
+	return resp, nil
 }
 
 // setEncryptionHeaders says what SSE-KMS says: the object is encrypted under

@@ -20,7 +20,15 @@ const (
 	opHeadObject
 	opListObjects        // v1 and v2
 	opListObjectVersions // ListObjectVersions: <Version> rows carry sizes
-	opUnsupported        // refused until issue #4 implements it
+	opCopyObject
+	opCreateUpload   // CreateMultipartUpload
+	opUploadPart     // UploadPart
+	opUploadPartCopy // UploadPartCopy
+	opCompleteUpload // CompleteMultipartUpload
+	opAbortUpload    // AbortMultipartUpload
+	opListParts      // ListParts: <Size> and <UploadId> rewritten
+	opListUploads    // ListMultipartUploads: <UploadId> rewritten
+	opUnsupported    // refused: s3seal cannot do it safely
 )
 
 func (o operation) String() string {
@@ -35,6 +43,22 @@ func (o operation) String() string {
 		return "ListObjects"
 	case opListObjectVersions:
 		return "ListObjectVersions"
+	case opCopyObject:
+		return "CopyObject"
+	case opCreateUpload:
+		return "CreateMultipartUpload"
+	case opUploadPart:
+		return "UploadPart"
+	case opUploadPartCopy:
+		return "UploadPartCopy"
+	case opCompleteUpload:
+		return "CompleteMultipartUpload"
+	case opAbortUpload:
+		return "AbortMultipartUpload"
+	case opListParts:
+		return "ListParts"
+	case opListUploads:
+		return "ListMultipartUploads"
 	case opUnsupported:
 		return "Unsupported"
 	}
@@ -75,9 +99,15 @@ var versionListParams = map[string]bool{
 	"version-id-marker": true, "max-keys": true, "encoding-type": true, "x-id": true,
 }
 
+// uploadListParams are those of ListMultipartUploads.
+var uploadListParams = map[string]bool{
+	"uploads": true, "prefix": true, "delimiter": true, "key-marker": true,
+	"upload-id-marker": true, "max-uploads": true, "encoding-type": true, "x-id": true,
+}
+
 // Object sub-resources whose requests and answers carry no object body and
 // no size: safe to pass through.
-var objectPassthroughParams = []string{"acl", "tagging", "retention", "legal-hold", "restore", "uploadId"}
+var objectPassthroughParams = []string{"acl", "tagging", "retention", "legal-hold", "restore"}
 
 // classify parses the bucket and key (path-style, or virtual-hosted-style
 // under domain) and decides the operation. Unknown object requests are
@@ -121,6 +151,8 @@ func classify(r *http.Request, domain string) target {
 				t.op = opListObjects
 			} else if has("versions") && only(versionListParams) {
 				t.op = opListObjectVersions
+			} else if has("uploads") && only(uploadListParams) {
+				t.op = opListUploads
 			}
 		case http.MethodPost:
 			if len(q) == 0 || (len(q) == 1 && has("x-id")) {
@@ -137,17 +169,24 @@ func classify(r *http.Request, domain string) target {
 	for _, k := range objectPassthroughParams {
 		passthroughSub = passthroughSub || has(k)
 	}
+	copySource := t.header.Get("X-Amz-Copy-Source") != ""
 	switch r.Method {
 	case http.MethodPut:
 		switch {
+		case has("uploadId") && has("partNumber") && copySource:
+			t.op = opUploadPartCopy
+			return t
+		case has("uploadId") && has("partNumber"):
+			t.op = opUploadPart
+			return t
 		case has("uploadId") || has("partNumber"):
-			if t.header.Get("X-Amz-Copy-Source") != "" {
-				return unsupported("UploadPartCopy")
-			}
-			return unsupported("UploadPart")
-		case t.header.Get("X-Amz-Copy-Source") != "":
-			// A raw copy would keep the source's key binding: unreadable.
-			return unsupported("CopyObject")
+			// Half an UploadPart: never store its body as an object.
+			return unsupported("PUT with only one of uploadId and partNumber")
+		case copySource && passthroughSub:
+			return unsupported("A copy of a sub-resource")
+		case copySource:
+			t.op = opCopyObject
+			return t
 		case passthroughSub:
 			return t
 		}
@@ -155,30 +194,36 @@ func classify(r *http.Request, domain string) target {
 	case http.MethodPost:
 		switch {
 		case has("uploads"):
-			return unsupported("CreateMultipartUpload")
+			t.op = opCreateUpload
 		case has("uploadId"):
-			return unsupported("CompleteMultipartUpload")
+			t.op = opCompleteUpload
 		case has("select"):
 			return unsupported("SelectObjectContent")
 		}
 		return t
 	case http.MethodGet, http.MethodHead:
 		switch {
-		case has("partNumber"):
-			return unsupported("GetObject with partNumber")
+		case has("uploadId") && r.Method == http.MethodGet:
+			t.op = opListParts
+			return t
 		case has("attributes"):
 			return unsupported("GetObjectAttributes") // reports stored sizes and checksums
 		case has("torrent"):
 			return unsupported("GetObjectTorrent")
 		case passthroughSub && r.Method == http.MethodGet:
-			return t // ListParts, GetObjectAcl, GetObjectTagging, ...
+			return t // GetObjectAcl, GetObjectTagging, ...
 		}
+		// partNumber reads are GetObject/HeadObject too (get.go).
 		t.op = opGetObject
 		if r.Method == http.MethodHead {
 			t.op = opHeadObject
 		}
+	case http.MethodDelete:
+		if has("uploadId") {
+			t.op = opAbortUpload
+		}
 	}
-	return t // DELETE (object, AbortMultipartUpload, tagging) and the rest
+	return t // DELETE (object, tagging) and the rest
 }
 
 // bucketKey splits a request into bucket and key. Keys keep every byte of

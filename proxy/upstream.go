@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7/pkg/s3utils"
 	"github.com/minio/minio-go/v7/pkg/signer"
@@ -19,6 +20,7 @@ type upstream struct {
 	ak, sk     string
 	region     string
 	httpClient *http.Client
+	obs        Observer
 }
 
 // unsignedPayload is sent as x-amz-content-sha256 on every request: hashing
@@ -74,7 +76,10 @@ func (u *upstream) newRequest(ctx context.Context, method, bucket, key string, q
 func (u *upstream) do(req *http.Request) (*http.Response, error) {
 	signed := signer.SignV4(*req, u.ak, u.sk, "", u.region)
 	signed.Header.Set("Accept-Encoding", "identity")
-	return u.httpClient.Do(signed)
+	start := time.Now()
+	resp, err := u.httpClient.Do(signed)
+	u.obs.ObserveUpstream(opFrom(req.Context()), time.Since(start))
+	return resp, err
 }
 
 // hopByHop are connection-level headers (RFC 9110 §7.6.1) never forwarded.

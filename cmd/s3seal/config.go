@@ -38,7 +38,7 @@ type Config struct {
 	DataKeyCacheSize int           `env:"S3SEAL_DATAKEY_CACHE_SIZE" envDefault:"10000" help:"unwrapped data keys kept in memory to save KMS Decrypt calls; 0 disables the cache"`
 	DataKeyCacheTTL  time.Duration `env:"S3SEAL_DATAKEY_CACHE_TTL" envDefault:"5m" help:"how long a cached data key lives; a disabled CMK keeps decrypting cached keys this long"`
 
-	MetricsAddr string `env:"S3SEAL_METRICS_ADDR" envDefault:"127.0.0.1:9464" help:"separate listener for /healthz (process up) and /readyz (upstream and KMS reachable)"`
+	MetricsAddr string `env:"S3SEAL_METRICS_ADDR" envDefault:"127.0.0.1:9464" help:"separate listener for /metrics (Prometheus), /healthz (process up) and /readyz (upstream and KMS reachable)"`
 	DataDir     string `env:"S3SEAL_DATA_DIR" envDefault:"./s3seal-data" help:"keyring, generated credential and embedded store (created 0700)"`
 
 	TLSCert string `env:"S3SEAL_TLS_CERT" help:"PEM certificate file; serve HTTPS when set together with S3SEAL_TLS_KEY"`

@@ -1,6 +1,6 @@
 package main
 
-// /healthz and /readyz, on the metrics listener (kept off the S3 port so a
+// /healthz, /readyz and /metrics, on the metrics listener (kept off the S3 port so a
 // load balancer's probes never reach the S3 API or need a signature).
 //
 // /healthz: the process is up and serving HTTP. Nothing else: a restart
@@ -86,9 +86,13 @@ func (r *readiness) status(ctx context.Context) map[string]string {
 	return failed
 }
 
-// healthHandler serves /healthz and /readyz.
-func healthHandler(ready *readiness) http.Handler {
+// healthHandler serves /healthz and /readyz, and /metrics when metrics is
+// not nil.
+func healthHandler(ready *readiness, metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -65,19 +65,25 @@ func TestReadinessCachesResults(t *testing.T) {
 func TestReadyzReportsFailures(t *testing.T) {
 	r := newReadiness(probe{name: "upstream", check: func(context.Context) error { return errors.New("connection refused") }})
 	rec := httptest.NewRecorder()
-	healthHandler(r).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	healthHandler(r, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "connection refused") {
 		t.Errorf("readyz = %d %s", rec.Code, rec.Body.String())
 	}
 	rec = httptest.NewRecorder()
-	healthHandler(r).ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	healthHandler(r, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
 	if rec.Code != http.StatusOK {
 		t.Errorf("healthz = %d", rec.Code)
 	}
 	rec = httptest.NewRecorder()
-	healthHandler(r).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	healthHandler(r, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if rec.Code != http.StatusNotFound {
-		t.Errorf("/metrics = %d: it belongs to a later issue", rec.Code)
+		t.Errorf("/metrics without a registry = %d, want 404", rec.Code)
+	}
+	rec = httptest.NewRecorder()
+	healthHandler(r, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("m 1\n")) })).
+		ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != http.StatusOK || rec.Body.String() != "m 1\n" {
+		t.Errorf("/metrics = %d %q", rec.Code, rec.Body.String())
 	}
 }
 

@@ -51,6 +51,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return c.serve(ctx, rest)
 	case "keys":
 		return c.keys(ctx, rest)
+	case "bench":
+		return c.bench(ctx, rest)
 	}
 	if len(cmd) > 0 && cmd[0] == '-' {
 		// `s3seal -x`: a flag meant for the default command.
@@ -80,6 +82,8 @@ func (c cli) usage(w io.Writer) {
 Usage:
   s3seal [serve]      run the proxy (the default command)
   s3seal keys ...     manage the embedded keyring (s3seal keys -h)
+  s3seal bench ...    envelope vs direct KMS encryption, or the proxy's end-to-end
+                      cost (s3seal bench --help)
   s3seal help         this text
 
 Configuration (environment variables; empty means unset):

@@ -14,7 +14,11 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/metrics"
 	"github.com/s3seal/s3seal/proxy"
 	"github.com/s3seal/s3seal/sigv4"
 )
@@ -84,6 +88,8 @@ type server struct {
 	keys     keySetup
 	upstream upstreamStore
 	store    *embeddedStore // nil when S3SEAL_UPSTREAM_URL is set
+	registry *prometheus.Registry
+	metrics  *metrics.Metrics
 
 	api, health     *http.Server
 	apiLn, healthLn net.Listener
@@ -101,6 +107,9 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 			s.closeAll()
 		}
 	}()
+	if err = s.newMetrics(); err != nil {
+		return nil, err
+	}
 	if s.cred, err = loadClientCredential(cfg, logger); err != nil {
 		return nil, err
 	}
@@ -121,12 +130,30 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		upstreamProbe(probeClient, s.upstream.url, s.upstream.cred, s.upstream.region),
 		kmsProbe(s.keys.service, s.keys.keyID),
 	)
-	if err = s.listen(handler, healthHandler(ready)); err != nil {
+	if err = s.listen(handler, healthHandler(ready, metrics.Handler(s.registry))); err != nil {
 		return nil, err
 	}
 	warnLooseDataDir(cfg.DataDir, logger)
 	s.warnIfNotReady(ctx, ready)
 	return s, nil
+}
+
+// newMetrics makes the process's own registry: s3seal's families plus the
+// Go runtime and process collectors, served on /metrics.
+func (s *server) newMetrics() error {
+	s.registry = prometheus.NewRegistry()
+	if err := s.registry.Register(collectors.NewGoCollector()); err != nil {
+		return err
+	}
+	if err := s.registry.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return err
+	}
+	m, err := metrics.New(s.registry)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	s.metrics = m
+	return nil
 }
 
 // openKeyService builds the configured key service. The keyring's default
@@ -184,7 +211,13 @@ func (s *server) setUpstream() error {
 func (s *server) newProxy() (http.Handler, error) {
 	cfg := s.cfg
 	verifier := &sigv4.Verifier{Credentials: newCredentialSet(s.cred.credential), Region: cfg.Region}
-	cached := envelope.NewCachingKeyService(s.keys.service, cfg.DataKeyCacheSize, cfg.DataKeyCacheTTL)
+	// Counted under the cache: s3seal_kms_* are calls that reached the key
+	// service. Readiness probes use s.keys.service directly and are not
+	// counted (at most one per readyTTL).
+	cached := envelope.NewCachingKeyService(s.metrics.InstrumentKeys(s.keys.service), cfg.DataKeyCacheSize, cfg.DataKeyCacheTTL)
+	if err := s.metrics.ObserveCache(cached); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	p, err := proxy.New(proxy.Config{
 		Upstream:            s.upstream.url,
 		UpstreamAccessKey:   s.upstream.cred.AccessKey,
@@ -195,6 +228,7 @@ func (s *server) newProxy() (http.Handler, error) {
 		Domain:              cfg.Domain,
 		AllowPlaintextReads: cfg.AllowPlaintextReads,
 		Logger:              s.logger,
+		Observer:            s.metrics,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
@@ -344,7 +378,8 @@ func (s *server) writeBanner(w io.Writer) {
 	fmt.Fprintf(w, "  data dir    %s\n", absPath(s.cfg.DataDir))
 	fmt.Fprintf(w, "  upstream    %s\n", upstream)
 	fmt.Fprintf(w, "  kms         %s\n", s.keys.describe)
-	fmt.Fprintf(w, "  health      %s/healthz  %s/readyz\n\n", s.healthURL(), s.healthURL())
+	fmt.Fprintf(w, "  health      %s/healthz  %s/readyz\n", s.healthURL(), s.healthURL())
+	fmt.Fprintf(w, "  metrics     %s/metrics\n\n", s.healthURL())
 	if s.store != nil || s.cfg.KMSProvider == providerKeyring {
 		fmt.Fprint(w, "The embedded store and keyring are for first runs and demos: the keyring\n"+
 			"keeps its master keys in the clear in the data dir. In production set\n"+

@@ -1,0 +1,442 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/s3seal/s3seal/e2e/localkms"
+	"github.com/s3seal/s3seal/metrics/metricstest"
+)
+
+func TestParseSizes(t *testing.T) {
+	good := map[string][]int64{
+		"4KiB,64KiB,1MiB,16MiB": {4 << 10, 64 << 10, 1 << 20, 16 << 20},
+		"1":                     {1},
+		" 16MiB , 4k ":          {4 << 10, 16 << 20},
+		"1000B,2KB":             {1000, 2000},
+		"1GiB":                  {1 << 30},
+		"3M,1g":                 {3 << 20, 1 << 30},
+	}
+	for in, want := range good {
+		got, err := parseSizes(in)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("parseSizes(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", ",", "0", "4KiB,4096", "1000B,1kb", "1.5MiB", "-1", "4 parsecs", "2GiB", "MiB", "99999999999999999999"} {
+		if got, err := parseSizes(in); err == nil {
+			t.Errorf("parseSizes(%q) = %v, want an error", in, got)
+		}
+	}
+	for n, want := range map[int64]string{1: "1B", 1000: "1000B", 4096: "4KiB", 65536: "64KiB", 1 << 20: "1MiB", 3 << 30: "3GiB", 1536: "1536B"} {
+		if got := formatSize(n); got != want {
+			t.Errorf("formatSize(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	var lat []time.Duration
+	for i := 100; i >= 1; i-- {
+		lat = append(lat, time.Duration(i)*time.Millisecond)
+	}
+	if p := percentile(lat, 0.5); p != 50*time.Millisecond {
+		t.Errorf("p50 = %v", p)
+	}
+	if p := percentile(lat, 0.99); p != 99*time.Millisecond {
+		t.Errorf("p99 = %v", p)
+	}
+	if p := percentile([]time.Duration{7}, 0.99); p != 7 {
+		t.Errorf("p99 of one = %v", p)
+	}
+}
+
+func TestBenchUsage(t *testing.T) {
+	ctx := context.Background()
+	var out, errOut bytes.Buffer
+	if code := run(ctx, []string{"bench", "--help"}, nil, &out, &errOut); code != exitOK {
+		t.Fatalf("--help: exit %d", code)
+	}
+	help := errOut.String()
+	for _, flag := range []string{"sizes", "duration", "count", "concurrency", "out", "metrics-addr", "target",
+		"access-key", "secret-key", "region", "upstream", "upstream-access-key", "upstream-secret-key", "upstream-region", "bucket"} {
+		if !regexp.MustCompile(`(?m)^  -` + flag + ` `).MatchString(help) {
+			t.Errorf("--help does not explain -%s", flag)
+		}
+	}
+	for _, word := range []string{"envelope", "direct", "4096-byte", "keyring", "S3SEAL_KMS_PROVIDER", "S3SEAL_UPSTREAM_URL"} {
+		if !strings.Contains(help, word) {
+			t.Errorf("--help does not mention %s", word)
+		}
+	}
+	for _, args := range [][]string{
+		{"--count", "3", "--duration", "1s"},
+		{"--sizes", "0"},
+		{"--sizes", "4 parsecs"},
+		{"--concurrency", "0"},
+		{"--count", "-1"},
+		{"extra"},
+	} {
+		errOut.Reset()
+		if code := run(ctx, append([]string{"bench"}, args...), nil, &out, &errOut); code != exitUsage {
+			t.Errorf("bench %v: exit %d, want %d (%s)", args, code, exitUsage, errOut.String())
+		}
+	}
+	out.Reset()
+	run(ctx, []string{"help"}, nil, &out, &errOut)
+	if !strings.Contains(out.String(), "s3seal bench") {
+		t.Error("s3seal help does not list bench")
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a command running on another goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// runBench runs `s3seal bench args...` and returns its exit code, stdout and
+// stderr. With --metrics-addr it scrapes the results once the run is done
+// and then interrupts it, as a person would.
+func runBench(t *testing.T, environ []string, args ...string) (int, string, string, metricstest.Scrape) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, append([]string{"bench"}, args...), environ, &out, &errOut) }()
+	if !slices.Contains(args, "--metrics-addr") {
+		select {
+		case code := <-done:
+			return code, out.String(), errOut.String(), nil
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("bench did not finish in 2 minutes; stderr:\n%s", errOut.String())
+		}
+	}
+	re := regexp.MustCompile(`serving the results on (http://\S+/metrics)`)
+	deadline := time.Now().Add(2 * time.Minute)
+	for !re.MatchString(errOut.String()) {
+		select {
+		case code := <-done:
+			return code, out.String(), errOut.String(), nil
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bench did not finish in 2 minutes; stderr:\n%s", errOut.String())
+		}
+	}
+	scrape, err := metricstest.Get(re.FindStringSubmatch(errOut.String())[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	return <-done, out.String(), errOut.String(), scrape
+}
+
+// checkBenchJSON decodes DIR/bench.json strictly: exactly the issue's
+// fields, nothing else.
+func checkBenchJSON(t *testing.T, dir string) []benchResult {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, "bench.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var generic map[string][]map[string]any
+	if err := json.Unmarshal(raw, &generic); err != nil {
+		t.Fatalf("bench.json: %v", err)
+	}
+	if len(generic) != 1 || generic["results"] == nil {
+		t.Fatalf("bench.json top level: %v, want only \"results\"", generic)
+	}
+	wantKeys := []string{"kms_calls", "kms_calls_per_mib", "mb_per_s", "mode", "p50_ms", "p99_ms", "size"}
+	for _, r := range generic["results"] {
+		var keys []string
+		for k, v := range r {
+			keys = append(keys, k)
+			if _, isNum := v.(float64); !isNum && k != "mode" {
+				t.Errorf("bench.json %s = %v (%T), want a number", k, v, v)
+			}
+		}
+		slices.Sort(keys)
+		if !slices.Equal(keys, wantKeys) {
+			t.Errorf("bench.json result keys %v, want %v", keys, wantKeys)
+		}
+		if m := r["mode"]; m != "envelope" && m != "direct" {
+			t.Errorf("mode %v", m)
+		}
+	}
+	var f benchFile
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		t.Fatal(err)
+	}
+	return f.Results
+}
+
+// svgSeries parses an SVG strictly (encoding/xml) and returns, per
+// data-series, the number of points of its polyline, and all text shown.
+func svgSeries(t *testing.T, path string) (map[string]int, string) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := xml.NewDecoder(bytes.NewReader(raw))
+	dec.Strict = true
+	series := map[string]int{}
+	var text strings.Builder
+	root := ""
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s is not well-formed XML: %v", path, err)
+		}
+		switch el := tok.(type) {
+		case xml.StartElement:
+			if root == "" {
+				root = el.Name.Space + " " + el.Name.Local
+			}
+			if el.Name.Local == "polyline" {
+				var name, points string
+				for _, a := range el.Attr {
+					switch a.Name.Local {
+					case "data-series":
+						name = a.Value
+					case "points":
+						points = a.Value
+					}
+				}
+				series[name] = len(strings.Fields(points))
+			}
+		case xml.CharData:
+			text.Write(el)
+			text.WriteByte(' ')
+		}
+	}
+	if root != "http://www.w3.org/2000/svg svg" {
+		t.Errorf("%s: root element %q, want an SVG document", path, root)
+	}
+	return series, text.String()
+}
+
+// A short run against the embedded keyring: table, note, files, metrics,
+// and KMS call counts that follow from the modes' definitions.
+func TestBenchKeyring(t *testing.T) {
+	dataDir, out := t.TempDir(), filepath.Join(t.TempDir(), "results")
+	code, stdout, stderr, scrape := runBench(t, zeroConfigEnv(dataDir),
+		"--sizes", "64KiB,4KiB", "--count", "3", "--concurrency", "2", "--out", out, "--metrics-addr", "127.0.0.1:0")
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "embedded keyring") || !strings.Contains(stdout, "not meaningful") {
+		t.Errorf("no plain note that the keyring makes the comparison meaningless:\n%s", stdout)
+	}
+	for _, h := range []string{"MB/s", "KMS calls/MiB", "p50 ms", "p99 ms", "envelope/direct"} {
+		if !strings.Contains(stdout, h) {
+			t.Errorf("table lacks %q:\n%s", h, stdout)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^\s+4KiB\s+envelope\s+3\s`).MatchString(stdout) {
+		t.Errorf("no 4KiB envelope row with 3 objects:\n%s", stdout)
+	}
+	if !strings.Contains(stderr, "bench: direct 64KiB: 3 objects") {
+		t.Errorf("no progress line per finished cell (stderr is not a terminal):\n%s", stderr)
+	}
+
+	results := checkBenchJSON(t, out)
+	if len(results) != 4 {
+		t.Fatalf("%d results, want 4", len(results))
+	}
+	wantCalls := map[[2]any]int64{
+		{"envelope", int64(4096)}: 3 * 2, {"envelope", int64(65536)}: 3 * 2, // GenerateDataKey + Decrypt
+		{"direct", int64(4096)}: 3 * 2, {"direct", int64(65536)}: 3 * 2 * 16, // per 4096-byte piece
+	}
+	for _, r := range results {
+		if want := wantCalls[[2]any{r.Mode, r.Size}]; r.KMSCalls != want {
+			t.Errorf("%s %d: %d KMS calls, want %d", r.Mode, r.Size, r.KMSCalls, want)
+		}
+		if perMiB := float64(r.KMSCalls) / (3 * float64(r.Size) / (1 << 20)); r.KMSCallsPerMiB != round3(perMiB) {
+			t.Errorf("%s %d: %v calls/MiB, want %v", r.Mode, r.Size, r.KMSCallsPerMiB, perMiB)
+		}
+		if r.MBPerS <= 0 || r.P50Ms <= 0 || r.P99Ms < r.P50Ms {
+			t.Errorf("%s %d: %+v", r.Mode, r.Size, r)
+		}
+	}
+	if results[0].Size != 4096 || results[0].Mode != "envelope" || results[1].Mode != "direct" {
+		t.Errorf("results not in size, then mode order: %+v", results)
+	}
+
+	series, text := svgSeries(t, filepath.Join(out, "bench.svg"))
+	if series["envelope"] != 2 || series["direct"] != 2 || len(series) != 2 {
+		t.Errorf("chart series %v, want envelope and direct with 2 points each", series)
+	}
+	for _, s := range []string{"4KiB", "64KiB", "object size", "MB/s", "log scale", "envelope", "direct", "keyring"} {
+		if !strings.Contains(text, s) {
+			t.Errorf("chart text lacks %q", s)
+		}
+	}
+
+	if scrape == nil {
+		t.Fatal("no scrape")
+	}
+	if got := scrape.Sum("s3seal_bench_kms_calls_per_mebibyte", "mode=direct", "size=64KiB"); got != 512 {
+		t.Errorf("bench_kms_calls_per_mebibyte{direct,64KiB} = %v, want 512", got)
+	}
+	for _, mode := range []string{"envelope", "direct"} {
+		for _, size := range []string{"4KiB", "64KiB"} {
+			if got := scrape.Sum("s3seal_bench_throughput_bytes_per_second", "mode="+mode, "size="+size); got <= 0 {
+				t.Errorf("bench_throughput_bytes_per_second{%s,%s} = %v", mode, size, got)
+			}
+		}
+	}
+	if got := scrape.Sum("s3seal_kms_requests_total", "operation=Encrypt", "result=ok"); got != 3+3*16+1 {
+		t.Errorf("kms_requests_total{Encrypt,ok} = %v, want the direct pieces plus the preflight", got)
+	}
+}
+
+// A short run against a KMS-API server (local-kms): the aws provider, no
+// keyring note, the same call counts.
+func TestBenchLocalKMS(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	endpoint := kmsEndpoint(t)
+	keyID := createKMSKey(t, endpoint)
+	out := t.TempDir()
+	environ := append(zeroConfigEnv(t.TempDir()), "S3SEAL_KMS_PROVIDER=aws", "S3SEAL_KMS_KEY_ID="+keyID,
+		"S3SEAL_KMS_ENDPOINT="+endpoint, "S3SEAL_KMS_REGION="+localkms.Region)
+	code, stdout, stderr, _ := runBench(t, environ, "--sizes", "4KiB,16KiB", "--count", "2", "--concurrency", "2", "--out", out)
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if strings.Contains(stdout, "not meaningful") || !strings.Contains(stdout, "aws kms, key "+keyID) {
+		t.Errorf("stdout:\n%s", stdout)
+	}
+	results := checkBenchJSON(t, out)
+	for _, r := range results {
+		want := int64(2 * 2)
+		if r.Mode == "direct" {
+			want = 2 * 2 * r.Size / 4096
+		}
+		if r.KMSCalls != want {
+			t.Errorf("%s %d: %d KMS calls, want %d", r.Mode, r.Size, r.KMSCalls, want)
+		}
+	}
+	series, text := svgSeries(t, filepath.Join(out, "bench.svg"))
+	if series["envelope"] != 2 || series["direct"] != 2 || strings.Contains(text, "not meaningful") {
+		t.Errorf("chart series %v; text %q", series, text)
+	}
+
+	// A CMK that does not exist fails at once, with the KMS's reason.
+	bad := append(zeroConfigEnv(t.TempDir()), "S3SEAL_KMS_PROVIDER=aws", "S3SEAL_KMS_KEY_ID=alias/missing",
+		"S3SEAL_KMS_ENDPOINT="+endpoint, "S3SEAL_KMS_REGION="+localkms.Region)
+	code, _, stderr, _ = runBench(t, bad, "--sizes", "4KiB", "--count", "1")
+	if code != exitError || !strings.Contains(stderr, "key not found") {
+		t.Errorf("missing key: exit %d, stderr %s", code, stderr)
+	}
+}
+
+// --target against an in-process s3seal and its embedded store: both paths
+// measured side by side, the s3seal path really through the proxy, and
+// nothing left behind.
+func TestBenchTarget(t *testing.T) {
+	dataDir := t.TempDir()
+	s := startZeroConfig(t, dataDir)
+	out := t.TempDir()
+	before, err := metricstest.Get(s.healthURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// s3seal's credential comes from the data dir, as for a zero-config
+	// s3seal; the store's from flags.
+	environ := []string{"S3SEAL_DATA_DIR=" + dataDir}
+	code, stdout, stderr, _ := runBench(t, environ, "--target", s.endpoint(),
+		"--upstream", s.upstream.url.String(), "--upstream-access-key", s.upstream.cred.AccessKey,
+		"--upstream-secret-key", s.upstream.cred.SecretKey,
+		"--sizes", "1KiB,100KiB", "--count", "3", "--concurrency", "2", "--out", out, "--bucket", "bench-target")
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	for _, h := range []string{"s3seal MB/s", "direct MB/s", "s3seal/direct", "put", "get"} {
+		if !strings.Contains(stdout, h) {
+			t.Errorf("table lacks %q:\n%s", h, stdout)
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(out, "bench-target.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct{ Results []targetResult }
+	if err := json.Unmarshal(raw, &f); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Results) != 8 {
+		t.Fatalf("%d results, want 8 (2 sizes × put, get × s3seal, direct)", len(f.Results))
+	}
+	for _, r := range f.Results {
+		if r.Requests != 3 || r.MBPerS <= 0 || r.P99Ms < r.P50Ms {
+			t.Errorf("%+v", r)
+		}
+	}
+	series, _ := svgSeries(t, filepath.Join(out, "bench-target.svg"))
+	for _, name := range []string{"s3seal put", "direct put", "s3seal get", "direct get"} {
+		if series[name] != 2 {
+			t.Errorf("chart series %q has %d points, want 2 (%v)", name, series[name], series)
+		}
+	}
+
+	// The s3seal path went through the proxy: one data key per PUT.
+	after, err := metricstest.Get(s.healthURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gdk := "s3seal_kms_requests_total"
+	if got := after.Sum(gdk, "operation=GenerateDataKey") - before.Sum(gdk, "operation=GenerateDataKey"); got != 2*3 {
+		t.Errorf("s3seal made %v data keys, want one per PUT through it (6)", got)
+	}
+	// And everything written was deleted.
+	store := s3Client(t, s.upstream.url.String(), s.upstream.cred.AccessKey, s.upstream.cred.SecretKey)
+	list, err := store.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String("bench-target")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Contents) != 0 {
+		t.Errorf("%d objects left behind, e.g. %s", len(list.Contents), aws.ToString(list.Contents[0].Key))
+	}
+
+	// Without the store's credential it says what is missing.
+	code, _, stderr, _ = runBench(t, environ, "--target", s.endpoint(), "--upstream", s.upstream.url.String())
+	if code != exitError || !strings.Contains(stderr, "no upstream credential") {
+		t.Errorf("missing upstream credential: exit %d, stderr %s", code, stderr)
+	}
+}

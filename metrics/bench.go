@@ -1,0 +1,134 @@
+package metrics
+
+import (
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/s3seal/s3seal/envelope"
+)
+
+// Bench holds the results of `s3seal bench` as gauges, so a Prometheus
+// scraping the benchmark (--metrics-addr) can chart envelope against direct
+// KMS encryption beside the proxy's live figures.
+type Bench struct {
+	throughput     *prometheus.GaugeVec
+	kmsCallsPerMiB *prometheus.GaugeVec
+	latency        *prometheus.GaugeVec
+
+	targetThroughput *prometheus.GaugeVec
+	targetLatency    *prometheus.GaugeVec
+}
+
+// NewBench registers the benchmark families in reg.
+func NewBench(reg prometheus.Registerer) (*Bench, error) {
+	b := &Bench{
+		throughput: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "bench_throughput_bytes_per_second",
+			Help: "Benchmark: plaintext bytes encrypted and decrypted again per second, by mode (envelope, direct) and object size.",
+		}, []string{"mode", "size"}),
+		kmsCallsPerMiB: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "bench_kms_calls_per_mebibyte",
+			Help: "Benchmark: key-service calls per MiB of plaintext round-tripped, by mode and object size.",
+		}, []string{"mode", "size"}),
+		latency: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "bench_object_seconds",
+			Help: "Benchmark: time to encrypt and decrypt one object, by mode, size and quantile (0.5, 0.99).",
+		}, []string{"mode", "size", "quantile"}),
+		targetThroughput: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "bench_target_throughput_bytes_per_second",
+			Help: "End-to-end benchmark (--target): object bytes per second, by path (s3seal, direct), operation (put, get) and object size.",
+		}, []string{"path", "operation", "size"}),
+		targetLatency: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "bench_target_object_seconds",
+			Help: "End-to-end benchmark (--target): time of one request, by path, operation, size and quantile (0.5, 0.99).",
+		}, []string{"path", "operation", "size", "quantile"}),
+	}
+	for _, c := range []prometheus.Collector{b.throughput, b.kmsCallsPerMiB, b.latency, b.targetThroughput, b.targetLatency} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// SetResult publishes one (mode, size) cell of the key-service benchmark.
+func (b *Bench) SetResult(mode, size string, bytesPerSecond, kmsCallsPerMiB float64, p50, p99 time.Duration) {
+	b.throughput.WithLabelValues(mode, size).Set(bytesPerSecond)
+	b.kmsCallsPerMiB.WithLabelValues(mode, size).Set(kmsCallsPerMiB)
+	b.latency.WithLabelValues(mode, size, "0.5").Set(p50.Seconds())
+	b.latency.WithLabelValues(mode, size, "0.99").Set(p99.Seconds())
+}
+
+// SetTargetResult publishes one (path, operation, size) cell of the
+// end-to-end benchmark.
+func (b *Bench) SetTargetResult(path, op, size string, bytesPerSecond float64, p50, p99 time.Duration) {
+	b.targetThroughput.WithLabelValues(path, op, size).Set(bytesPerSecond)
+	b.targetLatency.WithLabelValues(path, op, size, "0.5").Set(p50.Seconds())
+	b.targetLatency.WithLabelValues(path, op, size, "0.99").Set(p99.Seconds())
+}
+
+// Family is one exported metric family.
+type Family struct {
+	Name string
+	Type dto.MetricType // COUNTER, GAUGE, HISTOGRAM, ...
+}
+
+// Families lists every family s3seal exports (serving and benchmark), read
+// back from a registry after one of each observation, so the list cannot
+// drift from what is registered. Histograms are listed once, under their
+// base name; their series are NAME_bucket, NAME_sum and NAME_count.
+func Families() ([]Family, error) {
+	reg := prometheus.NewRegistry()
+	m, err := New(reg)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.ObserveCache(envelope.NewCachingKeyService(nil, 0, 0)); err != nil {
+		return nil, err
+	}
+	b, err := NewBench(reg)
+	if err != nil {
+		return nil, err
+	}
+	m.ObserveRequest("PutObject", 200, time.Millisecond)
+	m.ObserveUpstream("PutObject", time.Millisecond)
+	m.ObserveCipher(Encrypt, 1, time.Millisecond)
+	m.InflightAdd(0)
+	m.kmsRequests.WithLabelValues("GenerateDataKey", "ok")
+	m.kmsDuration.WithLabelValues("GenerateDataKey")
+	b.SetResult("envelope", "4KiB", 1, 1, time.Millisecond, time.Millisecond)
+	b.SetTargetResult("s3seal", "put", "4KiB", 1, time.Millisecond, time.Millisecond)
+
+	mfs, err := reg.Gather()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Family, 0, len(mfs))
+	for _, mf := range mfs {
+		out = append(out, Family{Name: mf.GetName(), Type: mf.GetType()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// SeriesNames is every metric name a PromQL query can use for fams: the
+// family names, plus _bucket, _sum and _count for histograms (and _sum,
+// _count for summaries).
+func SeriesNames(fams []Family) map[string]bool {
+	names := map[string]bool{}
+	for _, f := range fams {
+		names[f.Name] = true
+		switch f.Type {
+		case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
+			names[f.Name+"_bucket"] = true
+			fallthrough
+		case dto.MetricType_SUMMARY:
+			names[f.Name+"_sum"] = true
+			names[f.Name+"_count"] = true
+		}
+	}
+	return names
+}

@@ -1,0 +1,78 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/s3seal/s3seal/envelope"
+)
+
+// InstrumentKeys wraps ks so that every call is counted in
+// s3seal_kms_requests_total{operation,result} and timed in
+// s3seal_kms_request_duration_seconds{operation}. Put it under the data-key
+// cache (NewCachingKeyService(m.InstrumentKeys(ks), ...)) so that only calls
+// that reach the key service are counted; cache hits have their own counter.
+func (m *Metrics) InstrumentKeys(ks envelope.KeyService) envelope.KeyService {
+	return &instrumentedKeys{ks: ks, m: m}
+}
+
+type instrumentedKeys struct {
+	ks envelope.KeyService
+	m  *Metrics
+}
+
+func (k *instrumentedKeys) observe(op string, start time.Time, err error) {
+	k.m.kmsDuration.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	k.m.kmsRequests.WithLabelValues(op, Result(err)).Inc()
+}
+
+func (k *instrumentedKeys) GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string) (envelope.DataKey, error) {
+	start := time.Now()
+	dk, err := k.ks.GenerateDataKey(ctx, keyID, encCtx)
+	k.observe("GenerateDataKey", start, err)
+	return dk, err
+}
+
+func (k *instrumentedKeys) Decrypt(ctx context.Context, keyID string, ciphertext []byte, encCtx map[string]string) ([]byte, error) {
+	start := time.Now()
+	pt, err := k.ks.Decrypt(ctx, keyID, ciphertext, encCtx)
+	k.observe("Decrypt", start, err)
+	return pt, err
+}
+
+func (k *instrumentedKeys) ReEncrypt(ctx context.Context, ciphertext []byte, srcKeyID string, srcCtx map[string]string, dstKeyID string, dstCtx map[string]string) (envelope.Wrapped, error) {
+	start := time.Now()
+	w, err := k.ks.ReEncrypt(ctx, ciphertext, srcKeyID, srcCtx, dstKeyID, dstCtx)
+	k.observe("ReEncrypt", start, err)
+	return w, err
+}
+
+func (k *instrumentedKeys) Encrypt(ctx context.Context, keyID string, plaintext []byte, encCtx map[string]string) (envelope.Wrapped, error) {
+	start := time.Now()
+	w, err := k.ks.Encrypt(ctx, keyID, plaintext, encCtx)
+	k.observe("Encrypt", start, err)
+	return w, err
+}
+
+// Result is the result label of a key-service call: "ok", the kind of an
+// envelope.KMSError, or "error" for anything else.
+func Result(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, envelope.ErrKeyNotFound):
+		return "not_found"
+	case errors.Is(err, envelope.ErrKeyDisabled):
+		return "disabled"
+	case errors.Is(err, envelope.ErrAccessDenied):
+		return "access_denied"
+	case errors.Is(err, envelope.ErrInvalidCiphertext):
+		return "invalid_ciphertext"
+	case errors.Is(err, envelope.ErrKMSUnavailable):
+		return "unavailable"
+	case errors.Is(err, envelope.ErrInvalidKMSRequest):
+		return "invalid_request"
+	}
+	return "error"
+}

@@ -1,0 +1,169 @@
+// Package metrics is s3seal's Prometheus instrumentation: the proxy's
+// requests, the time and bytes spent in the envelope cipher, every key-service
+// call, the data-key cache, the upstream store, and the benchmark's results.
+//
+// Nothing here is global: New registers its families in the registry it is
+// given, so tests (and a process running two proxies) use their own. The
+// family names are an interface: dashboards (deploy/grafana) query them, and
+// deploy's tests check that every name a dashboard uses is one Families
+// reports.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/s3seal/s3seal/envelope"
+)
+
+// Namespace prefixes every family s3seal exports.
+const Namespace = "s3seal"
+
+// Cipher directions, the values of the direction label.
+const (
+	Encrypt = "encrypt"
+	Decrypt = "decrypt"
+)
+
+// Buckets of the latency histograms, in seconds. Requests range from a
+// cached HEAD (a millisecond) to multi-GiB transfers (minutes); key-service
+// calls from a local keyring (microseconds) to a distant KMS region.
+var (
+	requestBuckets = prometheus.ExponentialBuckets(0.001, 2.5, 13)  // 1 ms .. ~60 s
+	kmsBuckets     = prometheus.ExponentialBuckets(0.0001, 2.5, 12) // 0.1 ms .. ~24 s
+)
+
+// Metrics is the serving process's instrumentation. Its Observe* methods and
+// InflightAdd are the hook the proxy calls; all are safe for concurrent use.
+type Metrics struct {
+	reg prometheus.Registerer
+
+	requests         *prometheus.CounterVec
+	requestDuration  *prometheus.HistogramVec
+	envelopeBytes    *prometheus.CounterVec
+	envelopeSeconds  *prometheus.CounterVec
+	kmsRequests      *prometheus.CounterVec
+	kmsDuration      *prometheus.HistogramVec
+	upstreamDuration *prometheus.HistogramVec
+	inflight         prometheus.Gauge
+}
+
+// New registers the serving families in reg.
+func New(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		reg: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "requests_total",
+			Help: "S3 requests answered, by operation and HTTP status (\"aborted\": cut off mid-response).",
+		}, []string{"operation", "status"}),
+		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "request_duration_seconds",
+			Help:    "Time to answer an S3 request, body included, by operation.",
+			Buckets: requestBuckets,
+		}, []string{"operation"}),
+		envelopeBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "envelope_bytes_total",
+			Help: "Plaintext bytes through the envelope cipher, by direction (encrypt, decrypt).",
+		}, []string{"direction"}),
+		envelopeSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "envelope_seconds_total",
+			Help: "Time spent in the envelope cipher itself (not waiting on client or store), by direction; rate(bytes)/rate(seconds) is local envelope throughput.",
+		}, []string{"direction"}),
+		kmsRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "kms_requests_total",
+			Help: "Key-service calls, by operation and result (ok, not_found, disabled, access_denied, invalid_ciphertext, unavailable, invalid_request, error).",
+		}, []string{"operation", "result"}),
+		kmsDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "kms_request_duration_seconds",
+			Help:    "Key-service call latency, by operation.",
+			Buckets: kmsBuckets,
+		}, []string{"operation"}),
+		upstreamDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "upstream_request_duration_seconds",
+			Help:    "Time from sending a request to the upstream store to its response headers, by the client operation it serves.",
+			Buckets: requestBuckets,
+		}, []string{"operation"}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "inflight_requests",
+			Help: "S3 requests being answered now.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{
+		m.requests, m.requestDuration, m.envelopeBytes, m.envelopeSeconds,
+		m.kmsRequests, m.kmsDuration, m.upstreamDuration, m.inflight,
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	// Both directions exist from the start, so rate() over them is defined
+	// (zero) before the first object rather than missing.
+	for _, d := range []string{Encrypt, Decrypt} {
+		m.envelopeBytes.WithLabelValues(d)
+		m.envelopeSeconds.WithLabelValues(d)
+	}
+	return m, nil
+}
+
+// ObserveRequest records one answered S3 request. status is the HTTP status
+// sent; 0 or less means the response was aborted after it had started.
+func (m *Metrics) ObserveRequest(op string, status int, d time.Duration) {
+	s := "aborted"
+	if status > 0 {
+		s = strconv.Itoa(status)
+	}
+	m.requests.WithLabelValues(op, s).Inc()
+	m.requestDuration.WithLabelValues(op).Observe(d.Seconds())
+}
+
+// ObserveUpstream records one request to the store, on behalf of a client
+// request of operation op, from send to response headers.
+func (m *Metrics) ObserveUpstream(op string, d time.Duration) {
+	m.upstreamDuration.WithLabelValues(op).Observe(d.Seconds())
+}
+
+// ObserveCipher records plaintext bytes encrypted or decrypted (direction
+// Encrypt or Decrypt) and the time the cipher itself took for them.
+func (m *Metrics) ObserveCipher(direction string, bytes int64, d time.Duration) {
+	m.envelopeBytes.WithLabelValues(direction).Add(float64(bytes))
+	m.envelopeSeconds.WithLabelValues(direction).Add(d.Seconds())
+}
+
+// InflightAdd moves the in-flight gauge: +1 when a request starts, -1 when
+// it ends.
+func (m *Metrics) InflightAdd(n int) {
+	m.inflight.Add(float64(n))
+}
+
+// ObserveCache exports c's hit and miss counters (and its size). Call it
+// once per process for the one cache the proxy uses.
+func (m *Metrics) ObserveCache(c *envelope.CachingKeyService) error {
+	for _, col := range []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "datakey_cache_hits_total",
+			Help: "Data-key unwraps answered from the cache (no KMS Decrypt).",
+		}, func() float64 { return float64(c.Hits()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "datakey_cache_misses_total",
+			Help: "Data-key unwraps the cache could not answer (each one a KMS Decrypt).",
+		}, func() float64 { return float64(c.Misses()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "datakey_cache_entries",
+			Help: "Unwrapped data keys held in memory now.",
+		}, func() float64 { return float64(c.Len()) }),
+	} {
+		if err := m.reg.Register(col); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Handler serves g in the Prometheus exposition formats.
+func Handler(g prometheus.Gatherer) http.Handler {
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{})
+}

@@ -1,0 +1,288 @@
+package proxy
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+
+	"github.com/s3seal/s3seal/envelope"
+)
+
+// Ranged reads of a multipart object need its layout: the plaintext size of
+// every segment (part). The store reports part sizes only one part at a time
+// (HEAD ?partNumber=k), so s3seal learns them cheaply and remembers them:
+//
+//  1. a layout cached for (bucket, key, ETag) — an object's multipart ETag
+//     changes whenever its bytes do — or, on a miss,
+//  2. one HEAD ?partNumber=1, assuming what every mainstream client does:
+//     all parts but the last are the size of part 1, the last holds the
+//     rest. That guess is used only when it reproduces the stored size.
+//  3. When a read with a guessed layout fails authentication, the sizes of
+//     all parts are fetched (HEAD ?partNumber=k for each k) and the read is
+//     retried once with them.
+//
+// A wrong layout cannot produce wrong bytes: chunk positions, lengths and
+// final flags all follow from the layout, and the range reader checks each
+// segment's number and every chunk's tag, so a wrong guess fails
+// authentication. A failure after the answer has started cannot be retried;
+// it then marks the cached guess as wrong, so the next read uses the exact
+// layout.
+
+const (
+	layoutCacheEntries  = 4096
+	layoutCacheSegments = 1 << 18 // total cached part sizes: 2 MiB
+	partHeadConcurrency = 8
+)
+
+type layoutEntry struct {
+	key    string
+	layout envelope.Layout // nil: a guess failed, fetch the exact layout
+	exact  bool
+	// verified are the middle segments of a guess whose sizes the store
+	// confirmed (checkGuess).
+	verified map[int]bool
+}
+
+// layoutCache is a bounded LRU of object layouts.
+type layoutCache struct {
+	mu       sync.Mutex
+	lru      *list.List // front = most recent; values are *layoutEntry
+	entries  map[string]*list.Element
+	segments int
+}
+
+func newLayoutCache() *layoutCache {
+	return &layoutCache{lru: list.New(), entries: map[string]*list.Element{}}
+}
+
+func layoutKey(bucket, key, etag string) string {
+	return bucket + "\x00" + key + "\x00" + normETag(etag)
+}
+
+func (c *layoutCache) get(k string) (layoutEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.entries[k]
+	if !ok {
+		return layoutEntry{}, false
+	}
+	c.lru.MoveToFront(el)
+	return *el.Value.(*layoutEntry), true
+}
+
+func (c *layoutCache) put(k string, l envelope.Layout, exact bool) {
+	if len(l) > layoutCacheSegments {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.entries[k]; ok {
+		c.remove(el)
+	}
+	c.entries[k] = c.lru.PushFront(&layoutEntry{key: k, layout: l, exact: exact})
+	c.segments += len(l)
+	for c.lru.Len() > layoutCacheEntries || c.segments > layoutCacheSegments {
+		c.remove(c.lru.Back())
+	}
+}
+
+// isVerified and markVerified track confirmed segments of a guess.
+func (c *layoutCache) isVerified(k string, seg int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.entries[k]
+	return ok && el.Value.(*layoutEntry).verified[seg]
+}
+
+func (c *layoutCache) markVerified(k string, seg int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.entries[k]; ok {
+		e := el.Value.(*layoutEntry)
+		if e.verified == nil {
+			e.verified = map[int]bool{}
+		}
+		e.verified[seg] = true
+	}
+}
+
+func (c *layoutCache) remove(el *list.Element) {
+	e := c.lru.Remove(el).(*layoutEntry)
+	delete(c.entries, e.key)
+	c.segments -= len(e.layout)
+}
+
+// errNoPartReads means a store that does not answer partNumber reads.
+var errNoPartReads = errors.New("store does not serve partNumber reads")
+
+// objRef names one version of an object for the requests that learn its
+// layout: every one is pinned to the ETag with If-Match.
+type objRef struct {
+	bucket, key string
+	query       url.Values  // versionId only
+	header      http.Header // owner and payer headers
+	etag        string
+	info        objectInfo
+}
+
+// layout returns the object's layout and whether it is known to be exact
+// rather than guessed.
+func (p *Proxy) layout(ctx context.Context, o objRef) (envelope.Layout, bool, error) {
+	if o.info.segments <= 1 {
+		return envelope.Layout{o.info.size}, true, nil
+	}
+	k := layoutKey(o.bucket, o.key, o.etag)
+	if e, ok := p.layouts.get(k); ok {
+		if e.layout == nil {
+			return p.exactLayout(ctx, o)
+		}
+		return e.layout, e.exact, nil
+	}
+	s1, err := p.partSize(ctx, o, 1)
+	if err != nil {
+		return nil, false, err
+	}
+	n := o.info.segments
+	l1, err := envelope.SegmentPlaintextSize(s1)
+	if err != nil {
+		return nil, false, err
+	}
+	last := o.info.size - int64(n-1)*l1
+	if l1 > 0 && l1%envelope.ChunkSize == 0 && last >= 0 {
+		guess := make(envelope.Layout, n)
+		for i := range guess {
+			guess[i] = l1
+		}
+		guess[n-1] = last
+		if guess.CiphertextSize() == o.info.stored {
+			exact := n == 2 // part 1 and the total fix both sizes
+			p.layouts.put(k, guess, exact)
+			return guess, exact, nil
+		}
+	}
+	return p.exactLayout(ctx, o)
+}
+
+// checkGuess confirms the sizes a read of plaintext range br relies on.
+// Under a guess, part 1's size is known (it was asked for), and the first
+// chunk decrypted proves where the range's first segment starts (a header
+// read anywhere else does not carry that segment's number). What remains
+// unproven are the sizes of the middle segments the range touches: they
+// decide chunk lengths and final flags, and a wrong one would only show once
+// the answer has started. So each such segment's size is asked for once (and
+// remembered); any difference means the guess is wrong and the exact layout
+// is fetched. The last segment's size follows from the others.
+func (p *Proxy) checkGuess(ctx context.Context, o objRef, l envelope.Layout, br byteRange) (envelope.Layout, bool, error) {
+	first, last := segmentAt(l, br.off), segmentAt(l, br.off+br.n-1)
+	k := layoutKey(o.bucket, o.key, o.etag)
+	for s := max(first, 1); s <= min(last, len(l)-2); s++ {
+		if p.layouts.isVerified(k, s) {
+			continue
+		}
+		stored, err := p.partSize(ctx, o, s+1)
+		if err != nil {
+			return nil, false, err
+		}
+		if plain, err := envelope.SegmentPlaintextSize(stored); err != nil || plain != l[s] {
+			return p.exactLayout(ctx, o)
+		}
+		p.layouts.markVerified(k, s)
+	}
+	return l, false, nil
+}
+
+// segmentAt is the index of the segment holding plaintext byte off.
+func segmentAt(l envelope.Layout, off int64) int {
+	var at int64
+	for i, n := range l {
+		at += n
+		if off < at {
+			return i
+		}
+	}
+	return len(l) - 1
+}
+
+// exactLayout fetches every part's size.
+func (p *Proxy) exactLayout(ctx context.Context, o objRef) (envelope.Layout, bool, error) {
+	n := o.info.segments
+	l := make(envelope.Layout, n)
+	errs := make([]error, n)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, partHeadConcurrency)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			s, err := p.partSize(ctx, o, i+1)
+			if err == nil {
+				l[i], err = envelope.SegmentPlaintextSize(s)
+			}
+			if err != nil {
+				errs[i] = err
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return nil, false, err
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, false, err
+	}
+	if l.CiphertextSize() != o.info.stored {
+		return nil, false, errCorrupt(fmt.Errorf("part sizes add up to %d stored bytes, object has %d: %w",
+			l.CiphertextSize(), o.info.stored, envelope.ErrImpossibleSize))
+	}
+	p.layouts.put(layoutKey(o.bucket, o.key, o.etag), l, true)
+	return l, true, nil
+}
+
+// partSize is the stored size of part k, from HEAD ?partNumber=k.
+func (p *Proxy) partSize(ctx context.Context, o objRef, k int) (int64, error) {
+	q := url.Values{}
+	for kk, vs := range o.query {
+		q[kk] = vs
+	}
+	q.Set("partNumber", strconv.Itoa(k))
+	h := o.header.Clone()
+	h.Set("If-Match", o.etag)
+	req, err := p.up.newRequest(ctx, http.MethodHead, o.bucket, o.key, q, h, nil, 0)
+	if err != nil {
+		return 0, errInternal(err)
+	}
+	resp, err := p.up.do(req)
+	if err != nil {
+		return 0, errUpstream(err)
+	}
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusPreconditionFailed:
+		return 0, errObjectChanged()
+	case resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent:
+		return 0, errUpstream(fmt.Errorf("HEAD ?partNumber=%d answered %d", k, resp.StatusCode))
+	case resp.ContentLength < 0:
+		return 0, errUpstream(fmt.Errorf("HEAD ?partNumber=%d without Content-Length", k))
+	case resp.ContentLength == o.info.stored && resp.Header.Get("X-Amz-Mp-Parts-Count") == "":
+		// The whole object: the store ignored partNumber.
+		return 0, errNoPartReads
+	}
+	return resp.ContentLength, nil
+}
+
+func errObjectChanged() *s3Error {
+	// Replaced between two requests of one read: a retry reads the new object.
+	return newS3Error("ServiceUnavailable", http.StatusServiceUnavailable,
+		"The object changed while it was being read. Please retry.", nil)
+}

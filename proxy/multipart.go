@@ -1,0 +1,673 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/s3seal/s3seal/envelope"
+)
+
+// Multipart uploads (docs/FORMAT.md, "Multipart uploads"). Each part is one
+// segment of the object, numbered by its part number, all under the one data
+// key made at CreateMultipartUpload; the completed object is therefore in
+// the same format as any other. s3seal keeps no state of its own: the
+// UploadId it hands out is an upload token (uploadtoken.go).
+
+const (
+	maxPartNumber  = 10000
+	maxPartSize    = 5 << 30 // S3's limit for one part
+	maxCompleteXML = 4 << 20 // 10,000 parts with checksums stay far below
+)
+
+// reservedMetadata refuses client requests that set s3seal's own metadata.
+func reservedMetadata(h http.Header) error {
+	for k := range h {
+		if strings.HasPrefix(strings.ToLower(k), "x-amz-meta-") && envelope.IsReserved(k) {
+			return newS3Error("InvalidArgument", http.StatusBadRequest,
+				"User metadata named x-amz-meta-s3seal-* is reserved for s3seal.", nil)
+		}
+	}
+	return nil
+}
+
+// dropReserved removes s3seal's metadata from headers bound for the store.
+func dropReserved(h http.Header) {
+	for k := range h {
+		if envelope.IsReserved(k) && strings.HasPrefix(strings.ToLower(k), "x-amz-meta-") {
+			delete(h, k)
+		}
+	}
+}
+
+// Headers of a request on an existing upload that go to the store.
+var uploadRequestHeaders = []string{
+	"x-amz-expected-bucket-owner", "x-amz-request-payer", "x-amz-server-side-encryption-customer-",
+}
+
+// createUpload serves CreateMultipartUpload: a fresh data key for the object,
+// its wrapped form in the upload's metadata (which the completed object
+// keeps), and an UploadId token that carries it to the parts.
+func (p *Proxy) createUpload(x *exchange) error {
+	t := x.t
+	if err := reservedMetadata(t.header); err != nil {
+		return err
+	}
+	ctx := x.r.Context()
+	dk, meta, err := p.keys.New(ctx, t.bucket, t.key)
+	if err != nil {
+		return err
+	}
+	defer clear(dk)
+
+	header := http.Header{}
+	copyHeaders(header, t.header, putObjectHeaders...)
+	header.Del("If-Match") // conditions belong to CompleteMultipartUpload
+	header.Del("If-None-Match")
+	setContentEncoding(header, t.header)
+	dropReserved(header)
+	meta.SetHeader(header)
+	// No x-amz-checksum-algorithm: the store would then demand checksums of
+	// the ciphertext parts, which the client cannot compute. s3seal checks
+	// the client's checksums of the plaintext itself (sigv4).
+	req, err := p.up.newRequest(ctx, http.MethodPost, t.bucket, t.key, url.Values{"uploads": {""}}, header, nil, 0)
+	if err != nil {
+		return errInternal(err)
+	}
+	resp, err := p.up.do(req)
+	if err != nil {
+		return errUpstream(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return relayFailure(x, resp)
+	}
+	var res struct {
+		UploadID string `xml:"UploadId"`
+	}
+	if err := readXML(resp.Body, &res); err != nil || res.UploadID == "" {
+		return errUpstream(fmt.Errorf("CreateMultipartUpload answer without an UploadId: %v", err))
+	}
+	token, err := newUploadToken(res.UploadID, meta, dk, t.bucket, t.key)
+	if err != nil {
+		// Leave nothing behind.
+		p.abortUpstream(x, res.UploadID)
+		return errInternal(err)
+	}
+	h := x.w.Header()
+	copyHeaders(h, resp.Header, "x-amz-abort-date", "x-amz-abort-rule-id", "x-amz-request-charged")
+	setEncryptionHeaders(h, meta.KeyID)
+	if alg := t.header.Get("X-Amz-Checksum-Algorithm"); alg != "" {
+		h.Set("X-Amz-Checksum-Algorithm", alg)
+	}
+	return writeXML(x, http.StatusOK, struct {
+		XMLName  xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ InitiateMultipartUploadResult"`
+		Bucket   string
+		Key      string
+		UploadID string `xml:"UploadId"`
+	}{Bucket: t.bucket, Key: t.key, UploadID: token})
+}
+
+// partNumberParam reads and checks partNumber.
+func partNumberParam(q url.Values) (int, error) {
+	n, err := strconv.Atoi(q.Get("partNumber"))
+	if err != nil || n < 1 || n > maxPartNumber {
+		return 0, newS3Error("InvalidArgument", http.StatusBadRequest,
+			"Part number must be an integer between 1 and 10000, inclusive.", err)
+	}
+	return n, nil
+}
+
+// uploadKey decodes the client's UploadId and unwraps its data key, for the
+// requests that encrypt (UploadPart, UploadPartCopy). Any s3seal process
+// with access to the CMK can do this: the token is all the state there is.
+func (p *Proxy) uploadKey(x *exchange) (uploadToken, []byte, error) {
+	tok, _, err := uploadTokenParam(x.t)
+	if err != nil {
+		return tok, nil, err
+	}
+	if !tok.hasKey {
+		return tok, nil, newS3Error("InvalidArgument", http.StatusBadRequest,
+			"This UploadId comes from ListMultipartUploads and cannot be used to upload parts through s3seal: "+
+				"the store does not list the upload's encryption key. Use the UploadId that CreateMultipartUpload returned.", nil)
+	}
+	// Cached (CachingKeyService): one key-service call per upload, not per part.
+	dk, err := p.keys.Open(x.r.Context(), tok.meta, x.t.bucket, x.t.key)
+	if errors.Is(err, envelope.ErrInvalidCiphertext) {
+		// A token of another object: its key is bound elsewhere.
+		return tok, nil, errNoSuchUpload(err)
+	}
+	if err != nil {
+		return tok, nil, err
+	}
+	if !tok.verify(dk, x.t.bucket, x.t.key) {
+		clear(dk)
+		return tok, nil, errNoSuchUpload(errors.New("upload token tag mismatch"))
+	}
+	return tok, dk, nil
+}
+
+// partQuery is the store's query for part k of an upload.
+func partQuery(upstreamID string, k int) url.Values {
+	return url.Values{"uploadId": {upstreamID}, "partNumber": {strconv.Itoa(k)}}
+}
+
+// uploadPart serves UploadPart: the body encrypted as segment k, streamed.
+// Parts may come in any order, in parallel, and again with other bytes:
+// every segment gets a fresh random salt and so its own key.
+func (p *Proxy) uploadPart(x *exchange) error {
+	k, err := partNumberParam(x.t.query)
+	if err != nil {
+		return err
+	}
+	size := x.req.ContentLength
+	switch {
+	case size < 0:
+		return newS3Error("MissingContentLength", http.StatusLengthRequired,
+			"You must provide the Content-Length HTTP header.", nil)
+	case size > maxPartSize:
+		return newS3Error("EntityTooLarge", http.StatusBadRequest,
+			"Your proposed upload exceeds the maximum allowed part size.", nil)
+	}
+	tok, dk, err := p.uploadKey(x)
+	if err != nil {
+		return err
+	}
+	defer clear(dk)
+	header := http.Header{}
+	copyHeaders(header, x.t.header, uploadRequestHeaders...)
+	resp, err := p.sendEncrypted(x.r.Context(), x.t.bucket, x.t.key, partQuery(tok.upstreamID, k), header, x.req.Body, true, size, dk, uint32(k))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		relay(x, resp)
+		return nil
+	}
+	h := x.w.Header()
+	copyHeaders(h, resp.Header, "etag", "x-amz-request-charged")
+	setEncryptionHeaders(h, tok.meta.KeyID)
+	if x.req.Checksum != "" {
+		h.Set("X-Amz-Checksum-"+x.req.Checksum, x.req.ChecksumValue())
+	}
+	h.Set("Content-Length", "0")
+	x.w.WriteHeader(resp.StatusCode)
+	return nil
+}
+
+type completePart struct {
+	PartNumber int
+	ETag       string
+}
+
+// completeUpload serves CompleteMultipartUpload. The format puts segment k
+// at position k, so the parts must be exactly 1..N in order; and the sizes
+// of multipart objects follow from their listing rows only under the
+// multipart rule (every part but the last a non-zero multiple of 64 KiB), so
+// an upload that breaks it is aborted upstream and refused, leaving nothing
+// behind, rather than completed into an object whose size s3seal could not
+// report.
+func (p *Proxy) completeUpload(x *exchange) error {
+	tok, _, err := uploadTokenParam(x.t)
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(io.LimitReader(x.req.Body, maxCompleteXML+1))
+	if err != nil {
+		return x.bodyError(err)
+	}
+	if len(body) > maxCompleteXML {
+		return newS3Error("MalformedXML", http.StatusBadRequest, "The CompleteMultipartUpload request is too large.", nil)
+	}
+	var req struct {
+		Parts []completePart `xml:"Part"`
+	}
+	if err := xml.Unmarshal(body, &req); err != nil {
+		return newS3Error("MalformedXML", http.StatusBadRequest,
+			"The XML you provided was not well-formed or did not validate against our published schema.", err)
+	}
+	parts := req.Parts
+	if len(parts) == 0 {
+		return newS3Error("MalformedXML", http.StatusBadRequest, "You must specify at least one part.", nil)
+	}
+	for i, pt := range parts {
+		if i > 0 && pt.PartNumber <= parts[i-1].PartNumber {
+			return newS3Error("InvalidPartOrder", http.StatusBadRequest,
+				"The list of parts was not in ascending order. Parts must be ordered by part number.", nil)
+		}
+	}
+	for i, pt := range parts {
+		if pt.PartNumber != i+1 {
+			return newS3Error("InvalidPart", http.StatusBadRequest, fmt.Sprintf(
+				"s3seal completes only uploads whose parts are numbered 1, 2, ..., N without gaps; part %d is missing from the list.", i+1), nil)
+		}
+	}
+
+	ctx := x.r.Context()
+	listed, err := p.listAllParts(x, tok.upstreamID)
+	if err != nil {
+		return err
+	}
+	sizes := make(envelope.Layout, len(parts))
+	for i, pt := range parts {
+		lp, ok := listed[pt.PartNumber]
+		if !ok || normETag(lp.ETag) != normETag(pt.ETag) {
+			return newS3Error("InvalidPart", http.StatusBadRequest, fmt.Sprintf(
+				"One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag (part %d).", pt.PartNumber), nil)
+		}
+		plain, err := envelope.SegmentPlaintextSize(lp.Size)
+		if err != nil {
+			return errCorrupt(fmt.Errorf("part %d: %w", pt.PartNumber, err))
+		}
+		sizes[i] = plain
+		if i < len(parts)-1 && (plain == 0 || plain%envelope.ChunkSize != 0) {
+			p.abortUpstream(x, tok.upstreamID)
+			return newS3Error("InvalidPart", http.StatusBadRequest, fmt.Sprintf(
+				"s3seal requires every part but the last to be a non-zero multiple of 64 KiB (65536 bytes); part %d has %d bytes. "+
+					"The upload has been aborted: upload again with a part size such as 8 MiB.", pt.PartNumber, plain), nil)
+		}
+	}
+
+	var out bytes.Buffer
+	out.WriteString(`<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">`)
+	for _, pt := range parts {
+		// Only number and ETag: the client's checksums describe plaintext.
+		fmt.Fprintf(&out, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", pt.PartNumber, xmlEscape(pt.ETag))
+	}
+	out.WriteString(`</CompleteMultipartUpload>`)
+	header := http.Header{}
+	copyHeaders(header, x.t.header, append([]string{"if-match", "if-none-match"}, uploadRequestHeaders...)...)
+	header.Set("Content-Type", "application/xml")
+	req2, err := p.up.newRequest(ctx, http.MethodPost, x.t.bucket, x.t.key, url.Values{"uploadId": {tok.upstreamID}}, header, bytes.NewReader(out.Bytes()), int64(out.Len()))
+	if err != nil {
+		return errInternal(err)
+	}
+	resp, err := p.up.do(req2)
+	if err != nil {
+		return errUpstream(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return relayFailure(x, resp)
+	}
+	// S3 may answer 200 and still report an error in the body.
+	rb, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return errUpstream(err)
+	}
+	var res struct {
+		XMLName xml.Name
+		ETag    string
+	}
+	if err := xml.Unmarshal(rb, &res); err != nil || res.XMLName.Local != "CompleteMultipartUploadResult" {
+		copyResponseHeader(x.w.Header(), resp.Header)
+		x.w.Header().Set("Content-Length", strconv.Itoa(len(rb)))
+		x.w.WriteHeader(resp.StatusCode)
+		x.w.Write(rb)
+		return nil
+	}
+	if res.ETag != "" {
+		// Parts are sizes the proxy just checked: remember the layout, so
+		// ranged reads of the new object need no discovery.
+		p.layouts.put(layoutKey(x.t.bucket, x.t.key, res.ETag), sizes, true)
+	}
+	h := x.w.Header()
+	copyHeaders(h, resp.Header, "x-amz-version-id", "x-amz-expiration", "x-amz-request-charged")
+	setEncryptionHeaders(h, "")
+	return writeXML(x, http.StatusOK, struct {
+		XMLName  xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ CompleteMultipartUploadResult"`
+		Location string
+		Bucket   string
+		Key      string
+		ETag     string
+	}{Location: objectURL(x.r, x.t), Bucket: x.t.bucket, Key: x.t.key, ETag: res.ETag})
+}
+
+// objectURL is the object's URL at s3seal, for <Location>.
+func objectURL(r *http.Request, t target) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	u := url.URL{Scheme: scheme, Host: r.Host, Path: "/" + t.bucket + "/" + t.key}
+	return u.String()
+}
+
+func normETag(s string) string { return strings.Trim(strings.TrimSpace(s), `"`) }
+
+type listedPart struct {
+	ETag string
+	Size int64
+}
+
+// listAllParts lists an upload's parts upstream, every page.
+func (p *Proxy) listAllParts(x *exchange, upstreamID string) (map[int]listedPart, error) {
+	header := http.Header{}
+	copyHeaders(header, x.t.header, uploadRequestHeaders...)
+	parts := map[int]listedPart{}
+	marker := ""
+	for range maxPartNumber + 1 {
+		q := url.Values{"uploadId": {upstreamID}}
+		if marker != "" {
+			q.Set("part-number-marker", marker)
+		}
+		req, err := p.up.newRequest(x.r.Context(), http.MethodGet, x.t.bucket, x.t.key, q, header.Clone(), nil, 0)
+		if err != nil {
+			return nil, errInternal(err)
+		}
+		resp, err := p.up.do(req)
+		if err != nil {
+			return nil, errUpstream(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			return nil, &storeFailure{resp: resp} // relayed and closed by serve
+		}
+		var res struct {
+			IsTruncated          bool
+			NextPartNumberMarker string
+			Parts                []struct {
+				PartNumber int
+				ETag       string
+				Size       int64
+			} `xml:"Part"`
+		}
+		err = readXML(resp.Body, &res)
+		resp.Body.Close()
+		if err != nil {
+			return nil, errUpstream(fmt.Errorf("ListParts answer: %w", err))
+		}
+		for _, pt := range res.Parts {
+			parts[pt.PartNumber] = listedPart{ETag: pt.ETag, Size: pt.Size}
+		}
+		if !res.IsTruncated || res.NextPartNumberMarker == "" || res.NextPartNumberMarker == marker {
+			return parts, nil
+		}
+		marker = res.NextPartNumberMarker
+	}
+	return nil, errUpstream(errors.New("ListParts does not end"))
+}
+
+// abortUpstream aborts an upload after s3seal refused to complete it.
+func (p *Proxy) abortUpstream(x *exchange, upstreamID string) {
+	header := http.Header{}
+	copyHeaders(header, x.t.header, uploadRequestHeaders...)
+	req, err := p.up.newRequest(x.r.Context(), http.MethodDelete, x.t.bucket, x.t.key, url.Values{"uploadId": {upstreamID}}, header, nil, 0)
+	if err == nil {
+		var resp *http.Response
+		if resp, err = p.up.do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode/100 != 2 && resp.StatusCode != http.StatusNotFound {
+				err = fmt.Errorf("store answered %d", resp.StatusCode)
+			}
+		}
+	}
+	if err != nil {
+		p.log.Warn("aborting a refused upload failed", slog.String("request_id", x.id),
+			slog.String("bucket", x.t.bucket), slog.String("key", x.t.key), slog.Any("error", err))
+	}
+}
+
+// abortUpload serves AbortMultipartUpload with any token, full or listed.
+func (p *Proxy) abortUpload(x *exchange) error {
+	tok, _, err := uploadTokenParam(x.t)
+	if err != nil {
+		return err
+	}
+	header := http.Header{}
+	copyHeaders(header, x.t.header, append([]string{"x-amz-if-match-initiated-time"}, uploadRequestHeaders...)...)
+	req, err := p.up.newRequest(x.r.Context(), http.MethodDelete, x.t.bucket, x.t.key, url.Values{"uploadId": {tok.upstreamID}}, header, nil, 0)
+	if err != nil {
+		return errInternal(err)
+	}
+	resp, err := p.up.do(req)
+	if err != nil {
+		return errUpstream(err)
+	}
+	defer resp.Body.Close()
+	relay(x, resp)
+	return nil
+}
+
+// listParts serves ListParts: each <Size> becomes the part's plaintext size
+// and <UploadId> the client's token.
+func (p *Proxy) listParts(x *exchange) error {
+	tok, clientID, err := uploadTokenParam(x.t)
+	if err != nil {
+		return err
+	}
+	q := url.Values{}
+	for k, vs := range x.t.query {
+		q[k] = vs
+	}
+	q.Set("uploadId", tok.upstreamID)
+	header := http.Header{}
+	copyHeaders(header, x.t.header, uploadRequestHeaders...)
+	req, err := p.up.newRequest(x.r.Context(), http.MethodGet, x.t.bucket, x.t.key, q, header, nil, 0)
+	if err != nil {
+		return errInternal(err)
+	}
+	resp, err := p.up.do(req)
+	if err != nil {
+		return errUpstream(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return relayFailure(x, resp)
+	}
+	return p.relayRewritten(x, resp, func(path []string, text string) (string, bool) {
+		switch {
+		case len(path) == 3 && path[1] == "Part" && path[2] == "Size":
+			stored, err := strconv.ParseInt(strings.TrimSpace(text), 10, 64)
+			if err != nil {
+				return text, false
+			}
+			plain, err := envelope.SegmentPlaintextSize(stored)
+			if err != nil {
+				return text, false
+			}
+			return strconv.FormatInt(plain, 10), true
+		case len(path) == 2 && path[1] == "UploadId":
+			return clientID, true
+		}
+		return text, true
+	})
+}
+
+// listUploads serves ListMultipartUploads. Its rows carry the store's upload
+// ids, which become listed tokens: the store does not list an upload's
+// metadata, so s3seal cannot put the wrapped key in them (uploadtoken.go).
+func (p *Proxy) listUploads(x *exchange) error {
+	q := url.Values{}
+	for k, vs := range x.t.query {
+		q[k] = vs
+	}
+	if m := q.Get("upload-id-marker"); m != "" {
+		tok, err := parseUploadToken(m)
+		if err != nil {
+			return newS3Error("InvalidArgument", http.StatusBadRequest, "Invalid upload-id-marker.", err)
+		}
+		q.Set("upload-id-marker", tok.upstreamID)
+	}
+	header := http.Header{}
+	copyHeaders(header, x.t.header, "x-amz-expected-bucket-owner", "x-amz-request-payer")
+	req, err := p.up.newRequest(x.r.Context(), http.MethodGet, x.t.bucket, "", q, header, nil, 0)
+	if err != nil {
+		return errInternal(err)
+	}
+	resp, err := p.up.do(req)
+	if err != nil {
+		return errUpstream(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return relayFailure(x, resp)
+	}
+	return p.relayRewritten(x, resp, func(path []string, text string) (string, bool) {
+		last := path[len(path)-1]
+		if (len(path) == 3 && path[1] == "Upload" && last == "UploadId") ||
+			(len(path) == 2 && (last == "UploadIdMarker" || last == "NextUploadIdMarker")) {
+			if strings.TrimSpace(text) == "" {
+				return text, true
+			}
+			return listedUploadToken(strings.TrimSpace(text)), true
+		}
+		return text, true
+	})
+}
+
+// relayRewritten relays a store's XML answer with the text of some leaf
+// elements replaced: rewrite gets each leaf's path (local names from the
+// root) and text and returns the new text; false marks a value it could not
+// translate (kept, and logged).
+func (p *Proxy) relayRewritten(x *exchange, resp *http.Response, rewrite func(path []string, text string) (string, bool)) error {
+	h := x.w.Header()
+	copyResponseHeader(h, resp.Header)
+	h.Del("Content-Length")
+	h.Del("Content-Md5")
+	x.w.WriteHeader(resp.StatusCode)
+	kept, err := rewriteLeaves(x.w, resp.Body, rewrite)
+	if err != nil {
+		x.abort(fmt.Errorf("rewriting %s answer: %w", x.t.op, err))
+	}
+	if kept > 0 {
+		p.log.Warn("answer values s3seal could not translate were kept", slog.String("request_id", x.id),
+			slog.String("op", x.t.op.String()), slog.Int("values", kept))
+	}
+	return nil
+}
+
+// rewriteLeaves copies XML from src to dst byte for byte except the text of
+// leaf elements, which rewrite replaces (see relayRewritten).
+func rewriteLeaves(dst io.Writer, src io.Reader, rewrite func(path []string, text string) (string, bool)) (int, error) {
+	rec := &byteRecorder{r: bufio.NewReader(src)}
+	dec := xml.NewDecoder(rec)
+	var (
+		out      bytes.Buffer
+		stack    []string
+		text     strings.Builder
+		inLeaf   bool // between a start tag and the next tag
+		selfEnd  bool // the open leaf is <a/>: nothing to rewrite
+		held     []byte
+		kept     int
+		consumed int64
+	)
+	flush := func() error {
+		if out.Len() >= 32<<10 {
+			if _, err := dst.Write(out.Bytes()); err != nil {
+				return err
+			}
+			out.Reset()
+		}
+		return nil
+	}
+	for {
+		tok, err := dec.RawToken()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return kept, err
+		}
+		end := dec.InputOffset()
+		raw := rec.take(end - consumed)
+		consumed = end
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if inLeaf {
+				out.Write(held)
+			}
+			held = held[:0]
+			stack = append(stack, t.Name.Local)
+			out.Write(raw)
+			inLeaf = true
+			selfEnd = bytes.HasSuffix(bytes.TrimSpace(raw), []byte("/>"))
+			text.Reset()
+		case xml.CharData:
+			if inLeaf {
+				text.Write(t)
+				held = append(held, raw...)
+				continue
+			}
+			out.Write(raw)
+		case xml.EndElement:
+			if inLeaf && !selfEnd && len(stack) > 0 {
+				v, ok := rewrite(stack, text.String())
+				if !ok {
+					kept++
+				}
+				if v == text.String() {
+					out.Write(held)
+				} else {
+					out.WriteString(xmlEscape(v))
+				}
+			}
+			held = held[:0]
+			inLeaf = false
+			stack = stack[:max(0, len(stack)-1)]
+			out.Write(raw)
+		default:
+			if inLeaf {
+				out.Write(held)
+				held = held[:0]
+				inLeaf = false
+			}
+			out.Write(raw)
+		}
+		if err := flush(); err != nil {
+			return kept, err
+		}
+	}
+	if len(stack) > 0 {
+		return kept, fmt.Errorf("answer ends inside <%s>: %w", strings.Join(stack, "><"), io.ErrUnexpectedEOF)
+	}
+	out.Write(rec.take(int64(len(rec.buf))))
+	_, err := dst.Write(out.Bytes())
+	return kept, err
+}
+
+// readXML decodes a small XML answer.
+func readXML(r io.Reader, v any) error {
+	b, err := io.ReadAll(io.LimitReader(r, 8<<20))
+	if err != nil {
+		return err
+	}
+	return xml.Unmarshal(b, v)
+}
+
+// writeXML answers status with v as XML.
+func writeXML(x *exchange, status int, v any) error {
+	b, err := xml.Marshal(v)
+	if err != nil {
+		return errInternal(err)
+	}
+	h := x.w.Header()
+	h.Set("Content-Type", "application/xml")
+	h.Set("Content-Length", strconv.Itoa(len(xml.Header)+len(b)))
+	x.w.WriteHeader(status)
+	x.w.Write([]byte(xml.Header))
+	x.w.Write(b)
+	return nil
+}
+
+// storeFailure is a store's answer that is not the success expected, to be
+// relayed to the client (or mapped, for copies).
+type storeFailure struct{ resp *http.Response }
+
+func (s *storeFailure) Error() string {
+	return fmt.Sprintf("store answered %d", s.resp.StatusCode)
+}
+
+// bodyError explains a failed read of the client's (verified) body.
+func (x *exchange) bodyError(err error) error {
+	rr := &readRecorder{err: err}
+	return rr.cause(err)
+}
