@@ -193,9 +193,10 @@ func NewRangeReader(src io.Reader, dataKey []byte, layout Layout, sp Span, heade
 	r := &RangeReader{
 		src: src, dataKey: dataKey, layout: layout,
 		segIdx: sp.segment, chunk: sp.chunk, skip: sp.skip, left: sp.plain,
-		ct: make([]byte, encChunkSize), pt: make([]byte, ChunkSize),
+		ct: getChunkBuf()[:encChunkSize], pt: getChunkBuf()[:ChunkSize],
 	}
 	r.pump.next = r.next
+	r.release = func() { putChunkBuf(r.ct); putChunkBuf(r.pt) }
 	if sp.NeedHeader {
 		seg, err := parseSegment(dataKey, header, uint32(sp.segment+1))
 		if err != nil {

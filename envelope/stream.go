@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // The segment format, v1 (docs/FORMAT.md is the specification):
@@ -173,7 +174,13 @@ func newEncryptReader(src io.Reader, dataKey []byte, part uint32, size int64, sa
 	if size >= 0 && size < ChunkSize {
 		bufSize = int(size) + TagSize + 1 // small objects are common: don't pay for a whole chunk
 	}
-	r := &EncryptReader{src: src, seg: seg, remaining: size, buf: make([]byte, bufSize)}
+	r := &EncryptReader{src: src, seg: seg, remaining: size}
+	if bufSize == encChunkSize+1 {
+		r.buf = getChunkBuf()
+		r.release = func() { putChunkBuf(r.buf) }
+	} else {
+		r.buf = make([]byte, bufSize)
+	}
 	r.out, r.pump.next = seg.header[:], r.next
 	if size < 0 {
 		r.remaining = -1
@@ -261,10 +268,11 @@ func NewDecryptReader(src io.Reader, dataKey []byte, wantSegments int) *DecryptR
 		src:          src,
 		dataKey:      dataKey,
 		wantSegments: wantSegments,
-		ct:           make([]byte, encChunkSize+1),
-		pt:           make([]byte, ChunkSize),
+		ct:           getChunkBuf(),
+		pt:           getChunkBuf()[:ChunkSize],
 	}
 	r.pump.next = r.next
+	r.release = func() { putChunkBuf(r.ct); putChunkBuf(r.pt) }
 	return r
 }
 
@@ -355,21 +363,44 @@ func (r *DecryptReader) next() error {
 	return nil
 }
 
+// chunkPool holds chunk buffers (a sealed chunk plus one byte of
+// lookahead), so that a stream over a small object does not pay for
+// allocating and zeroing 128 KiB; streams hand theirs back when they end.
+var chunkPool = sync.Pool{New: func() any { return new([encChunkSize + 1]byte) }}
+
+func getChunkBuf() []byte { return chunkPool.Get().(*[encChunkSize + 1]byte)[:] }
+
+// putChunkBuf takes any reslice of a buffer from getChunkBuf.
+func putChunkBuf(b []byte) { chunkPool.Put((*[encChunkSize + 1]byte)(b[:encChunkSize+1])) }
+
 // pump hands out, one at a time, the chunks its producer makes: the
 // Read/WriteTo half shared by the encrypter and the decrypters.
 type pump struct {
-	out  []byte // produced bytes not yet handed out
-	done bool   // the producer has made its last chunk
-	err  error  // sticky: once failed, always failed
-	next func() error
+	out     []byte // produced bytes not yet handed out
+	done    bool   // the producer has made its last chunk
+	err     error  // sticky: once failed, always failed
+	next    func() error
+	release func() // gives pooled buffers back; called once, at the end
+}
+
+// end is called whenever the pump has nothing more to give. The buffers
+// can go back to the pool then: out is empty and nothing else points into
+// them (Write must not retain its argument).
+func (p *pump) end() {
+	if p.release != nil {
+		p.release()
+		p.release = nil
+	}
 }
 
 func (p *pump) Read(b []byte) (int, error) {
 	for len(p.out) == 0 {
 		if p.err != nil {
+			p.end()
 			return 0, p.err
 		}
 		if p.done {
+			p.end()
 			return 0, io.EOF
 		}
 		p.err = p.next()
@@ -393,9 +424,11 @@ func (p *pump) WriteTo(w io.Writer) (int64, error) {
 			continue
 		}
 		if p.err != nil {
+			p.end()
 			return total, p.err
 		}
 		if p.done {
+			p.end()
 			return total, nil
 		}
 		p.err = p.next()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"sync"
 	"testing"
 	"testing/iotest"
 )
@@ -280,4 +281,46 @@ func TestLargeStreamConstantMemory(t *testing.T) {
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 {
 		t.Fatalf("allocated %d bytes for a %d-byte stream: not constant memory", alloc, size)
 	}
+}
+
+// TestPooledBuffersConcurrent runs many streams at once, so that buffers
+// handed back to the pool by finished streams are reused by others while
+// the race detector watches, and reads a finished stream again.
+func TestPooledBuffersConcurrent(t *testing.T) {
+	key := testKey(13)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				size := int64((g*20 + i) * 7919 % (3 * C))
+				plain := pattern(size)
+				r, err := NewEncryptReader(bytes.NewReader(plain), key, 1, size)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				stored, err := io.ReadAll(r)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				dec := NewDecryptReader(bytes.NewReader(stored), key, 1)
+				got, err := io.ReadAll(dec)
+				if err != nil || !bytes.Equal(got, plain) {
+					t.Errorf("size %d: err %v, equal %v", size, err, bytes.Equal(got, plain))
+					return
+				}
+				// A finished stream stays finished and touches no buffer.
+				if n, err := dec.Read(make([]byte, 10)); n != 0 || err != io.EOF {
+					t.Errorf("read after EOF: %d, %v", n, err)
+				}
+				if n, err := r.Read(make([]byte, 10)); n != 0 || err != io.EOF {
+					t.Errorf("encrypt read after EOF: %d, %v", n, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
