@@ -219,18 +219,11 @@ func (p *Proxy) copyObject(x *exchange) error {
 	// Pinned to the source read above: its metadata is what was rebound.
 	header.Set("X-Amz-Copy-Source-If-Match", srcETag)
 	header.Set("X-Amz-Metadata-Directive", "REPLACE")
-	req, err = p.up.newRequest(ctx, http.MethodPut, t.bucket, t.key, nil, header, nil, 0)
-	if err != nil {
-		return errInternal(err)
-	}
-	resp, err := p.up.do(req)
-	if err != nil {
-		return errUpstream(err)
+	resp, err := p.expect(x, http.StatusOK, http.MethodPut, t.bucket, t.key, nil, header)
+	if resp == nil {
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return relayFailure(x, resp)
-	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return errUpstream(err)

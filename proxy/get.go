@@ -111,18 +111,11 @@ func (p *Proxy) getObject(x *exchange) error {
 		return p.getObjectRange(x, header, query, rangeHdr)
 	}
 
-	req, err := p.up.newRequest(x.r.Context(), http.MethodGet, x.t.bucket, x.t.key, query, header, nil, 0)
-	if err != nil {
-		return errInternal(err)
-	}
-	resp, err := p.up.do(req)
-	if err != nil {
-		return errUpstream(err)
+	resp, err := p.expect(x, http.StatusOK, http.MethodGet, x.t.bucket, x.t.key, query, header) // 304, 412, 404, the store's errors
+	if resp == nil {
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return relayFailure(x, resp) // 304, 412, 404, the store's errors
-	}
 	info, err := p.inspect(resp.Header, resp.ContentLength)
 	if err != nil {
 		return err
@@ -144,18 +137,11 @@ func (p *Proxy) getObject(x *exchange) error {
 // headObject answers from the store's HEAD alone: sizes and ranges follow
 // from the stored size, and no data key is needed.
 func (p *Proxy) headObject(x *exchange, header http.Header, query url.Values, rangeHdr string) error {
-	req, err := p.up.newRequest(x.r.Context(), http.MethodHead, x.t.bucket, x.t.key, query, header, nil, 0)
-	if err != nil {
-		return errInternal(err)
-	}
-	resp, err := p.up.do(req)
-	if err != nil {
-		return errUpstream(err)
+	resp, err := p.expect(x, http.StatusOK, http.MethodHead, x.t.bucket, x.t.key, query, header)
+	if resp == nil {
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return relayFailure(x, resp)
-	}
 	info, err := p.inspect(resp.Header, resp.ContentLength)
 	if err != nil {
 		return err
@@ -499,17 +485,7 @@ func (p *Proxy) relayPlaintextRange(x *exchange, header http.Header, query url.V
 	if etag != "" {
 		h.Set("If-Match", etag)
 	}
-	req, err := p.up.newRequest(x.r.Context(), http.MethodGet, x.t.bucket, x.t.key, query, h, nil, 0)
-	if err != nil {
-		return errInternal(err)
-	}
-	resp, err := p.up.do(req)
-	if err != nil {
-		return errUpstream(err)
-	}
-	defer resp.Body.Close()
-	relay(x, resp)
-	return nil
+	return p.pass(x, http.MethodGet, x.t.bucket, x.t.key, query, h)
 }
 
 // serveDecrypted writes status and the prepared headers, then the plaintext

@@ -31,18 +31,11 @@ import (
 func (p *Proxy) listObjects(x *exchange) error {
 	header := http.Header{}
 	copyHeaders(header, x.t.header, "x-amz-expected-bucket-owner", "x-amz-request-payer", "x-amz-optional-object-attributes")
-	req, err := p.up.newRequest(x.r.Context(), http.MethodGet, x.t.bucket, "", x.t.query, header, nil, 0)
-	if err != nil {
-		return errInternal(err)
-	}
-	resp, err := p.up.do(req)
-	if err != nil {
-		return errUpstream(err)
+	resp, err := p.expect(x, http.StatusOK, http.MethodGet, x.t.bucket, "", x.t.query, header)
+	if resp == nil {
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return relayFailure(x, resp)
-	}
 	row := "Contents"
 	if x.t.op == opListObjectVersions {
 		row = "Version"

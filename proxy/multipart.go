@@ -78,18 +78,11 @@ func (p *Proxy) createUpload(x *exchange) error {
 	// No x-amz-checksum-algorithm: the store would then demand checksums of
 	// the ciphertext parts, which the client cannot compute. s3seal checks
 	// the client's checksums of the plaintext itself (sigv4).
-	req, err := p.up.newRequest(ctx, http.MethodPost, t.bucket, t.key, url.Values{"uploads": {""}}, header, nil, 0)
-	if err != nil {
-		return errInternal(err)
-	}
-	resp, err := p.up.do(req)
-	if err != nil {
-		return errUpstream(err)
+	resp, err := p.expect(x, http.StatusOK, http.MethodPost, t.bucket, t.key, url.Values{"uploads": {""}}, header)
+	if resp == nil {
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return relayFailure(x, resp)
-	}
 	var res struct {
 		UploadID string `xml:"UploadId"`
 	}
@@ -424,17 +417,7 @@ func (p *Proxy) abortUpload(x *exchange) error {
 	}
 	header := http.Header{}
 	copyHeaders(header, x.t.header, append([]string{"x-amz-if-match-initiated-time"}, uploadRequestHeaders...)...)
-	req, err := p.up.newRequest(x.r.Context(), http.MethodDelete, x.t.bucket, x.t.key, url.Values{"uploadId": {tok.upstreamID}}, header, nil, 0)
-	if err != nil {
-		return errInternal(err)
-	}
-	resp, err := p.up.do(req)
-	if err != nil {
-		return errUpstream(err)
-	}
-	defer resp.Body.Close()
-	relay(x, resp)
-	return nil
+	return p.pass(x, http.MethodDelete, x.t.bucket, x.t.key, url.Values{"uploadId": {tok.upstreamID}}, header)
 }
 
 // listParts serves ListParts: each <Size> becomes the part's plaintext size
@@ -451,18 +434,11 @@ func (p *Proxy) listParts(x *exchange) error {
 	q.Set("uploadId", tok.upstreamID)
 	header := http.Header{}
 	copyHeaders(header, x.t.header, uploadRequestHeaders...)
-	req, err := p.up.newRequest(x.r.Context(), http.MethodGet, x.t.bucket, x.t.key, q, header, nil, 0)
-	if err != nil {
-		return errInternal(err)
-	}
-	resp, err := p.up.do(req)
-	if err != nil {
-		return errUpstream(err)
+	resp, err := p.expect(x, http.StatusOK, http.MethodGet, x.t.bucket, x.t.key, q, header)
+	if resp == nil {
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return relayFailure(x, resp)
-	}
 	return p.relayRewritten(x, resp, func(path []string, text string) (string, bool) {
 		switch {
 		case len(path) == 3 && path[1] == "Part" && path[2] == "Size":
@@ -499,18 +475,11 @@ func (p *Proxy) listUploads(x *exchange) error {
 	}
 	header := http.Header{}
 	copyHeaders(header, x.t.header, "x-amz-expected-bucket-owner", "x-amz-request-payer")
-	req, err := p.up.newRequest(x.r.Context(), http.MethodGet, x.t.bucket, "", q, header, nil, 0)
-	if err != nil {
-		return errInternal(err)
-	}
-	resp, err := p.up.do(req)
-	if err != nil {
-		return errUpstream(err)
+	resp, err := p.expect(x, http.StatusOK, http.MethodGet, x.t.bucket, "", q, header)
+	if resp == nil {
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return relayFailure(x, resp)
-	}
 	return p.relayRewritten(x, resp, func(path []string, text string) (string, bool) {
 		last := path[len(path)-1]
 		if (len(path) == 3 && path[1] == "Upload" && last == "UploadId") ||

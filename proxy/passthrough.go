@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -84,6 +85,43 @@ func copyResponseHeader(dst, src http.Header) {
 			delete(dst, k)
 		}
 	}
+}
+
+// expect sends a bodiless request to the store. When the store answers with
+// status want, it returns the response for the caller to read and close.
+// Any other answer (304, 412, 404, the store's errors) is relayed to the
+// client as it is, and expect returns a nil response: the request is
+// answered, and the error, if any, is what the caller returns.
+func (p *Proxy) expect(x *exchange, want int, method, bucket, key string, query url.Values, header http.Header) (*http.Response, error) {
+	req, err := p.up.newRequest(x.r.Context(), method, bucket, key, query, header, nil, 0)
+	if err != nil {
+		return nil, errInternal(err)
+	}
+	resp, err := p.up.do(req)
+	if err != nil {
+		return nil, errUpstream(err)
+	}
+	if resp.StatusCode != want {
+		defer resp.Body.Close()
+		return nil, relayFailure(x, resp)
+	}
+	return resp, nil
+}
+
+// pass sends a bodiless request to the store and relays its answer to the
+// client, whatever it is.
+func (p *Proxy) pass(x *exchange, method, bucket, key string, query url.Values, header http.Header) error {
+	req, err := p.up.newRequest(x.r.Context(), method, bucket, key, query, header, nil, 0)
+	if err != nil {
+		return errInternal(err)
+	}
+	resp, err := p.up.do(req)
+	if err != nil {
+		return errUpstream(err)
+	}
+	defer resp.Body.Close()
+	relay(x, resp)
+	return nil
 }
 
 // relayFailure relays a store's answer that is not a success of the kind
