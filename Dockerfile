@@ -12,7 +12,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/s3seal ./cmd/s3seal \
- && mkdir -p /out/data
+ && mkdir -p -m 0700 /out/data
 
 # distroless/static: CA certificates, /etc/passwd with nonroot (65532),
 # tzdata, nothing else: no shell, no package manager.
