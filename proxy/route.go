@@ -185,8 +185,12 @@ func classify(r *http.Request, domain string) target {
 			t.op = opCompleteUpload
 		case has("select"):
 			return unsupported("SelectObjectContent")
+		case !passthroughSub:
+			// An object POST s3seal does not know could carry a body the
+			// store would keep as it is: refuse rather than pass plaintext.
+			return unsupported("this POST on an object")
 		}
-		return t
+		return t // RestoreObject
 	case http.MethodGet, http.MethodHead:
 		switch {
 		case has("uploadId") && r.Method == http.MethodGet:

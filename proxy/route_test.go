@@ -40,6 +40,8 @@ func TestClassify(t *testing.T) {
 		{"POST", "/b/k?uploads", "", nil, "b", "k", opCreateUpload},
 		{"POST", "/b/k?uploadId=u", "", nil, "b", "k", opCompleteUpload},
 		{"POST", "/b/k?select&select-type=2", "", nil, "b", "k", opUnsupported},
+		{"POST", "/b/k?restore", "", nil, "b", "k", opPassthrough},
+		{"POST", "/b/k?append", "", nil, "b", "k", opUnsupported},
 		{"GET", "/b/k?versionId=v&response-content-type=a", "", nil, "b", "k", opGetObject},
 		{"GET", "/b/k?uploadId=u", "", nil, "b", "k", opListParts},
 		{"GET", "/b/k?partNumber=2", "", nil, "b", "k", opGetObject},
