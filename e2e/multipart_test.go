@@ -491,19 +491,10 @@ func TestTamperedMultipartFails(t *testing.T) {
 				t.Fatalf("rebuilt: %d bytes, ETag %s; want 3 parts of %d", info.Size, info.ETag, storedPart)
 			}
 		}
-		storedBytes := func(key string, part int) []byte {
+		storedPartBytes := func(key string, part int) []byte {
 			var opts minio.GetObjectOptions
 			opts.SetRange(int64(part-1)*storedPart, int64(part)*storedPart-1)
-			obj, err := st.GetObject(ctx, bucket, key, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer obj.Close()
-			b, err := io.ReadAll(obj)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return b
+			return storedBytes(t, e, bucket, key, opts)
 		}
 
 		tests := []struct {
@@ -513,7 +504,7 @@ func TestTamperedMultipartFails(t *testing.T) {
 			damaged int // a part whose reads must fail
 		}{
 			{"byte flipped in the middle part", func(key string) {
-				b := storedBytes(key, 2)
+				b := storedPartBytes(key, 2)
 				b[envelope.HeaderSize+3*(envelope.ChunkSize+envelope.TagSize)+100] ^= 0x20
 				rebuild(key, func(i int) source {
 					if i == 2 {

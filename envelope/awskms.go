@@ -28,7 +28,10 @@ type AWSKMS struct {
 	api KMSAPI
 }
 
-var _ KeyService = (*AWSKMS)(nil)
+var (
+	_ KeyService  = (*AWSKMS)(nil)
+	_ KeyResolver = (*AWSKMS)(nil)
+)
 
 // NewAWSKMS returns a KeyService calling api.
 func NewAWSKMS(api KMSAPI) *AWSKMS {
@@ -151,6 +154,29 @@ func (a *AWSKMS) Encrypt(ctx context.Context, keyID string, plaintext []byte, en
 		return Wrapped{}, a.mapError(ctx, op, err)
 	}
 	return Wrapped{Ciphertext: out.CiphertextBlob, KeyID: deref(out.KeyId, keyID)}, nil
+}
+
+// ResolveKey asks DescribeKey for the key id and ARN of the CMK keyID
+// names. AWS KMS puts the ARN in Wrapped.KeyID; the id is kept too, since
+// both name the key unambiguously.
+func (a *AWSKMS) ResolveKey(ctx context.Context, keyID string) ([]string, error) {
+	const op = "DescribeKey"
+	out, err := a.api.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: &keyID})
+	if err != nil {
+		return nil, a.mapError(ctx, op, err)
+	}
+	var ids []string
+	if out.KeyMetadata != nil {
+		for _, id := range []*string{out.KeyMetadata.KeyId, out.KeyMetadata.Arn} {
+			if s := deref(id, ""); s != "" {
+				ids = append(ids, s)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil, &KMSError{Op: op, Kind: ErrKMSUnavailable, Cause: errors.New("malformed response: no key id or ARN")}
+	}
+	return ids, nil
 }
 
 func deref(s *string, def string) string {

@@ -19,9 +19,11 @@ import (
 
 // fakeKMS answers every call with err (when set) and records what it was asked.
 type fakeKMS struct {
-	err      error
-	keyState types.KeyState // DescribeKey's answer; "" makes DescribeKey fail
-	plain    []byte         // GenerateDataKey's plaintext
+	err         error
+	keyState    types.KeyState // DescribeKey's answer; "" makes DescribeKey fail
+	describeErr error          // DescribeKey's failure, when set
+	noMetadata  bool           // DescribeKey answers without KeyMetadata
+	plain       []byte         // GenerateDataKey's plaintext
 
 	described []string
 	decryptIn *kms.DecryptInput
@@ -30,7 +32,10 @@ type fakeKMS struct {
 	encIn     *kms.EncryptInput
 }
 
-const fakeARN = "arn:aws:kms:us-east-1:111122223333:key/fake"
+const (
+	fakeKeyID = "fake"
+	fakeARN   = "arn:aws:kms:us-east-1:111122223333:key/" + fakeKeyID
+)
 
 func (f *fakeKMS) GenerateDataKey(_ context.Context, in *kms.GenerateDataKeyInput, _ ...func(*kms.Options)) (*kms.GenerateDataKeyOutput, error) {
 	f.genIn = in
@@ -69,10 +74,16 @@ func (f *fakeKMS) Encrypt(_ context.Context, in *kms.EncryptInput, _ ...func(*km
 
 func (f *fakeKMS) DescribeKey(_ context.Context, in *kms.DescribeKeyInput, _ ...func(*kms.Options)) (*kms.DescribeKeyOutput, error) {
 	f.described = append(f.described, *in.KeyId)
-	if f.keyState == "" {
+	switch {
+	case f.describeErr != nil:
+		return nil, f.describeErr
+	case f.keyState == "":
 		return nil, &smithy.GenericAPIError{Code: "AccessDeniedException"}
+	case f.noMetadata:
+		return &kms.DescribeKeyOutput{}, nil
 	}
-	return &kms.DescribeKeyOutput{KeyMetadata: &types.KeyMetadata{KeyId: in.KeyId, KeyState: f.keyState}}, nil
+	id, arn := fakeKeyID, fakeARN
+	return &kms.DescribeKeyOutput{KeyMetadata: &types.KeyMetadata{KeyId: &id, Arn: &arn, KeyState: f.keyState}}, nil
 }
 
 // apiErr builds the error chain the SDK returns for a KMS error answer:
@@ -144,12 +155,17 @@ func TestAWSKMSErrorMapping(t *testing.T) {
 			return err
 		}},
 		{"Encrypt", func(a *AWSKMS) error { _, err := a.Encrypt(t.Context(), "k", []byte("p"), nil); return err }},
+		{"DescribeKey", func(a *AWSKMS) error { _, err := a.ResolveKey(t.Context(), "k"); return err }},
 	}
 	for _, tc := range cases {
 		for _, op := range ops {
 			t.Run(tc.name+"/"+op.name, func(t *testing.T) {
 				// keyState Enabled: an AccessDenied on a usable key stays AccessDenied.
-				a := NewAWSKMS(&fakeKMS{err: tc.err, keyState: types.KeyStateEnabled})
+				f := &fakeKMS{err: tc.err, keyState: types.KeyStateEnabled}
+				if op.name == "DescribeKey" {
+					f.describeErr = tc.err
+				}
+				a := NewAWSKMS(f)
 				err := op.call(a)
 				var ke *KMSError
 				if !errors.As(err, &ke) {
@@ -280,5 +296,38 @@ func TestAWSKMSRequests(t *testing.T) {
 	f.plain = make([]byte, 16)
 	if _, err := a.GenerateDataKey(ctx, "k", nil); !errors.Is(err, ErrKMSUnavailable) {
 		t.Errorf("16-byte data key: %v, want ErrKMSUnavailable", err)
+	}
+}
+
+func TestAWSKMSResolveKey(t *testing.T) {
+	f := &fakeKMS{keyState: types.KeyStateDisabled} // a disabled key still resolves
+	a := NewAWSKMS(f)
+	ids, err := a.ResolveKey(t.Context(), "alias/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(ids, ","), fakeKeyID+","+fakeARN; got != want {
+		t.Errorf("ResolveKey = %q, want %q", got, want)
+	}
+	if got := strings.Join(f.described, ","); got != "alias/x" {
+		t.Errorf("described %q, want alias/x", got)
+	}
+	// An answer without the key's names cannot be trusted to list it.
+	f.noMetadata = true
+	if _, err := a.ResolveKey(t.Context(), "alias/x"); !errors.Is(err, ErrKMSUnavailable) {
+		t.Errorf("ResolveKey without metadata: %v, want ErrKMSUnavailable", err)
+	}
+
+	// The AllowList over AWS KMS: objects sealed under the listed key's ARN
+	// pass; any other ARN is refused without a Decrypt.
+	f.noMetadata = false
+	ok := ObjectKeys{Keys: a, KeyID: "alias/x", Allowed: NewAllowList(a, "alias/x")}
+	if err := ok.Allowed.Check(t.Context(), fakeARN); err != nil {
+		t.Errorf("Check(%s): %v", fakeARN, err)
+	}
+	f.decryptIn = nil
+	planted := Metadata{KeyID: "arn:aws:kms:us-east-1:444455556666:key/theirs", WrappedKey: []byte("blob")}
+	if _, err := ok.Open(t.Context(), planted, "b", "k"); !errors.Is(err, ErrKeyNotAllowed) || f.decryptIn != nil {
+		t.Errorf("Open of a planted object: %v (Decrypt sent: %v), want ErrKeyNotAllowed and no Decrypt", err, f.decryptIn != nil)
 	}
 }

@@ -115,7 +115,10 @@ type Keyring struct {
 	state atomic.Pointer[keyringState]
 }
 
-var _ KeyService = (*Keyring)(nil)
+var (
+	_ KeyService  = (*Keyring)(nil)
+	_ KeyResolver = (*Keyring)(nil)
+)
 
 // keyringState is both the file's JSON and the in-memory keyring.
 type keyringState struct {
@@ -607,6 +610,19 @@ func (k *Keyring) DescribeKey(keyID string) (KeyInfo, error) {
 		return KeyInfo{}, ringNotFound("DescribeKey", keyID)
 	}
 	return key.info(), nil
+}
+
+// ResolveKey returns the id of the key keyID (an id or alias) names: the
+// only name the keyring puts in Wrapped.KeyID.
+func (k *Keyring) ResolveKey(ctx context.Context, keyID string) ([]string, error) {
+	if err := ctxDone(ctx, "DescribeKey"); err != nil {
+		return nil, err
+	}
+	info, err := k.DescribeKey(keyID)
+	if err != nil {
+		return nil, err
+	}
+	return []string{info.ID}, nil
 }
 
 // ListKeys returns every key, sorted by creation time then id.

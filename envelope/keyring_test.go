@@ -1013,6 +1013,7 @@ func TestKeyringCanceledContext(t *testing.T) {
 	_, errs["Encrypt"] = k.Encrypt(ctx, a.ID, []byte("x"), nil)
 	_, errs["Decrypt"] = k.Decrypt(ctx, "", w.Ciphertext, nil)
 	_, errs["ReEncrypt"] = k.ReEncrypt(ctx, w.Ciphertext, "", nil, a.ID, nil)
+	_, errs["ResolveKey"] = k.ResolveKey(ctx, a.ID)
 	for op, err := range errs {
 		if !errors.Is(err, ErrKMSUnavailable) || !errors.Is(err, context.Canceled) {
 			t.Errorf("%s with a canceled context: %v", op, err)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -271,6 +272,48 @@ func runKeyServiceContract(t *testing.T, ks KeyService, admin keyAdmin) {
 		mustDecrypt(t, k1, dk.Ciphertext, encCtx, dk.Plaintext)
 	})
 
+	t.Run("ResolveKey", func(t *testing.T) {
+		r, ok := ks.(KeyResolver)
+		if !ok {
+			t.Fatalf("%T is not a KeyResolver", ks)
+		}
+		key, other := admin.createKey(t), admin.createKey(t)
+		alias := uniqueName("alias/s3seal-test-")
+		admin.createAlias(t, alias, key)
+		dk := mustGenerate(t, alias, encCtx)
+		// Whatever names the key, its identities include the KeyID the
+		// service wraps under: that is what object metadata holds.
+		for _, id := range []string{key, alias, dk.KeyID} {
+			ids, err := r.ResolveKey(ctx, id)
+			if err != nil {
+				t.Fatalf("ResolveKey(%s): %v", id, err)
+			}
+			if !slices.Contains(ids, dk.KeyID) || slices.Contains(ids, "") {
+				t.Fatalf("ResolveKey(%s) = %q, want it to hold %q and no empty id", id, ids, dk.KeyID)
+			}
+		}
+		for _, id := range []string{randomKeyID(), uniqueName("alias/s3seal-missing-")} {
+			_, err := r.ResolveKey(ctx, id)
+			wantErr(t, "ResolveKey "+id, err, ErrKeyNotFound)
+		}
+		// The allow-list admits what the listed alias wraps under, nothing else.
+		list := NewAllowList(r, alias)
+		if err := list.Resolve(ctx); err != nil {
+			t.Fatalf("Resolve: %v", err)
+		}
+		if err := list.Check(ctx, dk.KeyID); err != nil {
+			t.Fatalf("Check(%s): %v", dk.KeyID, err)
+		}
+		if err := list.Check(ctx, mustGenerate(t, other, encCtx).KeyID); !errors.Is(err, ErrKeyNotAllowed) {
+			t.Fatalf("Check of another key: %v, want ErrKeyNotAllowed", err)
+		}
+		// A disabled key still resolves: its objects fail as disabled, not as unlisted.
+		admin.disable(t, key)
+		if _, err := r.ResolveKey(ctx, alias); err != nil {
+			t.Fatalf("ResolveKey of a disabled key: %v", err)
+		}
+	})
+
 	t.Run("Encrypt", func(t *testing.T) {
 		key := admin.createKey(t)
 		for _, n := range []int{1, MaxEncryptPlaintext} {
@@ -474,6 +517,11 @@ func TestAWSKMSUnreachable(t *testing.T) {
 	_, err = ks.Encrypt(dctx, randomKeyID(), []byte("x"), nil)
 	if !errors.Is(err, ErrKMSUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Encrypt past its deadline: %v, want ErrKMSUnavailable and context.DeadlineExceeded", err)
+	}
+
+	_, err = ks.ResolveKey(t.Context(), "alias/s3seal")
+	if !errors.Is(err, ErrKMSUnavailable) || !errors.As(err, &opErr) {
+		t.Fatalf("ResolveKey: %v, want ErrKMSUnavailable with a *net.OpError", err)
 	}
 }
 

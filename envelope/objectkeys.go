@@ -2,6 +2,7 @@ package envelope
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -24,23 +25,38 @@ func BindingContext(bucket, key string) map[string]string {
 type ObjectKeys struct {
 	Keys  KeyService
 	KeyID string // the CMK for new objects and the target of rebinds
+	// Allowed is the CMKs objects may be opened and rebound under; it must
+	// include KeyID. Nil refuses every operation.
+	Allowed *AllowList
 }
 
 // New returns a fresh data key for bucket/key and the metadata to store
 // with the object. The caller zeroes the key when done.
 func (o ObjectKeys) New(ctx context.Context, bucket, key string) ([]byte, Metadata, error) {
+	if err := o.haveAllowList(); err != nil {
+		return nil, Metadata{}, fmt.Errorf("new data key for %s/%s: %w", bucket, key, err)
+	}
 	dk, err := o.Keys.GenerateDataKey(ctx, o.KeyID, BindingContext(bucket, key))
 	if err != nil {
 		return nil, Metadata{}, fmt.Errorf("new data key for %s/%s: %w", bucket, key, err)
 	}
 	if len(dk.Plaintext) != DataKeySize {
+		clear(dk.Plaintext)
 		return nil, Metadata{}, fmt.Errorf("key service returned a %d-byte data key", len(dk.Plaintext))
+	}
+	// An object this process could not read back must not be written.
+	if err := o.checkIssued(ctx, dk.KeyID); err != nil {
+		clear(dk.Plaintext)
+		return nil, Metadata{}, fmt.Errorf("new data key for %s/%s: %w", bucket, key, err)
 	}
 	return dk.Plaintext, Metadata{KeyID: dk.KeyID, WrappedKey: dk.Ciphertext}, nil
 }
 
 // Open unwraps the data key of the object at bucket/key.
 func (o ObjectKeys) Open(ctx context.Context, m Metadata, bucket, key string) ([]byte, error) {
+	if err := o.checkStored(ctx, m.KeyID); err != nil {
+		return nil, fmt.Errorf("data key of %s/%s: %w", bucket, key, err)
+	}
 	pt, err := o.Keys.Decrypt(ctx, m.KeyID, m.WrappedKey, BindingContext(bucket, key))
 	if err != nil {
 		return nil, fmt.Errorf("data key of %s/%s: %w", bucket, key, err)
@@ -56,9 +72,50 @@ func (o ObjectKeys) Open(ctx context.Context, m Metadata, bucket, key string) ([
 // bytes are copied unchanged), re-wrapped under the current CMK and bound to
 // the new name. The data key never leaves the key service.
 func (o ObjectKeys) Rebind(ctx context.Context, m Metadata, srcBucket, srcKey, dstBucket, dstKey string) (Metadata, error) {
-	w, err := o.Keys.ReEncrypt(ctx, m.WrappedKey, m.KeyID, BindingContext(srcBucket, srcKey), o.KeyID, BindingContext(dstBucket, dstKey))
-	if err != nil {
+	fail := func(err error) (Metadata, error) {
 		return Metadata{}, fmt.Errorf("rebinding %s/%s to %s/%s: %w", srcBucket, srcKey, dstBucket, dstKey, err)
 	}
+	if err := o.checkStored(ctx, m.KeyID); err != nil {
+		return fail(err)
+	}
+	w, err := o.Keys.ReEncrypt(ctx, m.WrappedKey, m.KeyID, BindingContext(srcBucket, srcKey), o.KeyID, BindingContext(dstBucket, dstKey))
+	if err != nil {
+		return fail(err)
+	}
+	if err := o.checkIssued(ctx, w.KeyID); err != nil {
+		return fail(err)
+	}
 	return Metadata{KeyID: w.KeyID, WrappedKey: w.Ciphertext}, nil
+}
+
+// haveAllowList fails closed: without a list every CMK s3seal's role may
+// use would be trusted, which is the hole the list closes.
+func (o ObjectKeys) haveAllowList() error {
+	if o.Allowed == nil {
+		return fmt.Errorf("no CMK allow-list configured: %w", ErrInvalidKMSRequest)
+	}
+	return nil
+}
+
+// checkStored checks the CMK an object's metadata names. Decrypt and
+// ReEncrypt are pinned to that id, so an allowed id means an allowed key.
+func (o ObjectKeys) checkStored(ctx context.Context, keyID string) error {
+	if err := o.haveAllowList(); err != nil {
+		return err
+	}
+	return o.Allowed.Check(ctx, keyID)
+}
+
+// checkIssued checks the CMK the key service just wrapped under. A miss
+// refreshes the list once: the alias for new objects may have been
+// re-pointed since it was resolved.
+func (o ObjectKeys) checkIssued(ctx context.Context, keyID string) error {
+	err := o.Allowed.Check(ctx, keyID)
+	if !errors.Is(err, ErrKeyNotAllowed) {
+		return err
+	}
+	if err := o.Allowed.Refresh(ctx); err != nil {
+		return err
+	}
+	return o.Allowed.Check(ctx, keyID)
 }

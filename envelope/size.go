@@ -61,7 +61,7 @@ func ObjectSize(segments ...int64) int64 {
 // an empty last part, one extra empty chunk differ; the two cases never
 // collide because the second lands in a gap of the first.
 func ObjectPlaintextSize(stored int64, segments int) (int64, error) {
-	if segments < 1 {
+	if segments < 1 || segments > MaxSegments {
 		return 0, fmt.Errorf("%d segments: %w", segments, ErrImpossibleSize)
 	}
 	if segments == 1 {
@@ -86,8 +86,133 @@ func ObjectPlaintextSize(stored int64, segments int) (int64, error) {
 	return 0, fmt.Errorf("%d bytes in %d segments: %w", stored, segments, ErrImpossibleSize)
 }
 
+// MaxSegments is the most segments an object can have: S3's 10,000 parts.
+// A larger count from a store is a lie, never a reason to allocate.
+const MaxSegments = 10000
+
 // Layout is the plaintext size of each segment of an object, in order.
 type Layout []int64
+
+// NewLayout checks the stored segment sizes a store reports for an object of
+// stored bytes and returns its layout. Each must be a valid segment size,
+// every one but the last must hold a non-zero multiple of ChunkSize (the
+// multipart rule, FORMAT.md §4.2), and they must add up to the stored size
+// and to the plaintext size that follows from it. Under the rule a segment's
+// stored offset fixes its plaintext offset, so sizes that pass can misplace
+// no byte: a false one only makes authentication fail (§4.3).
+func NewLayout(stored []int64, storedTotal int64) (Layout, error) {
+	if len(stored) < 1 || len(stored) > MaxSegments {
+		return nil, fmt.Errorf("%d segments: %w", len(stored), ErrImpossibleSize)
+	}
+	l := make(Layout, len(stored))
+	for i, s := range stored {
+		plain, err := SegmentPlaintextSize(s)
+		if err != nil {
+			return nil, fmt.Errorf("segment %d: %w", i+1, err)
+		}
+		l[i] = plain
+	}
+	if err := l.Check(); err != nil {
+		return nil, err
+	}
+	plain, err := ObjectPlaintextSize(storedTotal, len(l))
+	if err != nil {
+		return nil, err
+	}
+	if l.CiphertextSize() != storedTotal || l.PlaintextSize() != plain {
+		return nil, fmt.Errorf("segments add up to %d stored bytes, the object has %d: %w",
+			l.CiphertextSize(), storedTotal, ErrImpossibleSize)
+	}
+	return l, nil
+}
+
+// GuessLayout is the layout every mainstream client makes: all segments but
+// the last the size of the first, the last holding the rest (FORMAT.md
+// §11.3). ok is false when no such layout has the object's sizes.
+func GuessLayout(firstStored int64, segments int, storedTotal int64) (l Layout, ok bool) {
+	first, err := SegmentPlaintextSize(firstStored)
+	if err != nil || segments < 1 || segments > MaxSegments {
+		return nil, false
+	}
+	plain, err := ObjectPlaintextSize(storedTotal, segments)
+	if err != nil {
+		return nil, false
+	}
+	last := plain - int64(segments-1)*first
+	if last < 0 {
+		return nil, false
+	}
+	l = make(Layout, segments)
+	for i := range l {
+		l[i] = first
+	}
+	l[segments-1] = last
+	if l.Check() != nil || l.CiphertextSize() != storedTotal {
+		return nil, false
+	}
+	return l, true
+}
+
+// Check reports whether l follows the multipart rule.
+func (l Layout) Check() error {
+	if len(l) < 1 || len(l) > MaxSegments {
+		return fmt.Errorf("%d segments: %w", len(l), ErrImpossibleSize)
+	}
+	for i, n := range l[:len(l)-1] {
+		if n <= 0 || n%ChunkSize != 0 {
+			return fmt.Errorf("segment %d of %d holds %d bytes, not a non-zero multiple of %d: %w",
+				i+1, len(l), n, ChunkSize, ErrImpossibleSize)
+		}
+	}
+	if l[len(l)-1] < 0 {
+		return fmt.Errorf("last segment holds %d bytes: %w", l[len(l)-1], ErrImpossibleSize)
+	}
+	return nil
+}
+
+// SegmentAt is the index of the segment holding plaintext byte off (the last
+// segment for offsets past the end).
+func (l Layout) SegmentAt(off int64) int {
+	var at int64
+	for i, n := range l {
+		at += n
+		if off < at {
+			return i
+		}
+	}
+	return len(l) - 1
+}
+
+// SegmentOffset is the plaintext offset of segment k (1-based) of an object
+// following the multipart rule, whose header is stored at byte stored: every
+// segment before it holds whole chunks, so the stored offset converts exactly.
+func SegmentOffset(k int, stored int64) (int64, error) {
+	if k < 1 || k > MaxSegments {
+		return 0, fmt.Errorf("segment %d: %w", k, ErrImpossibleSize)
+	}
+	body := stored - int64(k-1)*HeaderSize
+	if (k == 1 && stored != 0) || body < encChunkSize*int64(k-1) || body%encChunkSize != 0 {
+		return 0, fmt.Errorf("segment %d stored at byte %d: %w", k, stored, ErrImpossibleSize)
+	}
+	return body / encChunkSize * ChunkSize, nil
+}
+
+// CheckSegment checks that segment k of n, holding plain bytes at plaintext
+// offset off, fits an object of total plaintext bytes under the multipart
+// rule: what a read of one part must confirm before labelling its bytes.
+func CheckSegment(k, n int, off, plain, total int64) error {
+	switch {
+	case n < 1 || n > MaxSegments || k < 1 || k > n || off < 0 || plain < 0:
+		return fmt.Errorf("segment %d of %d: %w", k, n, ErrImpossibleSize)
+	case k < n && (plain == 0 || plain%ChunkSize != 0):
+		return fmt.Errorf("segment %d of %d holds %d bytes, not a non-zero multiple of %d: %w", k, n, plain, ChunkSize, ErrImpossibleSize)
+	case k == n && off+plain != total:
+		return fmt.Errorf("last segment ends at %d, the object at %d: %w", off+plain, total, ErrImpossibleSize)
+	case k < n && off+plain+int64(n-k-1)*ChunkSize > total:
+		return fmt.Errorf("segment %d of %d ends at %d, past what the object's %d bytes leave: %w", k, n, off+plain, total, ErrImpossibleSize)
+	}
+	return nil
+}
 
 // PlaintextSize is the object's plaintext size.
 func (l Layout) PlaintextSize() int64 {

@@ -223,3 +223,120 @@ func TestSpanFetchesOnlyCoveringChunks(t *testing.T) {
 		}
 	}
 }
+
+// TestNewLayout: store-reported sizes are accepted only when they follow the
+// multipart rule and add up to the object; a lie that keeps the stored total
+// while breaking the rule is refused.
+func TestNewLayout(t *testing.T) {
+	const MiB = 1 << 20
+	stored := func(l ...int64) []int64 {
+		out := make([]int64, len(l))
+		for i, n := range l {
+			out[i] = SegmentSize(n)
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		parts  []int64
+		total  int64
+		want   Layout
+		wantOK bool
+	}{
+		{"one part", stored(5), SegmentSize(5), Layout{5}, true},
+		{"client parts", stored(8*MiB, 8*MiB, 3), ObjectSize(8*MiB, 8*MiB, 3), Layout{8 * MiB, 8 * MiB, 3}, true},
+		{"empty last", stored(C, 0), ObjectSize(C, 0), Layout{C, 0}, true},
+		{"uneven but aligned", stored(2*C, C, 7), ObjectSize(2*C, C, 7), Layout{2 * C, C, 7}, true},
+		{"rule broken, same total", stored(C-16, C+1+16, 7), ObjectSize(C, C+1, 7), nil, false},
+		{"partial middle", stored(C, C+5, C), ObjectSize(C, C+5, C), nil, false},
+		{"empty middle", stored(C, 0, C), ObjectSize(C, 0, C), nil, false},
+		{"wrong total", stored(C, C), ObjectSize(C, C) + 1, nil, false},
+		{"impossible size", []int64{SegmentSize(C), 40}, SegmentSize(C) + 40, nil, false},
+		{"no parts", nil, 0, nil, false},
+		{"too many parts", make([]int64, MaxSegments+1), 0, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := NewLayout(tt.parts, tt.total)
+			if !tt.wantOK {
+				if !errors.Is(err, ErrImpossibleSize) {
+					t.Fatalf("NewLayout = %v, %v; want ErrImpossibleSize", got, err)
+				}
+				return
+			}
+			if err != nil || fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Fatalf("NewLayout = %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestGuessLayout(t *testing.T) {
+	const MiB = 1 << 20
+	tests := []struct {
+		name  string
+		first int64
+		n     int
+		total int64
+		want  Layout
+	}{
+		{"aws cli", SegmentSize(8 * MiB), 3, ObjectSize(8*MiB, 8*MiB, 5), Layout{8 * MiB, 8 * MiB, 5}},
+		{"two parts", SegmentSize(C), 2, ObjectSize(C, 0), Layout{C, 0}},
+		{"first not aligned", SegmentSize(C + 1), 2, ObjectSize(C, C+1), nil},
+		// Same sizes as C, 2C, 1: a guess, which reads must confirm (§11.3).
+		{"uneven parts", SegmentSize(C), 3, ObjectSize(C, 2*C, 1), Layout{C, C, C + 1}},
+		{"first too big", SegmentSize(4 * C), 3, ObjectSize(C, C, C), nil},
+		{"huge count", SegmentSize(C), 1 << 40, 0, nil},
+	}
+	for _, tt := range tests {
+		got, ok := GuessLayout(tt.first, tt.n, tt.total)
+		if ok != (tt.want != nil) || fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("%s: GuessLayout = %v, %v; want %v", tt.name, got, ok, tt.want)
+		}
+	}
+}
+
+func TestSegmentOffset(t *testing.T) {
+	l := Layout{C, 3 * C, 2 * C, 9}
+	var stored, plain int64
+	for i, n := range l {
+		got, err := SegmentOffset(i+1, stored)
+		if err != nil || got != plain {
+			t.Fatalf("SegmentOffset(%d, %d) = %d, %v; want %d", i+1, stored, got, err, plain)
+		}
+		stored += SegmentSize(n)
+		plain += n
+	}
+	for _, bad := range []struct {
+		k      int
+		stored int64
+	}{{1, SegmentSize(C)}, {2, 0}, {2, SegmentSize(C) + 1}, {3, SegmentSize(C)}, {0, 0}, {MaxSegments + 1, 0}} {
+		if _, err := SegmentOffset(bad.k, bad.stored); !errors.Is(err, ErrImpossibleSize) {
+			t.Errorf("SegmentOffset(%d, %d) = %v; want ErrImpossibleSize", bad.k, bad.stored, err)
+		}
+	}
+}
+
+func TestCheckSegment(t *testing.T) {
+	tests := []struct {
+		k, n            int
+		off, plain, tot int64
+		ok              bool
+	}{
+		{1, 1, 0, 5, 5, true},
+		{1, 3, 0, C, 2*C + 1, true},
+		{2, 3, C, C, 2*C + 1, true},
+		{3, 3, 2 * C, 1, 2*C + 1, true},
+		{2, 3, C, C + 1, 3 * C, false},   // middle part not whole chunks
+		{3, 3, 2 * C, 1, 2*C + 2, false}, // last part does not end the object
+		{1, 3, 0, 2 * C, 2 * C, false},   // leaves no chunk for part 2
+		{4, 3, 0, 0, 0, false},
+		{1, MaxSegments + 1, 0, C, C, false},
+	}
+	for _, tt := range tests {
+		err := CheckSegment(tt.k, tt.n, tt.off, tt.plain, tt.tot)
+		if (err == nil) != tt.ok {
+			t.Errorf("CheckSegment(%d, %d, %d, %d, %d) = %v; want ok=%v", tt.k, tt.n, tt.off, tt.plain, tt.tot, err, tt.ok)
+		}
+	}
+}

@@ -220,7 +220,7 @@ func TestWrongBinding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok := ObjectKeys{Keys: kr, KeyID: info.ID}
+	ok := ObjectKeys{Keys: kr, KeyID: info.ID, Allowed: NewAllowList(kr, info.ID)}
 	dk, meta, err := ok.New(ctx, "bucket", "dir/a.txt")
 	if err != nil {
 		t.Fatal(err)

@@ -101,8 +101,6 @@ func sourceReadHeader(client http.Header) http.Header {
 			h["X-Amz-Expected-Bucket-Owner"] = vs
 		case lk == "x-amz-request-payer":
 			h["X-Amz-Request-Payer"] = vs
-		case strings.HasPrefix(lk, "x-amz-copy-source-server-side-encryption-customer-"):
-			h[http.CanonicalHeaderKey("x-amz-"+strings.TrimPrefix(lk, "x-amz-copy-source-"))] = vs
 		}
 	}
 	return h
@@ -141,7 +139,6 @@ var copyRequestHeaders = []string{
 	"x-amz-tagging", "x-amz-tagging-directive", "x-amz-storage-class", "x-amz-acl",
 	"x-amz-grant-", "x-amz-object-lock-", "x-amz-expected-bucket-owner",
 	"x-amz-source-expected-bucket-owner", "x-amz-request-payer",
-	"x-amz-server-side-encryption-customer-", "x-amz-copy-source-server-side-encryption-customer-",
 	"if-match", "if-none-match",
 }
 
@@ -159,9 +156,6 @@ func (p *Proxy) copyObject(x *exchange) error {
 	case "COPY", "REPLACE":
 	default:
 		return newS3Error("InvalidArgument", http.StatusBadRequest, "Unknown metadata directive.", nil)
-	}
-	if err := reservedMetadata(t.header); err != nil {
-		return err
 	}
 	ctx := x.r.Context()
 
@@ -224,9 +218,12 @@ func (p *Proxy) copyObject(x *exchange) error {
 		return err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	if err != nil {
 		return errUpstream(err)
+	}
+	if checkXML(body, "CopyObjectResult") != nil && checkXML(body, "Error") != nil {
+		return errBadAnswer(x, errors.New("CopyObject answer is neither a CopyObjectResult nor an Error"))
 	}
 	h := x.w.Header()
 	copyResponseHeader(h, resp.Header)
@@ -251,7 +248,7 @@ func (p *Proxy) copyMultipart(x *exchange, cs copySource, info objectInfo, srcET
 	defer cancel()
 	t := x.t
 	o := objRef{bucket: cs.bucket, key: cs.key, query: cs.query(), header: http.Header{}, etag: srcETag, info: info}
-	copyHeaders(o.header, sourceReadHeader(t.header), "x-amz-expected-bucket-owner", "x-amz-request-payer", "x-amz-server-side-encryption-customer-")
+	copyHeaders(o.header, sourceReadHeader(t.header), "x-amz-expected-bucket-owner", "x-amz-request-payer")
 	layout, exact, err := p.layout(ctx, o)
 	if err == nil && !exact {
 		layout, _, err = p.exactLayout(ctx, o)
@@ -311,8 +308,7 @@ func (p *Proxy) copyMultipart(x *exchange, cs copySource, info objectInfo, srcET
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			h := http.Header{}
-			copyHeaders(h, t.header, "x-amz-expected-bucket-owner", "x-amz-source-expected-bucket-owner", "x-amz-request-payer",
-				"x-amz-server-side-encryption-customer-", "x-amz-copy-source-server-side-encryption-customer-")
+			copyHeaders(h, t.header, "x-amz-expected-bucket-owner", "x-amz-source-expected-bucket-owner", "x-amz-request-payer")
 			h.Set("X-Amz-Copy-Source", cs.header())
 			h.Set("X-Amz-Copy-Source-If-Match", srcETag)
 			h.Set("X-Amz-Copy-Source-Range", fmt.Sprintf("bytes=%d-%d", start, start+stored-1))
@@ -455,8 +451,7 @@ func (p *Proxy) uploadPartCopy(x *exchange) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		relay(x, resp)
-		return nil
+		return relayFailure(x, resp)
 	}
 	h := x.w.Header()
 	if v := src.header.Get("X-Amz-Version-Id"); v != "" {

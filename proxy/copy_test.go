@@ -132,7 +132,7 @@ func TestCopyObjectToAnotherCMK(t *testing.T) {
 		t.Fatal(err)
 	}
 	p2, err := New(Config{Upstream: e.proxy.up.base, UpstreamAccessKey: upstreamAK, UpstreamSecretKey: upstreamSecret,
-		Auth: e.proxy.auth, Keys: envelope.ObjectKeys{Keys: e.keyring, KeyID: k2.ID}, Logger: e.proxy.log})
+		Auth: e.proxy.auth, Keys: envelope.ObjectKeys{Keys: e.keyring, KeyID: k2.ID, Allowed: envelope.NewAllowList(e.keyring, k2.ID, e.keyID)}, Logger: e.proxy.log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,9 +150,15 @@ func TestCopyObjectToAnotherCMK(t *testing.T) {
 	if err != nil || meta.KeyID != k2.ID {
 		t.Fatalf("stored metadata %v %v", meta.KeyID, err)
 	}
-	// Either proxy reads it: the metadata names its CMK.
-	if got, _ := e.mustGet(t, testBucket, "dst"); !bytes.Equal(got, data) {
-		t.Error("copy under the second CMK")
+	// The proxy configured with both CMKs reads it; the one that knows only
+	// the first refuses, without asking the key service.
+	e2 := &env{client: c2}
+	if got, _, err := e2.get(t, "dst"); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("copy under the second CMK: %v", err)
+	}
+	_, _, err = e.get(t, "dst")
+	if code, status := apiError(t, err); code != "AccessDenied" || status != http.StatusForbidden {
+		t.Errorf("read under a CMK outside the allow-list: %v", err)
 	}
 }
 

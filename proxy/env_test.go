@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/internal/adversary"
 	"github.com/s3seal/s3seal/sigv4"
 )
 
@@ -33,9 +35,11 @@ const (
 )
 
 // env is a proxy in front of a fake store, with a real keyring and a real
-// SigV4 verifier, and an AWS SDK client pointed at the proxy.
+// SigV4 verifier, and an AWS SDK client pointed at the proxy. Between proxy
+// and store sits an adversary.Store, honest until a test tells it to lie.
 type env struct {
 	store   *fakeStore
+	liar    *adversary.Store
 	proxy   *Proxy
 	srv     *httptest.Server
 	client  *s3.Client
@@ -43,13 +47,20 @@ type env struct {
 	keyID   string
 	// served receives once per request the proxy finished handling.
 	served chan struct{}
+	// panics counts handler panics other than the deliberate abort of a
+	// response already under way.
+	panics atomic.Int32
 }
 
 type envOption func(*Config)
 
-func newEnv(t *testing.T, opts ...envOption) *env {
+func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
 	store, storeSrv := newFakeStore(t)
+	storeURL, _ := url.Parse(storeSrv.URL)
+	liar := adversary.New(storeURL, upstreamAK, upstreamSecret, "")
+	liarSrv := httptest.NewServer(liar)
+	t.Cleanup(liarSrv.Close)
 	store.buckets[testBucket] = true
 	kr, err := envelope.OpenKeyring(filepath.Join(t.TempDir(), "keyring.json"))
 	if err != nil {
@@ -59,12 +70,12 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up, _ := url.Parse(storeSrv.URL)
+	up, _ := url.Parse(liarSrv.URL)
 	cfg := Config{
 		Upstream:          up,
 		UpstreamAccessKey: upstreamAK, UpstreamSecretKey: upstreamSecret,
 		Auth:   &sigv4.Verifier{Credentials: staticCreds{clientAK: clientSecret}, Region: "us-east-1"},
-		Keys:   envelope.ObjectKeys{Keys: envelope.NewCachingKeyService(kr, 100, time.Minute), KeyID: key.ID},
+		Keys:   envelope.ObjectKeys{Keys: envelope.NewCachingKeyService(kr, 100, time.Minute), KeyID: key.ID, Allowed: envelope.NewAllowList(kr, key.ID)},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	for _, o := range opts {
@@ -74,9 +85,17 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{store: store, proxy: p, keyring: kr, keyID: key.ID, served: make(chan struct{}, 100)}
+	e := &env{store: store, liar: liar, proxy: p, keyring: kr, keyID: key.ID, served: make(chan struct{}, 100)}
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() { e.served <- struct{}{} }()
+		defer func() {
+			if v := recover(); v != nil {
+				if v != http.ErrAbortHandler {
+					e.panics.Add(1)
+				}
+				panic(v)
+			}
+		}()
 		p.ServeHTTP(w, r)
 	}))
 	t.Cleanup(e.srv.Close)
@@ -84,7 +103,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	return e
 }
 
-func newClient(t *testing.T, endpoint, secret string, optFns ...func(*s3.Options)) *s3.Client {
+func newClient(t testing.TB, endpoint, secret string, optFns ...func(*s3.Options)) *s3.Client {
 	t.Helper()
 	cfg, err := config.LoadDefaultConfig(context.Background(),
 		config.WithRegion("us-east-1"),
@@ -102,7 +121,7 @@ func newClient(t *testing.T, endpoint, secret string, optFns ...func(*s3.Options
 }
 
 // put stores data through the proxy.
-func (e *env) put(t *testing.T, key string, data []byte, meta map[string]string) *s3.PutObjectOutput {
+func (e *env) put(t testing.TB, key string, data []byte, meta map[string]string) *s3.PutObjectOutput {
 	t.Helper()
 	out, err := e.client.PutObject(context.Background(), &s3.PutObjectInput{
 		Bucket: aws.String(testBucket), Key: aws.String(key), Body: bytes.NewReader(data), Metadata: meta,
@@ -114,7 +133,7 @@ func (e *env) put(t *testing.T, key string, data []byte, meta map[string]string)
 }
 
 // get reads key through the proxy.
-func (e *env) get(t *testing.T, key string) ([]byte, *s3.GetObjectOutput, error) {
+func (e *env) get(t testing.TB, key string) ([]byte, *s3.GetObjectOutput, error) {
 	t.Helper()
 	out, err := e.client.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(testBucket), Key: aws.String(key)})
 	if err != nil {
@@ -127,7 +146,7 @@ func (e *env) get(t *testing.T, key string) ([]byte, *s3.GetObjectOutput, error)
 
 // signedRequest builds a request to the proxy signed by the client
 // credential with UNSIGNED-PAYLOAD (or payloadHash when given).
-func (e *env) signedRequest(t *testing.T, method, path string, body io.Reader, size int64, header http.Header) *http.Request {
+func (e *env) signedRequest(t testing.TB, method, path string, body io.Reader, size int64, header http.Header) *http.Request {
 	t.Helper()
 	req, err := http.NewRequest(method, e.srv.URL+path, body)
 	if err != nil {
@@ -142,7 +161,7 @@ func (e *env) signedRequest(t *testing.T, method, path string, body io.Reader, s
 }
 
 // sign signs req with the client credential, for its Host.
-func sign(t *testing.T, req *http.Request) {
+func sign(t testing.TB, req *http.Request) {
 	t.Helper()
 	hash := req.Header.Get("X-Amz-Content-Sha256")
 	if hash == "" {
@@ -157,7 +176,7 @@ func sign(t *testing.T, req *http.Request) {
 }
 
 // drain waits until the proxy has finished the requests so far.
-func (e *env) drain(t *testing.T, n int) {
+func (e *env) drain(t testing.TB, n int) {
 	t.Helper()
 	for range n {
 		select {
@@ -178,7 +197,7 @@ func randomBytes(n int, seed uint64) []byte {
 }
 
 // apiError returns the S3 error code and HTTP status of an SDK error.
-func apiError(t *testing.T, err error) (string, int) {
+func apiError(t testing.TB, err error) (string, int) {
 	t.Helper()
 	if err == nil {
 		t.Fatal("expected an error, got none")

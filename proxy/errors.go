@@ -76,6 +76,14 @@ func asS3Error(err error) *s3Error {
 	if errors.As(err, &ve) {
 		return newS3Error(ve.Code, ve.Status, ve.Message, err)
 	}
+	var na *envelope.KeyNotAllowedError
+	if errors.As(err, &na) {
+		// Checked before any KMS call: the store wrote the metadata, and
+		// only the configured CMKs may vouch for an object.
+		return newS3Error("AccessDenied", http.StatusForbidden,
+			"The object is encrypted under KMS key "+na.KeyID+", which s3seal is not configured to decrypt with. "+
+				"If that key is yours, add it to S3SEAL_KMS_DECRYPT_KEY_IDS.", err)
+	}
 	switch {
 	case errors.Is(err, envelope.ErrKMSUnavailable):
 		return newS3Error("ServiceUnavailable", http.StatusServiceUnavailable,
@@ -93,13 +101,11 @@ func asS3Error(err error) *s3Error {
 		errors.Is(err, envelope.ErrAuthentication),
 		errors.Is(err, envelope.ErrTruncated),
 		errors.Is(err, envelope.ErrImpossibleSize),
-		errors.Is(err, envelope.ErrMalformedMetadata):
+		errors.Is(err, envelope.ErrMalformedMetadata),
+		// The object's metadata said version 1 (inspect): a segment header
+		// saying otherwise is damage, or a header read where none is.
+		errors.Is(err, envelope.ErrUnsupportedVersion):
 		return errCorrupt(err)
-	case errors.Is(err, envelope.ErrUnsupportedVersion):
-		// Written by a newer s3seal, or a damaged version field: either way
-		// this build must not guess.
-		return newS3Error("UnsupportedObjectFormat", http.StatusInternalServerError,
-			"The stored object uses an s3seal format this version cannot read.", err)
 	case errors.Is(err, envelope.ErrInvalidKMSRequest):
 		return errInternal(err)
 	case errors.Is(err, context.Canceled):

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,7 +33,7 @@ func (c staticCreds) Secret(ak string) (string, bool) { s, ok := c[ak]; return s
 // proxy's SigV4 signature with the upstream credential (so signing bugs
 // fail tests), stores only complete bodies, and records every request.
 type fakeStore struct {
-	t        *testing.T
+	t        testing.TB
 	verifier *sigv4.Verifier
 
 	mu       sync.Mutex
@@ -43,6 +44,24 @@ type fakeStore struct {
 	// noPartReads makes the store ignore partNumber on reads, as a store
 	// without that feature would.
 	noPartReads bool
+	inflight    atomic.Int32
+}
+
+// quiesce waits until the store has finished every request it got, and no
+// new one arrived for a moment: requests a proxy cut short may still be in
+// its handlers after the proxy answered.
+func (s *fakeStore) quiesce() {
+	stable, last := 0, -1
+	for deadline := time.Now().Add(5 * time.Second); stable < 3 && time.Now().Before(deadline); {
+		time.Sleep(2 * time.Millisecond)
+		n := len(s.recorded())
+		if s.inflight.Load() == 0 && n == last {
+			stable++
+		} else {
+			stable = 0
+		}
+		last = n
+	}
 }
 
 type fakeUpload struct {
@@ -61,15 +80,41 @@ type fakeObject struct {
 	header   http.Header // Content-Type and x-amz-meta-*
 	etag     string      // quoted
 	modified time.Time
-	parts    []int64 // stored part sizes of a multipart object
+	parts    []int64           // stored part sizes of a multipart object
+	sub      map[string][]byte // documents of sub-resources (tagging, acl)
 }
 
 type recorded struct {
 	Method, Path, Query string
 	Header              http.Header
+	Body                []byte // what arrived of the body (its first MiB)
+	BodyLen             int64
+	Complete            bool // the whole declared body arrived
 }
 
-func newFakeStore(t *testing.T) (*fakeStore, *httptest.Server) {
+// captureBody keeps what a request body delivers.
+type captureBody struct {
+	r   io.ReadCloser
+	buf []byte
+	n   int64
+	eof bool
+}
+
+func (c *captureBody) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if room := 1<<20 - len(c.buf); room > 0 {
+		c.buf = append(c.buf, p[:min(n, room)]...)
+	}
+	if err == io.EOF {
+		c.eof = true
+	}
+	return n, err
+}
+
+func (c *captureBody) Close() error { return c.r.Close() }
+
+func newFakeStore(t testing.TB) (*fakeStore, *httptest.Server) {
 	s := &fakeStore{
 		t:        t,
 		verifier: &sigv4.Verifier{Credentials: staticCreds{upstreamAK: upstreamSecret}, Region: "us-east-1"},
@@ -159,9 +204,22 @@ func (s *fakeStore) fail(w http.ResponseWriter, status int, code string) {
 }
 
 func (s *fakeStore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.inflight.Add(1)
+	defer s.inflight.Add(-1)
+	body := &captureBody{r: r.Body}
+	r.Body = body
 	s.mu.Lock()
+	idx := len(s.requests)
 	s.requests = append(s.requests, recorded{Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Header: r.Header.Clone()})
 	s.mu.Unlock()
+	defer func() {
+		io.Copy(io.Discard, body)
+		s.mu.Lock()
+		rec := &s.requests[idx]
+		rec.Body, rec.BodyLen = body.buf, body.n
+		rec.Complete = body.eof && (r.ContentLength < 0 || body.n == r.ContentLength)
+		s.mu.Unlock()
+	}()
 	req, err := s.verifier.Verify(r)
 	if err != nil {
 		s.t.Errorf("fake store: %s %s: upstream signature: %v", r.Method, r.URL, err)
@@ -306,6 +364,9 @@ func (s *fakeStore) objectOp(w http.ResponseWriter, r *http.Request, req *sigv4.
 	}
 	q := r.URL.Query()
 	switch {
+	case q.Has("tagging") || q.Has("acl"):
+		s.objectSubresource(w, r, req, bucket, key, o)
+		return
 	case r.Method == http.MethodPost && q.Has("uploads"):
 		s.createUpload(w, r, bucket, key)
 		return
@@ -401,6 +462,45 @@ func (s *fakeStore) objectOp(w http.ResponseWriter, r *http.Request, req *sigv4.
 		}
 	default:
 		s.fail(w, http.StatusNotImplemented, "NotImplemented")
+	}
+}
+
+// objectSubresource serves an object's ?tagging and ?acl: the document is
+// kept beside the object, never in place of it.
+func (s *fakeStore) objectSubresource(w http.ResponseWriter, r *http.Request, req *sigv4.Request, bucket, key string, o *fakeObject) {
+	if o == nil {
+		s.fail(w, http.StatusNotFound, "NoSuchKey")
+		return
+	}
+	sub := "tagging"
+	if r.URL.Query().Has("acl") {
+		sub = "acl"
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o.sub == nil {
+		o.sub = map[string][]byte{}
+	}
+	switch r.Method {
+	case http.MethodPut:
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			return
+		}
+		o.sub[sub] = body
+	case http.MethodDelete:
+		delete(o.sub, sub)
+		w.WriteHeader(http.StatusNoContent)
+	case http.MethodGet:
+		doc, ok := o.sub[sub]
+		if !ok {
+			doc = []byte(map[string]string{"tagging": "<Tagging><TagSet></TagSet></Tagging>",
+				"acl": "<AccessControlPolicy><Owner><ID>o</ID></Owner><AccessControlList></AccessControlList></AccessControlPolicy>"}[sub])
+		}
+		w.Header().Set("Content-Type", "application/xml")
+		w.Write(doc)
+	default:
+		s.fail(w, http.StatusMethodNotAllowed, "MethodNotAllowed")
 	}
 }
 

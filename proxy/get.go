@@ -32,6 +32,12 @@ func (p *Proxy) inspect(h http.Header, stored int64) (objectInfo, error) {
 		return info, errUpstream(errors.New("store sent no Content-Length for an object"))
 	}
 	meta, err := envelope.ParseHeader(h)
+	if errors.Is(err, envelope.ErrUnsupportedVersion) {
+		// Written by a newer s3seal, or a damaged version field: either way
+		// this build must not guess.
+		return info, newS3Error("UnsupportedObjectFormat", http.StatusInternalServerError,
+			"The stored object uses an s3seal format this version cannot read.", err)
+	}
 	switch {
 	case errors.Is(err, envelope.ErrNoMetadata):
 		if !p.allowPlaintext {
@@ -53,17 +59,22 @@ func (p *Proxy) inspect(h http.Header, stored int64) (objectInfo, error) {
 }
 
 // etagParts is the part count of a multipart ETag ("...-N"), 1 otherwise.
+// A count above envelope.MaxSegments comes back as MaxSegments+1, which
+// every size function refuses: the store's number never sizes anything.
 func etagParts(etag string) int {
 	etag = strings.Trim(strings.TrimPrefix(etag, "W/"), `"`)
 	i := strings.LastIndexByte(etag, '-')
 	if i < 0 {
 		return 1
 	}
-	n, err := strconv.Atoi(etag[i+1:])
-	if err != nil || n < 1 {
+	n, err := strconv.ParseUint(etag[i+1:], 10, 64)
+	switch {
+	case errors.Is(err, strconv.ErrRange) || (err == nil && n > envelope.MaxSegments):
+		return envelope.MaxSegments + 1
+	case err != nil || n < 1:
 		return 1
 	}
-	return n
+	return int(n)
 }
 
 // objectReadQuery keeps the parameters of a read that the store must see:
@@ -314,7 +325,7 @@ func (p *Proxy) openRange(ctx context.Context, bucket, key string, query url.Val
 	closeProbe()
 
 	o := objRef{bucket: bucket, key: key, query: versionQuery(query), header: http.Header{}, etag: src.etag, info: src.info}
-	copyHeaders(o.header, header, "x-amz-expected-bucket-owner", "x-amz-request-payer", "x-amz-server-side-encryption-customer-")
+	copyHeaders(o.header, header, "x-amz-expected-bucket-owner", "x-amz-request-payer")
 	layout, exact, err := p.layout(ctx, o)
 	if errors.Is(err, errNoPartReads) {
 		return p.rangeByStreaming(ctx, src, o, dk)
@@ -485,7 +496,16 @@ func (p *Proxy) relayPlaintextRange(x *exchange, header http.Header, query url.V
 	if etag != "" {
 		h.Set("If-Match", etag)
 	}
-	return p.pass(x, http.MethodGet, x.t.bucket, x.t.key, query, h)
+	resp, err := p.send(x.r.Context(), http.MethodGet, x.t.bucket, x.t.key, query, h, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent {
+		return relayFailure(x, resp)
+	}
+	relay(x, resp)
+	return nil
 }
 
 // serveDecrypted writes status and the prepared headers, then the plaintext
@@ -536,7 +556,7 @@ func objectResponseHeader(dst, src http.Header, info objectInfo) {
 		case lk == "content-length", lk == "content-range", lk == "content-md5",
 			lk == "accept-ranges", lk == "x-amz-request-id", lk == "x-amz-mp-parts-count",
 			strings.HasPrefix(lk, "x-amz-checksum-"),
-			strings.HasPrefix(lk, "x-amz-server-side-encryption") && !strings.HasPrefix(lk, "x-amz-server-side-encryption-customer-"),
+			strings.HasPrefix(lk, "x-amz-server-side-encryption"),
 			strings.HasPrefix(lk, "x-amz-meta-") && envelope.IsReserved(lk):
 			continue
 		}
@@ -585,104 +605,166 @@ func (p *Proxy) getPart(x *exchange, header http.Header, query url.Values) error
 	if err != nil {
 		return err
 	}
-	ctx := x.r.Context()
 	q := url.Values{}
 	for kk, vs := range query {
 		q[kk] = vs
 	}
 	q.Set("partNumber", strconv.Itoa(k))
-	req, err := p.up.newRequest(ctx, x.r.Method, x.t.bucket, x.t.key, q, header, nil, 0)
+	resp, err := p.send(x.r.Context(), x.r.Method, x.t.bucket, x.t.key, q, header, nil)
 	if err != nil {
-		return errInternal(err)
-	}
-	resp, err := p.up.do(req)
-	if err != nil {
-		return errUpstream(err)
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
 		return relayFailure(x, resp) // 416 InvalidPartNumber, 404, 304, ...
 	}
-	partStored := resp.ContentLength
-	total := partStored
-	start := int64(-1) // stored offset of the part, when the store says
-	if cr := resp.Header.Get("Content-Range"); cr != "" {
-		if total, err = contentRangeTotal(cr); err != nil {
-			return errUpstream(err)
-		}
-		var a, b int64
-		if _, err := fmt.Sscanf(cr, "bytes %d-%d/", &a, &b); err == nil {
-			start = a
-		}
-	} else if resp.StatusCode == http.StatusPartialContent {
-		return errUpstream(errors.New("store answered a partNumber read with 206 but no Content-Range"))
-	}
-	info, err := p.inspect(resp.Header, total)
-	if err != nil {
+	part, err := p.placePart(x, resp, header, query, k)
+	if err != nil || part.info.plaintext {
 		return err
-	}
-	if info.plaintext {
-		relay(x, resp)
-		return nil
-	}
-	n := info.segments
-	if k > n {
-		return newS3Error("InvalidPartNumber", http.StatusRequestedRangeNotSatisfiable,
-			"The requested partnumber is not satisfiable", nil)
-	}
-	if partStored < 0 {
-		return errUpstream(errors.New("store sent no Content-Length for a part"))
-	}
-	plain, err := envelope.SegmentPlaintextSize(partStored)
-	if err != nil {
-		return err
-	}
-	// The part's plaintext offset. Every part before it is a non-zero
-	// multiple of the chunk size (the multipart rule), so its stored offset
-	// converts exactly; without one, the exact layout says.
-	var off int64
-	switch {
-	case k == 1:
-	case start >= 0:
-		body := start - int64(k-1)*envelope.HeaderSize
-		const enc = envelope.ChunkSize + envelope.TagSize
-		if body < 0 || body%enc != 0 {
-			return errCorrupt(fmt.Errorf("part %d starts at stored byte %d: %w", k, start, envelope.ErrImpossibleSize))
-		}
-		off = body / enc * envelope.ChunkSize
-	default:
-		o := objRef{bucket: x.t.bucket, key: x.t.key, query: versionQuery(query), header: http.Header{}, etag: resp.Header.Get("ETag"), info: info}
-		copyHeaders(o.header, header, "x-amz-expected-bucket-owner", "x-amz-request-payer", "x-amz-server-side-encryption-customer-")
-		layout, exact, err := p.layout(ctx, o)
-		if err == nil && !exact {
-			layout, _, err = p.exactLayout(ctx, o)
-		}
-		if err != nil {
-			return err
-		}
-		off = layout[:k-1].PlaintextSize()
-	}
-	if off+plain > info.size {
-		return errCorrupt(fmt.Errorf("part %d (%d bytes at %d) past the object's %d bytes: %w", k, plain, off, info.size, envelope.ErrImpossibleSize))
 	}
 	h := x.w.Header()
-	objectResponseHeader(h, resp.Header, info)
-	if n > 1 {
-		h.Set("X-Amz-Mp-Parts-Count", strconv.Itoa(n))
+	objectResponseHeader(h, resp.Header, part.info)
+	if part.info.segments > 1 {
+		h.Set("X-Amz-Mp-Parts-Count", strconv.Itoa(part.info.segments))
 	}
-	if plain > 0 {
-		h.Set("Content-Range", contentRange(byteRange{off, plain}, info.size))
+	if part.n > 0 {
+		h.Set("Content-Range", contentRange(part.byteRange, part.info.size))
 	}
 	if x.r.Method == http.MethodHead {
-		h.Set("Content-Length", strconv.FormatInt(plain, 10))
+		h.Set("Content-Length", strconv.FormatInt(part.n, 10))
 		x.w.WriteHeader(http.StatusPartialContent)
 		return nil
 	}
-	dk, err := p.keys.Open(ctx, info.meta, x.t.bucket, x.t.key)
+	dk, err := p.keys.Open(x.r.Context(), part.info.meta, x.t.bucket, x.t.key)
 	if err != nil {
 		return err
 	}
 	defer clear(dk)
 	clock := clockFor(x.r.Context(), dirDecrypt)
-	return serveDecrypted(x, http.StatusPartialContent, clock.cipher(envelope.NewPartDecryptReader(clock.source(resp.Body), dk, uint32(k))), plain)
+	return serveDecrypted(x, http.StatusPartialContent, clock.cipher(envelope.NewPartDecryptReader(clock.source(part.body), dk, uint32(k))), part.n)
+}
+
+// placedPart is part k of an object and its plaintext place in it.
+type placedPart struct {
+	info objectInfo
+	byteRange
+	body io.Reader // the part's stored bytes
+}
+
+// placePart reads what the store says of part k (its stored size, its place
+// in the object, the object's size and part count) and checks it all
+// against the format: the part must fit the object under the multipart rule
+// (envelope.CheckSegment), and its stored offset must be where its header
+// really is (checkPartStart). Plaintext objects are relayed as they are.
+func (p *Proxy) placePart(x *exchange, resp *http.Response, header http.Header, query url.Values, k int) (placedPart, error) {
+	part := placedPart{body: resp.Body}
+	total, start, err := partRange(resp)
+	if err != nil {
+		return part, errUpstream(err)
+	}
+	if part.info, err = p.inspect(resp.Header, total); err != nil {
+		return part, err
+	}
+	if part.info.plaintext {
+		relay(x, resp)
+		return part, nil
+	}
+	if k > part.info.segments {
+		return part, newS3Error("InvalidPartNumber", http.StatusRequestedRangeNotSatisfiable,
+			"The requested partnumber is not satisfiable", nil)
+	}
+	if c := resp.Header.Get("X-Amz-Mp-Parts-Count"); c != "" && c != strconv.Itoa(part.info.segments) {
+		return part, errCorrupt(fmt.Errorf("the store counts %s parts here and %d in the ETag: %w", c, part.info.segments, envelope.ErrImpossibleSize))
+	}
+	if resp.ContentLength < 0 {
+		return part, errUpstream(errors.New("store sent no Content-Length for a part"))
+	}
+	if part.n, err = envelope.SegmentPlaintextSize(resp.ContentLength); err != nil {
+		return part, err
+	}
+	o := objRef{bucket: x.t.bucket, key: x.t.key, query: versionQuery(query), header: http.Header{}, etag: resp.Header.Get("ETag"), info: part.info}
+	copyHeaders(o.header, header, "x-amz-expected-bucket-owner", "x-amz-request-payer")
+	if part.off, err = p.partOffset(x.r.Context(), o, k, start, part.n); err != nil {
+		return part, err
+	}
+	if err := envelope.CheckSegment(k, part.info.segments, part.off, part.n, part.info.size); err != nil {
+		return part, errCorrupt(fmt.Errorf("part %d as the store reports it: %w", k, err))
+	}
+	if x.r.Method == http.MethodGet && k > 1 && start >= 0 {
+		part.body, err = p.checkPartStart(x.r.Context(), o, start, resp.Body)
+	}
+	return part, err
+}
+
+// partRange reads the object's stored size and the part's stored offset
+// (-1 when not given) from a partNumber answer.
+func partRange(resp *http.Response) (total, start int64, err error) {
+	cr := resp.Header.Get("Content-Range")
+	if cr == "" {
+		if resp.StatusCode == http.StatusPartialContent {
+			return 0, 0, errors.New("store answered a partNumber read with 206 but no Content-Range")
+		}
+		return resp.ContentLength, -1, nil
+	}
+	if total, err = contentRangeTotal(cr); err != nil {
+		return 0, 0, err
+	}
+	var b int64
+	if _, err := fmt.Sscanf(cr, "bytes %d-%d/", &start, &b); err != nil || start < 0 {
+		return 0, 0, fmt.Errorf("store sent Content-Range %q", cr)
+	}
+	return total, start, nil
+}
+
+// partOffset is the plaintext offset of part k: from its stored offset,
+// which converts exactly under the multipart rule, or, without one, from
+// the layout. A layout known exactly must agree with both.
+func (p *Proxy) partOffset(ctx context.Context, o objRef, k int, start, plain int64) (int64, error) {
+	if start >= 0 {
+		off, err := envelope.SegmentOffset(k, start)
+		if err != nil {
+			return 0, errCorrupt(err)
+		}
+		if e, ok := p.layouts.get(layoutKey(o.bucket, o.key, o.etag)); ok && e.exact && fits(e.layout, o.info) &&
+			(e.layout[:k-1].PlaintextSize() != off || e.layout[k-1] != plain) {
+			return 0, errCorrupt(fmt.Errorf("part %d at %d+%d disagrees with the layout: %w", k, off, plain, envelope.ErrImpossibleSize))
+		}
+		return off, nil
+	}
+	if k == 1 {
+		return 0, nil
+	}
+	layout, exact, err := p.layout(ctx, o)
+	if err == nil && !exact {
+		layout, _, err = p.exactLayout(ctx, o)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if layout[k-1] != plain {
+		return 0, errCorrupt(fmt.Errorf("part %d holds %d bytes, its layout says %d: %w", k, plain, layout[k-1], envelope.ErrImpossibleSize))
+	}
+	return layout[:k-1].PlaintextSize(), nil
+}
+
+// checkPartStart confirms that the part a store answered a partNumber read
+// with is stored where its Content-Range says: the segment header read at
+// that offset (pinned to the ETag) must be the one the part starts with.
+// Else the plaintext would be labelled with another part's offset. It
+// returns the part's body, header included.
+func (p *Proxy) checkPartStart(ctx context.Context, o objRef, start int64, body io.Reader) (io.Reader, error) {
+	got := make([]byte, envelope.HeaderSize)
+	if _, err := io.ReadFull(body, got); err != nil {
+		return nil, fmt.Errorf("reading the part's header: %w", envelope.ErrTruncated)
+	}
+	at, done, err := p.fetchStored(ctx, o, start, envelope.HeaderSize)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	want := make([]byte, envelope.HeaderSize)
+	if _, err := io.ReadFull(at, want); err != nil || !bytes.Equal(got, want) {
+		return nil, errCorrupt(fmt.Errorf("the part's header is not at stored byte %d: %w", start, envelope.ErrAuthentication))
+	}
+	return io.MultiReader(bytes.NewReader(got), body), nil
 }

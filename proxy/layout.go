@@ -137,7 +137,9 @@ func (p *Proxy) layout(ctx context.Context, o objRef) (envelope.Layout, bool, er
 		return envelope.Layout{o.info.size}, true, nil
 	}
 	k := layoutKey(o.bucket, o.key, o.etag)
-	if e, ok := p.layouts.get(k); ok {
+	// A cached layout must describe this object as the store reports it now:
+	// the part count of its ETag and its stored size.
+	if e, ok := p.layouts.get(k); ok && (e.layout == nil || fits(e.layout, o.info)) {
 		if e.layout == nil {
 			return p.exactLayout(ctx, o)
 		}
@@ -147,25 +149,18 @@ func (p *Proxy) layout(ctx context.Context, o objRef) (envelope.Layout, bool, er
 	if err != nil {
 		return nil, false, err
 	}
-	n := o.info.segments
-	l1, err := envelope.SegmentPlaintextSize(s1)
-	if err != nil {
-		return nil, false, err
-	}
-	last := o.info.size - int64(n-1)*l1
-	if l1 > 0 && l1%envelope.ChunkSize == 0 && last >= 0 {
-		guess := make(envelope.Layout, n)
-		for i := range guess {
-			guess[i] = l1
-		}
-		guess[n-1] = last
-		if guess.CiphertextSize() == o.info.stored {
-			exact := n == 2 // part 1 and the total fix both sizes
-			p.layouts.put(k, guess, exact)
-			return guess, exact, nil
-		}
+	if guess, ok := envelope.GuessLayout(s1, o.info.segments, o.info.stored); ok {
+		exact := len(guess) == 2 // part 1 and the total fix both sizes
+		p.layouts.put(k, guess, exact)
+		return guess, exact, nil
 	}
 	return p.exactLayout(ctx, o)
+}
+
+// fits reports whether layout l is that of an object of info's part count
+// and stored size.
+func fits(l envelope.Layout, info objectInfo) bool {
+	return len(l) == info.segments && l.CiphertextSize() == info.stored
 }
 
 // checkGuess confirms the sizes a read of plaintext range br relies on.
@@ -178,7 +173,7 @@ func (p *Proxy) layout(ctx context.Context, o objRef) (envelope.Layout, bool, er
 // remembered); any difference means the guess is wrong and the exact layout
 // is fetched. The last segment's size follows from the others.
 func (p *Proxy) checkGuess(ctx context.Context, o objRef, l envelope.Layout, br byteRange) (envelope.Layout, bool, error) {
-	first, last := segmentAt(l, br.off), segmentAt(l, br.off+br.n-1)
+	first, last := l.SegmentAt(br.off), l.SegmentAt(br.off+br.n-1)
 	k := layoutKey(o.bucket, o.key, o.etag)
 	for s := max(first, 1); s <= min(last, len(l)-2); s++ {
 		if p.layouts.isVerified(k, s) {
@@ -196,22 +191,15 @@ func (p *Proxy) checkGuess(ctx context.Context, o objRef, l envelope.Layout, br 
 	return l, false, nil
 }
 
-// segmentAt is the index of the segment holding plaintext byte off.
-func segmentAt(l envelope.Layout, off int64) int {
-	var at int64
-	for i, n := range l {
-		at += n
-		if off < at {
-			return i
-		}
-	}
-	return len(l) - 1
-}
-
-// exactLayout fetches every part's size.
+// exactLayout fetches every part's size. The sizes must follow the multipart
+// rule and add up to the object (envelope.NewLayout): under the rule no
+// size a store reports can shift a byte, only fail authentication.
 func (p *Proxy) exactLayout(ctx context.Context, o objRef) (envelope.Layout, bool, error) {
 	n := o.info.segments
-	l := make(envelope.Layout, n)
+	if n < 1 || n > envelope.MaxSegments {
+		return nil, false, errCorrupt(fmt.Errorf("%d parts: %w", n, envelope.ErrImpossibleSize))
+	}
+	stored := make([]int64, n)
 	errs := make([]error, n)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -222,11 +210,8 @@ func (p *Proxy) exactLayout(ctx context.Context, o objRef) (envelope.Layout, boo
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			s, err := p.partSize(ctx, o, i+1)
-			if err == nil {
-				l[i], err = envelope.SegmentPlaintextSize(s)
-			}
-			if err != nil {
+			var err error
+			if stored[i], err = p.partSize(ctx, o, i+1); err != nil {
 				errs[i] = err
 				cancel()
 			}
@@ -241,9 +226,9 @@ func (p *Proxy) exactLayout(ctx context.Context, o objRef) (envelope.Layout, boo
 	if err := errors.Join(errs...); err != nil {
 		return nil, false, err
 	}
-	if l.CiphertextSize() != o.info.stored {
-		return nil, false, errCorrupt(fmt.Errorf("part sizes add up to %d stored bytes, object has %d: %w",
-			l.CiphertextSize(), o.info.stored, envelope.ErrImpossibleSize))
+	l, err := envelope.NewLayout(stored, o.info.stored)
+	if err != nil {
+		return nil, false, errCorrupt(fmt.Errorf("part sizes the store reports: %w", err))
 	}
 	p.layouts.put(layoutKey(o.bucket, o.key, o.etag), l, true)
 	return l, true, nil

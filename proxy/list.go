@@ -37,16 +37,16 @@ func (p *Proxy) listObjects(x *exchange) error {
 	}
 	defer resp.Body.Close()
 	row := "Contents"
-	if x.t.op == opListObjectVersions {
+	if x.t.route.sub == "versions" {
 		row = "Version"
 	}
-	h := x.w.Header()
-	copyResponseHeader(h, resp.Header)
-	h.Del("Content-Length") // sizes change length; the body is streamed
-	h.Del("Content-MD5")
-	x.w.WriteHeader(http.StatusOK)
+	root := map[string]string{"Contents": "ListBucketResult", "Version": "ListVersionsResult"}[row]
+	src, err := startXMLAnswer(x, resp, root)
+	if err != nil {
+		return err
+	}
 
-	foreign, err := rewriteListing(x.w, resp.Body, row, func(stored int64, etag string) (int64, error) {
+	foreign, err := rewriteListing(x.w, src, row, func(stored int64, etag string) (int64, error) {
 		return envelope.ObjectPlaintextSize(stored, etagParts(etag))
 	})
 	if err != nil {
@@ -66,9 +66,8 @@ func (p *Proxy) listObjects(x *exchange) error {
 // Everything else — unknown elements, namespaces, whitespace, entities —
 // passes unchanged, because only the bytes of recognized tokens are
 // replaced. It returns the number of rows left with their stored size.
-func rewriteListing(dst io.Writer, src io.Reader, row string, plainSize func(stored int64, etag string) (int64, error)) (int, error) {
-	rec := &byteRecorder{r: bufio.NewReader(src)}
-	dec := xml.NewDecoder(rec)
+func rewriteListing(dst io.Writer, src *bufio.Reader, row string, plainSize func(stored int64, etag string) (int64, error)) (int, error) {
+	toks := newRawTokens(src)
 	out := bufio.NewWriter(dst)
 	var (
 		stack    []string        // local names of open elements
@@ -80,18 +79,14 @@ func rewriteListing(dst io.Writer, src io.Reader, row string, plainSize func(sto
 		skipping int // >0: inside a dropped element, at this stack depth
 		foreign  int
 	)
-	var consumed int64 // input offset of rec.buf[0]
 	for {
-		tok, err := dec.RawToken()
+		tok, raw, err := toks.next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			return foreign, err
 		}
-		end := dec.InputOffset()
-		raw := rec.take(end - consumed)
-		consumed = end
 
 		parent := ""
 		if len(stack) > 0 {
@@ -142,7 +137,9 @@ func rewriteListing(dst io.Writer, src io.Reader, row string, plainSize func(sto
 		switch {
 		case !emit || skipping > 0:
 		case inRow:
-			rowBuf.Write(raw)
+			if rowBuf.Write(raw); rowBuf.Len() > maxToken {
+				return foreign, fmt.Errorf("a <%s> row longer than %d bytes: %w", row, maxToken, errTokenTooLong)
+			}
 		default:
 			if _, err := out.Write(raw); err != nil {
 				return foreign, err
@@ -152,7 +149,7 @@ func rewriteListing(dst io.Writer, src io.Reader, row string, plainSize func(sto
 	if inRow || len(stack) > 0 {
 		return foreign, fmt.Errorf("listing ends inside <%s>: %w", strings.Join(stack, "><"), io.ErrUnexpectedEOF)
 	}
-	if _, err := out.Write(rec.take(int64(len(rec.buf)))); err != nil {
+	if _, err := out.Write(toks.rest()); err != nil {
 		return foreign, err
 	}
 	return foreign, out.Flush()
@@ -198,40 +195,4 @@ func xmlEscape(s string) string {
 	var b strings.Builder
 	xml.EscapeText(&b, []byte(s))
 	return b.String()
-}
-
-// byteRecorder hands bytes to the XML decoder one at a time (it then does no
-// buffering of its own) and keeps them, so that the exact input bytes of each
-// token can be copied out.
-type byteRecorder struct {
-	r   *bufio.Reader
-	buf []byte
-}
-
-func (b *byteRecorder) ReadByte() (byte, error) {
-	c, err := b.r.ReadByte()
-	if err == nil {
-		b.buf = append(b.buf, c)
-	}
-	return c, err
-}
-
-func (b *byteRecorder) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	c, err := b.ReadByte()
-	if err != nil {
-		return 0, err
-	}
-	p[0] = c
-	return 1, nil
-}
-
-// take removes and returns (a copy of) the first n recorded bytes.
-func (b *byteRecorder) take(n int64) []byte {
-	n = min(n, int64(len(b.buf)))
-	out := append([]byte(nil), b.buf[:n]...)
-	b.buf = append(b.buf[:0], b.buf[n:]...)
-	return out
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -88,7 +89,7 @@ func TestRewriteListingKeepsEverythingElse(t *testing.T) {
   <CommonPrefixes><Prefix>p/</Prefix></CommonPrefixes>
 </ListBucketResult>`, envelope.ChunkSize+5)
 	var out bytes.Buffer
-	foreign, err := rewriteListing(&out, strings.NewReader(in), "Contents", func(s int64, etag string) (int64, error) {
+	foreign, err := rewriteListing(&out, bufio.NewReader(strings.NewReader(in)), "Contents", func(s int64, etag string) (int64, error) {
 		return envelope.ObjectPlaintextSize(s, etagParts(etag))
 	})
 	if err != nil {
@@ -101,7 +102,7 @@ func TestRewriteListingKeepsEverythingElse(t *testing.T) {
 		t.Errorf("foreign rows = %d, want 1", foreign)
 	}
 
-	_, err = rewriteListing(io.Discard, strings.NewReader(in[:len(in)/2]), "Contents", func(s int64, _ string) (int64, error) { return s, nil })
+	_, err = rewriteListing(io.Discard, bufio.NewReader(strings.NewReader(in[:len(in)/2])), "Contents", func(s int64, _ string) (int64, error) { return s, nil })
 	if err == nil {
 		t.Error("a cut listing was rewritten without error")
 	}

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/xml"
 	"errors"
@@ -23,23 +22,13 @@ import (
 // UploadId it hands out is an upload token (uploadtoken.go).
 
 const (
-	maxPartNumber  = 10000
-	maxPartSize    = 5 << 30 // S3's limit for one part
-	maxCompleteXML = 4 << 20 // 10,000 parts with checksums stay far below
+	maxPartNumber = 10000
+	maxPartSize   = 5 << 30 // S3's limit for one part
 )
 
-// reservedMetadata refuses client requests that set s3seal's own metadata.
-func reservedMetadata(h http.Header) error {
-	for k := range h {
-		if strings.HasPrefix(strings.ToLower(k), "x-amz-meta-") && envelope.IsReserved(k) {
-			return newS3Error("InvalidArgument", http.StatusBadRequest,
-				"User metadata named x-amz-meta-s3seal-* is reserved for s3seal.", nil)
-		}
-	}
-	return nil
-}
-
 // dropReserved removes s3seal's metadata from headers bound for the store.
+// Clients cannot send it (checkHeaders); this keeps the source's out of a
+// copy's headers.
 func dropReserved(h http.Header) {
 	for k := range h {
 		if envelope.IsReserved(k) && strings.HasPrefix(strings.ToLower(k), "x-amz-meta-") {
@@ -50,7 +39,7 @@ func dropReserved(h http.Header) {
 
 // Headers of a request on an existing upload that go to the store.
 var uploadRequestHeaders = []string{
-	"x-amz-expected-bucket-owner", "x-amz-request-payer", "x-amz-server-side-encryption-customer-",
+	"x-amz-expected-bucket-owner", "x-amz-request-payer",
 }
 
 // createUpload serves CreateMultipartUpload: a fresh data key for the object,
@@ -58,9 +47,6 @@ var uploadRequestHeaders = []string{
 // keeps), and an UploadId token that carries it to the parts.
 func (p *Proxy) createUpload(x *exchange) error {
 	t := x.t
-	if err := reservedMetadata(t.header); err != nil {
-		return err
-	}
 	ctx := x.r.Context()
 	dk, meta, err := p.keys.New(ctx, t.bucket, t.key)
 	if err != nil {
@@ -183,8 +169,7 @@ func (p *Proxy) uploadPart(x *exchange) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		relay(x, resp)
-		return nil
+		return relayFailure(x, resp)
 	}
 	h := x.w.Header()
 	copyHeaders(h, resp.Header, "etag", "x-amz-request-charged")
@@ -214,17 +199,10 @@ func (p *Proxy) completeUpload(x *exchange) error {
 	if err != nil {
 		return err
 	}
-	body, err := io.ReadAll(io.LimitReader(x.req.Body, maxCompleteXML+1))
-	if err != nil {
-		return x.bodyError(err)
-	}
-	if len(body) > maxCompleteXML {
-		return newS3Error("MalformedXML", http.StatusBadRequest, "The CompleteMultipartUpload request is too large.", nil)
-	}
 	var req struct {
 		Parts []completePart `xml:"Part"`
 	}
-	if err := xml.Unmarshal(body, &req); err != nil {
+	if err := xml.Unmarshal(x.doc, &req); err != nil {
 		return newS3Error("MalformedXML", http.StatusBadRequest,
 			"The XML you provided was not well-formed or did not validate against our published schema.", err)
 	}
@@ -280,13 +258,9 @@ func (p *Proxy) completeUpload(x *exchange) error {
 	header := http.Header{}
 	copyHeaders(header, x.t.header, append([]string{"if-match", "if-none-match"}, uploadRequestHeaders...)...)
 	header.Set("Content-Type", "application/xml")
-	req2, err := p.up.newRequest(ctx, http.MethodPost, x.t.bucket, x.t.key, url.Values{"uploadId": {tok.upstreamID}}, header, bytes.NewReader(out.Bytes()), int64(out.Len()))
+	resp, err := p.send(ctx, http.MethodPost, x.t.bucket, x.t.key, url.Values{"uploadId": {tok.upstreamID}}, header, out.Bytes())
 	if err != nil {
-		return errInternal(err)
-	}
-	resp, err := p.up.do(req2)
-	if err != nil {
-		return errUpstream(err)
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -379,7 +353,9 @@ func (p *Proxy) listAllParts(x *exchange, upstreamID string) (map[int]listedPart
 			return nil, errUpstream(fmt.Errorf("ListParts answer: %w", err))
 		}
 		for _, pt := range res.Parts {
-			parts[pt.PartNumber] = listedPart{ETag: pt.ETag, Size: pt.Size}
+			if pt.PartNumber >= 1 && pt.PartNumber <= maxPartNumber {
+				parts[pt.PartNumber] = listedPart{ETag: pt.ETag, Size: pt.Size}
+			}
 		}
 		if !res.IsTruncated || res.NextPartNumberMarker == "" || res.NextPartNumberMarker == marker {
 			return parts, nil
@@ -417,7 +393,7 @@ func (p *Proxy) abortUpload(x *exchange) error {
 	}
 	header := http.Header{}
 	copyHeaders(header, x.t.header, append([]string{"x-amz-if-match-initiated-time"}, uploadRequestHeaders...)...)
-	return p.pass(x, http.MethodDelete, x.t.bucket, x.t.key, url.Values{"uploadId": {tok.upstreamID}}, header)
+	return p.forward(x, http.MethodDelete, x.t.key, url.Values{"uploadId": {tok.upstreamID}}, header, nil)
 }
 
 // listParts serves ListParts: each <Size> becomes the part's plaintext size
@@ -439,7 +415,7 @@ func (p *Proxy) listParts(x *exchange) error {
 		return err
 	}
 	defer resp.Body.Close()
-	return p.relayRewritten(x, resp, func(path []string, text string) (string, bool) {
+	return p.relayRewritten(x, resp, "ListPartsResult", func(path []string, text string) (string, bool) {
 		switch {
 		case len(path) == 3 && path[1] == "Part" && path[2] == "Size":
 			stored, err := strconv.ParseInt(strings.TrimSpace(text), 10, 64)
@@ -480,7 +456,7 @@ func (p *Proxy) listUploads(x *exchange) error {
 		return err
 	}
 	defer resp.Body.Close()
-	return p.relayRewritten(x, resp, func(path []string, text string) (string, bool) {
+	return p.relayRewritten(x, resp, "ListMultipartUploadsResult", func(path []string, text string) (string, bool) {
 		last := path[len(path)-1]
 		if (len(path) == 3 && path[1] == "Upload" && last == "UploadId") ||
 			(len(path) == 2 && (last == "UploadIdMarker" || last == "NextUploadIdMarker")) {
@@ -491,116 +467,6 @@ func (p *Proxy) listUploads(x *exchange) error {
 		}
 		return text, true
 	})
-}
-
-// relayRewritten relays a store's XML answer with the text of some leaf
-// elements replaced: rewrite gets each leaf's path (local names from the
-// root) and text and returns the new text; false marks a value it could not
-// translate (kept, and logged).
-func (p *Proxy) relayRewritten(x *exchange, resp *http.Response, rewrite func(path []string, text string) (string, bool)) error {
-	h := x.w.Header()
-	copyResponseHeader(h, resp.Header)
-	h.Del("Content-Length")
-	h.Del("Content-Md5")
-	x.w.WriteHeader(resp.StatusCode)
-	kept, err := rewriteLeaves(x.w, resp.Body, rewrite)
-	if err != nil {
-		x.abort(fmt.Errorf("rewriting %s answer: %w", x.t.op, err))
-	}
-	if kept > 0 {
-		p.log.Warn("answer values s3seal could not translate were kept", slog.String("request_id", x.id),
-			slog.String("op", x.t.op.String()), slog.Int("values", kept))
-	}
-	return nil
-}
-
-// rewriteLeaves copies XML from src to dst byte for byte except the text of
-// leaf elements, which rewrite replaces (see relayRewritten).
-func rewriteLeaves(dst io.Writer, src io.Reader, rewrite func(path []string, text string) (string, bool)) (int, error) {
-	rec := &byteRecorder{r: bufio.NewReader(src)}
-	dec := xml.NewDecoder(rec)
-	var (
-		out      bytes.Buffer
-		stack    []string
-		text     strings.Builder
-		inLeaf   bool // between a start tag and the next tag
-		selfEnd  bool // the open leaf is <a/>: nothing to rewrite
-		held     []byte
-		kept     int
-		consumed int64
-	)
-	flush := func() error {
-		if out.Len() >= 32<<10 {
-			if _, err := dst.Write(out.Bytes()); err != nil {
-				return err
-			}
-			out.Reset()
-		}
-		return nil
-	}
-	for {
-		tok, err := dec.RawToken()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return kept, err
-		}
-		end := dec.InputOffset()
-		raw := rec.take(end - consumed)
-		consumed = end
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if inLeaf {
-				out.Write(held)
-			}
-			held = held[:0]
-			stack = append(stack, t.Name.Local)
-			out.Write(raw)
-			inLeaf = true
-			selfEnd = bytes.HasSuffix(bytes.TrimSpace(raw), []byte("/>"))
-			text.Reset()
-		case xml.CharData:
-			if inLeaf {
-				text.Write(t)
-				held = append(held, raw...)
-				continue
-			}
-			out.Write(raw)
-		case xml.EndElement:
-			if inLeaf && !selfEnd && len(stack) > 0 {
-				v, ok := rewrite(stack, text.String())
-				if !ok {
-					kept++
-				}
-				if v == text.String() {
-					out.Write(held)
-				} else {
-					out.WriteString(xmlEscape(v))
-				}
-			}
-			held = held[:0]
-			inLeaf = false
-			stack = stack[:max(0, len(stack)-1)]
-			out.Write(raw)
-		default:
-			if inLeaf {
-				out.Write(held)
-				held = held[:0]
-				inLeaf = false
-			}
-			out.Write(raw)
-		}
-		if err := flush(); err != nil {
-			return kept, err
-		}
-	}
-	if len(stack) > 0 {
-		return kept, fmt.Errorf("answer ends inside <%s>: %w", strings.Join(stack, "><"), io.ErrUnexpectedEOF)
-	}
-	out.Write(rec.take(int64(len(rec.buf))))
-	_, err := dst.Write(out.Bytes())
-	return kept, err
 }
 
 // readXML decodes a small XML answer.

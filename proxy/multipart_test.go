@@ -24,7 +24,7 @@ const kib = 1024
 func bg() context.Context { return context.Background() }
 
 // create starts an upload through c.
-func create(t *testing.T, c *s3.Client, key string, meta map[string]string) string {
+func create(t testing.TB, c *s3.Client, key string, meta map[string]string) string {
 	t.Helper()
 	out, err := c.CreateMultipartUpload(bg(), &s3.CreateMultipartUploadInput{Bucket: aws.String(testBucket), Key: aws.String(key), Metadata: meta})
 	if err != nil {
@@ -52,7 +52,7 @@ func complete(c *s3.Client, key, id string, etags []string) (*s3.CompleteMultipa
 }
 
 // multipartPut uploads parts in reverse order, in parallel, and completes.
-func (e *env) multipartPut(t *testing.T, key string, parts [][]byte) string {
+func (e *env) multipartPut(t testing.TB, key string, parts [][]byte) string {
 	t.Helper()
 	id := create(t, e.client, key, map[string]string{"owner": "mp"})
 	etags := make([]string, len(parts))
@@ -181,7 +181,7 @@ func TestMultipartReuploadAndStateless(t *testing.T) {
 	// A second proxy with its own key cache, sharing store and keyring:
 	// another replica, or this one restarted.
 	p2, err := New(Config{Upstream: e.proxy.up.base, UpstreamAccessKey: upstreamAK, UpstreamSecretKey: upstreamSecret,
-		Auth: e.proxy.auth, Keys: envelope.ObjectKeys{Keys: envelope.NewCachingKeyService(e.keyring, 10, time.Minute), KeyID: e.keyID},
+		Auth: e.proxy.auth, Keys: envelope.ObjectKeys{Keys: envelope.NewCachingKeyService(e.keyring, 10, time.Minute), KeyID: e.keyID, Allowed: envelope.NewAllowList(e.keyring, e.keyID)},
 		Logger: e.proxy.log})
 	if err != nil {
 		t.Fatal(err)

@@ -3,11 +3,13 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -15,49 +17,128 @@ import (
 	"github.com/s3seal/s3seal/sigv4"
 )
 
-// maxBufferedBody bounds the one case where a passthrough body is held in
-// memory: a client that sent its checksum as an aws-chunked trailer, which
-// must become a header for the store. Such bodies are XML configurations and
-// DeleteObjects lists (1000 keys of ≤ 1 KiB), far below this.
-const maxBufferedBody = 4 << 20
-
-// passthrough forwards a request the proxy does not need to understand,
-// re-signed, with the body and the answer streamed both ways unchanged.
+// passthrough forwards an operation whose bodies s3seal need not
+// transform: configurations, bucket operations, deletes. The request
+// document, if any, has been read, verified and checked (request.go); the
+// answer is checked to be what the operation answers before any of it
+// reaches the client (relayAnswer).
 func (p *Proxy) passthrough(x *exchange) error {
-	r, t, req := x.r, x.t, x.req
-	header := passthroughHeader(t.header)
-	body, size := io.Reader(req.Body), req.ContentLength
-	if req.Checksum != "" && header.Get("X-Amz-Checksum-"+req.Checksum) == "" && size >= 0 && size <= maxBufferedBody {
-		// The checksum came as a trailer: read the (small) body first so the
-		// verified value can go to the store as a header.
-		buf, err := io.ReadAll(io.LimitReader(req.Body, maxBufferedBody+1))
-		if err != nil {
-			return err
+	header := passthroughHeader(x.t.header)
+	if c := x.req.Checksum; c != "" && header.Get("X-Amz-Checksum-"+c) == "" {
+		// A checksum that came as a trailer, now verified, goes to the
+		// store as a header, since the body is sent without framing.
+		if v := x.req.ChecksumValue(); v != "" {
+			header.Set("X-Amz-Checksum-"+c, v)
 		}
-		if v := req.ChecksumValue(); v != "" {
-			header.Set("X-Amz-Checksum-"+req.Checksum, v)
-		}
-		body = bytes.NewReader(buf)
 	}
-	rec := &readRecorder{r: body}
-	if size == 0 {
-		rec = nil
-	}
-	upReq, err := p.up.newRequest(r.Context(), r.Method, t.bucket, t.key, t.query, header, readerOrNil(rec), size)
+	return p.forward(x, x.r.Method, x.t.key, x.t.query, header, x.doc)
+}
+
+// send sends one request to the store, with body (nil: none) as its exact
+// content.
+func (p *Proxy) send(ctx context.Context, method, bucket, key string, query url.Values, header http.Header, body []byte) (*http.Response, error) {
+	req, err := p.up.newRequest(ctx, method, bucket, key, query, header, bytes.NewReader(body), int64(len(body)))
 	if err != nil {
-		return errInternal(err)
+		return nil, errInternal(err)
 	}
-	resp, err := p.up.do(upReq)
+	resp, err := p.up.do(req)
 	if err != nil {
-		return rec.cause(err)
+		return nil, errUpstream(err)
+	}
+	return resp, nil
+}
+
+// forward sends a request on x's bucket and relays the store's answer once
+// checked: a success as the route's answer (relayAnswer), anything else as
+// a store failure.
+func (p *Proxy) forward(x *exchange, method, key string, query url.Values, header http.Header, body []byte) error {
+	resp, err := p.send(x.r.Context(), method, x.t.bucket, key, query, header, body)
+	if err != nil {
+		return err
 	}
 	defer resp.Body.Close()
-	relay(x, resp)
+	if resp.StatusCode/100 != 2 {
+		return relayFailure(x, resp)
+	}
+	return p.relayAnswer(x, resp)
+}
+
+// maxEmptyAnswer bounds the body of answers that should have none: a store
+// may send a little XML, never an object.
+const maxEmptyAnswer = 64 << 10
+
+// relayAnswer relays a store's 2xx answer to a passthrough route after
+// checking that it is the answer the operation has: the route's document,
+// or no body. A store that took the request for another one (a PUT
+// ?tagging stored as the object, a GET ?acl answered with the object's
+// ciphertext) is answered 502, and nothing of what it said is passed on.
+func (p *Proxy) relayAnswer(x *exchange, resp *http.Response) error {
+	rt := x.t.route
+	if rt.out != nil && !rt.out.json() {
+		return p.relayDocument(x, resp, rt.out)
+	}
+	max := int64(maxEmptyAnswer)
+	if rt.out != nil {
+		max = rt.out.max
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	if err != nil {
+		return errUpstream(err)
+	}
+	if err := checkAnswer(x, resp, b, max); err != nil {
+		return errBadAnswer(x, err)
+	}
+	h := x.w.Header()
+	copyResponseHeader(h, resp.Header)
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	x.w.WriteHeader(resp.StatusCode)
+	if x.r.Method != http.MethodHead {
+		x.w.Write(b)
+	}
 	return nil
 }
 
-// relay answers with a store's response as it is, body streamed. A body cut
-// short must not look complete to the client, so it aborts.
+// checkAnswer checks a buffered answer of a route whose answer is JSON or
+// has no document.
+func checkAnswer(x *exchange, resp *http.Response, b []byte, max int64) error {
+	rt := x.t.route
+	switch {
+	case int64(len(b)) > max:
+		return fmt.Errorf("answer longer than %d bytes", max)
+	case rt.out != nil:
+		if !isJSONObject(b) {
+			return errors.New("answer is not a JSON object")
+		}
+	case x.t.level == levelObject && x.r.Method != http.MethodHead && resp.Header.Get("ETag") != "":
+		// Configuration calls change no object; an ETag means the store
+		// wrote the body as one.
+		return errors.New("answer carries an ETag: the store took the request for an object write")
+	case len(bytes.TrimSpace(b)) > 0 && !isXMLDocument(b):
+		return errors.New("answer body is not XML")
+	}
+	return nil
+}
+
+func isXMLDocument(b []byte) bool {
+	var v struct{ XMLName xml.Name }
+	return xml.Unmarshal(b, &v) == nil
+}
+
+// relayDocument streams a store's XML answer after checking its root
+// element, and checks the rest is well-formed XML as it flows (a late flaw
+// cuts the answer off).
+func (p *Proxy) relayDocument(x *exchange, resp *http.Response, d *document) error {
+	return p.relayRewritten(x, resp, d.root, nil)
+}
+
+func errBadAnswer(x *exchange, cause error) *s3Error {
+	return newS3Error("BadStoreAnswer", http.StatusBadGateway,
+		"The store did not answer "+x.t.op()+" as S3 does; nothing it sent was passed on. The s3seal log says why.", cause)
+}
+
+// relay streams a store's answer as it is: for objects stored without
+// s3seal encryption (AllowPlaintextReads). A body cut short must not look
+// complete to the client, so it aborts.
 func relay(x *exchange, resp *http.Response) {
 	copyResponseHeader(x.w.Header(), resp.Header)
 	x.w.WriteHeader(resp.StatusCode)
@@ -93,13 +174,9 @@ func copyResponseHeader(dst, src http.Header) {
 // client as it is, and expect returns a nil response: the request is
 // answered, and the error, if any, is what the caller returns.
 func (p *Proxy) expect(x *exchange, want int, method, bucket, key string, query url.Values, header http.Header) (*http.Response, error) {
-	req, err := p.up.newRequest(x.r.Context(), method, bucket, key, query, header, nil, 0)
+	resp, err := p.send(x.r.Context(), method, bucket, key, query, header, nil)
 	if err != nil {
-		return nil, errInternal(err)
-	}
-	resp, err := p.up.do(req)
-	if err != nil {
-		return nil, errUpstream(err)
+		return nil, err
 	}
 	if resp.StatusCode != want {
 		defer resp.Body.Close()
@@ -108,37 +185,40 @@ func (p *Proxy) expect(x *exchange, want int, method, bucket, key string, query 
 	return resp, nil
 }
 
-// pass sends a bodiless request to the store and relays its answer to the
-// client, whatever it is.
-func (p *Proxy) pass(x *exchange, method, bucket, key string, query url.Values, header http.Header) error {
-	req, err := p.up.newRequest(x.r.Context(), method, bucket, key, query, header, nil, 0)
-	if err != nil {
-		return errInternal(err)
+// maxErrorBody bounds a store's error document.
+const maxErrorBody = 64 << 10
+
+// relayFailure relays a store's answer that is not a success of the kind
+// expected (304, 412, 404, the store's errors), once it is checked to be an
+// S3 error document or empty. An unexpected success is an error instead:
+// relaying it could hand stored ciphertext to the client as if it were the
+// object.
+func relayFailure(x *exchange, resp *http.Response) error {
+	if resp.StatusCode < 300 {
+		return errBadAnswer(x, fmt.Errorf("store answered %s %s with status %d", x.r.Method, x.t.op(), resp.StatusCode))
 	}
-	resp, err := p.up.do(req)
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody+1))
 	if err != nil {
 		return errUpstream(err)
 	}
-	defer resp.Body.Close()
-	relay(x, resp)
-	return nil
-}
-
-// relayFailure relays a store's answer that is not a success of the kind
-// expected (304, 412, 404, the store's errors). An unexpected success is an
-// error instead: relaying it could hand stored ciphertext to the client as if
-// it were the object.
-func relayFailure(x *exchange, resp *http.Response) error {
-	if resp.StatusCode < 300 {
-		return errUpstream(fmt.Errorf("store answered %s %s with status %d", x.r.Method, x.t.op, resp.StatusCode))
+	if len(b) > maxErrorBody || (len(bytes.TrimSpace(b)) > 0 && checkXML(b, "Error") != nil) {
+		return errBadAnswer(x, fmt.Errorf("store answered %d with a body that is not an S3 error", resp.StatusCode))
 	}
-	for k := range resp.Header {
+	h := x.w.Header()
+	copyResponseHeader(h, resp.Header)
+	for k := range h {
 		// Checksums of stored bytes never describe an error's body.
 		if strings.HasPrefix(strings.ToLower(k), "x-amz-checksum-") {
-			delete(resp.Header, k)
+			delete(h, k)
 		}
 	}
-	relay(x, resp)
+	if x.r.Method != http.MethodHead {
+		h.Set("Content-Length", strconv.Itoa(len(b)))
+	}
+	x.w.WriteHeader(resp.StatusCode)
+	if x.r.Method != http.MethodHead {
+		x.w.Write(b)
+	}
 	return nil
 }
 
@@ -190,11 +270,4 @@ func (rr *readRecorder) cause(err error) error {
 		return asS3Error(err)
 	}
 	return errUpstream(err)
-}
-
-func readerOrNil(rr *readRecorder) io.Reader {
-	if rr == nil {
-		return nil
-	}
-	return rr
 }

@@ -136,13 +136,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The operation and the cipher clocks ride in the context, so that
 	// upstream.do and the cipher sites deep in the handlers can report.
 	clocks := &cipherClocks{}
-	r = r.WithContext(withObservation(r.Context(), t.op.String(), clocks))
+	r = r.WithContext(withObservation(r.Context(), t.op(), clocks))
 	x := &exchange{w: sw, r: r, t: t, id: id, clocks: clocks}
 
 	defer func() {
 		attrs := []any{
 			slog.String("request_id", id), slog.String("method", r.Method),
-			slog.String("op", t.op.String()), slog.String("bucket", t.bucket),
+			slog.String("op", t.op()), slog.String("bucket", t.bucket),
 			slog.String("key", t.key), slog.Duration("duration", time.Since(start)),
 		}
 		if v := recover(); v != nil {
@@ -187,6 +187,7 @@ type exchange struct {
 	t   target
 	id  string
 	req *sigv4.Request // set once authenticated
+	doc []byte         // the verified request document (bodyDocument routes)
 	// abortErr is why a response already under way was cut off, for the log.
 	abortErr error
 	clocks   *cipherClocks
@@ -195,7 +196,7 @@ type exchange struct {
 // observe reports a finished request (status 0: aborted).
 func (p *Proxy) observe(x *exchange, status int, start time.Time) {
 	x.clocks.report(p.obs)
-	p.obs.ObserveRequest(x.t.op.String(), status, time.Since(start))
+	p.obs.ObserveRequest(x.t.op(), status, time.Since(start))
 	p.obs.InflightAdd(-1)
 }
 
@@ -219,6 +220,8 @@ func (p *Proxy) serve(x *exchange) error {
 	return err
 }
 
+// serveOp authenticates the request, refuses what s3seal does not serve,
+// verifies the body as the route says, and only then acts.
 func (p *Proxy) serveOp(x *exchange) error {
 	req, err := p.auth.Verify(x.r)
 	if err != nil {
@@ -226,33 +229,20 @@ func (p *Proxy) serveOp(x *exchange) error {
 	}
 	defer req.Body.Close()
 	x.req = req
-	switch x.t.op {
-	case opUnsupported:
-		return errNotImplemented(x.t.unsupported)
-	case opPutObject:
-		return p.putObject(x)
-	case opGetObject, opHeadObject:
-		return p.getObject(x)
-	case opListObjects, opListObjectVersions:
-		return p.listObjects(x)
-	case opCopyObject:
-		return p.copyObject(x)
-	case opCreateUpload:
-		return p.createUpload(x)
-	case opUploadPart:
-		return p.uploadPart(x)
-	case opUploadPartCopy:
-		return p.uploadPartCopy(x)
-	case opCompleteUpload:
-		return p.completeUpload(x)
-	case opAbortUpload:
-		return p.abortUpload(x)
-	case opListParts:
-		return p.listParts(x)
-	case opListUploads:
-		return p.listUploads(x)
+	rt := x.t.route
+	if rt == nil {
+		return errNotImplemented(x.t.refusal)
 	}
-	return p.passthrough(x)
+	if err := checkHeaders(x.t.header); err != nil {
+		return err
+	}
+	if err := x.readBody(); err != nil {
+		return err
+	}
+	if rt.serve == nil {
+		return p.passthrough(x)
+	}
+	return rt.serve(p, x)
 }
 
 // newRequestID returns 16 uppercase hex digits, the shape of S3's ids.

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync/atomic"
 
 	"github.com/s3seal/s3seal/envelope"
@@ -25,12 +24,6 @@ const maxPutObjectSize = 5 << 30
 // of its Content-Length, and the store writes nothing.
 func (p *Proxy) putObject(x *exchange) error {
 	w, r, t, req := x.w, x.r, x.t, x.req
-	for k := range t.header {
-		if strings.HasPrefix(strings.ToLower(k), "x-amz-meta-") && envelope.IsReserved(k) {
-			return newS3Error("InvalidArgument", http.StatusBadRequest,
-				"User metadata named x-amz-meta-s3seal-* is reserved for s3seal.", nil)
-		}
-	}
 	size := req.ContentLength
 	switch {
 	case size < 0:
@@ -50,13 +43,7 @@ func (p *Proxy) putObject(x *exchange) error {
 	header := http.Header{}
 	copyHeaders(header, t.header, putObjectHeaders...)
 	setContentEncoding(header, t.header)
-	for k := range header {
-		// A client may not set s3seal's metadata, checked above; this also
-		// drops any that arrived by other names.
-		if envelope.IsReserved(k) && strings.HasPrefix(strings.ToLower(k), "x-amz-meta-") {
-			delete(header, k)
-		}
-	}
+	dropReserved(header)
 	meta.SetHeader(header)
 
 	resp, err := p.sendEncrypted(r.Context(), t.bucket, t.key, t.query, header, req.Body, true, size, dk, 1)
@@ -65,10 +52,7 @@ func (p *Proxy) putObject(x *exchange) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		// The store's own error (NoSuchBucket, PreconditionFailed, ...):
-		// pass it through unchanged.
-		relay(x, resp)
-		return nil
+		return relayFailure(x, resp) // NoSuchBucket, PreconditionFailed, ...
 	}
 
 	h := w.Header()

@@ -6,112 +6,216 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 )
 
-// operation is what a client request asks for, as far as s3seal cares: the
-// few operations that touch object bodies or sizes get their own handling,
-// everything else is passed through.
-type operation int
+// level is what a request names: the service, a bucket or an object.
+type level int
 
 const (
-	opPassthrough operation = iota
-	opPutObject
-	opGetObject
-	opHeadObject
-	opListObjects        // v1 and v2
-	opListObjectVersions // ListObjectVersions: <Version> rows carry sizes
-	opCopyObject
-	opCreateUpload   // CreateMultipartUpload
-	opUploadPart     // UploadPart
-	opUploadPartCopy // UploadPartCopy
-	opCompleteUpload // CompleteMultipartUpload
-	opAbortUpload    // AbortMultipartUpload
-	opListParts      // ListParts: <Size> and <UploadId> rewritten
-	opListUploads    // ListMultipartUploads: <UploadId> rewritten
-	opUnsupported    // refused: s3seal cannot do it safely
+	levelService level = iota
+	levelBucket
+	levelObject
 )
 
-func (o operation) String() string {
-	switch o {
-	case opPutObject:
-		return "PutObject"
-	case opGetObject:
-		return "GetObject"
-	case opHeadObject:
-		return "HeadObject"
-	case opListObjects:
-		return "ListObjects"
-	case opListObjectVersions:
-		return "ListObjectVersions"
-	case opCopyObject:
-		return "CopyObject"
-	case opCreateUpload:
-		return "CreateMultipartUpload"
-	case opUploadPart:
-		return "UploadPart"
-	case opUploadPartCopy:
-		return "UploadPartCopy"
-	case opCompleteUpload:
-		return "CompleteMultipartUpload"
-	case opAbortUpload:
-		return "AbortMultipartUpload"
-	case opListParts:
-		return "ListParts"
-	case opListUploads:
-		return "ListMultipartUploads"
-	case opUnsupported:
-		return "Unsupported"
+// bodyKind is what a route does with the request body. Whatever the kind, no
+// byte of a body reaches the store before the body has passed every check it
+// carries, or — for encrypted bodies — the final chunk that completes the
+// upstream request is sealed only after it has (put.go).
+type bodyKind int
+
+const (
+	bodyNone     bodyKind = iota // must be empty; read and verified before the store is asked anything
+	bodyDocument                 // a small document, read whole and verified, then checked (x.doc)
+	bodyEncrypt                  // encrypted as it streams (PutObject, UploadPart)
+)
+
+// document is the shape of a configuration document in a request or answer.
+type document struct {
+	root     string // local name of the XML root element; "" for JSON
+	max      int64  // largest accepted, in bytes
+	optional bool   // an empty body is accepted too (a canned ACL in a header)
+}
+
+func (d *document) json() bool { return d.root == "" }
+
+// Document size limits: S3's own where it has one (20 KB policies, 64 KB
+// CORS, 1,000 keys per DeleteObjects), a bound that the largest real
+// configurations stay far below otherwise.
+const (
+	docSmall  = 64 << 10
+	docLarge  = 1 << 20
+	docPolicy = 20 << 10
+	docDelete = 2 << 20
+	docParts  = 4 << 20 // CompleteMultipartUpload: 10,000 parts with checksums
+)
+
+// route is one S3 operation s3seal knows: how to recognise it and how it is
+// served. A request that matches no route is refused with 501, so the store
+// never gets a request s3seal has not thought about (an unknown sub-resource
+// could make it store a body as plaintext, or answer with ciphertext).
+type route struct {
+	name   string // the S3 operation, for logs and metrics
+	method string
+	level  level
+	sub    string   // the query parameter that names the operation, or ""
+	needs  []string // further parameters it requires
+	params []string // further parameters it accepts; any other is refused
+	copy   bool     // requires x-amz-copy-source, which every other route refuses
+	body   bodyKind
+	in     *document // the request document, for bodyDocument
+	// out is the document a passthrough route's 2xx answer must be; nil: an
+	// answer without a body (PUT and DELETE of configurations, HEAD).
+	out   *document
+	serve func(*Proxy, *exchange) error // nil: passthrough
+}
+
+// Query parameters that are not part of the operation: the SDK's operation
+// hint and a presigned URL's own signature, which must never reach the store.
+var (
+	ignoredParams = map[string]bool{"x-id": true}
+	presignParams = map[string]bool{
+		"x-amz-algorithm": true, "x-amz-credential": true, "x-amz-date": true,
+		"x-amz-expires": true, "x-amz-signedheaders": true, "x-amz-signature": true,
+		"x-amz-security-token": true, "x-amz-content-sha256": true,
 	}
-	return "Passthrough"
+)
+
+var (
+	readParams = []string{"versionId", "partNumber", "response-cache-control", "response-content-disposition",
+		"response-content-encoding", "response-content-language", "response-content-type", "response-expires"}
+	listParams = []string{"list-type", "prefix", "delimiter", "marker", "max-keys", "encoding-type",
+		"continuation-token", "fetch-owner", "start-after", "metadata"}
+	versionListParams = []string{"prefix", "delimiter", "key-marker", "version-id-marker", "max-keys", "encoding-type"}
+	uploadListParams  = []string{"prefix", "delimiter", "key-marker", "upload-id-marker", "max-uploads", "encoding-type"}
+	version           = []string{"versionId"}
+)
+
+// routes is every operation s3seal serves. Order matters only among routes
+// of one method and level: the first whose sub-resource, required
+// parameters and copy source fit wins.
+var routes = append([]route{
+	{name: "ListBuckets", method: http.MethodGet, level: levelService,
+		params: []string{"max-buckets", "continuation-token", "prefix", "bucket-region"},
+		out:    &document{root: "ListAllMyBucketsResult", max: docLarge}},
+
+	{name: "ListObjects", method: http.MethodGet, level: levelBucket, params: listParams, serve: (*Proxy).listObjects},
+	{name: "ListObjectVersions", method: http.MethodGet, level: levelBucket, sub: "versions", params: versionListParams, serve: (*Proxy).listObjects},
+	{name: "ListMultipartUploads", method: http.MethodGet, level: levelBucket, sub: "uploads", params: uploadListParams, serve: (*Proxy).listUploads},
+	{name: "GetBucketLocation", method: http.MethodGet, level: levelBucket, sub: "location", out: &document{root: "LocationConstraint", max: docSmall}},
+	{name: "HeadBucket", method: http.MethodHead, level: levelBucket},
+	{name: "CreateBucket", method: http.MethodPut, level: levelBucket, body: bodyDocument,
+		in: &document{root: "CreateBucketConfiguration", max: docSmall, optional: true}},
+	{name: "DeleteBucket", method: http.MethodDelete, level: levelBucket},
+	{name: "DeleteObjects", method: http.MethodPost, level: levelBucket, sub: "delete", body: bodyDocument,
+		in: &document{root: "Delete", max: docDelete}, out: &document{root: "DeleteResult", max: docLarge}},
+
+	{name: "GetObject", method: http.MethodGet, level: levelObject, params: readParams, serve: (*Proxy).getObject},
+	{name: "HeadObject", method: http.MethodHead, level: levelObject, params: readParams, serve: (*Proxy).getObject},
+	{name: "UploadPartCopy", method: http.MethodPut, level: levelObject, sub: "uploadId", needs: []string{"partNumber"}, copy: true, serve: (*Proxy).uploadPartCopy},
+	{name: "UploadPart", method: http.MethodPut, level: levelObject, sub: "uploadId", needs: []string{"partNumber"}, body: bodyEncrypt, serve: (*Proxy).uploadPart},
+	{name: "CopyObject", method: http.MethodPut, level: levelObject, copy: true, serve: (*Proxy).copyObject},
+	{name: "PutObject", method: http.MethodPut, level: levelObject, body: bodyEncrypt, serve: (*Proxy).putObject},
+	{name: "DeleteObject", method: http.MethodDelete, level: levelObject, params: version},
+	{name: "CreateMultipartUpload", method: http.MethodPost, level: levelObject, sub: "uploads", serve: (*Proxy).createUpload},
+	{name: "CompleteMultipartUpload", method: http.MethodPost, level: levelObject, sub: "uploadId", body: bodyDocument,
+		in: &document{root: "CompleteMultipartUpload", max: docParts}, serve: (*Proxy).completeUpload},
+	{name: "AbortMultipartUpload", method: http.MethodDelete, level: levelObject, sub: "uploadId", serve: (*Proxy).abortUpload},
+	{name: "ListParts", method: http.MethodGet, level: levelObject, sub: "uploadId", params: []string{"max-parts", "part-number-marker"}, serve: (*Proxy).listParts},
+	{name: "RestoreObject", method: http.MethodPost, level: levelObject, sub: "restore", params: version, body: bodyDocument,
+		in: &document{root: "RestoreRequest", max: docSmall}},
+}, configRoutes()...)
+
+// configResource is a configuration sub-resource: a document that is read, replaced
+// and (where S3 allows) deleted, and passed through once checked.
+type configResource struct {
+	level         level
+	sub, root     string // root "": JSON (bucket policies)
+	max           int64
+	optional      bool   // PUT may carry no body (a canned ACL header instead)
+	get, put, del string // operation names; "" where S3 has none
+}
+
+var configs = []configResource{
+	{level: levelBucket, sub: "acl", root: "AccessControlPolicy", optional: true, get: "GetBucketAcl", put: "PutBucketAcl"},
+	{level: levelBucket, sub: "accelerate", root: "AccelerateConfiguration", get: "GetBucketAccelerateConfiguration", put: "PutBucketAccelerateConfiguration"},
+	{level: levelBucket, sub: "cors", root: "CORSConfiguration", get: "GetBucketCors", put: "PutBucketCors", del: "DeleteBucketCors"},
+	{level: levelBucket, sub: "encryption", root: "ServerSideEncryptionConfiguration", get: "GetBucketEncryption", put: "PutBucketEncryption", del: "DeleteBucketEncryption"},
+	{level: levelBucket, sub: "lifecycle", root: "LifecycleConfiguration", max: docLarge, get: "GetBucketLifecycleConfiguration", put: "PutBucketLifecycleConfiguration", del: "DeleteBucketLifecycle"},
+	{level: levelBucket, sub: "logging", root: "BucketLoggingStatus", get: "GetBucketLogging", put: "PutBucketLogging"},
+	{level: levelBucket, sub: "notification", root: "NotificationConfiguration", max: docLarge, get: "GetBucketNotificationConfiguration", put: "PutBucketNotificationConfiguration"},
+	{level: levelBucket, sub: "object-lock", root: "ObjectLockConfiguration", get: "GetObjectLockConfiguration", put: "PutObjectLockConfiguration"},
+	{level: levelBucket, sub: "ownershipControls", root: "OwnershipControls", get: "GetBucketOwnershipControls", put: "PutBucketOwnershipControls", del: "DeleteBucketOwnershipControls"},
+	{level: levelBucket, sub: "policy", max: docPolicy, get: "GetBucketPolicy", put: "PutBucketPolicy", del: "DeleteBucketPolicy"},
+	{level: levelBucket, sub: "policyStatus", root: "PolicyStatus", get: "GetBucketPolicyStatus"},
+	{level: levelBucket, sub: "publicAccessBlock", root: "PublicAccessBlockConfiguration", get: "GetPublicAccessBlock", put: "PutPublicAccessBlock", del: "DeletePublicAccessBlock"},
+	{level: levelBucket, sub: "replication", root: "ReplicationConfiguration", max: docLarge, get: "GetBucketReplication", put: "PutBucketReplication", del: "DeleteBucketReplication"},
+	{level: levelBucket, sub: "requestPayment", root: "RequestPaymentConfiguration", get: "GetBucketRequestPayment", put: "PutBucketRequestPayment"},
+	{level: levelBucket, sub: "tagging", root: "Tagging", get: "GetBucketTagging", put: "PutBucketTagging", del: "DeleteBucketTagging"},
+	{level: levelBucket, sub: "versioning", root: "VersioningConfiguration", get: "GetBucketVersioning", put: "PutBucketVersioning"},
+	{level: levelBucket, sub: "website", root: "WebsiteConfiguration", get: "GetBucketWebsite", put: "PutBucketWebsite", del: "DeleteBucketWebsite"},
+	{level: levelObject, sub: "acl", root: "AccessControlPolicy", optional: true, get: "GetObjectAcl", put: "PutObjectAcl"},
+	{level: levelObject, sub: "tagging", root: "Tagging", get: "GetObjectTagging", put: "PutObjectTagging", del: "DeleteObjectTagging"},
+	{level: levelObject, sub: "retention", root: "Retention", get: "GetObjectRetention", put: "PutObjectRetention"},
+	{level: levelObject, sub: "legal-hold", root: "LegalHold", get: "GetObjectLegalHold", put: "PutObjectLegalHold"},
+}
+
+// configRoutes expands configs into their GET, PUT and DELETE routes.
+func configRoutes() []route {
+	var out []route
+	for _, c := range configs {
+		max := c.max
+		if max == 0 {
+			max = docSmall
+		}
+		var params []string
+		if c.level == levelObject {
+			params = version
+		}
+		doc := &document{root: c.root, max: max, optional: c.optional}
+		out = append(out, route{name: c.get, method: http.MethodGet, level: c.level, sub: c.sub, params: params,
+			out: &document{root: c.root, max: max}})
+		if c.put != "" {
+			out = append(out, route{name: c.put, method: http.MethodPut, level: c.level, sub: c.sub, params: params,
+				body: bodyDocument, in: doc})
+		}
+		if c.del != "" {
+			out = append(out, route{name: c.del, method: http.MethodDelete, level: c.level, sub: c.sub, params: params})
+		}
+	}
+	return out
 }
 
 // target is a classified client request.
 type target struct {
 	bucket, key string
-	op          operation
-	unsupported string // what is refused, for opUnsupported
-	// query is the client's query without presigning parameters; x-amz-*
-	// parameters that presigners hoist out of headers are moved to header.
+	level       level
+	route       *route // nil: refused (refusal says why)
+	refusal     string
+	// query is the client's query reduced to what the route takes (presign
+	// parameters and the SDK hint dropped); x-amz-* parameters that
+	// presigners hoist out of headers are moved to header.
 	query  url.Values
 	header http.Header
 }
 
-// presignParams are the query parameters of a presigned URL's own signature.
-// They authenticate the client to s3seal and must never reach the store.
-var presignParams = map[string]bool{
-	"x-amz-algorithm": true, "x-amz-credential": true, "x-amz-date": true,
-	"x-amz-expires": true, "x-amz-signedheaders": true, "x-amz-signature": true,
-	"x-amz-security-token": true, "x-amz-content-sha256": true,
+// op names the operation for logs and metrics.
+func (t target) op() string {
+	if t.route == nil {
+		return "Unsupported"
+	}
+	return t.route.name
 }
 
-// bucketSubresources are the query parameters that make a GET on a bucket
-// something other than a listing (its configuration: ?acl, ?policy, ...).
-// Any other GET on a bucket is treated as a listing and its sizes are
-// rewritten, so a listing parameter s3seal does not know yet can never let
-// ciphertext sizes through; the rewrite touches nothing but <Contents> sizes.
-var bucketSubresources = []string{
-	"accelerate", "acl", "analytics", "cors", "encryption", "intelligent-tiering",
-	"inventory", "lifecycle", "location", "logging", "metadataConfiguration",
-	"metadataTable", "metrics", "notification", "object-lock", "ownershipControls",
-	"policy", "policyStatus", "publicAccessBlock", "replication", "requestPayment",
-	"session", "tagging", "versioning", "website",
-}
-
-// Object sub-resources whose requests and answers carry no object body and
-// no size: safe to pass through.
-var objectPassthroughParams = []string{"acl", "tagging", "retention", "legal-hold", "restore"}
-
-// classify parses the bucket and key (path-style, or virtual-hosted-style
-// under domain) and decides the operation. Unknown object requests are
-// classified as reads and writes of bodies rather than passed through:
-// passing an unknown write through could store plaintext.
+// classify parses bucket and key (path-style, or virtual-hosted-style under
+// domain) and finds the request's route.
 func classify(r *http.Request, domain string) target {
 	t := target{header: r.Header.Clone(), query: url.Values{}}
 	for k, vs := range r.URL.Query() {
 		lk := strings.ToLower(k)
 		switch {
-		case presignParams[lk]:
+		case presignParams[lk], ignoredParams[k]:
 		case strings.HasPrefix(lk, "x-amz-"):
 			for _, v := range vs {
 				t.header.Add(k, v)
@@ -121,99 +225,101 @@ func classify(r *http.Request, domain string) target {
 		}
 	}
 	t.bucket, t.key = bucketKey(r, domain)
-
-	q := t.query
-	has := func(k string) bool { _, ok := q[k]; return ok }
-	unsupported := func(what string) target { t.op, t.unsupported = opUnsupported, what; return t }
-
 	switch {
 	case t.bucket == "":
-		return t // ListBuckets and other service-level requests
+		t.level = levelService
 	case t.key == "":
-		switch r.Method {
-		case http.MethodGet:
-			switch {
-			case has("versions"):
-				t.op = opListObjectVersions
-			case has("uploads"):
-				t.op = opListUploads
-			case !slices.ContainsFunc(bucketSubresources, has):
-				t.op = opListObjects
-			}
-		case http.MethodPost:
-			if len(q) == 0 || (len(q) == 1 && has("x-id")) {
-				if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
-					return unsupported("POST object (browser form upload)")
-				}
-			}
-		}
-		return t
+		t.level = levelBucket
+	default:
+		t.level = levelObject
 	}
+	t.route, t.refusal = findRoute(r.Method, t.level, t.query, t.header.Get("X-Amz-Copy-Source") != "")
+	if t.route == nil && t.level == levelBucket && r.Method == http.MethodPost && len(t.query) == 0 {
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
+			t.refusal = "POST object (browser form upload)"
+		}
+	}
+	return t
+}
 
-	// Object requests.
-	passthroughSub := false
-	for _, k := range objectPassthroughParams {
-		passthroughSub = passthroughSub || has(k)
-	}
-	copySource := t.header.Get("X-Amz-Copy-Source") != ""
-	switch r.Method {
-	case http.MethodPut:
-		switch {
-		case has("uploadId") && has("partNumber") && copySource:
-			t.op = opUploadPartCopy
-			return t
-		case has("uploadId") && has("partNumber"):
-			t.op = opUploadPart
-			return t
-		case has("uploadId") || has("partNumber"):
-			// Half an UploadPart: never store its body as an object.
-			return unsupported("PUT with only one of uploadId and partNumber")
-		case copySource && passthroughSub:
-			return unsupported("A copy of a sub-resource")
-		case copySource:
-			t.op = opCopyObject
-			return t
-		case passthroughSub:
-			return t
-		}
-		t.op = opPutObject
-	case http.MethodPost:
-		switch {
-		case has("uploads"):
-			t.op = opCreateUpload
-		case has("uploadId"):
-			t.op = opCompleteUpload
-		case has("select"):
-			return unsupported("SelectObjectContent")
-		case !passthroughSub:
-			// An object POST s3seal does not know could carry a body the
-			// store would keep as it is: refuse rather than pass plaintext.
-			return unsupported("this POST on an object")
-		}
-		return t // RestoreObject
-	case http.MethodGet, http.MethodHead:
-		switch {
-		case has("uploadId") && r.Method == http.MethodGet:
-			t.op = opListParts
-			return t
-		case has("attributes"):
-			return unsupported("GetObjectAttributes") // reports stored sizes and checksums
-		case has("torrent"):
-			return unsupported("GetObjectTorrent")
-		case passthroughSub && r.Method == http.MethodGet:
-			return t // GetObjectAcl, GetObjectTagging, ...
-		}
-		// partNumber reads are GetObject/HeadObject too (get.go).
-		t.op = opGetObject
-		if r.Method == http.MethodHead {
-			t.op = opHeadObject
-		}
-	case http.MethodDelete:
-		if has("uploadId") {
-			t.op = opAbortUpload
+// findRoute returns the route for a request, or why there is none.
+func findRoute(method string, lvl level, q url.Values, copySource bool) (*route, string) {
+	for k := range q {
+		if name, ok := unsupported[k]; ok {
+			return nil, name
 		}
 	}
-	return t // DELETE (object, tagging) and the rest
+	has := func(k string) bool { _, ok := q[k]; return ok }
+	var fallback *route
+	for i := range routes {
+		rt := &routes[i]
+		switch {
+		case rt.method != method || rt.level != lvl || rt.copy != copySource:
+		case rt.sub == "" && fallback == nil:
+			fallback = rt
+		case rt.sub != "" && has(rt.sub) && allOf(rt.needs, has):
+			return checkParams(rt, q)
+		}
+	}
+	if fallback != nil {
+		return checkParams(fallback, q)
+	}
+	what := method + " " + [...]string{"on the service", "on a bucket", "on an object"}[lvl]
+	if copySource {
+		what += " with x-amz-copy-source"
+	}
+	if len(q) > 0 {
+		what += " with the query parameters " + quoteKeys(q)
+	}
+	return nil, what
+}
+
+// unsupported are sub-resources s3seal knows and refuses: they would report
+// stored sizes and checksums, need plaintext the store does not have, or are
+// not implemented yet.
+var unsupported = map[string]string{
+	"attributes": "GetObjectAttributes", "torrent": "GetObjectTorrent", "select": "SelectObjectContent",
+	"analytics": "Bucket analytics configurations", "inventory": "Bucket inventory configurations",
+	"metrics": "Bucket metrics configurations", "intelligent-tiering": "Intelligent-Tiering configurations",
+	"session": "CreateSession", "metadataConfiguration": "Bucket metadata configurations",
+	"metadataTable": "Bucket metadata tables", "renameObject": "RenameObject",
+}
+
+// checkParams refuses a query parameter the route does not take: forwarding
+// it could make the store do something other than what s3seal serves.
+func checkParams(rt *route, q url.Values) (*route, string) {
+	for k := range q {
+		if k != rt.sub && !slices.Contains(rt.needs, k) && !slices.Contains(rt.params, k) {
+			return nil, "The query parameter " + quote(k) + " on " + rt.name
+		}
+	}
+	return rt, ""
+}
+
+func quoteKeys(q url.Values) string {
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, quote(k))
+	}
+	slices.Sort(keys)
+	return strings.Join(keys, ", ")
+}
+
+// quote quotes a client's parameter name for a message, cut to a sane length.
+func quote(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "..."
+	}
+	return strconv.Quote(s)
+}
+
+func allOf(ks []string, has func(string) bool) bool {
+	for _, k := range ks {
+		if !has(k) {
+			return false
+		}
+	}
+	return true
 }
 
 // bucketKey splits a request into bucket and key. Keys keep every byte of

@@ -7,53 +7,75 @@ import (
 )
 
 func TestClassify(t *testing.T) {
+	form := http.Header{"Content-Type": {"multipart/form-data; boundary=x"}}
+	copySrc := http.Header{"X-Amz-Copy-Source": {"b/src"}}
 	tests := []struct {
 		method, target, host string
 		header               http.Header
 		bucket, key          string
-		op                   operation
+		op                   string // "" refused
 	}{
-		{"GET", "/", "", nil, "", "", opPassthrough},
-		{"GET", "/b", "", nil, "b", "", opListObjects},
-		{"GET", "/b/?list-type=2&prefix=a&x-id=ListObjectsV2", "", nil, "b", "", opListObjects},
-		{"GET", "/b?versions&prefix=a", "", nil, "b", "", opListObjectVersions},
-		{"GET", "/b?uploads", "", nil, "b", "", opListUploads},
-		{"GET", "/b?uploads&upload-id-marker=x&key-marker=k", "", nil, "b", "", opListUploads},
-		{"GET", "/b?acl", "", nil, "b", "", opPassthrough},
-		{"GET", "/b?policy", "", nil, "b", "", opPassthrough},
-		// A listing parameter s3seal does not know still gets its sizes
-		// rewritten: it must never let ciphertext sizes through.
-		{"GET", "/b?list-type=2&optional-object-attributes=RestoreStatus", "", nil, "b", "", opListObjects},
-		{"GET", "/b?versions&some-new-param=1", "", nil, "b", "", opListObjectVersions},
-		{"PUT", "/b", "", nil, "b", "", opPassthrough},
-		{"POST", "/b?delete", "", nil, "b", "", opPassthrough},
-		{"POST", "/b", "", http.Header{"Content-Type": {"multipart/form-data; boundary=x"}}, "b", "", opUnsupported},
-		{"PUT", "/b/k?x-id=PutObject", "", nil, "b", "k", opPutObject},
-		{"PUT", "/b/a//b/", "", nil, "b", "a//b/", opPutObject},
-		{"PUT", "/b/k?tagging", "", nil, "b", "k", opPassthrough},
-		{"PUT", "/b/k", "", http.Header{"X-Amz-Copy-Source": {"b/src"}}, "b", "k", opCopyObject},
-		{"PUT", "/b/k?partNumber=1&uploadId=u", "", http.Header{"X-Amz-Copy-Source": {"b/src"}}, "b", "k", opUploadPartCopy},
-		{"PUT", "/b/k?tagging", "", http.Header{"X-Amz-Copy-Source": {"b/src"}}, "b", "k", opUnsupported},
-		{"PUT", "/b/k?partNumber=1", "", nil, "b", "k", opUnsupported},
-		{"PUT", "/b/k?uploadId=u", "", nil, "b", "k", opUnsupported},
-		{"PUT", "/b/k?partNumber=1&uploadId=u", "", nil, "b", "k", opUploadPart},
-		{"POST", "/b/k?uploads", "", nil, "b", "k", opCreateUpload},
-		{"POST", "/b/k?uploadId=u", "", nil, "b", "k", opCompleteUpload},
-		{"POST", "/b/k?select&select-type=2", "", nil, "b", "k", opUnsupported},
-		{"POST", "/b/k?restore", "", nil, "b", "k", opPassthrough},
-		{"POST", "/b/k?append", "", nil, "b", "k", opUnsupported},
-		{"GET", "/b/k?versionId=v&response-content-type=a", "", nil, "b", "k", opGetObject},
-		{"GET", "/b/k?uploadId=u", "", nil, "b", "k", opListParts},
-		{"GET", "/b/k?partNumber=2", "", nil, "b", "k", opGetObject},
-		{"HEAD", "/b/k?partNumber=2&versionId=v", "", nil, "b", "k", opHeadObject},
-		{"GET", "/b/k?attributes", "", nil, "b", "k", opUnsupported},
-		{"GET", "/b/k?X-Amz-Signature=abc&X-Amz-Credential=c", "", nil, "b", "k", opGetObject},
-		{"HEAD", "/b/k", "", nil, "b", "k", opHeadObject},
-		{"DELETE", "/b/k?uploadId=u", "", nil, "b", "k", opAbortUpload},
-		{"DELETE", "/b/k?versionId=v", "", nil, "b", "k", opPassthrough},
-		{"GET", "/k/x", "bkt.s3.test:9000", nil, "bkt", "k/x", opGetObject},
-		{"GET", "/", "bkt.S3.test", nil, "bkt", "", opListObjects},
-		{"GET", "/b/k", "s3.test", nil, "b", "k", opGetObject},
+		{"GET", "/", "", nil, "", "", "ListBuckets"},
+		{"GET", "/?x-id=ListBuckets&max-buckets=5", "", nil, "", "", "ListBuckets"},
+		{"PUT", "/", "", nil, "", "", ""},
+		{"GET", "/b", "", nil, "b", "", "ListObjects"},
+		{"GET", "/b/?list-type=2&prefix=a&x-id=ListObjectsV2", "", nil, "b", "", "ListObjects"},
+		{"GET", "/b?versions&prefix=a", "", nil, "b", "", "ListObjectVersions"},
+		{"GET", "/b?uploads", "", nil, "b", "", "ListMultipartUploads"},
+		{"GET", "/b?uploads&upload-id-marker=x&key-marker=k", "", nil, "b", "", "ListMultipartUploads"},
+		{"GET", "/b?acl", "", nil, "b", "", "GetBucketAcl"},
+		{"GET", "/b?policy", "", nil, "b", "", "GetBucketPolicy"},
+		{"GET", "/b?location", "", nil, "b", "", "GetBucketLocation"},
+		// Parameters s3seal does not know are refused, never passed on.
+		{"GET", "/b?list-type=2&some-new-param=1", "", nil, "b", "", ""},
+		{"GET", "/b?versions&some-new-param=1", "", nil, "b", "", ""},
+		{"GET", "/b?analytics&id=x", "", nil, "b", "", ""},
+		{"PUT", "/b", "", nil, "b", "", "CreateBucket"},
+		{"PUT", "/b?policy", "", nil, "b", "", "PutBucketPolicy"},
+		{"DELETE", "/b?tagging", "", nil, "b", "", "DeleteBucketTagging"},
+		{"DELETE", "/b?versioning", "", nil, "b", "", ""},
+		{"POST", "/b?delete", "", nil, "b", "", "DeleteObjects"},
+		{"POST", "/b", "", form, "b", "", ""},
+		{"POST", "/b?foo", "", form, "b", "", ""},
+		{"HEAD", "/b", "", nil, "b", "", "HeadBucket"},
+		{"PUT", "/b/k?x-id=PutObject", "", nil, "b", "k", "PutObject"},
+		{"PUT", "/b/a//b/", "", nil, "b", "a//b/", "PutObject"},
+		{"PUT", "/b/k?tagging", "", nil, "b", "k", "PutObjectTagging"},
+		{"PUT", "/b/k?tagging&versionId=v", "", nil, "b", "k", "PutObjectTagging"},
+		{"PUT", "/b/k?restore", "", nil, "b", "k", ""},
+		{"PUT", "/b/k?foo", "", nil, "b", "k", ""},
+		{"PUT", "/b/k", "", copySrc, "b", "k", "CopyObject"},
+		{"PUT", "/b/k?partNumber=1&uploadId=u", "", copySrc, "b", "k", "UploadPartCopy"},
+		{"PUT", "/b/k?tagging", "", copySrc, "b", "k", ""},
+		{"PUT", "/b?policy", "", copySrc, "b", "", ""},
+		{"PUT", "/b/k?partNumber=1", "", nil, "b", "k", ""},
+		{"PUT", "/b/k?uploadId=u", "", nil, "b", "k", ""},
+		{"PUT", "/b/k?partNumber=1&uploadId=u", "", nil, "b", "k", "UploadPart"},
+		{"POST", "/b/k?uploads", "", nil, "b", "k", "CreateMultipartUpload"},
+		{"POST", "/b/k?uploadId=u", "", nil, "b", "k", "CompleteMultipartUpload"},
+		{"POST", "/b/k?select&select-type=2", "", nil, "b", "k", ""},
+		{"POST", "/b/k?restore", "", nil, "b", "k", "RestoreObject"},
+		{"POST", "/b/k?append", "", nil, "b", "k", ""},
+		{"POST", "/b/k", "", nil, "b", "k", ""},
+		{"GET", "/b/k?versionId=v&response-content-type=a", "", nil, "b", "k", "GetObject"},
+		{"GET", "/b/k?uploadId=u", "", nil, "b", "k", "ListParts"},
+		{"GET", "/b/k?partNumber=2", "", nil, "b", "k", "GetObject"},
+		{"GET", "/b/k?tagging", "", nil, "b", "k", "GetObjectTagging"},
+		{"GET", "/b/k?restore", "", nil, "b", "k", ""},
+		{"GET", "/b/k?acl&tagging", "", nil, "b", "k", ""},
+		{"GET", "/b/k?foo=bar", "", nil, "b", "k", ""},
+		{"HEAD", "/b/k?partNumber=2&versionId=v", "", nil, "b", "k", "HeadObject"},
+		{"HEAD", "/b/k?tagging", "", nil, "b", "k", ""},
+		{"GET", "/b/k?attributes", "", nil, "b", "k", ""},
+		{"GET", "/b/k?X-Amz-Signature=abc&X-Amz-Credential=c", "", nil, "b", "k", "GetObject"},
+		{"HEAD", "/b/k", "", nil, "b", "k", "HeadObject"},
+		{"DELETE", "/b/k?uploadId=u", "", nil, "b", "k", "AbortMultipartUpload"},
+		{"DELETE", "/b/k?versionId=v", "", nil, "b", "k", "DeleteObject"},
+		{"DELETE", "/b/k?tagging", "", nil, "b", "k", "DeleteObjectTagging"},
+		{"PATCH", "/b/k", "", nil, "b", "k", ""},
+		{"GET", "/k/x", "bkt.s3.test:9000", nil, "bkt", "k/x", "GetObject"},
+		{"GET", "/", "bkt.S3.test", nil, "bkt", "", "ListObjects"},
+		{"GET", "/b/k", "s3.test", nil, "b", "k", "GetObject"},
 	}
 	for _, tc := range tests {
 		r := httptest.NewRequest(tc.method, tc.target, nil)
@@ -64,12 +86,19 @@ func TestClassify(t *testing.T) {
 			r.Header[k] = v
 		}
 		got := classify(r, "s3.test")
-		if got.bucket != tc.bucket || got.key != tc.key || got.op != tc.op {
-			t.Errorf("%s %s (host %q): bucket %q key %q op %v, want %q %q %v", tc.method, tc.target, tc.host, got.bucket, got.key, got.op, tc.bucket, tc.key, tc.op)
+		op := ""
+		if got.route != nil {
+			op = got.route.name
+		}
+		if got.bucket != tc.bucket || got.key != tc.key || op != tc.op {
+			t.Errorf("%s %s (host %q): bucket %q key %q op %q, want %q %q %q", tc.method, tc.target, tc.host, got.bucket, got.key, op, tc.bucket, tc.key, tc.op)
+		}
+		if (got.route == nil) != (got.refusal != "") {
+			t.Errorf("%s %s: route %v with refusal %q", tc.method, tc.target, got.route, got.refusal)
 		}
 		for k := range got.query {
-			if presignParams[lower(k)] {
-				t.Errorf("%s: presign parameter %q kept", tc.target, k)
+			if presignParams[lower(k)] || ignoredParams[k] {
+				t.Errorf("%s: parameter %q kept", tc.target, k)
 			}
 		}
 	}
@@ -78,6 +107,38 @@ func TestClassify(t *testing.T) {
 	r := httptest.NewRequest("PUT", "/b/k?X-Amz-Meta-S3seal-V=1", nil)
 	if got := classify(r, ""); got.header.Get("X-Amz-Meta-S3seal-V") != "1" || len(got.query) != 0 {
 		t.Errorf("hoisted parameter: header %v query %v", got.header, got.query)
+	}
+}
+
+// TestRoutesWellFormed checks the table itself: names unique, every route
+// with a body document has one, and no two routes of one method and level
+// can match the same request.
+func TestRoutesWellFormed(t *testing.T) {
+	names := map[string]bool{}
+	type slot struct {
+		method string
+		lvl    level
+		sub    string
+		copy   bool
+		needs  int
+	}
+	slots := map[slot]string{}
+	for _, rt := range routes {
+		if names[rt.name] {
+			t.Errorf("route name %s twice", rt.name)
+		}
+		names[rt.name] = true
+		if (rt.body == bodyDocument) != (rt.in != nil) {
+			t.Errorf("%s: body kind %d with document %v", rt.name, rt.body, rt.in)
+		}
+		if rt.out != nil && rt.serve != nil {
+			t.Errorf("%s: an answer document is only checked on passthrough routes", rt.name)
+		}
+		s := slot{rt.method, rt.level, rt.sub, rt.copy, len(rt.needs)}
+		if other, dup := slots[s]; dup {
+			t.Errorf("%s and %s match the same requests", rt.name, other)
+		}
+		slots[s] = rt.name
 	}
 }
 
@@ -130,6 +191,10 @@ func TestEtagParts(t *testing.T) {
 		`W/"abc-12"`:                           12,
 		`"abc-0"`:                              1,
 		`"abc-x"`:                              1,
+		`"abc-10000"`:                          10000,
+		`"abc-10001"`:                          10001,
+		`"abc-1099511627776"`:                  10001,
+		`"abc-99999999999999999999999"`:        10001,
 		``:                                     1,
 	} {
 		if got := etagParts(etag); got != want {

@@ -109,6 +109,7 @@ func passthroughHeader(h http.Header) http.Header {
 	for _, k := range clientOnlyHeaders {
 		out.Del(k)
 	}
+	dropReserved(out)
 	setContentEncoding(out, h)
 	return out
 }
@@ -152,7 +153,7 @@ var putObjectHeaders = []string{
 	"expires", "x-amz-meta-", "x-amz-tagging", "x-amz-storage-class", "x-amz-acl",
 	"x-amz-grant-", "x-amz-object-lock-", "x-amz-website-redirect-location",
 	"x-amz-expected-bucket-owner", "x-amz-request-payer",
-	"x-amz-server-side-encryption-customer-", "if-match", "if-none-match",
+	"if-match", "if-none-match",
 }
 
 // Headers of an object read that go to the store: conditions and the
@@ -161,5 +162,4 @@ var putObjectHeaders = []string{
 var getObjectHeaders = []string{
 	"if-match", "if-none-match", "if-modified-since", "if-unmodified-since",
 	"x-amz-expected-bucket-owner", "x-amz-request-payer",
-	"x-amz-server-side-encryption-customer-",
 }

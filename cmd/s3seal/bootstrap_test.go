@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -245,5 +246,32 @@ func TestRunStartsAndStops(t *testing.T) {
 	}
 	if lines == 0 {
 		t.Error("no logs on stderr")
+	}
+}
+
+// TestWarnPlainHTTP: plain HTTP is fine on loopback and warned about loudly
+// anywhere else.
+func TestWarnPlainHTTP(t *testing.T) {
+	tests := []struct {
+		addr string
+		tls  bool
+		warn bool
+	}{
+		{"127.0.0.1:8080", false, false},
+		{"[::1]:8080", false, false},
+		{"0.0.0.0:8080", false, true},
+		{"192.0.2.10:8080", false, true},
+		{"0.0.0.0:8443", true, false},
+	}
+	for _, tt := range tests {
+		var logs bytes.Buffer
+		addr, err := net.ResolveTCPAddr("tcp", tt.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		warnPlainHTTP(addr, tt.tls, slog.New(slog.NewJSONHandler(&logs, nil)))
+		if got := strings.Contains(logs.String(), "PLAIN HTTP"); got != tt.warn {
+			t.Errorf("%s tls=%v: warned %v, want %v: %s", tt.addr, tt.tls, got, tt.warn, logs.String())
+		}
 	}
 }

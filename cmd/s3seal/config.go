@@ -32,8 +32,11 @@ type Config struct {
 
 	KMSProvider string `env:"S3SEAL_KMS_PROVIDER" envDefault:"keyring" help:"key service: keyring (embedded, in DATA_DIR/keyring.json) or aws (the AWS KMS API)"`
 	KMSKeyID    string `env:"S3SEAL_KMS_KEY_ID" help:"CMK for new objects: key id, ARN or alias/NAME; required for aws; keyring default alias/s3seal, created on first start"`
-	KMSEndpoint string `env:"S3SEAL_KMS_ENDPOINT" help:"custom KMS-API endpoint URL (aws provider; credentials from the AWS SDK default chain)"`
-	KMSRegion   string `env:"S3SEAL_KMS_REGION" help:"KMS region (aws provider); unset: the AWS SDK default chain (AWS_REGION, ...)"`
+	// Objects name their CMK in metadata the store controls, so s3seal
+	// decrypts only under the CMKs listed here and in KMSKeyID.
+	KMSDecryptKeyIDs []string `env:"S3SEAL_KMS_DECRYPT_KEY_IDS" envSeparator:"," help:"further CMKs (ids, ARNs or aliases, comma-separated) whose objects s3seal may decrypt, besides S3SEAL_KMS_KEY_ID; objects under any other CMK are refused"`
+	KMSEndpoint      string   `env:"S3SEAL_KMS_ENDPOINT" help:"custom KMS-API endpoint URL (aws provider; credentials from the AWS SDK default chain)"`
+	KMSRegion        string   `env:"S3SEAL_KMS_REGION" help:"KMS region (aws provider); unset: the AWS SDK default chain (AWS_REGION, ...)"`
 
 	DataKeyCacheSize int           `env:"S3SEAL_DATAKEY_CACHE_SIZE" envDefault:"10000" help:"unwrapped data keys kept in memory to save KMS Decrypt calls; 0 disables the cache"`
 	DataKeyCacheTTL  time.Duration `env:"S3SEAL_DATAKEY_CACHE_TTL" envDefault:"5m" help:"how long a cached data key lives; a disabled CMK keeps decrypting cached keys this long"`
@@ -79,10 +82,23 @@ func parseConfig(environ []string) (Config, error) {
 		return Config{}, fmt.Errorf("configuration: %w", nameParseErrors(err))
 	}
 	cfg.KMSProvider = strings.ToLower(cfg.KMSProvider)
+	cfg.KMSDecryptKeyIDs = trimList(cfg.KMSDecryptKeyIDs)
 	if cfg.KMSProvider == providerKeyring && cfg.KMSKeyID == "" {
 		cfg.KMSKeyID = defaultKeyAlias
 	}
 	return cfg, nil
+}
+
+// trimList trims each item and drops empty ones ("a, b," is a and b), and
+// returns nil for none, as for an unset variable.
+func trimList(items []string) []string {
+	var out []string
+	for _, it := range items {
+		if it = strings.TrimSpace(it); it != "" {
+			out = append(out, it)
+		}
+	}
+	return out
 }
 
 // nameParseErrors rewrites env's parse errors, which name the Go field

@@ -44,8 +44,8 @@ func TestConfigParsesEveryVariable(t *testing.T) {
 		"S3SEAL_UPSTREAM_ACCESS_KEY": "UAK", "S3SEAL_UPSTREAM_SECRET_KEY": "USK",
 		"S3SEAL_UPSTREAM_REGION": "eu-central-1", "S3SEAL_KMS_PROVIDER": "AWS",
 		"S3SEAL_KMS_KEY_ID": "alias/prod", "S3SEAL_KMS_ENDPOINT": "http://127.0.0.1:4599",
-		"S3SEAL_KMS_REGION": "eu-west-1", "S3SEAL_DATAKEY_CACHE_SIZE": "5",
-		"S3SEAL_DATAKEY_CACHE_TTL": "90s", "S3SEAL_METRICS_ADDR": "0.0.0.0:9464",
+		"S3SEAL_KMS_DECRYPT_KEY_IDS": " alias/old ,, arn:aws:kms:eu-west-1:111122223333:key/k1,", "S3SEAL_KMS_REGION": "eu-west-1",
+		"S3SEAL_DATAKEY_CACHE_SIZE": "5", "S3SEAL_DATAKEY_CACHE_TTL": "90s", "S3SEAL_METRICS_ADDR": "0.0.0.0:9464",
 		"S3SEAL_DATA_DIR": "/var/lib/s3seal", "S3SEAL_TLS_CERT": "c.pem", "S3SEAL_TLS_KEY": "k.pem",
 		"S3SEAL_ALLOW_PLAINTEXT_READS": "true", "S3SEAL_DOMAIN": "s3.example.com",
 		"S3SEAL_LOG_LEVEL": "DEBUG",
@@ -61,7 +61,8 @@ func TestConfigParsesEveryVariable(t *testing.T) {
 		UpstreamURL: "https://minio.internal:9000", UpstreamAccessKey: "UAK", UpstreamSecretKey: "USK",
 		UpstreamRegion: "eu-central-1", KMSProvider: "aws", KMSKeyID: "alias/prod",
 		KMSEndpoint: "http://127.0.0.1:4599", KMSRegion: "eu-west-1",
-		DataKeyCacheSize: 5, DataKeyCacheTTL: 90 * time.Second, MetricsAddr: "0.0.0.0:9464",
+		KMSDecryptKeyIDs: []string{"alias/old", "arn:aws:kms:eu-west-1:111122223333:key/k1"}, DataKeyCacheSize: 5,
+		DataKeyCacheTTL: 90 * time.Second, MetricsAddr: "0.0.0.0:9464",
 		DataDir: "/var/lib/s3seal", TLSCert: "c.pem", TLSKey: "k.pem", AllowPlaintextReads: true,
 		Domain: "s3.example.com", LogLevel: "DEBUG",
 	}
@@ -222,5 +223,17 @@ func TestServeRefusesBadConfig(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "S3SEAL_KMS_KEY_ID") {
 		t.Errorf("stderr: %s", stderr.String())
+	}
+}
+
+// Only separators and spaces is no list at all.
+func TestConfigDecryptKeyIDsBlank(t *testing.T) {
+	for _, v := range []string{"", " ", ",", " , ,"} {
+		clearConfigEnv(t)
+		t.Setenv("S3SEAL_KMS_DECRYPT_KEY_IDS", v)
+		cfg, err := loadConfig(os.Environ())
+		if err != nil || cfg.KMSDecryptKeyIDs != nil {
+			t.Errorf("%q: %q, %v; want nil", v, cfg.KMSDecryptKeyIDs, err)
+		}
 	}
 }

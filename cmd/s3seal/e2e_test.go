@@ -7,10 +7,12 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/s3seal/s3seal/e2e/localkms"
@@ -165,37 +168,49 @@ func createKMSKey(t *testing.T, endpoint string) string {
 	return aws.ToString(out.KeyMetadata.KeyId)
 }
 
-// The aws provider against a KMS-API server: objects go through, and
-// /readyz tells a missing CMK apart.
+// awsEnv configures an s3seal in dataDir on the KMS-API server at endpoint.
+func awsEnv(dataDir, endpoint, keyID string, extra ...string) []string {
+	env := append(zeroConfigEnv(dataDir), "S3SEAL_KMS_PROVIDER=aws", "S3SEAL_KMS_KEY_ID="+keyID,
+		"S3SEAL_KMS_ENDPOINT="+endpoint, "S3SEAL_KMS_REGION="+localkms.Region)
+	return append(env, extra...)
+}
+
+// startServer serves the configuration in environ until stop is called or
+// the test ends. It returns newServer's error rather than failing.
+func startServer(t *testing.T, environ []string) (s *server, stop func(), err error) {
+	t.Helper()
+	cfg, err := loadConfig(environ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err = newServer(context.Background(), cfg, testLogger(t)); err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.run(ctx) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return s, stop, nil
+}
+
+// The aws provider against a KMS-API server: objects go through, and a CMK
+// name the KMS does not know stops the start, naming its variable.
 func TestAWSKMSProvider(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "test") // the SDK default chain, as in production
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
 	endpoint := kmsEndpoint(t)
 	keyID := createKMSKey(t, endpoint)
 
-	start := func(keyID string) (*server, string) {
-		dataDir := t.TempDir()
-		environ := append(zeroConfigEnv(dataDir), "S3SEAL_KMS_PROVIDER=aws", "S3SEAL_KMS_KEY_ID="+keyID,
-			"S3SEAL_KMS_ENDPOINT="+endpoint, "S3SEAL_KMS_REGION="+localkms.Region)
-		cfg, err := loadConfig(environ)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := newServer(context.Background(), cfg, testLogger(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- s.run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
-		if _, err := os.Stat(filepath.Join(dataDir, keyringFile)); !os.IsNotExist(err) {
-			t.Errorf("keyring.json created with the aws provider (stat: %v)", err)
-		}
-		return s, dataDir
+	dataDir := t.TempDir()
+	s, _, err := startServer(t, awsEnv(dataDir, endpoint, keyID))
+	if err != nil {
+		t.Fatal(err)
 	}
-
-	s, dataDir := start(keyID)
+	if _, err := os.Stat(filepath.Join(dataDir, keyringFile)); !os.IsNotExist(err) {
+		t.Errorf("keyring.json created with the aws provider (stat: %v)", err)
+	}
 	if code, body := getStatus(t, s.healthURL()+"/readyz"); code != 200 {
 		t.Errorf("readyz with a good key: %d %s", code, body)
 	}
@@ -205,24 +220,128 @@ func TestAWSKMSProvider(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := []byte("sealed by a real KMS API")
-	if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("demo"), Key: aws.String("k"), Body: bytes.NewReader(body)}); err != nil {
-		t.Fatal(err)
-	}
-	out, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("demo"), Key: aws.String("k")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _ := io.ReadAll(out.Body)
-	out.Body.Close()
-	if !bytes.Equal(got, body) {
+	putObject(t, client, "k", body)
+	if got := getObject(t, client, "k"); !bytes.Equal(got, body) {
 		t.Errorf("get = %q", got)
 	}
 	checkStoreHoldsCiphertext(t, filepath.Join(dataDir, storeDir), "k", body)
 
-	missing, _ := start("alias/does-not-exist")
-	if code, body := getStatus(t, missing.healthURL()+"/readyz"); code != 503 || !strings.Contains(body, "kms") {
-		t.Errorf("readyz with a missing key: %d %s", code, body)
+	for _, tc := range []struct {
+		keyID, decrypt, want string
+	}{
+		{"alias/does-not-exist", "", `S3SEAL_KMS_KEY_ID "alias/does-not-exist" names no CMK`},
+		{keyID, "alias/gone", `S3SEAL_KMS_DECRYPT_KEY_IDS lists "alias/gone"`},
+	} {
+		var stdout, stderr bytes.Buffer
+		environ := awsEnv(t.TempDir(), endpoint, tc.keyID, "S3SEAL_KMS_DECRYPT_KEY_IDS="+keyID+","+tc.decrypt,
+			"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test")
+		if code := run(context.Background(), nil, environ, &stdout, &stderr); code != exitError {
+			t.Errorf("%s: exit %d, want %d", tc.want, code, exitError)
+		}
+		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+		if last := lines[len(lines)-1]; !strings.HasPrefix(last, "s3seal serve: ") || !strings.Contains(last, tc.want) {
+			t.Errorf("last line of stderr %q, want it to say %q", last, tc.want)
+		}
 	}
+}
+
+// An unreachable KMS does not stop the start; /readyz says the allow-list
+// is not resolved.
+func TestAWSKMSUnreachableAtStart(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_MAX_ATTEMPTS", "1") // fail fast: nothing listens
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoint := "http://" + ln.Addr().String()
+	ln.Close()
+	s, _, err := startServer(t, awsEnv(t.TempDir(), endpoint, "alias/s3seal"))
+	if err != nil {
+		t.Fatalf("start with the KMS unreachable: %v", err)
+	}
+	if code, body := getStatus(t, s.healthURL()+"/readyz"); code != 503 || !strings.Contains(body, "kms-allow-list") {
+		t.Errorf("readyz: %d %s, want 503 naming kms-allow-list", code, body)
+	}
+}
+
+// The README's "Moving to another CMK": with the old key in
+// S3SEAL_KMS_DECRYPT_KEY_IDS old objects read; a copy onto itself re-wraps
+// an object under the new key; without the old key listed, objects still
+// under it are refused.
+func TestMovingToAnotherCMK(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	endpoint := kmsEndpoint(t)
+	oldKey, newKey := createKMSKey(t, endpoint), createKMSKey(t, endpoint)
+	dataDir := t.TempDir() // one embedded store for the three configurations
+	ctx := context.Background()
+	start := func(keyID string, extra ...string) (*s3.Client, func()) {
+		t.Helper()
+		s, stop, err := startServer(t, awsEnv(dataDir, endpoint, keyID, extra...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s3Client(t, s.endpoint(), s.cred.AccessKey, s.cred.SecretKey), stop
+	}
+
+	client, stop := start(oldKey)
+	if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("demo")}); err != nil {
+		t.Fatal(err)
+	}
+	putObject(t, client, "moved", []byte("re-wrapped"))
+	putObject(t, client, "left", []byte("left under the old key"))
+	stop()
+
+	client, stop = start(newKey, "S3SEAL_KMS_DECRYPT_KEY_IDS="+oldKey)
+	if got := getObject(t, client, "left"); string(got) != "left under the old key" {
+		t.Errorf("old object with the old key listed: %q", got)
+	}
+	if _, err := client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("demo"), Key: aws.String("moved"),
+		CopySource: aws.String("demo/moved"), MetadataDirective: types.MetadataDirectiveReplace}); err != nil {
+		t.Fatalf("copy onto itself: %v", err)
+	}
+	stop()
+
+	client, _ = start(newKey)
+	out, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("demo"), Key: aws.String("moved")})
+	if err != nil {
+		t.Fatalf("re-wrapped object: %v", err)
+	}
+	got, _ := io.ReadAll(out.Body)
+	out.Body.Close()
+	if string(got) != "re-wrapped" || !strings.HasSuffix(aws.ToString(out.SSEKMSKeyId), newKey) {
+		t.Errorf("re-wrapped object: %q under %q, want it under %s", got, aws.ToString(out.SSEKMSKeyId), newKey)
+	}
+	_, err = client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("demo"), Key: aws.String("left")})
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "AccessDenied" {
+		t.Errorf("object under a CMK no longer listed: %v, want AccessDenied", err)
+	}
+}
+
+func putObject(t *testing.T, client *s3.Client, key string, body []byte) {
+	t.Helper()
+	_, err := client.PutObject(context.Background(), &s3.PutObjectInput{
+		Bucket: aws.String("demo"), Key: aws.String(key), Body: bytes.NewReader(body)})
+	if err != nil {
+		t.Fatalf("put %s: %v", key, err)
+	}
+}
+
+func getObject(t *testing.T, client *s3.Client, key string) []byte {
+	t.Helper()
+	out, err := client.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("demo"), Key: aws.String(key)})
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(out.Body)
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	return b
 }
 
 func getStatus(t *testing.T, url string) (int, string) {

@@ -7,7 +7,7 @@ package main
 // would not fix an unreachable KMS.
 //
 // /readyz: s3seal can do its job right now, which takes two remote
-// services:
+// services and the CMK allow-list:
 //   - upstream: a signed ListBuckets (GET /) answered. AccessDenied still
 //     counts as ready (the credential is valid, it merely lacks
 //     s3:ListAllMyBuckets, which the proxy does not need); a rejected
@@ -15,10 +15,13 @@ package main
 //   - kms: a GenerateDataKey under the configured CMK with the probe
 //     context {"s3seal:probe": "ready"}. GenerateDataKey rather than
 //     Encrypt because it is what every PUT needs: a least-privilege key
-//     policy (GenerateDataKey, Decrypt, ReEncrypt) would fail an Encrypt
-//     probe while the proxy works fine. The returned data key is zeroed
-//     and discarded; the probe context marks these calls in the KMS audit
-//     log.
+//     policy (GenerateDataKey, Decrypt, ReEncrypt, DescribeKey) would fail
+//     an Encrypt probe while the proxy works fine. The returned data key
+//     is zeroed and discarded; the probe context marks these calls in the
+//     KMS audit log.
+//   - kms-allow-list: the CMKs objects may be read under are resolved
+//     (DescribeKey of each configured name). Until they are, every object
+//     is refused; once they are, the probe costs nothing.
 // Results are cached for readyTTL, so a probe every second costs at most
 // one KMS call per 10 s (about 8,600 a day per instance).
 
@@ -123,6 +126,12 @@ func kmsProbe(ks envelope.KeyService, keyID string) probe {
 		clear(dk.Plaintext)
 		return err
 	}}
+}
+
+// allowListProbe checks that the CMK allow-list is resolved, resolving it
+// if not, so /readyz says why objects are refused.
+func allowListProbe(allowed *envelope.AllowList) probe {
+	return probe{name: "kms-allow-list", check: allowed.Resolve}
 }
 
 // upstreamProbe checks that the upstream store answers a signed ListBuckets.

@@ -73,10 +73,13 @@ type upstreamStore struct {
 	region string
 }
 
-// keySetup is the key service and the CMK for new objects.
+// keySetup is the key service, the CMK for new objects and the CMKs
+// objects may be read under.
 type keySetup struct {
-	service  envelope.KeyService // uncached: what readiness probes
+	service  envelope.KeyService  // uncached: what readiness probes
+	resolver envelope.KeyResolver // the same service, naming CMKs for the allow-list
 	keyID    string
+	allowed  *envelope.AllowList
 	describe string // for the banner
 }
 
@@ -116,6 +119,9 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	if s.keys, err = openKeyService(ctx, cfg, logger); err != nil {
 		return nil, err
 	}
+	if s.keys.allowed, err = openAllowList(ctx, cfg, s.keys.resolver, logger); err != nil {
+		return nil, err
+	}
 	if err = s.setUpstream(); err != nil {
 		return nil, err
 	}
@@ -129,11 +135,13 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	ready := newReadiness(
 		upstreamProbe(probeClient, s.upstream.url, s.upstream.cred, s.upstream.region),
 		kmsProbe(s.keys.service, s.keys.keyID),
+		allowListProbe(s.keys.allowed),
 	)
 	if err = s.listen(handler, healthHandler(ready, metrics.Handler(s.registry))); err != nil {
 		return nil, err
 	}
 	warnLooseDataDir(cfg.DataDir, logger)
+	warnPlainHTTP(s.apiLn.Addr(), s.tls, logger)
 	s.warnIfNotReady(ctx, ready)
 	return s, nil
 }
@@ -166,7 +174,7 @@ func openKeyService(ctx context.Context, cfg Config, logger *slog.Logger) (keySe
 		if err != nil {
 			return keySetup{}, fmt.Errorf("aws kms: %w", err)
 		}
-		return keySetup{service: kms, keyID: cfg.KMSKeyID, describe: "aws kms, key " + cfg.KMSKeyID}, nil
+		return keySetup{service: kms, resolver: kms, keyID: cfg.KMSKeyID, describe: "aws kms, key " + cfg.KMSKeyID}, nil
 	default:
 		ring, err := openDataKeyring(cfg.DataDir)
 		if err != nil {
@@ -177,8 +185,42 @@ func openKeyService(ctx context.Context, cfg Config, logger *slog.Logger) (keySe
 			return keySetup{}, err
 		}
 		describe := fmt.Sprintf("embedded keyring %s, key %s (%s)", absPath(filepath.Join(cfg.DataDir, keyringFile)), cfg.KMSKeyID, info.ID)
-		return keySetup{service: ring, keyID: cfg.KMSKeyID, describe: describe}, nil
+		return keySetup{service: ring, resolver: ring, keyID: cfg.KMSKeyID, describe: describe}, nil
 	}
+}
+
+// openAllowList resolves the CMKs objects may be read under: the key for
+// new objects and S3SEAL_KMS_DECRYPT_KEY_IDS. A name the key service does
+// not know is a configuration error and stops the start; an unreachable
+// KMS does not (it may just be late): objects are refused and /readyz says
+// why until the list resolves.
+func openAllowList(ctx context.Context, cfg Config, r envelope.KeyResolver, logger *slog.Logger) (*envelope.AllowList, error) {
+	allowed := envelope.NewAllowList(r, append([]string{cfg.KMSKeyID}, cfg.KMSDecryptKeyIDs...)...)
+	rctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	err := allowed.Resolve(rctx)
+	var entry *envelope.AllowEntryError
+	switch {
+	case err == nil:
+	case errors.Is(err, envelope.ErrKeyNotFound) && errors.As(err, &entry):
+		return nil, unknownKeyError(cfg, entry.Entry)
+	case errors.Is(err, envelope.ErrAccessDenied) && errors.As(err, &entry):
+		return nil, fmt.Errorf("the KMS denies s3seal DescribeKey on %q: grant kms:DescribeKey on every key in "+
+			"S3SEAL_KMS_KEY_ID and S3SEAL_KMS_DECRYPT_KEY_IDS (s3seal resolves them at start to know which keys objects may name)", entry.Entry)
+	default:
+		logger.Warn("CMK allow-list not resolved yet; objects are refused until it is", "err", err)
+	}
+	return allowed, nil
+}
+
+// unknownKeyError names the variable that holds entry and how to fix it.
+func unknownKeyError(cfg Config, entry string) error {
+	if entry == cfg.KMSKeyID {
+		return fmt.Errorf("S3SEAL_KMS_KEY_ID %q names no CMK the key service knows: "+
+			"set it to an existing key id, ARN or alias/NAME (for AWS KMS, in the region s3seal uses)", entry)
+	}
+	return fmt.Errorf("S3SEAL_KMS_DECRYPT_KEY_IDS lists %q, which names no CMK the key service knows: "+
+		"correct it or remove it from the list", entry)
 }
 
 // setUpstream uses the configured upstream or starts the embedded store.
@@ -224,7 +266,7 @@ func (s *server) newProxy() (http.Handler, error) {
 		UpstreamSecretKey:   s.upstream.cred.SecretKey,
 		UpstreamRegion:      s.upstream.region,
 		Auth:                verifier,
-		Keys:                envelope.ObjectKeys{Keys: cached, KeyID: s.keys.keyID},
+		Keys:                envelope.ObjectKeys{Keys: cached, KeyID: s.keys.keyID, Allowed: s.keys.allowed},
 		Domain:              cfg.Domain,
 		AllowPlaintextReads: cfg.AllowPlaintextReads,
 		Logger:              s.logger,
@@ -258,6 +300,19 @@ func (s *server) listen(api, health http.Handler) error {
 		return fmt.Errorf("S3SEAL_METRICS_ADDR: %w", err)
 	}
 	return nil
+}
+
+// warnPlainHTTP says loudly that plain HTTP beyond this machine is unsafe:
+// anyone who can read the traffic sees the data, and can replay a captured
+// request (with its body) within the 15-minute signature window.
+func warnPlainHTTP(addr net.Addr, tls bool, logger *slog.Logger) {
+	tcp, ok := addr.(*net.TCPAddr)
+	if tls || !ok || tcp.IP.IsLoopback() {
+		return
+	}
+	logger.Warn("SERVING PLAIN HTTP ON A NON-LOOPBACK ADDRESS: anyone who can read the traffic sees every object "+
+		"in the clear and can replay captured requests for up to 15 minutes; set S3SEAL_TLS_CERT and S3SEAL_TLS_KEY, "+
+		"or put s3seal behind a TLS-terminating proxy on the same host", "addr", addr.String())
 }
 
 // warnIfNotReady probes once at start, so that a wrong key id or

@@ -8,12 +8,15 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -64,16 +67,53 @@ func startEmbeddedStore(dir string, logger *slog.Logger) (*embeddedStore, error)
 // newStoreBackend roots gofakes3's MultiBucket backend in dir. MultiBucket
 // (unlike SingleBucket) lets clients create and delete buckets; it refuses
 // a bare OsFs, hence the BasePathFs that also keeps it inside dir.
-func newStoreBackend(dir string) (*s3afero.MultiBucketBackend, error) {
+func newStoreBackend(dir string) (storeBackend, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return nil, err
+		return storeBackend{}, err
 	}
 	osFs := afero.NewOsFs()
 	if err := osFs.MkdirAll(abs, 0o700); err != nil {
-		return nil, err
+		return storeBackend{}, err
 	}
-	return s3afero.MultiBucket(afero.NewBasePathFs(osFs, abs))
+	b, err := s3afero.MultiBucket(afero.NewBasePathFs(osFs, abs))
+	return storeBackend{MultiBucketBackend: b, tmpDir: abs}, err
+}
+
+// storeBackend fixes gofakes3's copy of an object onto itself: it streams
+// the source file into PutObject, which truncates that very file first and
+// so leaves an empty object. A self-copy is how an object is re-wrapped
+// under a new CMK, so it must keep its bytes.
+type storeBackend struct {
+	*s3afero.MultiBucketBackend
+	tmpDir string // beside buckets/ and metadata/, on the same disk
+}
+
+func (b storeBackend) CopyObject(srcBucket, srcKey, dstBucket, dstKey string, meta map[string]string) (gofakes3.CopyObjectResult, error) {
+	if srcBucket != dstBucket || srcKey != dstKey {
+		return b.MultiBucketBackend.CopyObject(srcBucket, srcKey, dstBucket, dstKey, meta)
+	}
+	obj, err := b.GetObject(srcBucket, srcKey, nil)
+	if err != nil {
+		return gofakes3.CopyObjectResult{}, err
+	}
+	defer obj.Contents.Close()
+	tmp, err := os.CreateTemp(b.tmpDir, ".copy-*")
+	if err != nil {
+		return gofakes3.CopyObjectResult{}, err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	if _, err := io.Copy(tmp, obj.Contents); err != nil {
+		return gofakes3.CopyObjectResult{}, err
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return gofakes3.CopyObjectResult{}, err
+	}
+	if _, err := b.PutObject(dstBucket, dstKey, meta, tmp, obj.Size, nil); err != nil {
+		return gofakes3.CopyObjectResult{}, err
+	}
+	return gofakes3.CopyObjectResult{ETag: `"` + hex.EncodeToString(obj.Hash) + `"`, LastModified: gofakes3.NewContentTime(time.Now())}, nil
 }
 
 func (s *embeddedStore) serve(ln net.Listener, logger *slog.Logger) {

@@ -91,3 +91,48 @@ func TestEmbeddedStorePersists(t *testing.T) {
 		}
 	}
 }
+
+// A copy onto itself keeps the object's bytes and takes the new metadata:
+// it is how an object is re-wrapped under a new CMK.
+func TestEmbeddedStoreSelfCopy(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), storeDir)
+	store, err := startEmbeddedStore(dir, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	client, err := minio.New(store.URL.Host, &minio.Options{Creds: credentials.NewStaticV4("a", "b", ""), Region: store.Region})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.MakeBucket(ctx, "demo", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	body := bytes.Repeat([]byte("kept across a self-copy "), 10000)
+	if _, err := client.PutObject(ctx, "demo", "k", bytes.NewReader(body), int64(len(body)),
+		minio.PutObjectOptions{UserMetadata: map[string]string{"v": "1"}, DisableContentSha256: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CopyObject(ctx,
+		minio.CopyDestOptions{Bucket: "demo", Object: "k", ReplaceMetadata: true, UserMetadata: map[string]string{"v": "2"}},
+		minio.CopySrcOptions{Bucket: "demo", Object: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := client.GetObject(ctx, "demo", "k", minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close()
+	got, err := io.ReadAll(obj)
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("after a self-copy: %d bytes, %v; want the %d put", len(got), err, len(body))
+	}
+	info, err := obj.Stat()
+	if err != nil || info.UserMetadata["V"] != "2" {
+		t.Errorf("metadata after a self-copy: %v, %v; want v=2", info.UserMetadata, err)
+	}
+	if tmps, _ := filepath.Glob(filepath.Join(dir, ".copy-*")); len(tmps) != 0 {
+		t.Errorf("temporary files left: %v", tmps)
+	}
+}

@@ -1,0 +1,199 @@
+package envelope
+
+// The CMK allow-list. An object's metadata names the CMK its data key is
+// wrapped under, and the store, which s3seal does not trust, writes that
+// metadata. Without a list, an object sealed under any CMK s3seal's role may
+// use (a store operator's own permissive key, say) would decrypt and be
+// served as authentic. So s3seal decrypts and rebinds only under the CMKs
+// it is configured with, and decides that before asking the key service.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// ErrKeyNotAllowed means an object names a CMK outside the allow-list.
+var ErrKeyNotAllowed = errors.New("CMK not in the allow-list")
+
+// maxShownKeyID bounds the key id a KeyNotAllowedError carries: it comes
+// from untrusted metadata and ends up in logs.
+const maxShownKeyID = 256
+
+// KeyNotAllowedError is ErrKeyNotAllowed for one key id, made printable
+// ASCII and cut to maxShownKeyID bytes.
+type KeyNotAllowedError struct{ KeyID string }
+
+func (e *KeyNotAllowedError) Error() string {
+	return fmt.Sprintf("%v: %q", ErrKeyNotAllowed, e.KeyID)
+}
+
+func (e *KeyNotAllowedError) Unwrap() error { return ErrKeyNotAllowed }
+
+func keyNotAllowed(keyID string) *KeyNotAllowedError {
+	b := []byte(keyID[:min(len(keyID), maxShownKeyID)])
+	for i, c := range b {
+		if c < 0x20 || c > 0x7e {
+			b[i] = '?'
+		}
+	}
+	return &KeyNotAllowedError{KeyID: string(b)}
+}
+
+// KeyResolver names a CMK the way the key service does.
+type KeyResolver interface {
+	// ResolveKey returns every canonical identity of the CMK keyID (an id,
+	// ARN or alias/NAME) names: each string the key service may put in
+	// Wrapped.KeyID for that CMK. Errors wrap the KeyService Err* kinds.
+	ResolveKey(ctx context.Context, keyID string) ([]string, error)
+}
+
+// AllowEntryError is a configured allow-list entry that failed to resolve.
+type AllowEntryError struct {
+	Entry string // as configured
+	Err   error
+}
+
+func (e *AllowEntryError) Error() string { return fmt.Sprintf("CMK %q: %v", e.Entry, e.Err) }
+
+func (e *AllowEntryError) Unwrap() error { return e.Err }
+
+// retryUnresolved spaces out the resolutions Check attempts while the list
+// is unresolved, so a KMS outage is not multiplied by the request rate.
+const retryUnresolved = 5 * time.Second
+
+// AllowList is the set of CMKs s3seal may decrypt and rebind under: the
+// configured entries (ids, ARNs or aliases), resolved by the key service to
+// every name it gives those keys. It is safe for concurrent use.
+type AllowList struct {
+	resolver KeyResolver
+	entries  []string
+	now      func() time.Time // replaced by tests
+
+	resolving sync.Mutex // one resolution at a time; held across KMS calls
+
+	mu      sync.Mutex      // guards the fields below; never held across KMS calls
+	allowed map[string]bool // nil until resolved; replaced, never modified
+	tried   time.Time       // when the last resolution started
+	started int             // resolutions started and finished, so that
+	done    int             // a Refresh can reuse one that began after it
+	lastErr error           // the last resolution's failure, or nil
+}
+
+// NewAllowList returns the list of entries, not yet resolved: it makes no
+// key-service call.
+func NewAllowList(r KeyResolver, entries ...string) *AllowList {
+	return &AllowList{resolver: r, entries: slices.Clone(entries), now: time.Now}
+}
+
+// Resolve resolves every entry unless that is already done. An entry that
+// names no key fails with an *AllowEntryError wrapping ErrKeyNotFound.
+func (a *AllowList) Resolve(ctx context.Context) error {
+	a.mu.Lock()
+	resolved := a.allowed != nil
+	a.mu.Unlock()
+	if resolved {
+		return nil
+	}
+	return a.Refresh(ctx)
+}
+
+// Refresh resolves every entry again: an alias may now name another key.
+// If it fails, the previous set stays in force, so a KMS hiccup does not
+// turn a working list off.
+func (a *AllowList) Refresh(ctx context.Context) error {
+	a.mu.Lock()
+	before := a.started
+	a.mu.Unlock()
+	a.resolving.Lock()
+	defer a.resolving.Unlock()
+
+	a.mu.Lock()
+	if a.done > before { // one began and finished while we waited: as fresh as ours
+		err := a.lastErr
+		a.mu.Unlock()
+		return err
+	}
+	a.started++
+	a.tried = a.now()
+	a.mu.Unlock()
+
+	allowed, err := a.resolveAll(ctx)
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.done++
+	a.lastErr = err
+	if err == nil {
+		a.allowed = allowed
+	}
+	return err
+}
+
+func (a *AllowList) resolveAll(ctx context.Context) (map[string]bool, error) {
+	allowed := map[string]bool{}
+	for _, entry := range a.entries {
+		ids, err := a.resolver.ResolveKey(ctx, entry)
+		if err != nil {
+			return nil, &AllowEntryError{Entry: entry, Err: err}
+		}
+		for _, id := range ids {
+			if id != "" { // an empty id would let the key service pick the key
+				allowed[id] = true
+			}
+		}
+	}
+	return allowed, nil
+}
+
+// Check returns nil if keyID is one of the allowed CMKs' canonical ids and
+// a *KeyNotAllowedError if not, without any key-service call. While the
+// list is unresolved it tries to resolve it (at most once per
+// retryUnresolved) and otherwise fails with ErrKMSUnavailable.
+func (a *AllowList) Check(ctx context.Context, keyID string) error {
+	allowed, err := a.current(ctx)
+	if err != nil {
+		return err
+	}
+	if !allowed[keyID] {
+		return keyNotAllowed(keyID)
+	}
+	return nil
+}
+
+// current returns the resolved set, resolving it first if it is due.
+func (a *AllowList) current(ctx context.Context) (map[string]bool, error) {
+	a.mu.Lock()
+	allowed, lastErr := a.allowed, a.lastErr
+	due := allowed == nil && (a.tried.IsZero() || a.now().Sub(a.tried) >= retryUnresolved)
+	if due {
+		a.tried = a.now() // claimed: concurrent callers do not pile on
+	}
+	a.mu.Unlock()
+	if allowed != nil {
+		return allowed, nil
+	}
+	if due {
+		lastErr = a.Refresh(ctx)
+		a.mu.Lock()
+		allowed = a.allowed
+		a.mu.Unlock()
+		if allowed != nil {
+			return allowed, nil
+		}
+	}
+	return nil, unresolved(lastErr)
+}
+
+// unresolved is the error for a list that cannot be consulted yet. It is a
+// key-service outage whatever the cause (which is kept as text only): the
+// request may succeed later, and the operator sees the cause in /readyz.
+func unresolved(cause error) error {
+	if cause == nil {
+		return fmt.Errorf("%w: CMK allow-list not resolved yet", ErrKMSUnavailable)
+	}
+	return fmt.Errorf("%w: CMK allow-list not resolved: %v", ErrKMSUnavailable, cause)
+}
