@@ -181,15 +181,14 @@ func (p *Proxy) copyObject(x *exchange) error {
 	default:
 		return errUpstream(fmt.Errorf("HEAD of the copy source answered %d", head.StatusCode))
 	}
-	info, err := p.inspect(head.Header, head.ContentLength)
-	if err != nil {
+	src := newObjRef(cs.bucket, cs.key, cs.query(), sourceReadHeader(t.header))
+	if err := p.inspect(ctx, &src, head.Header, head.ContentLength); err != nil {
 		return err
 	}
-	if info.plaintext {
+	if src.info.plaintext {
 		return errSourceNotSealed()
 	}
-	srcETag := head.Header.Get("ETag")
-	meta, err := p.keys.Rebind(ctx, info.meta, cs.bucket, cs.key, t.bucket, t.key)
+	meta, err := p.keys.Rebind(ctx, src.info.meta, cs.bucket, cs.key, t.bucket, t.key)
 	if err != nil {
 		return err
 	}
@@ -205,13 +204,13 @@ func (p *Proxy) copyObject(x *exchange) error {
 	dropReserved(header)
 	meta.SetHeader(header)
 
-	if info.segments > 1 {
-		return p.copyMultipart(x, cs, info, srcETag, head.Header.Get("X-Amz-Version-Id"), header, meta)
+	if src.info.segments > 1 {
+		return p.copyMultipart(x, cs, src, head.Header.Get("X-Amz-Version-Id"), header, meta)
 	}
 
 	header.Set("X-Amz-Copy-Source", cs.header())
 	// Pinned to the source read above: its metadata is what was rebound.
-	header.Set("X-Amz-Copy-Source-If-Match", srcETag)
+	header.Set("X-Amz-Copy-Source-If-Match", src.etag)
 	header.Set("X-Amz-Metadata-Directive", "REPLACE")
 	resp, err := p.expect(x, http.StatusOK, http.MethodPut, t.bucket, t.key, nil, header)
 	if resp == nil {
@@ -243,12 +242,11 @@ func (p *Proxy) copyObject(x *exchange) error {
 // the source's stored segment k, copied by the store (UploadPartCopy with a
 // stored byte range). The result has the source's segments and the new
 // metadata.
-func (p *Proxy) copyMultipart(x *exchange, cs copySource, info objectInfo, srcETag, srcVersion string, header http.Header, meta envelope.Metadata) error {
+func (p *Proxy) copyMultipart(x *exchange, cs copySource, o objRef, srcVersion string, header http.Header, meta envelope.Metadata) error {
 	ctx, cancel := context.WithCancel(x.r.Context())
 	defer cancel()
 	t := x.t
-	o := objRef{bucket: cs.bucket, key: cs.key, query: cs.query(), header: http.Header{}, etag: srcETag, info: info}
-	copyHeaders(o.header, sourceReadHeader(t.header), "x-amz-expected-bucket-owner", "x-amz-request-payer")
+	srcETag := o.etag
 	layout, exact, err := p.layout(ctx, o)
 	if err == nil && !exact {
 		layout, _, err = p.exactLayout(ctx, o)
@@ -380,6 +378,7 @@ func (p *Proxy) copyMultipart(x *exchange, cs copySource, info objectInfo, srcET
 	}
 	completed = true
 	p.layouts.put(layoutKey(t.bucket, t.key, res.ETag), layout, true)
+	p.learnPartCounts(res.ETag, len(layout))
 	h := x.w.Header()
 	copyHeaders(h, resp.Header, "x-amz-version-id", "x-amz-expiration")
 	if v := srcVersion; v != "" {

@@ -64,6 +64,7 @@ func FuzzStoreLies(f *testing.F) {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		e.proxy.layouts = newLayoutCache()
+		e.proxy.counts = newPartCounts(false)
 		key := []string{"small", "other", "mp"}[a%3]
 		plain := e.plain(key)
 		off := int64(a) % int64(len(plain))

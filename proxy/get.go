@@ -16,67 +16,6 @@ import (
 	"github.com/s3seal/s3seal/envelope"
 )
 
-// objectInfo is what a store's answer says about an object.
-type objectInfo struct {
-	meta      envelope.Metadata
-	plaintext bool  // no s3seal metadata, served as stored (AllowPlaintextReads)
-	stored    int64 // stored size
-	size      int64 // plaintext size (= stored for plaintext objects)
-	segments  int   // from the ETag's "-N"
-}
-
-// inspect reads an object's metadata and sizes from the store's headers.
-func (p *Proxy) inspect(h http.Header, stored int64) (objectInfo, error) {
-	info := objectInfo{stored: stored, segments: etagParts(h.Get("ETag"))}
-	if stored < 0 {
-		return info, errUpstream(errors.New("store sent no Content-Length for an object"))
-	}
-	meta, err := envelope.ParseHeader(h)
-	if errors.Is(err, envelope.ErrUnsupportedVersion) {
-		// Written by a newer s3seal, or a damaged version field: either way
-		// this build must not guess.
-		return info, newS3Error("UnsupportedObjectFormat", http.StatusInternalServerError,
-			"The stored object uses an s3seal format this version cannot read.", err)
-	}
-	switch {
-	case errors.Is(err, envelope.ErrNoMetadata):
-		if !p.allowPlaintext {
-			return info, newS3Error("AccessDenied", http.StatusForbidden,
-				"The object was not written through s3seal.", err)
-		}
-		info.plaintext, info.size = true, stored
-		return info, nil
-	case err != nil:
-		return info, err
-	}
-	info.meta = meta
-	// Never a guess: a size that no plaintext encrypts to is a damaged or
-	// foreign object.
-	if info.size, err = envelope.ObjectPlaintextSize(stored, info.segments); err != nil {
-		return info, err
-	}
-	return info, nil
-}
-
-// etagParts is the part count of a multipart ETag ("...-N"), 1 otherwise.
-// A count above envelope.MaxSegments comes back as MaxSegments+1, which
-// every size function refuses: the store's number never sizes anything.
-func etagParts(etag string) int {
-	etag = strings.Trim(strings.TrimPrefix(etag, "W/"), `"`)
-	i := strings.LastIndexByte(etag, '-')
-	if i < 0 {
-		return 1
-	}
-	n, err := strconv.ParseUint(etag[i+1:], 10, 64)
-	switch {
-	case errors.Is(err, strconv.ErrRange) || (err == nil && n > envelope.MaxSegments):
-		return envelope.MaxSegments + 1
-	case err != nil || n < 1:
-		return 1
-	}
-	return int(n)
-}
-
 // objectReadQuery keeps the parameters of a read that the store must see:
 // the version and the response-header overrides.
 func objectReadQuery(q url.Values) url.Values {
@@ -85,15 +24,6 @@ func objectReadQuery(q url.Values) url.Values {
 		if k == "versionId" || strings.HasPrefix(k, "response-") {
 			out[k] = vs
 		}
-	}
-	return out
-}
-
-// versionQuery keeps only versionId.
-func versionQuery(q url.Values) url.Values {
-	out := url.Values{}
-	if v, ok := q["versionId"]; ok {
-		out["versionId"] = v
 	}
 	return out
 }
@@ -127,10 +57,11 @@ func (p *Proxy) getObject(x *exchange) error {
 		return err
 	}
 	defer resp.Body.Close()
-	info, err := p.inspect(resp.Header, resp.ContentLength)
-	if err != nil {
+	o := newObjRef(x.t.bucket, x.t.key, query, x.t.header)
+	if err := p.inspect(x.r.Context(), &o, resp.Header, resp.ContentLength); err != nil {
 		return err
 	}
+	info := o.info
 	if info.plaintext {
 		relay(x, resp)
 		return nil
@@ -153,10 +84,11 @@ func (p *Proxy) headObject(x *exchange, header http.Header, query url.Values, ra
 		return err
 	}
 	defer resp.Body.Close()
-	info, err := p.inspect(resp.Header, resp.ContentLength)
-	if err != nil {
+	o := newObjRef(x.t.bucket, x.t.key, query, x.t.header)
+	if err := p.inspect(x.r.Context(), &o, resp.Header, resp.ContentLength); err != nil {
 		return err
 	}
+	info := o.info
 	h := x.w.Header()
 	if info.plaintext {
 		copyResponseHeader(h, resp.Header)
@@ -270,10 +202,11 @@ func (p *Proxy) openRange(ctx context.Context, bucket, key string, query url.Val
 	}
 	src.closes = append(src.closes, closeProbe)
 	src.header = probe.Header
-	src.etag = probe.Header.Get("ETag")
-	if src.info, err = p.inspect(probe.Header, stored); err != nil {
+	o := newObjRef(bucket, key, query, header)
+	if err := p.inspect(ctx, &o, probe.Header, stored); err != nil {
 		return nil, err
 	}
+	src.info, src.etag = o.info, o.etag
 	if src.info.plaintext {
 		src.close()
 		return src, nil
@@ -305,7 +238,6 @@ func (p *Proxy) openRange(ctx context.Context, bucket, key string, query url.Val
 	if br.n == 0 {
 		// The whole of an empty object: check it all the same.
 		closeProbe()
-		o := objRef{bucket: bucket, key: key, query: versionQuery(query), header: http.Header{}, etag: src.etag, info: src.info}
 		body, done, err := p.fetchStored(ctx, o, 0, src.info.stored)
 		if err != nil {
 			return nil, err
@@ -324,8 +256,6 @@ func (p *Proxy) openRange(ctx context.Context, bucket, key string, query url.Val
 	}
 	closeProbe()
 
-	o := objRef{bucket: bucket, key: key, query: versionQuery(query), header: http.Header{}, etag: src.etag, info: src.info}
-	copyHeaders(o.header, header, "x-amz-expected-bucket-owner", "x-amz-request-payer")
 	layout, exact, err := p.layout(ctx, o)
 	if errors.Is(err, errNoPartReads) {
 		return p.rangeByStreaming(ctx, src, o, dk)
@@ -662,9 +592,11 @@ func (p *Proxy) placePart(x *exchange, resp *http.Response, header http.Header, 
 	if err != nil {
 		return part, errUpstream(err)
 	}
-	if part.info, err = p.inspect(resp.Header, total); err != nil {
+	o := newObjRef(x.t.bucket, x.t.key, query, header)
+	if err := p.inspect(x.r.Context(), &o, resp.Header, total); err != nil {
 		return part, err
 	}
+	part.info = o.info
 	if part.info.plaintext {
 		relay(x, resp)
 		return part, nil
@@ -682,8 +614,6 @@ func (p *Proxy) placePart(x *exchange, resp *http.Response, header http.Header, 
 	if part.n, err = envelope.SegmentPlaintextSize(resp.ContentLength); err != nil {
 		return part, err
 	}
-	o := objRef{bucket: x.t.bucket, key: x.t.key, query: versionQuery(query), header: http.Header{}, etag: resp.Header.Get("ETag"), info: part.info}
-	copyHeaders(o.header, header, "x-amz-expected-bucket-owner", "x-amz-request-payer")
 	if part.off, err = p.partOffset(x.r.Context(), o, k, start, part.n); err != nil {
 		return part, err
 	}

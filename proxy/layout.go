@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
-	"strconv"
 	"sync"
 
 	"github.com/s3seal/s3seal/envelope"
@@ -120,16 +118,6 @@ func (c *layoutCache) remove(el *list.Element) {
 // errNoPartReads means a store that does not answer partNumber reads.
 var errNoPartReads = errors.New("store does not serve partNumber reads")
 
-// objRef names one version of an object for the requests that learn its
-// layout: every one is pinned to the ETag with If-Match.
-type objRef struct {
-	bucket, key string
-	query       url.Values  // versionId only
-	header      http.Header // owner and payer headers
-	etag        string
-	info        objectInfo
-}
-
 // layout returns the object's layout and whether it is known to be exact
 // rather than guessed.
 func (p *Proxy) layout(ctx context.Context, o objRef) (envelope.Layout, bool, error) {
@@ -236,29 +224,12 @@ func (p *Proxy) exactLayout(ctx context.Context, o objRef) (envelope.Layout, boo
 
 // partSize is the stored size of part k, from HEAD ?partNumber=k.
 func (p *Proxy) partSize(ctx context.Context, o objRef, k int) (int64, error) {
-	q := url.Values{}
-	for kk, vs := range o.query {
-		q[kk] = vs
-	}
-	q.Set("partNumber", strconv.Itoa(k))
-	h := o.header.Clone()
-	h.Set("If-Match", o.etag)
-	req, err := p.up.newRequest(ctx, http.MethodHead, o.bucket, o.key, q, h, nil, 0)
-	if err != nil {
-		return 0, errInternal(err)
-	}
-	resp, err := p.up.do(req)
-	if err != nil {
-		return 0, errUpstream(err)
-	}
-	resp.Body.Close()
+	resp, err := p.headPart(ctx, o, k)
 	switch {
-	case resp.StatusCode == http.StatusPreconditionFailed:
-		return 0, errObjectChanged()
-	case resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent:
-		return 0, errUpstream(fmt.Errorf("HEAD ?partNumber=%d answered %d", k, resp.StatusCode))
-	case resp.ContentLength < 0:
-		return 0, errUpstream(fmt.Errorf("HEAD ?partNumber=%d without Content-Length", k))
+	case errors.Is(err, errPartAnswer):
+		return 0, errUpstream(err)
+	case err != nil:
+		return 0, err
 	case resp.ContentLength == o.info.stored && resp.Header.Get("X-Amz-Mp-Parts-Count") == "":
 		// The whole object: the store ignored partNumber.
 		return 0, errNoPartReads

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -18,16 +19,19 @@ import (
 // listObjects serves ListObjects (v1, v2) and ListObjectVersions: the store's
 // listing with every row's <Size> turned into the plaintext size.
 //
-// A row's plaintext size follows from that row alone: its stored size and the
-// part count in its ETag. A row whose stored size no s3seal object can have
-// is not an s3seal object (written to the store directly, or damaged); such a
-// row keeps its stored size. That is the honest answer: it is exactly what
-// the store holds and what a plaintext read (AllowPlaintextReads) serves, and
-// reads of it are refused otherwise. Failing the whole listing would make a
-// bucket unlistable because of one foreign object; dropping the row would hide
-// it; inventing a size would be a lie. (A foreign object whose stored size
-// happens to be a valid s3seal size shows a smaller size: a listing row
-// carries no metadata to tell the two apart.)
+// A row's plaintext size follows from its stored size and its part count:
+// the "-N" of its ETag, or, for an ETag without one on a store not known to
+// mark multipart ETags, the count the store gives when asked (object.go),
+// so a row is exact or keeps its stored size — never a guessed size. A row
+// whose stored size no s3seal object can have, or whose part count the
+// store will not give, keeps its stored size. That is the honest answer: it
+// is exactly what the store holds and what a plaintext read
+// (AllowPlaintextReads) serves, and reads of it are refused otherwise.
+// Failing the whole listing would make a bucket unlistable because of one
+// foreign object; dropping the row would hide it; inventing a size would be
+// a lie. (A foreign object whose stored size happens to be a valid s3seal
+// size shows a smaller size: a listing row carries no metadata to tell the
+// two apart.)
 func (p *Proxy) listObjects(x *exchange) error {
 	header := http.Header{}
 	copyHeaders(header, x.t.header, "x-amz-expected-bucket-owner", "x-amz-request-payer", "x-amz-optional-object-attributes")
@@ -46,8 +50,8 @@ func (p *Proxy) listObjects(x *exchange) error {
 		return err
 	}
 
-	foreign, err := rewriteListing(x.w, src, row, func(stored int64, etag string) (int64, error) {
-		return envelope.ObjectPlaintextSize(stored, etagParts(etag))
+	foreign, err := rewriteListing(x.w, src, row, func(r listedRow) (int64, error) {
+		return p.rowSize(x, r)
 	})
 	if err != nil {
 		x.abort(fmt.Errorf("rewriting listing: %w", err))
@@ -59,14 +63,45 @@ func (p *Proxy) listObjects(x *exchange) error {
 	return nil
 }
 
+// listedRow is what a listing row says of an object.
+type listedRow struct {
+	key, versionID, etag string
+	stored               int64
+}
+
+// rowSize is a listed object's plaintext size (see listObjects).
+func (p *Proxy) rowSize(x *exchange, r listedRow) (int64, error) {
+	n, marked := etagCount(r.etag)
+	if !marked && p.counts.marked.Load() != etagsMarked {
+		key := r.key
+		if x.t.query.Get("encoding-type") == "url" {
+			var err error
+			if key, err = url.QueryUnescape(key); err != nil {
+				return 0, err
+			}
+		}
+		q := url.Values{}
+		if r.versionID != "" && r.versionID != "null" {
+			q.Set("versionId", r.versionID)
+		}
+		o := newObjRef(x.t.bucket, key, q, x.t.header)
+		o.etag, o.info.stored = r.etag, r.stored
+		var err error
+		if n, err = p.partCount(x.r.Context(), o, http.Header{}); err != nil {
+			return 0, err
+		}
+	}
+	return envelope.ObjectPlaintextSize(r.stored, n)
+}
+
 // rewriteListing copies an S3 listing from src to dst byte for byte, except
 // the text of <Size> in each row element (a child of the root named row),
-// which becomes plainSize(stored, etag), and s3seal's own entries in a row's
+// which becomes plainSize of the row, and s3seal's own entries in a row's
 // <UserMetadata> (MinIO's metadata=true extension), which are dropped.
 // Everything else — unknown elements, namespaces, whitespace, entities —
 // passes unchanged, because only the bytes of recognized tokens are
 // replaced. It returns the number of rows left with their stored size.
-func rewriteListing(dst io.Writer, src *bufio.Reader, row string, plainSize func(stored int64, etag string) (int64, error)) (int, error) {
+func rewriteListing(dst io.Writer, src *bufio.Reader, row string, plainSize func(listedRow) (int64, error)) (int, error) {
 	toks := newRawTokens(src)
 	out := bufio.NewWriter(dst)
 	var (
@@ -75,7 +110,7 @@ func rewriteListing(dst io.Writer, src *bufio.Reader, row string, plainSize func
 		rowBuf   bytes.Buffer    // the current row's bytes, Size text left out
 		sizeAt   = -1            // offset in rowBuf where the Size text belongs
 		size     strings.Builder // the stored size text
-		etag     strings.Builder
+		fields   = map[string]*strings.Builder{"ETag": {}, "Key": {}, "VersionId": {}}
 		skipping int // >0: inside a dropped element, at this stack depth
 		foreign  int
 	)
@@ -102,7 +137,9 @@ func rewriteListing(dst io.Writer, src *bufio.Reader, row string, plainSize func
 				inRow, sizeAt = true, -1
 				rowBuf.Reset()
 				size.Reset()
-				etag.Reset()
+				for _, f := range fields {
+					f.Reset()
+				}
 			case inRow && parent == "UserMetadata" && envelope.IsReserved(t.Name.Local):
 				skipping = len(stack)
 			}
@@ -116,7 +153,8 @@ func rewriteListing(dst io.Writer, src *bufio.Reader, row string, plainSize func
 				rowBuf.Write(raw)
 				emit = false
 				inRow = false
-				if err := writeRow(out, rowBuf.Bytes(), sizeAt, size.String(), etag.String(), plainSize); err != nil {
+				r := listedRow{key: fields["Key"].String(), versionID: fields["VersionId"].String(), etag: fields["ETag"].String()}
+				if err := writeRow(out, rowBuf.Bytes(), sizeAt, size.String(), r, plainSize); err != nil {
 					foreign++
 				}
 			}
@@ -129,8 +167,10 @@ func rewriteListing(dst io.Writer, src *bufio.Reader, row string, plainSize func
 					}
 					size.Write(t)
 					emit = false
-				case "ETag":
-					etag.Write(t)
+				default:
+					if f, ok := fields[parent]; ok {
+						f.Write(t)
+					}
 				}
 			}
 		}
@@ -161,7 +201,7 @@ var errForeignRow = errors.New("row keeps its stored size")
 // writeRow writes one row with its Size text replaced by the plaintext size.
 // A row whose size does not invert is written with its stored size and
 // reported.
-func writeRow(out io.Writer, row []byte, sizeAt int, sizeText, etag string, plainSize func(int64, string) (int64, error)) error {
+func writeRow(out io.Writer, row []byte, sizeAt int, sizeText string, r listedRow, plainSize func(listedRow) (int64, error)) error {
 	if sizeAt < 0 {
 		_, err := out.Write(row) // no Size: a delete marker, for one
 		return err
@@ -171,7 +211,8 @@ func writeRow(out io.Writer, row []byte, sizeAt int, sizeText, etag string, plai
 	stored, err := strconv.ParseInt(strings.TrimSpace(sizeText), 10, 64)
 	if err == nil {
 		var plain int64
-		if plain, err = plainSize(stored, etag); err == nil {
+		r.stored = stored
+		if plain, err = plainSize(r); err == nil {
 			text = strconv.FormatInt(plain, 10)
 		}
 	}

@@ -89,8 +89,11 @@ func TestRewriteListingKeepsEverythingElse(t *testing.T) {
   <CommonPrefixes><Prefix>p/</Prefix></CommonPrefixes>
 </ListBucketResult>`, envelope.ChunkSize+5)
 	var out bytes.Buffer
-	foreign, err := rewriteListing(&out, bufio.NewReader(strings.NewReader(in)), "Contents", func(s int64, etag string) (int64, error) {
-		return envelope.ObjectPlaintextSize(s, etagParts(etag))
+	foreign, err := rewriteListing(&out, bufio.NewReader(strings.NewReader(in)), "Contents", func(r listedRow) (int64, error) {
+		if r.key == "k&1" && r.etag != `"abc"` {
+			t.Errorf("row read as %+v", r)
+		}
+		return envelope.ObjectPlaintextSize(r.stored, etagParts(r.etag))
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +105,7 @@ func TestRewriteListingKeepsEverythingElse(t *testing.T) {
 		t.Errorf("foreign rows = %d, want 1", foreign)
 	}
 
-	_, err = rewriteListing(io.Discard, bufio.NewReader(strings.NewReader(in[:len(in)/2])), "Contents", func(s int64, _ string) (int64, error) { return s, nil })
+	_, err = rewriteListing(io.Discard, bufio.NewReader(strings.NewReader(in[:len(in)/2])), "Contents", func(r listedRow) (int64, error) { return r.stored, nil })
 	if err == nil {
 		t.Error("a cut listing was rewritten without error")
 	}

@@ -287,6 +287,7 @@ func (p *Proxy) completeUpload(x *exchange) error {
 		// ranged reads of the new object need no discovery.
 		p.layouts.put(layoutKey(x.t.bucket, x.t.key, res.ETag), sizes, true)
 	}
+	p.learnPartCounts(res.ETag, len(parts))
 	h := x.w.Header()
 	copyHeaders(h, resp.Header, "x-amz-version-id", "x-amz-expiration", "x-amz-request-charged")
 	setEncryptionHeaders(h, "")
@@ -297,6 +298,15 @@ func (p *Proxy) completeUpload(x *exchange) error {
 		Key      string
 		ETag     string
 	}{Location: objectURL(x.r, x.t), Bucket: x.t.bucket, Key: x.t.key, ETag: res.ETag})
+}
+
+// learnPartCounts notes whether the store ended a completed upload's ETag
+// with its part count, and says so once when it did not.
+func (p *Proxy) learnPartCounts(etag string, parts int) {
+	if p.counts.learn(etag, parts) {
+		p.log.Warn("the store does not end multipart ETags with their part count (-N): s3seal asks it for each "+
+			"object's part count instead, a request per object read; run s3seal doctor against it", slog.String("etag", etag))
+	}
 }
 
 // objectURL is the object's URL at s3seal, for <Location>.

@@ -44,7 +44,12 @@ type Config struct {
 	// AllowPlaintextReads serves objects without s3seal metadata as they are
 	// stored. By default they are refused: s3seal cannot vouch for them.
 	AllowPlaintextReads bool
-	Logger              *slog.Logger // nil means slog.Default()
+	// StoreMarksMultipartETags says the store ends every multipart object's
+	// ETag with "-N" (the embedded store does), so an ETag without one is a
+	// single part. Otherwise s3seal learns it from the uploads it completes
+	// and, until then, asks the store for part counts (object.go).
+	StoreMarksMultipartETags bool
+	Logger                   *slog.Logger // nil means slog.Default()
 	// Observer is told about requests, upstream calls and cipher work, for
 	// metrics; nil means nobody.
 	Observer Observer
@@ -59,6 +64,7 @@ type Proxy struct {
 	allowPlaintext bool
 	log            *slog.Logger
 	layouts        *layoutCache // multipart layouts for ranged reads
+	counts         *partCounts  // what the store says of part counts
 	obs            Observer
 }
 
@@ -114,6 +120,7 @@ func New(cfg Config) (*Proxy, error) {
 		allowPlaintext: cfg.AllowPlaintextReads,
 		log:            log,
 		layouts:        newLayoutCache(),
+		counts:         newPartCounts(cfg.StoreMarksMultipartETags),
 		obs:            obs,
 	}, nil
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/s3seal/s3seal/envelope"
@@ -42,6 +43,14 @@ func (w testWriter) Write(p []byte) (int, error) {
 // configuration would, and serves it until the test ends.
 func startZeroConfig(t *testing.T, dataDir string) *server {
 	t.Helper()
+	s, _ := startZeroConfigStoppable(t, dataDir)
+	return s
+}
+
+// startZeroConfigStoppable is startZeroConfig with a stop function, which
+// the test's cleanup also calls.
+func startZeroConfigStoppable(t *testing.T, dataDir string) (*server, func()) {
+	t.Helper()
 	cfg, err := loadConfig(zeroConfigEnv(dataDir))
 	if err != nil {
 		t.Fatal(err)
@@ -53,13 +62,17 @@ func startZeroConfig(t *testing.T, dataDir string) *server {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	return s
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return s, stop
 }
 
 func fileMode(t *testing.T, path string) os.FileMode {
@@ -74,7 +87,7 @@ func fileMode(t *testing.T, path string) os.FileMode {
 func TestZeroConfigBootstrapTwice(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "s3seal-data")
 
-	first := startZeroConfig(t, dataDir)
+	first, stopFirst := startZeroConfigStoppable(t, dataDir)
 	if m := fileMode(t, dataDir); m != 0o700 {
 		t.Errorf("data dir mode %v, want 0700", m)
 	}
@@ -98,7 +111,16 @@ func TestZeroConfigBootstrapTwice(t *testing.T) {
 		t.Fatalf("no %s after first start: %v", defaultKeyAlias, err)
 	}
 
-	second := startZeroConfig(t, dataDir) // the first one is still running: a second instance must not clash
+	// The first one still runs: a second s3seal on the same store is refused.
+	cfg, err := loadConfig(zeroConfigEnv(dataDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newServer(context.Background(), cfg, testLogger(t)); err == nil || !strings.Contains(err.Error(), "in use by another s3seal") {
+		t.Fatalf("second s3seal on a data dir in use: %v", err)
+	}
+	stopFirst()
+	second := startZeroConfig(t, dataDir)
 	if second.cred != first.cred {
 		t.Errorf("second start has credential %+v, want the first one's %+v", second.cred, first.cred)
 	}

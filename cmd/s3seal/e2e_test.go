@@ -118,7 +118,7 @@ func checkStoreHoldsCiphertext(t *testing.T, storeDir, key string, marker []byte
 		if bytes.Contains(b, marker) {
 			t.Errorf("%s holds plaintext", path)
 		}
-		if strings.HasSuffix(filepath.ToSlash(path), "/buckets/demo/"+key) {
+		if path == filepath.Join(storeDir, "demo", key) {
 			found = true
 		}
 		return nil

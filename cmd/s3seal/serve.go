@@ -12,12 +12,14 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/internal/embeddedstore"
 	"github.com/s3seal/s3seal/metrics"
 	"github.com/s3seal/s3seal/proxy"
 	"github.com/s3seal/s3seal/sigv4"
@@ -90,7 +92,8 @@ type server struct {
 	cred     clientCredential
 	keys     keySetup
 	upstream upstreamStore
-	store    *embeddedStore // nil when S3SEAL_UPSTREAM_URL is set
+	store    *embeddedstore.Store // nil when S3SEAL_UPSTREAM_URL is set
+	stopping atomic.Bool          // closing the store is expected now
 	registry *prometheus.Registry
 	metrics  *metrics.Metrics
 
@@ -122,7 +125,7 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	if s.keys.allowed, err = openAllowList(ctx, cfg, s.keys.resolver, logger); err != nil {
 		return nil, err
 	}
-	if err = s.setUpstream(); err != nil {
+	if err = s.setUpstream(ctx); err != nil {
 		return nil, err
 	}
 	handler, err := s.newProxy()
@@ -196,7 +199,7 @@ func openKeyService(ctx context.Context, cfg Config, logger *slog.Logger) (keySe
 // why until the list resolves.
 func openAllowList(ctx context.Context, cfg Config, r envelope.KeyResolver, logger *slog.Logger) (*envelope.AllowList, error) {
 	allowed := envelope.NewAllowList(r, append([]string{cfg.KMSKeyID}, cfg.KMSDecryptKeyIDs...)...)
-	rctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
 	defer cancel()
 	err := allowed.Resolve(rctx)
 	var entry *envelope.AllowEntryError
@@ -224,7 +227,7 @@ func unknownKeyError(cfg Config, entry string) error {
 }
 
 // setUpstream uses the configured upstream or starts the embedded store.
-func (s *server) setUpstream() error {
+func (s *server) setUpstream(ctx context.Context) error {
 	cfg := s.cfg
 	if cfg.UpstreamURL != "" {
 		u, err := url.Parse(cfg.UpstreamURL) // validated in loadConfig
@@ -237,14 +240,30 @@ func (s *server) setUpstream() error {
 	if err := ensureDataDir(cfg.DataDir); err != nil {
 		return err
 	}
-	store, err := startEmbeddedStore(filepath.Join(cfg.DataDir, storeDir), s.logger)
+	// A start is finished even when a signal came meanwhile: run then
+	// shuts down cleanly, the store included.
+	store, err := embeddedstore.Start(context.WithoutCancel(ctx), embeddedstore.Options{DataDir: absPath(cfg.DataDir), Logger: s.logger})
+	if errors.Is(err, embeddedstore.ErrLocked) {
+		return fmt.Errorf("%w: stop it first, or give this one another S3SEAL_DATA_DIR", err)
+	}
 	if err != nil {
 		return err
 	}
 	s.store = store
-	s.upstream = upstreamStore{url: store.URL, cred: store.Credential, region: store.Region}
-	s.logger.Info("embedded store started", "url", store.URL.String(), "dir", store.Dir)
+	s.upstream = upstreamStore{url: store.URLValue(), cred: credential{store.AccessKey, store.SecretKey}, region: store.Region}
+	s.logger.Info("embedded store started", "url", store.URL, "dir", store.Dir, "metadata", store.Metadata)
+	go s.watchStore(store)
 	return nil
+}
+
+// watchStore says loudly if the embedded store stops while s3seal runs:
+// every request then fails, and /readyz says so.
+func (s *server) watchStore(store *embeddedstore.Store) {
+	<-store.Exited()
+	if s.stopping.Load() {
+		return
+	}
+	s.logger.Error("the embedded store stopped unexpectedly; restart s3seal", "dir", store.Dir)
 }
 
 // newProxy wires the proxy: client signatures checked against the one
@@ -269,8 +288,10 @@ func (s *server) newProxy() (http.Handler, error) {
 		Keys:                envelope.ObjectKeys{Keys: cached, KeyID: s.keys.keyID, Allowed: s.keys.allowed},
 		Domain:              cfg.Domain,
 		AllowPlaintextReads: cfg.AllowPlaintextReads,
-		Logger:              s.logger,
-		Observer:            s.metrics,
+		// s3seal runs the embedded store and knows it marks multipart ETags.
+		StoreMarksMultipartETags: s.store != nil,
+		Logger:                   s.logger,
+		Observer:                 s.metrics,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
@@ -378,6 +399,7 @@ func (s *server) closeStore() {
 	if s.store == nil {
 		return
 	}
+	s.stopping.Store(true)
 	if err := s.store.Close(); err != nil {
 		s.logger.Warn("closing the embedded store", "err", err)
 	}
@@ -423,7 +445,7 @@ func (s *server) writeBanner(w io.Writer) {
 	}
 	upstream := s.upstream.url.String()
 	if s.store != nil {
-		upstream = "embedded store in " + absPath(s.store.Dir)
+		upstream = "embedded store (versitygw) in " + s.store.Dir
 	}
 	fmt.Fprintf(w, "\ns3seal is running.\n\n")
 	fmt.Fprintf(w, "  endpoint    %s\n", s.endpoint())

@@ -41,6 +41,7 @@ type Store struct {
 	lies    []Lie
 	matched []int // per lie: requests its Match selected so far, for Nth
 	records []*Record
+	etags   map[string]string // ETags shown by ETagParts -> the real ones
 }
 
 // Record is one request the Store received, as the client sent it (before

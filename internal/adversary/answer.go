@@ -87,6 +87,7 @@ func (s *Store) apply(ctx context.Context, bucket string, a *answer, l Lie) erro
 	case ETagParts:
 		if v := a.header.Get("ETag"); v != "" {
 			a.header.Set("ETag", withParts(v, l.N))
+			s.rememberETag(a.header.Get("ETag"), v)
 		}
 		a.rewriteXML(etagElem, func(v string) string { return withParts(v, l.N) })
 	case ListingSize:

@@ -55,7 +55,9 @@ const (
 	// ETagParts changes the part count of the ETag header and of every
 	// <ETag> of an XML answer: N<0 strips a "-count" suffix, N>=0 sets the
 	// suffix to "-N" (adding one to a single-part ETag). XML answers to
-	// object GETs are not rewritten: those bodies are the object's.
+	// object GETs are not rewritten: those bodies are the object's. The
+	// Store stays consistent: a condition (If-Match, ...) naming an ETag
+	// it showed reaches the real store as the real ETag.
 	ETagParts
 	// ListingSize adds N to every <Size> of an XML answer (listings,
 	// ListParts); as for ETagParts, object GETs are left alone.

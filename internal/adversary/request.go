@@ -44,10 +44,34 @@ var conditions = []string{
 	"X-Amz-Copy-Source-If-Unmodified-Since",
 }
 
+// rememberETag notes that the Store showed an object's ETag real as lied,
+// so that conditions naming lied reach the real store as real: a store
+// whose ETags say something else is still consistent about them.
+func (s *Store) rememberETag(lied, real string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.etags == nil {
+		s.etags = map[string]string{}
+	}
+	s.etags[lied] = real
+}
+
+// realETags translates ETags the Store made up in conditions back.
+func (s *Store) realETags(h http.Header) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range conditions[:4] {
+		if real, ok := s.etags[h.Get(k)]; ok {
+			h.Set(k, real)
+		}
+	}
+}
+
 // outgoing builds the request for the real store, with the request-side
 // lies applied.
 func (s *Store) outgoing(r *http.Request, bucket, key string, lies []Lie, body io.ReadCloser) (*http.Request, error) {
 	path, query, header := r.URL.Path, r.URL.Query(), forwardHeader(r.Header)
+	s.realETags(header)
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
 	for _, l := range lies {
 		switch l.Kind {

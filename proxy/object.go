@@ -1,0 +1,243 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/s3seal/s3seal/envelope"
+)
+
+// objectInfo is what a store's answers say about an object.
+type objectInfo struct {
+	meta      envelope.Metadata
+	plaintext bool  // no s3seal metadata, served as stored (AllowPlaintextReads)
+	stored    int64 // stored size
+	size      int64 // plaintext size (= stored for plaintext objects)
+	segments  int   // part count (partCount)
+}
+
+// objRef names one version of an object in the store, and how to ask about
+// it: every request that learns more about it is pinned to its ETag.
+type objRef struct {
+	bucket, key string
+	query       url.Values  // versionId only
+	header      http.Header // owner and payer headers
+	etag        string
+	info        objectInfo
+}
+
+// newObjRef names bucket/key at the version query asks for, asked about
+// with the owner and payer headers of client.
+func newObjRef(bucket, key string, query url.Values, client http.Header) objRef {
+	o := objRef{bucket: bucket, key: key, query: versionQuery(query), header: http.Header{}}
+	copyHeaders(o.header, client, "x-amz-expected-bucket-owner", "x-amz-request-payer")
+	return o
+}
+
+// versionQuery keeps only versionId.
+func versionQuery(q url.Values) url.Values {
+	out := url.Values{}
+	if v, ok := q["versionId"]; ok {
+		out["versionId"] = v
+	}
+	return out
+}
+
+// inspect reads an object's metadata, sizes and part count from a store's
+// answer about it (h, and its stored size), into o.info.
+func (p *Proxy) inspect(ctx context.Context, o *objRef, h http.Header, stored int64) error {
+	o.etag = h.Get("ETag")
+	o.info = objectInfo{stored: stored}
+	if stored < 0 {
+		return errUpstream(errors.New("store sent no Content-Length for an object"))
+	}
+	meta, err := envelope.ParseHeader(h)
+	switch {
+	case errors.Is(err, envelope.ErrUnsupportedVersion):
+		// Written by a newer s3seal, or a damaged version field: either way
+		// this build must not guess.
+		return newS3Error("UnsupportedObjectFormat", http.StatusInternalServerError,
+			"The stored object uses an s3seal format this version cannot read.", err)
+	case errors.Is(err, envelope.ErrNoMetadata):
+		if !p.allowPlaintext {
+			return newS3Error("AccessDenied", http.StatusForbidden, "The object was not written through s3seal.", err)
+		}
+		o.info.plaintext, o.info.size = true, stored
+		return nil
+	case err != nil:
+		return err
+	}
+	o.info.meta = meta
+	if o.info.segments, err = p.partCount(ctx, *o, h); err != nil {
+		return err
+	}
+	// Never a guess: a size that no plaintext encrypts to is a damaged or
+	// foreign object.
+	o.info.size, err = envelope.ObjectPlaintextSize(stored, o.info.segments)
+	return err
+}
+
+// etagParts is the part count of a multipart ETag ("...-N"), 1 otherwise.
+// A count above envelope.MaxSegments comes back as MaxSegments+1, which
+// every size function refuses: the store's number never sizes anything.
+func etagParts(etag string) int {
+	n, _ := etagCount(etag)
+	return n
+}
+
+// etagCount is etagParts, and whether the ETag had a "-N" at all.
+func etagCount(etag string) (int, bool) {
+	etag = strings.Trim(strings.TrimPrefix(etag, "W/"), `"`)
+	i := strings.LastIndexByte(etag, '-')
+	if i < 0 {
+		return 1, false
+	}
+	return boundedCount(etag[i+1:])
+}
+
+// boundedCount parses a part count a store gave; ok is false if it is no
+// number.
+func boundedCount(s string) (int, bool) {
+	n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
+	switch {
+	case errors.Is(err, strconv.ErrRange) || (err == nil && n > envelope.MaxSegments):
+		return envelope.MaxSegments + 1, true
+	case err != nil || n < 1:
+		return 1, false
+	}
+	return int(n), true
+}
+
+// Part counts (FORMAT.md §4.2): an object's size follows from its stored
+// size and its part count, which S3 gives as the "-N" of a multipart ETag.
+// An ETag without one means a single part only on a store that ends every
+// multipart ETag so: the embedded store, and any store once s3seal has seen
+// it answer a completed upload so. On any other store the count is asked
+// (partCounts.ask) and remembered per ETag, and a store that will not say is
+// refused: a size is never guessed.
+type partCounts struct {
+	marked atomic.Int32 // etagsMarked, etagsUnmarked or 0: not known yet
+	known  *lru.Cache[string, int]
+}
+
+const (
+	etagsMarked   = 1
+	etagsUnmarked = -1
+	countCacheLen = 1 << 16
+)
+
+func newPartCounts(marked bool) *partCounts {
+	c := &partCounts{}
+	c.known, _ = lru.New[string, int](countCacheLen) // errors only for a size < 1
+	if marked {
+		c.marked.Store(etagsMarked)
+	}
+	return c
+}
+
+// learn records what a completed upload of n parts says about the store:
+// whether its ETag carries "-n". It returns true when that is news that an
+// operator should hear of (a store that does not mark multipart ETags).
+func (c *partCounts) learn(etag string, n int) bool {
+	if got, ok := etagCount(etag); ok && got == n {
+		c.marked.Store(etagsMarked)
+		return false
+	}
+	return c.marked.Swap(etagsUnmarked) != etagsUnmarked
+}
+
+// errUnknownPartCount refuses an object whose part count the store will
+// not give.
+func errUnknownPartCount(cause error) *s3Error {
+	return newS3Error("UnknownPartCount", http.StatusBadGateway,
+		"The store gives no part count for this object (its ETag has no -N and it does not answer partNumber reads), "+
+			"so s3seal cannot know its size. Run s3seal doctor against this store.", cause)
+}
+
+// partCount is the number of parts of the object o, whose answer header is
+// h: the ETag's "-N", a count the answer carries, or what the store says
+// when asked.
+func (p *Proxy) partCount(ctx context.Context, o objRef, h http.Header) (int, error) {
+	if n, ok := etagCount(o.etag); ok {
+		return n, nil
+	}
+	if n, ok := boundedCount(h.Get("X-Amz-Mp-Parts-Count")); ok {
+		return n, nil
+	}
+	if p.counts.marked.Load() == etagsMarked {
+		return 1, nil
+	}
+	k := layoutKey(o.bucket, o.key, o.etag)
+	if n, ok := p.counts.known.Get(k); ok {
+		return n, nil
+	}
+	n, err := p.askPartCount(ctx, o)
+	if err != nil {
+		return 0, err
+	}
+	p.counts.known.Add(k, n)
+	return n, nil
+}
+
+// askPartCount asks the store for o's part count: HEAD ?partNumber=1 says
+// it for a multipart object (x-amz-mp-parts-count); for a single part, a
+// store that serves part reads answers 416 to ?partNumber=2.
+func (p *Proxy) askPartCount(ctx context.Context, o objRef) (int, error) {
+	resp, err := p.headPart(ctx, o, 1)
+	if err != nil {
+		return 0, err
+	}
+	if n, ok := boundedCount(resp.Header.Get("X-Amz-Mp-Parts-Count")); ok {
+		return n, nil
+	}
+	if resp.ContentLength != o.info.stored {
+		return 0, errUnknownPartCount(errors.New("part 1 is not the whole object, and no part count"))
+	}
+	resp, err = p.headPart(ctx, o, 2)
+	switch {
+	case errors.Is(err, errPartAnswer) && resp != nil && resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
+		return 1, nil
+	case err != nil && !errors.Is(err, errPartAnswer):
+		return 0, err
+	}
+	return 0, errUnknownPartCount(errors.New("the store answers ?partNumber=2 of a one-part object"))
+}
+
+// errPartAnswer is a part read answered with another status than 200/206.
+var errPartAnswer = errors.New("part read not answered")
+
+// headPart sends HEAD ?partNumber=k for o, pinned to its ETag. Statuses
+// other than 200 and 206 come back as errPartAnswer with the response (a
+// changed object as errObjectChanged).
+func (p *Proxy) headPart(ctx context.Context, o objRef, k int) (*http.Response, error) {
+	q := url.Values{}
+	for kk, vs := range o.query {
+		q[kk] = vs
+	}
+	q.Set("partNumber", strconv.Itoa(k))
+	h := o.header.Clone()
+	h.Set("If-Match", o.etag)
+	resp, err := p.send(ctx, http.MethodHead, o.bucket, o.key, q, h, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusPartialContent:
+		if resp.ContentLength < 0 {
+			return nil, errUpstream(fmt.Errorf("HEAD ?partNumber=%d without Content-Length", k))
+		}
+		return resp, nil
+	case http.StatusPreconditionFailed:
+		return nil, errObjectChanged()
+	}
+	return resp, fmt.Errorf("HEAD ?partNumber=%d answered %d: %w", k, resp.StatusCode, errPartAnswer)
+}
