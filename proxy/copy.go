@@ -225,7 +225,7 @@ func (p *Proxy) copyObject(x *exchange) error {
 		return errBadAnswer(x, errors.New("CopyObject answer is neither a CopyObjectResult nor an Error"))
 	}
 	h := x.w.Header()
-	copyResponseHeader(h, resp.Header)
+	copyResponseHeader(h, resp)
 	for k := range h {
 		if strings.HasPrefix(strings.ToLower(k), "x-amz-checksum-") {
 			delete(h, k)

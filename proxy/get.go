@@ -91,7 +91,7 @@ func (p *Proxy) headObject(x *exchange, header http.Header, query url.Values, ra
 	info := o.info
 	h := x.w.Header()
 	if info.plaintext {
-		copyResponseHeader(h, resp.Header)
+		copyResponseHeader(h, resp)
 	} else {
 		objectResponseHeader(h, resp.Header, info)
 	}
@@ -483,11 +483,10 @@ func objectResponseHeader(dst, src http.Header, info objectInfo) {
 	for k, vs := range src {
 		lk := strings.ToLower(k)
 		switch {
-		case lk == "content-length", lk == "content-range", lk == "content-md5",
-			lk == "accept-ranges", lk == "x-amz-request-id", lk == "x-amz-mp-parts-count",
+		case !answerHeader(lk, http.StatusOK),
+			lk == "content-length", lk == "content-range", lk == "accept-ranges", lk == "x-amz-mp-parts-count",
 			strings.HasPrefix(lk, "x-amz-checksum-"),
-			strings.HasPrefix(lk, "x-amz-server-side-encryption"),
-			strings.HasPrefix(lk, "x-amz-meta-") && envelope.IsReserved(lk):
+			strings.HasPrefix(lk, "x-amz-server-side-encryption"):
 			continue
 		}
 		if strings.HasPrefix(lk, "x-amz-meta-") {
@@ -497,9 +496,6 @@ func objectResponseHeader(dst, src http.Header, info objectInfo) {
 			k = lk
 		}
 		dst[k] = append([]string(nil), vs...)
-	}
-	for _, k := range hopByHop {
-		dst.Del(k)
 	}
 	dst.Set("Accept-Ranges", "bytes")
 	setEncryptionHeaders(dst, info.meta.KeyID)

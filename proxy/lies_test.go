@@ -165,6 +165,8 @@ func TestStoreLies(t *testing.T) {
 		{"Content-Range moved", []adversary.Lie{{Match: get, Kind: adversary.ContentRangeShift, N: 48}}, "mp", "", rng(2*chunk-10, 2*chunk+10), 2*chunk - 10, 21, true, "", true},
 		{"Content-Range total", []adversary.Lie{{Match: get, Kind: adversary.ContentRangeTotal, N: chunk + 16}}, "mp", "", rng(2*chunk-10, 2*chunk+10), 2*chunk - 10, 21, true, "", true},
 		{"error status with an object body", []adversary.Lie{{Match: get, Kind: adversary.Status, N: 404}}, "small", "", nil, 0, -1, true, "BadStoreAnswer", false},
+		{"redirect elsewhere", []adversary.Lie{{Match: get, Kind: adversary.Status, N: 307}, {Match: get, Kind: adversary.SetHeader, Key: "Location: http://127.0.0.1:1/x"}},
+			"small", "", nil, 0, -1, true, "BadStoreAnswer", false},
 		{"sub-resources ignored", []adversary.Lie{{Kind: adversary.IgnoreSubresources}}, "small", "?tagging", nil, 0, 0, true, "BadStoreAnswer", false},
 	}
 	for _, tt := range tests {

@@ -165,7 +165,9 @@ func rewriteListing(dst io.Writer, src *bufio.Reader, row string, plainSize func
 					if sizeAt < 0 {
 						sizeAt = rowBuf.Len()
 					}
-					size.Write(t)
+					if size.Write(t); size.Len() > 64 {
+						return foreign, fmt.Errorf("a <Size> of more than 64 bytes: %w", errTokenTooLong)
+					}
 					emit = false
 				default:
 					if f, ok := fields[parent]; ok {
@@ -185,9 +187,6 @@ func rewriteListing(dst io.Writer, src *bufio.Reader, row string, plainSize func
 				return foreign, err
 			}
 		}
-	}
-	if inRow || len(stack) > 0 {
-		return foreign, fmt.Errorf("listing ends inside <%s>: %w", strings.Join(stack, "><"), io.ErrUnexpectedEOF)
 	}
 	if _, err := out.Write(toks.rest()); err != nil {
 		return foreign, err

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -224,7 +225,7 @@ func (p *Proxy) completeUpload(x *exchange) error {
 	}
 
 	ctx := x.r.Context()
-	listed, err := p.listAllParts(x, tok.upstreamID)
+	listed, err := p.listAllParts(x, tok.upstreamID, len(parts))
 	if err != nil {
 		return err
 	}
@@ -267,20 +268,16 @@ func (p *Proxy) completeUpload(x *exchange) error {
 		return relayFailure(x, resp)
 	}
 	// S3 may answer 200 and still report an error in the body.
-	rb, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	rb, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	if err != nil {
 		return errUpstream(err)
 	}
-	var res struct {
-		XMLName xml.Name
-		ETag    string
+	if checkXML(rb, "CompleteMultipartUploadResult") != nil {
+		return relayLateError(x, resp, rb)
 	}
-	if err := xml.Unmarshal(rb, &res); err != nil || res.XMLName.Local != "CompleteMultipartUploadResult" {
-		copyResponseHeader(x.w.Header(), resp.Header)
-		x.w.Header().Set("Content-Length", strconv.Itoa(len(rb)))
-		x.w.WriteHeader(resp.StatusCode)
-		x.w.Write(rb)
-		return nil
+	var res struct{ ETag string }
+	if err := xml.Unmarshal(rb, &res); err != nil {
+		return errBadAnswer(x, err)
 	}
 	if res.ETag != "" {
 		// Parts are sizes the proxy just checked: remember the layout, so
@@ -326,53 +323,64 @@ type listedPart struct {
 	Size int64
 }
 
-// listAllParts lists an upload's parts upstream, every page.
-func (p *Proxy) listAllParts(x *exchange, upstreamID string) (map[int]listedPart, error) {
+// listAllParts lists an upload's parts 1..upto upstream, page by page. Each
+// page must move the part-number marker forward, so a store cannot keep one
+// Complete listing forever.
+func (p *Proxy) listAllParts(x *exchange, upstreamID string, upto int) (map[int]listedPart, error) {
 	header := http.Header{}
 	copyHeaders(header, x.t.header, uploadRequestHeaders...)
 	parts := map[int]listedPart{}
-	marker := ""
-	for range maxPartNumber + 1 {
+	for marker := 0; marker < upto; {
 		q := url.Values{"uploadId": {upstreamID}}
-		if marker != "" {
-			q.Set("part-number-marker", marker)
+		if marker > 0 {
+			q.Set("part-number-marker", strconv.Itoa(marker))
 		}
-		req, err := p.up.newRequest(x.r.Context(), http.MethodGet, x.t.bucket, x.t.key, q, header.Clone(), nil, 0)
+		page, err := p.listPartsPage(x.r.Context(), x, q, header)
 		if err != nil {
-			return nil, errInternal(err)
+			return nil, err
 		}
-		resp, err := p.up.do(req)
-		if err != nil {
-			return nil, errUpstream(err)
-		}
-		if resp.StatusCode != http.StatusOK {
-			return nil, &storeFailure{resp: resp} // relayed and closed by serve
-		}
-		var res struct {
-			IsTruncated          bool
-			NextPartNumberMarker string
-			Parts                []struct {
-				PartNumber int
-				ETag       string
-				Size       int64
-			} `xml:"Part"`
-		}
-		err = readXML(resp.Body, &res)
-		resp.Body.Close()
-		if err != nil {
-			return nil, errUpstream(fmt.Errorf("ListParts answer: %w", err))
-		}
-		for _, pt := range res.Parts {
-			if pt.PartNumber >= 1 && pt.PartNumber <= maxPartNumber {
+		for _, pt := range page.Parts {
+			if pt.PartNumber > marker && pt.PartNumber <= upto {
 				parts[pt.PartNumber] = listedPart{ETag: pt.ETag, Size: pt.Size}
 			}
 		}
-		if !res.IsTruncated || res.NextPartNumberMarker == "" || res.NextPartNumberMarker == marker {
-			return parts, nil
+		next, err := strconv.Atoi(page.NextPartNumberMarker)
+		if !page.IsTruncated {
+			break
 		}
-		marker = res.NextPartNumberMarker
+		if err != nil || next <= marker {
+			return nil, errBadAnswer(x, fmt.Errorf("ListParts page after part %d says to go on from %q", marker, page.NextPartNumberMarker))
+		}
+		marker = next
 	}
-	return nil, errUpstream(errors.New("ListParts does not end"))
+	return parts, nil
+}
+
+// partsPage is one page of a store's ListParts answer.
+type partsPage struct {
+	IsTruncated          bool
+	NextPartNumberMarker string
+	Parts                []struct {
+		PartNumber int
+		ETag       string
+		Size       int64
+	} `xml:"Part"`
+}
+
+func (p *Proxy) listPartsPage(ctx context.Context, x *exchange, q url.Values, header http.Header) (partsPage, error) {
+	var page partsPage
+	resp, err := p.send(ctx, http.MethodGet, x.t.bucket, x.t.key, q, header.Clone(), nil)
+	if err != nil {
+		return page, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return page, &storeFailure{resp: resp} // relayed and closed by serve
+	}
+	defer resp.Body.Close()
+	if err := readXML(resp.Body, &page); err != nil {
+		return page, errUpstream(fmt.Errorf("ListParts answer: %w", err))
+	}
+	return page, nil
 }
 
 // abortUpstream aborts an upload after s3seal refused to complete it.

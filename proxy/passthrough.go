@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +23,11 @@ import (
 // reaches the client (relayAnswer).
 func (p *Proxy) passthrough(x *exchange) error {
 	header := passthroughHeader(x.t.header)
+	// The document's type is s3seal's to say: it checked what it is.
+	header.Del("Content-Type")
+	if len(x.doc) > 0 {
+		header.Set("Content-Type", map[bool]string{true: "application/json", false: "application/xml"}[x.t.route.in.json()])
+	}
 	if c := x.req.Checksum; c != "" && header.Get("X-Amz-Checksum-"+c) == "" {
 		// A checksum that came as a trailer, now verified, goes to the
 		// store as a header, since the body is sent without framing.
@@ -89,7 +93,7 @@ func (p *Proxy) relayAnswer(x *exchange, resp *http.Response) error {
 		return errBadAnswer(x, err)
 	}
 	h := x.w.Header()
-	copyResponseHeader(h, resp.Header)
+	copyResponseHeader(h, resp)
 	h.Set("Content-Length", strconv.Itoa(len(b)))
 	x.w.WriteHeader(resp.StatusCode)
 	if x.r.Method != http.MethodHead {
@@ -113,15 +117,10 @@ func checkAnswer(x *exchange, resp *http.Response, b []byte, max int64) error {
 		// Configuration calls change no object; an ETag means the store
 		// wrote the body as one.
 		return errors.New("answer carries an ETag: the store took the request for an object write")
-	case len(bytes.TrimSpace(b)) > 0 && !isXMLDocument(b):
-		return errors.New("answer body is not XML")
+	case len(bytes.TrimSpace(b)) > 0 && checkXML(b, "") != nil:
+		return errors.New("answer body is not one XML document")
 	}
 	return nil
-}
-
-func isXMLDocument(b []byte) bool {
-	var v struct{ XMLName xml.Name }
-	return xml.Unmarshal(b, &v) == nil
 }
 
 // relayDocument streams a store's XML answer after checking its root
@@ -140,7 +139,7 @@ func errBadAnswer(x *exchange, cause error) *s3Error {
 // s3seal encryption (AllowPlaintextReads). A body cut short must not look
 // complete to the client, so it aborts.
 func relay(x *exchange, resp *http.Response) {
-	copyResponseHeader(x.w.Header(), resp.Header)
+	copyResponseHeader(x.w.Header(), resp)
 	x.w.WriteHeader(resp.StatusCode)
 	if x.r.Method == http.MethodHead {
 		return
@@ -150,22 +149,39 @@ func relay(x *exchange, resp *http.Response) {
 	}
 }
 
-// copyResponseHeader copies a store's answer headers to the client, except
-// connection-level ones and the store's request id (s3seal sets its own).
-func copyResponseHeader(dst, src http.Header) {
-	for k, vs := range src {
-		dst[k] = append([]string(nil), vs...)
-	}
-	for _, k := range hopByHop {
-		dst.Del(k)
-	}
-	dst.Del("X-Amz-Request-Id")
-	for k := range dst {
-		// Clients never see s3seal's metadata, whatever the answer.
-		if strings.HasPrefix(strings.ToLower(k), "x-amz-meta-") && envelope.IsReserved(k) {
-			delete(dst, k)
+// copyResponseHeader copies to the client the headers of a store's answer
+// that S3 answers with (answerHeader).
+func copyResponseHeader(dst http.Header, resp *http.Response) {
+	for k, vs := range resp.Header {
+		if answerHeader(strings.ToLower(k), resp.StatusCode) {
+			dst[k] = append([]string(nil), vs...)
 		}
 	}
+}
+
+// answerHeaders are the headers of a store's answer a client may see, besides
+// x-amz-*: what S3 answers with. Anything else (Set-Cookie, HSTS, Alt-Svc,
+// Link, ...) could make a client keep state or go elsewhere on the store's
+// word, and Location does only on a success (CreateBucket's).
+var answerHeaders = map[string]bool{
+	"accept-ranges": true, "cache-control": true, "content-disposition": true, "content-encoding": true,
+	"content-language": true, "content-length": true, "content-range": true, "content-type": true,
+	"date": true, "etag": true, "expires": true, "last-modified": true, "retry-after": true,
+}
+
+// answerHeader says whether the header lk (lower case) of a store's answer
+// of status may reach the client. Never s3seal's metadata, nor the store's
+// request id (s3seal sets its own).
+func answerHeader(lk string, status int) bool {
+	switch {
+	case answerHeaders[lk]:
+		return true
+	case lk == "location":
+		return status/100 == 2
+	case lk == "x-amz-request-id", strings.HasPrefix(lk, "x-amz-meta-") && envelope.IsReserved(lk):
+		return false
+	}
+	return strings.HasPrefix(lk, "x-amz-")
 }
 
 // expect sends a bodiless request to the store. When the store answers with
@@ -185,6 +201,21 @@ func (p *Proxy) expect(x *exchange, want int, method, bucket, key string, query 
 	return resp, nil
 }
 
+// relayLateError relays a 200 answer whose body, read already, is an S3
+// error document (S3 reports some failures so, after the status is out);
+// anything else is not an answer S3 gives, and is refused.
+func relayLateError(x *exchange, resp *http.Response, body []byte) error {
+	if checkXML(body, "Error") != nil {
+		return errBadAnswer(x, fmt.Errorf("%s answer is neither its result nor an Error", x.t.op()))
+	}
+	h := x.w.Header()
+	copyResponseHeader(h, resp)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	x.w.WriteHeader(resp.StatusCode)
+	x.w.Write(body)
+	return nil
+}
+
 // maxErrorBody bounds a store's error document.
 const maxErrorBody = 64 << 10
 
@@ -194,7 +225,10 @@ const maxErrorBody = 64 << 10
 // relaying it could hand stored ciphertext to the client as if it were the
 // object.
 func relayFailure(x *exchange, resp *http.Response) error {
-	if resp.StatusCode < 300 {
+	if resp.StatusCode < 300 || (resp.StatusCode < 400 && resp.StatusCode != http.StatusNotModified) {
+		// A success that is not the one expected, or a redirect: relayed,
+		// either could make a client take the store's bytes for the
+		// object, or send its body where the store says.
 		return errBadAnswer(x, fmt.Errorf("store answered %s %s with status %d", x.r.Method, x.t.op(), resp.StatusCode))
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody+1))
@@ -205,7 +239,7 @@ func relayFailure(x *exchange, resp *http.Response) error {
 		return errBadAnswer(x, fmt.Errorf("store answered %d with a body that is not an S3 error", resp.StatusCode))
 	}
 	h := x.w.Header()
-	copyResponseHeader(h, resp.Header)
+	copyResponseHeader(h, resp)
 	for k := range h {
 		// Checksums of stored bytes never describe an error's body.
 		if strings.HasPrefix(strings.ToLower(k), "x-amz-checksum-") {

@@ -240,7 +240,7 @@ func (p *Proxy) serveOp(x *exchange) error {
 	if rt == nil {
 		return errNotImplemented(x.t.refusal)
 	}
-	if err := checkHeaders(x.t.header); err != nil {
+	if err := checkHeaders(x.r.Method, x.t.header); err != nil {
 		return err
 	}
 	if err := x.readBody(); err != nil {

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/s3seal/s3seal/envelope"
@@ -22,13 +24,17 @@ const (
 )
 
 // checkHeaders refuses headers no operation may carry through s3seal.
-func checkHeaders(h http.Header) error {
+func checkHeaders(method string, h http.Header) error {
 	for k := range h {
 		lk := strings.ToLower(k)
 		switch {
 		case strings.HasPrefix(lk, "x-amz-meta-") && envelope.IsReserved(lk):
 			return newS3Error("InvalidArgument", http.StatusBadRequest,
 				"User metadata named x-amz-meta-s3seal-* is reserved for s3seal.", nil)
+		case lk == "content-type" && method == http.MethodPost && isFormData(h.Get(k)):
+			// Stores route a POST carrying a form to browser uploads, whatever
+			// its query (MinIO does): it would reach another operation.
+			return errNotImplemented("POST with a multipart/form-data body (browser form upload)")
 		case strings.HasPrefix(lk, sseCustomerPrefix), strings.HasPrefix(lk, copySSECustomerPrefix):
 			return newS3Error("InvalidRequest", http.StatusBadRequest,
 				"s3seal encrypts every object with a KMS key; customer-provided keys (SSE-C, "+lk+") are not supported. "+
@@ -64,6 +70,11 @@ func (x *exchange) readEmpty() error {
 		return errUnexpectedContent()
 	}
 	return nil
+}
+
+func isFormData(contentType string) bool {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	return strings.EqualFold(mt, "multipart/form-data")
 }
 
 func errUnexpectedContent() *s3Error {
@@ -107,7 +118,28 @@ func checkDocument(d *document, b []byte) error {
 		return newS3Error("MalformedXML", http.StatusBadRequest,
 			"The XML you provided was not well-formed or did not validate against our published schema (want a <"+d.root+"> document).", err)
 	}
+	if name := firstElement(b, d.refuse); name != "" {
+		return errNotImplemented("<" + name + "> in a <" + d.root + "> document")
+	}
 	return nil
+}
+
+// firstElement is the first element of the (well-formed) document b whose
+// local name is one of names, or "".
+func firstElement(b []byte, names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	dec := xml.NewDecoder(bytes.NewReader(b))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		if se, ok := tok.(xml.StartElement); ok && slices.Contains(names, se.Name.Local) {
+			return se.Name.Local
+		}
+	}
 }
 
 func isJSONObject(b []byte) bool {
@@ -119,7 +151,7 @@ func isJSONObject(b []byte) bool {
 var errWrongRoot = errors.New("unexpected XML root element")
 
 // checkXML checks that b is one well-formed XML document whose root element
-// has the given local name.
+// has the given local name ("" takes any).
 func checkXML(b []byte, root string) error {
 	dec := xml.NewDecoder(bytes.NewReader(b))
 	depth, roots := 0, 0
@@ -134,11 +166,13 @@ func checkXML(b []byte, root string) error {
 		switch t := tok.(type) {
 		case xml.StartElement:
 			if depth == 0 {
-				if roots++; roots > 1 || t.Name.Local != root {
+				if roots++; roots > 1 || (root != "" && t.Name.Local != root) {
 					return fmt.Errorf("<%s>: %w", t.Name.Local, errWrongRoot)
 				}
 			}
-			depth++
+			if depth++; depth > maxDepth {
+				return fmt.Errorf("elements nested deeper than %d: %w", maxDepth, errNotOneDocument)
+			}
 		case xml.EndElement:
 			depth--
 		case xml.CharData:

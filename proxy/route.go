@@ -33,9 +33,10 @@ const (
 
 // document is the shape of a configuration document in a request or answer.
 type document struct {
-	root     string // local name of the XML root element; "" for JSON
-	max      int64  // largest accepted, in bytes
-	optional bool   // an empty body is accepted too (a canned ACL in a header)
+	root     string   // local name of the XML root element; "" for JSON
+	max      int64    // largest accepted, in bytes
+	optional bool     // an empty body is accepted too (a canned ACL in a header)
+	refuse   []string // elements it may not have: what s3seal does not serve
 }
 
 func (d *document) json() bool { return d.root == "" }
@@ -123,8 +124,10 @@ var routes = append([]route{
 		in: &document{root: "CompleteMultipartUpload", max: docParts}, serve: (*Proxy).completeUpload},
 	{name: "AbortMultipartUpload", method: http.MethodDelete, level: levelObject, sub: "uploadId", serve: (*Proxy).abortUpload},
 	{name: "ListParts", method: http.MethodGet, level: levelObject, sub: "uploadId", params: []string{"max-parts", "part-number-marker"}, serve: (*Proxy).listParts},
+	// A SELECT restore writes query results (plaintext of the client's
+	// choosing, with metadata of its choosing) as new objects: refused.
 	{name: "RestoreObject", method: http.MethodPost, level: levelObject, sub: "restore", params: version, body: bodyDocument,
-		in: &document{root: "RestoreRequest", max: docSmall}},
+		in: &document{root: "RestoreRequest", max: docSmall, refuse: []string{"Type", "SelectParameters", "OutputLocation"}}},
 }, configRoutes()...)
 
 // configResource is a configuration sub-resource: a document that is read, replaced

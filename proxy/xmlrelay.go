@@ -58,7 +58,7 @@ func startXMLAnswer(x *exchange, resp *http.Response, root string) (*bufio.Reade
 		return nil, errBadAnswer(x, err)
 	}
 	h := x.w.Header()
-	copyResponseHeader(h, resp.Header)
+	copyResponseHeader(h, resp)
 	h.Del("Content-Length")
 	h.Del("Content-Md5")
 	x.w.WriteHeader(resp.StatusCode)
@@ -132,7 +132,9 @@ func rewriteLeaves(dst io.Writer, src *bufio.Reader, rewrite func(path []string,
 		case xml.CharData:
 			if inLeaf {
 				text.Write(t)
-				held = append(held, raw...)
+				if held = append(held, raw...); len(held) > maxToken {
+					return kept, fmt.Errorf("a value longer than %d bytes: %w", maxToken, errTokenTooLong)
+				}
 				continue
 			}
 			out.Write(raw)
@@ -164,9 +166,6 @@ func rewriteLeaves(dst io.Writer, src *bufio.Reader, rewrite func(path []string,
 			return kept, err
 		}
 	}
-	if len(stack) > 0 {
-		return kept, fmt.Errorf("answer ends inside <%s>: %w", strings.Join(stack, "><"), io.ErrUnexpectedEOF)
-	}
 	out.Write(toks.rest())
 	_, err := dst.Write(out.Bytes())
 	return kept, err
@@ -174,12 +173,23 @@ func rewriteLeaves(dst io.Writer, src *bufio.Reader, rewrite func(path []string,
 
 // rawTokens yields an XML document's tokens together with their exact input
 // bytes, so a relay can copy a document byte for byte and replace only what
-// it must.
+// it must. It checks what the decoder's RawToken does not: one root
+// element, matching end tags, no text outside the root, and a bounded
+// depth, so that a relayed answer is one well-formed document and no store
+// input grows the relay's state without bound.
 type rawTokens struct {
 	dec      *xml.Decoder
 	rec      *byteRecorder
 	consumed int64 // input offset of rec.buf[0]
+	open     []xml.Name
+	rootDone bool
 }
+
+// maxDepth bounds element nesting: S3's documents nest a few levels.
+const maxDepth = 64
+
+// errNotOneDocument means an answer that is not one well-formed document.
+var errNotOneDocument = errors.New("not one well-formed XML document")
 
 func newRawTokens(src *bufio.Reader) *rawTokens {
 	rec := &byteRecorder{r: src}
@@ -189,13 +199,44 @@ func newRawTokens(src *bufio.Reader) *rawTokens {
 // next returns the next token and its bytes; io.EOF at the end.
 func (t *rawTokens) next() (xml.Token, []byte, error) {
 	tok, err := t.dec.RawToken()
+	if err == io.EOF && (len(t.open) > 0 || !t.rootDone) {
+		return nil, nil, fmt.Errorf("the answer ends at depth %d: %w", len(t.open), io.ErrUnexpectedEOF)
+	}
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := t.check(tok); err != nil {
 		return nil, nil, err
 	}
 	end := t.dec.InputOffset()
 	raw := t.rec.take(end - t.consumed)
 	t.consumed = end
 	return tok, raw, nil
+}
+
+// check keeps the document's structure and refuses what breaks it.
+func (t *rawTokens) check(tok xml.Token) error {
+	switch tok := tok.(type) {
+	case xml.StartElement:
+		if len(t.open) == 0 && t.rootDone {
+			return fmt.Errorf("a second root <%s>: %w", tok.Name.Local, errNotOneDocument)
+		}
+		if len(t.open) == maxDepth {
+			return fmt.Errorf("elements nested deeper than %d: %w", maxDepth, errNotOneDocument)
+		}
+		t.open = append(t.open, tok.Name)
+	case xml.EndElement:
+		if len(t.open) == 0 || t.open[len(t.open)-1] != tok.Name {
+			return fmt.Errorf("</%s> closes nothing open: %w", tok.Name.Local, errNotOneDocument)
+		}
+		t.open = t.open[:len(t.open)-1]
+		t.rootDone = len(t.open) == 0
+	case xml.CharData:
+		if len(t.open) == 0 && len(bytes.TrimSpace(tok)) > 0 {
+			return fmt.Errorf("text outside the root: %w", errNotOneDocument)
+		}
+	}
+	return nil
 }
 
 // rest is what follows the last token (trailing whitespace).

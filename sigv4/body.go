@@ -41,8 +41,10 @@ type body struct {
 	err error
 }
 
-func newBody(r *http.Request, mode PayloadMode, payloadHash string, signer *chainSigner) (*body, error) {
-	plan, err := planChecksums(r.Header, mode)
+// newBody prepares the verifying reader of r's body; h is r's header with
+// the x-amz-* parameters a presigned URL signed in its query.
+func newBody(r *http.Request, h http.Header, mode PayloadMode, payloadHash string, signer *chainSigner) (*body, error) {
+	plan, err := planChecksums(h, mode)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +57,7 @@ func newBody(r *http.Request, mode PayloadMode, payloadHash string, signer *chai
 		b.wantLen = -1
 	}
 	if mode.chunked() {
-		dl := r.Header.Get(decodedContentLengthHeader)
+		dl := h.Get(decodedContentLengthHeader)
 		if dl == "" {
 			return nil, newError(CodeMissingContentLength, http.StatusLengthRequired,
 				"You must provide the x-amz-decoded-content-length header with aws-chunked payloads.")

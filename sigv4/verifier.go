@@ -112,7 +112,7 @@ func (v *Verifier) Verify(r *http.Request) (*Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := newBody(r, mode, info.payloadHash, &chainSigner{
+	b, err := newBody(r, signedHeader(r, info.presigned), mode, info.payloadHash, &chainSigner{
 		key:   key,
 		date:  info.time.UTC().Format(iso8601Basic),
 		scope: info.scope.String(),
@@ -133,6 +133,32 @@ func (v *Verifier) Verify(r *http.Request) (*Request, error) {
 		Checksum:      b.checksumAlgo,
 		body:          b,
 	}, nil
+}
+
+// signedHeader is r's header plus, for a presigned request, the x-amz-*
+// parameters of its query: presigners hoist headers there (a checksum among
+// them), the signature covers them, and the body must be checked against
+// them as if they were headers.
+func signedHeader(r *http.Request, presigned bool) http.Header {
+	if !presigned {
+		return r.Header
+	}
+	h := r.Header.Clone()
+	for k, vs := range r.URL.Query() {
+		lk := strings.ToLower(k)
+		if strings.HasPrefix(lk, "x-amz-") && !presignOnly[lk] {
+			for _, v := range vs {
+				h.Add(k, v)
+			}
+		}
+	}
+	return h
+}
+
+// presignOnly are the query parameters of a presigned URL's own signature.
+var presignOnly = map[string]bool{
+	"x-amz-algorithm": true, "x-amz-credential": true, "x-amz-date": true, "x-amz-expires": true,
+	"x-amz-signedheaders": true, "x-amz-signature": true, "x-amz-security-token": true, "x-amz-content-sha256": true,
 }
 
 func (v *Verifier) now() time.Time {

@@ -88,8 +88,9 @@ upstream store: the proxy's cost on your setup. It needs both credentials:
 s3seal's (--access-key/--secret-key, else S3SEAL_ACCESS_KEY/S3SEAL_SECRET_KEY,
 else S3SEAL_DATA_DIR/credentials.json) and the store's (--upstream,
 --upstream-access-key/--upstream-secret-key, else S3SEAL_UPSTREAM_URL,
-S3SEAL_UPSTREAM_ACCESS_KEY, S3SEAL_UPSTREAM_SECRET_KEY). Prefer the
-environment for secrets: flags show in the process list.
+S3SEAL_UPSTREAM_ACCESS_KEY, S3SEAL_UPSTREAM_SECRET_KEY, else the embedded
+store of the s3seal running on S3SEAL_DATA_DIR). Prefer the environment for
+secrets: flags show in the process list.
 
 Flags (-name and --name are the same):
 `)

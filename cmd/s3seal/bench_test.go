@@ -377,12 +377,10 @@ func TestBenchTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// s3seal's credential comes from the data dir, as for a zero-config
-	// s3seal; the store's from flags.
+	// Zero-config: s3seal's credential and the embedded store come from
+	// the data dir of the running s3seal, as a new user would have them.
 	environ := []string{"S3SEAL_DATA_DIR=" + dataDir}
 	code, stdout, stderr, _ := runBench(t, environ, "--target", s.endpoint(),
-		"--upstream", s.upstream.url.String(), "--upstream-access-key", s.upstream.cred.AccessKey,
-		"--upstream-secret-key", s.upstream.cred.SecretKey,
 		"--sizes", "1KiB,100KiB", "--count", "3", "--concurrency", "2", "--out", out, "--bucket", "bench-target")
 	if code != exitOK {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
@@ -438,5 +436,10 @@ func TestBenchTarget(t *testing.T) {
 	code, _, stderr, _ = runBench(t, environ, "--target", s.endpoint(), "--upstream", s.upstream.url.String())
 	if code != exitError || !strings.Contains(stderr, "no upstream credential") {
 		t.Errorf("missing upstream credential: exit %d, stderr %s", code, stderr)
+	}
+	// With no s3seal running on the data dir, it says so.
+	code, _, stderr, _ = runBench(t, []string{"S3SEAL_DATA_DIR=" + t.TempDir()}, "--target", s.endpoint())
+	if code != exitError || !strings.Contains(stderr, "no embedded store is running") {
+		t.Errorf("no embedded store: exit %d, stderr %s", code, stderr)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/s3seal/s3seal/internal/embeddedstore"
 	"github.com/s3seal/s3seal/metrics"
 )
 
@@ -72,6 +73,15 @@ func (c cli) resolveTarget(o benchOptions) (proxy, store targetEndpoint, err err
 	}
 	store = targetEndpoint{url: pick(o.upstream, cfg.UpstreamURL), accessKey: pick(o.upstreamAK, cfg.UpstreamAccessKey), secretKey: pick(o.upstreamSK, cfg.UpstreamSecretKey), region: pick(o.upRegion, cfg.UpstreamRegion)}
 	var errs []error
+	if store.url == "" {
+		// Zero-config s3seal: its embedded store, as the running s3seal
+		// published it in the data dir.
+		info, err := embeddedstore.Discover(absPath(cfg.DataDir))
+		if err != nil {
+			return proxy, store, fmt.Errorf("no --upstream and S3SEAL_UPSTREAM_URL unset, so the embedded store: %w", err)
+		}
+		store = targetEndpoint{url: info.URL, accessKey: info.AccessKey, secretKey: info.SecretKey, region: info.Region}
+	}
 	for _, e := range []struct {
 		name string
 		ep   targetEndpoint

@@ -101,6 +101,7 @@ var lieCases = []lieCase{
 		}},
 	{name: "DropHeader", lie: Lie{Kind: DropHeader, Key: "etag"}, req: getA,
 		want: func(_ *testing.T, _ *rig, r *result) { r.header.Del("ETag") }},
+	{name: "SetHeader", lie: Lie{Kind: SetHeader, Key: "Location: http://elsewhere/x"}, req: getA, want: setHeader("Location", "http://elsewhere/x")},
 	{name: "ContentType/0", lie: Lie{Kind: ContentType}, req: getA, want: setHeader("Content-Type", "application/octet-stream")},
 	{name: "ContentType/-3", lie: Lie{Kind: ContentType, N: -3}, req: getA, want: setHeader("Content-Type", "text/html; charset=utf-8")},
 	{name: "ContentRangeShift", lie: Lie{Kind: ContentRangeShift, N: 3}, req: getARange, want: setHeader("Content-Range", "bytes 5-8/26")},

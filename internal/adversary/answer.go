@@ -77,6 +77,10 @@ func (s *Store) apply(ctx context.Context, bucket string, a *answer, l Lie) erro
 		return s.otherMetadata(ctx, bucket, l.Key, a.header)
 	case DropHeader:
 		a.header.Del(l.Key)
+	case SetHeader:
+		if name, value, ok := strings.Cut(l.Key, ":"); ok {
+			a.header.Set(strings.TrimSpace(name), strings.TrimSpace(value))
+		}
 	case ContentType:
 		n := int64(len(wrongTypes))
 		a.header.Set("Content-Type", wrongTypes[(l.N%n+n)%n])

@@ -42,6 +42,9 @@ const (
 	OtherMetadata
 	// DropHeader removes the answer header named by Key.
 	DropHeader
+	// SetHeader sets an answer header: Key is "Name: value" (a redirect's
+	// Location, a cookie, ...).
+	SetHeader
 	// ContentType sets Content-Type to a wrong value: N modulo 4 picks
 	// application/octet-stream, text/html; charset=utf-8, application/xml or
 	// application/json.
@@ -83,7 +86,7 @@ var kindNames = [...]string{
 	IgnoreSubresources: "IgnoreSubresources", IgnoreIfMatch: "IgnoreIfMatch",
 	IgnoreRange: "IgnoreRange", IgnorePartNumber: "IgnorePartNumber",
 	OtherObject: "OtherObject", StatusOK: "StatusOK", Status: "Status",
-	OtherMetadata: "OtherMetadata", DropHeader: "DropHeader",
+	OtherMetadata: "OtherMetadata", DropHeader: "DropHeader", SetHeader: "SetHeader",
 	ContentType: "ContentType", ContentRangeShift: "ContentRangeShift",
 	ContentRangeTotal: "ContentRangeTotal", ETagParts: "ETagParts",
 	ListingSize: "ListingSize", ShortBody: "ShortBody", ExtendBody: "ExtendBody",
