@@ -159,6 +159,23 @@ print("ok")
 // contents by relative path. The files are dated an hour back: stores may
 // keep LastModified to the second (AWS and versitygw do), and `aws s3 sync`
 // uploads again a file whose modification time is later than that.
+// rcloneFor runs rclone against in as the remote "s3seal:", with parts of
+// 5 MiB from 5 MiB on. rclone refuses to start with AWS_CA_BUNDLE set (it
+// is, on these machines). s3seal encrypts like SSE-KMS, whose ETags are not
+// MD5s of the content: server_side_encryption = aws:kms tells rclone so (it
+// then keeps its own MD5 in the object's metadata).
+func rcloneFor(t *testing.T, in *instance) func(args ...string) string {
+	renv := []string{"RCLONE_CONFIG_S3SEAL_TYPE=s3", "RCLONE_CONFIG_S3SEAL_PROVIDER=Other",
+		"RCLONE_CONFIG_S3SEAL_ENDPOINT=" + in.URL, "RCLONE_CONFIG_S3SEAL_REGION=" + region,
+		"RCLONE_CONFIG_S3SEAL_ACCESS_KEY_ID=" + in.AccessKey, "RCLONE_CONFIG_S3SEAL_SECRET_ACCESS_KEY=" + in.SecretKey,
+		"RCLONE_CONFIG_S3SEAL_SERVER_SIDE_ENCRYPTION=aws:kms", "RCLONE_CONFIG=/dev/null"}
+	return func(args ...string) string {
+		args = append([]string{"-u", "AWS_CA_BUNDLE", "rclone", "--s3-upload-cutoff", "5M", "--s3-chunk-size", "5M",
+			"--s3-upload-concurrency", "4", "--retries", "1", "--low-level-retries", "1"}, args...)
+		return run(t, renv, "env", args...)
+	}
+}
+
 func writeTree(t *testing.T, dir string, sizes map[string]int) map[string][]byte {
 	t.Helper()
 	files := map[string][]byte{}
@@ -278,19 +295,7 @@ func TestRealClientsMultipart(t *testing.T) {
 
 		t.Run("rclone", func(t *testing.T) {
 			bucket := newBucket(t, e)
-			// rclone refuses to start with AWS_CA_BUNDLE set (it is, on these
-			// machines). s3seal encrypts like SSE-KMS, whose ETags are not
-			// MD5s of the content: server_side_encryption = aws:kms tells
-			// rclone so (it then keeps its own MD5 in the object's metadata).
-			renv := []string{"RCLONE_CONFIG_S3SEAL_TYPE=s3", "RCLONE_CONFIG_S3SEAL_PROVIDER=Other",
-				"RCLONE_CONFIG_S3SEAL_ENDPOINT=" + in.URL, "RCLONE_CONFIG_S3SEAL_REGION=" + region,
-				"RCLONE_CONFIG_S3SEAL_ACCESS_KEY_ID=" + in.AccessKey, "RCLONE_CONFIG_S3SEAL_SECRET_ACCESS_KEY=" + in.SecretKey,
-				"RCLONE_CONFIG_S3SEAL_SERVER_SIDE_ENCRYPTION=aws:kms", "RCLONE_CONFIG=/dev/null"}
-			rclone := func(args ...string) string {
-				args = append([]string{"-u", "AWS_CA_BUNDLE", "rclone", "--s3-upload-cutoff", "5M", "--s3-chunk-size", "5M",
-					"--s3-upload-concurrency", "4", "--retries", "1", "--low-level-retries", "1"}, args...)
-				return run(t, renv, "env", args...)
-			}
+			rclone := rcloneFor(t, in)
 			tree := filepath.Join(dir, "rclone-tree")
 			sizes := map[string]int{"big.bin": 12*mib + 7}
 			for k, v := range treeSizes {

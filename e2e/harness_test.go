@@ -1,9 +1,10 @@
 // Package e2e tests s3seal as users run it: the real binary in front of real
-// S3 stores (MinIO and versitygw, every test against each) and a real
-// KMS-API server (local-kms), driven by real S3 clients. scripts/test starts
-// the stores and local-kms on 127.0.0.1 and passes their addresses in
-// S3SEAL_TEST_* variables; the tests start s3seal processes themselves and
-// stop them by PID.
+// S3 stores, every test against each — MinIO and versitygw, which
+// scripts/test starts, and s3seal's own embedded store, which s3seal starts
+// when no upstream is configured — and a real KMS-API server (local-kms),
+// driven by real S3 clients. scripts/test starts the stores and local-kms
+// on 127.0.0.1 and passes their addresses in S3SEAL_TEST_* variables; the
+// tests start s3seal processes themselves and stop them by PID.
 package e2e
 
 import (
@@ -32,35 +33,86 @@ import (
 	miniocreds "github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/s3seal/s3seal/e2e/localkms"
+	"github.com/s3seal/s3seal/internal/embeddedstore"
 )
 
 const region = "us-east-1"
 
-// testEnv is what scripts/test started, seen from one test: one S3 store
-// (an upstream) and the KMS-API server.
+// testEnv is one upstream store and the KMS-API server, seen from one test.
 type testEnv struct {
-	name                       string // "minio" or "versitygw": the subtest name
+	name   string // "minio", "versitygw" or "embedded": the subtest name
+	kmsURL string
+	// storeURL, storeAK and storeSK reach a store that runs on its own (one
+	// scripts/test started, or an adversary.Store). They are empty for the
+	// embedded store, whose address and credential change at every start
+	// of the s3seal that runs it: see storeAccess.
 	storeURL, storeAK, storeSK string
-	kmsURL                     string
+	// emb is this test's embedded store; nil for the other upstreams.
+	emb *embedded
 }
 
-// upstreams are the S3 stores the suite runs against, in the order they run.
-// Each is configured by S3SEAL_TEST_<NAME>_ENDPOINT, _ACCESS_KEY and
-// _SECRET_KEY.
-var upstreams = []string{"minio", "versitygw"}
+// embedded is s3seal's own store as one test sees it: it lives in a data
+// dir of the test's (kept across restarts of s3seal) and is reachable only
+// while the s3seal that runs it is up, at the address and with the
+// credential that s3seal writes to DATA_DIR/store.json
+// (embeddedstore.Discover).
+type embedded struct {
+	dataDir string
 
-// allEnvs returns the environment for every store scripts/test started. In
-// CI every store must be there; elsewhere a test skips when none is.
+	mu    sync.Mutex
+	owner *instance          // the s3seal running the store now, or nil
+	info  embeddedstore.Info // how to reach it, while owner runs
+}
+
+// isEmbedded reports whether e is s3seal's embedded store.
+func (e testEnv) isEmbedded() bool { return e.emb != nil }
+
+// storeAccess is how to reach e's store directly now: for the embedded
+// store, at the address and with the credential of its current start.
+func (e testEnv) storeAccess(t *testing.T) (storeURL, accessKey, secretKey string) {
+	t.Helper()
+	if e.emb == nil {
+		return e.storeURL, e.storeAK, e.storeSK
+	}
+	e.emb.mu.Lock()
+	defer e.emb.mu.Unlock()
+	if e.emb.owner == nil {
+		t.Fatalf("the embedded store in %s runs only while its s3seal does: start s3seal first", e.emb.dataDir)
+	}
+	return e.emb.info.URL, e.emb.info.AccessKey, e.emb.info.SecretKey
+}
+
+// upstreams are the stores the suite runs against, in the order they run.
+// Each but "embedded" is configured by S3SEAL_TEST_<NAME>_ENDPOINT,
+// _ACCESS_KEY and _SECRET_KEY; "embedded" needs only the s3seal binary.
+var upstreams = []string{"minio", "versitygw", "embedded"}
+
+// allEnvs returns the environment for every store scripts/test started,
+// and the embedded store. In CI every store must be there; elsewhere a test
+// skips when the KMS or every store is missing, and the embedded store is
+// left out only if the s3seal binary cannot be built.
 func allEnvs(t *testing.T) []testEnv {
 	t.Helper()
 	kmsURL := os.Getenv("S3SEAL_TEST_KMS_ENDPOINT")
+	ci := os.Getenv("CI") != ""
 	var envs []testEnv
 	var missing []string
 	for _, name := range upstreams {
+		e := testEnv{name: name, kmsURL: kmsURL}
+		if name == "embedded" {
+			if _, err := buildBinary(); err != nil {
+				if ci {
+					t.Fatalf("the embedded store needs the s3seal binary: %v", err)
+				}
+				t.Logf("not testing the embedded store: %v", err)
+				continue
+			}
+			envs = append(envs, e) // emb is made per test, in forEachUpstream
+			continue
+		}
 		prefix := "S3SEAL_TEST_" + strings.ToUpper(name) + "_"
-		e := testEnv{name: name, kmsURL: kmsURL,
-			storeURL: os.Getenv(prefix + "ENDPOINT"),
-			storeAK:  os.Getenv(prefix + "ACCESS_KEY"), storeSK: os.Getenv(prefix + "SECRET_KEY")}
+		e.storeURL = os.Getenv(prefix + "ENDPOINT")
+		e.storeAK, e.storeSK = os.Getenv(prefix+"ACCESS_KEY"), os.Getenv(prefix+"SECRET_KEY")
 		if e.storeURL == "" {
 			missing = append(missing, prefix+"ENDPOINT")
 			continue
@@ -70,23 +122,44 @@ func allEnvs(t *testing.T) []testEnv {
 	if kmsURL == "" {
 		missing = append(missing, "S3SEAL_TEST_KMS_ENDPOINT")
 	}
-	if os.Getenv("CI") != "" && len(missing) > 0 {
+	if ci && len(missing) > 0 {
 		t.Fatalf("%s must be set in CI (scripts/test sets them)", strings.Join(missing, ", "))
 	}
 	if kmsURL == "" || len(envs) == 0 {
-		t.Skip("end-to-end tests need MinIO or versitygw, and local-kms: run scripts/test")
+		t.Skip("end-to-end tests need local-kms and the stores: run scripts/test")
 	}
 	return envs
 }
 
 // forEachUpstream runs f as one subtest per store (t.Run("minio", ...),
-// t.Run("versitygw", ...)), so every end-to-end test shows s3seal in front of
-// both.
+// t.Run("versitygw", ...), t.Run("embedded", ...)), so every end-to-end
+// test shows s3seal in front of each. On "embedded" the store is the
+// subtest's own: it lives in a data dir made for the subtest and starts
+// with the first s3seal the subtest starts.
 func forEachUpstream(t *testing.T, f func(t *testing.T, e testEnv)) {
 	t.Helper()
 	for _, e := range allEnvs(t) {
-		t.Run(e.name, func(t *testing.T) { f(t, e) })
+		t.Run(e.name, func(t *testing.T) {
+			if e.name == "embedded" {
+				e.emb = &embedded{dataDir: t.TempDir()}
+			}
+			f(t, e)
+		})
 	}
+}
+
+// embeddedEnv is the embedded upstream alone, for tests of the zero-config
+// path; it skips (or fails in CI) as allEnvs does.
+func embeddedEnv(t *testing.T) testEnv {
+	t.Helper()
+	for _, e := range allEnvs(t) {
+		if e.name == "embedded" {
+			e.emb = &embedded{dataDir: t.TempDir()}
+			return e
+		}
+	}
+	t.Skip("the s3seal binary cannot be built")
+	return testEnv{}
 }
 
 var (
@@ -95,10 +168,9 @@ var (
 	buildErr  error
 )
 
-// s3sealBinary builds cmd/s3seal once per test run, or returns
+// buildBinary builds cmd/s3seal once per test run, or returns
 // S3SEAL_TEST_BINARY when that names an s3seal binary built already.
-func s3sealBinary(t *testing.T) string {
-	t.Helper()
+func buildBinary() (string, error) {
 	buildOnce.Do(func() {
 		if p := os.Getenv("S3SEAL_TEST_BINARY"); p != "" {
 			binPath = p
@@ -115,10 +187,17 @@ func s3sealBinary(t *testing.T) string {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	return binPath, buildErr
+}
+
+// s3sealBinary is buildBinary's binary; the test fails if it cannot be built.
+func s3sealBinary(t *testing.T) string {
+	t.Helper()
+	p, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return binPath
+	return p
 }
 
 func randHex(n int) string {
@@ -172,9 +251,17 @@ type instance struct {
 	AccessKey  string
 	SecretKey  string
 	KeyAlias   string
-	env        []string // the configuration, without addresses and data directory
-	cmd        *exec.Cmd
-	logs       *syncBuffer
+	env        []string // the configuration, without addresses, data directory and (via) upstream
+	// dataDir is the data directory of every start; "" means a fresh one
+	// each time (a restart then keeps no state).
+	dataDir string
+	emb     *embedded // the embedded store this instance runs, or nil
+	// via is an embedded store run by another instance that this one uses
+	// as its upstream (S3SEAL_UPSTREAM_URL), at the address of the store's
+	// current start; nil for none.
+	via  *embedded
+	cmd  *exec.Cmd
+	logs *syncBuffer
 }
 
 type syncBuffer struct {
@@ -197,6 +284,12 @@ func (s *syncBuffer) String() string {
 // startS3seal runs s3seal in front of e's store with the given KMS endpoint
 // and CMK (a new one when alias is ""), plus extra environment. It is
 // stopped with SIGTERM when the test ends.
+//
+// On the embedded store the first s3seal a test starts runs the store: it
+// gets no S3SEAL_UPSTREAM_* and the test's data dir. Only one s3seal can
+// run a data dir's store, so any further s3seal of the test (another CMK,
+// a replica) is a second process that uses that store as its configured
+// upstream, as a second s3seal on another machine would.
 func startS3seal(t *testing.T, e testEnv, kmsURL, alias string, extra ...string) *instance {
 	t.Helper()
 	if alias == "" {
@@ -208,13 +301,20 @@ func startS3seal(t *testing.T, e testEnv, kmsURL, alias string, extra ...string)
 	}
 	in.env = append(os.Environ(),
 		"S3SEAL_ACCESS_KEY="+in.AccessKey, "S3SEAL_SECRET_KEY="+in.SecretKey,
-		"S3SEAL_UPSTREAM_URL="+e.storeURL,
-		"S3SEAL_UPSTREAM_ACCESS_KEY="+e.storeAK, "S3SEAL_UPSTREAM_SECRET_KEY="+e.storeSK,
 		"S3SEAL_KMS_PROVIDER=aws", "S3SEAL_KMS_KEY_ID="+alias,
 		"S3SEAL_KMS_ENDPOINT="+kmsURL, "S3SEAL_KMS_REGION="+region,
 		"AWS_ACCESS_KEY_ID=e2e", "AWS_SECRET_ACCESS_KEY=e2e",
 		"S3SEAL_LOG_LEVEL=debug",
 	)
+	switch {
+	case e.emb == nil:
+		in.env = append(in.env, "S3SEAL_UPSTREAM_URL="+e.storeURL,
+			"S3SEAL_UPSTREAM_ACCESS_KEY="+e.storeAK, "S3SEAL_UPSTREAM_SECRET_KEY="+e.storeSK)
+	case e.emb.running():
+		in.via = e.emb
+	default:
+		in.emb, in.dataDir = e.emb, e.emb.dataDir
+	}
 	in.env = append(in.env, extra...)
 	for _, kv := range extra {
 		if strings.HasPrefix(kv, "S3SEAL_TLS_CERT=") {
@@ -228,32 +328,69 @@ func startS3seal(t *testing.T, e testEnv, kmsURL, alias string, extra ...string)
 
 // startReplica runs a second s3seal process with the same configuration as
 // in (store, KMS, CMK, client credential) on addresses of its own: a replica
-// behind the same load balancer.
+// behind the same load balancer. A replica of the s3seal that runs an
+// embedded store uses that store as its upstream (see startS3seal), at the
+// address of the store's start when the replica (re)starts.
 func startReplica(t *testing.T, in *instance) *instance {
 	t.Helper()
 	r := &instance{
 		URL: "http://" + freeAddr(t), MetricsURL: "http://" + freeAddr(t),
 		AccessKey: in.AccessKey, SecretKey: in.SecretKey, KeyAlias: in.KeyAlias,
-		env: append([]string(nil), in.env...),
+		env: append([]string(nil), in.env...), via: in.via,
+	}
+	if in.emb != nil {
+		r.via = in.emb
 	}
 	t.Cleanup(func() { r.stop(t) })
 	r.launch(t)
 	return r
 }
 
+// running reports whether an s3seal runs the store now.
+func (m *embedded) running() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.owner != nil
+}
+
 // launch starts the process on in's addresses and waits until it is ready.
 func (in *instance) launch(t *testing.T) {
 	t.Helper()
 	in.logs = &syncBuffer{}
-	cmd := exec.Command(s3sealBinary(t))
-	cmd.Env = append(append([]string(nil), in.env...),
+	dataDir := in.dataDir
+	if dataDir == "" {
+		dataDir = t.TempDir()
+	}
+	env := append(append([]string(nil), in.env...),
 		"S3SEAL_ADDR="+hostPort(in.URL), "S3SEAL_METRICS_ADDR="+hostPort(in.MetricsURL),
-		"S3SEAL_DATA_DIR="+t.TempDir())
+		"S3SEAL_DATA_DIR="+dataDir)
+	if in.via != nil {
+		u, ak, sk := testEnv{emb: in.via}.storeAccess(t)
+		env = append(env, "S3SEAL_UPSTREAM_URL="+u, "S3SEAL_UPSTREAM_ACCESS_KEY="+ak, "S3SEAL_UPSTREAM_SECRET_KEY="+sk)
+	}
+	cmd := exec.Command(s3sealBinary(t))
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = in.logs, in.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	in.cmd = cmd
+	in.awaitReady(t)
+	if in.emb != nil {
+		info, err := embeddedstore.Discover(dataDir)
+		if err != nil {
+			t.Fatalf("s3seal runs, but its embedded store cannot be found: %v", err)
+		}
+		in.emb.mu.Lock()
+		in.emb.owner, in.emb.info = in, info
+		in.emb.mu.Unlock()
+	}
+}
+
+// awaitReady waits up to 20 s for /readyz to answer 200, and fails at once
+// if the process exits meanwhile.
+func (in *instance) awaitReady(t *testing.T) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := http.Get(in.MetricsURL + "/readyz")
@@ -263,6 +400,9 @@ func (in *instance) launch(t *testing.T) {
 				return
 			}
 		}
+		if exited(in.pid()) {
+			t.Fatalf("s3seal exited at start; logs:\n%s", in.logs)
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("s3seal not ready in 20 s; logs:\n%s", in.logs)
 		}
@@ -270,13 +410,31 @@ func (in *instance) launch(t *testing.T) {
 	}
 }
 
+// exited reports whether a child process has exited (and waits to be
+// reaped), without reaping it: whoever calls cmd.Wait still can.
+func exited(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// pid (comm) state ...: comm may hold spaces and parentheses.
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] == 'Z' || s[i+2] == 'X'
+	}
+	return false
+}
+
 func hostPort(u string) string {
 	return strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://")
 }
 
 // restart stops the process with SIGTERM and starts it again with the same
-// configuration on the same addresses; it keeps no state between the two
-// (a fresh data directory, an empty data-key cache).
+// configuration on the same addresses. Against MinIO and versitygw it
+// keeps no state between the two (a fresh data directory, an empty
+// data-key cache); on the embedded store the data dir stays, since the
+// store lives in it, and the store restarts with the process (at another
+// address, with another credential).
 func (in *instance) restart(t *testing.T) {
 	t.Helper()
 	in.stopWith(t, syscall.SIGTERM)
@@ -290,6 +448,7 @@ func (in *instance) stop(t *testing.T) { in.stopWith(t, os.Interrupt) }
 
 func (in *instance) stopWith(t *testing.T, sig os.Signal) {
 	if in.cmd == nil || in.cmd.ProcessState != nil {
+		in.released()
 		return
 	}
 	in.cmd.Process.Signal(sig)
@@ -302,19 +461,33 @@ func (in *instance) stopWith(t *testing.T, sig os.Signal) {
 		<-done
 		t.Errorf("s3seal did not stop on %v within 15 s", sig)
 	}
+	in.released()
 	if t.Failed() || os.Getenv("S3SEAL_TEST_SHOW_LOGS") == "1" {
 		t.Logf("s3seal logs:\n%s", in.logs)
+	}
+}
+
+// released notes that in no longer runs its embedded store.
+func (in *instance) released() {
+	if in.emb == nil {
+		return
+	}
+	in.emb.mu.Lock()
+	defer in.emb.mu.Unlock()
+	if in.emb.owner == in {
+		in.emb.owner, in.emb.info = nil, embeddedstore.Info{}
 	}
 }
 
 // store is a minio-go client straight to e's store: what the store holds.
 func store(t *testing.T, e testEnv) *minio.Client {
 	t.Helper()
-	u, err := url.Parse(e.storeURL)
+	storeURL, ak, sk := e.storeAccess(t)
+	u, err := url.Parse(storeURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := minio.New(u.Host, &minio.Options{Creds: miniocreds.NewStaticV4(e.storeAK, e.storeSK, ""), Region: region})
+	c, err := minio.New(u.Host, &minio.Options{Creds: miniocreds.NewStaticV4(ak, sk, ""), Region: region})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -81,18 +80,20 @@ func do(t *testing.T, req *http.Request) rawAnswer {
 }
 
 // lyingStore puts an adversary.Store on 127.0.0.1 in front of e's store and
-// returns it with a testEnv whose store is the liar.
+// returns it with a testEnv whose store is the liar. An embedded store must
+// be running (an s3seal of the test started), and the liar reaches it at
+// the address of that start.
 func lyingStore(t *testing.T, e testEnv) (*adversary.Store, testEnv) {
 	t.Helper()
-	u, err := url.Parse(e.storeURL)
+	storeURL, ak, sk := e.storeAccess(t)
+	u, err := url.Parse(storeURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	liar := adversary.New(u, e.storeAK, e.storeSK, region)
+	liar := adversary.New(u, ak, sk, region)
 	srv := httptest.NewServer(liar)
 	t.Cleanup(srv.Close)
-	lying := e
-	lying.storeURL = srv.URL
+	lying := testEnv{name: e.name, kmsURL: e.kmsURL, storeURL: srv.URL, storeAK: ak, storeSK: sk}
 	return liar, lying
 }
 
@@ -141,7 +142,8 @@ func TestReplayedBodyNeverApplied(t *testing.T) {
 			t.Errorf("the replayed tagging was applied: %v", tags.ToMap())
 		}
 		// Anonymous reads still fail at the store itself.
-		resp, err := http.Get(e.storeURL + "/" + bucket + "/keep")
+		storeURL, _, _ := e.storeAccess(t)
+		resp, err := http.Get(storeURL + "/" + bucket + "/keep")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -341,21 +343,7 @@ func TestStoreCannotPickCMK(t *testing.T) {
 // kmsCalls is s3seal_kms_requests_total for operation, summed over results.
 func kmsCalls(t *testing.T, in *instance, operation string) float64 {
 	t.Helper()
-	resp, err := http.Get(in.MetricsURL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	var total float64
-	for _, line := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(line, "s3seal_kms_requests_total{") && strings.Contains(line, `operation="`+operation+`"`) {
-			f := strings.Fields(line)
-			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-			total += v
-		}
-	}
-	return total
+	return metricSum(t, in, "s3seal_kms_requests_total", "operation="+operation)
 }
 
 // Finding 6: SSE-C. The AWS CLI's --sse-c is refused with a message that
@@ -415,13 +403,14 @@ func TestConfigurationPassthrough(t *testing.T) {
 // storeSDK is an aws-sdk-go-v2 client straight to e's store.
 func storeSDK(t *testing.T, e testEnv) *s3.Client {
 	t.Helper()
+	storeURL, ak, sk := e.storeAccess(t)
 	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion(region),
-		config.WithCredentialsProvider(awscreds.NewStaticCredentialsProvider(e.storeAK, e.storeSK, "")))
+		config.WithCredentialsProvider(awscreds.NewStaticCredentialsProvider(ak, sk, "")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s3.NewFromConfig(cfg, func(o *s3.Options) {
-		o.BaseEndpoint = aws.String(e.storeURL)
+		o.BaseEndpoint = aws.String(storeURL)
 		o.UsePathStyle = true
 	})
 }

@@ -51,6 +51,23 @@ type KeyResolver interface {
 	ResolveKey(ctx context.Context, keyID string) ([]string, error)
 }
 
+// KeyStatus is what the key service says of a CMK: every canonical name
+// it gives the key (as ResolveKey) and its lifecycle state (Enabled,
+// Disabled, PendingDeletion; for AWS KMS also its other states, such as
+// PendingImport or Unavailable).
+type KeyStatus struct {
+	IDs   []string
+	State KeyState
+}
+
+// KeyStatusReader describes a CMK (DescribeKey), so that a configuration
+// can be checked before it is used (s3seal doctor).
+type KeyStatusReader interface {
+	// KeyStatus describes the CMK keyID (an id, ARN or alias/NAME) names.
+	// Errors wrap the KeyService Err* kinds.
+	KeyStatus(ctx context.Context, keyID string) (KeyStatus, error)
+}
+
 // AllowEntryError is a configured allow-list entry that failed to resolve.
 type AllowEntryError struct {
 	Entry string // as configured

@@ -29,8 +29,9 @@ type AWSKMS struct {
 }
 
 var (
-	_ KeyService  = (*AWSKMS)(nil)
-	_ KeyResolver = (*AWSKMS)(nil)
+	_ KeyService      = (*AWSKMS)(nil)
+	_ KeyResolver     = (*AWSKMS)(nil)
+	_ KeyStatusReader = (*AWSKMS)(nil)
 )
 
 // NewAWSKMS returns a KeyService calling api.
@@ -160,23 +161,31 @@ func (a *AWSKMS) Encrypt(ctx context.Context, keyID string, plaintext []byte, en
 // names. AWS KMS puts the ARN in Wrapped.KeyID; the id is kept too, since
 // both name the key unambiguously.
 func (a *AWSKMS) ResolveKey(ctx context.Context, keyID string) ([]string, error) {
+	st, err := a.KeyStatus(ctx, keyID)
+	return st.IDs, err
+}
+
+// KeyStatus asks DescribeKey for the canonical names and the state of the
+// CMK keyID names.
+func (a *AWSKMS) KeyStatus(ctx context.Context, keyID string) (KeyStatus, error) {
 	const op = "DescribeKey"
 	out, err := a.api.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: &keyID})
 	if err != nil {
-		return nil, a.mapError(ctx, op, err)
+		return KeyStatus{}, a.mapError(ctx, op, err)
 	}
-	var ids []string
+	var st KeyStatus
 	if out.KeyMetadata != nil {
 		for _, id := range []*string{out.KeyMetadata.KeyId, out.KeyMetadata.Arn} {
 			if s := deref(id, ""); s != "" {
-				ids = append(ids, s)
+				st.IDs = append(st.IDs, s)
 			}
 		}
+		st.State = KeyState(out.KeyMetadata.KeyState)
 	}
-	if len(ids) == 0 {
-		return nil, &KMSError{Op: op, Kind: ErrKMSUnavailable, Cause: errors.New("malformed response: no key id or ARN")}
+	if len(st.IDs) == 0 {
+		return KeyStatus{}, &KMSError{Op: op, Kind: ErrKMSUnavailable, Cause: errors.New("malformed response: no key id or ARN")}
 	}
-	return ids, nil
+	return st, nil
 }
 
 func deref(s *string, def string) string {

@@ -116,8 +116,9 @@ type Keyring struct {
 }
 
 var (
-	_ KeyService  = (*Keyring)(nil)
-	_ KeyResolver = (*Keyring)(nil)
+	_ KeyService      = (*Keyring)(nil)
+	_ KeyResolver     = (*Keyring)(nil)
+	_ KeyStatusReader = (*Keyring)(nil)
 )
 
 // keyringState is both the file's JSON and the in-memory keyring.
@@ -623,6 +624,19 @@ func (k *Keyring) ResolveKey(ctx context.Context, keyID string) ([]string, error
 		return nil, err
 	}
 	return []string{info.ID}, nil
+}
+
+// KeyStatus returns the id and the state of the key keyID (an id or alias)
+// names.
+func (k *Keyring) KeyStatus(ctx context.Context, keyID string) (KeyStatus, error) {
+	if err := ctxDone(ctx, "DescribeKey"); err != nil {
+		return KeyStatus{}, err
+	}
+	info, err := k.DescribeKey(keyID)
+	if err != nil {
+		return KeyStatus{}, err
+	}
+	return KeyStatus{IDs: []string{info.ID}, State: info.State}, nil
 }
 
 // ListKeys returns every key, sorted by creation time then id.

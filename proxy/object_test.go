@@ -72,15 +72,22 @@ func TestPutGetRoundTrip(t *testing.T) {
 	}
 
 	// What the store received: the proxy's own signature (checked by the
-	// fake store), no client framing or plaintext checksums.
+	// fake store) and framing of the ciphertext, no client framing or
+	// plaintext checksums.
 	for _, r := range e.store.recorded() {
 		if r.Method != http.MethodPut {
 			continue
 		}
-		for _, h := range []string{"X-Amz-Decoded-Content-Length", "X-Amz-Checksum-Crc32", "X-Amz-Sdk-Checksum-Algorithm", "Content-Md5", "X-Amz-Trailer"} {
+		for _, h := range []string{"X-Amz-Checksum-Crc32", "X-Amz-Sdk-Checksum-Algorithm", "Content-Md5"} {
 			if r.Header.Get(h) != "" {
 				t.Errorf("store received %s on PUT", h)
 			}
+		}
+		if r.Header.Get("X-Amz-Trailer") != trailerName || !strings.HasPrefix(r.Header.Get("Content-Encoding"), "aws-chunked") {
+			t.Errorf("store received trailer %q, encoding %q", r.Header.Get("X-Amz-Trailer"), r.Header.Get("Content-Encoding"))
+		}
+		if body := unframe(t, r.Body); r.Complete && int64(len(body)) != mustInt(t, r.Header.Get("X-Amz-Decoded-Content-Length")) {
+			t.Errorf("store received %d body bytes, framing says %s", len(body), r.Header.Get("X-Amz-Decoded-Content-Length"))
 		}
 		if !strings.Contains(r.Header.Get("Authorization"), "Credential="+upstreamAK+"/") {
 			t.Errorf("store received Authorization %q", r.Header.Get("Authorization"))

@@ -82,11 +82,14 @@ func (p *Proxy) sendEncrypted(ctx context.Context, bucket, key string, query url
 		return nil, errInternal(err)
 	}
 	stored := envelope.SegmentSize(size)
-	sent := &countingReader{r: clock.cipher(enc)}
-	upReq, err := p.up.newRequest(ctx, http.MethodPut, bucket, key, query, header, sent, stored)
+	framed := framedLength(stored)
+	sent := &countingReader{r: newChunkedBody(clock.cipher(enc), stored)}
+	setFramingHeaders(header, stored)
+	upReq, err := p.up.newRequest(ctx, http.MethodPut, bucket, key, query, header, sent, framed)
 	if err != nil {
 		return nil, errInternal(err)
 	}
+	upReq.Header.Set("X-Amz-Content-Sha256", streamingTrail)
 	resp, err := p.up.do(upReq)
 	if err != nil {
 		if rerr := rec.failed(); rerr != nil && !clientBody {
@@ -94,13 +97,13 @@ func (p *Proxy) sendEncrypted(ctx context.Context, bucket, key string, query url
 		}
 		return nil, rec.cause(err)
 	}
-	if resp.StatusCode/100 == 2 && (rec.failed() != nil || sent.n.Load() != stored) {
+	if resp.StatusCode/100 == 2 && (rec.failed() != nil || sent.n.Load() != framed) {
 		// The final chunk exists only once the client's body was verified,
 		// so a store that answered before receiving it all did not get a
-		// valid object. Cannot happen with a store that honors
-		// Content-Length; never confirm such a write.
+		// valid object. Cannot happen with a store that honors the
+		// framing; never confirm such a write.
 		resp.Body.Close()
-		return nil, errInternal(fmt.Errorf("store answered %d after %d of %d bytes", resp.StatusCode, sent.n.Load(), stored))
+		return nil, errInternal(fmt.Errorf("store answered %d after %d of %d bytes", resp.StatusCode, sent.n.Load(), framed))
 	}
 	return resp, nil
 }

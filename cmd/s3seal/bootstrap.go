@@ -211,22 +211,18 @@ func openDataKeyring(dataDir string) (*envelope.Keyring, error) {
 	return ring, nil
 }
 
-// ensureKeyringKey checks that keyID names a usable key in ring. The default
-// alias is created (with a new key) on first start; any other missing key
-// is an error, since silently creating a key for a mistyped id would hide
-// the mistake.
-func ensureKeyringKey(ring *envelope.Keyring, keyID string, logger *slog.Logger) (envelope.KeyInfo, error) {
-	info, err := ring.DescribeKey(keyID)
-	if errors.Is(err, envelope.ErrKeyNotFound) && keyID == defaultKeyAlias {
-		return createDefaultKey(ring, logger)
+// ensureDefaultKey creates the default alias (with a new key) on first
+// start. Any other missing key is left for the doctor's checks to report,
+// since silently creating a key for a mistyped id would hide the mistake.
+func ensureDefaultKey(ring *envelope.Keyring, keyID string, logger *slog.Logger) error {
+	if keyID != defaultKeyAlias {
+		return nil
 	}
-	if err != nil {
-		return envelope.KeyInfo{}, fmt.Errorf("keyring key %s: %w (create it with `s3seal keys create -alias ...`)", keyID, err)
+	if _, err := ring.DescribeKey(keyID); !errors.Is(err, envelope.ErrKeyNotFound) {
+		return nil
 	}
-	if info.State != envelope.KeyEnabled {
-		return envelope.KeyInfo{}, fmt.Errorf("keyring key %s (%s) is %s: new objects cannot be encrypted with it", keyID, info.ID, info.State)
-	}
-	return info, nil
+	_, err := createDefaultKey(ring, logger)
+	return err
 }
 
 func createDefaultKey(ring *envelope.Keyring, logger *slog.Logger) (envelope.KeyInfo, error) {

@@ -49,7 +49,10 @@ type Config struct {
 
 	AllowPlaintextReads bool   `env:"S3SEAL_ALLOW_PLAINTEXT_READS" envDefault:"false" help:"serve objects stored without s3seal encryption as they are instead of refusing them"`
 	Domain              string `env:"S3SEAL_DOMAIN" help:"base domain that enables virtual-hosted-style requests (BUCKET.DOMAIN)"`
-	LogLevel            string `env:"S3SEAL_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error; JSON logs to stderr"`
+	// Requests still running after it are cut, so a stuck transfer cannot
+	// block a deploy forever.
+	DrainTimeout time.Duration `env:"S3SEAL_DRAIN_TIMEOUT" envDefault:"30s" help:"on SIGTERM or SIGINT, how long in-flight requests may run before they are cut and s3seal exits"`
+	LogLevel     string        `env:"S3SEAL_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error; JSON logs to stderr"`
 }
 
 // The key services S3SEAL_KMS_PROVIDER selects.
@@ -154,6 +157,7 @@ func (c Config) validate() error {
 	errs = append(errs, c.validateUpstream(), c.validateKMS())
 	check(c.DataKeyCacheSize < 0, "S3SEAL_DATAKEY_CACHE_SIZE is %d, want 0 or more", c.DataKeyCacheSize)
 	check(c.DataKeyCacheTTL < 0, "S3SEAL_DATAKEY_CACHE_TTL is %s, want 0 or more", c.DataKeyCacheTTL)
+	check(c.DrainTimeout < 0, "S3SEAL_DRAIN_TIMEOUT is %s, want 0 or more", c.DrainTimeout)
 	check(c.DataDir == "", "S3SEAL_DATA_DIR is empty")
 	check((c.TLSCert == "") != (c.TLSKey == ""),
 		"only one of S3SEAL_TLS_CERT and S3SEAL_TLS_KEY is set: HTTPS needs both")

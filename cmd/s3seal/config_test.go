@@ -30,6 +30,7 @@ func TestConfigDefaults(t *testing.T) {
 		KMSProvider: "keyring", KMSKeyID: "alias/s3seal",
 		DataKeyCacheSize: 10000, DataKeyCacheTTL: 5 * time.Minute,
 		MetricsAddr: "127.0.0.1:9464", DataDir: "./s3seal-data", LogLevel: "info",
+		DrainTimeout: 30 * time.Second,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
@@ -48,7 +49,7 @@ func TestConfigParsesEveryVariable(t *testing.T) {
 		"S3SEAL_DATAKEY_CACHE_SIZE": "5", "S3SEAL_DATAKEY_CACHE_TTL": "90s", "S3SEAL_METRICS_ADDR": "0.0.0.0:9464",
 		"S3SEAL_DATA_DIR": "/var/lib/s3seal", "S3SEAL_TLS_CERT": "c.pem", "S3SEAL_TLS_KEY": "k.pem",
 		"S3SEAL_ALLOW_PLAINTEXT_READS": "true", "S3SEAL_DOMAIN": "s3.example.com",
-		"S3SEAL_LOG_LEVEL": "DEBUG",
+		"S3SEAL_LOG_LEVEL": "DEBUG", "S3SEAL_DRAIN_TIMEOUT": "2s",
 	} {
 		t.Setenv(k, v)
 	}
@@ -64,7 +65,7 @@ func TestConfigParsesEveryVariable(t *testing.T) {
 		KMSDecryptKeyIDs: []string{"alias/old", "arn:aws:kms:eu-west-1:111122223333:key/k1"}, DataKeyCacheSize: 5,
 		DataKeyCacheTTL: 90 * time.Second, MetricsAddr: "0.0.0.0:9464",
 		DataDir: "/var/lib/s3seal", TLSCert: "c.pem", TLSKey: "k.pem", AllowPlaintextReads: true,
-		Domain: "s3.example.com", LogLevel: "DEBUG",
+		Domain: "s3.example.com", LogLevel: "DEBUG", DrainTimeout: 2 * time.Second,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("parsed:\n got %+v\nwant %+v", cfg, want)
@@ -111,6 +112,8 @@ func TestConfigValidation(t *testing.T) {
 		{"negative cache", map[string]string{"S3SEAL_DATAKEY_CACHE_SIZE": "-1"}, "S3SEAL_DATAKEY_CACHE_SIZE is -1"},
 		{"cache size not a number", map[string]string{"S3SEAL_DATAKEY_CACHE_SIZE": "many"}, "S3SEAL_DATAKEY_CACHE_SIZE"},
 		{"ttl not a duration", map[string]string{"S3SEAL_DATAKEY_CACHE_TTL": "5"}, "S3SEAL_DATAKEY_CACHE_TTL"},
+		{"negative drain timeout", map[string]string{"S3SEAL_DRAIN_TIMEOUT": "-1s"}, "S3SEAL_DRAIN_TIMEOUT is -1s"},
+		{"drain timeout not a duration", map[string]string{"S3SEAL_DRAIN_TIMEOUT": "30"}, "S3SEAL_DRAIN_TIMEOUT"},
 		{"plaintext reads not a bool", map[string]string{"S3SEAL_ALLOW_PLAINTEXT_READS": "yes please"}, "S3SEAL_ALLOW_PLAINTEXT_READS"},
 		{"log level", map[string]string{"S3SEAL_LOG_LEVEL": "trace"}, `S3SEAL_LOG_LEVEL "trace"`},
 		{"domain with scheme", map[string]string{"S3SEAL_DOMAIN": "https://s3.example.com"}, "want a bare domain"},

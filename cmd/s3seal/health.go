@@ -6,42 +6,40 @@ package main
 // /healthz: the process is up and serving HTTP. Nothing else: a restart
 // would not fix an unreachable KMS.
 //
-// /readyz: s3seal can do its job right now, which takes two remote
-// services and the CMK allow-list:
-//   - upstream: a signed ListBuckets (GET /) answered. AccessDenied still
-//     counts as ready (the credential is valid, it merely lacks
-//     s3:ListAllMyBuckets, which the proxy does not need); a rejected
-//     credential or a 5xx does not.
-//   - kms: a GenerateDataKey under the configured CMK with the probe
-//     context {"s3seal:probe": "ready"}. GenerateDataKey rather than
-//     Encrypt because it is what every PUT needs: a least-privilege key
-//     policy (GenerateDataKey, Decrypt, ReEncrypt, DescribeKey) would fail
-//     an Encrypt probe while the proxy works fine. The returned data key
-//     is zeroed and discarded; the probe context marks these calls in the
-//     KMS audit log.
+// /readyz: s3seal can do its job right now. Its probes are the checks of
+// `s3seal doctor` that write nothing (internal/doctor, StartChecks), which
+// serve also runs once at start:
+//   - upstream: a signed ListBuckets answered. AccessDenied still counts
+//     (the credential is valid, it merely lacks s3:ListAllMyBuckets, which
+//     the proxy does not need); a rejected credential or a 5xx does not.
+//   - kms-key: the CMK for new objects resolves (DescribeKey) and is enabled.
+//   - kms-generate-data-key, kms-decrypt, kms-reencrypt: what the proxy
+//     asks of the KMS is allowed, with the probe context
+//     {"s3seal:probe": "ready"}, which marks these calls in the KMS audit
+//     log. Data keys are zeroed at once.
 //   - kms-allow-list: the CMKs objects may be read under are resolved
 //     (DescribeKey of each configured name). Until they are, every object
-//     is refused; once they are, the probe costs nothing.
-// Results are cached for readyTTL, so a probe every second costs at most
-// one KMS call per 10 s (about 8,600 a day per instance).
+//     is refused.
+// At start, a check failing on a definite misconfiguration (a key that does
+// not exist or is disabled, a denied permission, a refused store
+// credential) stops s3seal; one whose dependency merely does not answer
+// leaves it not ready, and /readyz shows the doctor's message until the
+// check passes. Once passed, a check is not run again, except upstream and
+// kms-generate-data-key (Steady), which every request depends on. Results
+// are cached for readyTTL, so a probe every second costs at most one KMS
+// call per 10 s once ready (about 8,600 a day per instance).
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"encoding/xml"
+	"errors"
 	"fmt"
-	"io"
+	"log/slog"
 	"net/http"
-	"net/url"
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-
-	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/internal/doctor"
 )
 
 const (
@@ -116,73 +114,55 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// probeContext marks readiness calls in the key service's audit log.
-var probeContext = map[string]string{"s3seal:probe": "ready"}
-
-// kmsProbe checks that the CMK for new objects can make data keys.
-func kmsProbe(ks envelope.KeyService, keyID string) probe {
-	return probe{name: "kms", check: func(ctx context.Context) error {
-		dk, err := ks.GenerateDataKey(ctx, keyID, probeContext)
-		clear(dk.Plaintext)
-		return err
-	}}
-}
-
-// allowListProbe checks that the CMK allow-list is resolved, resolving it
-// if not, so /readyz says why objects are refused.
-func allowListProbe(allowed *envelope.AllowList) probe {
-	return probe{name: "kms-allow-list", check: allowed.Resolve}
-}
-
-// upstreamProbe checks that the upstream store answers a signed ListBuckets.
-func upstreamProbe(client *http.Client, upstream *url.URL, cred credential, region string) probe {
-	return probe{name: "upstream", check: func(ctx context.Context) error {
-		return listBuckets(ctx, client, upstream, cred, region)
-	}}
-}
-
-// emptySHA256 is the payload hash of a request without a body.
-var emptySHA256 = func() string { h := sha256.Sum256(nil); return hex.EncodeToString(h[:]) }()
-
-func listBuckets(ctx context.Context, client *http.Client, upstream *url.URL, cred credential, region string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, upstream.String(), nil)
-	if err != nil {
-		return err
+// doctorProbes makes the readiness probes of the doctor's checks, run in
+// sess: a check that has passed is not run again unless it is Steady; a
+// check skipped because one it needs has not passed counts as not ready.
+func doctorProbes(sess *doctor.Session, checks []doctor.Check) []probe {
+	probes := make([]probe, 0, len(checks))
+	for _, c := range checks {
+		probes = append(probes, probe{name: c.Name, check: func(ctx context.Context) error {
+			if last, ok := sess.Last(c.Name); ok && last.Status == doctor.Pass && !c.Steady {
+				return nil
+			}
+			r := sess.Run(ctx, c)
+			switch r.Status {
+			case doctor.Pass:
+				return nil
+			case doctor.Skip:
+				return errors.New("not checked: " + r.Message)
+			}
+			return errors.New(r.Summary())
+		}})
 	}
-	req.Header.Set("X-Amz-Content-Sha256", emptySHA256)
-	creds := aws.Credentials{AccessKeyID: cred.AccessKey, SecretAccessKey: cred.SecretKey}
-	if err := v4.NewSigner().SignHTTP(ctx, creds, req, emptySHA256, "s3", region, time.Now()); err != nil {
-		return fmt.Errorf("signing: %w", err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("upstream unreachable: %w", err)
-	}
-	defer resp.Body.Close()
-	return judgeListBuckets(resp)
+	return probes
 }
 
-// credentialErrors are the S3 error codes that mean s3seal's own upstream
-// credential or region is wrong: every proxied request would fail the same way.
-var credentialErrors = map[string]bool{
-	"InvalidAccessKeyId": true, "SignatureDoesNotMatch": true,
-	"AuthorizationHeaderMalformed": true, "InvalidToken": true, "ExpiredToken": true,
-}
-
-// judgeListBuckets decides readiness from a ListBuckets answer: any other
-// 4xx (AccessDenied above all) shows a reachable store that accepted the
-// credential.
-func judgeListBuckets(resp *http.Response) error {
-	if resp.StatusCode < 300 {
+// checkAtStart runs the start checks once, each bounded by probeTimeout. A
+// required check failing on a misconfiguration stops the start with the
+// doctor's message; one whose dependency does not answer is logged, and
+// /readyz reports it until it passes.
+func checkAtStart(ctx context.Context, sess *doctor.Session, checks []doctor.Check, logger *slog.Logger) error {
+	var stop []doctor.Result
+	for _, c := range checks {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
+		r := sess.Run(cctx, c)
+		cancel()
+		// A skipped check waits for one that failed, which is logged.
+		switch {
+		case r.Status != doctor.Fail:
+		case r.Unavailable || !r.Required:
+			logger.Warn("not ready yet", "check", r.Name, "err", r.Summary())
+		default:
+			logger.Error("configuration check failed", "check", r.Name, "err", r.Summary())
+			stop = append(stop, r)
+		}
+	}
+	if len(stop) == 0 {
 		return nil
 	}
-	var s3err struct{ Code string }
-	xml.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&s3err) // best effort: a missing code is judged by the status
-	switch {
-	case resp.StatusCode >= 500:
-		return fmt.Errorf("upstream answered %d %s", resp.StatusCode, s3err.Code)
-	case credentialErrors[s3err.Code]:
-		return fmt.Errorf("upstream refused s3seal's credential: %d %s", resp.StatusCode, s3err.Code)
+	msg := stop[0].Summary()
+	if n := len(stop) - 1; n > 0 {
+		msg += fmt.Sprintf(" (and %d more failed check%s: see the log above, or run s3seal doctor)", n, map[bool]string{true: "s"}[n > 1])
 	}
-	return nil
+	return errors.New(msg)
 }

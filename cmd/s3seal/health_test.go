@@ -1,39 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
-)
 
-func TestJudgeListBuckets(t *testing.T) {
-	tests := []struct {
-		status int
-		body   string
-		ready  bool
-	}{
-		{200, "<ListAllMyBucketsResult/>", true},
-		{403, "<Error><Code>AccessDenied</Code></Error>", true},
-		{403, "<Error><Code>InvalidAccessKeyId</Code></Error>", false},
-		{403, "<Error><Code>SignatureDoesNotMatch</Code></Error>", false},
-		{400, "<Error><Code>AuthorizationHeaderMalformed</Code></Error>", false},
-		{405, "", true},
-		{500, "<Error><Code>InternalError</Code></Error>", false},
-		{503, "", false},
-	}
-	for _, tt := range tests {
-		resp := &http.Response{StatusCode: tt.status, Body: io.NopCloser(strings.NewReader(tt.body))}
-		if err := judgeListBuckets(resp); (err == nil) != tt.ready {
-			t.Errorf("%d %s: err %v, want ready=%v", tt.status, tt.body, err, tt.ready)
-		}
-	}
-}
+	"github.com/s3seal/s3seal/internal/doctor"
+)
 
 func TestReadinessCachesResults(t *testing.T) {
 	calls := 0
@@ -87,24 +66,64 @@ func TestReadyzReportsFailures(t *testing.T) {
 	}
 }
 
-// The upstream probe signs its request: a store that checks the
-// Authorization header sees a SigV4 one for the configured access key.
-func TestUpstreamProbeSigns(t *testing.T) {
-	var authz string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		authz = r.Header.Get("Authorization")
-		w.Write([]byte("<ListAllMyBucketsResult/>"))
-	}))
-	defer srv.Close()
-	u, err := url.Parse(srv.URL)
-	if err != nil {
-		t.Fatal(err)
+// doctorProbes: a start check that passed is not run again unless it is
+// Steady; a failure is the doctor's line; a check skipped for want of
+// another counts as not ready.
+func TestDoctorProbes(t *testing.T) {
+	runs := map[string]int{}
+	fail := map[string]bool{"kms-key": true}
+	check := func(name string, steady bool, needs ...string) doctor.Check {
+		return doctor.Check{Name: name, Title: name + " works", Required: true, Start: true, Steady: steady, Needs: needs,
+			Run: func(context.Context, *doctor.Session) doctor.Outcome {
+				runs[name]++
+				if fail[name] {
+					return doctor.Outcome{Message: "KMS down", Fix: "start it", Unavailable: true}
+				}
+				return doctor.Outcome{OK: true}
+			}}
 	}
-	p := upstreamProbe(srv.Client(), u, credential{"AKID", "secret"}, "eu-west-1")
-	if err := p.check(context.Background()); err != nil {
-		t.Fatal(err)
+	checks := []doctor.Check{check("upstream", true), check("kms-key", false), check("kms-allow-list", false, "kms-key")}
+	sess := doctor.NewSession(doctor.Config{})
+	r := newReadiness(doctorProbes(sess, checks)...)
+	now := time.Unix(0, 0)
+	r.now = func() time.Time { return now }
+
+	failed := r.status(context.Background())
+	if failed["kms-key"] != "kms-key works: KMS down; fix: start it" || !strings.Contains(failed["kms-allow-list"], "not checked: needs kms-key") || len(failed) != 2 {
+		t.Fatalf("status %v", failed)
 	}
-	if !strings.HasPrefix(authz, "AWS4-HMAC-SHA256 Credential=AKID/") || !strings.Contains(authz, "/eu-west-1/s3/aws4_request") {
-		t.Errorf("Authorization = %q", authz)
+	fail["kms-key"] = false
+	now = now.Add(readyTTL)
+	if failed := r.status(context.Background()); len(failed) != 0 {
+		t.Fatalf("after the KMS came back: %v", failed)
+	}
+	now = now.Add(readyTTL)
+	r.status(context.Background())
+	if runs["upstream"] != 3 || runs["kms-key"] != 2 || runs["kms-allow-list"] != 1 {
+		t.Errorf("runs %v: want upstream every round, the others until they pass", runs)
+	}
+}
+
+// checkAtStart stops on a misconfiguration with the doctor's message, and
+// only logs a dependency that does not answer.
+func TestCheckAtStart(t *testing.T) {
+	mk := func(name string, o doctor.Outcome) doctor.Check {
+		return doctor.Check{Name: name, Title: name + " works", Required: true, Start: true,
+			Run: func(context.Context, *doctor.Session) doctor.Outcome { return o }}
+	}
+	down := doctor.Outcome{Message: "no answer", Fix: "wait", Unavailable: true}
+	wrong := doctor.Outcome{Message: "S3SEAL_KMS_KEY_ID names no CMK", Fix: "set it"}
+	ok := doctor.Outcome{OK: true}
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logs, nil))
+	if err := checkAtStart(context.Background(), doctor.NewSession(doctor.Config{}), []doctor.Check{mk("a", ok), mk("b", down)}, logger); err != nil {
+		t.Errorf("an unreachable dependency stopped the start: %v", err)
+	}
+	if !strings.Contains(logs.String(), "b works: no answer; fix: wait") {
+		t.Errorf("not logged: %s", logs.String())
+	}
+	err := checkAtStart(context.Background(), doctor.NewSession(doctor.Config{}), []doctor.Check{mk("a", down), mk("b", wrong), mk("c", wrong)}, logger)
+	if err == nil || !strings.HasPrefix(err.Error(), "b works: S3SEAL_KMS_KEY_ID names no CMK; fix: set it (and 1 more failed check") {
+		t.Errorf("misconfiguration: %v", err)
 	}
 }

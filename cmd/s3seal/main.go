@@ -60,6 +60,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return c.keys(ctx, rest)
 	case "bench":
 		return c.bench(ctx, rest)
+	case "doctor":
+		return c.doctor(ctx, rest)
 	}
 	if len(cmd) > 0 && cmd[0] == '-' {
 		// `s3seal -x`: a flag meant for the default command.
@@ -91,6 +93,8 @@ Usage:
   s3seal keys ...     manage the embedded keyring (s3seal keys -h)
   s3seal bench ...    envelope vs direct KMS encryption, or the proxy's end-to-end
                       cost (s3seal bench --help)
+  s3seal doctor ...   check the configuration against the real store and KMS
+                      (s3seal doctor --help)
   s3seal help         this text
 
 Configuration (environment variables; empty means unset):

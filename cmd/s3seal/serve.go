@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/internal/doctor"
 	"github.com/s3seal/s3seal/internal/embeddedstore"
 	"github.com/s3seal/s3seal/metrics"
 	"github.com/s3seal/s3seal/proxy"
@@ -32,9 +33,6 @@ import (
 const (
 	readHeaderTimeout = 30 * time.Second
 	idleTimeout       = 2 * time.Minute
-	// drainTimeout bounds graceful shutdown: requests still running after it
-	// are cut, so a stuck download cannot block a deploy forever.
-	drainTimeout = 30 * time.Second
 )
 
 // serve runs the proxy until ctx is done (SIGINT or SIGTERM in main).
@@ -75,14 +73,40 @@ type upstreamStore struct {
 	region string
 }
 
+// configuredUpstream is the store S3SEAL_UPSTREAM_URL names; ok is false
+// when it is unset (the embedded store).
+func configuredUpstream(cfg Config) (_ upstreamStore, ok bool, _ error) {
+	if cfg.UpstreamURL == "" {
+		return upstreamStore{}, false, nil
+	}
+	u, err := url.Parse(cfg.UpstreamURL) // validated in loadConfig
+	if err != nil {
+		return upstreamStore{}, false, fmt.Errorf("S3SEAL_UPSTREAM_URL: %w", err)
+	}
+	return upstreamStore{url: u, cred: credential{cfg.UpstreamAccessKey, cfg.UpstreamSecretKey}, region: cfg.UpstreamRegion}, true, nil
+}
+
+// doctorStore is the store as the doctor's checks see it.
+func (u upstreamStore) doctorStore(embedded bool) doctor.Store {
+	return doctor.Store{URL: u.url, AccessKey: u.cred.AccessKey, SecretKey: u.cred.SecretKey, Region: u.region, Embedded: embedded}
+}
+
 // keySetup is the key service, the CMK for new objects and the CMKs
 // objects may be read under.
 type keySetup struct {
-	service  envelope.KeyService  // uncached: what readiness probes
-	resolver envelope.KeyResolver // the same service, naming CMKs for the allow-list
+	service  envelope.KeyService      // uncached: what readiness probes
+	resolver envelope.KeyResolver     // the same service, naming CMKs for the allow-list
+	status   envelope.KeyStatusReader // the same service, describing a CMK's state
 	keyID    string
 	allowed  *envelope.AllowList
+	keyring  bool
 	describe string // for the banner
+}
+
+// doctorKMS is the key service as the doctor's checks see it.
+func (k keySetup) doctorKMS(cfg Config) doctor.KMS {
+	return doctor.KMS{Keys: k.service, Status: k.status, Resolver: k.resolver, KeyID: k.keyID,
+		DecryptKeyIDs: cfg.KMSDecryptKeyIDs, Allowed: k.allowed, Keyring: k.keyring}
 }
 
 // server is a configured s3seal with its listeners bound, not yet serving.
@@ -122,9 +146,8 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	if s.keys, err = openKeyService(ctx, cfg, logger); err != nil {
 		return nil, err
 	}
-	if s.keys.allowed, err = openAllowList(ctx, cfg, s.keys.resolver, logger); err != nil {
-		return nil, err
-	}
+	// The CMKs objects may be read under: resolved by the start checks below.
+	s.keys.allowed = envelope.NewAllowList(s.keys.resolver, append([]string{cfg.KMSKeyID}, cfg.KMSDecryptKeyIDs...)...)
 	if err = s.setUpstream(ctx); err != nil {
 		return nil, err
 	}
@@ -132,20 +155,22 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	if err != nil {
 		return nil, err
 	}
-	// The probe has its own small client: the proxy tunes its transport for
-	// one busy upstream, and a probe should not queue behind that traffic.
-	probeClient := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-	ready := newReadiness(
-		upstreamProbe(probeClient, s.upstream.url, s.upstream.cred, s.upstream.region),
-		kmsProbe(s.keys.service, s.keys.keyID),
-		allowListProbe(s.keys.allowed),
-	)
+	// The doctor's checks that write nothing, now and then behind /readyz:
+	// a misconfiguration stops the start, an unreachable dependency leaves
+	// s3seal not ready until it answers. The checks have their own small
+	// client: the proxy tunes its transport for one busy upstream, and a
+	// probe should not queue behind that traffic.
+	sess := doctor.NewSession(doctor.Config{Store: s.upstream.doctorStore(s.store != nil), KMS: s.keys.doctorKMS(cfg), Purpose: "ready"})
+	checks := doctor.StartChecks()
+	if err = checkAtStart(ctx, sess, checks, logger); err != nil {
+		return nil, err
+	}
+	ready := newReadiness(doctorProbes(sess, checks)...)
 	if err = s.listen(handler, healthHandler(ready, metrics.Handler(s.registry))); err != nil {
 		return nil, err
 	}
 	warnLooseDataDir(cfg.DataDir, logger)
 	warnPlainHTTP(s.apiLn.Addr(), s.tls, logger)
-	s.warnIfNotReady(ctx, ready)
 	return s, nil
 }
 
@@ -167,9 +192,11 @@ func (s *server) newMetrics() error {
 	return nil
 }
 
-// openKeyService builds the configured key service. The keyring's default
-// key is created on first start; an AWS KMS key is only checked later, by
-// readiness, since KMS may be briefly unreachable at boot.
+// openKeyService builds the configured key service, for serve, bench and
+// doctor alike. The keyring's default key is created on first start;
+// whether the CMK exists and is enabled is for the doctor's checks (at
+// start, and in /readyz), which tell a misconfiguration from a KMS that is
+// merely unreachable at boot.
 func openKeyService(ctx context.Context, cfg Config, logger *slog.Logger) (keySetup, error) {
 	switch cfg.KMSProvider {
 	case providerAWS:
@@ -177,72 +204,32 @@ func openKeyService(ctx context.Context, cfg Config, logger *slog.Logger) (keySe
 		if err != nil {
 			return keySetup{}, fmt.Errorf("aws kms: %w", err)
 		}
-		return keySetup{service: kms, resolver: kms, keyID: cfg.KMSKeyID, describe: "aws kms, key " + cfg.KMSKeyID}, nil
+		return keySetup{service: kms, resolver: kms, status: kms, keyID: cfg.KMSKeyID, describe: "aws kms, key " + cfg.KMSKeyID}, nil
 	default:
 		ring, err := openDataKeyring(cfg.DataDir)
 		if err != nil {
 			return keySetup{}, err
 		}
-		info, err := ensureKeyringKey(ring, cfg.KMSKeyID, logger)
-		if err != nil {
+		if err := ensureDefaultKey(ring, cfg.KMSKeyID, logger); err != nil {
 			return keySetup{}, err
 		}
-		describe := fmt.Sprintf("embedded keyring %s, key %s (%s)", absPath(filepath.Join(cfg.DataDir, keyringFile)), cfg.KMSKeyID, info.ID)
-		return keySetup{service: ring, resolver: ring, keyID: cfg.KMSKeyID, describe: describe}, nil
+		describe := fmt.Sprintf("embedded keyring %s, key %s", absPath(filepath.Join(cfg.DataDir, keyringFile)), cfg.KMSKeyID)
+		if info, err := ring.DescribeKey(cfg.KMSKeyID); err == nil {
+			describe += " (" + info.ID + ")"
+		}
+		return keySetup{service: ring, resolver: ring, status: ring, keyID: cfg.KMSKeyID, keyring: true, describe: describe}, nil
 	}
-}
-
-// openAllowList resolves the CMKs objects may be read under: the key for
-// new objects and S3SEAL_KMS_DECRYPT_KEY_IDS. A name the key service does
-// not know is a configuration error and stops the start; an unreachable
-// KMS does not (it may just be late): objects are refused and /readyz says
-// why until the list resolves.
-func openAllowList(ctx context.Context, cfg Config, r envelope.KeyResolver, logger *slog.Logger) (*envelope.AllowList, error) {
-	allowed := envelope.NewAllowList(r, append([]string{cfg.KMSKeyID}, cfg.KMSDecryptKeyIDs...)...)
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
-	defer cancel()
-	err := allowed.Resolve(rctx)
-	var entry *envelope.AllowEntryError
-	switch {
-	case err == nil:
-	case errors.Is(err, envelope.ErrKeyNotFound) && errors.As(err, &entry):
-		return nil, unknownKeyError(cfg, entry.Entry)
-	case errors.Is(err, envelope.ErrAccessDenied) && errors.As(err, &entry):
-		return nil, fmt.Errorf("the KMS denies s3seal DescribeKey on %q: grant kms:DescribeKey on every key in "+
-			"S3SEAL_KMS_KEY_ID and S3SEAL_KMS_DECRYPT_KEY_IDS (s3seal resolves them at start to know which keys objects may name)", entry.Entry)
-	default:
-		logger.Warn("CMK allow-list not resolved yet; objects are refused until it is", "err", err)
-	}
-	return allowed, nil
-}
-
-// unknownKeyError names the variable that holds entry and how to fix it.
-func unknownKeyError(cfg Config, entry string) error {
-	if entry == cfg.KMSKeyID {
-		return fmt.Errorf("S3SEAL_KMS_KEY_ID %q names no CMK the key service knows: "+
-			"set it to an existing key id, ARN or alias/NAME (for AWS KMS, in the region s3seal uses)", entry)
-	}
-	return fmt.Errorf("S3SEAL_KMS_DECRYPT_KEY_IDS lists %q, which names no CMK the key service knows: "+
-		"correct it or remove it from the list", entry)
 }
 
 // setUpstream uses the configured upstream or starts the embedded store.
 func (s *server) setUpstream(ctx context.Context) error {
 	cfg := s.cfg
-	if cfg.UpstreamURL != "" {
-		u, err := url.Parse(cfg.UpstreamURL) // validated in loadConfig
-		if err != nil {
-			return fmt.Errorf("S3SEAL_UPSTREAM_URL: %w", err)
-		}
-		s.upstream = upstreamStore{url: u, cred: credential{cfg.UpstreamAccessKey, cfg.UpstreamSecretKey}, region: cfg.UpstreamRegion}
-		return nil
-	}
-	if err := ensureDataDir(cfg.DataDir); err != nil {
+	up, ok, err := configuredUpstream(cfg)
+	if err != nil || ok {
+		s.upstream = up
 		return err
 	}
-	// A start is finished even when a signal came meanwhile: run then
-	// shuts down cleanly, the store included.
-	store, err := embeddedstore.Start(context.WithoutCancel(ctx), embeddedstore.Options{DataDir: absPath(cfg.DataDir), Logger: s.logger})
+	store, err := startEmbeddedStore(ctx, cfg, s.logger)
 	if errors.Is(err, embeddedstore.ErrLocked) {
 		return fmt.Errorf("%w: stop it first, or give this one another S3SEAL_DATA_DIR", err)
 	}
@@ -250,10 +237,25 @@ func (s *server) setUpstream(ctx context.Context) error {
 		return err
 	}
 	s.store = store
-	s.upstream = upstreamStore{url: store.URLValue(), cred: credential{store.AccessKey, store.SecretKey}, region: store.Region}
+	s.upstream = embeddedUpstream(store)
 	s.logger.Info("embedded store started", "url", store.URL, "dir", store.Dir, "metadata", store.Metadata)
 	go s.watchStore(store)
 	return nil
+}
+
+// startEmbeddedStore starts the embedded store in cfg's data dir. A start
+// is finished even when a signal came meanwhile: the caller then shuts down
+// cleanly, the store included.
+func startEmbeddedStore(ctx context.Context, cfg Config, logger *slog.Logger) (*embeddedstore.Store, error) {
+	if err := ensureDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	return embeddedstore.Start(context.WithoutCancel(ctx), embeddedstore.Options{DataDir: absPath(cfg.DataDir), Logger: logger})
+}
+
+// embeddedUpstream is the embedded store as an upstream.
+func embeddedUpstream(store *embeddedstore.Store) upstreamStore {
+	return upstreamStore{url: store.URLValue(), cred: credential{store.AccessKey, store.SecretKey}, region: store.Region}
 }
 
 // watchStore says loudly if the embedded store stops while s3seal runs:
@@ -336,17 +338,9 @@ func warnPlainHTTP(addr net.Addr, tls bool, logger *slog.Logger) {
 		"or put s3seal behind a TLS-terminating proxy on the same host", "addr", addr.String())
 }
 
-// warnIfNotReady probes once at start, so that a wrong key id or
-// unreachable store shows in the log right away rather than only in
-// /readyz. It does not stop the start: KMS or the store may just be late.
-func (s *server) warnIfNotReady(ctx context.Context, ready *readiness) {
-	for name, msg := range ready.status(ctx) {
-		s.logger.Warn("not ready yet", "check", name, "err", msg)
-	}
-}
-
 // run serves until ctx is done or a listener fails, then shuts down: stop
-// accepting, let in-flight requests finish for up to drainTimeout, and only
+// accepting, let in-flight requests finish for up to S3SEAL_DRAIN_TIMEOUT
+// (requests still running then are cut), and only
 // then close the embedded store they may still be using.
 func (s *server) run(ctx context.Context) error {
 	errc := make(chan error, 2)
@@ -358,11 +352,11 @@ func (s *server) run(ctx context.Context) error {
 	var serveErr error
 	select {
 	case <-ctx.Done():
-		s.logger.Info("shutting down", "drain_timeout", drainTimeout.String())
+		s.logger.Info("shutting down", "drain_timeout", s.cfg.DrainTimeout.String())
 	case serveErr = <-errc:
 		s.logger.Error("listener failed; shutting down", "err", serveErr)
 	}
-	drainCtx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	drainCtx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
 	defer cancel()
 	shutdownErr := errors.Join(s.api.Shutdown(drainCtx), s.health.Shutdown(drainCtx))
 	if shutdownErr != nil {

@@ -95,8 +95,16 @@ func (s *Store) outgoing(r *http.Request, bucket, key string, lies []Lie, body i
 			}
 		}
 	}
-	return s.newRequest(r.Context(), r.Method, path, query, header, body, r.ContentLength)
+	req, err := s.newRequest(r.Context(), r.Method, path, query, header, body, r.ContentLength)
+	if err == nil && r.Header.Get("X-Amz-Content-Sha256") == streamingUnsignedTrailer {
+		// Framed without signatures: the body passes as it is, framing and
+		// trailer included, so the store sees it as the client sent it.
+		req.Header.Set("X-Amz-Content-Sha256", streamingUnsignedTrailer)
+	}
+	return req, err
 }
+
+const streamingUnsignedTrailer = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
 
 // newRequest builds a request for path ("/bucket/key", decoded) as
 // proxy/upstream.go does: the path is sent exactly as the signer encodes it.

@@ -182,7 +182,7 @@ func (s *Store) spawn(ctx context.Context, o Options, cfg childConfig) error {
 		argv = []string{self, ChildCommand}
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), o.Env...)
+	cmd.Env = append(childEnv(os.Environ()), o.Env...)
 	cmd.Dir = s.Dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	out := &childLog{log: s.log}
@@ -228,6 +228,18 @@ func (s *Store) awaitReady(ctx context.Context, addr string, out *childLog) erro
 			return errors.New("embedded store: not listening after 30 s")
 		}
 	}
+}
+
+// childEnv is s3seal's environment without its secrets: the store needs
+// none of s3seal's configuration, nor its cloud credentials.
+func childEnv(environ []string) []string {
+	var out []string
+	for _, kv := range environ {
+		if !strings.HasPrefix(kv, "S3SEAL_") && !strings.HasPrefix(kv, "AWS_") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // lockDataDir takes an exclusive lock on path, or says who holds it.
