@@ -90,9 +90,10 @@ func FuzzStoreLies(f *testing.F) {
 			e.read(t, "GET", "/"+testBucket+"?list-type=2", nil)
 		case 5, 6:
 			dst := fmt.Sprintf("fuzz-copy-%d", n)
-			rng, want := [2]int64{}, plain
+			var rng *[2]int64
+			want := plain
 			if op%7 == 5 {
-				rng, want = [2]int64{off, off + length - 1}, plain[off:off+length]
+				rng, want = &[2]int64{off, off + length - 1}, plain[off:off+length]
 			}
 			ok := e.copyUnderLies(t, key, dst, rng)
 			e.liar.Set()

@@ -57,7 +57,10 @@ func (e *lyingEnv) read(t testing.TB, method, path string, header http.Header) a
 	t.Helper()
 	resp, err := http.DefaultClient.Do(e.wireRequest(t, method, path, nil, modeSigned, false, header))
 	if err != nil {
-		t.Fatal(err)
+		// Cut off before the answer's headers: nothing a client could take
+		// for an answer.
+		e.drain(t, 1)
+		return answer{}
 	}
 	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -250,14 +253,14 @@ func TestCopiesUnderLies(t *testing.T) {
 		name string
 		lies []adversary.Lie
 		src  string
-		rng  [2]int64 // UploadPartCopy range; {0,0}: CopyObject
+		rng  *[2]int64 // UploadPartCopy range; nil: CopyObject
 	}{
-		{"UploadPartCopy, sizes break the rule", ruleBreak, "mp", [2]int64{2*chunk - 10, 2*chunk + 10}},
-		{"UploadPartCopy, part count dropped", []adversary.Lie{{Kind: adversary.ETagParts, N: -1}}, "mp", [2]int64{10, 2*chunk + 10}},
-		{"UploadPartCopy, another object", []adversary.Lie{{Match: adversary.Match{Key: "small"}, Kind: adversary.OtherObject, Key: "other"}}, "small", [2]int64{5, 100}},
-		{"CopyObject, sizes break the rule", ruleBreak, "mp", [2]int64{}},
-		{"CopyObject, another object's metadata", []adversary.Lie{{Match: adversary.Match{Key: "small"}, Kind: adversary.OtherMetadata, Key: "other"}}, "small", [2]int64{}},
-		{"CopyObject, part count too low", []adversary.Lie{{Kind: adversary.ETagParts, N: 2}}, "mp", [2]int64{}},
+		{"UploadPartCopy, sizes break the rule", ruleBreak, "mp", &[2]int64{2*chunk - 10, 2*chunk + 10}},
+		{"UploadPartCopy, part count dropped", []adversary.Lie{{Kind: adversary.ETagParts, N: -1}}, "mp", &[2]int64{10, 2*chunk + 10}},
+		{"UploadPartCopy, another object", []adversary.Lie{{Match: adversary.Match{Key: "small"}, Kind: adversary.OtherObject, Key: "other"}}, "small", &[2]int64{5, 100}},
+		{"CopyObject, sizes break the rule", ruleBreak, "mp", nil},
+		{"CopyObject, another object's metadata", []adversary.Lie{{Match: adversary.Match{Key: "small"}, Kind: adversary.OtherMetadata, Key: "other"}}, "small", nil},
+		{"CopyObject, part count too low", []adversary.Lie{{Kind: adversary.ETagParts, N: 2}}, "mp", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e.proxy.layouts = newLayoutCache()
@@ -268,7 +271,7 @@ func TestCopiesUnderLies(t *testing.T) {
 			e.liar.Set(tc.lies...)
 			ok := e.copyUnderLies(t, tc.src, dst, tc.rng)
 			e.liar.Set()
-			if tc.rng != [2]int64{} {
+			if tc.rng != nil {
 				want = want[tc.rng[0] : tc.rng[1]+1]
 			}
 			a := e.read(t, "GET", "/"+testBucket+"/"+dst, nil)
@@ -285,10 +288,10 @@ func TestCopiesUnderLies(t *testing.T) {
 
 // copyUnderLies copies src to dst (a range of it, through UploadPartCopy
 // and Complete, when rng is set) and reports whether the copy succeeded.
-func (e *lyingEnv) copyUnderLies(t testing.TB, src, dst string, rng [2]int64) bool {
+func (e *lyingEnv) copyUnderLies(t testing.TB, src, dst string, rng *[2]int64) bool {
 	t.Helper()
 	copySrc := http.Header{"X-Amz-Copy-Source": {testBucket + "/" + src}}
-	if rng == [2]int64{} {
+	if rng == nil {
 		status, _, _ := e.send(t, e.wireRequest(t, "PUT", "/"+testBucket+"/"+dst, nil, modeSigned, false, copySrc))
 		return status == http.StatusOK
 	}
