@@ -25,6 +25,8 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/s3seal/s3seal/internal/adversary"
+	"github.com/s3seal/s3seal/internal/testkms"
+	"github.com/s3seal/s3seal/internal/testlog"
 )
 
 // doctorReport is `s3seal doctor --json`.
@@ -216,7 +218,7 @@ func TestDoctorKMSFailures(t *testing.T) {
 		bucket := newBucket(t, e)
 
 		alias := newCMK(t, e.kmsURL)
-		c := kmsClient(t, e.kmsURL)
+		c := testkms.Client(t, e.kmsURL)
 		key, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(alias)})
 		if err != nil {
 			t.Fatal(err)
@@ -245,7 +247,7 @@ func TestDoctorKMSFailures(t *testing.T) {
 // if it stops first. It is stopped (by PID) when the test ends.
 func startUnready(t *testing.T, env []string) (*instance, error) {
 	t.Helper()
-	in := &instance{URL: "http://" + freeAddr(t), MetricsURL: "http://" + freeAddr(t), logs: &syncBuffer{}}
+	in := &instance{URL: "http://" + freeAddr(t), MetricsURL: "http://" + freeAddr(t), logs: &testlog.Buffer{}}
 	cmd := exec.Command(s3sealBinary(t))
 	cmd.Env = append(env, "S3SEAL_ADDR="+hostPort(in.URL), "S3SEAL_METRICS_ADDR="+hostPort(in.MetricsURL))
 	cmd.Stdout, cmd.Stderr = in.logs, in.logs

@@ -8,7 +8,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -26,14 +25,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/minio/minio-go/v7"
 	miniocreds "github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/s3seal/s3seal/e2e/localkms"
 	"github.com/s3seal/s3seal/internal/embeddedstore"
+	"github.com/s3seal/s3seal/internal/testkms"
+	"github.com/s3seal/s3seal/internal/testlog"
 )
 
 const region = "us-east-1"
@@ -93,7 +91,7 @@ var upstreams = []string{"minio", "versitygw", "embedded"}
 // left out only if the s3seal binary cannot be built.
 func allEnvs(t *testing.T) []testEnv {
 	t.Helper()
-	kmsURL := os.Getenv("S3SEAL_TEST_KMS_ENDPOINT")
+	kmsURL := os.Getenv(testkms.EndpointEnv)
 	ci := os.Getenv("CI") != ""
 	var envs []testEnv
 	var missing []string
@@ -120,7 +118,7 @@ func allEnvs(t *testing.T) []testEnv {
 		envs = append(envs, e)
 	}
 	if kmsURL == "" {
-		missing = append(missing, "S3SEAL_TEST_KMS_ENDPOINT")
+		missing = append(missing, testkms.EndpointEnv)
 	}
 	if ci && len(missing) > 0 {
 		t.Fatalf("%s must be set in CI (scripts/test sets them)", strings.Join(missing, ", "))
@@ -216,29 +214,13 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// kmsClient talks to a KMS-API endpoint with dummy credentials (local-kms
-// does not check them).
-func kmsClient(t *testing.T, endpoint string) *kms.Client {
-	t.Helper()
-	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion(region),
-		config.WithCredentialsProvider(awscreds.NewStaticCredentialsProvider("e2e", "e2e", "")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kms.NewFromConfig(cfg, func(o *kms.Options) { o.BaseEndpoint = aws.String(endpoint) })
-}
-
 // newCMK creates a CMK with a fresh alias and returns the alias.
 func newCMK(t *testing.T, endpoint string) string {
 	t.Helper()
-	ctx := context.Background()
-	c := kmsClient(t, endpoint)
-	out, err := c.CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String("s3seal e2e")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	keyID := testkms.CreateKey(t, endpoint)
 	alias := "alias/s3seal-e2e-" + randHex(4)
-	if _, err := c.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(alias), TargetKeyId: out.KeyMetadata.KeyId}); err != nil {
+	in := &kms.CreateAliasInput{AliasName: aws.String(alias), TargetKeyId: aws.String(keyID)}
+	if _, err := testkms.Client(t, endpoint).CreateAlias(context.Background(), in); err != nil {
 		t.Fatal(err)
 	}
 	return alias
@@ -261,24 +243,7 @@ type instance struct {
 	// current start; nil for none.
 	via  *embedded
 	cmd  *exec.Cmd
-	logs *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs *testlog.Buffer
 }
 
 // startS3seal runs s3seal in front of e's store with the given KMS endpoint
@@ -356,7 +321,7 @@ func (m *embedded) running() bool {
 // launch starts the process on in's addresses and waits until it is ready.
 func (in *instance) launch(t *testing.T) {
 	t.Helper()
-	in.logs = &syncBuffer{}
+	in.logs = &testlog.Buffer{}
 	dataDir := in.dataDir
 	if dataDir == "" {
 		dataDir = t.TempDir()
@@ -503,18 +468,4 @@ func newBucket(t *testing.T, e testEnv) string {
 		t.Fatal(err)
 	}
 	return name
-}
-
-// startLocalKMS runs a KMS-API server of this test's own on 127.0.0.1, for
-// tests that stop it; the returned stop is idempotent.
-func startLocalKMS(t *testing.T) (string, func()) {
-	t.Helper()
-	endpoint, stop, err := localkms.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	stopOnce := func() { once.Do(func() { stop() }) }
-	t.Cleanup(stopOnce)
-	return endpoint, stopOnce
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	"github.com/minio/minio-go/v7"
+
+	"github.com/s3seal/s3seal/internal/testkms"
 )
 
 // apiCode returns the S3 error code and HTTP status of an SDK error.
@@ -46,7 +48,7 @@ func TestDisabledKey(t *testing.T) {
 		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("before"), Body: bytes.NewReader(plain)}); err != nil {
 			t.Fatal(err)
 		}
-		kc := kmsClient(t, e.kmsURL)
+		kc := testkms.Client(t, e.kmsURL)
 		desc, err := kc.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(in.KeyAlias)})
 		if err != nil {
 			t.Fatal(err)

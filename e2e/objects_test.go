@@ -19,6 +19,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/internal/testkms"
 )
 
 // sdkClient is an aws-sdk-go-v2 S3 client at its default checksum settings,
@@ -288,7 +289,7 @@ func TestTamperedObjectsFail(t *testing.T) {
 // KMS, and checks that a PUT fails with 503 and leaves nothing upstream.
 func TestKMSDownWritesNothing(t *testing.T) {
 	forEachUpstream(t, func(t *testing.T, e testEnv) {
-		kmsURL, stopKMS := startLocalKMS(t)
+		kmsURL, stopKMS := testkms.Start(t)
 		in := startS3seal(t, e, kmsURL, "")
 		c := sdkClient(t, in)
 		ctx := context.Background()

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,7 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
-	"github.com/s3seal/s3seal/e2e/localkms"
+	"github.com/s3seal/s3seal/internal/testkms"
 )
 
 // keyAdmin manages CMKs behind a KeyService under test: the part of each
@@ -341,73 +340,59 @@ func runKeyServiceContract(t *testing.T, ks KeyService, admin keyAdmin) {
 	})
 }
 
-// awsAdmin manages keys through the raw KMS API.
-type awsAdmin struct{ c *kms.Client }
+// adminDone fails the test if a keyAdmin operation op failed.
+func adminDone(t *testing.T, op string, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", op, err)
+	}
+}
+
+// awsAdmin manages keys through the raw KMS API of the server at endpoint,
+// with a client of its own.
+type awsAdmin struct {
+	endpoint string
+	c        *kms.Client
+}
+
+func newAWSAdmin(t *testing.T, endpoint string) awsAdmin {
+	t.Helper()
+	return awsAdmin{endpoint: endpoint, c: testkms.Client(t, endpoint)}
+}
 
 func (a awsAdmin) createKey(t *testing.T) string {
 	t.Helper()
-	out, err := a.c.CreateKey(t.Context(), &kms.CreateKeyInput{Description: aws.String("s3seal contract test")})
-	if err != nil {
-		t.Fatalf("CreateKey: %v", err)
-	}
-	return *out.KeyMetadata.KeyId
+	return testkms.CreateKey(t, a.endpoint)
 }
 
 func (a awsAdmin) createAlias(t *testing.T, alias, keyID string) {
 	t.Helper()
-	if _, err := a.c.CreateAlias(t.Context(), &kms.CreateAliasInput{AliasName: &alias, TargetKeyId: &keyID}); err != nil {
-		t.Fatalf("CreateAlias: %v", err)
-	}
+	_, err := a.c.CreateAlias(t.Context(), &kms.CreateAliasInput{AliasName: &alias, TargetKeyId: &keyID})
+	adminDone(t, "CreateAlias", err)
 }
 
 func (a awsAdmin) disable(t *testing.T, keyID string) {
 	t.Helper()
-	if _, err := a.c.DisableKey(t.Context(), &kms.DisableKeyInput{KeyId: &keyID}); err != nil {
-		t.Fatalf("DisableKey: %v", err)
-	}
+	_, err := a.c.DisableKey(t.Context(), &kms.DisableKeyInput{KeyId: &keyID})
+	adminDone(t, "DisableKey", err)
 }
 
 func (a awsAdmin) enable(t *testing.T, keyID string) {
 	t.Helper()
-	if _, err := a.c.EnableKey(t.Context(), &kms.EnableKeyInput{KeyId: &keyID}); err != nil {
-		t.Fatalf("EnableKey: %v", err)
-	}
+	_, err := a.c.EnableKey(t.Context(), &kms.EnableKeyInput{KeyId: &keyID})
+	adminDone(t, "EnableKey", err)
 }
 
 func (a awsAdmin) rotate(t *testing.T, keyID string) {
 	t.Helper()
-	if _, err := a.c.RotateKeyOnDemand(t.Context(), &kms.RotateKeyOnDemandInput{KeyId: &keyID}); err != nil {
-		t.Fatalf("RotateKeyOnDemand: %v", err)
-	}
+	_, err := a.c.RotateKeyOnDemand(t.Context(), &kms.RotateKeyOnDemandInput{KeyId: &keyID})
+	adminDone(t, "RotateKeyOnDemand", err)
 }
 
 func (a awsAdmin) scheduleDeletion(t *testing.T, keyID string) {
 	t.Helper()
-	if _, err := a.c.ScheduleKeyDeletion(t.Context(), &kms.ScheduleKeyDeletionInput{KeyId: &keyID, PendingWindowInDays: aws.Int32(7)}); err != nil {
-		t.Fatalf("ScheduleKeyDeletion: %v", err)
-	}
-}
-
-// testKMSEndpoint returns the KMS endpoint CI started (S3SEAL_TEST_KMS_ENDPOINT,
-// a URL or host:port) or else starts a local-kms in-process.
-func testKMSEndpoint(t *testing.T) string {
-	t.Helper()
-	if ep := os.Getenv("S3SEAL_TEST_KMS_ENDPOINT"); ep != "" {
-		if !strings.Contains(ep, "://") {
-			ep = "http://" + ep
-		}
-		return ep
-	}
-	endpoint, stop, err := localkms.Start(t.TempDir())
-	if err != nil {
-		t.Fatalf("localkms.Start: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("stopping localkms: %v", err)
-		}
-	})
-	return endpoint
+	_, err := a.c.ScheduleKeyDeletion(t.Context(), &kms.ScheduleKeyDeletionInput{KeyId: &keyID, PendingWindowInDays: aws.Int32(7)})
+	adminDone(t, "ScheduleKeyDeletion", err)
 }
 
 // testAWSKMS connects to endpoint the way the proxy would, with test credentials.
@@ -416,7 +401,7 @@ func testAWSKMS(t *testing.T, endpoint string, optFns ...func(*config.LoadOption
 	opts := append([]func(*config.LoadOptions) error{
 		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")),
 	}, optFns...)
-	ks, err := LoadAWSKMS(t.Context(), AWSKMSConfig{Region: localkms.Region, Endpoint: endpoint}, opts...)
+	ks, err := LoadAWSKMS(t.Context(), AWSKMSConfig{Region: testkms.Region, Endpoint: endpoint}, opts...)
 	if err != nil {
 		t.Fatalf("LoadAWSKMS: %v", err)
 	}
@@ -424,12 +409,12 @@ func testAWSKMS(t *testing.T, endpoint string, optFns ...func(*config.LoadOption
 }
 
 func TestKeyServiceAWSKMS(t *testing.T) {
-	ks := testAWSKMS(t, testKMSEndpoint(t))
-	client, ok := ks.api.(*kms.Client)
-	if !ok {
+	endpoint := testkms.Endpoint(t)
+	ks := testAWSKMS(t, endpoint)
+	if _, ok := ks.api.(*kms.Client); !ok {
 		t.Fatalf("LoadAWSKMS api is %T, want *kms.Client", ks.api)
 	}
-	runKeyServiceContract(t, ks, awsAdmin{client})
+	runKeyServiceContract(t, ks, newAWSAdmin(t, endpoint))
 }
 
 // keyringAdmin manages keys through the keyring's own API.
@@ -446,37 +431,29 @@ func (a keyringAdmin) createKey(t *testing.T) string {
 
 func (a keyringAdmin) createAlias(t *testing.T, alias, keyID string) {
 	t.Helper()
-	if err := a.k.CreateAlias(alias, keyID); err != nil {
-		t.Fatalf("CreateAlias: %v", err)
-	}
+	adminDone(t, "CreateAlias", a.k.CreateAlias(alias, keyID))
 }
 
 func (a keyringAdmin) disable(t *testing.T, keyID string) {
 	t.Helper()
-	if err := a.k.DisableKey(keyID); err != nil {
-		t.Fatalf("DisableKey: %v", err)
-	}
+	adminDone(t, "DisableKey", a.k.DisableKey(keyID))
 }
 
 func (a keyringAdmin) enable(t *testing.T, keyID string) {
 	t.Helper()
-	if err := a.k.EnableKey(keyID); err != nil {
-		t.Fatalf("EnableKey: %v", err)
-	}
+	adminDone(t, "EnableKey", a.k.EnableKey(keyID))
 }
 
 func (a keyringAdmin) rotate(t *testing.T, keyID string) {
 	t.Helper()
-	if _, err := a.k.RotateKey(keyID); err != nil {
-		t.Fatalf("RotateKey: %v", err)
-	}
+	_, err := a.k.RotateKey(keyID)
+	adminDone(t, "RotateKey", err)
 }
 
 func (a keyringAdmin) scheduleDeletion(t *testing.T, keyID string) {
 	t.Helper()
-	if _, err := a.k.ScheduleKeyDeletion(keyID, 7); err != nil {
-		t.Fatalf("ScheduleKeyDeletion: %v", err)
-	}
+	_, err := a.k.ScheduleKeyDeletion(keyID, 7)
+	adminDone(t, "ScheduleKeyDeletion", err)
 }
 
 func TestKeyServiceKeyring(t *testing.T) {

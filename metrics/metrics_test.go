@@ -162,6 +162,9 @@ func TestInstrumentedKeysAndCache(t *testing.T) {
 	if got := s.Sum("s3seal_kms_requests_total"); got != total {
 		t.Errorf("kms_requests_total = %v in all, want %v", got, total)
 	}
+	if got := m.KMSCalls(); float64(got) != total {
+		t.Errorf("KMSCalls() = %v, want %v", got, total)
+	}
 	if got := s.Sum("s3seal_kms_request_duration_seconds"); got != total {
 		t.Errorf("kms_request_duration_seconds count = %v, want %v", got, total)
 	}

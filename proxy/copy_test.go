@@ -131,7 +131,7 @@ func TestCopyObjectToAnotherCMK(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p2, err := New(Config{Upstream: e.proxy.up.base, UpstreamAccessKey: upstreamAK, UpstreamSecretKey: upstreamSecret,
+	p2, err := New(Config{Upstream: e.proxy.store.Endpoint(), UpstreamAccessKey: upstreamAK, UpstreamSecretKey: upstreamSecret,
 		Auth: e.proxy.auth, Keys: envelope.ObjectKeys{Keys: e.keyring, KeyID: k2.ID, Allowed: envelope.NewAllowList(e.keyring, k2.ID, e.keyID)}, Logger: e.proxy.log})
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/internal/store"
 	"github.com/s3seal/s3seal/sigv4"
 )
 
@@ -85,6 +86,19 @@ func asS3Error(err error) *s3Error {
 				"If that key is yours, add it to S3SEAL_KMS_DECRYPT_KEY_IDS.", err)
 	}
 	switch {
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads this answer.
+		return newS3Error("RequestCanceled", 499, "The request was canceled.", err)
+	case errors.Is(err, store.ErrUnreachable):
+		return errUpstream(err)
+	case errors.Is(err, store.ErrChanged):
+		return errObjectChanged()
+	case errors.Is(err, store.ErrUnexpectedAnswer):
+		return newS3Error("BadStoreAnswer", http.StatusBadGateway,
+			"The store did not answer as S3 does; nothing it sent was passed on. The s3seal log says why.", err)
+	case errors.Is(err, store.ErrRangeNotSatisfiable):
+		// s3seal asked for bytes its metadata says are stored.
+		return errCorrupt(err)
 	case errors.Is(err, envelope.ErrKMSUnavailable):
 		return newS3Error("ServiceUnavailable", http.StatusServiceUnavailable,
 			"The key management service is unavailable. Please retry.", err)
@@ -108,9 +122,6 @@ func asS3Error(err error) *s3Error {
 		return errCorrupt(err)
 	case errors.Is(err, envelope.ErrInvalidKMSRequest):
 		return errInternal(err)
-	case errors.Is(err, context.Canceled):
-		// The client went away; nobody reads this answer.
-		return newS3Error("RequestCanceled", 499, "The request was canceled.", err)
 	}
 	return errInternal(err)
 }

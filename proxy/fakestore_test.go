@@ -87,9 +87,9 @@ type fakeObject struct {
 type recorded struct {
 	Method, Path, Query string
 	Header              http.Header
-	Body                []byte // what arrived of the body (its first MiB)
-	BodyLen             int64
-	Complete            bool // the whole declared body arrived
+	Body                []byte // the body as the store decoded it (its first MiB)
+	BodyLen             int64  // decoded body bytes
+	Complete            bool   // the whole declared body arrived
 }
 
 // captureBody keeps what a request body delivers.
@@ -212,11 +212,13 @@ func (s *fakeStore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	idx := len(s.requests)
 	s.requests = append(s.requests, recorded{Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Header: r.Header.Clone()})
 	s.mu.Unlock()
+	decoded := &captureBody{r: http.NoBody}
 	defer func() {
+		io.Copy(io.Discard, decoded)
 		io.Copy(io.Discard, body)
 		s.mu.Lock()
 		rec := &s.requests[idx]
-		rec.Body, rec.BodyLen = body.buf, body.n
+		rec.Body, rec.BodyLen = decoded.buf, decoded.n
 		rec.Complete = body.eof && (r.ContentLength < 0 || body.n == r.ContentLength)
 		s.mu.Unlock()
 	}()
@@ -226,6 +228,10 @@ func (s *fakeStore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusForbidden, "SignatureDoesNotMatch")
 		return
 	}
+	// What the verifier yields is the body as a store keeps it: framing
+	// removed, trailer checked.
+	decoded.r = req.Body
+	req.Body = decoded
 	path := strings.TrimPrefix(r.URL.Path, "/")
 	bucket, key, _ := strings.Cut(path, "/")
 	switch {
@@ -723,4 +729,10 @@ func (s *fakeStore) copyObject(w http.ResponseWriter, r *http.Request, bucket, k
 	w.Header().Set("Content-Type", "application/xml")
 	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+`<CopyObjectResult><LastModified>%s</LastModified><ETag>%s</ETag></CopyObjectResult>`,
 		n.modified.Format("2006-01-02T15:04:05.000Z"), xmlEscape(n.etag))
+}
+
+func xmlEscape(s string) string {
+	var b strings.Builder
+	xml.EscapeText(&b, []byte(s))
+	return b.String()
 }

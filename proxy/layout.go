@@ -1,12 +1,14 @@
 package proxy
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"sync"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/s3seal/s3seal/envelope"
 )
@@ -38,7 +40,6 @@ const (
 )
 
 type layoutEntry struct {
-	key    string
 	layout envelope.Layout // nil: a guess failed, fetch the exact layout
 	exact  bool
 	// verified are the middle segments of a guess whose sizes the store
@@ -46,16 +47,21 @@ type layoutEntry struct {
 	verified map[int]bool
 }
 
-// layoutCache is a bounded LRU of object layouts.
+// layoutCache is an LRU of object layouts bounded in entries and in the
+// part sizes they hold together (one object may have 10,000 parts).
 type layoutCache struct {
-	mu       sync.Mutex
-	lru      *list.List // front = most recent; values are *layoutEntry
-	entries  map[string]*list.Element
+	mu       sync.Mutex // keeps segments exact, and guards verified
+	lru      *lru.Cache[string, *layoutEntry]
 	segments int
 }
 
 func newLayoutCache() *layoutCache {
-	return &layoutCache{lru: list.New(), entries: map[string]*list.Element{}}
+	c := &layoutCache{}
+	// Evictions happen within Add and RemoveOldest, under c.mu.
+	c.lru, _ = lru.NewWithEvict(layoutCacheEntries, func(_ string, e *layoutEntry) {
+		c.segments -= len(e.layout)
+	}) // errors only for a size < 1
+	return c
 }
 
 func layoutKey(bucket, key, etag string) string {
@@ -65,12 +71,11 @@ func layoutKey(bucket, key, etag string) string {
 func (c *layoutCache) get(k string) (layoutEntry, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	el, ok := c.entries[k]
+	e, ok := c.lru.Get(k)
 	if !ok {
 		return layoutEntry{}, false
 	}
-	c.lru.MoveToFront(el)
-	return *el.Value.(*layoutEntry), true
+	return layoutEntry{layout: e.layout, exact: e.exact}, true
 }
 
 func (c *layoutCache) put(k string, l envelope.Layout, exact bool) {
@@ -79,13 +84,11 @@ func (c *layoutCache) put(k string, l envelope.Layout, exact bool) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.entries[k]; ok {
-		c.remove(el)
-	}
-	c.entries[k] = c.lru.PushFront(&layoutEntry{key: k, layout: l, exact: exact})
+	c.lru.Remove(k)
+	c.lru.Add(k, &layoutEntry{layout: l, exact: exact})
 	c.segments += len(l)
-	for c.lru.Len() > layoutCacheEntries || c.segments > layoutCacheSegments {
-		c.remove(c.lru.Back())
+	for c.segments > layoutCacheSegments {
+		c.lru.RemoveOldest()
 	}
 }
 
@@ -93,26 +96,19 @@ func (c *layoutCache) put(k string, l envelope.Layout, exact bool) {
 func (c *layoutCache) isVerified(k string, seg int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	el, ok := c.entries[k]
-	return ok && el.Value.(*layoutEntry).verified[seg]
+	e, ok := c.lru.Peek(k)
+	return ok && e.verified[seg]
 }
 
 func (c *layoutCache) markVerified(k string, seg int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.entries[k]; ok {
-		e := el.Value.(*layoutEntry)
+	if e, ok := c.lru.Peek(k); ok {
 		if e.verified == nil {
 			e.verified = map[int]bool{}
 		}
 		e.verified[seg] = true
 	}
-}
-
-func (c *layoutCache) remove(el *list.Element) {
-	e := c.lru.Remove(el).(*layoutEntry)
-	delete(c.entries, e.key)
-	c.segments -= len(e.layout)
 }
 
 // errNoPartReads means a store that does not answer partNumber reads.
@@ -124,7 +120,7 @@ func (p *Proxy) layout(ctx context.Context, o objRef) (envelope.Layout, bool, er
 	if o.info.segments <= 1 {
 		return envelope.Layout{o.info.size}, true, nil
 	}
-	k := layoutKey(o.bucket, o.key, o.etag)
+	k := layoutKey(o.Bucket, o.Key, o.etag)
 	// A cached layout must describe this object as the store reports it now:
 	// the part count of its ETag and its stored size.
 	if e, ok := p.layouts.get(k); ok && (e.layout == nil || fits(e.layout, o.info)) {
@@ -145,6 +141,15 @@ func (p *Proxy) layout(ctx context.Context, o objRef) (envelope.Layout, bool, er
 	return p.exactLayout(ctx, o)
 }
 
+// knownLayout is the object's layout, fetched exactly unless known so.
+func (p *Proxy) knownLayout(ctx context.Context, o objRef) (envelope.Layout, error) {
+	l, exact, err := p.layout(ctx, o)
+	if err == nil && !exact {
+		l, _, err = p.exactLayout(ctx, o)
+	}
+	return l, err
+}
+
 // fits reports whether layout l is that of an object of info's part count
 // and stored size.
 func fits(l envelope.Layout, info objectInfo) bool {
@@ -162,7 +167,7 @@ func fits(l envelope.Layout, info objectInfo) bool {
 // is fetched. The last segment's size follows from the others.
 func (p *Proxy) checkGuess(ctx context.Context, o objRef, l envelope.Layout, br byteRange) (envelope.Layout, bool, error) {
 	first, last := l.SegmentAt(br.off), l.SegmentAt(br.off+br.n-1)
-	k := layoutKey(o.bucket, o.key, o.etag)
+	k := layoutKey(o.Bucket, o.Key, o.etag)
 	for s := max(first, 1); s <= min(last, len(l)-2); s++ {
 		if p.layouts.isVerified(k, s) {
 			continue
@@ -188,48 +193,28 @@ func (p *Proxy) exactLayout(ctx context.Context, o objRef) (envelope.Layout, boo
 		return nil, false, errCorrupt(fmt.Errorf("%d parts: %w", n, envelope.ErrImpossibleSize))
 	}
 	stored := make([]int64, n)
-	errs := make([]error, n)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sem := make(chan struct{}, partHeadConcurrency)
-	var wg sync.WaitGroup
-	for i := range n {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			var err error
-			if stored[i], err = p.partSize(ctx, o, i+1); err != nil {
-				errs[i] = err
-				cancel()
-			}
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return nil, false, err
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	err := eachPart(ctx, n, func(ctx context.Context, i int) error {
+		var err error
+		stored[i], err = p.partSize(ctx, o, i+1)
+		return err
+	})
+	if err != nil {
 		return nil, false, err
 	}
 	l, err := envelope.NewLayout(stored, o.info.stored)
 	if err != nil {
 		return nil, false, errCorrupt(fmt.Errorf("part sizes the store reports: %w", err))
 	}
-	p.layouts.put(layoutKey(o.bucket, o.key, o.etag), l, true)
+	p.layouts.put(layoutKey(o.Bucket, o.Key, o.etag), l, true)
 	return l, true, nil
 }
 
 // partSize is the stored size of part k, from HEAD ?partNumber=k.
 func (p *Proxy) partSize(ctx context.Context, o objRef, k int) (int64, error) {
-	resp, err := p.headPart(ctx, o, k)
+	resp, err := p.store.HeadPart(ctx, o.Object, o.etag, k)
 	switch {
-	case errors.Is(err, errPartAnswer):
-		return 0, errUpstream(err)
 	case err != nil:
-		return 0, err
+		return 0, partReadFailure(err)
 	case resp.ContentLength == o.info.stored && resp.Header.Get("X-Amz-Mp-Parts-Count") == "":
 		// The whole object: the store ignored partNumber.
 		return 0, errNoPartReads
@@ -241,4 +226,22 @@ func errObjectChanged() *s3Error {
 	// Replaced between two requests of one read: a retry reads the new object.
 	return newS3Error("ServiceUnavailable", http.StatusServiceUnavailable,
 		"The object changed while it was being read. Please retry.", nil)
+}
+
+// eachPart runs f for parts 0..n-1, partHeadConcurrency at a time, and
+// returns the first error, after which no more are started: a store that
+// failed once is not asked thousands more times.
+func eachPart(parent context.Context, n int, f func(ctx context.Context, i int) error) error {
+	g, ctx := errgroup.WithContext(parent)
+	g.SetLimit(partHeadConcurrency)
+	for i := range n {
+		if ctx.Err() != nil {
+			break
+		}
+		g.Go(func() error { return f(ctx, i) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return parent.Err() // stopped early without an error of f's
 }

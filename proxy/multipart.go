@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"bytes"
-	"context"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -14,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/internal/store"
 )
 
 // Multipart uploads (docs/FORMAT.md, "Multipart uploads"). Each part is one
@@ -27,22 +26,6 @@ const (
 	maxPartSize   = 5 << 30 // S3's limit for one part
 )
 
-// dropReserved removes s3seal's metadata from headers bound for the store.
-// Clients cannot send it (checkHeaders); this keeps the source's out of a
-// copy's headers.
-func dropReserved(h http.Header) {
-	for k := range h {
-		if envelope.IsReserved(k) && strings.HasPrefix(strings.ToLower(k), "x-amz-meta-") {
-			delete(h, k)
-		}
-	}
-}
-
-// Headers of a request on an existing upload that go to the store.
-var uploadRequestHeaders = []string{
-	"x-amz-expected-bucket-owner", "x-amz-request-payer",
-}
-
 // createUpload serves CreateMultipartUpload: a fresh data key for the object,
 // its wrapped form in the upload's metadata (which the completed object
 // keeps), and an UploadId token that carries it to the parts.
@@ -55,31 +38,20 @@ func (p *Proxy) createUpload(x *exchange) error {
 	}
 	defer clear(dk)
 
-	header := http.Header{}
-	copyHeaders(header, t.header, putObjectHeaders...)
+	header := objectWriteHeader(t.header, meta)
 	header.Del("If-Match") // conditions belong to CompleteMultipartUpload
 	header.Del("If-None-Match")
-	setContentEncoding(header, t.header)
-	dropReserved(header)
-	meta.SetHeader(header)
 	// No x-amz-checksum-algorithm: the store would then demand checksums of
 	// the ciphertext parts, which the client cannot compute. s3seal checks
 	// the client's checksums of the plaintext itself (sigv4).
-	resp, err := p.expect(x, http.StatusOK, http.MethodPost, t.bucket, t.key, url.Values{"uploads": {""}}, header)
-	if resp == nil {
+	uploadID, resp, err := p.store.CreateUpload(ctx, x.written(), header)
+	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	var res struct {
-		UploadID string `xml:"UploadId"`
-	}
-	if err := readXML(resp.Body, &res); err != nil || res.UploadID == "" {
-		return errUpstream(fmt.Errorf("CreateMultipartUpload answer without an UploadId: %v", err))
-	}
-	token, err := newUploadToken(res.UploadID, meta, dk, t.bucket, t.key)
+	token, err := newUploadToken(uploadID, meta, dk, t.bucket, t.key)
 	if err != nil {
 		// Leave nothing behind.
-		p.abortUpstream(x, res.UploadID)
+		p.abortUpstream(x, uploadID)
 		return errInternal(err)
 	}
 	h := x.w.Header()
@@ -135,9 +107,10 @@ func (p *Proxy) uploadKey(x *exchange) (uploadToken, []byte, error) {
 	return tok, dk, nil
 }
 
-// partQuery is the store's query for part k of an upload.
-func partQuery(upstreamID string, k int) url.Values {
-	return url.Values{"uploadId": {upstreamID}, "partNumber": {strconv.Itoa(k)}}
+// partPut is the store's PUT of part k of an upload.
+func partPut(x *exchange, upstreamID string, k int) store.Request {
+	q := url.Values{"uploadId": {upstreamID}, "partNumber": {strconv.Itoa(k)}}
+	return x.written().Request(http.MethodPut, q, nil)
 }
 
 // uploadPart serves UploadPart: the body encrypted as segment k, streamed.
@@ -148,7 +121,7 @@ func (p *Proxy) uploadPart(x *exchange) error {
 	if err != nil {
 		return err
 	}
-	size := x.req.ContentLength
+	size := x.verified.ContentLength
 	switch {
 	case size < 0:
 		return newS3Error("MissingContentLength", http.StatusLengthRequired,
@@ -162,21 +135,19 @@ func (p *Proxy) uploadPart(x *exchange) error {
 		return err
 	}
 	defer clear(dk)
-	header := http.Header{}
-	copyHeaders(header, x.t.header, uploadRequestHeaders...)
-	resp, err := p.sendEncrypted(x.r.Context(), x.t.bucket, x.t.key, partQuery(tok.upstreamID, k), header, x.req.Body, true, size, dk, uint32(k))
+	resp, err := p.sendEncrypted(x.r.Context(), partPut(x, tok.upstreamID, k), clientBody{x.verified.Body}, size, dk, uint32(k))
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return relayFailure(x, resp)
+		return relayStoreError(x, resp)
 	}
 	h := x.w.Header()
 	copyHeaders(h, resp.Header, "etag", "x-amz-request-charged")
 	setEncryptionHeaders(h, tok.meta.KeyID)
-	if x.req.Checksum != "" {
-		h.Set("X-Amz-Checksum-"+x.req.Checksum, x.req.ChecksumValue())
+	if x.verified.Checksum != "" {
+		h.Set("X-Amz-Checksum-"+x.verified.Checksum, x.verified.ChecksumValue())
 	}
 	h.Set("Content-Length", "0")
 	x.w.WriteHeader(resp.StatusCode)
@@ -200,93 +171,20 @@ func (p *Proxy) completeUpload(x *exchange) error {
 	if err != nil {
 		return err
 	}
-	var req struct {
-		Parts []completePart `xml:"Part"`
-	}
-	if err := xml.Unmarshal(x.doc, &req); err != nil {
-		return newS3Error("MalformedXML", http.StatusBadRequest,
-			"The XML you provided was not well-formed or did not validate against our published schema.", err)
-	}
-	parts := req.Parts
-	if len(parts) == 0 {
-		return newS3Error("MalformedXML", http.StatusBadRequest, "You must specify at least one part.", nil)
-	}
-	for i, pt := range parts {
-		if i > 0 && pt.PartNumber <= parts[i-1].PartNumber {
-			return newS3Error("InvalidPartOrder", http.StatusBadRequest,
-				"The list of parts was not in ascending order. Parts must be ordered by part number.", nil)
-		}
-	}
-	for i, pt := range parts {
-		if pt.PartNumber != i+1 {
-			return newS3Error("InvalidPart", http.StatusBadRequest, fmt.Sprintf(
-				"s3seal completes only uploads whose parts are numbered 1, 2, ..., N without gaps; part %d is missing from the list.", i+1), nil)
-		}
-	}
-
-	ctx := x.r.Context()
-	listed, err := p.listAllParts(x, tok.upstreamID, len(parts))
+	parts, err := completeParts(x.doc)
 	if err != nil {
 		return err
 	}
-	sizes := make(envelope.Layout, len(parts))
-	for i, pt := range parts {
-		lp, ok := listed[pt.PartNumber]
-		if !ok || normETag(lp.ETag) != normETag(pt.ETag) {
-			return newS3Error("InvalidPart", http.StatusBadRequest, fmt.Sprintf(
-				"One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag (part %d).", pt.PartNumber), nil)
-		}
-		plain, err := envelope.SegmentPlaintextSize(lp.Size)
-		if err != nil {
-			return errCorrupt(fmt.Errorf("part %d: %w", pt.PartNumber, err))
-		}
-		sizes[i] = plain
-		if i < len(parts)-1 && (plain == 0 || plain%envelope.ChunkSize != 0) {
-			p.abortUpstream(x, tok.upstreamID)
-			return newS3Error("InvalidPart", http.StatusBadRequest, fmt.Sprintf(
-				"s3seal requires every part but the last to be a non-zero multiple of 64 KiB (65536 bytes); part %d has %d bytes. "+
-					"The upload has been aborted: upload again with a part size such as 8 MiB.", pt.PartNumber, plain), nil)
-		}
-	}
-
-	var out bytes.Buffer
-	out.WriteString(`<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">`)
-	for _, pt := range parts {
-		// Only number and ETag: the client's checksums describe plaintext.
-		fmt.Fprintf(&out, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", pt.PartNumber, xmlEscape(pt.ETag))
-	}
-	out.WriteString(`</CompleteMultipartUpload>`)
-	header := http.Header{}
-	copyHeaders(header, x.t.header, append([]string{"if-match", "if-none-match"}, uploadRequestHeaders...)...)
-	header.Set("Content-Type", "application/xml")
-	resp, err := p.send(ctx, http.MethodPost, x.t.bucket, x.t.key, url.Values{"uploadId": {tok.upstreamID}}, header, out.Bytes())
+	sizes, err := p.checkParts(x, tok.upstreamID, parts)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return relayFailure(x, resp)
+	done, err := p.complete(x, tok.upstreamID, parts, sizes)
+	if done == nil {
+		return err
 	}
-	// S3 may answer 200 and still report an error in the body.
-	rb, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	if err != nil {
-		return errUpstream(err)
-	}
-	if checkXML(rb, "CompleteMultipartUploadResult") != nil {
-		return relayLateError(x, resp, rb)
-	}
-	var res struct{ ETag string }
-	if err := xml.Unmarshal(rb, &res); err != nil {
-		return errBadAnswer(x, err)
-	}
-	if res.ETag != "" {
-		// Parts are sizes the proxy just checked: remember the layout, so
-		// ranged reads of the new object need no discovery.
-		p.layouts.put(layoutKey(x.t.bucket, x.t.key, res.ETag), sizes, true)
-	}
-	p.learnPartCounts(res.ETag, len(parts))
 	h := x.w.Header()
-	copyHeaders(h, resp.Header, "x-amz-version-id", "x-amz-expiration", "x-amz-request-charged")
+	copyHeaders(h, done.header, "x-amz-version-id", "x-amz-expiration", "x-amz-request-charged")
 	setEncryptionHeaders(h, "")
 	return writeXML(x, http.StatusOK, struct {
 		XMLName  xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ CompleteMultipartUploadResult"`
@@ -294,13 +192,115 @@ func (p *Proxy) completeUpload(x *exchange) error {
 		Bucket   string
 		Key      string
 		ETag     string
-	}{Location: objectURL(x.r, x.t), Bucket: x.t.bucket, Key: x.t.key, ETag: res.ETag})
+	}{Location: objectURL(x.r, x.t), Bucket: x.t.bucket, Key: x.t.key, ETag: done.etag})
 }
 
-// learnPartCounts notes whether the store ended a completed upload's ETag
-// with its part count, and says so once when it did not.
-func (p *Proxy) learnPartCounts(etag string, parts int) {
-	if p.counts.learn(etag, parts) {
+// completeParts reads the parts of a CompleteMultipartUpload document:
+// numbered 1..N in order, and only number and ETag (the client's checksums
+// describe plaintext).
+func completeParts(doc []byte) ([]store.Part, error) {
+	var req struct {
+		Parts []completePart `xml:"Part"`
+	}
+	if err := xml.Unmarshal(doc, &req); err != nil {
+		return nil, newS3Error("MalformedXML", http.StatusBadRequest,
+			"The XML you provided was not well-formed or did not validate against our published schema.", err)
+	}
+	if len(req.Parts) == 0 {
+		return nil, newS3Error("MalformedXML", http.StatusBadRequest, "You must specify at least one part.", nil)
+	}
+	parts := make([]store.Part, len(req.Parts))
+	for i, pt := range req.Parts {
+		if i > 0 && pt.PartNumber <= parts[i-1].PartNumber {
+			return nil, newS3Error("InvalidPartOrder", http.StatusBadRequest,
+				"The list of parts was not in ascending order. Parts must be ordered by part number.", nil)
+		}
+		parts[i] = store.Part(pt)
+	}
+	for i, pt := range parts {
+		if pt.PartNumber != i+1 {
+			return nil, newS3Error("InvalidPart", http.StatusBadRequest, fmt.Sprintf(
+				"s3seal completes only uploads whose parts are numbered 1, 2, ..., N without gaps; part %d is missing from the list.", i+1), nil)
+		}
+	}
+	return parts, nil
+}
+
+// checkParts checks the parts to complete against what the store lists of
+// the upload, and returns their plaintext sizes. An upload that breaks the
+// multipart rule is aborted (see completeUpload).
+func (p *Proxy) checkParts(x *exchange, upstreamID string, parts []store.Part) (envelope.Layout, error) {
+	listed, err := p.listAllParts(x, upstreamID, len(parts))
+	if err != nil {
+		return nil, err
+	}
+	sizes := make(envelope.Layout, len(parts))
+	for i, pt := range parts {
+		lp, ok := listed[pt.PartNumber]
+		if !ok || normETag(lp.ETag) != normETag(pt.ETag) {
+			return nil, newS3Error("InvalidPart", http.StatusBadRequest, fmt.Sprintf(
+				"One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag (part %d).", pt.PartNumber), nil)
+		}
+		plain, err := envelope.SegmentPlaintextSize(lp.Size)
+		if err != nil {
+			return nil, errCorrupt(fmt.Errorf("part %d: %w", pt.PartNumber, err))
+		}
+		sizes[i] = plain
+		if i < len(parts)-1 && (plain == 0 || plain%envelope.ChunkSize != 0) {
+			p.abortUpstream(x, upstreamID)
+			return nil, newS3Error("InvalidPart", http.StatusBadRequest, fmt.Sprintf(
+				"s3seal requires every part but the last to be a non-zero multiple of 64 KiB (65536 bytes); part %d has %d bytes. "+
+					"The upload has been aborted: upload again with a part size such as 8 MiB.", pt.PartNumber, plain), nil)
+		}
+	}
+	return sizes, nil
+}
+
+// completion is what a store says of a completed upload.
+type completion struct {
+	etag   string
+	header http.Header
+}
+
+// complete completes upload id of the object x writes with parts, whose
+// plaintext sizes are layout, under the client's conditions. A nil
+// completion means the client has the store's answer (and err what to
+// return): a refusal, or an error S3 reports in a 200 after the status is
+// out.
+func (p *Proxy) complete(x *exchange, id string, parts []store.Part, layout envelope.Layout) (*completion, error) {
+	header := http.Header{}
+	copyHeaders(header, x.t.header, writeConditions...)
+	resp, err := p.store.Complete(x.r.Context(), x.written(), id, parts, header)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, relayStoreError(x, resp)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	if err != nil {
+		return nil, errUpstream(err)
+	}
+	if checkXML(b, "CompleteMultipartUploadResult") != nil {
+		return nil, relayLateError(x, resp, b)
+	}
+	var res struct{ ETag string }
+	if err := xml.Unmarshal(b, &res); err != nil {
+		return nil, errBadAnswer(x, err)
+	}
+	p.completed(x.t.bucket, x.t.key, res.ETag, layout)
+	return &completion{etag: res.ETag, header: resp.Header}, nil
+}
+
+// completed remembers what a completed upload says: the new object's layout
+// (its part sizes, checked), and whether the store ends multipart ETags with
+// their part count, which is said once when it does not.
+func (p *Proxy) completed(bucket, key, etag string, layout envelope.Layout) {
+	if etag != "" {
+		p.layouts.put(layoutKey(bucket, key, etag), layout, true)
+	}
+	if p.counts.learn(etag, len(layout)) {
 		p.log.Warn("the store does not end multipart ETags with their part count (-N): s3seal asks it for each "+
 			"object's part count instead, a request per object read; run s3seal doctor against it", slog.String("etag", etag))
 	}
@@ -327,17 +327,11 @@ type listedPart struct {
 // page must move the part-number marker forward, so a store cannot keep one
 // Complete listing forever.
 func (p *Proxy) listAllParts(x *exchange, upstreamID string, upto int) (map[int]listedPart, error) {
-	header := http.Header{}
-	copyHeaders(header, x.t.header, uploadRequestHeaders...)
 	parts := map[int]listedPart{}
 	for marker := 0; marker < upto; {
-		q := url.Values{"uploadId": {upstreamID}}
-		if marker > 0 {
-			q.Set("part-number-marker", strconv.Itoa(marker))
-		}
-		page, err := p.listPartsPage(x.r.Context(), x, q, header)
+		page, err := p.store.ListParts(x.r.Context(), x.written(), upstreamID, marker)
 		if err != nil {
-			return nil, err
+			return nil, err // a *store.Failure is relayed by serve
 		}
 		for _, pt := range page.Parts {
 			if pt.PartNumber > marker && pt.PartNumber <= upto {
@@ -356,45 +350,13 @@ func (p *Proxy) listAllParts(x *exchange, upstreamID string, upto int) (map[int]
 	return parts, nil
 }
 
-// partsPage is one page of a store's ListParts answer.
-type partsPage struct {
-	IsTruncated          bool
-	NextPartNumberMarker string
-	Parts                []struct {
-		PartNumber int
-		ETag       string
-		Size       int64
-	} `xml:"Part"`
-}
-
-func (p *Proxy) listPartsPage(ctx context.Context, x *exchange, q url.Values, header http.Header) (partsPage, error) {
-	var page partsPage
-	resp, err := p.send(ctx, http.MethodGet, x.t.bucket, x.t.key, q, header.Clone(), nil)
-	if err != nil {
-		return page, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return page, &storeFailure{resp: resp} // relayed and closed by serve
-	}
-	defer resp.Body.Close()
-	if err := readXML(resp.Body, &page); err != nil {
-		return page, errUpstream(fmt.Errorf("ListParts answer: %w", err))
-	}
-	return page, nil
-}
-
 // abortUpstream aborts an upload after s3seal refused to complete it.
 func (p *Proxy) abortUpstream(x *exchange, upstreamID string) {
-	header := http.Header{}
-	copyHeaders(header, x.t.header, uploadRequestHeaders...)
-	req, err := p.up.newRequest(x.r.Context(), http.MethodDelete, x.t.bucket, x.t.key, url.Values{"uploadId": {upstreamID}}, header, nil, 0)
+	resp, err := p.store.Abort(x.r.Context(), x.written(), upstreamID, nil)
 	if err == nil {
-		var resp *http.Response
-		if resp, err = p.up.do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode/100 != 2 && resp.StatusCode != http.StatusNotFound {
-				err = fmt.Errorf("store answered %d", resp.StatusCode)
-			}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 && resp.StatusCode != http.StatusNotFound {
+			err = fmt.Errorf("store answered %d", resp.StatusCode)
 		}
 	}
 	if err != nil {
@@ -410,8 +372,9 @@ func (p *Proxy) abortUpload(x *exchange) error {
 		return err
 	}
 	header := http.Header{}
-	copyHeaders(header, x.t.header, append([]string{"x-amz-if-match-initiated-time"}, uploadRequestHeaders...)...)
-	return p.forward(x, http.MethodDelete, x.t.key, url.Values{"uploadId": {tok.upstreamID}}, header, nil)
+	copyHeaders(header, x.t.header, append([]string{"x-amz-if-match-initiated-time"}, ownerHeaders...)...)
+	return p.forward(x, store.Request{Method: http.MethodDelete, Bucket: x.t.bucket, Key: x.t.key,
+		Query: url.Values{"uploadId": {tok.upstreamID}}, Header: header})
 }
 
 // listParts serves ListParts: each <Size> becomes the part's plaintext size
@@ -427,13 +390,13 @@ func (p *Proxy) listParts(x *exchange) error {
 	}
 	q.Set("uploadId", tok.upstreamID)
 	header := http.Header{}
-	copyHeaders(header, x.t.header, uploadRequestHeaders...)
-	resp, err := p.expect(x, http.StatusOK, http.MethodGet, x.t.bucket, x.t.key, q, header)
+	copyHeaders(header, x.t.header, ownerHeaders...)
+	resp, err := p.request(x, http.StatusOK, store.Request{Method: http.MethodGet, Bucket: x.t.bucket, Key: x.t.key, Query: q, Header: header})
 	if resp == nil {
 		return err
 	}
 	defer resp.Body.Close()
-	return p.relayRewritten(x, resp, "ListPartsResult", func(path []string, text string) (string, bool) {
+	return p.relayRewritten(x, resp, "ListPartsResult", &xmlRewrite{leaf: func(path []string, text string, _ map[string]string) (string, bool) {
 		switch {
 		case len(path) == 3 && path[1] == "Part" && path[2] == "Size":
 			stored, err := strconv.ParseInt(strings.TrimSpace(text), 10, 64)
@@ -449,7 +412,7 @@ func (p *Proxy) listParts(x *exchange) error {
 			return clientID, true
 		}
 		return text, true
-	})
+	}})
 }
 
 // listUploads serves ListMultipartUploads. Its rows carry the store's upload
@@ -468,13 +431,13 @@ func (p *Proxy) listUploads(x *exchange) error {
 		q.Set("upload-id-marker", tok.upstreamID)
 	}
 	header := http.Header{}
-	copyHeaders(header, x.t.header, "x-amz-expected-bucket-owner", "x-amz-request-payer")
-	resp, err := p.expect(x, http.StatusOK, http.MethodGet, x.t.bucket, "", q, header)
+	copyHeaders(header, x.t.header, ownerHeaders...)
+	resp, err := p.request(x, http.StatusOK, store.Request{Method: http.MethodGet, Bucket: x.t.bucket, Query: q, Header: header})
 	if resp == nil {
 		return err
 	}
 	defer resp.Body.Close()
-	return p.relayRewritten(x, resp, "ListMultipartUploadsResult", func(path []string, text string) (string, bool) {
+	return p.relayRewritten(x, resp, "ListMultipartUploadsResult", &xmlRewrite{leaf: func(path []string, text string, _ map[string]string) (string, bool) {
 		last := path[len(path)-1]
 		if (len(path) == 3 && path[1] == "Upload" && last == "UploadId") ||
 			(len(path) == 2 && (last == "UploadIdMarker" || last == "NextUploadIdMarker")) {
@@ -484,16 +447,7 @@ func (p *Proxy) listUploads(x *exchange) error {
 			return listedUploadToken(strings.TrimSpace(text)), true
 		}
 		return text, true
-	})
-}
-
-// readXML decodes a small XML answer.
-func readXML(r io.Reader, v any) error {
-	b, err := io.ReadAll(io.LimitReader(r, 8<<20))
-	if err != nil {
-		return err
-	}
-	return xml.Unmarshal(b, v)
+	}})
 }
 
 // writeXML answers status with v as XML.
@@ -509,18 +463,4 @@ func writeXML(x *exchange, status int, v any) error {
 	x.w.Write([]byte(xml.Header))
 	x.w.Write(b)
 	return nil
-}
-
-// storeFailure is a store's answer that is not the success expected, to be
-// relayed to the client (or mapped, for copies).
-type storeFailure struct{ resp *http.Response }
-
-func (s *storeFailure) Error() string {
-	return fmt.Sprintf("store answered %d", s.resp.StatusCode)
-}
-
-// bodyError explains a failed read of the client's (verified) body.
-func (x *exchange) bodyError(err error) error {
-	rr := &readRecorder{err: err}
-	return rr.cause(err)
 }

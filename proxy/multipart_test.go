@@ -180,7 +180,7 @@ func TestMultipartReuploadAndStateless(t *testing.T) {
 	e := newEnv(t)
 	// A second proxy with its own key cache, sharing store and keyring:
 	// another replica, or this one restarted.
-	p2, err := New(Config{Upstream: e.proxy.up.base, UpstreamAccessKey: upstreamAK, UpstreamSecretKey: upstreamSecret,
+	p2, err := New(Config{Upstream: e.proxy.store.Endpoint(), UpstreamAccessKey: upstreamAK, UpstreamSecretKey: upstreamSecret,
 		Auth: e.proxy.auth, Keys: envelope.ObjectKeys{Keys: envelope.NewCachingKeyService(e.keyring, 10, time.Minute), KeyID: e.keyID, Allowed: envelope.NewAllowList(e.keyring, e.keyID)},
 		Logger: e.proxy.log})
 	if err != nil {

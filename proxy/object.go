@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -13,6 +12,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/internal/store"
 )
 
 // objectInfo is what a store's answers say about an object.
@@ -27,28 +27,17 @@ type objectInfo struct {
 // objRef names one version of an object in the store, and how to ask about
 // it: every request that learns more about it is pinned to its ETag.
 type objRef struct {
-	bucket, key string
-	query       url.Values  // versionId only
-	header      http.Header // owner and payer headers
-	etag        string
-	info        objectInfo
+	store.Object
+	etag string
+	info objectInfo
 }
 
-// newObjRef names bucket/key at the version query asks for, asked about
-// with the owner and payer headers of client.
-func newObjRef(bucket, key string, query url.Values, client http.Header) objRef {
-	o := objRef{bucket: bucket, key: key, query: versionQuery(query), header: http.Header{}}
-	copyHeaders(o.header, client, "x-amz-expected-bucket-owner", "x-amz-request-payer")
+// objectAt names bucket/key at version versionID, asked about with the
+// owner and payer headers of client.
+func objectAt(bucket, key, versionID string, client http.Header) store.Object {
+	o := store.Object{Bucket: bucket, Key: key, VersionID: versionID, Header: http.Header{}}
+	copyHeaders(o.Header, client, ownerHeaders...)
 	return o
-}
-
-// versionQuery keeps only versionId.
-func versionQuery(q url.Values) url.Values {
-	out := url.Values{}
-	if v, ok := q["versionId"]; ok {
-		out["versionId"] = v
-	}
-	return out
 }
 
 // inspect reads an object's metadata, sizes and part count from a store's
@@ -68,7 +57,7 @@ func (p *Proxy) inspect(ctx context.Context, o *objRef, h http.Header, stored in
 			"The stored object uses an s3seal format this version cannot read.", err)
 	case errors.Is(err, envelope.ErrNoMetadata):
 		if !p.allowPlaintext {
-			return newS3Error("AccessDenied", http.StatusForbidden, "The object was not written through s3seal.", err)
+			return errNotSealed()
 		}
 		o.info.plaintext, o.info.size = true, stored
 		return nil
@@ -175,7 +164,7 @@ func (p *Proxy) partCount(ctx context.Context, o objRef, h http.Header) (int, er
 	if p.counts.marked.Load() == etagsMarked {
 		return 1, nil
 	}
-	k := layoutKey(o.bucket, o.key, o.etag)
+	k := layoutKey(o.Bucket, o.Key, o.etag)
 	if n, ok := p.counts.known.Get(k); ok {
 		return n, nil
 	}
@@ -191,9 +180,9 @@ func (p *Proxy) partCount(ctx context.Context, o objRef, h http.Header) (int, er
 // it for a multipart object (x-amz-mp-parts-count); for a single part, a
 // store that serves part reads answers 416 to ?partNumber=2.
 func (p *Proxy) askPartCount(ctx context.Context, o objRef) (int, error) {
-	resp, err := p.headPart(ctx, o, 1)
+	resp, err := p.store.HeadPart(ctx, o.Object, o.etag, 1)
 	if err != nil {
-		return 0, err
+		return 0, partReadFailure(err)
 	}
 	if n, ok := boundedCount(resp.Header.Get("X-Amz-Mp-Parts-Count")); ok {
 		return n, nil
@@ -201,43 +190,41 @@ func (p *Proxy) askPartCount(ctx context.Context, o objRef) (int, error) {
 	if resp.ContentLength != o.info.stored {
 		return 0, errUnknownPartCount(errors.New("part 1 is not the whole object, and no part count"))
 	}
-	resp, err = p.headPart(ctx, o, 2)
+	_, err = p.store.HeadPart(ctx, o.Object, o.etag, 2)
+	var f *store.Failure
 	switch {
-	case errors.Is(err, errPartAnswer) && resp != nil && resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
+	case errors.Is(err, store.ErrRangeNotSatisfiable):
 		return 1, nil
-	case err != nil && !errors.Is(err, errPartAnswer):
+	case err != nil && !errors.As(err, &f):
 		return 0, err
 	}
 	return 0, errUnknownPartCount(errors.New("the store answers ?partNumber=2 of a one-part object"))
 }
 
-// errPartAnswer is a part read answered with another status than 200/206.
-var errPartAnswer = errors.New("part read not answered")
+// partReadFailure maps a part read s3seal made for itself that the store
+// refused: the client asked for no part, so the store's error is not the
+// client's to see.
+func partReadFailure(err error) error {
+	var f *store.Failure
+	if errors.As(err, &f) {
+		return fmt.Errorf("HEAD ?partNumber answered %d: %w", f.Resp.StatusCode, store.ErrUnexpectedAnswer)
+	}
+	return err
+}
 
-// headPart sends HEAD ?partNumber=k for o, pinned to its ETag. Statuses
-// other than 200 and 206 come back as errPartAnswer with the response (a
-// changed object as errObjectChanged).
-func (p *Proxy) headPart(ctx context.Context, o objRef, k int) (*http.Response, error) {
-	q := url.Values{}
-	for kk, vs := range o.query {
-		q[kk] = vs
-	}
-	q.Set("partNumber", strconv.Itoa(k))
-	h := o.header.Clone()
-	h.Set("If-Match", o.etag)
-	resp, err := p.send(ctx, http.MethodHead, o.bucket, o.key, q, h, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK, http.StatusPartialContent:
-		if resp.ContentLength < 0 {
-			return nil, errUpstream(fmt.Errorf("HEAD ?partNumber=%d without Content-Length", k))
-		}
-		return resp, nil
-	case http.StatusPreconditionFailed:
-		return nil, errObjectChanged()
-	}
-	return resp, fmt.Errorf("HEAD ?partNumber=%d answered %d: %w", k, resp.StatusCode, errPartAnswer)
+// object is the object x names, at the version it asks for, asked about
+// with its owner and payer headers.
+func (x *exchange) object() store.Object {
+	return objectAt(x.t.bucket, x.t.key, x.t.query.Get("versionId"), x.t.header)
+}
+
+// written is the object x writes: no version, since writes make one.
+func (x *exchange) written() store.Object {
+	return objectAt(x.t.bucket, x.t.key, "", x.t.header)
+}
+
+// errNotSealed refuses an object without s3seal metadata: s3seal cannot
+// vouch for it (AllowPlaintextReads serves such objects as stored).
+func errNotSealed() *s3Error {
+	return newS3Error("AccessDenied", http.StatusForbidden, "The object was not written through s3seal.", nil)
 }

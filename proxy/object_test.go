@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -83,11 +84,11 @@ func TestPutGetRoundTrip(t *testing.T) {
 				t.Errorf("store received %s on PUT", h)
 			}
 		}
-		if r.Header.Get("X-Amz-Trailer") != trailerName || !strings.HasPrefix(r.Header.Get("Content-Encoding"), "aws-chunked") {
+		if r.Header.Get("X-Amz-Trailer") != "x-amz-checksum-crc32c" || !strings.HasPrefix(r.Header.Get("Content-Encoding"), "aws-chunked") {
 			t.Errorf("store received trailer %q, encoding %q", r.Header.Get("X-Amz-Trailer"), r.Header.Get("Content-Encoding"))
 		}
-		if body := unframe(t, r.Body); r.Complete && int64(len(body)) != mustInt(t, r.Header.Get("X-Amz-Decoded-Content-Length")) {
-			t.Errorf("store received %d body bytes, framing says %s", len(body), r.Header.Get("X-Amz-Decoded-Content-Length"))
+		if n := r.Header.Get("X-Amz-Decoded-Content-Length"); r.Complete && strconv.FormatInt(r.BodyLen, 10) != n {
+			t.Errorf("store received %d body bytes, framing says %s", r.BodyLen, n)
 		}
 		if !strings.Contains(r.Header.Get("Authorization"), "Credential="+upstreamAK+"/") {
 			t.Errorf("store received Authorization %q", r.Header.Get("Authorization"))

@@ -7,9 +7,11 @@
 package proxy
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/internal/store"
 	"github.com/s3seal/s3seal/sigv4"
 )
 
@@ -32,7 +35,7 @@ type Config struct {
 	Upstream                                             *url.URL
 	UpstreamAccessKey, UpstreamSecretKey, UpstreamRegion string // region "" means us-east-1
 	// Transport sends upstream requests; nil means a clone of
-	// http.DefaultTransport tuned for one busy upstream.
+	// http.DefaultTransport tuned for one busy store.
 	Transport http.RoundTripper
 	Auth      Authenticator
 	// Keys makes and opens data keys: its KeyService (normally a
@@ -57,7 +60,7 @@ type Config struct {
 
 // Proxy is an http.Handler serving the S3 API.
 type Proxy struct {
-	up             *upstream
+	store          *store.Client
 	auth           Authenticator
 	keys           envelope.ObjectKeys
 	domain         string
@@ -71,49 +74,29 @@ type Proxy struct {
 // New checks cfg and returns a Proxy.
 func New(cfg Config) (*Proxy, error) {
 	switch {
-	case cfg.Upstream == nil || cfg.Upstream.Host == "" || (cfg.Upstream.Scheme != "http" && cfg.Upstream.Scheme != "https"):
-		return nil, errors.New("proxy: upstream must be an http or https URL with a host")
-	case cfg.Upstream.RawQuery != "" || cfg.Upstream.Fragment != "":
-		return nil, errors.New("proxy: upstream URL must not have a query or fragment")
-	case cfg.UpstreamAccessKey == "" || cfg.UpstreamSecretKey == "":
-		return nil, errors.New("proxy: upstream access key and secret key are required")
 	case cfg.Auth == nil:
 		return nil, errors.New("proxy: an authenticator is required")
 	case cfg.Keys.Keys == nil || cfg.Keys.KeyID == "":
 		return nil, errors.New("proxy: a key service and a CMK id are required")
 	}
-	region := cfg.UpstreamRegion
-	if region == "" {
-		region = "us-east-1"
+	obs := cfg.Observer
+	if obs == nil {
+		obs = nopObserver{}
 	}
-	rt := cfg.Transport
-	if rt == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		// One upstream gets all the traffic: keep many connections to it.
-		t.MaxIdleConns = 512
-		t.MaxIdleConnsPerHost = 256
-		// Bodies must arrive exactly as stored (see upstream.do).
-		t.DisableCompression = true
-		rt = t
+	st, err := store.New(store.Config{
+		Endpoint: cfg.Upstream, AccessKey: cfg.UpstreamAccessKey, SecretKey: cfg.UpstreamSecretKey,
+		Region: cfg.UpstreamRegion, Transport: cfg.Transport,
+		Observe: func(ctx context.Context, d time.Duration) { obs.ObserveUpstream(opFrom(ctx), d) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("proxy: upstream: %w", err)
 	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	obs := cfg.Observer
-	if obs == nil {
-		obs = nopObserver{}
-	}
-	base := *cfg.Upstream
 	return &Proxy{
-		up: &upstream{
-			base: &base, ak: cfg.UpstreamAccessKey, sk: cfg.UpstreamSecretKey, region: region, obs: obs,
-			// No redirects: a store's redirect would be followed with a
-			// signature for another URL, and with an already consumed body.
-			httpClient: &http.Client{Transport: rt, CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse
-			}},
-		},
+		store:          st,
 		auth:           cfg.Auth,
 		keys:           cfg.Keys,
 		domain:         strings.TrimSpace(cfg.Domain),
@@ -189,12 +172,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // exchange is one request being answered.
 type exchange struct {
-	w   *statusWriter
-	r   *http.Request
-	t   target
-	id  string
-	req *sigv4.Request // set once authenticated
-	doc []byte         // the verified request document (bodyDocument routes)
+	w        *statusWriter
+	r        *http.Request
+	t        target
+	id       string
+	verified *sigv4.Request // the authenticated request, set once verified
+	doc      []byte         // the verified request document (bodyDocument routes)
 	// abortErr is why a response already under way was cut off, for the log.
 	abortErr error
 	clocks   *cipherClocks
@@ -217,11 +200,12 @@ func (x *exchange) abort(err error) {
 
 func (p *Proxy) serve(x *exchange) error {
 	err := p.serveOp(x)
-	var sf *storeFailure
-	if errors.As(err, &sf) {
-		defer sf.resp.Body.Close()
+	var f *store.Failure
+	if errors.As(err, &f) {
+		// A store's answer to relay: 304, 412, 404, the store's errors.
+		defer f.Resp.Body.Close()
 		if x.w.status == 0 {
-			return relayFailure(x, sf.resp)
+			return relayStoreError(x, f.Resp)
 		}
 	}
 	return err
@@ -235,7 +219,7 @@ func (p *Proxy) serveOp(x *exchange) error {
 		return err
 	}
 	defer req.Body.Close()
-	x.req = req
+	x.verified = req
 	rt := x.t.route
 	if rt == nil {
 		return errNotImplemented(x.t.refusal)

@@ -2,13 +2,14 @@ package proxy
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"io"
 	"net/http"
-	"net/url"
-	"sync/atomic"
+	"sync"
 
 	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/internal/store"
+	"github.com/s3seal/s3seal/sigv4"
 )
 
 // maxPutObjectSize is S3's limit for a single PUT (5 GiB).
@@ -23,7 +24,7 @@ const maxPutObjectSize = 5 << 30
 // checksum mismatch, client gone) therefore aborts the upstream request short
 // of its Content-Length, and the store writes nothing.
 func (p *Proxy) putObject(x *exchange) error {
-	w, r, t, req := x.w, x.r, x.t, x.req
+	w, r, t, req := x.w, x.r, x.t, x.verified
 	size := req.ContentLength
 	switch {
 	case size < 0:
@@ -40,19 +41,14 @@ func (p *Proxy) putObject(x *exchange) error {
 	}
 	defer clear(dk)
 
-	header := http.Header{}
-	copyHeaders(header, t.header, putObjectHeaders...)
-	setContentEncoding(header, t.header)
-	dropReserved(header)
-	meta.SetHeader(header)
-
-	resp, err := p.sendEncrypted(r.Context(), t.bucket, t.key, t.query, header, req.Body, true, size, dk, 1)
+	put := x.written().Request(http.MethodPut, nil, objectWriteHeader(t.header, meta))
+	resp, err := p.sendEncrypted(r.Context(), put, clientBody{req.Body}, size, dk, 1)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return relayFailure(x, resp) // NoSuchBucket, PreconditionFailed, ...
+		return relayStoreError(x, resp) // NoSuchBucket, PreconditionFailed, ...
 	}
 
 	h := w.Header()
@@ -67,45 +63,26 @@ func (p *Proxy) putObject(x *exchange) error {
 }
 
 // sendEncrypted PUTs src, exactly size plaintext bytes, encrypted as segment
-// part under dk, to bucket/key?query, and returns the store's answer. A
-// failing src (a client body that fails verification, or a copy source that
-// fails authentication) cuts the upstream body short of its declared
-// Content-Length, so the store keeps nothing; clientBody says whether src's
-// errors are the client's (400s) or the store's (a copy source).
-//
-// A 2xx answer is returned only when the store received every byte.
-func (p *Proxy) sendEncrypted(ctx context.Context, bucket, key string, query url.Values, header http.Header, src io.Reader, clientBody bool, size int64, dk []byte, part uint32) (*http.Response, error) {
+// part under dk, as r (an object, or a part with its query), and returns the
+// store's answer. The EncryptReader seals the final chunk only once src has
+// ended cleanly, so a failing src cuts the upstream body short and the store
+// keeps nothing; src's error is then the one returned (wrap a client's body
+// in clientBody so its failures are the client's).
+func (p *Proxy) sendEncrypted(ctx context.Context, r store.Request, src io.Reader, size int64, dk []byte, part uint32) (*http.Response, error) {
 	rec := &readRecorder{r: src}
 	clock := clockFor(ctx, dirEncrypt)
 	enc, err := envelope.NewEncryptReader(clock.source(rec), dk, part, size)
 	if err != nil {
 		return nil, errInternal(err)
 	}
-	stored := envelope.SegmentSize(size)
-	framed := framedLength(stored)
-	sent := &countingReader{r: newChunkedBody(clock.cipher(enc), stored)}
-	setFramingHeaders(header, stored)
-	upReq, err := p.up.newRequest(ctx, http.MethodPut, bucket, key, query, header, sent, framed)
-	if err != nil {
-		return nil, errInternal(err)
-	}
-	upReq.Header.Set("X-Amz-Content-Sha256", streamingTrail)
-	resp, err := p.up.do(upReq)
-	if err != nil {
-		if rerr := rec.failed(); rerr != nil && !clientBody {
-			return nil, rerr
+	resp, err := p.store.Put(ctx, r, clock.cipher(enc), envelope.SegmentSize(size))
+	if rerr := rec.failed(); rerr != nil {
+		if err == nil {
+			resp.Body.Close()
 		}
-		return nil, rec.cause(err)
+		return nil, rerr
 	}
-	if resp.StatusCode/100 == 2 && (rec.failed() != nil || sent.n.Load() != framed) {
-		// The final chunk exists only once the client's body was verified,
-		// so a store that answered before receiving it all did not get a
-		// valid object. Cannot happen with a store that honors the
-		// framing; never confirm such a write.
-		resp.Body.Close()
-		return nil, errInternal(fmt.Errorf("store answered %d after %d of %d bytes", resp.StatusCode, sent.n.Load(), framed))
-	}
-	return resp, nil
+	return resp, err
 }
 
 // setEncryptionHeaders says what SSE-KMS says: the object is encrypted under
@@ -118,16 +95,58 @@ func setEncryptionHeaders(h http.Header, keyID string) {
 	}
 }
 
-// countingReader counts the bytes its source yielded.
-// The transport reads it on its own goroutine, which may still run when
-// the response arrives, hence the atomic.
-type countingReader struct {
-	r io.Reader
-	n atomic.Int64
+// readRecorder remembers the first error its source returned: a failed
+// upstream PUT is then told apart as a source that failed (a client body
+// failing verification, a copy source failing authentication) or a store
+// that failed. The transport reads bodies on its own goroutine, hence the
+// lock.
+type readRecorder struct {
+	r   io.Reader
+	mu  sync.Mutex
+	err error
 }
 
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
+func (rr *readRecorder) Read(p []byte) (int, error) {
+	n, err := rr.r.Read(p)
+	if err != nil && err != io.EOF {
+		rr.mu.Lock()
+		if rr.err == nil {
+			rr.err = err
+		}
+		rr.mu.Unlock()
+	}
 	return n, err
+}
+
+// failed is the first error the source returned, if any.
+func (rr *readRecorder) failed() error {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	return rr.err
+}
+
+// clientBody reports a client body's failures as the client's.
+type clientBody struct{ r io.Reader }
+
+func (c clientBody) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = clientBodyError(err)
+	}
+	return n, err
+}
+
+// clientBodyError explains a failed read of a client's verified body: its
+// own S3 error (a bad chunk signature or checksum), a client gone, or a
+// body that ended early.
+func clientBodyError(err error) error {
+	var ve *sigv4.Error
+	switch {
+	case errors.As(err, &ve):
+		return ve
+	case errors.Is(err, context.Canceled):
+		return err
+	}
+	return newS3Error(sigv4.CodeIncompleteBody, http.StatusBadRequest,
+		"The request body ended before its declared length.", err)
 }

@@ -59,13 +59,13 @@ func (x *exchange) readBody() error {
 // readEmpty verifies a body that must be empty: its signature, payload hash
 // or chunk signatures still have to hold before anything is done.
 func (x *exchange) readEmpty() error {
-	if x.req.ContentLength > 0 {
+	if x.verified.ContentLength > 0 {
 		return errUnexpectedContent()
 	}
-	n, err := io.Copy(io.Discard, io.LimitReader(x.req.Body, 1))
+	n, err := io.Copy(io.Discard, io.LimitReader(x.verified.Body, 1))
 	switch {
 	case err != nil:
-		return x.bodyError(err)
+		return clientBodyError(err)
 	case n > 0:
 		return errUnexpectedContent()
 	}
@@ -86,13 +86,13 @@ func errUnexpectedContent() *s3Error {
 func (x *exchange) readDocument(d *document) error {
 	tooLarge := newS3Error("EntityTooLarge", http.StatusBadRequest,
 		fmt.Sprintf("The request body of %s is larger than the %d bytes s3seal accepts.", x.t.op(), d.max), nil)
-	if x.req.ContentLength > d.max {
+	if x.verified.ContentLength > d.max {
 		return tooLarge
 	}
-	b, err := io.ReadAll(io.LimitReader(x.req.Body, d.max+1))
+	b, err := io.ReadAll(io.LimitReader(x.verified.Body, d.max+1))
 	switch {
 	case err != nil:
-		return x.bodyError(err)
+		return clientBodyError(err)
 	case int64(len(b)) > d.max:
 		return tooLarge
 	}

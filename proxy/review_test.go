@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/s3seal/s3seal/internal/store"
 )
 
 // scripted puts a handler between the proxy and its adversary: when answer
@@ -29,7 +30,11 @@ func scripted(t *testing.T, e *env, answer func(w http.ResponseWriter, r *http.R
 	}))
 	t.Cleanup(srv.Close)
 	u, _ := url.Parse(srv.URL)
-	e.proxy.up.base = u
+	st, err := store.New(store.Config{Endpoint: u, AccessKey: upstreamAK, SecretKey: upstreamSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.proxy.store = st
 }
 
 // presigned presigns method path (its query signed along) for the client.

@@ -13,24 +13,21 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 )
 
 // relayRewritten relays a store's XML answer after checking that its root
-// element is root, with the text of some leaf elements replaced: rewrite
-// gets each leaf's path (local names from the root) and text and returns the
-// new text; false marks a value it could not translate (kept, and logged).
-// A nil rewrite changes nothing. The rest of the document is checked to be
-// well-formed as it streams; a flaw there cuts the answer off.
-func (p *Proxy) relayRewritten(x *exchange, resp *http.Response, root string, rewrite func(path []string, text string) (string, bool)) error {
+// element is root, rewritten by rw (nil: unchanged). The rest of the
+// document is checked to be well-formed as it streams; a flaw there cuts the
+// answer off. Values rw could not translate are kept, and logged.
+func (p *Proxy) relayRewritten(x *exchange, resp *http.Response, root string, rw *xmlRewrite) error {
 	src, err := startXMLAnswer(x, resp, root)
 	if err != nil {
 		return err
 	}
-	if rewrite == nil {
-		rewrite = func(_ []string, text string) (string, bool) { return text, true }
+	if rw == nil {
+		rw = &xmlRewrite{}
 	}
-	kept, err := rewriteLeaves(x.w, src, rewrite)
+	kept, err := rw.copy(x.w, src)
 	if err != nil {
 		x.abort(fmt.Errorf("rewriting %s answer: %w", x.t.op(), err))
 	}
@@ -88,87 +85,192 @@ func checkRoot(src *bufio.Reader, root string) error {
 	}
 }
 
-// rewriteLeaves copies XML from src to dst byte for byte except the text of
-// leaf elements, which rewrite replaces (see relayRewritten).
-func rewriteLeaves(dst io.Writer, src *bufio.Reader, rewrite func(path []string, text string) (string, bool)) (int, error) {
+// xmlRewrite says what a relay changes in a document; everything else
+// (unknown elements, namespaces, whitespace, entities) passes byte for byte.
+type xmlRewrite struct {
+	// leaf returns the new text of the leaf element at path (local names
+	// from the root) and false for a value it could not translate (kept,
+	// and counted). row holds the texts of the leaves of the row the leaf is
+	// in, nil outside rows. nil leaf changes nothing.
+	leaf func(path []string, text string, row map[string]string) (string, bool)
+	// drop says to leave an element out, with all it holds.
+	drop func(path []string) bool
+	// row names the children of the root held whole until they end, so
+	// that leaf sees the row's other leaves whatever their order (a
+	// listing's <Size> is translated with its <ETag>).
+	row string
+}
+
+// piece is a run of output: raw bytes, or a leaf's text to translate once
+// its row has ended.
+type piece struct {
+	raw  []byte
+	path []string
+	text string // the leaf's text, raw its bytes as sent
+}
+
+// rewriter is the state of one xmlRewrite.copy.
+type rewriter struct {
+	*xmlRewrite
+	out      *bufio.Writer
+	stack    []string
+	leaf     *piece // the open element, while it may be a leaf
+	skipping int    // >0: inside a dropped element, at this depth
+	inRow    bool
+	rowOut   []piece // the open row's output
+	rowLen   int
+	rowTexts map[string]string
+	kept     int
+}
+
+// copy copies src to dst, rewritten, and returns how many values were kept
+// untranslated.
+func (rw *xmlRewrite) copy(dst io.Writer, src *bufio.Reader) (int, error) {
+	r := &rewriter{xmlRewrite: rw, out: bufio.NewWriterSize(dst, 32<<10)}
 	toks := newRawTokens(src)
-	var (
-		out     bytes.Buffer
-		stack   []string
-		text    strings.Builder
-		inLeaf  bool // between a start tag and the next tag
-		selfEnd bool // the open leaf is <a/>: nothing to rewrite
-		held    []byte
-		kept    int
-	)
-	flush := func() error {
-		if out.Len() >= 32<<10 {
-			if _, err := dst.Write(out.Bytes()); err != nil {
-				return err
-			}
-			out.Reset()
-		}
-		return nil
-	}
 	for {
 		tok, raw, err := toks.next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return kept, err
+			return r.kept, err
 		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if inLeaf {
-				out.Write(held)
-			}
-			held = held[:0]
-			stack = append(stack, t.Name.Local)
-			out.Write(raw)
-			inLeaf = true
-			selfEnd = bytes.HasSuffix(bytes.TrimSpace(raw), []byte("/>"))
-			text.Reset()
-		case xml.CharData:
-			if inLeaf {
-				text.Write(t)
-				if held = append(held, raw...); len(held) > maxToken {
-					return kept, fmt.Errorf("a value longer than %d bytes: %w", maxToken, errTokenTooLong)
-				}
-				continue
-			}
-			out.Write(raw)
-		case xml.EndElement:
-			if inLeaf && !selfEnd && len(stack) > 0 {
-				v, ok := rewrite(stack, text.String())
-				if !ok {
-					kept++
-				}
-				if v == text.String() {
-					out.Write(held)
-				} else {
-					out.WriteString(xmlEscape(v))
-				}
-			}
-			held = held[:0]
-			inLeaf = false
-			stack = stack[:max(0, len(stack)-1)]
-			out.Write(raw)
-		default:
-			if inLeaf {
-				out.Write(held)
-				held = held[:0]
-				inLeaf = false
-			}
-			out.Write(raw)
-		}
-		if err := flush(); err != nil {
-			return kept, err
+		if err := r.token(tok, raw); err != nil {
+			return r.kept, err
 		}
 	}
-	out.Write(toks.rest())
-	_, err := dst.Write(out.Bytes())
-	return kept, err
+	if _, err := r.out.Write(toks.rest()); err != nil {
+		return r.kept, err
+	}
+	return r.kept, r.out.Flush()
+}
+
+// token handles one token and its bytes.
+func (r *rewriter) token(tok xml.Token, raw []byte) error {
+	switch t := tok.(type) {
+	case xml.StartElement:
+		if err := r.endLeaf(false); err != nil {
+			return err
+		}
+		r.stack = append(r.stack, t.Name.Local)
+		if r.skipping == 0 && r.drop != nil && r.drop(r.stack) {
+			r.skipping = len(r.stack)
+		}
+		if len(r.stack) == 2 && r.row != "" && t.Name.Local == r.row {
+			r.inRow, r.rowTexts = true, map[string]string{}
+		}
+		if err := r.emit(raw); err != nil {
+			return err
+		}
+		if !bytes.HasSuffix(bytes.TrimSpace(raw), []byte("/>")) {
+			r.leaf = &piece{path: append([]string(nil), r.stack...)}
+		}
+		return nil
+	case xml.CharData:
+		if r.leaf != nil {
+			r.leaf.text += string(t)
+			if r.leaf.raw = append(r.leaf.raw, raw...); len(r.leaf.raw) > maxToken {
+				return fmt.Errorf("a value longer than %d bytes: %w", maxToken, errTokenTooLong)
+			}
+			return nil
+		}
+	case xml.EndElement:
+		return r.end(raw)
+	default:
+		if err := r.endLeaf(false); err != nil {
+			return err
+		}
+	}
+	return r.emit(raw)
+}
+
+// end handles an end tag.
+func (r *rewriter) end(raw []byte) error {
+	if err := r.endLeaf(true); err != nil {
+		return err
+	}
+	depth := len(r.stack)
+	r.stack = r.stack[:depth-1]
+	if err := r.emit(raw); err != nil {
+		return err
+	}
+	if r.skipping == depth {
+		r.skipping = 0
+	}
+	if r.inRow && depth == 2 {
+		r.inRow = false
+		r.flushRow()
+	}
+	return nil
+}
+
+// endLeaf closes the open element's text: as a leaf at its end tag, or, at
+// anything else, as the plain bytes before it.
+func (r *rewriter) endLeaf(isLeaf bool) error {
+	l := r.leaf
+	r.leaf = nil
+	switch {
+	case l == nil:
+		return nil
+	case !isLeaf || r.skipping > 0:
+		return r.emit(l.raw)
+	case !r.inRow:
+		r.emitLeaf(*l, nil)
+		return nil
+	}
+	if r.rowLen += len(l.raw); r.rowLen > maxToken {
+		return fmt.Errorf("a <%s> row longer than %d bytes: %w", r.row, maxToken, errTokenTooLong)
+	}
+	if len(l.path) == 3 {
+		r.rowTexts[l.path[2]] = l.text
+	}
+	r.rowOut = append(r.rowOut, *l)
+	return nil
+}
+
+// emit writes raw bytes to the output, or to the open row.
+func (r *rewriter) emit(raw []byte) error {
+	switch {
+	case r.skipping > 0, len(raw) == 0:
+		return nil
+	case r.inRow:
+		if r.rowLen += len(raw); r.rowLen > maxToken {
+			return fmt.Errorf("a <%s> row longer than %d bytes: %w", r.row, maxToken, errTokenTooLong)
+		}
+		r.rowOut = append(r.rowOut, piece{raw: raw})
+		return nil
+	}
+	_, err := r.out.Write(raw)
+	return err
+}
+
+// emitLeaf writes a leaf's text, translated.
+func (r *rewriter) emitLeaf(l piece, row map[string]string) {
+	v, ok := l.text, true
+	if r.xmlRewrite.leaf != nil {
+		v, ok = r.xmlRewrite.leaf(l.path, l.text, row)
+	}
+	if !ok {
+		r.kept++
+	}
+	if v == l.text {
+		r.out.Write(l.raw)
+	} else {
+		xml.EscapeText(r.out, []byte(v))
+	}
+}
+
+// flushRow writes the row that just ended.
+func (r *rewriter) flushRow() {
+	for _, pc := range r.rowOut {
+		if pc.path == nil {
+			r.out.Write(pc.raw)
+		} else {
+			r.emitLeaf(pc, r.rowTexts)
+		}
+	}
+	r.rowOut, r.rowLen, r.rowTexts = r.rowOut[:0], 0, nil
 }
 
 // rawTokens yields an XML document's tokens together with their exact input

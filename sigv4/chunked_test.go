@@ -125,7 +125,7 @@ func TestBodyErrorsNeverCleanEOF(t *testing.T) {
 	enc, _, req := minioFrames(t, body, nil)
 	bad := bytes.Clone(enc)
 	bad[len(bad)-200] ^= 1 // in the last data chunk
-	v := &Verifier{Credentials: staticCreds{testAK: testSecret}, Now: func() time.Time { return fixedTime }}
+	v := &Verifier{Credentials: StaticCredentials{testAK: testSecret}, Now: func() time.Time { return fixedTime }}
 	for _, size := range []int{1, 7, 4096, 1 << 20} {
 		r := req.Clone(req.Context())
 		r.Body = readCloser(bad)
@@ -245,7 +245,7 @@ func BenchmarkStreamingDecode(b *testing.B) {
 	const size = 64 << 20
 	body := payload(size)
 	enc, _, req := minioFrames(b, body, nil)
-	v := &Verifier{Credentials: staticCreds{testAK: testSecret}, Now: func() time.Time { return fixedTime }}
+	v := &Verifier{Credentials: StaticCredentials{testAK: testSecret}, Now: func() time.Time { return fixedTime }}
 	buf := make([]byte, 32<<10)
 	b.SetBytes(size)
 	b.ReportAllocs()

@@ -25,15 +25,8 @@ const (
 	testRegion = "us-east-1"
 )
 
-type staticCreds map[string]string
-
-func (c staticCreds) Secret(ak string) (string, bool) {
-	s, ok := c[ak]
-	return s, ok
-}
-
 func testVerifier() *Verifier {
-	return &Verifier{Credentials: staticCreds{testAK: testSecret}, Region: testRegion}
+	return &Verifier{Credentials: StaticCredentials{testAK: testSecret}, Region: testRegion}
 }
 
 // result is what the test server saw for one request.

@@ -24,6 +24,17 @@ type Credentials interface {
 	Secret(accessKey string) (secret string, ok bool)
 }
 
+// StaticCredentials is a fixed set of credentials: access key to secret key.
+// It is a map so that several credentials (one per client or team) fit in
+// it as readily as one.
+type StaticCredentials map[string]string
+
+// Secret returns the secret key of accessKey.
+func (c StaticCredentials) Secret(accessKey string) (string, bool) {
+	secret, ok := c[accessKey]
+	return secret, ok
+}
+
 // DefaultMaxSkew is the clock skew tolerated when MaxSkew is zero; it is what
 // S3 allows.
 const DefaultMaxSkew = 15 * time.Minute

@@ -12,59 +12,17 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/s3seal/s3seal/e2e/localkms"
+	"github.com/s3seal/s3seal/internal/bench"
+	"github.com/s3seal/s3seal/internal/testkms"
+	"github.com/s3seal/s3seal/internal/testlog"
 	"github.com/s3seal/s3seal/metrics/metricstest"
 )
-
-func TestParseSizes(t *testing.T) {
-	good := map[string][]int64{
-		"4KiB,64KiB,1MiB,16MiB": {4 << 10, 64 << 10, 1 << 20, 16 << 20},
-		"1":                     {1},
-		" 16MiB , 4k ":          {4 << 10, 16 << 20},
-		"1000B,2KB":             {1000, 2000},
-		"1GiB":                  {1 << 30},
-		"3M,1g":                 {3 << 20, 1 << 30},
-	}
-	for in, want := range good {
-		got, err := parseSizes(in)
-		if err != nil || !slices.Equal(got, want) {
-			t.Errorf("parseSizes(%q) = %v, %v; want %v", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", ",", "0", "4KiB,4096", "1000B,1kb", "1.5MiB", "-1", "4 parsecs", "2GiB", "MiB", "99999999999999999999"} {
-		if got, err := parseSizes(in); err == nil {
-			t.Errorf("parseSizes(%q) = %v, want an error", in, got)
-		}
-	}
-	for n, want := range map[int64]string{1: "1B", 1000: "1000B", 4096: "4KiB", 65536: "64KiB", 1 << 20: "1MiB", 3 << 30: "3GiB", 1536: "1536B"} {
-		if got := formatSize(n); got != want {
-			t.Errorf("formatSize(%d) = %q, want %q", n, got, want)
-		}
-	}
-}
-
-func TestPercentile(t *testing.T) {
-	var lat []time.Duration
-	for i := 100; i >= 1; i-- {
-		lat = append(lat, time.Duration(i)*time.Millisecond)
-	}
-	if p := percentile(lat, 0.5); p != 50*time.Millisecond {
-		t.Errorf("p50 = %v", p)
-	}
-	if p := percentile(lat, 0.99); p != 99*time.Millisecond {
-		t.Errorf("p99 = %v", p)
-	}
-	if p := percentile([]time.Duration{7}, 0.99); p != 7 {
-		t.Errorf("p99 of one = %v", p)
-	}
-}
 
 func TestBenchUsage(t *testing.T) {
 	ctx := context.Background()
@@ -104,24 +62,6 @@ func TestBenchUsage(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer for a command running on another goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // runBench runs `s3seal bench args...` and returns its exit code, stdout and
 // stderr. With --metrics-addr it scrapes the results once the run is done
 // and then interrupts it, as a person would.
@@ -129,7 +69,7 @@ func runBench(t *testing.T, environ []string, args ...string) (int, string, stri
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errOut syncBuffer
+	var out, errOut testlog.Buffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, append([]string{"bench"}, args...), environ, &out, &errOut) }()
 	if !slices.Contains(args, "--metrics-addr") {
@@ -162,7 +102,7 @@ func runBench(t *testing.T, environ []string, args ...string) (int, string, stri
 
 // checkBenchJSON decodes DIR/bench.json strictly: exactly the issue's
 // fields, nothing else.
-func checkBenchJSON(t *testing.T, dir string) []benchResult {
+func checkBenchJSON(t *testing.T, dir string) []bench.Result {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(dir, "bench.json"))
 	if err != nil {
@@ -192,7 +132,9 @@ func checkBenchJSON(t *testing.T, dir string) []benchResult {
 			t.Errorf("mode %v", m)
 		}
 	}
-	var f benchFile
+	var f struct {
+		Results []bench.Result `json:"results"`
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
@@ -286,7 +228,7 @@ func TestBenchKeyring(t *testing.T) {
 		if want := wantCalls[[2]any{r.Mode, r.Size}]; r.KMSCalls != want {
 			t.Errorf("%s %d: %d KMS calls, want %d", r.Mode, r.Size, r.KMSCalls, want)
 		}
-		if perMiB := float64(r.KMSCalls) / (3 * float64(r.Size) / (1 << 20)); r.KMSCallsPerMiB != round3(perMiB) {
+		if perMiB := float64(r.KMSCalls) / (3 * float64(r.Size) / (1 << 20)); r.KMSCallsPerMiB != perMiB {
 			t.Errorf("%s %d: %v calls/MiB, want %v", r.Mode, r.Size, r.KMSCallsPerMiB, perMiB)
 		}
 		if r.MBPerS <= 0 || r.P50Ms <= 0 || r.P99Ms < r.P50Ms {
@@ -330,11 +272,11 @@ func TestBenchKeyring(t *testing.T) {
 func TestBenchLocalKMS(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	endpoint := kmsEndpoint(t)
-	keyID := createKMSKey(t, endpoint)
+	endpoint := testkms.Endpoint(t)
+	keyID := testkms.CreateKey(t, endpoint)
 	out := t.TempDir()
 	environ := append(zeroConfigEnv(t.TempDir()), "S3SEAL_KMS_PROVIDER=aws", "S3SEAL_KMS_KEY_ID="+keyID,
-		"S3SEAL_KMS_ENDPOINT="+endpoint, "S3SEAL_KMS_REGION="+localkms.Region)
+		"S3SEAL_KMS_ENDPOINT="+endpoint, "S3SEAL_KMS_REGION="+testkms.Region)
 	code, stdout, stderr, _ := runBench(t, environ, "--sizes", "4KiB,16KiB", "--count", "2", "--concurrency", "2", "--out", out)
 	if code != exitOK {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
@@ -359,7 +301,7 @@ func TestBenchLocalKMS(t *testing.T) {
 
 	// A CMK that does not exist fails at once, with the KMS's reason.
 	bad := append(zeroConfigEnv(t.TempDir()), "S3SEAL_KMS_PROVIDER=aws", "S3SEAL_KMS_KEY_ID=alias/missing",
-		"S3SEAL_KMS_ENDPOINT="+endpoint, "S3SEAL_KMS_REGION="+localkms.Region)
+		"S3SEAL_KMS_ENDPOINT="+endpoint, "S3SEAL_KMS_REGION="+testkms.Region)
 	code, _, stderr, _ = runBench(t, bad, "--sizes", "4KiB", "--count", "1")
 	if code != exitError || !strings.Contains(stderr, "key not found") {
 		t.Errorf("missing key: exit %d, stderr %s", code, stderr)
@@ -394,7 +336,7 @@ func TestBenchTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var f struct{ Results []targetResult }
+	var f struct{ Results []bench.TargetResult }
 	if err := json.Unmarshal(raw, &f); err != nil {
 		t.Fatal(err)
 	}

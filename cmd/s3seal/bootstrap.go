@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 
 	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/sigv4"
 )
 
 // Files in the data directory.
@@ -55,19 +56,11 @@ type credential struct {
 	SecretKey string `json:"secret_key"`
 }
 
-// credentialSet implements sigv4.Credentials over a fixed set of
-// credentials. It is a map so that a file of several credentials (one per
-// client or team) can later fill it without changing the verifier's side.
-type credentialSet map[string]string
-
-// Secret returns the secret key of accessKey.
-func (s credentialSet) Secret(accessKey string) (string, bool) {
-	secret, ok := s[accessKey]
-	return secret, ok
-}
-
-func newCredentialSet(creds ...credential) credentialSet {
-	s := make(credentialSet, len(creds))
+// newCredentialSet is what clients may sign with. A file of several
+// credentials (one per client or team) can later fill it without changing
+// the verifier's side.
+func newCredentialSet(creds ...credential) sigv4.StaticCredentials {
+	s := make(sigv4.StaticCredentials, len(creds))
 	for _, c := range creds {
 		s[c.AccessKey] = c.SecretKey
 	}

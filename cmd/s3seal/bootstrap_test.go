@@ -12,68 +12,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/s3seal/s3seal/envelope"
 )
-
-// zeroConfigEnv is an environment with nothing set but what a test must
-// control: where data goes and that listeners take free loopback ports.
-func zeroConfigEnv(dataDir string) []string {
-	return []string{
-		"S3SEAL_DATA_DIR=" + dataDir,
-		"S3SEAL_ADDR=127.0.0.1:0",
-		"S3SEAL_METRICS_ADDR=127.0.0.1:0",
-	}
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
-// startZeroConfig sets up a server in dataDir as `s3seal` with no
-// configuration would, and serves it until the test ends.
-func startZeroConfig(t *testing.T, dataDir string) *server {
-	t.Helper()
-	s, _ := startZeroConfigStoppable(t, dataDir)
-	return s
-}
-
-// startZeroConfigStoppable is startZeroConfig with a stop function, which
-// the test's cleanup also calls.
-func startZeroConfigStoppable(t *testing.T, dataDir string) (*server, func()) {
-	t.Helper()
-	cfg, err := loadConfig(zeroConfigEnv(dataDir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := newServer(context.Background(), cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("run: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return s, stop
-}
 
 func fileMode(t *testing.T, path string) os.FileMode {
 	t.Helper()
@@ -87,7 +29,7 @@ func fileMode(t *testing.T, path string) os.FileMode {
 func TestZeroConfigBootstrapTwice(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "s3seal-data")
 
-	first, stopFirst := startZeroConfigStoppable(t, dataDir)
+	first, stopFirst := startServer(t, zeroConfigEnv(dataDir))
 	if m := fileMode(t, dataDir); m != 0o700 {
 		t.Errorf("data dir mode %v, want 0700", m)
 	}
@@ -112,11 +54,7 @@ func TestZeroConfigBootstrapTwice(t *testing.T) {
 	}
 
 	// The first one still runs: a second s3seal on the same store is refused.
-	cfg, err := loadConfig(zeroConfigEnv(dataDir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := newServer(context.Background(), cfg, testLogger(t)); err == nil || !strings.Contains(err.Error(), "in use by another s3seal") {
+	if _, err := newTestServer(t, zeroConfigEnv(dataDir)); err == nil || !strings.Contains(err.Error(), "in use by another s3seal") {
 		t.Fatalf("second s3seal on a data dir in use: %v", err)
 	}
 	stopFirst()
@@ -156,15 +94,10 @@ func TestBanner(t *testing.T) {
 // printed.
 func TestConfiguredCredential(t *testing.T) {
 	dataDir := t.TempDir()
-	cfg, err := loadConfig(append(zeroConfigEnv(dataDir), "S3SEAL_ACCESS_KEY=MYACCESSKEY", "S3SEAL_SECRET_KEY=my-secret-value"))
+	s, err := newTestServer(t, append(zeroConfigEnv(dataDir), "S3SEAL_ACCESS_KEY=MYACCESSKEY", "S3SEAL_SECRET_KEY=my-secret-value"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := newServer(context.Background(), cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.closeAll()
 	if _, err := os.Stat(filepath.Join(dataDir, credentialsFile)); !os.IsNotExist(err) {
 		t.Errorf("credentials.json written although a credential is configured (stat: %v)", err)
 	}
@@ -220,11 +153,7 @@ func TestRandomString(t *testing.T) {
 
 func TestKeyringMissingConfiguredKey(t *testing.T) {
 	dataDir := t.TempDir()
-	cfg, err := loadConfig(append(zeroConfigEnv(dataDir), "S3SEAL_KMS_KEY_ID=alias/typo"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = newServer(context.Background(), cfg, testLogger(t))
+	_, err := newTestServer(t, append(zeroConfigEnv(dataDir), "S3SEAL_KMS_KEY_ID=alias/typo"))
 	if err == nil || !strings.Contains(err.Error(), "alias/typo") {
 		t.Fatalf("got %v, want an error naming alias/typo", err)
 	}

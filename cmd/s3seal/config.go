@@ -1,287 +1,35 @@
 package main
 
 import (
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/url"
-	"reflect"
-	"strings"
-	"text/tabwriter"
-	"time"
 
-	"github.com/caarlos0/env/v11"
+	"github.com/s3seal/s3seal/internal/config"
 )
 
-// Config is everything s3seal reads from its environment. Each field's help
-// tag is its line in `s3seal --help` and in the README table: both are
-// generated from these tags (see configVars), so they cannot drift from
-// what is parsed. An empty variable counts as unset and takes the default.
-type Config struct {
-	Addr      string `env:"S3SEAL_ADDR" envDefault:"127.0.0.1:8080" help:"listen address for S3 clients"`
-	AccessKey string `env:"S3SEAL_ACCESS_KEY" help:"access key clients sign with; unset: generated on first start and kept in DATA_DIR/credentials.json (0600)"`
-	SecretKey string `env:"S3SEAL_SECRET_KEY" help:"secret key clients sign with; set together with S3SEAL_ACCESS_KEY"`
-	Region    string `env:"S3SEAL_REGION" envDefault:"us-east-1" help:"region clients sign for"`
+// The configuration (variables, defaults, parsing, validation, help tables)
+// is internal/config, where the repository checks can use it too; these
+// names keep the commands' code as it reads.
 
-	UpstreamURL       string `env:"S3SEAL_UPSTREAM_URL" help:"upstream S3 endpoint (http or https URL); unset: an embedded local store in DATA_DIR/store"`
-	UpstreamAccessKey string `env:"S3SEAL_UPSTREAM_ACCESS_KEY" help:"access key s3seal signs upstream requests with (required with S3SEAL_UPSTREAM_URL)"`
-	UpstreamSecretKey string `env:"S3SEAL_UPSTREAM_SECRET_KEY" help:"secret key for S3SEAL_UPSTREAM_ACCESS_KEY"`
-	UpstreamRegion    string `env:"S3SEAL_UPSTREAM_REGION" envDefault:"us-east-1" help:"region of the upstream store"`
-
-	KMSProvider string `env:"S3SEAL_KMS_PROVIDER" envDefault:"keyring" help:"key service: keyring (embedded, in DATA_DIR/keyring.json) or aws (the AWS KMS API)"`
-	KMSKeyID    string `env:"S3SEAL_KMS_KEY_ID" help:"CMK for new objects: key id, ARN or alias/NAME; required for aws; keyring default alias/s3seal, created on first start"`
-	// Objects name their CMK in metadata the store controls, so s3seal
-	// decrypts only under the CMKs listed here and in KMSKeyID.
-	KMSDecryptKeyIDs []string `env:"S3SEAL_KMS_DECRYPT_KEY_IDS" envSeparator:"," help:"further CMKs (ids, ARNs or aliases, comma-separated) whose objects s3seal may decrypt, besides S3SEAL_KMS_KEY_ID; objects under any other CMK are refused"`
-	KMSEndpoint      string   `env:"S3SEAL_KMS_ENDPOINT" help:"custom KMS-API endpoint URL (aws provider; credentials from the AWS SDK default chain)"`
-	KMSRegion        string   `env:"S3SEAL_KMS_REGION" help:"KMS region (aws provider); unset: the AWS SDK default chain (AWS_REGION, ...)"`
-
-	DataKeyCacheSize int           `env:"S3SEAL_DATAKEY_CACHE_SIZE" envDefault:"10000" help:"unwrapped data keys kept in memory to save KMS Decrypt calls; 0 disables the cache"`
-	DataKeyCacheTTL  time.Duration `env:"S3SEAL_DATAKEY_CACHE_TTL" envDefault:"5m" help:"how long a cached data key lives; a disabled CMK keeps decrypting cached keys this long"`
-
-	MetricsAddr string `env:"S3SEAL_METRICS_ADDR" envDefault:"127.0.0.1:9464" help:"separate listener for /metrics (Prometheus), /healthz (process up) and /readyz (upstream and KMS reachable)"`
-	DataDir     string `env:"S3SEAL_DATA_DIR" envDefault:"./s3seal-data" help:"keyring, generated credential and embedded store (created 0700)"`
-
-	TLSCert string `env:"S3SEAL_TLS_CERT" help:"PEM certificate file; serve HTTPS when set together with S3SEAL_TLS_KEY"`
-	TLSKey  string `env:"S3SEAL_TLS_KEY" help:"PEM private key file for S3SEAL_TLS_CERT"`
-
-	AllowPlaintextReads bool   `env:"S3SEAL_ALLOW_PLAINTEXT_READS" envDefault:"false" help:"serve objects stored without s3seal encryption as they are instead of refusing them"`
-	Domain              string `env:"S3SEAL_DOMAIN" help:"base domain that enables virtual-hosted-style requests (BUCKET.DOMAIN)"`
-	// Requests still running after it are cut, so a stuck transfer cannot
-	// block a deploy forever.
-	DrainTimeout time.Duration `env:"S3SEAL_DRAIN_TIMEOUT" envDefault:"30s" help:"on SIGTERM or SIGINT, how long in-flight requests may run before they are cut and s3seal exits"`
-	LogLevel     string        `env:"S3SEAL_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error; JSON logs to stderr"`
-}
+// Config is everything s3seal reads from its environment.
+type Config = config.Config
 
 // The key services S3SEAL_KMS_PROVIDER selects.
 const (
-	providerKeyring = "keyring"
-	providerAWS     = "aws"
+	providerKeyring = config.ProviderKeyring
+	providerAWS     = config.ProviderAWS
 )
 
 // defaultKeyAlias names the keyring CMK created on first start.
-const defaultKeyAlias = "alias/s3seal"
+const defaultKeyAlias = config.DefaultKeyAlias
 
-// loadConfig parses environ (as os.Environ returns it) and validates the
-// result, so every command sees the same, checked configuration.
-func loadConfig(environ []string) (Config, error) {
-	cfg, err := parseConfig(environ)
-	if err != nil {
-		return Config{}, err
-	}
-	if err := cfg.validate(); err != nil {
-		return Config{}, fmt.Errorf("configuration: %w", err)
-	}
-	return cfg, nil
-}
+// loadConfig parses and validates environ, so every command sees the same,
+// checked configuration.
+func loadConfig(environ []string) (Config, error) { return config.Load(environ) }
 
-// parseConfig parses environ and fills in defaults that depend on other
-// variables, without validating.
-func parseConfig(environ []string) (Config, error) {
-	var cfg Config
-	if err := env.ParseWithOptions(&cfg, env.Options{Environment: env.ToMap(environ)}); err != nil {
-		return Config{}, fmt.Errorf("configuration: %w", nameParseErrors(err))
-	}
-	cfg.KMSProvider = strings.ToLower(cfg.KMSProvider)
-	cfg.KMSDecryptKeyIDs = trimList(cfg.KMSDecryptKeyIDs)
-	if cfg.KMSProvider == providerKeyring && cfg.KMSKeyID == "" {
-		cfg.KMSKeyID = defaultKeyAlias
-	}
-	return cfg, nil
-}
-
-// trimList trims each item and drops empty ones ("a, b," is a and b), and
-// returns nil for none, as for an unset variable.
-func trimList(items []string) []string {
-	var out []string
-	for _, it := range items {
-		if it = strings.TrimSpace(it); it != "" {
-			out = append(out, it)
-		}
-	}
-	return out
-}
-
-// nameParseErrors rewrites env's parse errors, which name the Go field
-// ("DataKeyCacheSize"), to name the variable a person set instead.
-func nameParseErrors(err error) error {
-	var agg env.AggregateError
-	if !errors.As(err, &agg) {
-		return err
-	}
-	t := reflect.TypeFor[Config]()
-	errs := make([]error, 0, len(agg.Errors))
-	for _, e := range agg.Errors {
-		var pe env.ParseError
-		if !errors.As(e, &pe) {
-			errs = append(errs, e)
-			continue
-		}
-		f, ok := t.FieldByName(pe.Name)
-		if !ok {
-			errs = append(errs, e)
-			continue
-		}
-		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
-		errs = append(errs, fmt.Errorf("%s: want a %s: %w", name, typeWord(pe.Type), pe.Err))
-	}
-	return errors.Join(errs...)
-}
-
-func typeWord(t reflect.Type) string {
-	switch t {
-	case reflect.TypeFor[time.Duration]():
-		return "duration such as 90s or 5m"
-	case reflect.TypeFor[bool]():
-		return "boolean (true or false)"
-	case reflect.TypeFor[int]():
-		return "whole number"
-	}
-	return t.String()
-}
-
-// validate reports every problem at once, so a misconfigured deployment is
-// fixed in one round rather than one variable per restart.
-func (c Config) validate() error {
-	var errs []error
-	check := func(bad bool, format string, args ...any) {
-		if bad {
-			errs = append(errs, fmt.Errorf(format, args...))
-		}
-	}
-	check((c.AccessKey == "") != (c.SecretKey == ""),
-		"S3SEAL_ACCESS_KEY and S3SEAL_SECRET_KEY must be set together (or neither, to use a generated credential)")
-	errs = append(errs, checkHostPort("S3SEAL_ADDR", c.Addr), checkHostPort("S3SEAL_METRICS_ADDR", c.MetricsAddr))
-	errs = append(errs, c.validateUpstream(), c.validateKMS())
-	check(c.DataKeyCacheSize < 0, "S3SEAL_DATAKEY_CACHE_SIZE is %d, want 0 or more", c.DataKeyCacheSize)
-	check(c.DataKeyCacheTTL < 0, "S3SEAL_DATAKEY_CACHE_TTL is %s, want 0 or more", c.DataKeyCacheTTL)
-	check(c.DrainTimeout < 0, "S3SEAL_DRAIN_TIMEOUT is %s, want 0 or more", c.DrainTimeout)
-	check(c.DataDir == "", "S3SEAL_DATA_DIR is empty")
-	check((c.TLSCert == "") != (c.TLSKey == ""),
-		"only one of S3SEAL_TLS_CERT and S3SEAL_TLS_KEY is set: HTTPS needs both")
-	check(strings.Contains(c.Domain, "/") || strings.Contains(c.Domain, ":"),
-		"S3SEAL_DOMAIN %q: want a bare domain such as s3.example.com (no scheme or port)", c.Domain)
-	if _, err := parseLogLevel(c.LogLevel); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
-}
-
-func (c Config) validateUpstream() error {
-	if c.UpstreamURL == "" {
-		if c.UpstreamAccessKey != "" || c.UpstreamSecretKey != "" {
-			return errors.New("S3SEAL_UPSTREAM_ACCESS_KEY/SECRET_KEY are set but S3SEAL_UPSTREAM_URL is not")
-		}
-		return nil
-	}
-	u, err := url.Parse(c.UpstreamURL)
-	switch {
-	case err != nil:
-		return fmt.Errorf("S3SEAL_UPSTREAM_URL: %w", err)
-	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		return fmt.Errorf("S3SEAL_UPSTREAM_URL %q: want an http or https URL with a host", c.UpstreamURL)
-	case u.User != nil:
-		return errors.New("S3SEAL_UPSTREAM_URL must not carry a credential: use S3SEAL_UPSTREAM_ACCESS_KEY and S3SEAL_UPSTREAM_SECRET_KEY")
-	case u.RawQuery != "" || u.Fragment != "":
-		return fmt.Errorf("S3SEAL_UPSTREAM_URL %q: no query or fragment allowed", c.UpstreamURL)
-	case c.UpstreamAccessKey == "" || c.UpstreamSecretKey == "":
-		return errors.New("S3SEAL_UPSTREAM_URL is set: S3SEAL_UPSTREAM_ACCESS_KEY and S3SEAL_UPSTREAM_SECRET_KEY are required")
-	}
-	return nil
-}
-
-func (c Config) validateKMS() error {
-	switch c.KMSProvider {
-	case providerKeyring:
-		if c.KMSEndpoint != "" || c.KMSRegion != "" {
-			return errors.New("S3SEAL_KMS_ENDPOINT and S3SEAL_KMS_REGION apply to S3SEAL_KMS_PROVIDER=aws only")
-		}
-	case providerAWS:
-		if c.KMSKeyID == "" {
-			return errors.New("S3SEAL_KMS_PROVIDER=aws needs S3SEAL_KMS_KEY_ID (a key id, ARN or alias/NAME)")
-		}
-	default:
-		return fmt.Errorf("S3SEAL_KMS_PROVIDER %q: want keyring or aws", c.KMSProvider)
-	}
-	return nil
-}
-
-func checkHostPort(name, addr string) error {
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return fmt.Errorf("%s %q: want host:port, e.g. 127.0.0.1:8080: %w", name, addr, err)
-	}
-	return nil
-}
-
-// parseLogLevel accepts exactly the four documented names: slog's own parser
-// also takes offsets such as "info+2", which would only confuse.
-func parseLogLevel(s string) (slog.Level, error) {
-	switch strings.ToLower(s) {
-	case "debug":
-		return slog.LevelDebug, nil
-	case "info":
-		return slog.LevelInfo, nil
-	case "warn":
-		return slog.LevelWarn, nil
-	case "error":
-		return slog.LevelError, nil
-	}
-	return 0, fmt.Errorf("S3SEAL_LOG_LEVEL %q: want debug, info, warn or error", s)
-}
+// parseConfig parses environ without validating it, for commands that need
+// only part of the configuration.
+func parseConfig(environ []string) (Config, error) { return config.Parse(environ) }
 
 // newLogger writes JSON logs at the configured level.
-func newLogger(w io.Writer, level string) *slog.Logger {
-	l, err := parseLogLevel(level)
-	if err != nil {
-		l = slog.LevelInfo // validate has already refused bad levels
-	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
-}
-
-// configVar is one documented environment variable.
-type configVar struct {
-	Name, Default, Help string
-}
-
-// configVars lists Config's variables in declaration order, from its tags.
-func configVars() []configVar {
-	t := reflect.TypeFor[Config]()
-	vars := make([]configVar, 0, t.NumField())
-	for f := range t.Fields() {
-		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
-		vars = append(vars, configVar{Name: name, Default: f.Tag.Get("envDefault"), Help: f.Tag.Get("help")})
-	}
-	return vars
-}
-
-// writeConfigHelp prints the variables as an aligned table for --help.
-func writeConfigHelp(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "  VARIABLE\tDEFAULT\tMEANING")
-	for _, v := range configVars() {
-		def := v.Default
-		if def == "" {
-			def = "-"
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", v.Name, def, v.Help)
-	}
-	return tw.Flush()
-}
-
-// writeConfigMarkdown prints the same table as Markdown, for the README
-// (`s3seal help config-markdown`).
-func writeConfigMarkdown(w io.Writer) error {
-	var b strings.Builder
-	b.WriteString("| variable | default | meaning |\n| --- | --- | --- |\n")
-	for _, v := range configVars() {
-		def := "—"
-		if v.Default != "" {
-			def = "`" + v.Default + "`"
-		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", v.Name, def, strings.ReplaceAll(v.Help, "|", `\|`))
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
-}
+func newLogger(w io.Writer, level string) *slog.Logger { return config.NewLogger(w, level) }

@@ -108,7 +108,7 @@ func TestDoctorOutput(t *testing.T) {
 // the store for the run and stops it after.
 func TestDoctorZeroConfig(t *testing.T) {
 	dataDir := t.TempDir()
-	s, stop := startZeroConfigStoppable(t, dataDir)
+	s, stop := startServer(t, zeroConfigEnv(dataDir))
 	client := s3Client(t, s.endpoint(), s.cred.AccessKey, s.cred.SecretKey)
 	if _, err := client.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("demo")}); err != nil {
 		t.Fatal(err)

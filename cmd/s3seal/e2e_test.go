@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
@@ -12,18 +11,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/s3seal/s3seal/e2e/localkms"
+	"github.com/s3seal/s3seal/internal/testkms"
 )
 
 // s3Client is an aws-sdk-go-v2 client for endpoint. It goes through
@@ -51,18 +48,7 @@ func s3Client(t *testing.T, endpoint, accessKey, secretKey string) *s3.Client {
 func TestZeroConfigEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	dataDir := t.TempDir()
-	s := startZeroConfig(t, dataDir)
-
-	raw, err := os.ReadFile(filepath.Join(dataDir, credentialsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc credentialsDoc
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		t.Fatal(err)
-	}
-	cred := doc.Credentials[0]
-	client := s3Client(t, s.endpoint(), cred.AccessKey, cred.SecretKey)
+	s, client := startZeroConfigClient(t, dataDir)
 
 	if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("demo")}); err != nil {
 		t.Fatalf("create bucket: %v", err)
@@ -94,7 +80,7 @@ func TestZeroConfigEndToEnd(t *testing.T) {
 	checkStoreHoldsCiphertext(t, filepath.Join(dataDir, storeDir), "plans/dawn.txt", []byte("attack at dawn"))
 
 	// A wrong secret is refused.
-	bad := s3Client(t, s.endpoint(), cred.AccessKey, strings.Repeat("x", 40))
+	bad := s3Client(t, s.endpoint(), s.cred.AccessKey, strings.Repeat("x", 40))
 	_, err = bad.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("demo"), Key: aws.String("plans/dawn.txt")})
 	var apiErr smithy.APIError
 	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "SignatureDoesNotMatch" {
@@ -131,68 +117,11 @@ func checkStoreHoldsCiphertext(t *testing.T, storeDir, key string, marker []byte
 	}
 }
 
-// kmsEndpoint returns the KMS-API server scripts/test started, or starts a
-// local-kms in-process for this test.
-func kmsEndpoint(t *testing.T) string {
-	t.Helper()
-	if ep := os.Getenv("S3SEAL_TEST_KMS_ENDPOINT"); ep != "" {
-		if !strings.Contains(ep, "://") {
-			ep = "http://" + ep
-		}
-		return ep
-	}
-	endpoint, stop, err := localkms.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("stopping local-kms: %v", err)
-		}
-	})
-	return endpoint
-}
-
-// createKMSKey makes a CMK on the KMS-API server at endpoint.
-func createKMSKey(t *testing.T, endpoint string) string {
-	t.Helper()
-	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion(localkms.Region))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := kms.NewFromConfig(cfg, func(o *kms.Options) { o.BaseEndpoint = aws.String(endpoint) })
-	out, err := client.CreateKey(context.Background(), &kms.CreateKeyInput{Description: aws.String("s3seal cmd test")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return aws.ToString(out.KeyMetadata.KeyId)
-}
-
 // awsEnv configures an s3seal in dataDir on the KMS-API server at endpoint.
 func awsEnv(dataDir, endpoint, keyID string, extra ...string) []string {
 	env := append(zeroConfigEnv(dataDir), "S3SEAL_KMS_PROVIDER=aws", "S3SEAL_KMS_KEY_ID="+keyID,
-		"S3SEAL_KMS_ENDPOINT="+endpoint, "S3SEAL_KMS_REGION="+localkms.Region)
+		"S3SEAL_KMS_ENDPOINT="+endpoint, "S3SEAL_KMS_REGION="+testkms.Region)
 	return append(env, extra...)
-}
-
-// startServer serves the configuration in environ until stop is called or
-// the test ends. It returns newServer's error rather than failing.
-func startServer(t *testing.T, environ []string) (s *server, stop func(), err error) {
-	t.Helper()
-	cfg, err := loadConfig(environ)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s, err = newServer(context.Background(), cfg, testLogger(t)); err != nil {
-		return nil, nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.run(ctx) }()
-	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); <-done }) }
-	t.Cleanup(stop)
-	return s, stop, nil
 }
 
 // The aws provider against a KMS-API server: objects go through, and a CMK
@@ -200,14 +129,11 @@ func startServer(t *testing.T, environ []string) (s *server, stop func(), err er
 func TestAWSKMSProvider(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "test") // the SDK default chain, as in production
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	endpoint := kmsEndpoint(t)
-	keyID := createKMSKey(t, endpoint)
+	endpoint := testkms.Endpoint(t)
+	keyID := testkms.CreateKey(t, endpoint)
 
 	dataDir := t.TempDir()
-	s, _, err := startServer(t, awsEnv(dataDir, endpoint, keyID))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _ := startServer(t, awsEnv(dataDir, endpoint, keyID))
 	if _, err := os.Stat(filepath.Join(dataDir, keyringFile)); !os.IsNotExist(err) {
 		t.Errorf("keyring.json created with the aws provider (stat: %v)", err)
 	}
@@ -257,10 +183,7 @@ func TestAWSKMSUnreachableAtStart(t *testing.T) {
 	}
 	endpoint := "http://" + ln.Addr().String()
 	ln.Close()
-	s, _, err := startServer(t, awsEnv(t.TempDir(), endpoint, "alias/s3seal"))
-	if err != nil {
-		t.Fatalf("start with the KMS unreachable: %v", err)
-	}
+	s, _ := startServer(t, awsEnv(t.TempDir(), endpoint, "alias/s3seal"))
 	if code, body := getStatus(t, s.healthURL()+"/readyz"); code != 503 || !strings.Contains(body, "kms-allow-list") {
 		t.Errorf("readyz: %d %s, want 503 naming kms-allow-list", code, body)
 	}
@@ -273,16 +196,13 @@ func TestAWSKMSUnreachableAtStart(t *testing.T) {
 func TestMovingToAnotherCMK(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	endpoint := kmsEndpoint(t)
-	oldKey, newKey := createKMSKey(t, endpoint), createKMSKey(t, endpoint)
+	endpoint := testkms.Endpoint(t)
+	oldKey, newKey := testkms.CreateKey(t, endpoint), testkms.CreateKey(t, endpoint)
 	dataDir := t.TempDir() // one embedded store for the three configurations
 	ctx := context.Background()
 	start := func(keyID string, extra ...string) (*s3.Client, func()) {
 		t.Helper()
-		s, stop, err := startServer(t, awsEnv(dataDir, endpoint, keyID, extra...))
-		if err != nil {
-			t.Fatal(err)
-		}
+		s, stop := startServer(t, awsEnv(dataDir, endpoint, keyID, extra...))
 		return s3Client(t, s.endpoint(), s.cred.AccessKey, s.cred.SecretKey), stop
 	}
 

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/s3seal/s3seal/internal/config"
 	"github.com/s3seal/s3seal/internal/embeddedstore"
 )
 
@@ -75,7 +76,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 func (c cli) help(args []string) int {
 	if len(args) == 1 && args[0] == "config-markdown" {
 		// The README's configuration table, generated like --help.
-		if err := writeConfigMarkdown(c.stdout); err != nil {
+		if err := config.WriteMarkdown(c.stdout); err != nil {
 			return exitError
 		}
 		return exitOK
@@ -99,7 +100,7 @@ Usage:
 
 Configuration (environment variables; empty means unset):
 `)
-	writeConfigHelp(w)
+	config.WriteHelp(w)
 	fmt.Fprint(w, `
 With nothing set, s3seal creates S3SEAL_DATA_DIR with an embedded keyring,
 an embedded local store and a generated credential, and prints how to use

@@ -3,10 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,17 +16,7 @@ import (
 // /metrics: the counters moved by what the traffic did.
 func TestMetricsAfterTraffic(t *testing.T) {
 	ctx := context.Background()
-	dataDir := t.TempDir()
-	s := startZeroConfig(t, dataDir)
-	raw, err := os.ReadFile(filepath.Join(dataDir, credentialsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc credentialsDoc
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		t.Fatal(err)
-	}
-	client := s3Client(t, s.endpoint(), doc.Credentials[0].AccessKey, doc.Credentials[0].SecretKey)
+	s, client := startZeroConfigClient(t, t.TempDir())
 
 	scrape := func() metricstest.Scrape {
 		t.Helper()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -56,18 +55,7 @@ func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *
 func TestServeTLS(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, pool := writeSelfSigned(t, dir)
-	cfg, err := loadConfig(append(zeroConfigEnv(filepath.Join(dir, "data")), "S3SEAL_TLS_CERT="+certFile, "S3SEAL_TLS_KEY="+keyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := newServer(context.Background(), cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.run(ctx) }()
-	defer func() { cancel(); <-done }()
+	s, _ := startServer(t, append(zeroConfigEnv(filepath.Join(dir, "data")), "S3SEAL_TLS_CERT="+certFile, "S3SEAL_TLS_KEY="+keyFile))
 
 	if !strings.HasPrefix(s.endpoint(), "https://127.0.0.1:") {
 		t.Fatalf("endpoint %s, want https", s.endpoint())
@@ -87,11 +75,8 @@ func TestServeTLS(t *testing.T) {
 func TestServeTLSBadFiles(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing.pem")
-	cfg, err := loadConfig(append(zeroConfigEnv(filepath.Join(dir, "data")), "S3SEAL_TLS_CERT="+missing, "S3SEAL_TLS_KEY="+missing))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := newServer(context.Background(), cfg, testLogger(t)); err == nil || !strings.Contains(err.Error(), "tls") {
+	env := append(zeroConfigEnv(filepath.Join(dir, "data")), "S3SEAL_TLS_CERT="+missing, "S3SEAL_TLS_KEY="+missing)
+	if _, err := newTestServer(t, env); err == nil || !strings.Contains(err.Error(), "tls") {
 		t.Fatalf("got %v, want a tls error at start", err)
 	}
 }

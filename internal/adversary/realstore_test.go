@@ -25,10 +25,6 @@ const (
 	oddKey = "dir/sp ace+plus%25ü"
 )
 
-type creds map[string]string
-
-func (c creds) Secret(ak string) (string, bool) { s, ok := c[ak]; return s, ok }
-
 type object struct {
 	data  string
 	etag  string
@@ -199,7 +195,7 @@ type rig struct {
 
 func newRig(t *testing.T) *rig {
 	real := &realStore{t: t, objects: testObjects(),
-		v: &sigv4.Verifier{Credentials: creds{testAK: testSK}, Region: "us-east-1"}}
+		v: &sigv4.Verifier{Credentials: sigv4.StaticCredentials{testAK: testSK}, Region: "us-east-1"}}
 	realSrv := httptest.NewServer(real)
 	t.Cleanup(realSrv.Close)
 	u, _ := url.Parse(realSrv.URL)

@@ -1,12 +1,10 @@
-package main
+package repocheck
 
 // Tests of the packaging (Dockerfile, docker-compose.yml, deploy/): no Docker
-// engine runs here, so they check what can be checked without one. They live
-// in cmd/s3seal because that is the package that can judge the stack's
-// configuration with s3seal's own parsers: the compose file's s3seal
-// environment goes through loadConfig and the bench service's command through
-// the bench flags, and the dashboard's queries are checked against the
-// families the metrics package registers.
+// engine runs here, so they check what can be checked without one. The
+// compose file's and the Dockerfile's s3seal environments go through
+// s3seal's own configuration parser (internal/config), and the dashboard's
+// queries are checked against the families the metrics package registers.
 
 import (
 	"context"
@@ -25,6 +23,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/s3seal/s3seal/internal/config"
 	"github.com/s3seal/s3seal/metrics"
 )
 
@@ -128,7 +127,7 @@ func TestComposeStack(t *testing.T) {
 
 	// s3seal's environment is a valid s3seal configuration ...
 	se, seList := serviceEnv(s3s)
-	cfg, err := loadConfig(seList)
+	cfg, err := config.Load(seList)
 	if err != nil {
 		t.Fatalf("s3seal's environment is refused by s3seal: %v", err)
 	}
@@ -145,7 +144,7 @@ func TestComposeStack(t *testing.T) {
 	}
 	// ... and at the KMS service, with a key the KMS is seeded with.
 	ke, _ := serviceEnv(kms)
-	if cfg.KMSProvider != providerAWS {
+	if cfg.KMSProvider != config.ProviderAWS {
 		t.Errorf("S3SEAL_KMS_PROVIDER %q, want aws", cfg.KMSProvider)
 	}
 	if h, port := hostPort(t, cfg.KMSEndpoint); h != "kms" || port != ke["PORT"] {
@@ -209,7 +208,7 @@ func TestComposeStack(t *testing.T) {
 
 	// The bench service: the same KMS, a valid command, its metrics port.
 	bEnv, bList := serviceEnv(bench)
-	bcfg, err := loadConfig(bList)
+	bcfg, err := config.Load(bList)
 	if err != nil {
 		t.Fatalf("bench's environment is refused: %v", err)
 	}
@@ -353,7 +352,7 @@ func TestDockerfile(t *testing.T) {
 	for _, m := range regexp.MustCompile(`(S3SEAL_[A-Z_]+)=(\S+)`).FindAllStringSubmatch(code, -1) {
 		envs = append(envs, m[1]+"="+m[2])
 	}
-	if _, err := loadConfig(envs); err != nil || len(envs) == 0 {
+	if _, err := config.Load(envs); err != nil || len(envs) == 0 {
 		t.Errorf("the Dockerfile's environment %v: %v", envs, err)
 	}
 }

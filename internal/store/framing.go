@@ -1,4 +1,4 @@
-package proxy
+package store
 
 import (
 	"encoding/base64"

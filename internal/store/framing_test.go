@@ -1,4 +1,4 @@
-package proxy
+package store
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"errors"
 	"hash/crc32"
 	"io"
+	"math/rand/v2"
 	"strconv"
 	"testing"
 	"testing/iotest"
@@ -31,13 +32,13 @@ func unframe(t testing.TB, framed []byte) []byte {
 	return out
 }
 
-func mustInt(t testing.TB, s string) int64 {
-	t.Helper()
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		t.Fatalf("%q: %v", s, err)
+func randomBytes(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 1))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
 	}
-	return n
+	return b
 }
 
 // TestChunkedBody: the framing is what sigv4's decoder (the one s3seal

@@ -1,4 +1,4 @@
-package localkms_test
+package testkms_test
 
 import (
 	"bytes"
@@ -7,35 +7,30 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/s3seal/s3seal/e2e/localkms"
+	"github.com/s3seal/s3seal/internal/testkms"
 )
 
-// newClient starts a server on a fresh database and returns a KMS client for it.
+// newClient starts a server of the test's own, on a fresh database, and
+// returns a KMS client for it.
 func newClient(t *testing.T) *kms.Client {
 	t.Helper()
-	endpoint, stop, err := localkms.Start(t.TempDir())
+	endpoint, _ := testkms.Start(t)
+	return testkms.Client(t, endpoint)
+}
+
+// createKey creates a CMK through c and returns its metadata: these tests
+// need its ARN as well as its id.
+func createKey(t *testing.T, c *kms.Client) *types.KeyMetadata {
+	t.Helper()
+	out, err := c.CreateKey(context.Background(), &kms.CreateKeyInput{})
 	if err != nil {
-		t.Fatalf("Start: %v", err)
+		t.Fatalf("CreateKey: %v", err)
 	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
-	// LoadDefaultConfig, not a hand-built client, so AWS_CA_BUNDLE in the
-	// environment is honoured the way production code honours it.
-	cfg, err := config.LoadDefaultConfig(context.Background(),
-		config.WithRegion(localkms.Region),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")))
-	if err != nil {
-		t.Fatalf("LoadDefaultConfig: %v", err)
-	}
-	return kms.NewFromConfig(cfg, func(o *kms.Options) { o.BaseEndpoint = aws.String(endpoint) })
+	return out.KeyMetadata
 }
 
 func apiCode(err error) string {
@@ -50,11 +45,8 @@ func TestRotateKeyOnDemand(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(t)
 
-	ck, err := c.CreateKey(ctx, &kms.CreateKeyInput{})
-	if err != nil {
-		t.Fatalf("CreateKey: %v", err)
-	}
-	keyID := *ck.KeyMetadata.KeyId
+	ck := createKey(t, c)
+	keyID := *ck.KeyId
 	encCtx := map[string]string{"bucket": "b", "key": "k"}
 
 	encrypt := func(pt string) []byte {
@@ -74,8 +66,8 @@ func TestRotateKeyOnDemand(t *testing.T) {
 		if string(out.Plaintext) != want {
 			t.Fatalf("Decrypt = %q, want %q", out.Plaintext, want)
 		}
-		if *out.KeyId != *ck.KeyMetadata.Arn {
-			t.Fatalf("Decrypt KeyId = %q, want %q", *out.KeyId, *ck.KeyMetadata.Arn)
+		if *out.KeyId != *ck.Arn {
+			t.Fatalf("Decrypt KeyId = %q, want %q", *out.KeyId, *ck.Arn)
 		}
 	}
 	rotationEnabled := func() bool {
@@ -93,13 +85,13 @@ func TestRotateKeyOnDemand(t *testing.T) {
 	}
 
 	// By key id, then by ARN: both name the key in AWS.
-	for _, id := range []string{keyID, *ck.KeyMetadata.Arn} {
+	for _, id := range []string{keyID, *ck.Arn} {
 		out, err := c.RotateKeyOnDemand(ctx, &kms.RotateKeyOnDemandInput{KeyId: aws.String(id)})
 		if err != nil {
 			t.Fatalf("RotateKeyOnDemand(%s): %v", id, err)
 		}
-		if *out.KeyId != *ck.KeyMetadata.Arn {
-			t.Fatalf("RotateKeyOnDemand KeyId = %q, want %q", *out.KeyId, *ck.KeyMetadata.Arn)
+		if *out.KeyId != *ck.Arn {
+			t.Fatalf("RotateKeyOnDemand KeyId = %q, want %q", *out.KeyId, *ck.Arn)
 		}
 	}
 	// On-demand rotation must not switch on automatic rotation.
@@ -132,11 +124,8 @@ func TestRotateKeyOnDemandErrors(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(t)
 
-	ck, err := c.CreateKey(ctx, &kms.CreateKeyInput{})
-	if err != nil {
-		t.Fatalf("CreateKey: %v", err)
-	}
-	keyID := *ck.KeyMetadata.KeyId
+	ck := createKey(t, c)
+	keyID := *ck.KeyId
 	if _, err := c.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String("alias/a"), TargetKeyId: &keyID}); err != nil {
 		t.Fatalf("CreateAlias: %v", err)
 	}
@@ -180,23 +169,20 @@ func TestRotateKeyOnDemandErrors(t *testing.T) {
 func TestShortCiphertext(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(t)
-	ck, err := c.CreateKey(ctx, &kms.CreateKeyInput{})
-	if err != nil {
-		t.Fatalf("CreateKey: %v", err)
-	}
-	arn := []byte(*ck.KeyMetadata.Arn)
+	ck := createKey(t, c)
+	arn := []byte(*ck.Arn)
 	blob := append([]byte{byte(len(arn))}, arn...)
 	blob = append(blob, 0, 0, 0, 0, 1) // version 0, one byte of "ciphertext"
-	_, err = c.Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: blob})
+	_, err := c.Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: blob})
 	if got := apiCode(err); got != "InvalidCiphertextException" {
 		t.Fatalf("Decrypt error %v, code %q, want InvalidCiphertextException", err, got)
 	}
-	_, err = c.ReEncrypt(ctx, &kms.ReEncryptInput{CiphertextBlob: blob, DestinationKeyId: ck.KeyMetadata.KeyId})
+	_, err = c.ReEncrypt(ctx, &kms.ReEncryptInput{CiphertextBlob: blob, DestinationKeyId: ck.KeyId})
 	if got := apiCode(err); got != "InvalidCiphertextException" {
 		t.Fatalf("ReEncrypt error %v, code %q, want InvalidCiphertextException", err, got)
 	}
 	// The server still answers afterwards.
-	if _, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: ck.KeyMetadata.KeyId}); err != nil {
+	if _, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: ck.KeyId}); err != nil {
 		t.Fatalf("DescribeKey: %v", err)
 	}
 }
@@ -205,12 +191,12 @@ func TestNewBadDir(t *testing.T) {
 	// A second server on the same directory cannot take leveldb's lock; New
 	// must report that rather than panic.
 	dir := t.TempDir()
-	s, err := localkms.New(dir)
+	s, err := testkms.New(dir)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	defer s.Close()
-	if s2, err := localkms.New(dir); err == nil {
+	if s2, err := testkms.New(dir); err == nil {
 		s2.Close()
 		t.Fatal("second New on a locked database succeeded")
 	}
@@ -219,32 +205,26 @@ func TestNewBadDir(t *testing.T) {
 func TestReEncryptSourceKeyID(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(t)
-	k1, err := c.CreateKey(ctx, &kms.CreateKeyInput{})
-	if err != nil {
-		t.Fatalf("CreateKey: %v", err)
-	}
-	k2, err := c.CreateKey(ctx, &kms.CreateKeyInput{})
-	if err != nil {
-		t.Fatalf("CreateKey: %v", err)
-	}
-	if _, err := c.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String("alias/one"), TargetKeyId: k1.KeyMetadata.KeyId}); err != nil {
+	k1 := createKey(t, c)
+	k2 := createKey(t, c)
+	if _, err := c.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String("alias/one"), TargetKeyId: k1.KeyId}); err != nil {
 		t.Fatalf("CreateAlias: %v", err)
 	}
-	enc, err := c.Encrypt(ctx, &kms.EncryptInput{KeyId: k1.KeyMetadata.KeyId, Plaintext: []byte("x")})
+	enc, err := c.Encrypt(ctx, &kms.EncryptInput{KeyId: k1.KeyId, Plaintext: []byte("x")})
 	if err != nil {
 		t.Fatalf("Encrypt: %v", err)
 	}
 	cases := []struct{ src, code string }{
 		{"", ""},
-		{*k1.KeyMetadata.KeyId, ""},
-		{*k1.KeyMetadata.Arn, ""},
+		{*k1.KeyId, ""},
+		{*k1.Arn, ""},
 		{"alias/one", ""},
-		{*k2.KeyMetadata.KeyId, "IncorrectKeyException"},
+		{*k2.KeyId, "IncorrectKeyException"},
 		{"alias/missing", "NotFoundException"},
 		{"00000000-0000-0000-0000-000000000000", "NotFoundException"},
 	}
 	for _, tc := range cases {
-		in := &kms.ReEncryptInput{CiphertextBlob: enc.CiphertextBlob, DestinationKeyId: k2.KeyMetadata.KeyId}
+		in := &kms.ReEncryptInput{CiphertextBlob: enc.CiphertextBlob, DestinationKeyId: k2.KeyId}
 		if tc.src != "" {
 			in.SourceKeyId = aws.String(tc.src)
 		}
@@ -253,7 +233,7 @@ func TestReEncryptSourceKeyID(t *testing.T) {
 			t.Errorf("ReEncrypt(SourceKeyId %q): %v, code %q, want %q", tc.src, err, got, tc.code)
 		}
 	}
-	_, err = c.ReEncrypt(ctx, &kms.ReEncryptInput{CiphertextBlob: []byte{200, 1, 2}, DestinationKeyId: k2.KeyMetadata.KeyId})
+	_, err = c.ReEncrypt(ctx, &kms.ReEncryptInput{CiphertextBlob: []byte{200, 1, 2}, DestinationKeyId: k2.KeyId})
 	if got := apiCode(err); got != "InvalidCiphertextException" {
 		t.Errorf("ReEncrypt(garbage): %v, want InvalidCiphertextException", err)
 	}
@@ -266,22 +246,19 @@ func TestReEncryptSourceKeyID(t *testing.T) {
 func TestDecryptDisabledKeyCodes(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(t)
-	ck, err := c.CreateKey(ctx, &kms.CreateKeyInput{})
-	if err != nil {
-		t.Fatalf("CreateKey: %v", err)
-	}
-	enc, err := c.Encrypt(ctx, &kms.EncryptInput{KeyId: ck.KeyMetadata.KeyId, Plaintext: []byte("x")})
+	ck := createKey(t, c)
+	enc, err := c.Encrypt(ctx, &kms.EncryptInput{KeyId: ck.KeyId, Plaintext: []byte("x")})
 	if err != nil {
 		t.Fatalf("Encrypt: %v", err)
 	}
-	if _, err := c.DisableKey(ctx, &kms.DisableKeyInput{KeyId: ck.KeyMetadata.KeyId}); err != nil {
+	if _, err := c.DisableKey(ctx, &kms.DisableKeyInput{KeyId: ck.KeyId}); err != nil {
 		t.Fatalf("DisableKey: %v", err)
 	}
 	_, err = c.Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: enc.CiphertextBlob})
 	if got := apiCode(err); got != "AccessDeniedException" {
 		t.Errorf("Decrypt without KeyId: %v, code %q", err, got)
 	}
-	_, err = c.Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: enc.CiphertextBlob, KeyId: ck.KeyMetadata.KeyId})
+	_, err = c.Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: enc.CiphertextBlob, KeyId: ck.KeyId})
 	if got := apiCode(err); got != "DisabledException" {
 		t.Errorf("Decrypt with KeyId: %v, code %q", err, got)
 	}

@@ -1,8 +1,6 @@
-package main
+package config
 
 import (
-	"bytes"
-	"context"
 	"os"
 	"reflect"
 	"strings"
@@ -14,14 +12,14 @@ import (
 // unset), so the machine's environment cannot leak into a case.
 func clearConfigEnv(t *testing.T) {
 	t.Helper()
-	for _, v := range configVars() {
+	for _, v := range Vars() {
 		t.Setenv(v.Name, "")
 	}
 }
 
 func TestConfigDefaults(t *testing.T) {
 	clearConfigEnv(t)
-	cfg, err := loadConfig(os.Environ())
+	cfg, err := Load(os.Environ())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +51,7 @@ func TestConfigParsesEveryVariable(t *testing.T) {
 	} {
 		t.Setenv(k, v)
 	}
-	cfg, err := loadConfig(os.Environ())
+	cfg, err := Load(os.Environ())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +122,7 @@ func TestConfigValidation(t *testing.T) {
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}
-			_, err := loadConfig(os.Environ())
+			_, err := Load(os.Environ())
 			switch {
 			case tt.wantErr == "" && err != nil:
 				t.Fatalf("unexpected error: %v", err)
@@ -141,7 +139,7 @@ func TestConfigReportsAllProblemsAtOnce(t *testing.T) {
 	clearConfigEnv(t)
 	t.Setenv("S3SEAL_KMS_PROVIDER", "aws")
 	t.Setenv("S3SEAL_TLS_CERT", "c")
-	_, err := loadConfig(os.Environ())
+	_, err := Load(os.Environ())
 	if err == nil || !strings.Contains(err.Error(), "S3SEAL_KMS_KEY_ID") || !strings.Contains(err.Error(), "S3SEAL_TLS_CERT") {
 		t.Fatalf("want both problems reported, got %v", err)
 	}
@@ -151,7 +149,7 @@ func TestConfigReportsAllProblemsAtOnce(t *testing.T) {
 // generated from the tags, so an undocumented field would be invisible.
 func TestEveryConfigFieldIsDocumented(t *testing.T) {
 	typ := reflect.TypeFor[Config]()
-	vars := configVars()
+	vars := Vars()
 	if len(vars) != typ.NumField() {
 		t.Fatalf("%d variables for %d fields", len(vars), typ.NumField())
 	}
@@ -162,79 +160,12 @@ func TestEveryConfigFieldIsDocumented(t *testing.T) {
 	}
 }
 
-func TestHelpListsEveryVariable(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"serve", "--help"}, {"serve", "-h"}} {
-		t.Run(strings.Join(args, " "), func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := run(context.Background(), args, nil, &stdout, &stderr)
-			if code != exitOK {
-				t.Fatalf("exit %d; stderr %s", code, stderr.String())
-			}
-			out := stdout.String() + stderr.String()
-			for _, v := range configVars() {
-				if !strings.Contains(out, v.Name) {
-					t.Errorf("help lacks %s", v.Name)
-				}
-				if v.Default != "" && !strings.Contains(out, v.Default) {
-					t.Errorf("help lacks the default of %s (%s)", v.Name, v.Default)
-				}
-			}
-			for _, cmd := range []string{"serve", "keys", "bench"} {
-				if !strings.Contains(out, "s3seal "+cmd) && !strings.Contains(out, "s3seal ["+cmd) {
-					t.Errorf("help does not list the %s command", cmd)
-				}
-			}
-			// Only commands that exist are listed.
-			for _, later := range []string{"rewrap", "decrypt"} {
-				if strings.Contains(out, "s3seal "+later) {
-					t.Errorf("help lists %s, which does not exist yet", later)
-				}
-			}
-		})
-	}
-}
-
-func TestHelpMarkdownTable(t *testing.T) {
-	var stdout bytes.Buffer
-	if code := run(context.Background(), []string{"help", "config-markdown"}, nil, &stdout, &stdout); code != exitOK {
-		t.Fatalf("exit %d", code)
-	}
-	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	if len(lines) != 2+len(configVars()) {
-		t.Fatalf("%d lines, want header + %d rows:\n%s", len(lines), len(configVars()), stdout.String())
-	}
-	if !strings.Contains(stdout.String(), "| `S3SEAL_ADDR` | `127.0.0.1:8080` |") {
-		t.Errorf("unexpected table:\n%s", stdout.String())
-	}
-}
-
-func TestUnknownCommand(t *testing.T) {
-	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), []string{"rewrap"}, nil, &stdout, &stderr); code != exitUsage {
-		t.Fatalf("exit %d, want %d", code, exitUsage)
-	}
-	if !strings.Contains(stderr.String(), `unknown command "rewrap"`) {
-		t.Errorf("stderr: %s", stderr.String())
-	}
-}
-
-func TestServeRefusesBadConfig(t *testing.T) {
-	var stdout, stderr bytes.Buffer
-	environ := []string{"S3SEAL_KMS_PROVIDER=aws", "S3SEAL_DATA_DIR=" + t.TempDir()}
-	if code := run(context.Background(), nil, environ, &stdout, &stderr); code != exitError {
-		t.Fatalf("exit %d, want %d", code, exitError)
-	}
-	if !strings.Contains(stderr.String(), "S3SEAL_KMS_KEY_ID") {
-		t.Errorf("stderr: %s", stderr.String())
-	}
-}
-
 // Only separators and spaces is no list at all.
 func TestConfigDecryptKeyIDsBlank(t *testing.T) {
 	for _, v := range []string{"", " ", ",", " , ,"} {
 		clearConfigEnv(t)
 		t.Setenv("S3SEAL_KMS_DECRYPT_KEY_IDS", v)
-		cfg, err := loadConfig(os.Environ())
+		cfg, err := Load(os.Environ())
 		if err != nil || cfg.KMSDecryptKeyIDs != nil {
 			t.Errorf("%q: %q, %v; want nil", v, cfg.KMSDecryptKeyIDs, err)
 		}

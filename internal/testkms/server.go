@@ -1,12 +1,19 @@
-// Package localkms serves the AWS KMS JSON API from github.com/nsmithuk/local-kms
-// for tests, bound to loopback only, plus the RotateKeyOnDemand operation that
-// local-kms lacks and the ReEncrypt SourceKeyId check it skips.
+// Package testkms is the KMS-API server s3seal's tests run against, and the
+// helpers tests use to reach it: local-kms's handlers
+// (github.com/nsmithuk/local-kms) served on loopback only, plus the
+// RotateKeyOnDemand operation that local-kms lacks and the ReEncrypt
+// SourceKeyId check it skips.
 //
 // It exists because the upstream binary listens on every interface and only
 // rotates keys yearly; tests need a KMS that never leaves the machine and can
 // rotate when told. It is a test fixture, not a key service: local-kms keeps
 // key material unencrypted in its database and logs request details.
-package localkms
+//
+// Tests call Endpoint (the server scripts/test started, or one of their
+// own), CreateKey and Client; tests that stop the KMS call Start.
+// cmd/s3seal-localkms is the same server as a process, which scripts/test
+// starts.
+package testkms
 
 import (
 	"bytes"
@@ -53,7 +60,7 @@ type Server struct {
 // New opens (or creates) the local-kms database in dataDir.
 func New(dataDir string) (s *Server, err error) {
 	if dataDir == "" {
-		return nil, errors.New("localkms: data dir required")
+		return nil, errors.New("testkms: data dir required")
 	}
 	setConfig.Do(func() {
 		config.AWSRegion = Region
@@ -63,7 +70,7 @@ func New(dataDir string) (s *Server, err error) {
 	// example when another process holds its lock); turn that into an error.
 	defer func() {
 		if r := recover(); r != nil {
-			s, err = nil, fmt.Errorf("localkms: open database %s: %v", dataDir, r)
+			s, err = nil, fmt.Errorf("testkms: open database %s: %v", dataDir, r)
 		}
 	}()
 	return &Server{db: data.NewDatabase(dataDir)}, nil
@@ -265,10 +272,10 @@ func (s *Server) rotateKeyOnDemand(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"KeyId": aes.GetArn()})
 }
 
-// Start serves a new Server over dataDir on 127.0.0.1 at a free port. It
+// start serves a new Server over dataDir on 127.0.0.1 at a free port. It
 // returns the endpoint URL and a stop function that shuts the listener down
 // and closes the database.
-func Start(dataDir string) (endpoint string, stop func() error, err error) {
+func start(dataDir string) (endpoint string, stop func() error, err error) {
 	s, err := New(dataDir)
 	if err != nil {
 		return "", nil, err
@@ -276,32 +283,27 @@ func Start(dataDir string) (endpoint string, stop func() error, err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		_ = s.Close()
-		return "", nil, fmt.Errorf("localkms: listen: %w", err)
+		return "", nil, fmt.Errorf("testkms: listen: %w", err)
 	}
 	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- hs.Serve(ln) }()
-	var once sync.Once
-	var stopErr error
 	stop = func() error {
-		once.Do(func() {
-			// Shutdown lets in-flight requests finish before the database
-			// closes under them; it drops idle keep-alive connections at once.
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			err := hs.Shutdown(ctx)
-			if err != nil {
-				_ = hs.Close()
-			}
-			if serr := <-done; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
-				err = serr
-			}
-			if cerr := s.Close(); err == nil {
-				err = cerr
-			}
-			stopErr = err
-		})
-		return stopErr
+		// Shutdown lets in-flight requests finish before the database
+		// closes under them; it drops idle keep-alive connections at once.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err := hs.Shutdown(ctx)
+		if err != nil {
+			_ = hs.Close()
+		}
+		if serr := <-done; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+			err = serr
+		}
+		if cerr := s.Close(); err == nil {
+			err = cerr
+		}
+		return err
 	}
 	return "http://" + ln.Addr().String(), stop, nil
 }

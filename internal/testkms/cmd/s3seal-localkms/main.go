@@ -21,7 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/s3seal/s3seal/e2e/localkms"
+	"github.com/s3seal/s3seal/internal/testkms"
 )
 
 func main() {
@@ -46,7 +46,7 @@ func run() error {
 		return err
 	}
 
-	srv, err := localkms.New(*dataDir)
+	srv, err := testkms.New(*dataDir)
 	if err != nil {
 		return err
 	}
@@ -78,7 +78,7 @@ func run() error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	log.Printf("s3seal-localkms listening on http://%s (data %s, region %s, account %s)",
-		actual, absOr(*dataDir), localkms.Region, localkms.AccountID)
+		actual, absOr(*dataDir), testkms.Region, testkms.AccountID)
 
 	select {
 	case err := <-serveErr:

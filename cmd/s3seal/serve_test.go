@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// zeroConfigEnv is an environment with nothing set but what a test must
+// control: where data goes and that listeners take free loopback ports.
+func zeroConfigEnv(dataDir string) []string {
+	return []string{
+		"S3SEAL_DATA_DIR=" + dataDir,
+		"S3SEAL_ADDR=127.0.0.1:0",
+		"S3SEAL_METRICS_ADDR=127.0.0.1:0",
+	}
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// newTestServer sets up, without serving, a server for the configuration
+// in environ, which must parse. It returns newServer's error rather than
+// failing, for the tests of starts that must be refused; what a server
+// that was set up holds is released when the test ends.
+func newTestServer(t *testing.T, environ []string) (*server, error) {
+	t.Helper()
+	cfg, err := loadConfig(environ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newServer(context.Background(), cfg, testLogger(t))
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(s.closeAll)
+	return s, nil
+}
+
+// startServer serves the configuration in environ until stop is called or
+// the test ends, whichever is first.
+func startServer(t *testing.T, environ []string) (s *server, stop func()) {
+	t.Helper()
+	s, err := newTestServer(t, environ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return s, stop
+}
+
+// startZeroConfig serves a server in dataDir as `s3seal` with no
+// configuration would, until the test ends.
+func startZeroConfig(t *testing.T, dataDir string) *server {
+	t.Helper()
+	s, _ := startServer(t, zeroConfigEnv(dataDir))
+	return s
+}
+
+// startZeroConfigClient is startZeroConfig with an S3 client that signs
+// with the credential the start wrote to dataDir, read back from the file
+// as a user would find it.
+func startZeroConfigClient(t *testing.T, dataDir string) (*server, *s3.Client) {
+	t.Helper()
+	s := startZeroConfig(t, dataDir)
+	doc, err := readCredentials(filepath.Join(dataDir, credentialsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, s3Client(t, s.endpoint(), doc.Credentials[0].AccessKey, doc.Credentials[0].SecretKey)
+}

@@ -1,0 +1,186 @@
+package proxy
+
+// Part reads: GetObject and HeadObject with ?partNumber=k.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/s3seal/s3seal/envelope"
+)
+
+// getPart serves GetObject and HeadObject with ?partNumber=k: the plaintext
+// of part k, which is segment k alone. As S3 does for multipart objects, the
+// answer is 206 with Content-Range (the part's place in the object) and
+// x-amz-mp-parts-count.
+func (p *Proxy) getPart(x *exchange, header http.Header, query url.Values) error {
+	k, err := partNumberParam(x.t.query)
+	if err != nil {
+		return err
+	}
+	q := url.Values{}
+	for kk, vs := range query {
+		q[kk] = vs
+	}
+	q.Set("partNumber", strconv.Itoa(k))
+	resp, err := p.store.Do(x.r.Context(), x.object().Request(x.r.Method, q, header))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
+		return relayStoreError(x, resp) // 416 InvalidPartNumber, 404, 304, ...
+	}
+	part, err := p.placePart(x, resp, k)
+	if err != nil || part.info.plaintext {
+		return err
+	}
+	h := x.w.Header()
+	objectResponseHeader(h, resp.Header, part.info)
+	if part.info.segments > 1 {
+		h.Set("X-Amz-Mp-Parts-Count", strconv.Itoa(part.info.segments))
+	}
+	if part.n > 0 {
+		h.Set("Content-Range", contentRange(part.byteRange, part.info.size))
+	}
+	if x.r.Method == http.MethodHead {
+		h.Set("Content-Length", strconv.FormatInt(part.n, 10))
+		x.w.WriteHeader(http.StatusPartialContent)
+		return nil
+	}
+	dk, err := p.keys.Open(x.r.Context(), part.info.meta, x.t.bucket, x.t.key)
+	if err != nil {
+		return err
+	}
+	defer clear(dk)
+	clock := clockFor(x.r.Context(), dirDecrypt)
+	return serveDecrypted(x, http.StatusPartialContent, clock.cipher(envelope.NewPartDecryptReader(clock.source(part.body), dk, uint32(k))), part.n)
+}
+
+// placedPart is part k of an object and its plaintext place in it.
+type placedPart struct {
+	info objectInfo
+	byteRange
+	body io.Reader // the part's stored bytes
+}
+
+// placePart reads what the store says of part k (its stored size, its place
+// in the object, the object's size and part count) and checks it all
+// against the format: the part must fit the object under the multipart rule
+// (envelope.CheckSegment), and its stored offset must be where its header
+// really is (checkPartStart). Plaintext objects are relayed as they are.
+func (p *Proxy) placePart(x *exchange, resp *http.Response, k int) (placedPart, error) {
+	part := placedPart{body: resp.Body}
+	total, start, err := partRange(resp)
+	if err != nil {
+		return part, errUpstream(err)
+	}
+	o := objRef{Object: x.object()}
+	if err := p.inspect(x.r.Context(), &o, resp.Header, total); err != nil {
+		return part, err
+	}
+	part.info = o.info
+	if part.info.plaintext {
+		relayPlaintext(x, resp)
+		return part, nil
+	}
+	if k > part.info.segments {
+		return part, newS3Error("InvalidPartNumber", http.StatusRequestedRangeNotSatisfiable,
+			"The requested partnumber is not satisfiable", nil)
+	}
+	if c := resp.Header.Get("X-Amz-Mp-Parts-Count"); c != "" && c != strconv.Itoa(part.info.segments) {
+		return part, errCorrupt(fmt.Errorf("the store counts %s parts here and %d in the ETag: %w", c, part.info.segments, envelope.ErrImpossibleSize))
+	}
+	if resp.ContentLength < 0 {
+		return part, errUpstream(errors.New("store sent no Content-Length for a part"))
+	}
+	if part.n, err = envelope.SegmentPlaintextSize(resp.ContentLength); err != nil {
+		return part, err
+	}
+	if part.off, err = p.partOffset(x.r.Context(), o, k, start, part.n); err != nil {
+		return part, err
+	}
+	if err := envelope.CheckSegment(k, part.info.segments, part.off, part.n, part.info.size); err != nil {
+		return part, errCorrupt(fmt.Errorf("part %d as the store reports it: %w", k, err))
+	}
+	if x.r.Method == http.MethodGet && k > 1 && start >= 0 {
+		part.body, err = p.checkPartStart(x.r.Context(), o, start, resp.Body)
+	}
+	return part, err
+}
+
+// partRange reads the object's stored size and the part's stored offset
+// (-1 when not given) from a partNumber answer.
+func partRange(resp *http.Response) (total, start int64, err error) {
+	cr := resp.Header.Get("Content-Range")
+	if cr == "" {
+		if resp.StatusCode == http.StatusPartialContent {
+			return 0, 0, errors.New("store answered a partNumber read with 206 but no Content-Range")
+		}
+		return resp.ContentLength, -1, nil
+	}
+	if total, err = contentRangeTotal(cr); err != nil {
+		return 0, 0, err
+	}
+	var b int64
+	if _, err := fmt.Sscanf(cr, "bytes %d-%d/", &start, &b); err != nil || start < 0 {
+		return 0, 0, fmt.Errorf("store sent Content-Range %q", cr)
+	}
+	return total, start, nil
+}
+
+// partOffset is the plaintext offset of part k: from its stored offset,
+// which converts exactly under the multipart rule, or, without one, from
+// the layout. A layout known exactly must agree with both.
+func (p *Proxy) partOffset(ctx context.Context, o objRef, k int, start, plain int64) (int64, error) {
+	if start >= 0 {
+		off, err := envelope.SegmentOffset(k, start)
+		if err != nil {
+			return 0, errCorrupt(err)
+		}
+		if e, ok := p.layouts.get(layoutKey(o.Bucket, o.Key, o.etag)); ok && e.exact && fits(e.layout, o.info) &&
+			(e.layout[:k-1].PlaintextSize() != off || e.layout[k-1] != plain) {
+			return 0, errCorrupt(fmt.Errorf("part %d at %d+%d disagrees with the layout: %w", k, off, plain, envelope.ErrImpossibleSize))
+		}
+		return off, nil
+	}
+	if k == 1 {
+		return 0, nil
+	}
+	layout, err := p.knownLayout(ctx, o)
+	if err != nil {
+		return 0, err
+	}
+	if layout[k-1] != plain {
+		return 0, errCorrupt(fmt.Errorf("part %d holds %d bytes, its layout says %d: %w", k, plain, layout[k-1], envelope.ErrImpossibleSize))
+	}
+	return layout[:k-1].PlaintextSize(), nil
+}
+
+// checkPartStart confirms that the part a store answered a partNumber read
+// with is stored where its Content-Range says: the segment header read at
+// that offset (pinned to the ETag) must be the one the part starts with.
+// Else the plaintext would be labelled with another part's offset. It
+// returns the part's body, header included.
+func (p *Proxy) checkPartStart(ctx context.Context, o objRef, start int64, body io.Reader) (io.Reader, error) {
+	got := make([]byte, envelope.HeaderSize)
+	if _, err := io.ReadFull(body, got); err != nil {
+		return nil, fmt.Errorf("reading the part's header: %w", envelope.ErrTruncated)
+	}
+	at, done, err := p.fetchStored(ctx, o, start, envelope.HeaderSize)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	want := make([]byte, envelope.HeaderSize)
+	if _, err := io.ReadFull(at, want); err != nil || !bytes.Equal(got, want) {
+		return nil, errCorrupt(fmt.Errorf("the part's header is not at stored byte %d: %w", start, envelope.ErrAuthentication))
+	}
+	return io.MultiReader(bytes.NewReader(got), body), nil
+}
