@@ -90,7 +90,10 @@ func lyingStore(t *testing.T, e testEnv) (*adversary.Store, testEnv) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	liar := adversary.New(u, ak, sk, region)
+	liar, err := adversary.New(u, ak, sk, region)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(liar)
 	t.Cleanup(srv.Close)
 	lying := testEnv{name: e.name, kmsURL: e.kmsURL, storeURL: srv.URL, storeAK: ak, storeSK: sk}

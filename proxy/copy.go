@@ -329,18 +329,14 @@ func (p *Proxy) uploadPartCopy(x *exchange) error {
 	if src.info.plaintext {
 		return errSourceNotSealed()
 	}
-	if src.br.n > maxPartSize {
-		return newS3Error("EntityTooLarge", http.StatusBadRequest,
-			"Your proposed upload exceeds the maximum allowed part size.", nil)
+	if err := checkBodySize(src.br.n, maxPartSize, "part"); err != nil {
+		return err
 	}
-	resp, err := p.sendEncrypted(ctx, partPut(x, tok.upstreamID, k), src.body, src.br.n, dk, uint32(k))
-	if err != nil {
+	resp, err := p.putEncrypted(x, partPut(x, tok.upstreamID, k), src.body, src.br.n, dk, uint32(k))
+	if resp == nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return relayStoreError(x, resp)
-	}
 	h := x.w.Header()
 	if v := src.header.Get("X-Amz-Version-Id"); v != "" {
 		h.Set("X-Amz-Copy-Source-Version-Id", v)

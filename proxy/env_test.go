@@ -58,7 +58,10 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
 	store, storeSrv := newFakeStore(t)
 	storeURL, _ := url.Parse(storeSrv.URL)
-	liar := adversary.New(storeURL, upstreamAK, upstreamSecret, "")
+	liar, err := adversary.New(storeURL, upstreamAK, upstreamSecret, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	liarSrv := httptest.NewServer(liar)
 	t.Cleanup(liarSrv.Close)
 	store.buckets[testBucket] = true

@@ -48,15 +48,11 @@ func (p *Proxy) getObject(x *exchange) error {
 		return p.getObjectRange(x, header, query, rangeHdr)
 	}
 
-	o := objRef{Object: x.object()}
-	resp, err := p.request(x, http.StatusOK, o.Request(http.MethodGet, query, header)) // 304, 412, 404, the store's errors
+	resp, o, err := p.readObject(x, query, header)
 	if resp == nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if err := p.inspect(x.r.Context(), &o, resp.Header, resp.ContentLength); err != nil {
-		return err
-	}
 	info := o.info
 	if info.plaintext {
 		relayPlaintext(x, resp)
@@ -72,18 +68,30 @@ func (p *Proxy) getObject(x *exchange) error {
 	return serveDecrypted(x, http.StatusOK, clock.cipher(envelope.NewDecryptReader(clock.source(resp.Body), dk, info.segments)), info.size)
 }
 
+// readObject sends x's GET or HEAD to the store, with the read's query and
+// header, and reads what its 200 answer says of the object. Any other answer
+// is relayed (304, 412, 404, the store's errors) and a nil answer returned.
+func (p *Proxy) readObject(x *exchange, query url.Values, header http.Header) (*http.Response, objRef, error) {
+	o := objRef{Object: x.object()}
+	resp, err := p.request(x, http.StatusOK, o.Request(x.r.Method, query, header))
+	if resp == nil {
+		return nil, o, err
+	}
+	if err := p.inspect(x.r.Context(), &o, resp.Header, resp.ContentLength); err != nil {
+		resp.Body.Close()
+		return nil, o, err
+	}
+	return resp, o, nil
+}
+
 // headObject answers from the store's HEAD alone: sizes and ranges follow
 // from the stored size, and no data key is needed.
 func (p *Proxy) headObject(x *exchange, header http.Header, query url.Values, rangeHdr string) error {
-	o := objRef{Object: x.object()}
-	resp, err := p.request(x, http.StatusOK, o.Request(http.MethodHead, query, header))
+	resp, o, err := p.readObject(x, query, header)
 	if resp == nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if err := p.inspect(x.r.Context(), &o, resp.Header, resp.ContentLength); err != nil {
-		return err
-	}
 	info := o.info
 	h := x.w.Header()
 	if info.plaintext {

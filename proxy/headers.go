@@ -139,24 +139,24 @@ func dropReserved(h http.Header) {
 	}
 }
 
-// sourceReadHeader turns a copy's source conditions and source owner into
-// those of a read of the source.
+// sourceReads maps a copy's source conditions and source owner to those of
+// a read of the source.
+var sourceReads = map[string]string{
+	"x-amz-copy-source-if-match":            "If-Match",
+	"x-amz-copy-source-if-none-match":       "If-None-Match",
+	"x-amz-copy-source-if-modified-since":   "If-Modified-Since",
+	"x-amz-copy-source-if-unmodified-since": "If-Unmodified-Since",
+	"x-amz-source-expected-bucket-owner":    "X-Amz-Expected-Bucket-Owner",
+	"x-amz-request-payer":                   "X-Amz-Request-Payer",
+}
+
+// sourceReadHeader is the header of a read of a copy's source
+// (sourceReads).
 func sourceReadHeader(client http.Header) http.Header {
 	h := http.Header{}
 	for k, vs := range client {
-		switch strings.ToLower(k) {
-		case "x-amz-copy-source-if-match":
-			h["If-Match"] = vs
-		case "x-amz-copy-source-if-none-match":
-			h["If-None-Match"] = vs
-		case "x-amz-copy-source-if-modified-since":
-			h["If-Modified-Since"] = vs
-		case "x-amz-copy-source-if-unmodified-since":
-			h["If-Unmodified-Since"] = vs
-		case "x-amz-source-expected-bucket-owner":
-			h["X-Amz-Expected-Bucket-Owner"] = vs
-		case "x-amz-request-payer":
-			h["X-Amz-Request-Payer"] = vs
+		if name, ok := sourceReads[strings.ToLower(k)]; ok {
+			h[name] = vs
 		}
 	}
 	return h

@@ -21,10 +21,7 @@ import (
 // the same format as any other. s3seal keeps no state of its own: the
 // UploadId it hands out is an upload token (uploadtoken.go).
 
-const (
-	maxPartNumber = 10000
-	maxPartSize   = 5 << 30 // S3's limit for one part
-)
+const maxPartNumber = 10000
 
 // createUpload serves CreateMultipartUpload: a fresh data key for the object,
 // its wrapped form in the upload's metadata (which the completed object
@@ -122,27 +119,19 @@ func (p *Proxy) uploadPart(x *exchange) error {
 		return err
 	}
 	size := x.verified.ContentLength
-	switch {
-	case size < 0:
-		return newS3Error("MissingContentLength", http.StatusLengthRequired,
-			"You must provide the Content-Length HTTP header.", nil)
-	case size > maxPartSize:
-		return newS3Error("EntityTooLarge", http.StatusBadRequest,
-			"Your proposed upload exceeds the maximum allowed part size.", nil)
+	if err := checkBodySize(size, maxPartSize, "part"); err != nil {
+		return err
 	}
 	tok, dk, err := p.uploadKey(x)
 	if err != nil {
 		return err
 	}
 	defer clear(dk)
-	resp, err := p.sendEncrypted(x.r.Context(), partPut(x, tok.upstreamID, k), clientBody{x.verified.Body}, size, dk, uint32(k))
-	if err != nil {
+	resp, err := p.putEncrypted(x, partPut(x, tok.upstreamID, k), clientBody{x.verified.Body}, size, dk, uint32(k))
+	if resp == nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return relayStoreError(x, resp)
-	}
 	h := x.w.Header()
 	copyHeaders(h, resp.Header, "etag", "x-amz-request-charged")
 	setEncryptionHeaders(h, tok.meta.KeyID)

@@ -12,8 +12,11 @@ import (
 	"github.com/s3seal/s3seal/sigv4"
 )
 
-// maxPutObjectSize is S3's limit for a single PUT (5 GiB).
-const maxPutObjectSize = 5 << 30
+// S3's limits for one body.
+const (
+	maxPutObjectSize = 5 << 30
+	maxPartSize      = 5 << 30
+)
 
 // putObject encrypts the client's body as it streams to the store.
 //
@@ -25,32 +28,20 @@ const maxPutObjectSize = 5 << 30
 // of its Content-Length, and the store writes nothing.
 func (p *Proxy) putObject(x *exchange) error {
 	w, r, t, req := x.w, x.r, x.t, x.verified
-	size := req.ContentLength
-	switch {
-	case size < 0:
-		return newS3Error("MissingContentLength", http.StatusLengthRequired,
-			"You must provide the Content-Length HTTP header.", nil)
-	case size > maxPutObjectSize:
-		return newS3Error("EntityTooLarge", http.StatusBadRequest,
-			"Your proposed upload exceeds the maximum allowed object size.", nil)
+	if err := checkBodySize(req.ContentLength, maxPutObjectSize, "object"); err != nil {
+		return err
 	}
-
 	dk, meta, err := p.keys.New(r.Context(), t.bucket, t.key)
 	if err != nil {
 		return err
 	}
 	defer clear(dk)
-
 	put := x.written().Request(http.MethodPut, nil, objectWriteHeader(t.header, meta))
-	resp, err := p.sendEncrypted(r.Context(), put, clientBody{req.Body}, size, dk, 1)
-	if err != nil {
-		return err
+	resp, err := p.putEncrypted(x, put, clientBody{req.Body}, req.ContentLength, dk, 1)
+	if resp == nil {
+		return err // NoSuchBucket, PreconditionFailed, ... relayed
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return relayStoreError(x, resp) // NoSuchBucket, PreconditionFailed, ...
-	}
-
 	h := w.Header()
 	copyHeaders(h, resp.Header, "etag", "x-amz-version-id", "x-amz-expiration")
 	setEncryptionHeaders(h, meta.KeyID)
@@ -62,13 +53,29 @@ func (p *Proxy) putObject(x *exchange) error {
 	return nil
 }
 
-// sendEncrypted PUTs src, exactly size plaintext bytes, encrypted as segment
+// checkBodySize refuses a body of unknown size, or one over max (S3's limit
+// for one what: object or part).
+func checkBodySize(size, max int64, what string) error {
+	switch {
+	case size < 0:
+		return newS3Error("MissingContentLength", http.StatusLengthRequired,
+			"You must provide the Content-Length HTTP header.", nil)
+	case size > max:
+		return newS3Error("EntityTooLarge", http.StatusBadRequest,
+			"Your proposed upload exceeds the maximum allowed "+what+" size.", nil)
+	}
+	return nil
+}
+
+// putEncrypted PUTs src, exactly size plaintext bytes, encrypted as segment
 // part under dk, as r (an object, or a part with its query), and returns the
-// store's answer. The EncryptReader seals the final chunk only once src has
+// store's 2xx answer; any other answer is relayed to the client, and a nil
+// answer returned. The EncryptReader seals the final chunk only once src has
 // ended cleanly, so a failing src cuts the upstream body short and the store
 // keeps nothing; src's error is then the one returned (wrap a client's body
 // in clientBody so its failures are the client's).
-func (p *Proxy) sendEncrypted(ctx context.Context, r store.Request, src io.Reader, size int64, dk []byte, part uint32) (*http.Response, error) {
+func (p *Proxy) putEncrypted(x *exchange, r store.Request, src io.Reader, size int64, dk []byte, part uint32) (*http.Response, error) {
+	ctx := x.r.Context()
 	rec := &readRecorder{r: src}
 	clock := clockFor(ctx, dirEncrypt)
 	enc, err := envelope.NewEncryptReader(clock.source(rec), dk, part, size)
@@ -76,13 +83,19 @@ func (p *Proxy) sendEncrypted(ctx context.Context, r store.Request, src io.Reade
 		return nil, errInternal(err)
 	}
 	resp, err := p.store.Put(ctx, r, clock.cipher(enc), envelope.SegmentSize(size))
-	if rerr := rec.failed(); rerr != nil {
+	switch rerr := rec.failed(); {
+	case rerr != nil:
 		if err == nil {
 			resp.Body.Close()
 		}
 		return nil, rerr
+	case err != nil:
+		return nil, err
+	case resp.StatusCode/100 != 2:
+		defer resp.Body.Close()
+		return nil, relayStoreError(x, resp)
 	}
-	return resp, err
+	return resp, nil
 }
 
 // setEncryptionHeaders says what SSE-KMS says: the object is encrypted under

@@ -20,11 +20,9 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == embeddedstore.ChildCommand {
-		// Not for people: the embedded store's own process, which serve
-		// starts and stops (internal/embeddedstore).
-		os.Exit(embeddedstore.RunChild(os.Stdin, os.Stderr))
-	}
+	// Not for people: the embedded store's own process, which serve starts
+	// and stops (internal/embeddedstore).
+	embeddedstore.RunIfChild()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
 	stop()

@@ -8,7 +8,7 @@
 //
 // Typical use, with real the real store's URL:
 //
-//	store := adversary.New(real, accessKey, secretKey, "")
+//	store, err := adversary.New(real, accessKey, secretKey, "")
 //	srv := httptest.NewServer(store) // s3seal's upstream
 //	store.Set(adversary.Lie{Match: adversary.Match{Method: "HEAD", PartNumber: -1},
 //		Kind: adversary.ContentLength, N: 16}) // every part is 16 bytes longer
@@ -21,21 +21,21 @@ package adversary
 
 import (
 	"encoding/xml"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/s3seal/s3seal/internal/store"
 )
 
 // Store is a lying S3 store: a reverse proxy to a real one. It is safe for
 // concurrent use.
 type Store struct {
-	base   *url.URL
-	ak, sk string
-	region string
-	client *http.Client
+	up *store.Client // the real store
 
 	mu      sync.Mutex
 	lies    []Lie
@@ -84,19 +84,12 @@ type Match struct {
 // New returns an honest Store forwarding to the real store at upstream
 // (path-style; upstream's path, if any, prefixes every request's) with the
 // given credential. region "" means us-east-1.
-func New(upstream *url.URL, accessKey, secretKey, region string) *Store {
-	if region == "" {
-		region = "us-east-1"
+func New(upstream *url.URL, accessKey, secretKey, region string) (*Store, error) {
+	up, err := store.New(store.Config{Endpoint: upstream, AccessKey: accessKey, SecretKey: secretKey, Region: region})
+	if err != nil {
+		return nil, fmt.Errorf("adversary: %w", err)
 	}
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	// Bodies must arrive exactly as the real store sent them.
-	t.DisableCompression = true
-	return &Store{
-		base: upstream, ak: accessKey, sk: secretKey, region: region,
-		client: &http.Client{Transport: t, CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		}},
-	}
+	return &Store{up: up}, nil
 }
 
 // Set replaces the active lies and restarts their Nth counts. With no lies
@@ -143,15 +136,8 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	bucket, key := splitPath(r.URL.Path)
-	req, err := s.outgoing(r, bucket, key, lies, body)
-	if err != nil {
-		if body != nil {
-			body.Close()
-		}
-		fail(w, err)
-		return
-	}
-	resp, err := s.send(req)
+	req := s.outgoing(r, bucket, key, lies)
+	resp, err := s.up.Stream(r.Context(), req, body, r.ContentLength)
 	if err != nil {
 		fail(w, err)
 		return

@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/s3seal/s3seal/internal/store"
 )
 
 // maxXML caps the XML answers buffered for rewriting; a bigger one passes
@@ -135,11 +136,7 @@ func (a *answer) applyLength(l Lie) {
 
 // otherMetadata replaces h's x-amz-meta-* with those of bucket/key.
 func (s *Store) otherMetadata(ctx context.Context, bucket, key string, h http.Header) error {
-	req, err := s.newRequest(ctx, http.MethodHead, "/"+bucket+"/"+key, url.Values{}, http.Header{}, nil, 0)
-	if err != nil {
-		return err
-	}
-	resp, err := s.send(req)
+	resp, err := s.up.Do(ctx, store.Request{Method: http.MethodHead, Bucket: bucket, Key: key})
 	if err != nil {
 		return err
 	}

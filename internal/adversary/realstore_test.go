@@ -199,7 +199,11 @@ func newRig(t *testing.T) *rig {
 	realSrv := httptest.NewServer(real)
 	t.Cleanup(realSrv.Close)
 	u, _ := url.Parse(realSrv.URL)
-	g := &rig{real: real, adv: New(u, testAK, testSK, ""), served: make(chan struct{}, 1000),
+	adv, err := New(u, testAK, testSK, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &rig{real: real, adv: adv, served: make(chan struct{}, 1000),
 		client: &http.Client{Transport: &http.Transport{DisableCompression: true}}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() { g.served <- struct{}{} }()

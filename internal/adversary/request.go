@@ -1,16 +1,13 @@
 package adversary
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 
-	"github.com/minio/minio-go/v7/pkg/s3utils"
-	"github.com/minio/minio-go/v7/pkg/signer"
+	"github.com/s3seal/s3seal/internal/store"
 )
 
 // keptParams are the query parameters IgnoreSubresources keeps: they select
@@ -69,7 +66,7 @@ func (s *Store) realETags(h http.Header) {
 
 // outgoing builds the request for the real store, with the request-side
 // lies applied.
-func (s *Store) outgoing(r *http.Request, bucket, key string, lies []Lie, body io.ReadCloser) (*http.Request, error) {
+func (s *Store) outgoing(r *http.Request, bucket, key string, lies []Lie) store.Request {
 	path, query, header := r.URL.Path, r.URL.Query(), forwardHeader(r.Header)
 	s.realETags(header)
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
@@ -95,51 +92,19 @@ func (s *Store) outgoing(r *http.Request, bucket, key string, lies []Lie, body i
 			}
 		}
 	}
-	req, err := s.newRequest(r.Context(), r.Method, path, query, header, body, r.ContentLength)
-	if err == nil && r.Header.Get("X-Amz-Content-Sha256") == streamingUnsignedTrailer {
+	if r.Header.Get("X-Amz-Content-Sha256") == streamingUnsignedTrailer {
 		// Framed without signatures: the body passes as it is, framing and
 		// trailer included, so the store sees it as the client sent it.
-		req.Header.Set("X-Amz-Content-Sha256", streamingUnsignedTrailer)
+		header.Set("X-Amz-Content-Sha256", streamingUnsignedTrailer)
 	}
-	return req, err
+	bucket, key = splitPath(path)
+	return store.Request{Method: r.Method, Bucket: bucket, Key: key, Query: query, Header: header}
 }
 
 const streamingUnsignedTrailer = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
 
-// newRequest builds a request for path ("/bucket/key", decoded) as
-// proxy/upstream.go does: the path is sent exactly as the signer encodes it.
-func (s *Store) newRequest(ctx context.Context, method, path string, query url.Values, header http.Header, body io.ReadCloser, size int64) (*http.Request, error) {
-	full := strings.TrimSuffix(s.base.Path, "/") + path
-	target := &url.URL{
-		Scheme:   s.base.Scheme,
-		Host:     s.base.Host,
-		Path:     full,
-		RawPath:  s3utils.EncodePath(full),
-		RawQuery: strings.ReplaceAll(query.Encode(), "+", "%20"),
-	}
-	if body == nil || size == 0 {
-		body, size = http.NoBody, 0
-	}
-	req, err := http.NewRequestWithContext(ctx, method, target.String(), body)
-	if err != nil {
-		return nil, err
-	}
-	req.URL = target // NewRequest re-parses the URL; keep the exact encoding
-	req.ContentLength = size
-	req.Header = header
-	// SignV4 signs whatever this says; without it MinIO assumes an empty body.
-	req.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
-	return req, nil
-}
-
-// send signs req with the real store's credential and sends it.
-// Accept-Encoding is set after signing (the signer ignores it).
-func (s *Store) send(req *http.Request) (*http.Response, error) {
-	signed := signer.SignV4(*req, s.ak, s.sk, "", s.region)
-	signed.Header.Set("Accept-Encoding", "identity")
-	return s.client.Do(signed)
-}
-
+// forwardHeader is a client's header without its connection's and its
+// authentication's: the Store signs its own request.
 func forwardHeader(h http.Header) http.Header {
 	out := h.Clone()
 	for _, v := range h.Values("Connection") {

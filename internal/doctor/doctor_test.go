@@ -29,9 +29,7 @@ import (
 // the store checks run against a real store (versitygw, posix backend),
 // with internal/adversary in front of it to lie.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == embeddedstore.ChildCommand {
-		os.Exit(embeddedstore.RunChild(os.Stdin, os.Stderr))
-	}
+	embeddedstore.RunIfChild()
 	code := m.Run()
 	if shared.store != nil {
 		shared.store.Close()
@@ -195,7 +193,10 @@ func TestStoreLies(t *testing.T) {
 		{"If-Match ignored", adversary.Lie{Kind: adversary.IgnoreIfMatch}, []string{"if-match"}, "answered 200", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			liar := adversary.New(u, st.AccessKey, st.SecretKey, st.Region)
+			liar, err := adversary.New(u, st.AccessKey, st.SecretKey, st.Region)
+			if err != nil {
+				t.Fatal(err)
+			}
 			liar.Set(tc.lie)
 			srv := httptest.NewServer(liar)
 			defer srv.Close()

@@ -24,11 +24,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/minio/minio-go/v7/pkg/tags"
+	"github.com/s3seal/s3seal/internal/store"
 )
 
 // Sizes of the probe objects. MinIO refuses parts under 5 MiB but the
@@ -78,9 +77,6 @@ type probeObject struct {
 	data []byte
 }
 
-// emptySHA256 is the payload hash of a request without a body.
-var emptySHA256 = func() string { h := sha256.Sum256(nil); return hex.EncodeToString(h[:]) }()
-
 // transport is the store's transport: configured, or a clone of
 // http.DefaultTransport (as the proxy's) without transparent compression.
 func (s *Session) transport() http.RoundTripper {
@@ -112,18 +108,12 @@ var credentialErrors = map[string]bool{
 // credential.
 func checkUpstream(ctx context.Context, s *Session) Outcome {
 	st := s.cfg.Store
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, st.URL.String(), nil)
+	c, err := store.New(store.Config{Endpoint: st.URL, AccessKey: st.AccessKey, SecretKey: st.SecretKey, Region: st.Region, Transport: s.transport()})
 	if err != nil {
-		return failed(fmt.Sprintf("S3SEAL_UPSTREAM_URL %q: %v", st.URL.Redacted(), err), "set S3SEAL_UPSTREAM_URL to the store's http or https URL")
+		return failed(fmt.Sprintf("S3SEAL_UPSTREAM_*: %v", err), "set S3SEAL_UPSTREAM_URL to the store's http or https URL, and its access and secret key")
 	}
-	req.Header.Set("X-Amz-Content-Sha256", emptySHA256)
-	creds := aws.Credentials{AccessKeyID: st.AccessKey, SecretAccessKey: st.SecretKey}
-	if err := v4.NewSigner().SignHTTP(ctx, creds, req, emptySHA256, "s3", st.Region, s.cfg.Now()); err != nil {
-		return failed("signing a request: "+err.Error(), "check S3SEAL_UPSTREAM_REGION")
-	}
-	client := &http.Client{Transport: s.transport(), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	sent := s.cfg.Now()
-	resp, err := client.Do(req)
+	resp, err := c.Do(ctx, store.Request{Method: http.MethodGet}) // ListBuckets
 	received := s.cfg.Now()
 	if err != nil {
 		return s.unreachable(err)

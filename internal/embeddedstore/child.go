@@ -14,6 +14,17 @@ import (
 	"github.com/versity/versitygw/embedgw"
 )
 
+// RunIfChild makes this process the embedded store's when it was started as
+// one (its first argument is ChildCommand): it runs RunChild and exits.
+// Otherwise it returns. Any binary or test that starts an embedded store
+// calls it first thing in main or TestMain, since the child is the same
+// executable.
+func RunIfChild() {
+	if len(os.Args) > 1 && os.Args[1] == ChildCommand {
+		os.Exit(RunChild(os.Stdin, os.Stderr))
+	}
+}
+
 // RunChild is the child process: it reads its configuration from stdin,
 // serves the store until stdin closes (s3seal stopped it, or died) or a
 // signal comes, and returns the process's exit status.

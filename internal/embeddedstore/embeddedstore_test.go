@@ -24,9 +24,7 @@ import (
 // TestMain lets this test binary be the store's child process, as s3seal's
 // binary is.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == embeddedstore.ChildCommand {
-		os.Exit(embeddedstore.RunChild(os.Stdin, os.Stderr))
-	}
+	embeddedstore.RunIfChild()
 	os.Exit(m.Run())
 }
 

@@ -164,12 +164,7 @@ func (c *Client) Put(ctx context.Context, r Request, body io.Reader, n int64) (*
 		r.Header = http.Header{}
 	}
 	setFramingHeaders(r.Header, n)
-	req, err := c.newRequest(ctx, r, sent, framed)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("X-Amz-Content-Sha256", streamingTrail)
-	resp, err := c.send(req)
+	resp, err := c.Stream(ctx, r, sent, framed)
 	if err == nil && resp.StatusCode/100 == 2 && sent.n.Load() != framed {
 		// The final chunk exists only once the source has ended cleanly,
 		// so a store that answered before it did not get a valid body.

@@ -57,6 +57,7 @@ func setFramingHeaders(h http.Header, n int64) {
 	h.Set("Content-Encoding", enc)
 	h.Set("X-Amz-Decoded-Content-Length", strconv.FormatInt(n, 10))
 	h.Set("X-Amz-Trailer", trailerName)
+	h.Set("X-Amz-Content-Sha256", streamingTrail)
 }
 
 // chunkedBody frames exactly n bytes of src. Data is read straight into the

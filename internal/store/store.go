@@ -105,7 +105,16 @@ func (f *Failure) Error() string { return fmt.Sprintf("store answered %d", f.Res
 
 // Do sends r and returns the store's answer, whatever its status.
 func (c *Client) Do(ctx context.Context, r Request) (*http.Response, error) {
-	req, err := c.newRequest(ctx, r, bytes.NewReader(r.Body), int64(len(r.Body)))
+	r.Header.Del("X-Amz-Content-Sha256") // a document is sent as it is, never framed
+	return c.Stream(ctx, r, bytes.NewReader(r.Body), int64(len(r.Body)))
+}
+
+// Stream sends r with body, exactly size bytes, streamed as it comes (r.Body
+// is not sent), and returns the store's answer, whatever its status. The
+// payload is sent unsigned; a body framed by the caller says so in r.Header
+// (x-amz-content-sha256 STREAMING-UNSIGNED-PAYLOAD-TRAILER).
+func (c *Client) Stream(ctx context.Context, r Request, body io.Reader, size int64) (*http.Response, error) {
+	req, err := c.newRequest(ctx, r, body, size)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +159,9 @@ func (c *Client) newRequest(ctx context.Context, r Request, body io.Reader, size
 	if r.Header != nil {
 		req.Header = r.Header
 	}
-	req.Header.Set("X-Amz-Content-Sha256", unsignedPayload)
+	if req.Header.Get("X-Amz-Content-Sha256") != streamingTrail {
+		req.Header.Set("X-Amz-Content-Sha256", unsignedPayload)
+	}
 	return req, nil
 }
 
