@@ -32,11 +32,11 @@ func FuzzDecrypt(f *testing.F) {
 			t.Fatalf("yielded %d unauthenticated bytes before failing", len(got))
 		}
 		// The range reader over the same bytes, as if they were the object.
-		sp, err := l.Span(0, l.PlaintextSize())
+		sp, err := l.span(0, l.PlaintextSize())
 		if err != nil {
 			t.Fatal(err)
 		}
-		rr, err := NewRangeReader(bytes.NewReader(data), key, l, sp, nil)
+		rr, err := newRangeReader(bytes.NewReader(data), key, l, sp, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

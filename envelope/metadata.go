@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 )
@@ -48,13 +47,6 @@ func (m Metadata) UserMetadata() map[string]string {
 	}
 }
 
-// SetHeader writes the metadata into an S3 request's headers.
-func (m Metadata) SetHeader(h http.Header) {
-	for k, v := range m.UserMetadata() {
-		h.Set(amzMetaPrefix+k, v)
-	}
-}
-
 // IsReserved reports whether an S3 user-metadata name (with or without the
 // "x-amz-meta-" prefix, any case) belongs to s3seal. Clients may neither set
 // nor see such names.
@@ -62,17 +54,6 @@ func IsReserved(name string) bool {
 	name = strings.ToLower(name)
 	name = strings.TrimPrefix(name, amzMetaPrefix)
 	return strings.HasPrefix(name, metaPrefix)
-}
-
-// ParseHeader reads the metadata from an S3 response's headers.
-func ParseHeader(h http.Header) (Metadata, error) {
-	meta := make(map[string]string)
-	for k, v := range h {
-		if IsReserved(k) && strings.HasPrefix(strings.ToLower(k), amzMetaPrefix) && len(v) > 0 {
-			meta[k] = v[0]
-		}
-	}
-	return ParseUserMetadata(meta)
 }
 
 // ParseUserMetadata reads the metadata from user metadata, keyed with or

@@ -153,13 +153,18 @@ func GuessLayout(firstStored int64, segments int, storedTotal int64) (l Layout, 
 	return l, true
 }
 
+// NotLast reports whether a segment of plain bytes may stand anywhere but
+// last in an object: the multipart rule (FORMAT.md §4.2) wants a non-zero
+// multiple of ChunkSize.
+func NotLast(plain int64) bool { return plain > 0 && plain%ChunkSize == 0 }
+
 // Check reports whether l follows the multipart rule.
 func (l Layout) Check() error {
 	if len(l) < 1 || len(l) > MaxSegments {
 		return fmt.Errorf("%d segments: %w", len(l), ErrImpossibleSize)
 	}
 	for i, n := range l[:len(l)-1] {
-		if n <= 0 || n%ChunkSize != 0 {
+		if !NotLast(n) {
 			return fmt.Errorf("segment %d of %d holds %d bytes, not a non-zero multiple of %d: %w",
 				i+1, len(l), n, ChunkSize, ErrImpossibleSize)
 		}
@@ -204,7 +209,7 @@ func CheckSegment(k, n int, off, plain, total int64) error {
 	switch {
 	case n < 1 || n > MaxSegments || k < 1 || k > n || off < 0 || plain < 0:
 		return fmt.Errorf("segment %d of %d: %w", k, n, ErrImpossibleSize)
-	case k < n && (plain == 0 || plain%ChunkSize != 0):
+	case k < n && !NotLast(plain):
 		return fmt.Errorf("segment %d of %d holds %d bytes, not a non-zero multiple of %d: %w", k, n, plain, ChunkSize, ErrImpossibleSize)
 	case k == n && off+plain != total:
 		return fmt.Errorf("last segment ends at %d, the object at %d: %w", off+plain, total, ErrImpossibleSize)
@@ -226,14 +231,23 @@ func (l Layout) PlaintextSize() int64 {
 // CiphertextSize is the object's stored size.
 func (l Layout) CiphertextSize() int64 { return ObjectSize(l...) }
 
-// Span says which stored bytes to fetch to decrypt a plaintext range.
-type Span struct {
+// StoredOffsets are where each segment is stored, and, last, the object's
+// stored size.
+func (l Layout) StoredOffsets() []int64 {
+	offs := make([]int64, len(l)+1)
+	for i, plain := range l {
+		offs[i+1] = offs[i] + SegmentSize(plain)
+	}
+	return offs
+}
+
+// span says which stored bytes to fetch to decrypt a plaintext range.
+type span struct {
 	// Offset and Length are the stored bytes to fetch: whole chunks, from
 	// the one holding the range's first byte to the one holding its last.
 	Offset, Length int64
 	// HeaderOffset is where the first segment's header is stored, when the
-	// fetched bytes do not start with it (NeedHeader); the caller fetches
-	// HeaderSize bytes there and hands them to NewRangeReader.
+	// fetched bytes do not start with it (NeedHeader).
 	HeaderOffset int64
 	NeedHeader   bool
 
@@ -243,17 +257,14 @@ type Span struct {
 	plain   int64 // plaintext bytes to yield
 }
 
-// Plaintext is the number of plaintext bytes the span yields.
-func (s Span) Plaintext() int64 { return s.plain }
-
-// Span maps the plaintext range [off, off+n) to stored bytes. n must be at
+// span maps the plaintext range [off, off+n) to stored bytes. n must be at
 // least 1: an empty range needs no bytes.
-func (l Layout) Span(off, n int64) (Span, error) {
+func (l Layout) span(off, n int64) (span, error) {
 	total := l.PlaintextSize()
 	if off < 0 || n < 1 || off > total-n {
-		return Span{}, fmt.Errorf("bytes %d+%d of %d: %w", off, n, total, ErrRange)
+		return span{}, fmt.Errorf("bytes %d+%d of %d: %w", off, n, total, ErrRange)
 	}
-	var sp Span
+	var sp span
 	sp.plain = n
 	first := l.locate(off)
 	last := l.locate(off + n - 1)
@@ -295,10 +306,63 @@ func (l Layout) locate(off int64) position {
 	panic("envelope: locate past the end")
 }
 
-// RangeReader decrypts the stored bytes of a Span and yields exactly the
+// Fetch reads n stored bytes of an object at offset off.
+type Fetch func(off, n int64) (io.ReadCloser, error)
+
+// OpenRange decrypts the plaintext range [off, off+n) of an object with
+// layout l, fetching only the stored bytes that hold it: whole chunks and,
+// for a range that starts inside a segment, that segment's header (unless it
+// is the first segment's and header0 holds it), as sio's DecryptReaderAt
+// does. The reader yields exactly n bytes, each chunk authenticated before
+// any of its bytes; Close releases what it fetched. n must be at least 1:
+// an empty range needs no bytes.
+func OpenRange(fetch Fetch, dataKey []byte, l Layout, off, n int64, header0 []byte) (io.ReadCloser, error) {
+	sp, err := l.span(off, n)
+	if err != nil {
+		return nil, err
+	}
+	var header []byte
+	if sp.NeedHeader {
+		if header, err = fetchHeader(fetch, sp.HeaderOffset, header0); err != nil {
+			return nil, err
+		}
+	}
+	body, err := fetch(sp.Offset, sp.Length)
+	if err != nil {
+		return nil, err
+	}
+	rr, err := newRangeReader(body, dataKey, l, sp, header)
+	if err != nil {
+		body.Close()
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{rr, body}, nil
+}
+
+// fetchHeader is the segment header stored at byte at.
+func fetchHeader(fetch Fetch, at int64, header0 []byte) ([]byte, error) {
+	if at == 0 && len(header0) == HeaderSize {
+		return header0, nil
+	}
+	r, err := fetch(at, HeaderSize)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	h := make([]byte, HeaderSize)
+	if _, err := io.ReadFull(r, h); err != nil {
+		return nil, fmt.Errorf("reading the segment header at stored byte %d: %w", at, ErrTruncated)
+	}
+	return h, nil
+}
+
+// rangeReader decrypts the stored bytes of a span and yields exactly the
 // plaintext range it was made for. Every chunk it reads is authenticated
 // before any of its bytes are yielded.
-type RangeReader struct {
+type rangeReader struct {
 	src     io.Reader
 	dataKey []byte
 	layout  Layout
@@ -311,11 +375,11 @@ type RangeReader struct {
 	pump
 }
 
-// NewRangeReader decrypts src, the stored bytes [sp.Offset, sp.Offset+sp.Length)
+// newRangeReader decrypts src, the stored bytes [sp.Offset, sp.Offset+sp.Length)
 // of an object with the given layout. header is the first segment's stored
 // header when sp.NeedHeader, else nil.
-func NewRangeReader(src io.Reader, dataKey []byte, layout Layout, sp Span, header []byte) (*RangeReader, error) {
-	r := &RangeReader{
+func newRangeReader(src io.Reader, dataKey []byte, layout Layout, sp span, header []byte) (*rangeReader, error) {
+	r := &rangeReader{
 		src: src, dataKey: dataKey, layout: layout,
 		segIdx: sp.segment, chunk: sp.chunk, skip: sp.skip, left: sp.plain,
 		ct: getChunkBuf()[:encChunkSize], pt: getChunkBuf()[:ChunkSize],
@@ -332,7 +396,7 @@ func NewRangeReader(src io.Reader, dataKey []byte, layout Layout, sp Span, heade
 	return r, nil
 }
 
-func (r *RangeReader) next() error {
+func (r *rangeReader) next() error {
 	if r.seg == nil {
 		hdr := r.ct[:HeaderSize]
 		if _, err := io.ReadFull(r.src, hdr); err != nil {
@@ -370,7 +434,7 @@ func (r *RangeReader) next() error {
 	return nil
 }
 
-func (r *RangeReader) readErr(err error) error {
+func (r *rangeReader) readErr(err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("segment %d chunk %d: %w", r.segIdx+1, r.chunk, ErrTruncated)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -140,20 +141,21 @@ func interesting(l Layout) []int64 {
 	return out
 }
 
+// readRange reads a range through OpenRange, fetching from stored; every
+// fetch must stay within it.
 func readRange(t testing.TB, stored, key []byte, l Layout, off, n int64) ([]byte, error) {
 	t.Helper()
-	sp, err := l.Span(off, n)
+	fetch := func(at, m int64) (io.ReadCloser, error) {
+		if at < 0 || m < 1 || at+m > int64(len(stored)) {
+			t.Fatalf("fetch of %d+%d from %d stored bytes", at, m, len(stored))
+		}
+		return io.NopCloser(bytes.NewReader(stored[at : at+m])), nil
+	}
+	rr, err := OpenRange(fetch, key, l, off, n, nil)
 	if err != nil {
 		return nil, err
 	}
-	var header []byte
-	if sp.NeedHeader {
-		header = stored[sp.HeaderOffset : sp.HeaderOffset+HeaderSize]
-	}
-	rr, err := NewRangeReader(bytes.NewReader(stored[sp.Offset:sp.Offset+sp.Length]), key, l, sp, header)
-	if err != nil {
-		return nil, err
-	}
+	defer rr.Close()
 	return io.ReadAll(rr)
 }
 
@@ -207,18 +209,18 @@ func TestSpanFetchesOnlyCoveringChunks(t *testing.T) {
 		{3*C + 9, 1, SegmentSize(2*C) + SegmentSize(C), HeaderSize + 10 + TagSize, false, SegmentSize(2*C) + SegmentSize(C), 9},
 	}
 	for _, tt := range tests {
-		sp, err := l.Span(tt.off, tt.n)
+		sp, err := l.span(tt.off, tt.n)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if sp.Offset != tt.offset || sp.Length != tt.length || sp.NeedHeader != tt.needHeader ||
-			sp.HeaderOffset != tt.headerOffset || sp.skip != tt.skip || sp.Plaintext() != tt.n {
+			sp.HeaderOffset != tt.headerOffset || sp.skip != tt.skip || sp.plain != tt.n {
 			t.Errorf("Span(%d,%d) = %+v, want offset %d length %d needHeader %v headerOffset %d skip %d",
 				tt.off, tt.n, sp, tt.offset, tt.length, tt.needHeader, tt.headerOffset, tt.skip)
 		}
 	}
 	for _, bad := range [][2]int64{{-1, 1}, {0, 0}, {3*C + 10, 1}, {3*C + 9, 2}, {0, 3*C + 11}} {
-		if _, err := l.Span(bad[0], bad[1]); !errors.Is(err, ErrRange) {
+		if _, err := l.span(bad[0], bad[1]); !errors.Is(err, ErrRange) {
 			t.Errorf("Span(%d,%d): got %v, want ErrRange", bad[0], bad[1], err)
 		}
 	}
@@ -337,6 +339,23 @@ func TestCheckSegment(t *testing.T) {
 		err := CheckSegment(tt.k, tt.n, tt.off, tt.plain, tt.tot)
 		if (err == nil) != tt.ok {
 			t.Errorf("CheckSegment(%d, %d, %d, %d, %d) = %v; want ok=%v", tt.k, tt.n, tt.off, tt.plain, tt.tot, err, tt.ok)
+		}
+	}
+}
+
+func TestStoredOffsetsAndNotLast(t *testing.T) {
+	l := Layout{2 * C, C, 5}
+	offs := l.StoredOffsets()
+	want := []int64{0, SegmentSize(2 * C), SegmentSize(2*C) + SegmentSize(C), l.CiphertextSize()}
+	if !slices.Equal(offs, want) {
+		t.Errorf("StoredOffsets = %v, want %v", offs, want)
+	}
+	for _, tt := range []struct {
+		plain int64
+		ok    bool
+	}{{0, false}, {1, false}, {C - 1, false}, {C, true}, {C + 1, false}, {3 * C, true}, {-C, false}} {
+		if got := NotLast(tt.plain); got != tt.ok {
+			t.Errorf("NotLast(%d) = %v", tt.plain, got)
 		}
 	}
 }

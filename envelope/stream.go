@@ -1,3 +1,10 @@
+// Package envelope is s3seal's object format (docs/FORMAT.md): an object is
+// one segment per part, each a header and AES-256-GCM chunks under a key
+// derived from the object's data key; this package encrypts and decrypts
+// them as streams, does the exact size arithmetic between stored and
+// plaintext bytes (the multipart layout rule, range mapping), and encodes the
+// metadata kept beside each object. It holds no key service and imports
+// nothing outside the standard library: data keys come from envelope/kms.
 package envelope
 
 import (
@@ -35,6 +42,7 @@ const (
 	ChunkSize     = 64 << 10
 	TagSize       = 16
 	HeaderSize    = 32
+	DataKeySize   = 32 // AES-256
 	saltSize      = 24
 	encChunkSize  = ChunkSize + TagSize
 	nonceSize     = 12

@@ -137,8 +137,8 @@ func checkSegmentVector(t *testing.T, v map[string]string) {
 	if part != 1 {
 		l := make(Layout, part)
 		l[part-1] = int64(len(plain))
-		sp := Span{Offset: 0, segment: int(part - 1), plain: int64(len(plain))}
-		rr, err := NewRangeReader(bytes.NewReader(stored), key, l, sp, nil)
+		sp := span{Offset: 0, segment: int(part - 1), plain: int64(len(plain))}
+		rr, err := newRangeReader(bytes.NewReader(stored), key, l, sp, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

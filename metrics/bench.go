@@ -4,10 +4,10 @@ import (
 	"sort"
 	"time"
 
+	"github.com/s3seal/s3seal/envelope/kms"
+
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-
-	"github.com/s3seal/s3seal/envelope"
 )
 
 // Bench holds the results of `s3seal bench` as gauges, so a Prometheus
@@ -25,31 +25,19 @@ type Bench struct {
 // NewBench registers the benchmark families in reg.
 func NewBench(reg prometheus.Registerer) (*Bench, error) {
 	b := &Bench{
-		throughput: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "bench_throughput_bytes_per_second",
-			Help: "Benchmark: plaintext bytes encrypted and decrypted again per second, by mode (envelope, direct) and object size.",
-		}, []string{"mode", "size"}),
-		kmsCallsPerMiB: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "bench_kms_calls_per_mebibyte",
-			Help: "Benchmark: key-service calls per MiB of plaintext round-tripped, by mode and object size.",
-		}, []string{"mode", "size"}),
-		latency: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "bench_object_seconds",
-			Help: "Benchmark: time to encrypt and decrypt one object, by mode, size and quantile (0.5, 0.99).",
-		}, []string{"mode", "size", "quantile"}),
-		targetThroughput: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "bench_target_throughput_bytes_per_second",
-			Help: "End-to-end benchmark (--target): object bytes per second, by path (s3seal, direct), operation (put, get) and object size.",
-		}, []string{"path", "operation", "size"}),
-		targetLatency: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "bench_target_object_seconds",
-			Help: "End-to-end benchmark (--target): time of one request, by path, operation, size and quantile (0.5, 0.99).",
-		}, []string{"path", "operation", "size", "quantile"}),
+		throughput: gaugeVec("bench_throughput_bytes_per_second",
+			"Benchmark: plaintext bytes encrypted and decrypted again per second, by mode (envelope, direct) and object size.", "mode", "size"),
+		kmsCallsPerMiB: gaugeVec("bench_kms_calls_per_mebibyte",
+			"Benchmark: key-service calls per MiB of plaintext round-tripped, by mode and object size.", "mode", "size"),
+		latency: gaugeVec("bench_object_seconds",
+			"Benchmark: time to encrypt and decrypt one object, by mode, size and quantile (0.5, 0.99).", "mode", "size", "quantile"),
+		targetThroughput: gaugeVec("bench_target_throughput_bytes_per_second",
+			"End-to-end benchmark (--target): object bytes per second, by path (s3seal, direct), operation (put, get) and object size.", "path", "operation", "size"),
+		targetLatency: gaugeVec("bench_target_object_seconds",
+			"End-to-end benchmark (--target): time of one request, by path, operation, size and quantile (0.5, 0.99).", "path", "operation", "size", "quantile"),
 	}
-	for _, c := range []prometheus.Collector{b.throughput, b.kmsCallsPerMiB, b.latency, b.targetThroughput, b.targetLatency} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := register(reg, b.throughput, b.kmsCallsPerMiB, b.latency, b.targetThroughput, b.targetLatency); err != nil {
+		return nil, err
 	}
 	return b, nil
 }
@@ -86,7 +74,7 @@ func Families() ([]Family, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := m.ObserveCache(envelope.NewCachingKeyService(nil, 0, 0)); err != nil {
+	if err := m.ObserveCache(kms.NewCache(nil, 0, 0)); err != nil {
 		return nil, err
 	}
 	b, err := NewBench(reg)

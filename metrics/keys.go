@@ -5,18 +5,18 @@ import (
 	"errors"
 	"time"
 
+	"github.com/s3seal/s3seal/envelope/kms"
+
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-
-	"github.com/s3seal/s3seal/envelope"
 )
 
 // InstrumentKeys wraps ks so that every call is counted in
 // s3seal_kms_requests_total{operation,result} and timed in
 // s3seal_kms_request_duration_seconds{operation}. Put it under the data-key
-// cache (NewCachingKeyService(m.InstrumentKeys(ks), ...)) so that only calls
+// cache (kms.NewCache(m.InstrumentKeys(ks), ...)) so that only calls
 // that reach the key service are counted; cache hits have their own counter.
-func (m *Metrics) InstrumentKeys(ks envelope.KeyService) envelope.KeyService {
+func (m *Metrics) InstrumentKeys(ks kms.KeyService) kms.KeyService {
 	return &instrumentedKeys{ks: ks, m: m}
 }
 
@@ -40,7 +40,7 @@ func (m *Metrics) KMSCalls() int64 {
 }
 
 type instrumentedKeys struct {
-	ks envelope.KeyService
+	ks kms.KeyService
 	m  *Metrics
 }
 
@@ -49,7 +49,7 @@ func (k *instrumentedKeys) observe(op string, start time.Time, err error) {
 	k.m.kmsRequests.WithLabelValues(op, Result(err)).Inc()
 }
 
-func (k *instrumentedKeys) GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string) (envelope.DataKey, error) {
+func (k *instrumentedKeys) GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string) (kms.DataKey, error) {
 	start := time.Now()
 	dk, err := k.ks.GenerateDataKey(ctx, keyID, encCtx)
 	k.observe("GenerateDataKey", start, err)
@@ -63,14 +63,14 @@ func (k *instrumentedKeys) Decrypt(ctx context.Context, keyID string, ciphertext
 	return pt, err
 }
 
-func (k *instrumentedKeys) ReEncrypt(ctx context.Context, ciphertext []byte, srcKeyID string, srcCtx map[string]string, dstKeyID string, dstCtx map[string]string) (envelope.Wrapped, error) {
+func (k *instrumentedKeys) ReEncrypt(ctx context.Context, ciphertext []byte, srcKeyID string, srcCtx map[string]string, dstKeyID string, dstCtx map[string]string) (kms.Wrapped, error) {
 	start := time.Now()
 	w, err := k.ks.ReEncrypt(ctx, ciphertext, srcKeyID, srcCtx, dstKeyID, dstCtx)
 	k.observe("ReEncrypt", start, err)
 	return w, err
 }
 
-func (k *instrumentedKeys) Encrypt(ctx context.Context, keyID string, plaintext []byte, encCtx map[string]string) (envelope.Wrapped, error) {
+func (k *instrumentedKeys) Encrypt(ctx context.Context, keyID string, plaintext []byte, encCtx map[string]string) (kms.Wrapped, error) {
 	start := time.Now()
 	w, err := k.ks.Encrypt(ctx, keyID, plaintext, encCtx)
 	k.observe("Encrypt", start, err)
@@ -78,22 +78,22 @@ func (k *instrumentedKeys) Encrypt(ctx context.Context, keyID string, plaintext 
 }
 
 // Result is the result label of a key-service call: "ok", the kind of an
-// envelope.KMSError, or "error" for anything else.
+// kms.KMSError, or "error" for anything else.
 func Result(err error) string {
 	switch {
 	case err == nil:
 		return "ok"
-	case errors.Is(err, envelope.ErrKeyNotFound):
+	case errors.Is(err, kms.ErrKeyNotFound):
 		return "not_found"
-	case errors.Is(err, envelope.ErrKeyDisabled):
+	case errors.Is(err, kms.ErrKeyDisabled):
 		return "disabled"
-	case errors.Is(err, envelope.ErrAccessDenied):
+	case errors.Is(err, kms.ErrAccessDenied):
 		return "access_denied"
-	case errors.Is(err, envelope.ErrInvalidCiphertext):
+	case errors.Is(err, kms.ErrInvalidCiphertext):
 		return "invalid_ciphertext"
-	case errors.Is(err, envelope.ErrKMSUnavailable):
+	case errors.Is(err, kms.ErrKMSUnavailable):
 		return "unavailable"
-	case errors.Is(err, envelope.ErrInvalidKMSRequest):
+	case errors.Is(err, kms.ErrInvalidKMSRequest):
 		return "invalid_request"
 	}
 	return "error"

@@ -14,10 +14,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/s3seal/s3seal/envelope/kms"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/s3seal/s3seal/envelope"
 )
 
 // Namespace prefixes every family s3seal exports.
@@ -56,49 +56,26 @@ type Metrics struct {
 func New(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		reg: reg,
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "requests_total",
-			Help: "S3 requests answered, by operation and HTTP status (\"aborted\": cut off mid-response).",
-		}, []string{"operation", "status"}),
-		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: Namespace, Name: "request_duration_seconds",
-			Help:    "Time to answer an S3 request, body included, by operation.",
-			Buckets: requestBuckets,
-		}, []string{"operation"}),
-		envelopeBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "envelope_bytes_total",
-			Help: "Plaintext bytes through the envelope cipher, by direction (encrypt, decrypt).",
-		}, []string{"direction"}),
-		envelopeSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "envelope_seconds_total",
-			Help: "Time spent in the envelope cipher itself (not waiting on client or store), by direction; rate(bytes)/rate(seconds) is local envelope throughput.",
-		}, []string{"direction"}),
-		kmsRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "kms_requests_total",
-			Help: "Key-service calls, by operation and result (ok, not_found, disabled, access_denied, invalid_ciphertext, unavailable, invalid_request, error).",
-		}, []string{"operation", "result"}),
-		kmsDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: Namespace, Name: "kms_request_duration_seconds",
-			Help:    "Key-service call latency, by operation.",
-			Buckets: kmsBuckets,
-		}, []string{"operation"}),
-		upstreamDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: Namespace, Name: "upstream_request_duration_seconds",
-			Help:    "Time from sending a request to the upstream store to its response headers, by the client operation it serves.",
-			Buckets: requestBuckets,
-		}, []string{"operation"}),
-		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "inflight_requests",
-			Help: "S3 requests being answered now.",
-		}),
+		requests: counterVec("requests_total",
+			"S3 requests answered, by operation and HTTP status (\"aborted\": cut off mid-response).", "operation", "status"),
+		requestDuration: histogramVec("request_duration_seconds",
+			"Time to answer an S3 request, body included, by operation.", requestBuckets, "operation"),
+		envelopeBytes: counterVec("envelope_bytes_total",
+			"Plaintext bytes through the envelope cipher, by direction (encrypt, decrypt).", "direction"),
+		envelopeSeconds: counterVec("envelope_seconds_total",
+			"Time spent in the envelope cipher itself (not waiting on client or store), by direction; rate(bytes)/rate(seconds) is local envelope throughput.", "direction"),
+		kmsRequests: counterVec("kms_requests_total",
+			"Key-service calls, by operation and result (ok, not_found, disabled, access_denied, invalid_ciphertext, unavailable, invalid_request, error).", "operation", "result"),
+		kmsDuration: histogramVec("kms_request_duration_seconds",
+			"Key-service call latency, by operation.", kmsBuckets, "operation"),
+		upstreamDuration: histogramVec("upstream_request_duration_seconds",
+			"Time from sending a request to the upstream store to its response headers, by the client operation it serves.", requestBuckets, "operation"),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "inflight_requests",
+			Help: "S3 requests being answered now."}),
 	}
-	for _, c := range []prometheus.Collector{
-		m.requests, m.requestDuration, m.envelopeBytes, m.envelopeSeconds,
-		m.kmsRequests, m.kmsDuration, m.upstreamDuration, m.inflight,
-	} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := register(reg, m.requests, m.requestDuration, m.envelopeBytes, m.envelopeSeconds,
+		m.kmsRequests, m.kmsDuration, m.upstreamDuration, m.inflight); err != nil {
+		return nil, err
 	}
 	// Both directions exist from the start, so rate() over them is defined
 	// (zero) before the first object rather than missing.
@@ -107,6 +84,29 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		m.envelopeSeconds.WithLabelValues(d)
 	}
 	return m, nil
+}
+
+// counterVec, histogramVec and gaugeVec make families in Namespace.
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: name, Help: help}, labels)
+}
+
+func histogramVec(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: name, Help: help, Buckets: buckets}, labels)
+}
+
+func gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: name, Help: help}, labels)
+}
+
+// register registers cs in reg, stopping at the first failure.
+func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ObserveRequest records one answered S3 request. status is the HTTP status
@@ -141,26 +141,18 @@ func (m *Metrics) InflightAdd(n int) {
 
 // ObserveCache exports c's hit and miss counters (and its size). Call it
 // once per process for the one cache the proxy uses.
-func (m *Metrics) ObserveCache(c *envelope.CachingKeyService) error {
-	for _, col := range []prometheus.Collector{
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "datakey_cache_hits_total",
-			Help: "Data-key unwraps answered from the cache (no KMS Decrypt).",
-		}, func() float64 { return float64(c.Hits()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "datakey_cache_misses_total",
-			Help: "Data-key unwraps the cache could not answer (each one a KMS Decrypt).",
-		}, func() float64 { return float64(c.Misses()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "datakey_cache_entries",
-			Help: "Unwrapped data keys held in memory now.",
-		}, func() float64 { return float64(c.Len()) }),
-	} {
-		if err := m.reg.Register(col); err != nil {
-			return err
-		}
+func (m *Metrics) ObserveCache(c *kms.Cache) error {
+	opts := func(name, help string) prometheus.Opts {
+		return prometheus.Opts{Namespace: Namespace, Name: name, Help: help}
 	}
-	return nil
+	return register(m.reg,
+		prometheus.NewCounterFunc(prometheus.CounterOpts(opts("datakey_cache_hits_total",
+			"Data-key unwraps answered from the cache (no KMS Decrypt).")), func() float64 { return float64(c.Hits()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts(opts("datakey_cache_misses_total",
+			"Data-key unwraps the cache could not answer (each one a KMS Decrypt).")), func() float64 { return float64(c.Misses()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("datakey_cache_entries",
+			"Unwrapped data keys held in memory now.")), func() float64 { return float64(c.Len()) }),
+	)
 }
 
 // Handler serves g in the Prometheus exposition formats.

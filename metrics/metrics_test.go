@@ -10,10 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s3seal/s3seal/envelope/keyring"
+	"github.com/s3seal/s3seal/envelope/kms"
+
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/metrics"
 	"github.com/s3seal/s3seal/metrics/metricstest"
 )
@@ -100,7 +102,7 @@ func TestObserverHook(t *testing.T) {
 func TestInstrumentedKeysAndCache(t *testing.T) {
 	ctx := context.Background()
 	m, reg, scrape := serve(t)
-	ring, err := envelope.OpenKeyring(filepath.Join(t.TempDir(), "keyring.json"))
+	ring, err := keyring.Open(filepath.Join(t.TempDir(), "keyring.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,14 +111,14 @@ func TestInstrumentedKeysAndCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	ks := m.InstrumentKeys(ring)
-	cache := envelope.NewCachingKeyService(ks, 10, time.Minute)
+	cache := kms.NewCache(ks, 10, time.Minute)
 	if err := m.ObserveCache(cache); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.ObserveCache(cache); err == nil {
 		t.Error("registering a second cache did not fail")
 	}
-	encCtx := envelope.BindingContext("b", "k")
+	encCtx := kms.BindingContext("b", "k")
 	dk, err := ks.GenerateDataKey(ctx, info.ID, encCtx)
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +128,7 @@ func TestInstrumentedKeysAndCache(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := ks.Decrypt(ctx, "", dk.Ciphertext, envelope.BindingContext("b", "other")); err == nil {
+	if _, err := ks.Decrypt(ctx, "", dk.Ciphertext, kms.BindingContext("b", "other")); err == nil {
 		t.Fatal("decrypt under the wrong context succeeded")
 	}
 	if _, err := ks.GenerateDataKey(ctx, "alias/missing", encCtx); err == nil {
@@ -189,12 +191,12 @@ func TestInstrumentedKeysAndCache(t *testing.T) {
 func TestResult(t *testing.T) {
 	cases := map[string]error{
 		"ok":                 nil,
-		"not_found":          &envelope.KMSError{Op: "Decrypt", Kind: envelope.ErrKeyNotFound},
-		"disabled":           &envelope.KMSError{Op: "Decrypt", Kind: envelope.ErrKeyDisabled},
-		"access_denied":      &envelope.KMSError{Op: "Decrypt", Kind: envelope.ErrAccessDenied},
-		"invalid_ciphertext": &envelope.KMSError{Op: "Decrypt", Kind: envelope.ErrInvalidCiphertext},
-		"unavailable":        &envelope.KMSError{Op: "Decrypt", Kind: envelope.ErrKMSUnavailable, Cause: context.Canceled},
-		"invalid_request":    &envelope.KMSError{Op: "Encrypt", Kind: envelope.ErrInvalidKMSRequest},
+		"not_found":          &kms.KMSError{Op: "Decrypt", Kind: kms.ErrKeyNotFound},
+		"disabled":           &kms.KMSError{Op: "Decrypt", Kind: kms.ErrKeyDisabled},
+		"access_denied":      &kms.KMSError{Op: "Decrypt", Kind: kms.ErrAccessDenied},
+		"invalid_ciphertext": &kms.KMSError{Op: "Decrypt", Kind: kms.ErrInvalidCiphertext},
+		"unavailable":        &kms.KMSError{Op: "Decrypt", Kind: kms.ErrKMSUnavailable, Cause: context.Canceled},
+		"invalid_request":    &kms.KMSError{Op: "Encrypt", Kind: kms.ErrInvalidKMSRequest},
 		"error":              errors.New("something else"),
 	}
 	for want, err := range cases {

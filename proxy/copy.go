@@ -115,7 +115,7 @@ func (p *Proxy) copyObject(x *exchange) error {
 	}
 	copyHeaders(header, t.header, copyRequestHeaders...)
 	dropReserved(header)
-	meta.SetHeader(header)
+	setMetadata(header, meta)
 	if src.info.segments > 1 {
 		return p.copyMultipart(x, src, head.Get("X-Amz-Version-Id"), header, meta)
 	}
@@ -258,10 +258,7 @@ func createCopyHeader(header http.Header) http.Header {
 // copyParts has the store copy each stored segment of src (under layout)
 // into the same part of upload id of dst, a few at a time.
 func (p *Proxy) copyParts(ctx context.Context, dst store.Object, id string, src objRef, layout envelope.Layout) ([]store.Part, error) {
-	starts := make([]int64, len(layout)+1) // stored offsets
-	for i, plain := range layout {
-		starts[i+1] = starts[i] + envelope.SegmentSize(plain)
-	}
+	starts := layout.StoredOffsets()
 	parts := make([]store.Part, len(layout))
 	errs := make([]error, len(layout))
 	err := eachPart(ctx, len(layout), func(ctx context.Context, i int) error {
@@ -332,7 +329,7 @@ func (p *Proxy) uploadPartCopy(x *exchange) error {
 	if err := checkBodySize(src.br.n, maxPartSize, "part"); err != nil {
 		return err
 	}
-	resp, err := p.putEncrypted(x, partPut(x, tok.upstreamID, k), src.body, src.br.n, dk, uint32(k))
+	resp, err := p.putEncrypted(x, partPut(x, tok.UploadID, k), src.body, src.br.n, dk, uint32(k))
 	if resp == nil {
 		return err
 	}
@@ -341,7 +338,7 @@ func (p *Proxy) uploadPartCopy(x *exchange) error {
 	if v := src.header.Get("X-Amz-Version-Id"); v != "" {
 		h.Set("X-Amz-Copy-Source-Version-Id", v)
 	}
-	setEncryptionHeaders(h, tok.meta.KeyID)
+	setEncryptionHeaders(h, tok.Meta.KeyID)
 	return writeXML(x, http.StatusOK, struct {
 		XMLName      xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ CopyPartResult"`
 		LastModified string

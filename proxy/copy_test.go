@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/s3seal/s3seal/envelope/kms"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -132,7 +134,7 @@ func TestCopyObjectToAnotherCMK(t *testing.T) {
 		t.Fatal(err)
 	}
 	p2, err := New(Config{Upstream: e.proxy.store.Endpoint(), UpstreamAccessKey: upstreamAK, UpstreamSecretKey: upstreamSecret,
-		Auth: e.proxy.auth, Keys: envelope.ObjectKeys{Keys: e.keyring, KeyID: k2.ID, Allowed: envelope.NewAllowList(e.keyring, k2.ID, e.keyID)}, Logger: e.proxy.log})
+		Auth: e.proxy.auth, Keys: kms.ObjectKeys{Keys: e.keyring, KeyID: k2.ID, Allowed: kms.NewAllowList(e.keyring, k2.ID, e.keyID)}, Logger: e.proxy.log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +148,7 @@ func TestCopyObjectToAnotherCMK(t *testing.T) {
 	if aws.ToString(out.SSEKMSKeyId) != k2.ID {
 		t.Errorf("copy key id %q, want %q", aws.ToString(out.SSEKMSKeyId), k2.ID)
 	}
-	meta, err := envelope.ParseHeader(e.store.get(testBucket, "dst").header)
+	meta, err := parseMetadata(e.store.get(testBucket, "dst").header)
 	if err != nil || meta.KeyID != k2.ID {
 		t.Fatalf("stored metadata %v %v", meta.KeyID, err)
 	}

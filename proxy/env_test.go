@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s3seal/s3seal/envelope/keyring"
+	"github.com/s3seal/s3seal/envelope/kms"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -23,7 +26,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
-	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/internal/adversary"
 	"github.com/s3seal/s3seal/sigv4"
 )
@@ -43,7 +45,7 @@ type env struct {
 	proxy   *Proxy
 	srv     *httptest.Server
 	client  *s3.Client
-	keyring *envelope.Keyring
+	keyring *keyring.Keyring
 	keyID   string
 	// served receives once per request the proxy finished handling.
 	served chan struct{}
@@ -65,7 +67,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	liarSrv := httptest.NewServer(liar)
 	t.Cleanup(liarSrv.Close)
 	store.buckets[testBucket] = true
-	kr, err := envelope.OpenKeyring(filepath.Join(t.TempDir(), "keyring.json"))
+	kr, err := keyring.Open(filepath.Join(t.TempDir(), "keyring.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +80,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		Upstream:          up,
 		UpstreamAccessKey: upstreamAK, UpstreamSecretKey: upstreamSecret,
 		Auth:   &sigv4.Verifier{Credentials: staticCreds{clientAK: clientSecret}, Region: "us-east-1"},
-		Keys:   envelope.ObjectKeys{Keys: envelope.NewCachingKeyService(kr, 100, time.Minute), KeyID: key.ID, Allowed: envelope.NewAllowList(kr, key.ID)},
+		Keys:   kms.ObjectKeys{Keys: kms.NewCache(kr, 100, time.Minute), KeyID: key.ID, Allowed: kms.NewAllowList(kr, key.ID)},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		// The fake store ends multipart ETags with -N, as S3 does; tests of
 		// stores that do not say so themselves.

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/s3seal/s3seal/envelope/kms"
+
 	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/internal/store"
 	"github.com/s3seal/s3seal/sigv4"
@@ -77,7 +79,7 @@ func asS3Error(err error) *s3Error {
 	if errors.As(err, &ve) {
 		return newS3Error(ve.Code, ve.Status, ve.Message, err)
 	}
-	var na *envelope.KeyNotAllowedError
+	var na *kms.KeyNotAllowedError
 	if errors.As(err, &na) {
 		// Checked before any KMS call: the store wrote the metadata, and
 		// only the configured CMKs may vouch for an object.
@@ -99,19 +101,19 @@ func asS3Error(err error) *s3Error {
 	case errors.Is(err, store.ErrRangeNotSatisfiable):
 		// s3seal asked for bytes its metadata says are stored.
 		return errCorrupt(err)
-	case errors.Is(err, envelope.ErrKMSUnavailable):
+	case errors.Is(err, kms.ErrKMSUnavailable):
 		return newS3Error("ServiceUnavailable", http.StatusServiceUnavailable,
 			"The key management service is unavailable. Please retry.", err)
-	case errors.Is(err, envelope.ErrKeyDisabled):
+	case errors.Is(err, kms.ErrKeyDisabled):
 		return newS3Error("KMS.DisabledException", http.StatusBadRequest,
 			"The KMS key is disabled or pending deletion.", err)
-	case errors.Is(err, envelope.ErrKeyNotFound):
+	case errors.Is(err, kms.ErrKeyNotFound):
 		return newS3Error("KMS.NotFoundException", http.StatusBadRequest,
 			"The KMS key does not exist.", err)
-	case errors.Is(err, envelope.ErrAccessDenied):
+	case errors.Is(err, kms.ErrAccessDenied):
 		return newS3Error("AccessDenied", http.StatusForbidden,
 			"Access to the KMS key was denied.", err)
-	case errors.Is(err, envelope.ErrInvalidCiphertext),
+	case errors.Is(err, kms.ErrInvalidCiphertext),
 		errors.Is(err, envelope.ErrAuthentication),
 		errors.Is(err, envelope.ErrTruncated),
 		errors.Is(err, envelope.ErrImpossibleSize),
@@ -120,7 +122,7 @@ func asS3Error(err error) *s3Error {
 		// saying otherwise is damage, or a header read where none is.
 		errors.Is(err, envelope.ErrUnsupportedVersion):
 		return errCorrupt(err)
-	case errors.Is(err, envelope.ErrInvalidKMSRequest):
+	case errors.Is(err, kms.ErrInvalidKMSRequest):
 		return errInternal(err)
 	}
 	return errInternal(err)

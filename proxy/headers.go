@@ -106,8 +106,27 @@ func objectWriteHeader(client http.Header, meta envelope.Metadata) http.Header {
 	copyHeaders(h, client, putObjectHeaders...)
 	setContentEncoding(h, client)
 	dropReserved(h)
-	meta.SetHeader(h)
+	setMetadata(h, meta)
 	return h
+}
+
+// setMetadata writes an object's s3seal metadata into the headers of a
+// store request that writes it.
+func setMetadata(h http.Header, m envelope.Metadata) {
+	for k, v := range m.UserMetadata() {
+		h.Set("X-Amz-Meta-"+k, v)
+	}
+}
+
+// parseMetadata reads an object's s3seal metadata from a store's answer.
+func parseMetadata(h http.Header) (envelope.Metadata, error) {
+	meta := map[string]string{}
+	for k, v := range h {
+		if strings.HasPrefix(strings.ToLower(k), "x-amz-meta-") && envelope.IsReserved(k) && len(v) > 0 {
+			meta[k] = v[0]
+		}
+	}
+	return envelope.ParseUserMetadata(meta)
 }
 
 // setContentEncoding copies Content-Encoding without aws-chunked, which only

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/s3seal/s3seal/envelope/kms"
+
 	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/internal/store"
 )
@@ -45,7 +47,7 @@ func (p *Proxy) createUpload(x *exchange) error {
 	if err != nil {
 		return err
 	}
-	token, err := newUploadToken(uploadID, meta, dk, t.bucket, t.key)
+	token, err := envelope.NewUploadToken(uploadID, meta, dk, t.bucket, t.key)
 	if err != nil {
 		// Leave nothing behind.
 		p.abortUpstream(x, uploadID)
@@ -78,26 +80,26 @@ func partNumberParam(q url.Values) (int, error) {
 // uploadKey decodes the client's UploadId and unwraps its data key, for the
 // requests that encrypt (UploadPart, UploadPartCopy). Any s3seal process
 // with access to the CMK can do this: the token is all the state there is.
-func (p *Proxy) uploadKey(x *exchange) (uploadToken, []byte, error) {
+func (p *Proxy) uploadKey(x *exchange) (envelope.UploadToken, []byte, error) {
 	tok, _, err := uploadTokenParam(x.t)
 	if err != nil {
 		return tok, nil, err
 	}
-	if !tok.hasKey {
+	if !tok.HasKey {
 		return tok, nil, newS3Error("InvalidArgument", http.StatusBadRequest,
 			"This UploadId comes from ListMultipartUploads and cannot be used to upload parts through s3seal: "+
 				"the store does not list the upload's encryption key. Use the UploadId that CreateMultipartUpload returned.", nil)
 	}
-	// Cached (CachingKeyService): one key-service call per upload, not per part.
-	dk, err := p.keys.Open(x.r.Context(), tok.meta, x.t.bucket, x.t.key)
-	if errors.Is(err, envelope.ErrInvalidCiphertext) {
+	// Cached (kms.Cache): one key-service call per upload, not per part.
+	dk, err := p.keys.Open(x.r.Context(), tok.Meta, x.t.bucket, x.t.key)
+	if errors.Is(err, kms.ErrInvalidCiphertext) {
 		// A token of another object: its key is bound elsewhere.
 		return tok, nil, errNoSuchUpload(err)
 	}
 	if err != nil {
 		return tok, nil, err
 	}
-	if !tok.verify(dk, x.t.bucket, x.t.key) {
+	if !tok.Verify(dk, x.t.bucket, x.t.key) {
 		clear(dk)
 		return tok, nil, errNoSuchUpload(errors.New("upload token tag mismatch"))
 	}
@@ -127,14 +129,14 @@ func (p *Proxy) uploadPart(x *exchange) error {
 		return err
 	}
 	defer clear(dk)
-	resp, err := p.putEncrypted(x, partPut(x, tok.upstreamID, k), clientBody{x.verified.Body}, size, dk, uint32(k))
+	resp, err := p.putEncrypted(x, partPut(x, tok.UploadID, k), clientBody{x.verified.Body}, size, dk, uint32(k))
 	if resp == nil {
 		return err
 	}
 	defer resp.Body.Close()
 	h := x.w.Header()
 	copyHeaders(h, resp.Header, "etag", "x-amz-request-charged")
-	setEncryptionHeaders(h, tok.meta.KeyID)
+	setEncryptionHeaders(h, tok.Meta.KeyID)
 	if x.verified.Checksum != "" {
 		h.Set("X-Amz-Checksum-"+x.verified.Checksum, x.verified.ChecksumValue())
 	}
@@ -164,11 +166,11 @@ func (p *Proxy) completeUpload(x *exchange) error {
 	if err != nil {
 		return err
 	}
-	sizes, err := p.checkParts(x, tok.upstreamID, parts)
+	sizes, err := p.checkParts(x, tok.UploadID, parts)
 	if err != nil {
 		return err
 	}
-	done, err := p.complete(x, tok.upstreamID, parts, sizes)
+	done, err := p.complete(x, tok.UploadID, parts, sizes)
 	if done == nil {
 		return err
 	}
@@ -235,7 +237,7 @@ func (p *Proxy) checkParts(x *exchange, upstreamID string, parts []store.Part) (
 			return nil, errCorrupt(fmt.Errorf("part %d: %w", pt.PartNumber, err))
 		}
 		sizes[i] = plain
-		if i < len(parts)-1 && (plain == 0 || plain%envelope.ChunkSize != 0) {
+		if i < len(parts)-1 && !envelope.NotLast(plain) {
 			p.abortUpstream(x, upstreamID)
 			return nil, newS3Error("InvalidPart", http.StatusBadRequest, fmt.Sprintf(
 				"s3seal requires every part but the last to be a non-zero multiple of 64 KiB (65536 bytes); part %d has %d bytes. "+
@@ -363,7 +365,7 @@ func (p *Proxy) abortUpload(x *exchange) error {
 	header := http.Header{}
 	copyHeaders(header, x.t.header, append([]string{"x-amz-if-match-initiated-time"}, ownerHeaders...)...)
 	return p.forward(x, store.Request{Method: http.MethodDelete, Bucket: x.t.bucket, Key: x.t.key,
-		Query: url.Values{"uploadId": {tok.upstreamID}}, Header: header})
+		Query: url.Values{"uploadId": {tok.UploadID}}, Header: header})
 }
 
 // listParts serves ListParts: each <Size> becomes the part's plaintext size
@@ -377,7 +379,7 @@ func (p *Proxy) listParts(x *exchange) error {
 	for k, vs := range x.t.query {
 		q[k] = vs
 	}
-	q.Set("uploadId", tok.upstreamID)
+	q.Set("uploadId", tok.UploadID)
 	header := http.Header{}
 	copyHeaders(header, x.t.header, ownerHeaders...)
 	resp, err := p.request(x, http.StatusOK, store.Request{Method: http.MethodGet, Bucket: x.t.bucket, Key: x.t.key, Query: q, Header: header})
@@ -413,11 +415,11 @@ func (p *Proxy) listUploads(x *exchange) error {
 		q[k] = vs
 	}
 	if m := q.Get("upload-id-marker"); m != "" {
-		tok, err := parseUploadToken(m)
+		tok, err := envelope.ParseUploadToken(m)
 		if err != nil {
 			return newS3Error("InvalidArgument", http.StatusBadRequest, "Invalid upload-id-marker.", err)
 		}
-		q.Set("upload-id-marker", tok.upstreamID)
+		q.Set("upload-id-marker", tok.UploadID)
 	}
 	header := http.Header{}
 	copyHeaders(header, x.t.header, ownerHeaders...)
@@ -433,7 +435,7 @@ func (p *Proxy) listUploads(x *exchange) error {
 			if strings.TrimSpace(text) == "" {
 				return text, true
 			}
-			return listedUploadToken(strings.TrimSpace(text)), true
+			return envelope.ListedUploadToken(strings.TrimSpace(text)), true
 		}
 		return text, true
 	}})

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s3seal/s3seal/envelope/kms"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -149,10 +151,10 @@ func TestMultipartPartChecksumAndToken(t *testing.T) {
 	if tampered[len(tampered)-3] == '_' || tampered[len(tampered)-3] == '-' {
 		tampered[len(tampered)-3] = 'A'
 	}
-	for _, bad := range []string{"u", "", other, string(tampered), listedUploadToken("nope")} {
+	for _, bad := range []string{"u", "", other, string(tampered), envelope.ListedUploadToken("nope")} {
 		_, err := uploadPart(e.client, "k", bad, 1, []byte("x"))
 		code, status := apiError(t, err)
-		if bad == listedUploadToken("nope") {
+		if bad == envelope.ListedUploadToken("nope") {
 			if status != 400 {
 				t.Errorf("listed token: %s %d", code, status)
 			}
@@ -181,7 +183,7 @@ func TestMultipartReuploadAndStateless(t *testing.T) {
 	// A second proxy with its own key cache, sharing store and keyring:
 	// another replica, or this one restarted.
 	p2, err := New(Config{Upstream: e.proxy.store.Endpoint(), UpstreamAccessKey: upstreamAK, UpstreamSecretKey: upstreamSecret,
-		Auth: e.proxy.auth, Keys: envelope.ObjectKeys{Keys: envelope.NewCachingKeyService(e.keyring, 10, time.Minute), KeyID: e.keyID, Allowed: envelope.NewAllowList(e.keyring, e.keyID)},
+		Auth: e.proxy.auth, Keys: kms.ObjectKeys{Keys: kms.NewCache(e.keyring, 10, time.Minute), KeyID: e.keyID, Allowed: kms.NewAllowList(e.keyring, e.keyID)},
 		Logger: e.proxy.log})
 	if err != nil {
 		t.Fatal(err)

@@ -48,7 +48,7 @@ func (p *Proxy) inspect(ctx context.Context, o *objRef, h http.Header, stored in
 	if stored < 0 {
 		return errUpstream(errors.New("store sent no Content-Length for an object"))
 	}
-	meta, err := envelope.ParseHeader(h)
+	meta, err := parseMetadata(h)
 	switch {
 	case errors.Is(err, envelope.ErrUnsupportedVersion):
 		// Written by a newer s3seal, or a damaged version field: either way

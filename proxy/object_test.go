@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s3seal/s3seal/envelope/kms"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
@@ -361,14 +363,14 @@ func TestObjectWithoutMetadata(t *testing.T) {
 
 // failingKeys fails GenerateDataKey and Decrypt with err once failing is set.
 type failingKeys struct {
-	envelope.KeyService
+	kms.KeyService
 	err     error
 	failing *atomic.Bool
 }
 
-func (f failingKeys) GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string) (envelope.DataKey, error) {
+func (f failingKeys) GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string) (kms.DataKey, error) {
 	if f.failing.Load() {
-		return envelope.DataKey{}, f.err
+		return kms.DataKey{}, f.err
 	}
 	return f.KeyService.GenerateDataKey(ctx, keyID, encCtx)
 }
@@ -386,17 +388,17 @@ func TestKeyServiceFailures(t *testing.T) {
 		code   string
 		status int
 	}{
-		{&envelope.KMSError{Op: "GenerateDataKey", Kind: envelope.ErrKMSUnavailable, Cause: errors.New("dial tcp: refused")}, "ServiceUnavailable", 503},
-		{fmt.Errorf("wrapped: %w", envelope.ErrKeyDisabled), "KMS.DisabledException", 400},
-		{envelope.ErrKeyNotFound, "KMS.NotFoundException", 400},
-		{envelope.ErrAccessDenied, "AccessDenied", 403},
+		{&kms.KMSError{Op: "GenerateDataKey", Kind: kms.ErrKMSUnavailable, Cause: errors.New("dial tcp: refused")}, "ServiceUnavailable", 503},
+		{fmt.Errorf("wrapped: %w", kms.ErrKeyDisabled), "KMS.DisabledException", 400},
+		{kms.ErrKeyNotFound, "KMS.NotFoundException", 400},
+		{kms.ErrAccessDenied, "AccessDenied", 403},
 	}
 	for _, tc := range tests {
 		t.Run(tc.code, func(t *testing.T) {
 			failing := new(atomic.Bool)
 			e := newEnv(t, func(c *Config) {
 				// No cache: every read asks the key service.
-				c.Keys.Keys = failingKeys{KeyService: c.Keys.Keys.(*envelope.CachingKeyService).KeyService, err: tc.err, failing: failing}
+				c.Keys.Keys = failingKeys{KeyService: c.Keys.Keys.(*kms.Cache).KeyService, err: tc.err, failing: failing}
 			})
 			e.put(t, "existing", []byte("readable before the failure"), nil)
 			failing.Store(true)

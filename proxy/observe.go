@@ -103,10 +103,14 @@ type cipherClock struct {
 
 // source wraps what the cipher reads: the client's body (encrypt) or the
 // store's (decrypt).
-func (c *cipherClock) source(r io.Reader) io.Reader { return &clockSource{r: r, c: c} }
+func (c *cipherClock) source(r io.Reader) io.Reader {
+	return &timedReader{r: r, spent: &c.wait, n: &c.in}
+}
 
 // cipher wraps the EncryptReader, DecryptReader or RangeReader itself.
-func (c *cipherClock) cipher(r io.Reader) io.Reader { return &clockCipher{r: r, c: c} }
+func (c *cipherClock) cipher(r io.Reader) io.Reader {
+	return &clockCipher{timedReader: timedReader{r: r, spent: &c.busy, n: &c.out}, c: c}
+}
 
 // report hands the totals to obs: plaintext bytes are what went in when
 // encrypting and what came out when decrypting.
@@ -122,30 +126,24 @@ func (c *cipherClock) report(obs Observer) {
 	obs.ObserveCipher(c.direction, n, max(d, 0))
 }
 
-type clockSource struct {
-	r io.Reader
-	c *cipherClock
+// timedReader adds the time its reads take to spent, and the bytes they
+// yield to n.
+type timedReader struct {
+	r        io.Reader
+	spent, n *atomic.Int64
 }
 
-func (s *clockSource) Read(p []byte) (int, error) {
+func (t *timedReader) Read(p []byte) (int, error) {
 	start := time.Now()
-	n, err := s.r.Read(p)
-	s.c.wait.Add(int64(time.Since(start)))
-	s.c.in.Add(int64(n))
+	n, err := t.r.Read(p)
+	t.spent.Add(int64(time.Since(start)))
+	t.n.Add(int64(n))
 	return n, err
 }
 
 type clockCipher struct {
-	r io.Reader
+	timedReader
 	c *cipherClock
-}
-
-func (k *clockCipher) Read(p []byte) (int, error) {
-	start := time.Now()
-	n, err := k.r.Read(p)
-	k.c.busy.Add(int64(time.Since(start)))
-	k.c.out.Add(int64(n))
-	return n, err
 }
 
 // WriteTo keeps the readers' fast path (no extra copy) for io.Copy; the

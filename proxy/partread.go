@@ -173,11 +173,11 @@ func (p *Proxy) checkPartStart(ctx context.Context, o objRef, start int64, body 
 	if _, err := io.ReadFull(body, got); err != nil {
 		return nil, fmt.Errorf("reading the part's header: %w", envelope.ErrTruncated)
 	}
-	at, done, err := p.fetchStored(ctx, o, start, envelope.HeaderSize)
+	at, err := p.fetchStored(ctx, o, start, envelope.HeaderSize)
 	if err != nil {
 		return nil, err
 	}
-	defer done()
+	defer at.Close()
 	want := make([]byte, envelope.HeaderSize)
 	if _, err := io.ReadFull(at, want); err != nil || !bytes.Equal(got, want) {
 		return nil, errCorrupt(fmt.Errorf("the part's header is not at stored byte %d: %w", start, envelope.ErrAuthentication))

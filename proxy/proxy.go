@@ -18,7 +18,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/envelope/kms"
+
 	"github.com/s3seal/s3seal/internal/store"
 	"github.com/s3seal/s3seal/sigv4"
 )
@@ -39,8 +40,8 @@ type Config struct {
 	Transport http.RoundTripper
 	Auth      Authenticator
 	// Keys makes and opens data keys: its KeyService (normally a
-	// *envelope.CachingKeyService) and the CMK for new objects.
-	Keys envelope.ObjectKeys
+	// *kms.Cache) and the CMK for new objects.
+	Keys kms.ObjectKeys
 	// Domain, when set, also accepts virtual-hosted-style requests for
 	// <bucket>.<Domain>.
 	Domain string
@@ -62,7 +63,7 @@ type Config struct {
 type Proxy struct {
 	store          *store.Client
 	auth           Authenticator
-	keys           envelope.ObjectKeys
+	keys           kms.ObjectKeys
 	domain         string
 	allowPlaintext bool
 	log            *slog.Logger

@@ -168,11 +168,11 @@ func decryptFrom(ctx context.Context, stored io.Reader, dk []byte, info objectIn
 // checkEmpty reads and authenticates the whole of an empty object, whose
 // empty range needs no bytes but must not skip the check.
 func (p *Proxy) checkEmpty(ctx context.Context, o objRef, dk []byte) (io.Reader, error) {
-	body, done, err := p.fetchStored(ctx, o, 0, o.info.stored)
+	body, err := p.fetchStored(ctx, o, 0, o.info.stored)
 	if err != nil {
 		return nil, err
 	}
-	defer done()
+	defer body.Close()
 	all, err := decryptFrom(ctx, body, dk, o.info, byteRange{0, o.info.size})
 	if err == nil {
 		_, err = io.Copy(io.Discard, all)
@@ -239,41 +239,23 @@ func (g *guessGuard) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// readSpan fetches and opens the stored bytes of plaintext range br under
-// layout, and decrypts the first chunk before returning (see openRange).
+// readSpan opens plaintext range br of o under layout, and decrypts the
+// first chunk before returning (see openRange).
 func (p *Proxy) readSpan(ctx context.Context, o objRef, layout envelope.Layout, br byteRange, dk, header1 []byte) (io.Reader, func(), error) {
-	sp, err := layout.Span(br.off, br.n)
-	if err != nil {
-		return nil, nil, err
-	}
-	var segHeader []byte
-	if sp.NeedHeader {
-		if sp.HeaderOffset == 0 {
-			segHeader = header1
-		} else {
-			body, done, err := p.fetchStored(ctx, o, sp.HeaderOffset, envelope.HeaderSize)
-			if err != nil {
-				return nil, nil, err
-			}
-			segHeader = make([]byte, envelope.HeaderSize)
-			_, err = io.ReadFull(body, segHeader)
-			done()
-			if err != nil {
-				return nil, nil, fmt.Errorf("reading segment header: %w", envelope.ErrTruncated)
-			}
-		}
-	}
-	body, done, err := p.fetchStored(ctx, o, sp.Offset, sp.Length)
-	if err != nil {
-		return nil, nil, err
-	}
 	clock := clockFor(ctx, dirDecrypt)
-	rr0, err := envelope.NewRangeReader(clock.source(body), dk, layout, sp, segHeader)
+	fetch := func(off, n int64) (io.ReadCloser, error) {
+		body, err := p.fetchStored(ctx, o, off, n)
+		if err != nil {
+			return nil, err
+		}
+		return readCloser{clock.source(body), body}, nil
+	}
+	rr, err := envelope.OpenRange(fetch, dk, layout, br.off, br.n, header1)
 	if err != nil {
-		done()
 		return nil, nil, err
 	}
-	first, rest, err := readFirst(clock.cipher(rr0), br.n)
+	done := func() { rr.Close() }
+	first, rest, err := readFirst(clock.cipher(rr), br.n)
 	if err != nil {
 		done()
 		return nil, nil, err
@@ -284,20 +266,24 @@ func (p *Proxy) readSpan(ctx context.Context, o objRef, layout envelope.Layout, 
 	return io.MultiReader(bytes.NewReader(first), rest), done, nil
 }
 
+// readCloser reads from one source and closes another.
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
 // fetchStored GETs n stored bytes of o at off, pinned to its ETag. Stored
 // bytes the store does not have are a wrong layout (envelope.ErrRange) or a
 // truncated object.
-func (p *Proxy) fetchStored(ctx context.Context, o objRef, off, n int64) (io.Reader, func(), error) {
+func (p *Proxy) fetchStored(ctx context.Context, o objRef, off, n int64) (io.ReadCloser, error) {
 	body, err := p.store.GetRange(ctx, o.Object, o.etag, off, n)
 	switch {
 	case errors.Is(err, store.ErrRangeNotSatisfiable):
-		return nil, nil, fmt.Errorf("stored bytes %d+%d: %w", off, n, envelope.ErrRange)
+		return nil, fmt.Errorf("stored bytes %d+%d: %w", off, n, envelope.ErrRange)
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return nil, nil, fmt.Errorf("stored bytes %d+%d: %w", off, n, envelope.ErrTruncated)
-	case err != nil:
-		return nil, nil, err
+		return nil, fmt.Errorf("stored bytes %d+%d: %w", off, n, envelope.ErrTruncated)
 	}
-	return body, func() { body.Close() }, nil
+	return body, err
 }
 
 // rangeByStreaming serves a range of a multipart object from a store that
@@ -305,11 +291,11 @@ func (p *Proxy) fetchStored(ctx context.Context, o objRef, off, n int64) (io.Rea
 // bytes before the range are dropped. Slow for ranges far into the object,
 // but exact.
 func (p *Proxy) rangeByStreaming(ctx context.Context, o objRef, dk []byte, src *rangeSource) (io.Reader, error) {
-	body, done, err := p.fetchStored(ctx, o, 0, o.info.stored)
+	body, err := p.fetchStored(ctx, o, 0, o.info.stored)
 	if err != nil {
 		return nil, err
 	}
-	src.onClose(done)
+	src.onClose(func() { body.Close() })
 	return decryptFrom(ctx, body, dk, o.info, src.br)
 }
 

@@ -14,7 +14,9 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/envelope/keyring"
+	"github.com/s3seal/s3seal/envelope/kms"
+
 	"github.com/s3seal/s3seal/sigv4"
 )
 
@@ -193,11 +195,11 @@ func writeCredentials(path string, doc credentialsDoc) (err error) {
 
 // openDataKeyring opens DATA_DIR/keyring.json, creating the dir and an empty
 // keyring if needed.
-func openDataKeyring(dataDir string) (*envelope.Keyring, error) {
+func openDataKeyring(dataDir string) (*keyring.Keyring, error) {
 	if err := ensureDataDir(dataDir); err != nil {
 		return nil, err
 	}
-	ring, err := envelope.OpenKeyring(filepath.Join(dataDir, keyringFile))
+	ring, err := keyring.Open(filepath.Join(dataDir, keyringFile))
 	if err != nil {
 		return nil, fmt.Errorf("keyring: %w", err)
 	}
@@ -207,24 +209,24 @@ func openDataKeyring(dataDir string) (*envelope.Keyring, error) {
 // ensureDefaultKey creates the default alias (with a new key) on first
 // start. Any other missing key is left for the doctor's checks to report,
 // since silently creating a key for a mistyped id would hide the mistake.
-func ensureDefaultKey(ring *envelope.Keyring, keyID string, logger *slog.Logger) error {
+func ensureDefaultKey(ring *keyring.Keyring, keyID string, logger *slog.Logger) error {
 	if keyID != defaultKeyAlias {
 		return nil
 	}
-	if _, err := ring.DescribeKey(keyID); !errors.Is(err, envelope.ErrKeyNotFound) {
+	if _, err := ring.DescribeKey(keyID); !errors.Is(err, kms.ErrKeyNotFound) {
 		return nil
 	}
 	_, err := createDefaultKey(ring, logger)
 	return err
 }
 
-func createDefaultKey(ring *envelope.Keyring, logger *slog.Logger) (envelope.KeyInfo, error) {
+func createDefaultKey(ring *keyring.Keyring, logger *slog.Logger) (keyring.KeyInfo, error) {
 	info, err := ring.CreateKey("s3seal default key, created on first start")
 	if err != nil {
-		return envelope.KeyInfo{}, fmt.Errorf("keyring: %w", err)
+		return keyring.KeyInfo{}, fmt.Errorf("keyring: %w", err)
 	}
 	if err := ring.CreateAlias(defaultKeyAlias, info.ID); err != nil {
-		return envelope.KeyInfo{}, fmt.Errorf("keyring: %w", err)
+		return keyring.KeyInfo{}, fmt.Errorf("keyring: %w", err)
 	}
 	logger.Info("created the keyring's default key", "key_id", info.ID, "alias", defaultKeyAlias)
 	return ring.DescribeKey(info.ID)

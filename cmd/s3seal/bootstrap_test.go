@@ -14,7 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/envelope/keyring"
 )
 
 func fileMode(t *testing.T, path string) os.FileMode {
@@ -44,7 +44,7 @@ func TestZeroConfigBootstrapTwice(t *testing.T) {
 	if len(first.cred.SecretKey) != 40 {
 		t.Errorf("secret key is %d characters, want 40", len(first.cred.SecretKey))
 	}
-	ring, err := envelope.OpenKeyring(filepath.Join(dataDir, keyringFile))
+	ring, err := keyring.Open(filepath.Join(dataDir, keyringFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestZeroConfigBootstrapTwice(t *testing.T) {
 	if second.cred != first.cred {
 		t.Errorf("second start has credential %+v, want the first one's %+v", second.cred, first.cred)
 	}
-	ring, err = envelope.OpenKeyring(filepath.Join(dataDir, keyringFile))
+	ring, err = keyring.Open(filepath.Join(dataDir, keyringFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/s3seal/s3seal/envelope/keyring"
+	"github.com/s3seal/s3seal/envelope/kms"
+
 	"github.com/s3seal/s3seal/envelope"
 )
 
@@ -53,7 +56,7 @@ type keysCmd struct {
 
 // keysEnv is what a keys subcommand works with.
 type keysEnv struct {
-	ring    *envelope.Keyring
+	ring    *keyring.Keyring
 	out     io.Writer
 	json    bool
 	changed bool // a change was made: remind that serve reads the keyring at start
@@ -110,7 +113,7 @@ func isHelp(arg string) bool {
 
 // openKeyringForKeys checks only the settings keys needs, so the keyring can
 // be managed while the rest of the serve configuration is still unfinished.
-func (c cli) openKeyringForKeys() (*envelope.Keyring, error) {
+func (c cli) openKeyringForKeys() (*keyring.Keyring, error) {
 	cfg, err := parseConfig(c.environ)
 	if err != nil {
 		return nil, err
@@ -159,10 +162,10 @@ func keysCommands() map[string]keysCmd {
 		"list":              {0, keysList},
 		"create":            {0, keysCreate},
 		"rotate":            {1, keysRotate},
-		"disable":           {1, keysSetState((*envelope.Keyring).DisableKey)},
-		"enable":            {1, keysSetState((*envelope.Keyring).EnableKey)},
+		"disable":           {1, keysSetState((*keyring.Keyring).DisableKey)},
+		"enable":            {1, keysSetState((*keyring.Keyring).EnableKey)},
 		"schedule-deletion": {1, keysScheduleDeletion},
-		"cancel-deletion":   {1, keysSetState((*envelope.Keyring).CancelKeyDeletion)},
+		"cancel-deletion":   {1, keysSetState((*keyring.Keyring).CancelKeyDeletion)},
 		"alias":             {2, keysAlias},
 		"unalias":           {1, keysUnalias},
 		"import":            {0, keysImport},
@@ -197,7 +200,7 @@ func keysRotate(k *keysEnv, args []string) error {
 }
 
 // keysSetState wraps the keyring's state changes that return only an error.
-func keysSetState(change func(*envelope.Keyring, string) error) func(*keysEnv, []string) error {
+func keysSetState(change func(*keyring.Keyring, string) error) func(*keysEnv, []string) error {
 	return func(k *keysEnv, args []string) error {
 		if err := change(k.ring, args[0]); err != nil {
 			return err
@@ -284,24 +287,24 @@ func (k *keysEnv) printKey(keyID string) error {
 
 // keyJSON is a key in -json output; KeyInfo holds no key material.
 type keyJSON struct {
-	ID           string            `json:"id"`
-	Aliases      []string          `json:"aliases"`
-	Description  string            `json:"description"`
-	Created      time.Time         `json:"created"`
-	State        envelope.KeyState `json:"state"`
-	Origin       string            `json:"origin"`
-	Versions     int               `json:"versions"`
-	DeletionDate time.Time         `json:"deletion_date,omitzero"`
+	ID           string       `json:"id"`
+	Aliases      []string     `json:"aliases"`
+	Description  string       `json:"description"`
+	Created      time.Time    `json:"created"`
+	State        kms.KeyState `json:"state"`
+	Origin       string       `json:"origin"`
+	Versions     int          `json:"versions"`
+	DeletionDate time.Time    `json:"deletion_date,omitzero"`
 }
 
-func (k *keysEnv) print(infos ...envelope.KeyInfo) error {
+func (k *keysEnv) print(infos ...keyring.KeyInfo) error {
 	if k.json {
 		return printKeysJSON(k.out, infos)
 	}
 	return printKeysTable(k.out, infos)
 }
 
-func printKeysJSON(w io.Writer, infos []envelope.KeyInfo) error {
+func printKeysJSON(w io.Writer, infos []keyring.KeyInfo) error {
 	out := make([]keyJSON, 0, len(infos))
 	for _, i := range infos {
 		aliases := i.Aliases
@@ -315,7 +318,7 @@ func printKeysJSON(w io.Writer, infos []envelope.KeyInfo) error {
 	return enc.Encode(out)
 }
 
-func printKeysTable(w io.Writer, infos []envelope.KeyInfo) error {
+func printKeysTable(w io.Writer, infos []keyring.KeyInfo) error {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATE\tORIGIN\tVERSIONS\tCREATED\tALIASES\tDESCRIPTION")
 	for _, i := range infos {

@@ -15,10 +15,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/s3seal/s3seal/envelope/awskms"
+	"github.com/s3seal/s3seal/envelope/kms"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/internal/doctor"
 	"github.com/s3seal/s3seal/internal/embeddedstore"
 	"github.com/s3seal/s3seal/metrics"
@@ -94,11 +96,11 @@ func (u upstreamStore) doctorStore(embedded bool) doctor.Store {
 // keySetup is the key service, the CMK for new objects and the CMKs
 // objects may be read under.
 type keySetup struct {
-	service  envelope.KeyService      // uncached: what readiness probes
-	resolver envelope.KeyResolver     // the same service, naming CMKs for the allow-list
-	status   envelope.KeyStatusReader // the same service, describing a CMK's state
+	service  kms.KeyService      // uncached: what readiness probes
+	resolver kms.KeyResolver     // the same service, naming CMKs for the allow-list
+	status   kms.KeyStatusReader // the same service, describing a CMK's state
 	keyID    string
-	allowed  *envelope.AllowList
+	allowed  *kms.AllowList
 	keyring  bool
 	describe string // for the banner
 }
@@ -147,7 +149,7 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		return nil, err
 	}
 	// The CMKs objects may be read under: resolved by the start checks below.
-	s.keys.allowed = envelope.NewAllowList(s.keys.resolver, append([]string{cfg.KMSKeyID}, cfg.KMSDecryptKeyIDs...)...)
+	s.keys.allowed = kms.NewAllowList(s.keys.resolver, append([]string{cfg.KMSKeyID}, cfg.KMSDecryptKeyIDs...)...)
 	if err = s.setUpstream(ctx); err != nil {
 		return nil, err
 	}
@@ -200,7 +202,7 @@ func (s *server) newMetrics() error {
 func openKeyService(ctx context.Context, cfg Config, logger *slog.Logger) (keySetup, error) {
 	switch cfg.KMSProvider {
 	case providerAWS:
-		kms, err := envelope.LoadAWSKMS(ctx, envelope.AWSKMSConfig{Region: cfg.KMSRegion, Endpoint: cfg.KMSEndpoint})
+		kms, err := awskms.Load(ctx, awskms.Config{Region: cfg.KMSRegion, Endpoint: cfg.KMSEndpoint})
 		if err != nil {
 			return keySetup{}, fmt.Errorf("aws kms: %w", err)
 		}
@@ -277,7 +279,7 @@ func (s *server) newProxy() (http.Handler, error) {
 	// Counted under the cache: s3seal_kms_* are calls that reached the key
 	// service. Readiness probes use s.keys.service directly and are not
 	// counted (at most one per readyTTL).
-	cached := envelope.NewCachingKeyService(s.metrics.InstrumentKeys(s.keys.service), cfg.DataKeyCacheSize, cfg.DataKeyCacheTTL)
+	cached := kms.NewCache(s.metrics.InstrumentKeys(s.keys.service), cfg.DataKeyCacheSize, cfg.DataKeyCacheTTL)
 	if err := s.metrics.ObserveCache(cached); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
@@ -287,7 +289,7 @@ func (s *server) newProxy() (http.Handler, error) {
 		UpstreamSecretKey:   s.upstream.cred.SecretKey,
 		UpstreamRegion:      s.upstream.region,
 		Auth:                verifier,
-		Keys:                envelope.ObjectKeys{Keys: cached, KeyID: s.keys.keyID, Allowed: s.keys.allowed},
+		Keys:                kms.ObjectKeys{Keys: cached, KeyID: s.keys.keyID, Allowed: s.keys.allowed},
 		Domain:              cfg.Domain,
 		AllowPlaintextReads: cfg.AllowPlaintextReads,
 		// s3seal runs the embedded store and knows it marks multipart ETags.

@@ -16,7 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/envelope/kms"
+
 	"github.com/s3seal/s3seal/metrics"
 )
 
@@ -37,7 +38,7 @@ type Options struct {
 // worker is one worker's reusable buffers.
 type worker struct {
 	ct, pt bytes.Buffer
-	blobs  []envelope.Wrapped
+	blobs  []kms.Wrapped
 }
 
 // job is what a cell measures, once per object: a round trip or a request.

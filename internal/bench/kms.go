@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/s3seal/s3seal/envelope/kms"
+
 	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/metrics"
 )
@@ -22,7 +24,7 @@ const (
 )
 
 // directPiece is the piece size of direct mode: the most KMS Encrypt takes.
-const directPiece = envelope.MaxEncryptPlaintext
+const directPiece = kms.MaxEncryptPlaintext
 
 // encContext is the encryption context of every benchmark call, so the
 // calls are recognisable in a KMS audit log.
@@ -30,8 +32,8 @@ var encContext = map[string]string{"s3seal:bench": "1"}
 
 // KMS is what the key-service benchmark measures.
 type KMS struct {
-	Keys  envelope.KeyService // as configured, not yet instrumented
-	KeyID string              // the CMK
+	Keys  kms.KeyService // as configured, not yet instrumented
+	KeyID string         // the CMK
 	// Metrics instruments Keys; each result's KMS calls are the calls it
 	// counted during that cell.
 	Metrics       *metrics.Metrics
@@ -40,7 +42,7 @@ type KMS struct {
 
 // kmsBench holds what both modes share.
 type kmsBench struct {
-	ks    envelope.KeyService
+	ks    kms.KeyService
 	calls func() int64 // key-service calls so far
 	keyID string
 	plain []byte // random, as long as the largest size; read-only

@@ -10,16 +10,18 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/s3seal/s3seal/envelope/keyring"
+	"github.com/s3seal/s3seal/envelope/kms"
+
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/metrics"
 )
 
 // kmsSetup is a keyring with one key, and options writing into buffers.
 func kmsSetup(t *testing.T) (Options, KMS, *bytes.Buffer) {
 	t.Helper()
-	ring, err := envelope.OpenKeyring(filepath.Join(t.TempDir(), "keyring.json"))
+	ring, err := keyring.Open(filepath.Join(t.TempDir(), "keyring.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +94,7 @@ func TestRunKMSPreflight(t *testing.T) {
 	o, k, stdout := kmsSetup(t)
 	k.KeyID = "alias/missing"
 	err := RunKMS(context.Background(), o, k)
-	if !errors.Is(err, envelope.ErrKeyNotFound) {
+	if !errors.Is(err, kms.ErrKeyNotFound) {
 		t.Errorf("RunKMS with a missing key: %v, want ErrKeyNotFound", err)
 	}
 	if stdout.Len() != 0 {

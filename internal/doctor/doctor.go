@@ -22,9 +22,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/minio/minio-go/v7"
+	"github.com/s3seal/s3seal/envelope/kms"
 
-	"github.com/s3seal/s3seal/envelope"
+	"github.com/minio/minio-go/v7"
 )
 
 // Status is how a check ended.
@@ -141,15 +141,15 @@ type Store struct {
 
 // KMS is the key service as s3seal is configured to use it.
 type KMS struct {
-	Keys     envelope.KeyService
-	Status   envelope.KeyStatusReader
-	Resolver envelope.KeyResolver
+	Keys     kms.KeyService
+	Status   kms.KeyStatusReader
+	Resolver kms.KeyResolver
 	// KeyID is S3SEAL_KMS_KEY_ID, DecryptKeyIDs S3SEAL_KMS_DECRYPT_KEY_IDS.
 	KeyID         string
 	DecryptKeyIDs []string
 	// Allowed is the allow-list the proxy uses; nil: one is made from
 	// Resolver, KeyID and DecryptKeyIDs.
-	Allowed *envelope.AllowList
+	Allowed *kms.AllowList
 	// Keyring: the embedded keyring, whose fixes are `s3seal keys`
 	// commands rather than KMS permissions.
 	Keyring bool
@@ -203,7 +203,7 @@ func NewSession(cfg Config) *Session {
 		cfg.CheckTimeout = time.Minute
 	}
 	if cfg.KMS.Allowed == nil && cfg.KMS.Resolver != nil {
-		cfg.KMS.Allowed = envelope.NewAllowList(cfg.KMS.Resolver, append([]string{cfg.KMS.KeyID}, cfg.KMS.DecryptKeyIDs...)...)
+		cfg.KMS.Allowed = kms.NewAllowList(cfg.KMS.Resolver, append([]string{cfg.KMS.KeyID}, cfg.KMS.DecryptKeyIDs...)...)
 	}
 	return &Session{cfg: cfg, results: map[string]Result{}, completed: map[string]bool{}}
 }

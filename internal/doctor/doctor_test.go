@@ -17,10 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s3seal/s3seal/envelope/keyring"
+	"github.com/s3seal/s3seal/envelope/kms"
+
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/internal/adversary"
 	"github.com/s3seal/s3seal/internal/embeddedstore"
 )
@@ -86,10 +88,10 @@ func storeConfig(t *testing.T, rawURL string) Store {
 	return Store{URL: u, AccessKey: st.AccessKey, SecretKey: st.SecretKey, Region: st.Region}
 }
 
-// keyring makes an embedded keyring with an enabled key under alias.
-func keyring(t *testing.T, alias string) (*envelope.Keyring, envelope.KeyInfo) {
+// newKeyring makes an embedded keyring with an enabled key under alias.
+func newKeyring(t *testing.T, alias string) (*keyring.Keyring, keyring.KeyInfo) {
 	t.Helper()
-	k, err := envelope.OpenKeyring(filepath.Join(t.TempDir(), "keyring.json"))
+	k, err := keyring.Open(filepath.Join(t.TempDir(), "keyring.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +105,7 @@ func keyring(t *testing.T, alias string) (*envelope.Keyring, envelope.KeyInfo) {
 	return k, info
 }
 
-func kmsConfig(ks envelope.KeyService, k *envelope.Keyring, keyID string, decrypt ...string) KMS {
+func kmsConfig(ks kms.KeyService, k *keyring.Keyring, keyID string, decrypt ...string) KMS {
 	return KMS{Keys: ks, Status: k, Resolver: k, KeyID: keyID, DecryptKeyIDs: decrypt, Keyring: true}
 }
 
@@ -153,7 +155,7 @@ func checkNoProbesLeft(t *testing.T) {
 // TestHonestStore: against a real store and the keyring every check passes.
 func TestHonestStore(t *testing.T) {
 	st := realStore(t)
-	k, _ := keyring(t, "alias/doctor")
+	k, _ := newKeyring(t, "alias/doctor")
 	rep, byName := run(t, Config{Store: storeConfig(t, st.URL), KMS: kmsConfig(k, k, "alias/doctor"), Bucket: testBucket})
 	if !rep.OK || rep.WritesSkipped {
 		t.Errorf("report not OK: %+v", rep.Checks)
@@ -176,7 +178,7 @@ func TestHonestStore(t *testing.T) {
 // one, with a line that says what the store did and what breaks.
 func TestStoreLies(t *testing.T) {
 	st := realStore(t)
-	k, _ := keyring(t, "alias/doctor")
+	k, _ := newKeyring(t, "alias/doctor")
 	u, _ := url.Parse(st.URL)
 	for _, tc := range []struct {
 		name     string
@@ -221,7 +223,7 @@ func TestStoreLies(t *testing.T) {
 // to run them.
 func TestNoBucket(t *testing.T) {
 	st := realStore(t)
-	k, _ := keyring(t, "alias/doctor")
+	k, _ := newKeyring(t, "alias/doctor")
 	rep, _ := run(t, Config{Store: storeConfig(t, st.URL), KMS: kmsConfig(k, k, "alias/doctor")})
 	if !rep.OK || !rep.WritesSkipped {
 		t.Errorf("OK %v, WritesSkipped %v", rep.OK, rep.WritesSkipped)
@@ -245,7 +247,7 @@ func TestNoBucket(t *testing.T) {
 // TestMissingBucket: one clear failure, the other writing checks skipped.
 func TestMissingBucket(t *testing.T) {
 	st := realStore(t)
-	k, _ := keyring(t, "alias/doctor")
+	k, _ := newKeyring(t, "alias/doctor")
 	rep, byName := run(t, Config{Store: storeConfig(t, st.URL), KMS: kmsConfig(k, k, "alias/doctor"), Bucket: "no-such-bucket"})
 	if got := failing(rep); !slices.Equal(got, []string{"bucket"}) || rep.OK {
 		t.Errorf("failing %v", got)
@@ -262,7 +264,7 @@ func TestMissingBucket(t *testing.T) {
 // credential is a misconfiguration. The KMS checks run all the same.
 func TestStoreUnreachableOrRefused(t *testing.T) {
 	st := realStore(t)
-	k, _ := keyring(t, "alias/doctor")
+	k, _ := newKeyring(t, "alias/doctor")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -354,32 +356,32 @@ func TestUpstreamSignsAndClock(t *testing.T) {
 
 // denying makes one key-service operation fail with err.
 type denying struct {
-	envelope.KeyService
+	kms.KeyService
 	op  string
 	err error
 }
 
-func (d denying) GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string) (envelope.DataKey, error) {
+func (d denying) GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string) (kms.DataKey, error) {
 	if d.op == "GenerateDataKey" {
-		return envelope.DataKey{}, d.err
+		return kms.DataKey{}, d.err
 	}
 	return d.KeyService.GenerateDataKey(ctx, keyID, encCtx)
 }
 
-func (d denying) ReEncrypt(ctx context.Context, ct []byte, src string, srcCtx map[string]string, dst string, dstCtx map[string]string) (envelope.Wrapped, error) {
+func (d denying) ReEncrypt(ctx context.Context, ct []byte, src string, srcCtx map[string]string, dst string, dstCtx map[string]string) (kms.Wrapped, error) {
 	if d.op == "ReEncrypt" {
-		return envelope.Wrapped{}, d.err
+		return kms.Wrapped{}, d.err
 	}
 	return d.KeyService.ReEncrypt(ctx, ct, src, srcCtx, dst, dstCtx)
 }
 
 // recording notes the encryption contexts it is asked for.
 type recording struct {
-	envelope.KeyService
+	kms.KeyService
 	contexts []map[string]string
 }
 
-func (r *recording) GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string) (envelope.DataKey, error) {
+func (r *recording) GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string) (kms.DataKey, error) {
 	r.contexts = append(r.contexts, encCtx)
 	return r.KeyService.GenerateDataKey(ctx, keyID, encCtx)
 }
@@ -395,7 +397,7 @@ func kmsOnly(t *testing.T, k KMS) map[string]Result {
 }
 
 func TestKMSChecks(t *testing.T) {
-	k, info := keyring(t, "alias/doctor")
+	k, info := newKeyring(t, "alias/doctor")
 	rec := &recording{KeyService: k}
 	res := kmsOnly(t, kmsConfig(rec, k, "alias/doctor"))
 	for _, r := range res {
@@ -407,7 +409,7 @@ func TestKMSChecks(t *testing.T) {
 		t.Errorf("encryption contexts %v", rec.contexts)
 	}
 
-	denied := &envelope.KMSError{Op: "ReEncrypt", Kind: envelope.ErrAccessDenied, Code: "AccessDeniedException"}
+	denied := &kms.KMSError{Op: "ReEncrypt", Kind: kms.ErrAccessDenied, Code: "AccessDeniedException"}
 	res = kmsOnly(t, kmsConfig(denying{KeyService: k, op: "ReEncrypt", err: denied}, k, "alias/doctor"))
 	if r := res["kms-reencrypt"]; r.Status != Fail || r.Unavailable || !strings.Contains(r.Message, "denies s3seal ReEncrypt") ||
 		!strings.Contains(r.Message, "CopyObject") {
@@ -417,7 +419,7 @@ func TestKMSChecks(t *testing.T) {
 		t.Errorf("%s", res["kms-decrypt"].Line())
 	}
 
-	down := &envelope.KMSError{Op: "GenerateDataKey", Kind: envelope.ErrKMSUnavailable}
+	down := &kms.KMSError{Op: "GenerateDataKey", Kind: kms.ErrKMSUnavailable}
 	res = kmsOnly(t, kmsConfig(denying{KeyService: k, op: "GenerateDataKey", err: down}, k, "alias/doctor"))
 	if r := res["kms-generate-data-key"]; r.Status != Fail || !r.Unavailable {
 		t.Errorf("%s", r.Line())

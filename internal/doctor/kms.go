@@ -1,6 +1,6 @@
 package doctor
 
-// The KMS checks, through s3seal's own key services (envelope.AWSKMS or
+// The KMS checks, through s3seal's own key services (awskms.Service or
 // the embedded keyring) as serve configures them. They write nothing. Their
 // messages carry envelope's errors, which keep only error kinds and codes,
 // never a KMS message text (local-kms quotes plaintext in those); data keys
@@ -12,6 +12,8 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+
+	"github.com/s3seal/s3seal/envelope/kms"
 
 	"github.com/s3seal/s3seal/envelope"
 )
@@ -31,7 +33,7 @@ func kmsChecks() []Check {
 // probeDataKey is what GenerateDataKey left for Decrypt and ReEncrypt: the
 // wrapped key and a digest of the plaintext key (which is zeroed).
 type probeDataKey struct {
-	wrapped envelope.Wrapped
+	wrapped kms.Wrapped
 	digest  [sha256.Size]byte
 }
 
@@ -45,14 +47,14 @@ func (s *Session) kmsFailure(err error, op, keyID, breaks string) Outcome {
 	k := s.cfg.KMS
 	msg := func(what string) string { return what + " — " + breaks }
 	switch {
-	case errors.Is(err, envelope.ErrKMSUnavailable):
+	case errors.Is(err, kms.ErrKMSUnavailable):
 		fix := "check S3SEAL_KMS_ENDPOINT and S3SEAL_KMS_REGION, and that this host reaches the KMS; s3seal becomes ready when it answers"
 		return unavailable(msg(fmt.Sprintf("the KMS does not answer %s (%v)", op, err)), fix)
-	case errors.Is(err, envelope.ErrKeyNotFound):
+	case errors.Is(err, kms.ErrKeyNotFound):
 		return failed(msg(fmt.Sprintf("S3SEAL_KMS_KEY_ID %q names no CMK the key service knows (%v)", keyID, err)), s.missingKeyFix(keyID))
-	case errors.Is(err, envelope.ErrKeyDisabled):
+	case errors.Is(err, kms.ErrKeyDisabled):
 		return failed(msg(fmt.Sprintf("the CMK %q is disabled or pending deletion (%v)", keyID, err)), s.disabledKeyFix(keyID, ""))
-	case errors.Is(err, envelope.ErrAccessDenied):
+	case errors.Is(err, kms.ErrAccessDenied):
 		perm := "kms:" + op
 		if op == "ReEncrypt" {
 			perm = "kms:ReEncryptFrom and kms:ReEncryptTo"
@@ -73,13 +75,13 @@ func (s *Session) missingKeyFix(keyID string) string {
 	return "set it to an existing key id, ARN or alias/NAME (for AWS KMS, in the region s3seal uses)"
 }
 
-func (s *Session) disabledKeyFix(keyID string, state envelope.KeyState) string {
+func (s *Session) disabledKeyFix(keyID string, state kms.KeyState) string {
 	switch {
-	case s.cfg.KMS.Keyring && state == envelope.KeyPendingDeletion:
+	case s.cfg.KMS.Keyring && state == kms.KeyPendingDeletion:
 		return fmt.Sprintf("s3seal keys cancel-deletion %s, then s3seal keys enable %s; or set S3SEAL_KMS_KEY_ID to an enabled key", keyID, keyID)
 	case s.cfg.KMS.Keyring:
 		return fmt.Sprintf("s3seal keys enable %s, or set S3SEAL_KMS_KEY_ID to an enabled key", keyID)
-	case state == envelope.KeyPendingDeletion:
+	case state == kms.KeyPendingDeletion:
 		return fmt.Sprintf("aws kms cancel-key-deletion --key-id %s, then aws kms enable-key --key-id %s; or set S3SEAL_KMS_KEY_ID to an enabled key", keyID, keyID)
 	}
 	return fmt.Sprintf("aws kms enable-key --key-id %s, or set S3SEAL_KMS_KEY_ID to an enabled key", keyID)
@@ -93,7 +95,7 @@ func checkKMSKey(ctx context.Context, s *Session) Outcome {
 		return failed("no key service is configured", "set S3SEAL_KMS_PROVIDER")
 	}
 	st, err := k.Status.KeyStatus(ctx, k.KeyID)
-	if errors.Is(err, envelope.ErrAccessDenied) {
+	if errors.Is(err, kms.ErrAccessDenied) {
 		return s.kmsFailure(err, "DescribeKey", k.KeyID, "s3seal resolves its CMKs at start to know which keys objects may name, and refuses every object until it can")
 	}
 	if err != nil {
@@ -103,7 +105,7 @@ func checkKMSKey(ctx context.Context, s *Session) Outcome {
 	if len(st.IDs) > 0 && st.IDs[len(st.IDs)-1] != k.KeyID {
 		name += " (" + st.IDs[len(st.IDs)-1] + ")"
 	}
-	if st.State != envelope.KeyEnabled {
+	if st.State != kms.KeyEnabled {
 		return failed(fmt.Sprintf("the CMK %s is %s — %s (cached data keys aside)", name, st.State, breaks), s.disabledKeyFix(k.KeyID, st.State))
 	}
 	return passed(fmt.Sprintf("the KMS key %s resolves and is enabled", name))
@@ -182,21 +184,21 @@ func checkAllowList(ctx context.Context, s *Session) Outcome {
 	}
 	const breaks = "s3seal refuses every object until the list resolves"
 	err := k.Allowed.Resolve(ctx)
-	var entry *envelope.AllowEntryError
+	var entry *kms.AllowEntryError
 	switch {
 	case err == nil:
 		n := 1 + len(k.DecryptKeyIDs)
 		return passed(fmt.Sprintf("the decrypt allow-list resolves (%d CMK%s: S3SEAL_KMS_KEY_ID%s)", n, plural(n), map[bool]string{true: " and S3SEAL_KMS_DECRYPT_KEY_IDS"}[n > 1]))
-	case errors.Is(err, envelope.ErrKeyNotFound) && errors.As(err, &entry):
+	case errors.Is(err, kms.ErrKeyNotFound) && errors.As(err, &entry):
 		if entry.Entry == k.KeyID {
 			return failed(fmt.Sprintf("S3SEAL_KMS_KEY_ID %q names no CMK the key service knows — %s", entry.Entry, breaks), s.missingKeyFix(entry.Entry))
 		}
 		return failed(fmt.Sprintf("S3SEAL_KMS_DECRYPT_KEY_IDS lists %q, which names no CMK the key service knows — %s", entry.Entry, breaks),
 			"correct it or remove it from the list")
-	case errors.Is(err, envelope.ErrAccessDenied) && errors.As(err, &entry):
+	case errors.Is(err, kms.ErrAccessDenied) && errors.As(err, &entry):
 		return failed(fmt.Sprintf("the KMS denies s3seal DescribeKey on %q — %s", entry.Entry, breaks),
 			"grant kms:DescribeKey on every key in S3SEAL_KMS_KEY_ID and S3SEAL_KMS_DECRYPT_KEY_IDS (s3seal resolves them at start to know which keys objects may name)")
-	case errors.Is(err, envelope.ErrKMSUnavailable):
+	case errors.Is(err, kms.ErrKMSUnavailable):
 		return unavailable(fmt.Sprintf("the KMS does not answer DescribeKey (%v) — %s", err, breaks),
 			"check S3SEAL_KMS_ENDPOINT and S3SEAL_KMS_REGION, and that this host reaches the KMS; s3seal becomes ready when it answers")
 	}

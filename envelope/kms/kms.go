@@ -1,4 +1,10 @@
-package envelope
+// Package kms is what s3seal needs of a key management service: the
+// KeyService interface (implemented by envelope/awskms and envelope/keyring)
+// with the kinds of failure callers map; a cache of unwrapped data keys; the
+// allow-list of CMKs objects may be decrypted under; and ObjectKeys, which
+// ties each object's data key to its bucket and key (docs/FORMAT.md §6.1,
+// §7).
+package kms
 
 import (
 	"context"
@@ -6,10 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+
+	"github.com/s3seal/s3seal/envelope"
 )
 
-// DataKeySize is the length of every data key: AES-256.
-const DataKeySize = 32
+// DataKeySize is the length of every data key GenerateDataKey returns: a
+// key for the format (AES-256).
+const DataKeySize = envelope.DataKeySize
 
 // MaxEncryptPlaintext is the largest plaintext KeyService.Encrypt accepts,
 // the AWS KMS limit that makes envelope encryption necessary in the first place.
@@ -30,7 +39,7 @@ type DataKey struct {
 }
 
 // KeyService wraps and unwraps keys under customer master keys (CMKs). It is
-// defined here, where it is used; AWSKMS and Keyring implement it.
+// implemented by awskms.Service and keyring.Keyring.
 //
 // keyID names a CMK by id, ARN or "alias/...". encCtx is the encryption
 // context: authenticated, not secret, and required again verbatim to decrypt.
@@ -92,11 +101,11 @@ func (e *KMSError) Unwrap() []error {
 	return []error{e.Kind}
 }
 
-// canonicalContext encodes an encryption context unambiguously and
+// CanonicalContext encodes an encryption context unambiguously and
 // independently of map order: sorted by key, each key and value prefixed by
 // its uint32 big-endian length. The keyring binds it as AAD and the data-key
 // cache keys on it.
-func canonicalContext(encCtx map[string]string) []byte {
+func CanonicalContext(encCtx map[string]string) []byte {
 	keys := make([]string, 0, len(encCtx))
 	n := 4
 	for k, v := range encCtx {
@@ -115,8 +124,8 @@ func canonicalContext(encCtx map[string]string) []byte {
 	return b
 }
 
-// checkEncryptInput enforces the Encrypt contract both implementations share.
-func checkEncryptInput(op string, plaintext []byte) error {
+// CheckEncryptInput enforces the Encrypt contract every KeyService shares.
+func CheckEncryptInput(op string, plaintext []byte) error {
 	if len(plaintext) == 0 || len(plaintext) > MaxEncryptPlaintext {
 		return &KMSError{Op: op, Kind: ErrInvalidKMSRequest,
 			Cause: fmt.Errorf("plaintext is %d bytes, want 1 to %d", len(plaintext), MaxEncryptPlaintext)}

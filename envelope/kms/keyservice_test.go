@@ -1,4 +1,4 @@
-package envelope
+package kms_test
 
 import (
 	"bytes"
@@ -13,10 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s3seal/s3seal/envelope/awskms"
+	"github.com/s3seal/s3seal/envelope/keyring"
+	"github.com/s3seal/s3seal/envelope/kms"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
+	kmsapi "github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/s3seal/s3seal/internal/testkms"
 )
@@ -49,17 +53,17 @@ func randomKeyID() string {
 
 // runKeyServiceContract checks the behaviour every KeyService must share, so
 // the proxy can treat AWS KMS and the keyring alike.
-func runKeyServiceContract(t *testing.T, ks KeyService, admin keyAdmin) {
+func runKeyServiceContract(t *testing.T, ks kms.KeyService, admin keyAdmin) {
 	ctx := t.Context()
 	encCtx := map[string]string{"bucket": "b", "key": "obj/1"}
 
-	mustGenerate := func(t *testing.T, keyID string, c map[string]string) DataKey {
+	mustGenerate := func(t *testing.T, keyID string, c map[string]string) kms.DataKey {
 		t.Helper()
 		dk, err := ks.GenerateDataKey(ctx, keyID, c)
 		if err != nil {
 			t.Fatalf("GenerateDataKey(%s): %v", keyID, err)
 		}
-		if len(dk.Plaintext) != DataKeySize {
+		if len(dk.Plaintext) != kms.DataKeySize {
 			t.Fatalf("GenerateDataKey(%s): %d-byte key", keyID, len(dk.Plaintext))
 		}
 		if dk.KeyID == "" || len(dk.Ciphertext) == 0 {
@@ -82,7 +86,7 @@ func runKeyServiceContract(t *testing.T, ks KeyService, admin keyAdmin) {
 		if !errors.Is(err, kind) {
 			t.Fatalf("%s: error %v, want %v", what, err, kind)
 		}
-		var ke *KMSError
+		var ke *kms.KMSError
 		if !errors.As(err, &ke) {
 			t.Fatalf("%s: error %T, want *KMSError", what, err)
 		}
@@ -134,12 +138,12 @@ func runKeyServiceContract(t *testing.T, ks KeyService, admin keyAdmin) {
 			"missing":     nil,
 		} {
 			_, err := ks.Decrypt(ctx, key, dk.Ciphertext, c)
-			wantErr(t, name, err, ErrInvalidCiphertext)
+			wantErr(t, name, err, kms.ErrInvalidCiphertext)
 		}
 		// And the other way round: made without context, opened with one.
 		dk2 := mustGenerate(t, key, nil)
 		_, err := ks.Decrypt(ctx, "", dk2.Ciphertext, encCtx)
-		wantErr(t, "context added", err, ErrInvalidCiphertext)
+		wantErr(t, "context added", err, kms.ErrInvalidCiphertext)
 	})
 
 	t.Run("Tampered", func(t *testing.T) {
@@ -158,9 +162,9 @@ func runKeyServiceContract(t *testing.T, ks KeyService, admin keyAdmin) {
 		} {
 			for _, id := range []string{key, ""} {
 				_, err := ks.Decrypt(ctx, id, blob, encCtx)
-				wantErr(t, fmt.Sprintf("Decrypt %s, keyID %q", name, id), err, ErrInvalidCiphertext)
+				wantErr(t, fmt.Sprintf("Decrypt %s, keyID %q", name, id), err, kms.ErrInvalidCiphertext)
 				_, err = ks.ReEncrypt(ctx, blob, id, encCtx, key, encCtx)
-				wantErr(t, fmt.Sprintf("ReEncrypt %s, keyID %q", name, id), err, ErrInvalidCiphertext)
+				wantErr(t, fmt.Sprintf("ReEncrypt %s, keyID %q", name, id), err, kms.ErrInvalidCiphertext)
 			}
 		}
 	})
@@ -169,24 +173,24 @@ func runKeyServiceContract(t *testing.T, ks KeyService, admin keyAdmin) {
 		k1, k2 := admin.createKey(t), admin.createKey(t)
 		dk := mustGenerate(t, k1, encCtx)
 		_, err := ks.Decrypt(ctx, k2, dk.Ciphertext, encCtx)
-		wantErr(t, "Decrypt with another key", err, ErrInvalidCiphertext)
+		wantErr(t, "Decrypt with another key", err, kms.ErrInvalidCiphertext)
 		_, err = ks.ReEncrypt(ctx, dk.Ciphertext, k2, encCtx, k2, encCtx)
-		wantErr(t, "ReEncrypt with another source key", err, ErrInvalidCiphertext)
+		wantErr(t, "ReEncrypt with another source key", err, kms.ErrInvalidCiphertext)
 	})
 
 	t.Run("UnknownKey", func(t *testing.T) {
 		for _, id := range []string{randomKeyID(), uniqueName("alias/s3seal-missing-")} {
 			_, err := ks.GenerateDataKey(ctx, id, encCtx)
-			wantErr(t, "GenerateDataKey "+id, err, ErrKeyNotFound)
+			wantErr(t, "GenerateDataKey "+id, err, kms.ErrKeyNotFound)
 			_, err = ks.Encrypt(ctx, id, []byte("x"), encCtx)
-			wantErr(t, "Encrypt "+id, err, ErrKeyNotFound)
+			wantErr(t, "Encrypt "+id, err, kms.ErrKeyNotFound)
 		}
 		key := admin.createKey(t)
 		dk := mustGenerate(t, key, encCtx)
 		_, err := ks.Decrypt(ctx, randomKeyID(), dk.Ciphertext, encCtx)
-		wantErr(t, "Decrypt naming an unknown key", err, ErrKeyNotFound)
+		wantErr(t, "Decrypt naming an unknown key", err, kms.ErrKeyNotFound)
 		_, err = ks.ReEncrypt(ctx, dk.Ciphertext, "", encCtx, randomKeyID(), encCtx)
-		wantErr(t, "ReEncrypt to an unknown key", err, ErrKeyNotFound)
+		wantErr(t, "ReEncrypt to an unknown key", err, kms.ErrKeyNotFound)
 	})
 
 	t.Run("Disabled", func(t *testing.T) {
@@ -195,16 +199,16 @@ func runKeyServiceContract(t *testing.T, ks KeyService, admin keyAdmin) {
 		admin.disable(t, key)
 
 		_, err := ks.GenerateDataKey(ctx, key, encCtx)
-		wantErr(t, "GenerateDataKey", err, ErrKeyDisabled)
+		wantErr(t, "GenerateDataKey", err, kms.ErrKeyDisabled)
 		_, err = ks.Decrypt(ctx, key, dk.Ciphertext, encCtx)
-		wantErr(t, "Decrypt", err, ErrKeyDisabled)
+		wantErr(t, "Decrypt", err, kms.ErrKeyDisabled)
 		_, err = ks.Encrypt(ctx, key, []byte("x"), encCtx)
-		wantErr(t, "Encrypt", err, ErrKeyDisabled)
+		wantErr(t, "Encrypt", err, kms.ErrKeyDisabled)
 		_, err = ks.ReEncrypt(ctx, dk.Ciphertext, key, encCtx, other, encCtx)
-		wantErr(t, "ReEncrypt from", err, ErrKeyDisabled)
+		wantErr(t, "ReEncrypt from", err, kms.ErrKeyDisabled)
 		dk2 := mustGenerate(t, other, encCtx)
 		_, err = ks.ReEncrypt(ctx, dk2.Ciphertext, other, encCtx, key, encCtx)
-		wantErr(t, "ReEncrypt to", err, ErrKeyDisabled)
+		wantErr(t, "ReEncrypt to", err, kms.ErrKeyDisabled)
 
 		admin.enable(t, key)
 		mustDecrypt(t, key, dk.Ciphertext, encCtx, dk.Plaintext)
@@ -217,11 +221,11 @@ func runKeyServiceContract(t *testing.T, ks KeyService, admin keyAdmin) {
 		dk := mustGenerate(t, key, encCtx)
 		admin.scheduleDeletion(t, key)
 		_, err := ks.GenerateDataKey(ctx, key, encCtx)
-		wantErr(t, "GenerateDataKey", err, ErrKeyDisabled)
+		wantErr(t, "GenerateDataKey", err, kms.ErrKeyDisabled)
 		_, err = ks.Decrypt(ctx, key, dk.Ciphertext, encCtx)
-		wantErr(t, "Decrypt", err, ErrKeyDisabled)
+		wantErr(t, "Decrypt", err, kms.ErrKeyDisabled)
 		_, err = ks.Encrypt(ctx, key, []byte("x"), encCtx)
-		wantErr(t, "Encrypt", err, ErrKeyDisabled)
+		wantErr(t, "Encrypt", err, kms.ErrKeyDisabled)
 	})
 
 	t.Run("Rotation", func(t *testing.T) {
@@ -261,18 +265,18 @@ func runKeyServiceContract(t *testing.T, ks KeyService, admin keyAdmin) {
 			mustDecrypt(t, k2, w.Ciphertext, newCtx, dk.Plaintext)
 			mustDecrypt(t, "", w.Ciphertext, newCtx, dk.Plaintext)
 			_, err = ks.Decrypt(ctx, "", w.Ciphertext, encCtx)
-			wantErr(t, "old context on the new blob", err, ErrInvalidCiphertext)
+			wantErr(t, "old context on the new blob", err, kms.ErrInvalidCiphertext)
 			_, err = ks.Decrypt(ctx, k1, w.Ciphertext, newCtx)
-			wantErr(t, "old key on the new blob", err, ErrInvalidCiphertext)
+			wantErr(t, "old key on the new blob", err, kms.ErrInvalidCiphertext)
 		}
 		_, err := ks.ReEncrypt(ctx, dk.Ciphertext, k1, newCtx, k2, newCtx)
-		wantErr(t, "ReEncrypt with a wrong source context", err, ErrInvalidCiphertext)
+		wantErr(t, "ReEncrypt with a wrong source context", err, kms.ErrInvalidCiphertext)
 		// The original blob is untouched.
 		mustDecrypt(t, k1, dk.Ciphertext, encCtx, dk.Plaintext)
 	})
 
 	t.Run("ResolveKey", func(t *testing.T) {
-		r, ok := ks.(KeyResolver)
+		r, ok := ks.(kms.KeyResolver)
 		if !ok {
 			t.Fatalf("%T is not a KeyResolver", ks)
 		}
@@ -293,17 +297,17 @@ func runKeyServiceContract(t *testing.T, ks KeyService, admin keyAdmin) {
 		}
 		for _, id := range []string{randomKeyID(), uniqueName("alias/s3seal-missing-")} {
 			_, err := r.ResolveKey(ctx, id)
-			wantErr(t, "ResolveKey "+id, err, ErrKeyNotFound)
+			wantErr(t, "ResolveKey "+id, err, kms.ErrKeyNotFound)
 		}
 		// The allow-list admits what the listed alias wraps under, nothing else.
-		list := NewAllowList(r, alias)
+		list := kms.NewAllowList(r, alias)
 		if err := list.Resolve(ctx); err != nil {
 			t.Fatalf("Resolve: %v", err)
 		}
 		if err := list.Check(ctx, dk.KeyID); err != nil {
 			t.Fatalf("Check(%s): %v", dk.KeyID, err)
 		}
-		if err := list.Check(ctx, mustGenerate(t, other, encCtx).KeyID); !errors.Is(err, ErrKeyNotAllowed) {
+		if err := list.Check(ctx, mustGenerate(t, other, encCtx).KeyID); !errors.Is(err, kms.ErrKeyNotAllowed) {
 			t.Fatalf("Check of another key: %v, want ErrKeyNotAllowed", err)
 		}
 		// A disabled key still resolves: its objects fail as disabled, not as unlisted.
@@ -315,7 +319,7 @@ func runKeyServiceContract(t *testing.T, ks KeyService, admin keyAdmin) {
 
 	t.Run("Encrypt", func(t *testing.T) {
 		key := admin.createKey(t)
-		for _, n := range []int{1, MaxEncryptPlaintext} {
+		for _, n := range []int{1, kms.MaxEncryptPlaintext} {
 			pt := make([]byte, n)
 			rand.Read(pt)
 			w, err := ks.Encrypt(ctx, key, pt, encCtx)
@@ -329,10 +333,10 @@ func runKeyServiceContract(t *testing.T, ks KeyService, admin keyAdmin) {
 			mustDecrypt(t, "", w.Ciphertext, encCtx, pt)
 		}
 		const secret = "SECRETPLAINTEXT"
-		for _, n := range []int{0, MaxEncryptPlaintext + 1} {
+		for _, n := range []int{0, kms.MaxEncryptPlaintext + 1} {
 			pt := []byte(strings.Repeat(secret, n/len(secret)+1)[:n])
 			_, err := ks.Encrypt(ctx, key, pt, encCtx)
-			wantErr(t, fmt.Sprintf("Encrypt(%d bytes)", n), err, ErrInvalidKMSRequest)
+			wantErr(t, fmt.Sprintf("Encrypt(%d bytes)", n), err, kms.ErrInvalidKMSRequest)
 			if strings.Contains(err.Error(), secret) {
 				t.Fatalf("Encrypt(%d bytes) error text carries the plaintext: %q", n, err)
 			}
@@ -352,7 +356,7 @@ func adminDone(t *testing.T, op string, err error) {
 // with a client of its own.
 type awsAdmin struct {
 	endpoint string
-	c        *kms.Client
+	c        *kmsapi.Client
 }
 
 func newAWSAdmin(t *testing.T, endpoint string) awsAdmin {
@@ -367,43 +371,43 @@ func (a awsAdmin) createKey(t *testing.T) string {
 
 func (a awsAdmin) createAlias(t *testing.T, alias, keyID string) {
 	t.Helper()
-	_, err := a.c.CreateAlias(t.Context(), &kms.CreateAliasInput{AliasName: &alias, TargetKeyId: &keyID})
+	_, err := a.c.CreateAlias(t.Context(), &kmsapi.CreateAliasInput{AliasName: &alias, TargetKeyId: &keyID})
 	adminDone(t, "CreateAlias", err)
 }
 
 func (a awsAdmin) disable(t *testing.T, keyID string) {
 	t.Helper()
-	_, err := a.c.DisableKey(t.Context(), &kms.DisableKeyInput{KeyId: &keyID})
+	_, err := a.c.DisableKey(t.Context(), &kmsapi.DisableKeyInput{KeyId: &keyID})
 	adminDone(t, "DisableKey", err)
 }
 
 func (a awsAdmin) enable(t *testing.T, keyID string) {
 	t.Helper()
-	_, err := a.c.EnableKey(t.Context(), &kms.EnableKeyInput{KeyId: &keyID})
+	_, err := a.c.EnableKey(t.Context(), &kmsapi.EnableKeyInput{KeyId: &keyID})
 	adminDone(t, "EnableKey", err)
 }
 
 func (a awsAdmin) rotate(t *testing.T, keyID string) {
 	t.Helper()
-	_, err := a.c.RotateKeyOnDemand(t.Context(), &kms.RotateKeyOnDemandInput{KeyId: &keyID})
+	_, err := a.c.RotateKeyOnDemand(t.Context(), &kmsapi.RotateKeyOnDemandInput{KeyId: &keyID})
 	adminDone(t, "RotateKeyOnDemand", err)
 }
 
 func (a awsAdmin) scheduleDeletion(t *testing.T, keyID string) {
 	t.Helper()
-	_, err := a.c.ScheduleKeyDeletion(t.Context(), &kms.ScheduleKeyDeletionInput{KeyId: &keyID, PendingWindowInDays: aws.Int32(7)})
+	_, err := a.c.ScheduleKeyDeletion(t.Context(), &kmsapi.ScheduleKeyDeletionInput{KeyId: &keyID, PendingWindowInDays: aws.Int32(7)})
 	adminDone(t, "ScheduleKeyDeletion", err)
 }
 
 // testAWSKMS connects to endpoint the way the proxy would, with test credentials.
-func testAWSKMS(t *testing.T, endpoint string, optFns ...func(*config.LoadOptions) error) *AWSKMS {
+func testAWSKMS(t *testing.T, endpoint string, optFns ...func(*config.LoadOptions) error) *awskms.Service {
 	t.Helper()
 	opts := append([]func(*config.LoadOptions) error{
 		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")),
 	}, optFns...)
-	ks, err := LoadAWSKMS(t.Context(), AWSKMSConfig{Region: testkms.Region, Endpoint: endpoint}, opts...)
+	ks, err := awskms.Load(t.Context(), awskms.Config{Region: testkms.Region, Endpoint: endpoint}, opts...)
 	if err != nil {
-		t.Fatalf("LoadAWSKMS: %v", err)
+		t.Fatalf("awskms.Load: %v", err)
 	}
 	return ks
 }
@@ -411,14 +415,11 @@ func testAWSKMS(t *testing.T, endpoint string, optFns ...func(*config.LoadOption
 func TestKeyServiceAWSKMS(t *testing.T) {
 	endpoint := testkms.Endpoint(t)
 	ks := testAWSKMS(t, endpoint)
-	if _, ok := ks.api.(*kms.Client); !ok {
-		t.Fatalf("LoadAWSKMS api is %T, want *kms.Client", ks.api)
-	}
 	runKeyServiceContract(t, ks, newAWSAdmin(t, endpoint))
 }
 
 // keyringAdmin manages keys through the keyring's own API.
-type keyringAdmin struct{ k *Keyring }
+type keyringAdmin struct{ k *keyring.Keyring }
 
 func (a keyringAdmin) createKey(t *testing.T) string {
 	t.Helper()
@@ -457,9 +458,9 @@ func (a keyringAdmin) scheduleDeletion(t *testing.T, keyID string) {
 }
 
 func TestKeyServiceKeyring(t *testing.T) {
-	k, err := OpenKeyring(filepath.Join(t.TempDir(), "keyring.json"))
+	k, err := keyring.Open(filepath.Join(t.TempDir(), "keyring.json"))
 	if err != nil {
-		t.Fatalf("OpenKeyring: %v", err)
+		t.Fatalf("keyring.Open: %v", err)
 	}
 	runKeyServiceContract(t, k, keyringAdmin{k})
 }
@@ -477,14 +478,14 @@ func TestAWSKMSUnreachable(t *testing.T) {
 
 	_, err = ks.GenerateDataKey(t.Context(), randomKeyID(), nil)
 	var opErr *net.OpError
-	if !errors.Is(err, ErrKMSUnavailable) || !errors.As(err, &opErr) {
+	if !errors.Is(err, kms.ErrKMSUnavailable) || !errors.As(err, &opErr) {
 		t.Fatalf("GenerateDataKey: %v, want ErrKMSUnavailable with a *net.OpError", err)
 	}
 
 	cctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	_, err = ks.Decrypt(cctx, "", []byte("blob"), nil)
-	if !errors.Is(err, ErrKMSUnavailable) || !errors.Is(err, context.Canceled) {
+	if !errors.Is(err, kms.ErrKMSUnavailable) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("Decrypt with a canceled context: %v, want ErrKMSUnavailable and context.Canceled", err)
 	}
 
@@ -492,27 +493,27 @@ func TestAWSKMSUnreachable(t *testing.T) {
 	defer cancel()
 	<-dctx.Done()
 	_, err = ks.Encrypt(dctx, randomKeyID(), []byte("x"), nil)
-	if !errors.Is(err, ErrKMSUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, kms.ErrKMSUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Encrypt past its deadline: %v, want ErrKMSUnavailable and context.DeadlineExceeded", err)
 	}
 
 	_, err = ks.ResolveKey(t.Context(), "alias/s3seal")
-	if !errors.Is(err, ErrKMSUnavailable) || !errors.As(err, &opErr) {
+	if !errors.Is(err, kms.ErrKMSUnavailable) || !errors.As(err, &opErr) {
 		t.Fatalf("ResolveKey: %v, want ErrKMSUnavailable with a *net.OpError", err)
 	}
 }
 
 func TestAWSKMSLoadConfig(t *testing.T) {
 	for _, ep := range []string{"127.0.0.1:4599", "ftp://x", "http://", "::bad"} {
-		if _, err := LoadAWSKMS(t.Context(), AWSKMSConfig{Region: "us-east-1", Endpoint: ep}); err == nil {
-			t.Errorf("LoadAWSKMS(endpoint %q) succeeded", ep)
+		if _, err := awskms.Load(t.Context(), awskms.Config{Region: "us-east-1", Endpoint: ep}); err == nil {
+			t.Errorf("awskms.Load(endpoint %q) succeeded", ep)
 		}
 	}
-	// With no region anywhere, LoadAWSKMS says so up front.
+	// With no region anywhere, awskms.Load says so up front.
 	t.Setenv("AWS_REGION", "")
 	t.Setenv("AWS_DEFAULT_REGION", "")
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	if _, err := LoadAWSKMS(t.Context(), AWSKMSConfig{}); err == nil {
-		t.Error("LoadAWSKMS without a region succeeded")
+	if _, err := awskms.Load(t.Context(), awskms.Config{}); err == nil {
+		t.Error("awskms.Load without a region succeeded")
 	}
 }

@@ -1,4 +1,4 @@
-package envelope
+package kms
 
 // The CMK allow-list. An object's metadata names the CMK its data key is
 // wrapped under, and the store, which s3seal does not trust, writes that
@@ -50,6 +50,15 @@ type KeyResolver interface {
 	// Wrapped.KeyID for that CMK. Errors wrap the KeyService Err* kinds.
 	ResolveKey(ctx context.Context, keyID string) ([]string, error)
 }
+
+// KeyState is a CMK's lifecycle state, named as in AWS KMS.
+type KeyState string
+
+const (
+	KeyEnabled         KeyState = "Enabled"
+	KeyDisabled        KeyState = "Disabled"
+	KeyPendingDeletion KeyState = "PendingDeletion"
+)
 
 // KeyStatus is what the key service says of a CMK: every canonical name
 // it gives the key (as ResolveKey) and its lifecycle state (Enabled,

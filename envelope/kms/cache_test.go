@@ -1,4 +1,4 @@
-package envelope
+package kms
 
 import (
 	"bytes"
@@ -37,7 +37,7 @@ func (c *countingKS) Decrypt(_ context.Context, keyID string, ct []byte, encCtx 
 func TestCacheHitsMissesAndCopies(t *testing.T) {
 	ctx := context.Background()
 	fake := &countingKS{}
-	c := NewCachingKeyService(fake, 10, time.Minute)
+	c := NewCache(fake, 10, time.Minute)
 	ectx := BindingContext("b", "k")
 	a, err := c.Decrypt(ctx, "key", []byte("abc"), ectx)
 	if err != nil || string(a) != "cba" {
@@ -69,7 +69,7 @@ func TestCacheHitsMissesAndCopies(t *testing.T) {
 func TestCacheTTLAndBound(t *testing.T) {
 	ctx := context.Background()
 	fake := &countingKS{}
-	c := NewCachingKeyService(fake, 3, time.Minute)
+	c := NewCache(fake, 3, time.Minute)
 	now := time.Unix(1000, 0)
 	c.now = func() time.Time { return now }
 	for i := range 5 {
@@ -100,7 +100,7 @@ func TestCacheTTLAndBound(t *testing.T) {
 func TestCacheErrorsAndDisabled(t *testing.T) {
 	ctx := context.Background()
 	fake := &countingKS{fail: &KMSError{Op: "Decrypt", Kind: ErrKeyDisabled}}
-	c := NewCachingKeyService(fake, 10, time.Minute)
+	c := NewCache(fake, 10, time.Minute)
 	for range 2 {
 		if _, err := c.Decrypt(ctx, "k", []byte("x"), nil); !errors.Is(err, ErrKeyDisabled) {
 			t.Fatalf("got %v", err)
@@ -109,7 +109,7 @@ func TestCacheErrorsAndDisabled(t *testing.T) {
 	if fake.calls != 2 || c.Len() != 0 {
 		t.Fatal("a failure was cached")
 	}
-	off := NewCachingKeyService(&countingKS{}, 0, time.Minute)
+	off := NewCache(&countingKS{}, 0, time.Minute)
 	off.Decrypt(ctx, "k", []byte("x"), nil)
 	off.Decrypt(ctx, "k", []byte("x"), nil)
 	if off.Hits() != 0 || off.Misses() != 2 || off.Len() != 0 {
@@ -119,7 +119,7 @@ func TestCacheErrorsAndDisabled(t *testing.T) {
 
 func TestCacheConcurrent(t *testing.T) {
 	ctx := context.Background()
-	c := NewCachingKeyService(&countingKS{}, 8, time.Minute)
+	c := NewCache(&countingKS{}, 8, time.Minute)
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Add(1)
@@ -141,4 +141,36 @@ func TestCacheConcurrent(t *testing.T) {
 	if c.Hits()+c.Misses() != 1600 || c.Len() > 8 {
 		t.Fatalf("hits %d misses %d len %d", c.Hits(), c.Misses(), c.Len())
 	}
+}
+
+// TestCacheWipesKeys: a key leaving the cache (evicted, expired or
+// replaced) is zeroed in memory, not left for the garbage collector.
+func TestCacheWipesKeys(t *testing.T) {
+	ctx := context.Background()
+	c := NewCache(&countingKS{}, 2, time.Minute)
+	now := time.Unix(1000, 0)
+	c.now = func() time.Time { return now }
+	held := func(ct string) []byte {
+		t.Helper()
+		if _, err := c.Decrypt(ctx, "k", []byte(ct), nil); err != nil {
+			t.Fatal(err)
+		}
+		e, ok := c.lru.Peek(cacheID("k", []byte(ct), nil))
+		if !ok {
+			t.Fatalf("%q not cached", ct)
+		}
+		return e.key
+	}
+	wiped := func(name string, key []byte) {
+		t.Helper()
+		if !bytes.Equal(key, make([]byte, len(key))) {
+			t.Errorf("%s key not wiped: %q", name, key)
+		}
+	}
+	evicted, expired := held("aaaa"), held("bbbb")
+	held("cccc") // evicts aaaa
+	wiped("evicted", evicted)
+	now = now.Add(time.Minute)
+	c.Decrypt(ctx, "k", []byte("bbbb"), nil) // expired: dropped, then cached anew
+	wiped("expired", expired)
 }

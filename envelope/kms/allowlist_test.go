@@ -1,18 +1,60 @@
-package envelope
+package kms_test
 
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/envelope/keyring"
+	"github.com/s3seal/s3seal/envelope/kms"
 )
+
+// testClock is a settable clock.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func openKeyring(t *testing.T) (*keyring.Keyring, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "keyring.json")
+	k, err := keyring.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, path
+}
+
+func createKey(t *testing.T, k *keyring.Keyring, desc string) keyring.KeyInfo {
+	t.Helper()
+	info, err := k.CreateKey(desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
 
 // countingResolver counts ResolveKey calls, to show which checks reach the
 // key service, and fails them with fail when set.
 type countingResolver struct {
-	r     KeyResolver
+	r     kms.KeyResolver
 	mu    sync.Mutex
 	calls int
 	fail  error
@@ -44,12 +86,12 @@ func (c *countingResolver) setFail(err error) {
 // spyKeys counts key-service calls and keeps the last data key it handed
 // out, to check that a refused one is zeroed.
 type spyKeys struct {
-	KeyService
+	kms.KeyService
 	calls     int
 	lastPlain []byte
 }
 
-func (s *spyKeys) GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string) (DataKey, error) {
+func (s *spyKeys) GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string) (kms.DataKey, error) {
 	s.calls++
 	dk, err := s.KeyService.GenerateDataKey(ctx, keyID, encCtx)
 	s.lastPlain = dk.Plaintext
@@ -61,7 +103,7 @@ func (s *spyKeys) Decrypt(ctx context.Context, keyID string, ct []byte, encCtx m
 	return s.KeyService.Decrypt(ctx, keyID, ct, encCtx)
 }
 
-func (s *spyKeys) ReEncrypt(ctx context.Context, ct []byte, src string, srcCtx map[string]string, dst string, dstCtx map[string]string) (Wrapped, error) {
+func (s *spyKeys) ReEncrypt(ctx context.Context, ct []byte, src string, srcCtx map[string]string, dst string, dstCtx map[string]string) (kms.Wrapped, error) {
 	s.calls++
 	return s.KeyService.ReEncrypt(ctx, ct, src, srcCtx, dst, dstCtx)
 }
@@ -69,24 +111,24 @@ func (s *spyKeys) ReEncrypt(ctx context.Context, ct []byte, src string, srcCtx m
 // allowFixture is a keyring with two listed keys (one by its alias) and one
 // key outside the list.
 type allowFixture struct {
-	kr         *Keyring
-	k1, k2, k3 KeyInfo
+	kr         *keyring.Keyring
+	k1, k2, k3 keyring.KeyInfo
 	resolver   *countingResolver
-	list       *AllowList
-	clock      *krClock
+	list       *kms.AllowList
+	clock      *testClock
 }
 
 func newAllowFixture(t *testing.T) *allowFixture {
 	t.Helper()
-	kr, _ := krOpen(t)
-	f := &allowFixture{kr: kr, k1: krCreate(t, kr, "one"), k2: krCreate(t, kr, "two"), k3: krCreate(t, kr, "outside")}
+	kr, _ := openKeyring(t)
+	f := &allowFixture{kr: kr, k1: createKey(t, kr, "one"), k2: createKey(t, kr, "two"), k3: createKey(t, kr, "outside")}
 	if err := kr.CreateAlias("alias/two", f.k2.ID); err != nil {
 		t.Fatal(err)
 	}
 	f.resolver = &countingResolver{r: kr}
-	f.list = NewAllowList(f.resolver, f.k1.ID, "alias/two")
-	f.clock = &krClock{t: time.Unix(1e9, 0)}
-	f.list.now = f.clock.now
+	f.list = kms.NewAllowList(f.resolver, f.k1.ID, "alias/two")
+	f.clock = &testClock{t: time.Unix(1e9, 0)}
+	kms.SetClock(f.list, f.clock.now)
 	return f
 }
 
@@ -109,7 +151,7 @@ func TestAllowListCheck(t *testing.T) {
 		// Metadata holds canonical ids; an alias there was not written by s3seal.
 		{"alias name", "alias/two", false, "alias/two"},
 		{"empty", "", false, ""},
-		{"unprintable and long", long, false, "?evil?" + strings.Repeat("a", maxShownKeyID-6)},
+		{"unprintable and long", long, false, "?evil?" + strings.Repeat("a", kms.MaxShownKeyID-6)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -120,8 +162,8 @@ func TestAllowListCheck(t *testing.T) {
 				}
 				return
 			}
-			var kna *KeyNotAllowedError
-			if !errors.Is(err, ErrKeyNotAllowed) || !errors.As(err, &kna) {
+			var kna *kms.KeyNotAllowedError
+			if !errors.Is(err, kms.ErrKeyNotAllowed) || !errors.As(err, &kna) {
 				t.Fatalf("Check: %v, want a *KeyNotAllowedError", err)
 			}
 			if kna.KeyID != tc.shown {
@@ -146,20 +188,20 @@ func TestAllowListResolveErrors(t *testing.T) {
 		fail  error  // resolver failure
 		kind  error
 	}{
-		{"alias names no key", "alias/missing", nil, ErrKeyNotFound},
-		{"id names no key", missingID, nil, ErrKeyNotFound},
-		{"kms unavailable", "", &KMSError{Op: "DescribeKey", Kind: ErrKMSUnavailable}, ErrKMSUnavailable},
+		{"alias names no key", "alias/missing", nil, kms.ErrKeyNotFound},
+		{"id names no key", missingID, nil, kms.ErrKeyNotFound},
+		{"kms unavailable", "", &kms.KMSError{Op: "DescribeKey", Kind: kms.ErrKMSUnavailable}, kms.ErrKMSUnavailable},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newAllowFixture(t)
 			want := f.k1.ID // the failing entry: the first, unless extra is the bad one
 			if tc.extra != "" {
-				f.list, want = NewAllowList(f.resolver, f.k1.ID, tc.extra), tc.extra
+				f.list, want = kms.NewAllowList(f.resolver, f.k1.ID, tc.extra), tc.extra
 			}
 			f.resolver.setFail(tc.fail)
 			err := f.list.Resolve(t.Context())
-			var ee *AllowEntryError
+			var ee *kms.AllowEntryError
 			if !errors.Is(err, tc.kind) || !errors.As(err, &ee) {
 				t.Fatalf("Resolve: %v, want an *AllowEntryError of %v", err, tc.kind)
 			}
@@ -169,19 +211,19 @@ func TestAllowListResolveErrors(t *testing.T) {
 			// Unresolved, the list refuses everything as an outage, never
 			// as a verdict on the key.
 			err = f.list.Check(t.Context(), f.k1.ID)
-			if !errors.Is(err, ErrKMSUnavailable) || errors.Is(err, ErrKeyNotAllowed) || errors.Is(err, ErrKeyNotFound) {
+			if !errors.Is(err, kms.ErrKMSUnavailable) || errors.Is(err, kms.ErrKeyNotAllowed) || errors.Is(err, kms.ErrKeyNotFound) {
 				t.Errorf("Check while unresolved: %v, want ErrKMSUnavailable only", err)
 			}
 		})
 	}
 }
 
-// While unresolved, Check resolves at most once per retryUnresolved, and
+// While unresolved, Check resolves at most once per kms.RetryUnresolved, and
 // recovers once the key service answers.
 func TestAllowListRetriesWhileUnresolved(t *testing.T) {
 	f := newAllowFixture(t)
 	ctx := t.Context()
-	f.resolver.setFail(&KMSError{Op: "DescribeKey", Kind: ErrKMSUnavailable})
+	f.resolver.setFail(&kms.KMSError{Op: "DescribeKey", Kind: kms.ErrKMSUnavailable})
 	steps := []struct {
 		advance time.Duration
 		recover bool
@@ -190,10 +232,10 @@ func TestAllowListRetriesWhileUnresolved(t *testing.T) {
 	}{
 		{0, false, 1, false}, // first Check tries (fails at the first entry)
 		{0, false, 1, false},
-		{retryUnresolved - time.Second, false, 1, false},
+		{kms.RetryUnresolved - time.Second, false, 1, false},
 		{time.Second, false, 2, false},
 		{time.Second, true, 2, false}, // back, but not due yet
-		{retryUnresolved, false, 4, true},
+		{kms.RetryUnresolved, false, 4, true},
 		{time.Hour, false, 4, true}, // resolved: no more calls
 	}
 	for i, s := range steps {
@@ -202,14 +244,14 @@ func TestAllowListRetriesWhileUnresolved(t *testing.T) {
 			f.resolver.setFail(nil)
 		}
 		err := f.list.Check(ctx, f.k1.ID)
-		if (err == nil) != s.ok || (err != nil && !errors.Is(err, ErrKMSUnavailable)) {
+		if (err == nil) != s.ok || (err != nil && !errors.Is(err, kms.ErrKMSUnavailable)) {
 			t.Fatalf("step %d: Check = %v, want ok=%v or ErrKMSUnavailable", i, err, s.ok)
 		}
 		if n := f.resolver.count(); n != s.calls {
 			t.Fatalf("step %d: %d ResolveKey calls, want %d", i, n, s.calls)
 		}
 	}
-	if err := f.list.Check(ctx, f.k3.ID); !errors.Is(err, ErrKeyNotAllowed) || f.resolver.count() != 4 {
+	if err := f.list.Check(ctx, f.k3.ID); !errors.Is(err, kms.ErrKeyNotAllowed) || f.resolver.count() != 4 {
 		t.Errorf("outside key: %v after %d calls, want ErrKeyNotAllowed and no call", err, f.resolver.count())
 	}
 }
@@ -220,8 +262,8 @@ func TestAllowListRefreshKeepsSetOnFailure(t *testing.T) {
 	if err := f.list.Resolve(ctx); err != nil {
 		t.Fatal(err)
 	}
-	f.resolver.setFail(&KMSError{Op: "DescribeKey", Kind: ErrKMSUnavailable})
-	if err := f.list.Refresh(ctx); !errors.Is(err, ErrKMSUnavailable) {
+	f.resolver.setFail(&kms.KMSError{Op: "DescribeKey", Kind: kms.ErrKMSUnavailable})
+	if err := f.list.Refresh(ctx); !errors.Is(err, kms.ErrKMSUnavailable) {
 		t.Fatalf("Refresh: %v, want ErrKMSUnavailable", err)
 	}
 	if err := f.list.Check(ctx, f.k1.ID); err != nil {
@@ -239,14 +281,14 @@ func TestAllowListConcurrent(t *testing.T) {
 				if i%4 == 0 {
 					f.list.Refresh(ctx)
 				}
-				if err := f.list.Check(ctx, f.k1.ID); err != nil && !errors.Is(err, ErrKMSUnavailable) {
+				if err := f.list.Check(ctx, f.k1.ID); err != nil && !errors.Is(err, kms.ErrKMSUnavailable) {
 					t.Errorf("Check: %v", err)
 				}
 			}
 		})
 	}
 	wg.Wait()
-	if err := f.list.Check(ctx, f.k3.ID); !errors.Is(err, ErrKeyNotAllowed) {
+	if err := f.list.Check(ctx, f.k3.ID); !errors.Is(err, kms.ErrKeyNotAllowed) {
 		t.Errorf("outside key: %v", err)
 	}
 }
@@ -257,28 +299,28 @@ func TestObjectKeysAllowList(t *testing.T) {
 	f := newAllowFixture(t)
 	ctx := t.Context()
 	spy := &spyKeys{KeyService: f.kr}
-	ok := ObjectKeys{Keys: spy, KeyID: f.k1.ID, Allowed: f.list}
+	ok := kms.ObjectKeys{Keys: spy, KeyID: f.k1.ID, Allowed: f.list}
 	dk, listed, err := ok.New(ctx, "b", "k")
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := f.kr.GenerateDataKey(ctx, f.k3.ID, BindingContext("b", "k"))
+	other, err := f.kr.GenerateDataKey(ctx, f.k3.ID, kms.BindingContext("b", "k"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	outside := Metadata{KeyID: other.KeyID, WrappedKey: other.Ciphertext}
+	outside := envelope.Metadata{KeyID: other.KeyID, WrappedKey: other.Ciphertext}
 	// The planted key's blob under a listed name: the key service refuses it.
-	relabeled := Metadata{KeyID: f.k1.ID, WrappedKey: other.Ciphertext}
+	relabeled := envelope.Metadata{KeyID: f.k1.ID, WrappedKey: other.Ciphertext}
 
 	cases := []struct {
 		name  string
-		meta  Metadata
+		meta  envelope.Metadata
 		err   error // nil: opens to dk
 		calls int   // key-service calls per operation
 	}{
 		{"listed", listed, nil, 1},
-		{"outside", outside, ErrKeyNotAllowed, 0},
-		{"relabeled", relabeled, ErrInvalidCiphertext, 1},
+		{"outside", outside, kms.ErrKeyNotAllowed, 0},
+		{"relabeled", relabeled, kms.ErrInvalidCiphertext, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -303,17 +345,17 @@ func TestObjectKeysNilAllowList(t *testing.T) {
 	f := newAllowFixture(t)
 	ctx := t.Context()
 	spy := &spyKeys{KeyService: f.kr}
-	dk, err := f.kr.GenerateDataKey(ctx, f.k1.ID, BindingContext("b", "k"))
+	dk, err := f.kr.GenerateDataKey(ctx, f.k1.ID, kms.BindingContext("b", "k"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := Metadata{KeyID: dk.KeyID, WrappedKey: dk.Ciphertext}
-	ok := ObjectKeys{Keys: spy, KeyID: f.k1.ID}
+	m := envelope.Metadata{KeyID: dk.KeyID, WrappedKey: dk.Ciphertext}
+	ok := kms.ObjectKeys{Keys: spy, KeyID: f.k1.ID}
 	_, _, errNew := ok.New(ctx, "b", "k")
 	_, errOpen := ok.Open(ctx, m, "b", "k")
 	_, errRebind := ok.Rebind(ctx, m, "b", "k", "b", "copy")
 	for op, err := range map[string]error{"New": errNew, "Open": errOpen, "Rebind": errRebind} {
-		if !errors.Is(err, ErrInvalidKMSRequest) || !strings.Contains(err.Error(), "allow-list") {
+		if !errors.Is(err, kms.ErrInvalidKMSRequest) || !strings.Contains(err.Error(), "allow-list") {
 			t.Errorf("%s: %v, want ErrInvalidKMSRequest naming the allow-list", op, err)
 		}
 	}
@@ -330,8 +372,8 @@ func TestObjectKeysAliasRepointed(t *testing.T) {
 	if err := f.kr.CreateAlias("alias/new", f.k1.ID); err != nil {
 		t.Fatal(err)
 	}
-	list := NewAllowList(f.resolver, "alias/new")
-	ok := ObjectKeys{Keys: f.kr, KeyID: "alias/new", Allowed: list}
+	list := kms.NewAllowList(f.resolver, "alias/new")
+	ok := kms.ObjectKeys{Keys: f.kr, KeyID: "alias/new", Allowed: list}
 	_, before, err := ok.New(ctx, "b", "old")
 	if err != nil || before.KeyID != f.k1.ID {
 		t.Fatalf("New: %v, key %q; want %q", err, before.KeyID, f.k1.ID)
@@ -350,10 +392,10 @@ func TestObjectKeysAliasRepointed(t *testing.T) {
 	if n := f.resolver.count() - calls; n != 1 {
 		t.Errorf("%d ResolveKey calls, want 1 refresh", n)
 	}
-	if _, err := ok.Open(ctx, before, "b", "old"); !errors.Is(err, ErrKeyNotAllowed) {
+	if _, err := ok.Open(ctx, before, "b", "old"); !errors.Is(err, kms.ErrKeyNotAllowed) {
 		t.Errorf("Open under the old key, not listed: %v, want ErrKeyNotAllowed", err)
 	}
-	ok.Allowed = NewAllowList(f.kr, "alias/new", f.k1.ID)
+	ok.Allowed = kms.NewAllowList(f.kr, "alias/new", f.k1.ID)
 	if _, err := ok.Open(ctx, before, "b", "old"); err != nil {
 		t.Errorf("Open under the old key, listed: %v", err)
 	}
@@ -365,25 +407,25 @@ func TestObjectKeysIssuedOutsideList(t *testing.T) {
 	f := newAllowFixture(t)
 	ctx := t.Context()
 	spy := &spyKeys{KeyService: f.kr}
-	ok := ObjectKeys{Keys: spy, KeyID: f.k3.ID, Allowed: f.list}
+	ok := kms.ObjectKeys{Keys: spy, KeyID: f.k3.ID, Allowed: f.list}
 	calls := f.resolver.count()
 	key, _, err := ok.New(ctx, "b", "k")
-	if !errors.Is(err, ErrKeyNotAllowed) || key != nil {
+	if !errors.Is(err, kms.ErrKeyNotAllowed) || key != nil {
 		t.Fatalf("New: %v, %d-byte key; want ErrKeyNotAllowed and no key", err, len(key))
 	}
-	if string(spy.lastPlain) != string(make([]byte, DataKeySize)) {
+	if string(spy.lastPlain) != string(make([]byte, kms.DataKeySize)) {
 		t.Error("refused data key was not zeroed")
 	}
 	// Resolved on first use, then refreshed once: two entries each time.
 	if n := f.resolver.count() - calls; n != 4 {
 		t.Errorf("%d ResolveKey calls, want 4", n)
 	}
-	dk, err := f.kr.GenerateDataKey(ctx, f.k1.ID, BindingContext("b", "k"))
+	dk, err := f.kr.GenerateDataKey(ctx, f.k1.ID, kms.BindingContext("b", "k"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = ok.Rebind(ctx, Metadata{KeyID: dk.KeyID, WrappedKey: dk.Ciphertext}, "b", "k", "b", "copy")
-	if !errors.Is(err, ErrKeyNotAllowed) {
+	_, err = ok.Rebind(ctx, envelope.Metadata{KeyID: dk.KeyID, WrappedKey: dk.Ciphertext}, "b", "k", "b", "copy")
+	if !errors.Is(err, kms.ErrKeyNotAllowed) {
 		t.Errorf("Rebind to a key outside the list: %v, want ErrKeyNotAllowed", err)
 	}
 }

@@ -1,4 +1,7 @@
-package envelope
+// Package awskms is a kms.KeyService over the AWS KMS API: AWS itself, or
+// any server that speaks it. Its errors keep only the kind and code of a
+// service's failure, never its message, which may echo plaintext.
+package awskms
 
 import (
 	"context"
@@ -7,53 +10,57 @@ import (
 	"net"
 	"net/url"
 
+	"github.com/s3seal/s3seal/envelope"
+
+	"github.com/s3seal/s3seal/envelope/kms"
+
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
+	kmsapi "github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
 )
 
-// KMSAPI is the part of *kms.Client that AWSKMS uses, so tests can fake it.
-type KMSAPI interface {
-	GenerateDataKey(ctx context.Context, in *kms.GenerateDataKeyInput, optFns ...func(*kms.Options)) (*kms.GenerateDataKeyOutput, error)
-	Decrypt(ctx context.Context, in *kms.DecryptInput, optFns ...func(*kms.Options)) (*kms.DecryptOutput, error)
-	ReEncrypt(ctx context.Context, in *kms.ReEncryptInput, optFns ...func(*kms.Options)) (*kms.ReEncryptOutput, error)
-	Encrypt(ctx context.Context, in *kms.EncryptInput, optFns ...func(*kms.Options)) (*kms.EncryptOutput, error)
-	DescribeKey(ctx context.Context, in *kms.DescribeKeyInput, optFns ...func(*kms.Options)) (*kms.DescribeKeyOutput, error)
+// API is the part of *kmsapi.Client that Service uses, so tests can fake it.
+type API interface {
+	GenerateDataKey(ctx context.Context, in *kmsapi.GenerateDataKeyInput, optFns ...func(*kmsapi.Options)) (*kmsapi.GenerateDataKeyOutput, error)
+	Decrypt(ctx context.Context, in *kmsapi.DecryptInput, optFns ...func(*kmsapi.Options)) (*kmsapi.DecryptOutput, error)
+	ReEncrypt(ctx context.Context, in *kmsapi.ReEncryptInput, optFns ...func(*kmsapi.Options)) (*kmsapi.ReEncryptOutput, error)
+	Encrypt(ctx context.Context, in *kmsapi.EncryptInput, optFns ...func(*kmsapi.Options)) (*kmsapi.EncryptOutput, error)
+	DescribeKey(ctx context.Context, in *kmsapi.DescribeKeyInput, optFns ...func(*kmsapi.Options)) (*kmsapi.DescribeKeyOutput, error)
 }
 
-// AWSKMS is a KeyService over the AWS KMS API (AWS itself, or any service
+// Service is a KeyService over the AWS KMS API (AWS itself, or any service
 // speaking its JSON protocol, such as local-kms).
-type AWSKMS struct {
-	api KMSAPI
+type Service struct {
+	api API
 }
 
 var (
-	_ KeyService      = (*AWSKMS)(nil)
-	_ KeyResolver     = (*AWSKMS)(nil)
-	_ KeyStatusReader = (*AWSKMS)(nil)
+	_ kms.KeyService      = (*Service)(nil)
+	_ kms.KeyResolver     = (*Service)(nil)
+	_ kms.KeyStatusReader = (*Service)(nil)
 )
 
-// NewAWSKMS returns a KeyService calling api.
-func NewAWSKMS(api KMSAPI) *AWSKMS {
-	return &AWSKMS{api: api}
+// New returns a KeyService calling api.
+func New(api API) *Service {
+	return &Service{api: api}
 }
 
-// AWSKMSConfig selects the KMS to talk to. Zero values defer to the SDK's
+// Config selects the KMS to talk to. Zero values defer to the SDK's
 // default chain (AWS_REGION, shared config, ...).
-type AWSKMSConfig struct {
+type Config struct {
 	Region string
 	// Endpoint is an optional custom KMS-API endpoint URL, e.g.
 	// "http://127.0.0.1:4599" for a local test server.
 	Endpoint string
 }
 
-// LoadAWSKMS builds a KMS client from the SDK default chain: region,
+// Load builds a KMS client from the SDK default chain: region,
 // credentials, AWS_CA_BUNDLE and the rest. It deliberately leaves the HTTP
 // client to the SDK: with AWS_CA_BUNDLE set the SDK must be able to rebuild
 // its own client with that bundle, which it cannot do with a plain
 // *http.Client. optFns come after cfg.Region, so they can override it.
-func LoadAWSKMS(ctx context.Context, cfg AWSKMSConfig, optFns ...func(*config.LoadOptions) error) (*AWSKMS, error) {
+func Load(ctx context.Context, cfg Config, optFns ...func(*config.LoadOptions) error) (*Service, error) {
 	if cfg.Endpoint != "" {
 		u, err := url.Parse(cfg.Endpoint)
 		if err != nil {
@@ -77,42 +84,42 @@ func LoadAWSKMS(ctx context.Context, cfg AWSKMSConfig, optFns ...func(*config.Lo
 	if awsCfg.Region == "" {
 		return nil, errors.New("load aws config: no region set (AWS_REGION or config)")
 	}
-	client := kms.NewFromConfig(awsCfg, func(o *kms.Options) {
+	client := kmsapi.NewFromConfig(awsCfg, func(o *kmsapi.Options) {
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = &cfg.Endpoint
 		}
 	})
-	return NewAWSKMS(client), nil
+	return New(client), nil
 }
 
 // GenerateDataKey asks KMS for an AES-256 data key under keyID.
-func (a *AWSKMS) GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string) (DataKey, error) {
+func (a *Service) GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string) (kms.DataKey, error) {
 	const op = "GenerateDataKey"
-	out, err := a.api.GenerateDataKey(ctx, &kms.GenerateDataKeyInput{
+	out, err := a.api.GenerateDataKey(ctx, &kmsapi.GenerateDataKeyInput{
 		KeyId:             &keyID,
 		KeySpec:           types.DataKeySpecAes256,
 		EncryptionContext: encCtx,
 	})
 	if err != nil {
-		return DataKey{}, a.mapError(ctx, op, err)
+		return kms.DataKey{}, a.mapError(ctx, op, err)
 	}
 	// A data key of any other size would fail later, far from its cause.
-	if len(out.Plaintext) != DataKeySize || len(out.CiphertextBlob) == 0 {
+	if len(out.Plaintext) != envelope.DataKeySize || len(out.CiphertextBlob) == 0 {
 		clear(out.Plaintext)
-		return DataKey{}, &KMSError{Op: op, Kind: ErrKMSUnavailable,
+		return kms.DataKey{}, &kms.KMSError{Op: op, Kind: kms.ErrKMSUnavailable,
 			Cause: fmt.Errorf("malformed response: %d-byte data key, %d-byte blob", len(out.Plaintext), len(out.CiphertextBlob))}
 	}
-	return DataKey{
+	return kms.DataKey{
 		Plaintext: out.Plaintext,
-		Wrapped:   Wrapped{Ciphertext: out.CiphertextBlob, KeyID: deref(out.KeyId, keyID)},
+		Wrapped:   kms.Wrapped{Ciphertext: out.CiphertextBlob, KeyID: deref(out.KeyId, keyID)},
 	}, nil
 }
 
 // Decrypt unwraps ciphertext. A non-empty keyID is sent along, so KMS refuses
 // ciphertext made under another key.
-func (a *AWSKMS) Decrypt(ctx context.Context, keyID string, ciphertext []byte, encCtx map[string]string) ([]byte, error) {
+func (a *Service) Decrypt(ctx context.Context, keyID string, ciphertext []byte, encCtx map[string]string) ([]byte, error) {
 	const op = "Decrypt"
-	in := &kms.DecryptInput{CiphertextBlob: ciphertext, EncryptionContext: encCtx}
+	in := &kmsapi.DecryptInput{CiphertextBlob: ciphertext, EncryptionContext: encCtx}
 	if keyID != "" {
 		in.KeyId = &keyID
 	}
@@ -124,9 +131,9 @@ func (a *AWSKMS) Decrypt(ctx context.Context, keyID string, ciphertext []byte, e
 }
 
 // ReEncrypt moves ciphertext to dstKeyID and dstCtx inside KMS.
-func (a *AWSKMS) ReEncrypt(ctx context.Context, ciphertext []byte, srcKeyID string, srcCtx map[string]string, dstKeyID string, dstCtx map[string]string) (Wrapped, error) {
+func (a *Service) ReEncrypt(ctx context.Context, ciphertext []byte, srcKeyID string, srcCtx map[string]string, dstKeyID string, dstCtx map[string]string) (kms.Wrapped, error) {
 	const op = "ReEncrypt"
-	in := &kms.ReEncryptInput{
+	in := &kmsapi.ReEncryptInput{
 		CiphertextBlob:               ciphertext,
 		SourceEncryptionContext:      srcCtx,
 		DestinationKeyId:             &dstKeyID,
@@ -137,53 +144,53 @@ func (a *AWSKMS) ReEncrypt(ctx context.Context, ciphertext []byte, srcKeyID stri
 	}
 	out, err := a.api.ReEncrypt(ctx, in)
 	if err != nil {
-		return Wrapped{}, a.mapError(ctx, op, err, srcKeyID, dstKeyID)
+		return kms.Wrapped{}, a.mapError(ctx, op, err, srcKeyID, dstKeyID)
 	}
-	return Wrapped{Ciphertext: out.CiphertextBlob, KeyID: deref(out.KeyId, dstKeyID)}, nil
+	return kms.Wrapped{Ciphertext: out.CiphertextBlob, KeyID: deref(out.KeyId, dstKeyID)}, nil
 }
 
 // Encrypt wraps a small plaintext directly under keyID.
-func (a *AWSKMS) Encrypt(ctx context.Context, keyID string, plaintext []byte, encCtx map[string]string) (Wrapped, error) {
+func (a *Service) Encrypt(ctx context.Context, keyID string, plaintext []byte, encCtx map[string]string) (kms.Wrapped, error) {
 	const op = "Encrypt"
 	// Checked here, not left to KMS: its ValidationException for an oversized
 	// plaintext quotes the plaintext (local-kms does, verbatim).
-	if err := checkEncryptInput(op, plaintext); err != nil {
-		return Wrapped{}, err
+	if err := kms.CheckEncryptInput(op, plaintext); err != nil {
+		return kms.Wrapped{}, err
 	}
-	out, err := a.api.Encrypt(ctx, &kms.EncryptInput{KeyId: &keyID, Plaintext: plaintext, EncryptionContext: encCtx})
+	out, err := a.api.Encrypt(ctx, &kmsapi.EncryptInput{KeyId: &keyID, Plaintext: plaintext, EncryptionContext: encCtx})
 	if err != nil {
-		return Wrapped{}, a.mapError(ctx, op, err)
+		return kms.Wrapped{}, a.mapError(ctx, op, err)
 	}
-	return Wrapped{Ciphertext: out.CiphertextBlob, KeyID: deref(out.KeyId, keyID)}, nil
+	return kms.Wrapped{Ciphertext: out.CiphertextBlob, KeyID: deref(out.KeyId, keyID)}, nil
 }
 
 // ResolveKey asks DescribeKey for the key id and ARN of the CMK keyID
 // names. AWS KMS puts the ARN in Wrapped.KeyID; the id is kept too, since
 // both name the key unambiguously.
-func (a *AWSKMS) ResolveKey(ctx context.Context, keyID string) ([]string, error) {
+func (a *Service) ResolveKey(ctx context.Context, keyID string) ([]string, error) {
 	st, err := a.KeyStatus(ctx, keyID)
 	return st.IDs, err
 }
 
 // KeyStatus asks DescribeKey for the canonical names and the state of the
 // CMK keyID names.
-func (a *AWSKMS) KeyStatus(ctx context.Context, keyID string) (KeyStatus, error) {
+func (a *Service) KeyStatus(ctx context.Context, keyID string) (kms.KeyStatus, error) {
 	const op = "DescribeKey"
-	out, err := a.api.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: &keyID})
+	out, err := a.api.DescribeKey(ctx, &kmsapi.DescribeKeyInput{KeyId: &keyID})
 	if err != nil {
-		return KeyStatus{}, a.mapError(ctx, op, err)
+		return kms.KeyStatus{}, a.mapError(ctx, op, err)
 	}
-	var st KeyStatus
+	var st kms.KeyStatus
 	if out.KeyMetadata != nil {
 		for _, id := range []*string{out.KeyMetadata.KeyId, out.KeyMetadata.Arn} {
 			if s := deref(id, ""); s != "" {
 				st.IDs = append(st.IDs, s)
 			}
 		}
-		st.State = KeyState(out.KeyMetadata.KeyState)
+		st.State = kms.KeyState(out.KeyMetadata.KeyState)
 	}
 	if len(st.IDs) == 0 {
-		return KeyStatus{}, &KMSError{Op: op, Kind: ErrKMSUnavailable, Cause: errors.New("malformed response: no key id or ARN")}
+		return kms.KeyStatus{}, &kms.KMSError{Op: op, Kind: kms.ErrKMSUnavailable, Cause: errors.New("malformed response: no key id or ARN")}
 	}
 	return st, nil
 }
@@ -200,10 +207,10 @@ func deref(s *string, def string) string {
 func kindOfCode(code string) (kind error, ok bool) {
 	switch code {
 	case "NotFoundException":
-		return ErrKeyNotFound, true
+		return kms.ErrKeyNotFound, true
 	case "DisabledException",
 		"KMSInvalidStateException": // pending deletion, pending import, ...
-		return ErrKeyDisabled, true
+		return kms.ErrKeyDisabled, true
 	case "AccessDeniedException",
 		"NotAuthorizedException",      // local-kms's spelling
 		"UnrecognizedClientException", // unknown access key
@@ -212,11 +219,11 @@ func kindOfCode(code string) (kind error, ok bool) {
 		"IncompleteSignature",
 		"MissingAuthenticationToken",
 		"ExpiredTokenException":
-		return ErrAccessDenied, true
+		return kms.ErrAccessDenied, true
 	case "InvalidCiphertextException",
 		"IncorrectKeyException", // ciphertext of another key
 		"InvalidKeyUsageException":
-		return ErrInvalidCiphertext, true
+		return kms.ErrInvalidCiphertext, true
 	// AWS documents KeyUnavailableException as temporary and retryable, so it
 	// is an outage, not a key state an operator must fix.
 	case "KeyUnavailableException",
@@ -233,7 +240,7 @@ func kindOfCode(code string) (kind error, ok bool) {
 		"ServiceUnavailableException",
 		"RequestTimeout",
 		"RequestTimeoutException":
-		return ErrKMSUnavailable, true
+		return kms.ErrKMSUnavailable, true
 	case "ValidationException",
 		"SerializationException",
 		"MissingParameterException", // local-kms
@@ -241,7 +248,7 @@ func kindOfCode(code string) (kind error, ok bool) {
 		"InvalidArnException",
 		"UnsupportedOperationException",
 		"DryRunOperationException":
-		return ErrInvalidKMSRequest, true
+		return kms.ErrInvalidKMSRequest, true
 	}
 	return nil, false
 }
@@ -250,7 +257,7 @@ func kindOfCode(code string) (kind error, ok bool) {
 // message: KMS implementations quote request values in them, plaintext
 // included. keyIDs are the keys the request named, consulted when an
 // AccessDeniedException may really mean a disabled key.
-func (a *AWSKMS) mapError(ctx context.Context, op string, err error, keyIDs ...string) error {
+func (a *Service) mapError(ctx context.Context, op string, err error, keyIDs ...string) error {
 	var apiErr smithy.APIError
 	if !errors.As(err, &apiErr) {
 		return transportError(op, err)
@@ -258,30 +265,30 @@ func (a *AWSKMS) mapError(ctx context.Context, op string, err error, keyIDs ...s
 	code := apiErr.ErrorCode()
 	kind, ok := kindOfCode(code)
 	if !ok {
-		kind = ErrInvalidKMSRequest
+		kind = kms.ErrInvalidKMSRequest
 		var status interface{ HTTPStatusCode() int }
 		if errors.As(err, &status) && status.HTTPStatusCode() >= 500 {
-			kind = ErrKMSUnavailable
+			kind = kms.ErrKMSUnavailable
 		}
 	}
 	// local-kms answers AccessDeniedException where AWS answers
 	// DisabledException or KMSInvalidStateException (Decrypt of a disabled or
 	// pending-deletion key); ask for the key state so both report the same kind.
 	if code == "AccessDeniedException" && (op == "Decrypt" || op == "ReEncrypt") && a.anyKeyUnusable(ctx, keyIDs) {
-		kind = ErrKeyDisabled
+		kind = kms.ErrKeyDisabled
 	}
-	return &KMSError{Op: op, Kind: kind, Code: code}
+	return &kms.KMSError{Op: op, Kind: kind, Code: code}
 }
 
 // anyKeyUnusable reports whether DescribeKey shows one of keyIDs disabled or
 // pending deletion. Failures count as "no": the caller then keeps the
 // AccessDenied it had.
-func (a *AWSKMS) anyKeyUnusable(ctx context.Context, keyIDs []string) bool {
+func (a *Service) anyKeyUnusable(ctx context.Context, keyIDs []string) bool {
 	for _, id := range keyIDs {
 		if id == "" {
 			continue
 		}
-		out, err := a.api.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: &id})
+		out, err := a.api.DescribeKey(ctx, &kmsapi.DescribeKeyInput{KeyId: &id})
 		if err != nil || out.KeyMetadata == nil {
 			continue
 		}
@@ -302,9 +309,9 @@ func transportError(op string, err error) error {
 	var invalidParamsPtr *smithy.InvalidParamsError
 	if errors.As(err, &invalidParams) || errors.As(err, &invalidParamsPtr) {
 		// The SDK's own validation, e.g. an empty key id: no request was sent.
-		return &KMSError{Op: op, Kind: ErrInvalidKMSRequest}
+		return &kms.KMSError{Op: op, Kind: kms.ErrInvalidKMSRequest}
 	}
-	e := &KMSError{Op: op, Kind: ErrKMSUnavailable}
+	e := &kms.KMSError{Op: op, Kind: kms.ErrKMSUnavailable}
 	var opErr *net.OpError
 	var dnsErr *net.DNSError
 	switch {

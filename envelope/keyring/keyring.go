@@ -1,13 +1,12 @@
-package envelope
-
-// The embedded keyring: a KeyService that keeps its customer master keys in a
-// local JSON file, so that s3seal works with no external KMS at all.
+// Package keyring is s3seal's embedded key service: a kms.KeyService that
+// keeps its customer master keys in a local JSON file, so that s3seal works
+// with no external KMS at all.
 //
 // The keyring file holds key material IN THE CLEAR. Its only protection is
 // its mode (0600, enforced on open) and the data directory it lives in. That
 // is the right trade-off for a zero-configuration default and for tests; a
-// production deployment should use an external KMS (see awskms.go), where the
-// master keys never leave the service.
+// production deployment should use an external KMS (envelope/awskms), where
+// the master keys never leave the service.
 //
 // Keyring file (JSON, mode 0600, replaced atomically on every change):
 //
@@ -25,19 +24,11 @@ package envelope
 //	  }]
 //	}
 //
-// Wrapped ciphertext blob (what Encrypt and GenerateDataKey return):
-//
-//	0x01                    format version
-//	uint8                   len(key id)
-//	key id                  the CMK's id (never an alias)
-//	uint32, big-endian      material version, 1 for the original material
-//	12 bytes                random nonce
-//	AES-256-GCM ciphertext  sealed plaintext ‖ 16-byte tag
-//
-// The GCM additional data is every blob byte before the nonce followed by
-// canonicalContext(encCtx). The header is thus authenticated along with the
-// encryption context: a flipped byte, a wrong context, or a blob made by
-// another keyring (or another key) fails to open, as ErrInvalidCiphertext.
+// Wrapped data keys are docs/FORMAT.md §7's keyring blobs: the header is
+// authenticated along with the encryption context, so a flipped byte, a
+// wrong context, or a blob made by another keyring (or another key) fails to
+// open, as kms.ErrInvalidCiphertext.
+package keyring
 
 import (
 	"bytes"
@@ -56,15 +47,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-)
 
-// KeyState is a CMK's lifecycle state, named as in AWS KMS.
-type KeyState string
-
-const (
-	KeyEnabled         KeyState = "Enabled"
-	KeyDisabled        KeyState = "Disabled"
-	KeyPendingDeletion KeyState = "PendingDeletion"
+	"github.com/s3seal/s3seal/envelope/kms"
 )
 
 // KeyOrigin tells where a CMK's key material came from.
@@ -82,13 +66,14 @@ type KeyInfo struct {
 	Aliases      []string // each "alias/NAME", sorted
 	Description  string
 	Created      time.Time
-	State        KeyState
+	State        kms.KeyState
 	Origin       KeyOrigin
 	Versions     int       // number of key-material versions (1 + rotations)
 	DeletionDate time.Time // zero unless PendingDeletion
 }
 
 const (
+	materialSize       = 32 // AES-256 CMK material
 	keyringFileVersion = 1
 	ringBlobVersion    = 0x01
 	ringNonceSize      = 12
@@ -116,9 +101,9 @@ type Keyring struct {
 }
 
 var (
-	_ KeyService      = (*Keyring)(nil)
-	_ KeyResolver     = (*Keyring)(nil)
-	_ KeyStatusReader = (*Keyring)(nil)
+	_ kms.KeyService      = (*Keyring)(nil)
+	_ kms.KeyResolver     = (*Keyring)(nil)
+	_ kms.KeyStatusReader = (*Keyring)(nil)
 )
 
 // keyringState is both the file's JSON and the in-memory keyring.
@@ -132,26 +117,26 @@ type keyringState struct {
 }
 
 type ringKey struct {
-	ID           string    `json:"id"`
-	Description  string    `json:"description"`
-	Created      time.Time `json:"created"`
-	State        KeyState  `json:"state"`
-	Origin       KeyOrigin `json:"origin"`
-	DeletionDate time.Time `json:"deletion_date,omitzero"`
-	Aliases      []string  `json:"aliases"`
+	ID           string       `json:"id"`
+	Description  string       `json:"description"`
+	Created      time.Time    `json:"created"`
+	State        kms.KeyState `json:"state"`
+	Origin       KeyOrigin    `json:"origin"`
+	DeletionDate time.Time    `json:"deletion_date,omitzero"`
+	Aliases      []string     `json:"aliases"`
 	// Material holds every version's 32 bytes, oldest first; the last one
 	// wraps, all of them unwrap. The byte slices are never modified.
 	Material [][]byte `json:"material"`
 }
 
-// OpenKeyring opens (or creates, empty) the keyring file at path. The file is
+// Open opens (or creates, empty) the keyring file at path. The file is
 // JSON, mode 0600, and every change is written with an atomic replace (temp
 // file in the same dir, fsync, rename, fsync dir). Keys whose DeletionDate has
 // passed are purged when the keyring is opened.
 //
 // A file readable or writable by group or others is refused rather than
 // silently fixed: it may already have leaked, and that is for a human to judge.
-func OpenKeyring(path string) (*Keyring, error) {
+func Open(path string) (*Keyring, error) {
 	return openKeyring(path, time.Now)
 }
 
@@ -221,11 +206,11 @@ func (s *keyringState) validate() error {
 		}
 		ids[key.ID] = true
 		switch key.State {
-		case KeyEnabled, KeyDisabled:
+		case kms.KeyEnabled, kms.KeyDisabled:
 			if !key.DeletionDate.IsZero() {
 				return fmt.Errorf("key %s: deletion date set but state %s", key.ID, key.State)
 			}
-		case KeyPendingDeletion:
+		case kms.KeyPendingDeletion:
 			if key.DeletionDate.IsZero() {
 				return fmt.Errorf("key %s: pending deletion without a deletion date", key.ID)
 			}
@@ -239,8 +224,8 @@ func (s *keyringState) validate() error {
 			return fmt.Errorf("key %s: no key material", key.ID)
 		}
 		for v, m := range key.Material {
-			if len(m) != DataKeySize {
-				return fmt.Errorf("key %s: material version %d is %d bytes, want %d", key.ID, v+1, len(m), DataKeySize)
+			if len(m) != materialSize {
+				return fmt.Errorf("key %s: material version %d is %d bytes, want %d", key.ID, v+1, len(m), materialSize)
 			}
 		}
 		for _, a := range key.Aliases {
@@ -285,7 +270,7 @@ func (s *keyringState) clone() *keyringState {
 // expired reports whether key's deletion date has passed: such a key is
 // treated as gone even before the file is rewritten without it.
 func (key *ringKey) expired(now time.Time) bool {
-	return key.State == KeyPendingDeletion && !now.Before(key.DeletionDate)
+	return key.State == kms.KeyPendingDeletion && !now.Before(key.DeletionDate)
 }
 
 // purge drops the expired keys (and so their aliases) and reports whether
@@ -385,7 +370,7 @@ func (k *Keyring) update(op string, change func(s *keyringState, now time.Time) 
 	}
 	next.purge(now) // expired keys are gone anyway; do not write them back
 	if err := ringWriteFile(k.path, next.marshal()); err != nil {
-		return &KMSError{Op: op, Kind: ErrKMSUnavailable, Cause: fmt.Errorf("saving keyring: %w", err)}
+		return &kms.KMSError{Op: op, Kind: kms.ErrKMSUnavailable, Cause: fmt.Errorf("saving keyring: %w", err)}
 	}
 	next.index()
 	k.state.Store(next)
@@ -413,17 +398,17 @@ func (k *Keyring) updateKey(op, keyID string, change func(key *ringKey, now time
 }
 
 func ringNotFound(op, keyID string) error {
-	return &KMSError{Op: op, Kind: ErrKeyNotFound, Cause: fmt.Errorf("no key %q", keyID)}
+	return &kms.KMSError{Op: op, Kind: kms.ErrKeyNotFound, Cause: fmt.Errorf("no key %q", keyID)}
 }
 
 func ringInvalid(op, format string, args ...any) error {
-	return &KMSError{Op: op, Kind: ErrInvalidKMSRequest, Cause: fmt.Errorf(format, args...)}
+	return &kms.KMSError{Op: op, Kind: kms.ErrInvalidKMSRequest, Cause: fmt.Errorf(format, args...)}
 }
 
 // ringPendingDeletion is the error for changes a key pending deletion refuses,
 // like AWS's KMSInvalidStateException.
 func ringPendingDeletion(op string, key *ringKey) error {
-	return &KMSError{Op: op, Kind: ErrKeyDisabled,
+	return &kms.KMSError{Op: op, Kind: kms.ErrKeyDisabled,
 		Cause: fmt.Errorf("key %s is pending deletion; cancel the deletion first", key.ID)}
 }
 
@@ -443,7 +428,7 @@ func (k *Keyring) addKey(op string, material []byte, origin KeyOrigin, descripti
 			ID:          newRingKeyID(),
 			Description: description,
 			Created:     now.UTC().Round(0), // as it will read back from the file
-			State:       KeyEnabled,
+			State:       kms.KeyEnabled,
 			Origin:      origin,
 			Aliases:     []string{},
 			Material:    [][]byte{material},
@@ -457,7 +442,7 @@ func (k *Keyring) addKey(op string, material []byte, origin KeyOrigin, descripti
 
 // CreateKey makes a new enabled key with fresh random material.
 func (k *Keyring) CreateKey(description string) (KeyInfo, error) {
-	material := make([]byte, DataKeySize)
+	material := make([]byte, materialSize)
 	rand.Read(material)
 	return k.addKey("CreateKey", material, OriginGenerated, description)
 }
@@ -465,8 +450,8 @@ func (k *Keyring) CreateKey(description string) (KeyInfo, error) {
 // ImportKey makes a new enabled key from customer-provided material, which
 // must be exactly 32 bytes. The keyring keeps its own copy.
 func (k *Keyring) ImportKey(material []byte, description string) (KeyInfo, error) {
-	if len(material) != DataKeySize {
-		return KeyInfo{}, ringInvalid("ImportKey", "key material is %d bytes, want %d", len(material), DataKeySize)
+	if len(material) != materialSize {
+		return KeyInfo{}, ringInvalid("ImportKey", "key material is %d bytes, want %d", len(material), materialSize)
 	}
 	return k.addKey("ImportKey", bytes.Clone(material), OriginExternal, description)
 }
@@ -478,12 +463,12 @@ func (k *Keyring) RotateKey(keyID string) (KeyInfo, error) {
 	const op = "RotateKey"
 	return k.updateKey(op, keyID, func(key *ringKey, now time.Time) error {
 		switch {
-		case key.State != KeyEnabled:
-			return &KMSError{Op: op, Kind: ErrKeyDisabled, Cause: fmt.Errorf("key %s is %s", key.ID, key.State)}
+		case key.State != kms.KeyEnabled:
+			return &kms.KMSError{Op: op, Kind: kms.ErrKeyDisabled, Cause: fmt.Errorf("key %s is %s", key.ID, key.State)}
 		case key.Origin != OriginGenerated:
 			return ringInvalid(op, "key %s has imported material and cannot be rotated", key.ID)
 		}
-		material := make([]byte, DataKeySize)
+		material := make([]byte, materialSize)
 		rand.Read(material)
 		key.Material = append(key.Material, material)
 		return nil
@@ -493,26 +478,22 @@ func (k *Keyring) RotateKey(keyID string) (KeyInfo, error) {
 // EnableKey enables a disabled key. It cannot revive a key pending deletion:
 // that takes CancelKeyDeletion, as in AWS KMS.
 func (k *Keyring) EnableKey(keyID string) error {
-	const op = "EnableKey"
-	_, err := k.updateKey(op, keyID, func(key *ringKey, now time.Time) error {
-		if key.State == KeyPendingDeletion {
-			return ringPendingDeletion(op, key)
-		}
-		key.State = KeyEnabled
-		return nil
-	})
-	return err
+	return k.setState("EnableKey", keyID, kms.KeyEnabled)
 }
 
 // DisableKey disables a key: every crypto operation with it fails with
 // ErrKeyDisabled until it is enabled again.
 func (k *Keyring) DisableKey(keyID string) error {
-	const op = "DisableKey"
+	return k.setState("DisableKey", keyID, kms.KeyDisabled)
+}
+
+// setState enables or disables a key that is not pending deletion.
+func (k *Keyring) setState(op, keyID string, state kms.KeyState) error {
 	_, err := k.updateKey(op, keyID, func(key *ringKey, now time.Time) error {
-		if key.State == KeyPendingDeletion {
+		if key.State == kms.KeyPendingDeletion {
 			return ringPendingDeletion(op, key)
 		}
-		key.State = KeyDisabled
+		key.State = state
 		return nil
 	})
 	return err
@@ -527,10 +508,10 @@ func (k *Keyring) ScheduleKeyDeletion(keyID string, pendingDays int) (time.Time,
 		return time.Time{}, ringInvalid(op, "pending window is %d days, want %d to %d", pendingDays, ringMinPendingDays, ringMaxPendingDays)
 	}
 	info, err := k.updateKey(op, keyID, func(key *ringKey, now time.Time) error {
-		if key.State == KeyPendingDeletion {
+		if key.State == kms.KeyPendingDeletion {
 			return ringPendingDeletion(op, key)
 		}
-		key.State = KeyPendingDeletion
+		key.State = kms.KeyPendingDeletion
 		key.DeletionDate = now.UTC().Round(0).Add(time.Duration(pendingDays) * 24 * time.Hour)
 		return nil
 	})
@@ -542,10 +523,10 @@ func (k *Keyring) ScheduleKeyDeletion(keyID string, pendingDays int) (time.Time,
 func (k *Keyring) CancelKeyDeletion(keyID string) error {
 	const op = "CancelKeyDeletion"
 	_, err := k.updateKey(op, keyID, func(key *ringKey, now time.Time) error {
-		if key.State != KeyPendingDeletion {
+		if key.State != kms.KeyPendingDeletion {
 			return ringInvalid(op, "key %s is not pending deletion", key.ID)
 		}
-		key.State = KeyDisabled
+		key.State = kms.KeyDisabled
 		key.DeletionDate = time.Time{}
 		return nil
 	})
@@ -572,7 +553,7 @@ func checkRingAlias(alias string) error {
 func (k *Keyring) CreateAlias(alias, keyID string) error {
 	const op = "CreateAlias"
 	if err := checkRingAlias(alias); err != nil {
-		return &KMSError{Op: op, Kind: ErrInvalidKMSRequest, Cause: err}
+		return &kms.KMSError{Op: op, Kind: kms.ErrInvalidKMSRequest, Cause: err}
 	}
 	return k.update(op, func(s *keyringState, now time.Time) error {
 		if s.byAlias[alias] != nil && !s.byAlias[alias].expired(now) {
@@ -628,15 +609,15 @@ func (k *Keyring) ResolveKey(ctx context.Context, keyID string) ([]string, error
 
 // KeyStatus returns the id and the state of the key keyID (an id or alias)
 // names.
-func (k *Keyring) KeyStatus(ctx context.Context, keyID string) (KeyStatus, error) {
+func (k *Keyring) KeyStatus(ctx context.Context, keyID string) (kms.KeyStatus, error) {
 	if err := ctxDone(ctx, "DescribeKey"); err != nil {
-		return KeyStatus{}, err
+		return kms.KeyStatus{}, err
 	}
 	info, err := k.DescribeKey(keyID)
 	if err != nil {
-		return KeyStatus{}, err
+		return kms.KeyStatus{}, err
 	}
-	return KeyStatus{IDs: []string{info.ID}, State: info.State}, nil
+	return kms.KeyStatus{IDs: []string{info.ID}, State: info.State}, nil
 }
 
 // ListKeys returns every key, sorted by creation time then id.
@@ -664,8 +645,8 @@ func (k *Keyring) usableKey(op, keyID string) (*ringKey, error) {
 	if key == nil {
 		return nil, ringNotFound(op, keyID)
 	}
-	if key.State != KeyEnabled {
-		return nil, &KMSError{Op: op, Kind: ErrKeyDisabled, Cause: fmt.Errorf("key %s is %s", key.ID, key.State)}
+	if key.State != kms.KeyEnabled {
+		return nil, &kms.KMSError{Op: op, Kind: kms.ErrKeyDisabled, Cause: fmt.Errorf("key %s is %s", key.ID, key.State)}
 	}
 	return key, nil
 }
@@ -684,18 +665,18 @@ func ringGCM(material []byte) cipher.AEAD {
 
 // ringWrap seals plaintext under key's newest material; see the blob format at
 // the top of this file.
-func ringWrap(key *ringKey, plaintext []byte, encCtx map[string]string) Wrapped {
+func ringWrap(key *ringKey, plaintext []byte, encCtx map[string]string) kms.Wrapped {
 	version := len(key.Material)
 	blob := make([]byte, 0, 2+len(key.ID)+4+ringNonceSize+len(plaintext)+ringTagSize)
 	blob = append(blob, ringBlobVersion, byte(len(key.ID)))
 	blob = append(blob, key.ID...)
 	blob = binary.BigEndian.AppendUint32(blob, uint32(version))
-	aad := append(bytes.Clone(blob), canonicalContext(encCtx)...)
+	aad := append(bytes.Clone(blob), kms.CanonicalContext(encCtx)...)
 	var nonce [ringNonceSize]byte
 	rand.Read(nonce[:])
 	blob = append(blob, nonce[:]...)
 	blob = ringGCM(key.Material[version-1]).Seal(blob, nonce[:], plaintext, aad)
-	return Wrapped{Ciphertext: blob, KeyID: key.ID}
+	return kms.Wrapped{Ciphertext: blob, KeyID: key.ID}
 }
 
 // unwrap opens a blob. keyID, when not empty, must name the blob's key.
@@ -711,7 +692,7 @@ func (k *Keyring) unwrap(op, keyID string, blob []byte, encCtx map[string]string
 		}
 	}
 	invalid := func(why string) error {
-		return &KMSError{Op: op, Kind: ErrInvalidCiphertext, Cause: errors.New(why)}
+		return &kms.KMSError{Op: op, Kind: kms.ErrInvalidCiphertext, Cause: errors.New(why)}
 	}
 	if len(blob) < 2 || blob[0] != ringBlobVersion {
 		return nil, invalid("not a keyring ciphertext")
@@ -728,14 +709,14 @@ func (k *Keyring) unwrap(op, keyID string, blob []byte, encCtx map[string]string
 	if want != nil && want != key {
 		return nil, invalid("ciphertext is for another key")
 	}
-	if key.State != KeyEnabled {
-		return nil, &KMSError{Op: op, Kind: ErrKeyDisabled, Cause: fmt.Errorf("key %s is %s", key.ID, key.State)}
+	if key.State != kms.KeyEnabled {
+		return nil, &kms.KMSError{Op: op, Kind: kms.ErrKeyDisabled, Cause: fmt.Errorf("key %s is %s", key.ID, key.State)}
 	}
 	version := binary.BigEndian.Uint32(blob[idEnd:nonceStart])
 	if version == 0 || uint64(version) > uint64(len(key.Material)) {
 		return nil, invalid("unknown key material version")
 	}
-	aad := append(bytes.Clone(blob[:nonceStart]), canonicalContext(encCtx)...)
+	aad := append(bytes.Clone(blob[:nonceStart]), kms.CanonicalContext(encCtx)...)
 	nonce := blob[nonceStart : nonceStart+ringNonceSize]
 	plaintext, err := ringGCM(key.Material[version-1]).Open(nil, nonce, blob[nonceStart+ringNonceSize:], aad)
 	if err != nil {
@@ -749,25 +730,25 @@ func (k *Keyring) unwrap(op, keyID string, blob []byte, encCtx map[string]string
 // anything, so ctx is not consulted again.
 func ctxDone(ctx context.Context, op string) error {
 	if err := ctx.Err(); err != nil {
-		return &KMSError{Op: op, Kind: ErrKMSUnavailable, Cause: err}
+		return &kms.KMSError{Op: op, Kind: kms.ErrKMSUnavailable, Cause: err}
 	}
 	return nil
 }
 
 // GenerateDataKey returns a fresh random 32-byte data key, in plaintext and
 // wrapped under keyID's newest material.
-func (k *Keyring) GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string) (DataKey, error) {
+func (k *Keyring) GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string) (kms.DataKey, error) {
 	const op = "GenerateDataKey"
 	if err := ctxDone(ctx, op); err != nil {
-		return DataKey{}, err
+		return kms.DataKey{}, err
 	}
 	key, err := k.usableKey(op, keyID)
 	if err != nil {
-		return DataKey{}, err
+		return kms.DataKey{}, err
 	}
-	plaintext := make([]byte, DataKeySize)
+	plaintext := make([]byte, kms.DataKeySize)
 	rand.Read(plaintext)
-	return DataKey{Plaintext: plaintext, Wrapped: ringWrap(key, plaintext, encCtx)}, nil
+	return kms.DataKey{Plaintext: plaintext, Wrapped: ringWrap(key, plaintext, encCtx)}, nil
 }
 
 // Decrypt unwraps ciphertext made by this keyring under encCtx.
@@ -780,35 +761,35 @@ func (k *Keyring) Decrypt(ctx context.Context, keyID string, ciphertext []byte, 
 
 // ReEncrypt unwraps ciphertext and wraps the plaintext under dstKeyID and
 // dstCtx. The plaintext is zeroed before returning.
-func (k *Keyring) ReEncrypt(ctx context.Context, ciphertext []byte, srcKeyID string, srcCtx map[string]string, dstKeyID string, dstCtx map[string]string) (Wrapped, error) {
+func (k *Keyring) ReEncrypt(ctx context.Context, ciphertext []byte, srcKeyID string, srcCtx map[string]string, dstKeyID string, dstCtx map[string]string) (kms.Wrapped, error) {
 	const op = "ReEncrypt"
 	if err := ctxDone(ctx, op); err != nil {
-		return Wrapped{}, err
+		return kms.Wrapped{}, err
 	}
 	// Check the destination first so a bad request does not decrypt at all.
 	dst, err := k.usableKey(op, dstKeyID)
 	if err != nil {
-		return Wrapped{}, err
+		return kms.Wrapped{}, err
 	}
 	plaintext, err := k.unwrap(op, srcKeyID, ciphertext, srcCtx)
 	if err != nil {
-		return Wrapped{}, err
+		return kms.Wrapped{}, err
 	}
 	defer clear(plaintext)
 	return ringWrap(dst, plaintext, dstCtx), nil
 }
 
 // Encrypt wraps 1 to MaxEncryptPlaintext bytes under keyID.
-func (k *Keyring) Encrypt(ctx context.Context, keyID string, plaintext []byte, encCtx map[string]string) (Wrapped, error) {
-	if err := checkEncryptInput("Encrypt", plaintext); err != nil {
-		return Wrapped{}, err
+func (k *Keyring) Encrypt(ctx context.Context, keyID string, plaintext []byte, encCtx map[string]string) (kms.Wrapped, error) {
+	if err := kms.CheckEncryptInput("Encrypt", plaintext); err != nil {
+		return kms.Wrapped{}, err
 	}
 	if err := ctxDone(ctx, "Encrypt"); err != nil {
-		return Wrapped{}, err
+		return kms.Wrapped{}, err
 	}
 	key, err := k.usableKey("Encrypt", keyID)
 	if err != nil {
-		return Wrapped{}, err
+		return kms.Wrapped{}, err
 	}
 	return ringWrap(key, plaintext, encCtx), nil
 }

@@ -1,4 +1,4 @@
-package envelope
+package awskms
 
 import (
 	"context"
@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/envelope/kms"
+
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
+	kmsapi "github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -26,10 +30,10 @@ type fakeKMS struct {
 	plain       []byte         // GenerateDataKey's plaintext
 
 	described []string
-	decryptIn *kms.DecryptInput
-	reencIn   *kms.ReEncryptInput
-	genIn     *kms.GenerateDataKeyInput
-	encIn     *kms.EncryptInput
+	decryptIn *kmsapi.DecryptInput
+	reencIn   *kmsapi.ReEncryptInput
+	genIn     *kmsapi.GenerateDataKeyInput
+	encIn     *kmsapi.EncryptInput
 }
 
 const (
@@ -37,42 +41,42 @@ const (
 	fakeARN   = "arn:aws:kms:us-east-1:111122223333:key/" + fakeKeyID
 )
 
-func (f *fakeKMS) GenerateDataKey(_ context.Context, in *kms.GenerateDataKeyInput, _ ...func(*kms.Options)) (*kms.GenerateDataKeyOutput, error) {
+func (f *fakeKMS) GenerateDataKey(_ context.Context, in *kmsapi.GenerateDataKeyInput, _ ...func(*kmsapi.Options)) (*kmsapi.GenerateDataKeyOutput, error) {
 	f.genIn = in
 	if f.err != nil {
 		return nil, f.err
 	}
 	arn := fakeARN
-	return &kms.GenerateDataKeyOutput{KeyId: &arn, Plaintext: f.plain, CiphertextBlob: []byte("blob")}, nil
+	return &kmsapi.GenerateDataKeyOutput{KeyId: &arn, Plaintext: f.plain, CiphertextBlob: []byte("blob")}, nil
 }
 
-func (f *fakeKMS) Decrypt(_ context.Context, in *kms.DecryptInput, _ ...func(*kms.Options)) (*kms.DecryptOutput, error) {
+func (f *fakeKMS) Decrypt(_ context.Context, in *kmsapi.DecryptInput, _ ...func(*kmsapi.Options)) (*kmsapi.DecryptOutput, error) {
 	f.decryptIn = in
 	if f.err != nil {
 		return nil, f.err
 	}
-	return &kms.DecryptOutput{Plaintext: []byte("pt")}, nil
+	return &kmsapi.DecryptOutput{Plaintext: []byte("pt")}, nil
 }
 
-func (f *fakeKMS) ReEncrypt(_ context.Context, in *kms.ReEncryptInput, _ ...func(*kms.Options)) (*kms.ReEncryptOutput, error) {
+func (f *fakeKMS) ReEncrypt(_ context.Context, in *kmsapi.ReEncryptInput, _ ...func(*kmsapi.Options)) (*kmsapi.ReEncryptOutput, error) {
 	f.reencIn = in
 	if f.err != nil {
 		return nil, f.err
 	}
 	arn := fakeARN
-	return &kms.ReEncryptOutput{KeyId: &arn, CiphertextBlob: []byte("blob2")}, nil
+	return &kmsapi.ReEncryptOutput{KeyId: &arn, CiphertextBlob: []byte("blob2")}, nil
 }
 
-func (f *fakeKMS) Encrypt(_ context.Context, in *kms.EncryptInput, _ ...func(*kms.Options)) (*kms.EncryptOutput, error) {
+func (f *fakeKMS) Encrypt(_ context.Context, in *kmsapi.EncryptInput, _ ...func(*kmsapi.Options)) (*kmsapi.EncryptOutput, error) {
 	f.encIn = in
 	if f.err != nil {
 		return nil, f.err
 	}
 	arn := fakeARN
-	return &kms.EncryptOutput{KeyId: &arn, CiphertextBlob: []byte("blob3")}, nil
+	return &kmsapi.EncryptOutput{KeyId: &arn, CiphertextBlob: []byte("blob3")}, nil
 }
 
-func (f *fakeKMS) DescribeKey(_ context.Context, in *kms.DescribeKeyInput, _ ...func(*kms.Options)) (*kms.DescribeKeyOutput, error) {
+func (f *fakeKMS) DescribeKey(_ context.Context, in *kmsapi.DescribeKeyInput, _ ...func(*kmsapi.Options)) (*kmsapi.DescribeKeyOutput, error) {
 	f.described = append(f.described, *in.KeyId)
 	switch {
 	case f.describeErr != nil:
@@ -80,10 +84,10 @@ func (f *fakeKMS) DescribeKey(_ context.Context, in *kms.DescribeKeyInput, _ ...
 	case f.keyState == "":
 		return nil, &smithy.GenericAPIError{Code: "AccessDeniedException"}
 	case f.noMetadata:
-		return &kms.DescribeKeyOutput{}, nil
+		return &kmsapi.DescribeKeyOutput{}, nil
 	}
 	id, arn := fakeKeyID, fakeARN
-	return &kms.DescribeKeyOutput{KeyMetadata: &types.KeyMetadata{KeyId: &id, Arn: &arn, KeyState: f.keyState}}, nil
+	return &kmsapi.DescribeKeyOutput{KeyMetadata: &types.KeyMetadata{KeyId: &id, Arn: &arn, KeyState: f.keyState}}, nil
 }
 
 // apiErr builds the error chain the SDK returns for a KMS error answer:
@@ -114,48 +118,48 @@ func TestAWSKMSErrorMapping(t *testing.T) {
 		// cause, when set, must be reachable with errors.Is.
 		cause error
 	}{
-		{"not found", apiErr(400, "NotFoundException", "Key 'x' does not exist"), ErrKeyNotFound, "NotFoundException", nil},
-		{"disabled", apiErr(400, "DisabledException", secret), ErrKeyDisabled, "DisabledException", nil},
-		{"invalid state", apiErr(400, "KMSInvalidStateException", secret), ErrKeyDisabled, "KMSInvalidStateException", nil},
-		{"access denied", apiErr(400, "AccessDeniedException", secret), ErrAccessDenied, "AccessDeniedException", nil},
-		{"unknown access key", apiErr(400, "UnrecognizedClientException", secret), ErrAccessDenied, "UnrecognizedClientException", nil},
-		{"invalid ciphertext", apiErr(400, "InvalidCiphertextException", secret), ErrInvalidCiphertext, "InvalidCiphertextException", nil},
-		{"incorrect key", apiErr(400, "IncorrectKeyException", secret), ErrInvalidCiphertext, "IncorrectKeyException", nil},
-		{"invalid key usage", apiErr(400, "InvalidKeyUsageException", secret), ErrInvalidCiphertext, "InvalidKeyUsageException", nil},
-		{"throttling", apiErr(400, "ThrottlingException", secret), ErrKMSUnavailable, "ThrottlingException", nil},
-		{"limit exceeded", apiErr(400, "LimitExceededException", secret), ErrKMSUnavailable, "LimitExceededException", nil},
-		{"kms internal", apiErr(500, "KMSInternalException", secret), ErrKMSUnavailable, "KMSInternalException", nil},
-		{"dependency timeout", apiErr(503, "DependencyTimeoutException", secret), ErrKMSUnavailable, "DependencyTimeoutException", nil},
-		{"key unavailable", apiErr(500, "KeyUnavailableException", secret), ErrKMSUnavailable, "KeyUnavailableException", nil},
-		{"unknown 5xx", apiErr(502, "SomethingNew", secret), ErrKMSUnavailable, "SomethingNew", nil},
-		{"unknown 4xx", apiErr(400, "SomethingNew", secret), ErrInvalidKMSRequest, "SomethingNew", nil},
+		{"not found", apiErr(400, "NotFoundException", "Key 'x' does not exist"), kms.ErrKeyNotFound, "NotFoundException", nil},
+		{"disabled", apiErr(400, "DisabledException", secret), kms.ErrKeyDisabled, "DisabledException", nil},
+		{"invalid state", apiErr(400, "KMSInvalidStateException", secret), kms.ErrKeyDisabled, "KMSInvalidStateException", nil},
+		{"access denied", apiErr(400, "AccessDeniedException", secret), kms.ErrAccessDenied, "AccessDeniedException", nil},
+		{"unknown access key", apiErr(400, "UnrecognizedClientException", secret), kms.ErrAccessDenied, "UnrecognizedClientException", nil},
+		{"invalid ciphertext", apiErr(400, "InvalidCiphertextException", secret), kms.ErrInvalidCiphertext, "InvalidCiphertextException", nil},
+		{"incorrect key", apiErr(400, "IncorrectKeyException", secret), kms.ErrInvalidCiphertext, "IncorrectKeyException", nil},
+		{"invalid key usage", apiErr(400, "InvalidKeyUsageException", secret), kms.ErrInvalidCiphertext, "InvalidKeyUsageException", nil},
+		{"throttling", apiErr(400, "ThrottlingException", secret), kms.ErrKMSUnavailable, "ThrottlingException", nil},
+		{"limit exceeded", apiErr(400, "LimitExceededException", secret), kms.ErrKMSUnavailable, "LimitExceededException", nil},
+		{"kms internal", apiErr(500, "KMSInternalException", secret), kms.ErrKMSUnavailable, "KMSInternalException", nil},
+		{"dependency timeout", apiErr(503, "DependencyTimeoutException", secret), kms.ErrKMSUnavailable, "DependencyTimeoutException", nil},
+		{"key unavailable", apiErr(500, "KeyUnavailableException", secret), kms.ErrKMSUnavailable, "KeyUnavailableException", nil},
+		{"unknown 5xx", apiErr(502, "SomethingNew", secret), kms.ErrKMSUnavailable, "SomethingNew", nil},
+		{"unknown 4xx", apiErr(400, "SomethingNew", secret), kms.ErrInvalidKMSRequest, "SomethingNew", nil},
 		{"validation", apiErr(400, "ValidationException",
 			"1 validation error detected: Value '"+secret+"' at 'Plaintext' failed to satisfy constraint"),
-			ErrInvalidKMSRequest, "ValidationException", nil},
-		{"serialization", apiErr(400, "SerializationException", secret), ErrInvalidKMSRequest, "SerializationException", nil},
-		{"grant token", apiErr(400, "InvalidGrantTokenException", secret), ErrInvalidKMSRequest, "InvalidGrantTokenException", nil},
+			kms.ErrInvalidKMSRequest, "ValidationException", nil},
+		{"serialization", apiErr(400, "SerializationException", secret), kms.ErrInvalidKMSRequest, "SerializationException", nil},
+		{"grant token", apiErr(400, "InvalidGrantTokenException", secret), kms.ErrInvalidKMSRequest, "InvalidGrantTokenException", nil},
 		{"sdk validation", &smithy.OperationError{ServiceID: "KMS", OperationName: "Op",
-			Err: smithy.InvalidParamsError{Context: "Input " + secret}}, ErrInvalidKMSRequest, "", nil},
+			Err: smithy.InvalidParamsError{Context: "Input " + secret}}, kms.ErrInvalidKMSRequest, "", nil},
 		{"connection refused", &smithy.OperationError{ServiceID: "KMS", OperationName: "Op",
-			Err: fmt.Errorf("send request %s: %w", secret, opErr)}, ErrKMSUnavailable, "", opErr},
+			Err: fmt.Errorf("send request %s: %w", secret, opErr)}, kms.ErrKMSUnavailable, "", opErr},
 		{"canceled", &smithy.OperationError{ServiceID: "KMS", OperationName: "Op",
-			Err: fmt.Errorf("%s: %w", secret, context.Canceled)}, ErrKMSUnavailable, "", context.Canceled},
-		{"deadline", fmt.Errorf("%s: %w", secret, context.DeadlineExceeded), ErrKMSUnavailable, "", context.DeadlineExceeded},
+			Err: fmt.Errorf("%s: %w", secret, context.Canceled)}, kms.ErrKMSUnavailable, "", context.Canceled},
+		{"deadline", fmt.Errorf("%s: %w", secret, context.DeadlineExceeded), kms.ErrKMSUnavailable, "", context.DeadlineExceeded},
 		// A response the SDK cannot parse may quote the body: keep nothing of it.
-		{"deserialization", &smithy.DeserializationError{Err: errors.New(secret)}, ErrKMSUnavailable, "", nil},
+		{"deserialization", &smithy.DeserializationError{Err: errors.New(secret)}, kms.ErrKMSUnavailable, "", nil},
 	}
 	ops := []struct {
 		name string
-		call func(*AWSKMS) error
+		call func(*Service) error
 	}{
-		{"GenerateDataKey", func(a *AWSKMS) error { _, err := a.GenerateDataKey(t.Context(), "k", nil); return err }},
-		{"Decrypt", func(a *AWSKMS) error { _, err := a.Decrypt(t.Context(), "k", []byte("c"), nil); return err }},
-		{"ReEncrypt", func(a *AWSKMS) error {
+		{"GenerateDataKey", func(a *Service) error { _, err := a.GenerateDataKey(t.Context(), "k", nil); return err }},
+		{"Decrypt", func(a *Service) error { _, err := a.Decrypt(t.Context(), "k", []byte("c"), nil); return err }},
+		{"ReEncrypt", func(a *Service) error {
 			_, err := a.ReEncrypt(t.Context(), []byte("c"), "k", nil, "k2", nil)
 			return err
 		}},
-		{"Encrypt", func(a *AWSKMS) error { _, err := a.Encrypt(t.Context(), "k", []byte("p"), nil); return err }},
-		{"DescribeKey", func(a *AWSKMS) error { _, err := a.ResolveKey(t.Context(), "k"); return err }},
+		{"Encrypt", func(a *Service) error { _, err := a.Encrypt(t.Context(), "k", []byte("p"), nil); return err }},
+		{"DescribeKey", func(a *Service) error { _, err := a.ResolveKey(t.Context(), "k"); return err }},
 	}
 	for _, tc := range cases {
 		for _, op := range ops {
@@ -165,9 +169,9 @@ func TestAWSKMSErrorMapping(t *testing.T) {
 				if op.name == "DescribeKey" {
 					f.describeErr = tc.err
 				}
-				a := NewAWSKMS(f)
+				a := New(f)
 				err := op.call(a)
-				var ke *KMSError
+				var ke *kms.KMSError
 				if !errors.As(err, &ke) {
 					t.Fatalf("error %T %v, want *KMSError", err, err)
 				}
@@ -196,16 +200,16 @@ func TestAWSKMSAccessDeniedKeyState(t *testing.T) {
 		state types.KeyState
 		kind  error
 	}{
-		{types.KeyStateDisabled, ErrKeyDisabled},
-		{types.KeyStatePendingDeletion, ErrKeyDisabled},
-		{types.KeyStatePendingReplicaDeletion, ErrKeyDisabled},
-		{types.KeyStateEnabled, ErrAccessDenied},
-		{"", ErrAccessDenied}, // DescribeKey itself denied
+		{types.KeyStateDisabled, kms.ErrKeyDisabled},
+		{types.KeyStatePendingDeletion, kms.ErrKeyDisabled},
+		{types.KeyStatePendingReplicaDeletion, kms.ErrKeyDisabled},
+		{types.KeyStateEnabled, kms.ErrAccessDenied},
+		{"", kms.ErrAccessDenied}, // DescribeKey itself denied
 	}
 	for _, tc := range cases {
 		t.Run(string(tc.state), func(t *testing.T) {
 			f := &fakeKMS{err: denied, keyState: tc.state}
-			a := NewAWSKMS(f)
+			a := New(f)
 			if _, err := a.Decrypt(t.Context(), "k", []byte("c"), nil); !errors.Is(err, tc.kind) {
 				t.Errorf("Decrypt: %v, want %v", err, tc.kind)
 			}
@@ -217,11 +221,11 @@ func TestAWSKMSAccessDeniedKeyState(t *testing.T) {
 			}
 			// Without a key id there is nothing to ask about.
 			f.described = nil
-			if _, err := a.Decrypt(t.Context(), "", []byte("c"), nil); !errors.Is(err, ErrAccessDenied) {
+			if _, err := a.Decrypt(t.Context(), "", []byte("c"), nil); !errors.Is(err, kms.ErrAccessDenied) {
 				t.Errorf("Decrypt without key id: %v, want ErrAccessDenied", err)
 			}
 			// GenerateDataKey's AccessDenied is AWS's own answer, not a state in disguise.
-			if _, err := a.GenerateDataKey(t.Context(), "k", nil); !errors.Is(err, ErrAccessDenied) {
+			if _, err := a.GenerateDataKey(t.Context(), "k", nil); !errors.Is(err, kms.ErrAccessDenied) {
 				t.Errorf("GenerateDataKey: %v, want ErrAccessDenied", err)
 			}
 			if len(f.described) != 0 {
@@ -234,8 +238,8 @@ func TestAWSKMSAccessDeniedKeyState(t *testing.T) {
 func TestAWSKMSRequests(t *testing.T) {
 	ctx := t.Context()
 	encCtx := map[string]string{"a": "b"}
-	f := &fakeKMS{plain: make([]byte, DataKeySize)}
-	a := NewAWSKMS(f)
+	f := &fakeKMS{plain: make([]byte, kms.DataKeySize)}
+	a := New(f)
 
 	dk, err := a.GenerateDataKey(ctx, "alias/x", encCtx)
 	if err != nil {
@@ -244,7 +248,7 @@ func TestAWSKMSRequests(t *testing.T) {
 	if *f.genIn.KeyId != "alias/x" || f.genIn.KeySpec != types.DataKeySpecAes256 || f.genIn.NumberOfBytes != nil || f.genIn.EncryptionContext["a"] != "b" {
 		t.Errorf("GenerateDataKey input %+v", f.genIn)
 	}
-	if dk.KeyID != fakeARN || len(dk.Plaintext) != DataKeySize {
+	if dk.KeyID != fakeARN || len(dk.Plaintext) != kms.DataKeySize {
 		t.Errorf("data key %q, %d bytes", dk.KeyID, len(dk.Plaintext))
 	}
 
@@ -280,11 +284,11 @@ func TestAWSKMSRequests(t *testing.T) {
 	}
 
 	// Out-of-range plaintexts never reach KMS, whose error would quote them.
-	for _, n := range []int{0, MaxEncryptPlaintext + 1} {
+	for _, n := range []int{0, kms.MaxEncryptPlaintext + 1} {
 		f.encIn = nil
 		pt := []byte(strings.Repeat(secret, n/len(secret)+1)[:n])
 		_, err := a.Encrypt(ctx, "k", pt, nil)
-		if !errors.Is(err, ErrInvalidKMSRequest) || f.encIn != nil {
+		if !errors.Is(err, kms.ErrInvalidKMSRequest) || f.encIn != nil {
 			t.Errorf("Encrypt(%d bytes): %v, sent %v", n, err, f.encIn != nil)
 		}
 		if err != nil && strings.Contains(err.Error(), secret) {
@@ -294,14 +298,14 @@ func TestAWSKMSRequests(t *testing.T) {
 
 	// A wrong-sized data key is refused rather than passed on.
 	f.plain = make([]byte, 16)
-	if _, err := a.GenerateDataKey(ctx, "k", nil); !errors.Is(err, ErrKMSUnavailable) {
+	if _, err := a.GenerateDataKey(ctx, "k", nil); !errors.Is(err, kms.ErrKMSUnavailable) {
 		t.Errorf("16-byte data key: %v, want ErrKMSUnavailable", err)
 	}
 }
 
 func TestAWSKMSResolveKey(t *testing.T) {
 	f := &fakeKMS{keyState: types.KeyStateDisabled} // a disabled key still resolves
-	a := NewAWSKMS(f)
+	a := New(f)
 	ids, err := a.ResolveKey(t.Context(), "alias/x")
 	if err != nil {
 		t.Fatal(err)
@@ -314,20 +318,45 @@ func TestAWSKMSResolveKey(t *testing.T) {
 	}
 	// An answer without the key's names cannot be trusted to list it.
 	f.noMetadata = true
-	if _, err := a.ResolveKey(t.Context(), "alias/x"); !errors.Is(err, ErrKMSUnavailable) {
+	if _, err := a.ResolveKey(t.Context(), "alias/x"); !errors.Is(err, kms.ErrKMSUnavailable) {
 		t.Errorf("ResolveKey without metadata: %v, want ErrKMSUnavailable", err)
 	}
 
 	// The AllowList over AWS KMS: objects sealed under the listed key's ARN
 	// pass; any other ARN is refused without a Decrypt.
 	f.noMetadata = false
-	ok := ObjectKeys{Keys: a, KeyID: "alias/x", Allowed: NewAllowList(a, "alias/x")}
+	ok := kms.ObjectKeys{Keys: a, KeyID: "alias/x", Allowed: kms.NewAllowList(a, "alias/x")}
 	if err := ok.Allowed.Check(t.Context(), fakeARN); err != nil {
 		t.Errorf("Check(%s): %v", fakeARN, err)
 	}
 	f.decryptIn = nil
-	planted := Metadata{KeyID: "arn:aws:kms:us-east-1:444455556666:key/theirs", WrappedKey: []byte("blob")}
-	if _, err := ok.Open(t.Context(), planted, "b", "k"); !errors.Is(err, ErrKeyNotAllowed) || f.decryptIn != nil {
+	planted := envelope.Metadata{KeyID: "arn:aws:kms:us-east-1:444455556666:key/theirs", WrappedKey: []byte("blob")}
+	if _, err := ok.Open(t.Context(), planted, "b", "k"); !errors.Is(err, kms.ErrKeyNotAllowed) || f.decryptIn != nil {
 		t.Errorf("Open of a planted object: %v (Decrypt sent: %v), want ErrKeyNotAllowed and no Decrypt", err, f.decryptIn != nil)
+	}
+}
+
+func TestAWSKMSKeyStatus(t *testing.T) {
+	for _, state := range []types.KeyState{types.KeyStateEnabled, types.KeyStateDisabled, types.KeyStatePendingDeletion, types.KeyStatePendingImport} {
+		f := &fakeKMS{keyState: state}
+		st, err := New(f).KeyStatus(t.Context(), "alias/x")
+		if err != nil {
+			t.Fatalf("%s: %v", state, err)
+		}
+		if st.State != kms.KeyState(state) || !slices.Equal(st.IDs, []string{fakeKeyID, fakeARN}) {
+			t.Errorf("%s: status %+v", state, st)
+		}
+		if !slices.Equal(f.described, []string{"alias/x"}) {
+			t.Errorf("described %q", f.described)
+		}
+	}
+	// DescribeKey's failures keep their kind; a key without names is malformed.
+	f := &fakeKMS{describeErr: apiErr(400, "NotFoundException", secret)}
+	if _, err := New(f).KeyStatus(t.Context(), "alias/x"); !errors.Is(err, kms.ErrKeyNotFound) {
+		t.Errorf("not found: %v", err)
+	}
+	f = &fakeKMS{keyState: types.KeyStateEnabled, noMetadata: true}
+	if _, err := New(f).KeyStatus(t.Context(), "alias/x"); !errors.Is(err, kms.ErrKMSUnavailable) {
+		t.Errorf("no metadata: %v", err)
 	}
 }

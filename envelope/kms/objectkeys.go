@@ -1,9 +1,11 @@
-package envelope
+package kms
 
 import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/s3seal/s3seal/envelope"
 )
 
 // Encryption-context keys that bind a data key to its object. KMS (or the
@@ -32,28 +34,28 @@ type ObjectKeys struct {
 
 // New returns a fresh data key for bucket/key and the metadata to store
 // with the object. The caller zeroes the key when done.
-func (o ObjectKeys) New(ctx context.Context, bucket, key string) ([]byte, Metadata, error) {
+func (o ObjectKeys) New(ctx context.Context, bucket, key string) ([]byte, envelope.Metadata, error) {
 	if err := o.haveAllowList(); err != nil {
-		return nil, Metadata{}, fmt.Errorf("new data key for %s/%s: %w", bucket, key, err)
+		return nil, envelope.Metadata{}, fmt.Errorf("new data key for %s/%s: %w", bucket, key, err)
 	}
 	dk, err := o.Keys.GenerateDataKey(ctx, o.KeyID, BindingContext(bucket, key))
 	if err != nil {
-		return nil, Metadata{}, fmt.Errorf("new data key for %s/%s: %w", bucket, key, err)
+		return nil, envelope.Metadata{}, fmt.Errorf("new data key for %s/%s: %w", bucket, key, err)
 	}
 	if len(dk.Plaintext) != DataKeySize {
 		clear(dk.Plaintext)
-		return nil, Metadata{}, fmt.Errorf("key service returned a %d-byte data key", len(dk.Plaintext))
+		return nil, envelope.Metadata{}, fmt.Errorf("key service returned a %d-byte data key", len(dk.Plaintext))
 	}
 	// An object this process could not read back must not be written.
 	if err := o.checkIssued(ctx, dk.KeyID); err != nil {
 		clear(dk.Plaintext)
-		return nil, Metadata{}, fmt.Errorf("new data key for %s/%s: %w", bucket, key, err)
+		return nil, envelope.Metadata{}, fmt.Errorf("new data key for %s/%s: %w", bucket, key, err)
 	}
-	return dk.Plaintext, Metadata{KeyID: dk.KeyID, WrappedKey: dk.Ciphertext}, nil
+	return dk.Plaintext, envelope.Metadata{KeyID: dk.KeyID, WrappedKey: dk.Ciphertext}, nil
 }
 
 // Open unwraps the data key of the object at bucket/key.
-func (o ObjectKeys) Open(ctx context.Context, m Metadata, bucket, key string) ([]byte, error) {
+func (o ObjectKeys) Open(ctx context.Context, m envelope.Metadata, bucket, key string) ([]byte, error) {
 	if err := o.checkStored(ctx, m.KeyID); err != nil {
 		return nil, fmt.Errorf("data key of %s/%s: %w", bucket, key, err)
 	}
@@ -71,9 +73,9 @@ func (o ObjectKeys) Open(ctx context.Context, m Metadata, bucket, key string) ([
 // srcBucket/srcKey to dstBucket/dstKey: the same data key (so the stored
 // bytes are copied unchanged), re-wrapped under the current CMK and bound to
 // the new name. The data key never leaves the key service.
-func (o ObjectKeys) Rebind(ctx context.Context, m Metadata, srcBucket, srcKey, dstBucket, dstKey string) (Metadata, error) {
-	fail := func(err error) (Metadata, error) {
-		return Metadata{}, fmt.Errorf("rebinding %s/%s to %s/%s: %w", srcBucket, srcKey, dstBucket, dstKey, err)
+func (o ObjectKeys) Rebind(ctx context.Context, m envelope.Metadata, srcBucket, srcKey, dstBucket, dstKey string) (envelope.Metadata, error) {
+	fail := func(err error) (envelope.Metadata, error) {
+		return envelope.Metadata{}, fmt.Errorf("rebinding %s/%s to %s/%s: %w", srcBucket, srcKey, dstBucket, dstKey, err)
 	}
 	if err := o.checkStored(ctx, m.KeyID); err != nil {
 		return fail(err)
@@ -85,7 +87,7 @@ func (o ObjectKeys) Rebind(ctx context.Context, m Metadata, srcBucket, srcKey, d
 	if err := o.checkIssued(ctx, w.KeyID); err != nil {
 		return fail(err)
 	}
-	return Metadata{KeyID: w.KeyID, WrappedKey: w.Ciphertext}, nil
+	return envelope.Metadata{KeyID: w.KeyID, WrappedKey: w.Ciphertext}, nil
 }
 
 // haveAllowList fails closed: without a list every CMK s3seal's role may

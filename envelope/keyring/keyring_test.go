@@ -1,4 +1,4 @@
-package envelope
+package keyring
 
 import (
 	"bytes"
@@ -11,10 +11,13 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/s3seal/s3seal/envelope/kms"
 )
 
 // krClock is a settable clock for openKeyring.
@@ -38,7 +41,7 @@ func (c *krClock) advance(d time.Duration) {
 func krOpen(t *testing.T) (*Keyring, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "keyring.json")
-	k, err := OpenKeyring(path)
+	k, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +84,7 @@ func TestKeyringCreateDescribeList(t *testing.T) {
 		if !krUUIDv4.MatchString(info.ID) {
 			t.Errorf("id %q is not a UUID v4", info.ID)
 		}
-		if info.State != KeyEnabled || info.Origin != OriginGenerated || info.Versions != 1 ||
+		if info.State != kms.KeyEnabled || info.Origin != OriginGenerated || info.Versions != 1 ||
 			!info.DeletionDate.IsZero() || len(info.Aliases) != 0 || info.Created.IsZero() {
 			t.Errorf("new key: %+v", info)
 		}
@@ -102,7 +105,7 @@ func TestKeyringCreateDescribeList(t *testing.T) {
 	}
 	for _, id := range []string{"", "nope", "alias/nope", b.ID + "x"} {
 		_, err := k.DescribeKey(id)
-		krWantErr(t, err, ErrKeyNotFound)
+		krWantErr(t, err, kms.ErrKeyNotFound)
 	}
 }
 
@@ -170,26 +173,26 @@ func TestKeyringAliases(t *testing.T) {
 		"alias/dot.ted", "alias/é", "alias/" + strings.Repeat("x", 251),
 	}
 	for _, alias := range invalid {
-		krWantErr(t, k.CreateAlias(alias, b.ID), ErrInvalidKMSRequest)
+		krWantErr(t, k.CreateAlias(alias, b.ID), kms.ErrInvalidKMSRequest)
 	}
 	if err := k.CreateAlias("alias/"+strings.Repeat("x", 250), b.ID); err != nil {
 		t.Errorf("256-character alias refused: %v", err)
 	}
-	krWantErr(t, k.CreateAlias("alias/app", b.ID), ErrInvalidKMSRequest) // duplicate
-	krWantErr(t, k.CreateAlias("alias/app", a.ID), ErrInvalidKMSRequest) // even to the same key
-	krWantErr(t, k.CreateAlias("alias/new", "alias/missing"), ErrKeyNotFound)
-	krWantErr(t, k.CreateAlias("alias/new", "missing"), ErrKeyNotFound)
+	krWantErr(t, k.CreateAlias("alias/app", b.ID), kms.ErrInvalidKMSRequest) // duplicate
+	krWantErr(t, k.CreateAlias("alias/app", a.ID), kms.ErrInvalidKMSRequest) // even to the same key
+	krWantErr(t, k.CreateAlias("alias/new", "alias/missing"), kms.ErrKeyNotFound)
+	krWantErr(t, k.CreateAlias("alias/new", "missing"), kms.ErrKeyNotFound)
 
 	if err := k.DeleteAlias("alias/app"); err != nil {
 		t.Fatal(err)
 	}
 	_, err = k.DescribeKey("alias/app")
-	krWantErr(t, err, ErrKeyNotFound)
+	krWantErr(t, err, kms.ErrKeyNotFound)
 	_, err = k.GenerateDataKey(ctx, "alias/app", nil)
-	krWantErr(t, err, ErrKeyNotFound)
-	krWantErr(t, k.DeleteAlias("alias/app"), ErrKeyNotFound)
-	krWantErr(t, k.DeleteAlias(a.ID), ErrInvalidKMSRequest)
-	if info, _ := k.DescribeKey(a.ID); info.State != KeyEnabled || len(info.Aliases) != 3 {
+	krWantErr(t, err, kms.ErrKeyNotFound)
+	krWantErr(t, k.DeleteAlias("alias/app"), kms.ErrKeyNotFound)
+	krWantErr(t, k.DeleteAlias(a.ID), kms.ErrInvalidKMSRequest)
+	if info, _ := k.DescribeKey(a.ID); info.State != kms.KeyEnabled || len(info.Aliases) != 3 {
 		t.Errorf("after DeleteAlias: %+v", info)
 	}
 	// A deleted alias is free again, for any key.
@@ -233,7 +236,7 @@ func TestKeyringPersistence(t *testing.T) {
 		t.Errorf("keyring directory holds %d entries, want 1", len(ents))
 	}
 
-	k2, err := OpenKeyring(path)
+	k2, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +251,7 @@ func TestKeyringPersistence(t *testing.T) {
 		t.Error("reopened keyring unwrapped a different key")
 	}
 	_, err = k2.GenerateDataKey(ctx, b.ID, nil)
-	krWantErr(t, err, ErrKeyDisabled)
+	krWantErr(t, err, kms.ErrKeyDisabled)
 	// And the other way round.
 	w, err := k2.Encrypt(ctx, a.ID, []byte("secret"), nil)
 	if err != nil {
@@ -261,7 +264,7 @@ func TestKeyringPersistence(t *testing.T) {
 	// A keyring of its own cannot unwrap it.
 	k3, _ := krOpen(t)
 	_, err = k3.Decrypt(ctx, "", dk.Ciphertext, encCtx)
-	krWantErr(t, err, ErrInvalidCiphertext)
+	krWantErr(t, err, kms.ErrInvalidCiphertext)
 }
 
 func TestKeyringFileFormat(t *testing.T) {
@@ -339,9 +342,9 @@ func TestKeyringOpenErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := write(strings.ReplaceAll(tt.name, " ", "_")+".json", tt.content, tt.mode)
-			_, err := OpenKeyring(p)
+			_, err := Open(p)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("OpenKeyring = %v, want error containing %q", err, tt.wantErr)
+				t.Fatalf("Open = %v, want error containing %q", err, tt.wantErr)
 			}
 			if strings.Contains(err.Error(), "AAAA") {
 				t.Errorf("error quotes key material: %v", err)
@@ -350,14 +353,14 @@ func TestKeyringOpenErrors(t *testing.T) {
 	}
 	// A valid file of its own kind opens.
 	p := write("ok.json", key(`"state":"Enabled","origin":"EXTERNAL","material":[`+m+`]`), 0o600)
-	k, err := OpenKeyring(p)
+	k, err := Open(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if info, err := k.DescribeKey("k1"); err != nil || info.Origin != OriginExternal {
 		t.Errorf("DescribeKey = %+v, %v", info, err)
 	}
-	if _, err := OpenKeyring(filepath.Join(dir, "missing-dir", "k.json")); err == nil {
+	if _, err := Open(filepath.Join(dir, "missing-dir", "k.json")); err == nil {
 		t.Error("opened a keyring in a missing directory")
 	}
 }
@@ -368,7 +371,7 @@ func TestKeyringWriteFailure(t *testing.T) {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	k, err := OpenKeyring(filepath.Join(dir, "keyring.json"))
+	k, err := Open(filepath.Join(dir, "keyring.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,7 +400,7 @@ func TestKeyringWriteFailure(t *testing.T) {
 	}
 	for name, change := range changes {
 		err := change()
-		if !errors.Is(err, ErrKMSUnavailable) {
+		if !errors.Is(err, kms.ErrKMSUnavailable) {
 			t.Errorf("%s with the directory gone: %v, want ErrKMSUnavailable", name, err)
 		}
 		if got := k.ListKeys(); !reflect.DeepEqual(got, before) {
@@ -447,7 +450,7 @@ func TestKeyringRotation(t *testing.T) {
 			t.Errorf("after rotation %d: %+v", v, info)
 		}
 	}
-	k2, err := OpenKeyring(path)
+	k2, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,14 +477,14 @@ func TestKeyringRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = k.RotateKey(imp.ID)
-	krWantErr(t, err, ErrInvalidKMSRequest)
+	krWantErr(t, err, kms.ErrInvalidKMSRequest)
 	if err := k.DisableKey(a.ID); err != nil {
 		t.Fatal(err)
 	}
 	_, err = k.RotateKey(a.ID)
-	krWantErr(t, err, ErrKeyDisabled)
+	krWantErr(t, err, kms.ErrKeyDisabled)
 	_, err = k.RotateKey("missing")
-	krWantErr(t, err, ErrKeyNotFound)
+	krWantErr(t, err, kms.ErrKeyNotFound)
 }
 
 func TestKeyringStates(t *testing.T) {
@@ -528,7 +531,7 @@ func TestKeyringStates(t *testing.T) {
 			}
 		}
 	}
-	checkState := func(want KeyState) {
+	checkState := func(want kms.KeyState) {
 		t.Helper()
 		info, err := k.DescribeKey(a.ID)
 		if err != nil {
@@ -543,24 +546,24 @@ func TestKeyringStates(t *testing.T) {
 	if err := k.DisableKey("alias/a"); err != nil {
 		t.Fatal(err)
 	}
-	checkState(KeyDisabled)
-	checkOps(ErrKeyDisabled)
+	checkState(kms.KeyDisabled)
+	checkOps(kms.ErrKeyDisabled)
 	if err := k.DisableKey(a.ID); err != nil { // idempotent
 		t.Fatal(err)
 	}
 	if err := k.EnableKey(a.ID); err != nil {
 		t.Fatal(err)
 	}
-	checkState(KeyEnabled)
+	checkState(kms.KeyEnabled)
 	checkOps(nil)
 
 	for _, days := range []int{-1, 0, 6, 31} {
 		_, err := k.ScheduleKeyDeletion(a.ID, days)
-		krWantErr(t, err, ErrInvalidKMSRequest)
+		krWantErr(t, err, kms.ErrInvalidKMSRequest)
 	}
 	_, err = k.ScheduleKeyDeletion("missing", 7)
-	krWantErr(t, err, ErrKeyNotFound)
-	krWantErr(t, k.CancelKeyDeletion(a.ID), ErrInvalidKMSRequest) // not pending
+	krWantErr(t, err, kms.ErrKeyNotFound)
+	krWantErr(t, k.CancelKeyDeletion(a.ID), kms.ErrInvalidKMSRequest) // not pending
 
 	date, err := k.ScheduleKeyDeletion("alias/a", 7)
 	if err != nil {
@@ -569,24 +572,24 @@ func TestKeyringStates(t *testing.T) {
 	if want := clock.now().Add(7 * 24 * time.Hour); !date.Equal(want) {
 		t.Errorf("deletion date %v, want %v", date, want)
 	}
-	checkState(KeyPendingDeletion)
+	checkState(kms.KeyPendingDeletion)
 	if info, _ := k.DescribeKey(a.ID); !info.DeletionDate.Equal(date) {
 		t.Errorf("DescribeKey deletion date %v, want %v", info.DeletionDate, date)
 	}
-	checkOps(ErrKeyDisabled)
-	krWantErr(t, k.EnableKey(a.ID), ErrKeyDisabled)
-	krWantErr(t, k.DisableKey(a.ID), ErrKeyDisabled)
+	checkOps(kms.ErrKeyDisabled)
+	krWantErr(t, k.EnableKey(a.ID), kms.ErrKeyDisabled)
+	krWantErr(t, k.DisableKey(a.ID), kms.ErrKeyDisabled)
 	_, err = k.ScheduleKeyDeletion(a.ID, 30)
-	krWantErr(t, err, ErrKeyDisabled)
+	krWantErr(t, err, kms.ErrKeyDisabled)
 
 	if err := k.CancelKeyDeletion("alias/a"); err != nil {
 		t.Fatal(err)
 	}
-	checkState(KeyDisabled) // like AWS: cancelling does not re-enable
+	checkState(kms.KeyDisabled) // like AWS: cancelling does not re-enable
 	if info, _ := k.DescribeKey(a.ID); !info.DeletionDate.IsZero() {
 		t.Errorf("deletion date %v kept after cancel", info.DeletionDate)
 	}
-	checkOps(ErrKeyDisabled)
+	checkOps(kms.ErrKeyDisabled)
 	if err := k.EnableKey(a.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -599,7 +602,7 @@ func TestKeyringStates(t *testing.T) {
 	if _, err := k.ScheduleKeyDeletion(a.ID, 30); err != nil {
 		t.Fatal(err)
 	}
-	checkState(KeyPendingDeletion)
+	checkState(kms.KeyPendingDeletion)
 }
 
 func TestKeyringPurge(t *testing.T) {
@@ -629,7 +632,7 @@ func TestKeyringPurge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info, err := k2.DescribeKey("alias/doomed"); err != nil || info.State != KeyPendingDeletion {
+	if info, err := k2.DescribeKey("alias/doomed"); err != nil || info.State != kms.KeyPendingDeletion {
 		t.Fatalf("before the deletion date: %+v, %v", info, err)
 	}
 	if err := k2.CancelKeyDeletion(doomed.ID); err != nil { // still possible
@@ -643,15 +646,15 @@ func TestKeyringPurge(t *testing.T) {
 	// From the deletion date on, the key is gone from the running keyring...
 	clock.advance(7 * 24 * time.Hour)
 	_, err = k2.DescribeKey(doomed.ID)
-	krWantErr(t, err, ErrKeyNotFound)
+	krWantErr(t, err, kms.ErrKeyNotFound)
 	_, err = k2.DescribeKey("alias/doomed")
-	krWantErr(t, err, ErrKeyNotFound)
-	krWantErr(t, k2.CancelKeyDeletion(doomed.ID), ErrKeyNotFound)
+	krWantErr(t, err, kms.ErrKeyNotFound)
+	krWantErr(t, k2.CancelKeyDeletion(doomed.ID), kms.ErrKeyNotFound)
 	if list := k2.ListKeys(); len(list) != 1 || list[0].ID != kept.ID {
 		t.Errorf("ListKeys after the deletion date: %+v", list)
 	}
 	_, err = k2.Decrypt(ctx, "", dk.Ciphertext, nil)
-	krWantErr(t, err, ErrInvalidCiphertext)
+	krWantErr(t, err, kms.ErrInvalidCiphertext)
 
 	// ...and from the file once it is opened...
 	data, _ := os.ReadFile(path)
@@ -728,7 +731,7 @@ func TestKeyringImport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if i1.Origin != OriginExternal || i1.State != KeyEnabled || i1.Versions != 1 || i1.Description != "customer key" {
+	if i1.Origin != OriginExternal || i1.State != kms.KeyEnabled || i1.Versions != 1 || i1.Description != "customer key" {
 		t.Errorf("imported key: %+v", i1)
 	}
 	if i1.ID == i2.ID {
@@ -750,7 +753,7 @@ func TestKeyringImport(t *testing.T) {
 	material = bytes.Repeat([]byte{0x42}, 32)
 	// Same material, but the blob names a key id k2 does not have.
 	_, err = k2.Decrypt(ctx, "", w.Ciphertext, nil)
-	krWantErr(t, err, ErrInvalidCiphertext)
+	krWantErr(t, err, kms.ErrInvalidCiphertext)
 
 	// The imported material is really what wraps: a blob sealed with it by
 	// hand, under k2's id, opens.
@@ -761,7 +764,7 @@ func TestKeyringImport(t *testing.T) {
 
 	for _, n := range []int{0, 1, 16, 31, 33, 64} {
 		_, err := k1.ImportKey(make([]byte, n), "")
-		krWantErr(t, err, ErrInvalidKMSRequest)
+		krWantErr(t, err, kms.ErrInvalidKMSRequest)
 	}
 	if got := len(k1.ListKeys()); got != 1 {
 		t.Errorf("%d keys after refused imports, want 1", got)
@@ -798,19 +801,19 @@ func TestKeyringInvalidCiphertext(t *testing.T) {
 	}{
 		{"ok", "", blob, encCtx, nil},
 		{"ok with id", a.ID, blob, encCtx, nil},
-		{"no context", "", blob, nil, ErrInvalidCiphertext},
-		{"other value", "", blob, map[string]string{"bucket": "photos", "key": "dog.jpg"}, ErrInvalidCiphertext},
-		{"extra pair", "", blob, map[string]string{"bucket": "photos", "key": "cat.jpg", "x": ""}, ErrInvalidCiphertext},
-		{"swapped", "", blob, map[string]string{"bucket": "cat.jpg", "key": "photos"}, ErrInvalidCiphertext},
-		{"other key id", b.ID, blob, encCtx, ErrInvalidCiphertext},
-		{"other key alias", "alias/b", blob, encCtx, ErrInvalidCiphertext},
-		{"unknown key id", "missing", blob, encCtx, ErrKeyNotFound},
-		{"unknown alias", "alias/missing", blob, encCtx, ErrKeyNotFound},
-		{"empty", "", nil, encCtx, ErrInvalidCiphertext},
-		{"truncated", "", blob[:len(blob)-1], encCtx, ErrInvalidCiphertext},
-		{"header only", "", blob[:2+len(a.ID)+4+12], encCtx, ErrInvalidCiphertext},
-		{"extended", "", append(bytes.Clone(blob), 0), encCtx, ErrInvalidCiphertext},
-		{"garbage", "", bytes.Repeat([]byte{0xff}, 100), encCtx, ErrInvalidCiphertext},
+		{"no context", "", blob, nil, kms.ErrInvalidCiphertext},
+		{"other value", "", blob, map[string]string{"bucket": "photos", "key": "dog.jpg"}, kms.ErrInvalidCiphertext},
+		{"extra pair", "", blob, map[string]string{"bucket": "photos", "key": "cat.jpg", "x": ""}, kms.ErrInvalidCiphertext},
+		{"swapped", "", blob, map[string]string{"bucket": "cat.jpg", "key": "photos"}, kms.ErrInvalidCiphertext},
+		{"other key id", b.ID, blob, encCtx, kms.ErrInvalidCiphertext},
+		{"other key alias", "alias/b", blob, encCtx, kms.ErrInvalidCiphertext},
+		{"unknown key id", "missing", blob, encCtx, kms.ErrKeyNotFound},
+		{"unknown alias", "alias/missing", blob, encCtx, kms.ErrKeyNotFound},
+		{"empty", "", nil, encCtx, kms.ErrInvalidCiphertext},
+		{"truncated", "", blob[:len(blob)-1], encCtx, kms.ErrInvalidCiphertext},
+		{"header only", "", blob[:2+len(a.ID)+4+12], encCtx, kms.ErrInvalidCiphertext},
+		{"extended", "", append(bytes.Clone(blob), 0), encCtx, kms.ErrInvalidCiphertext},
+		{"garbage", "", bytes.Repeat([]byte{0xff}, 100), encCtx, kms.ErrInvalidCiphertext},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -838,7 +841,7 @@ func TestKeyringInvalidCiphertext(t *testing.T) {
 			tampered[i] ^= 1 << bit
 			for _, keyID := range []string{"", a.ID} {
 				_, err := k.Decrypt(ctx, keyID, tampered, encCtx)
-				if !errors.Is(err, ErrInvalidCiphertext) {
+				if !errors.Is(err, kms.ErrInvalidCiphertext) {
 					t.Fatalf("byte %d bit %d flipped, keyID %q: %v", i, bit, keyID, err)
 				}
 			}
@@ -852,14 +855,14 @@ func TestKeyringInvalidCiphertext(t *testing.T) {
 	hdr := 2 + len(a.ID) + 4
 	transplant := append(bytes.Clone(bw.Ciphertext[:hdr]), blob[hdr:]...)
 	_, err = k.Decrypt(ctx, "", transplant, encCtx)
-	krWantErr(t, err, ErrInvalidCiphertext)
+	krWantErr(t, err, kms.ErrInvalidCiphertext)
 }
 
 func TestKeyringEncryptLimits(t *testing.T) {
 	ctx := context.Background()
 	k, _ := krOpen(t)
 	a := krCreate(t, k, "")
-	for _, n := range []int{1, 32, MaxEncryptPlaintext} {
+	for _, n := range []int{1, 32, kms.MaxEncryptPlaintext} {
 		pt := bytes.Repeat([]byte{'p'}, n)
 		w, err := k.Encrypt(ctx, a.ID, pt, nil)
 		if err != nil {
@@ -873,16 +876,16 @@ func TestKeyringEncryptLimits(t *testing.T) {
 			t.Errorf("round trip of %d bytes: %v", n, err)
 		}
 	}
-	for _, n := range []int{0, MaxEncryptPlaintext + 1} {
+	for _, n := range []int{0, kms.MaxEncryptPlaintext + 1} {
 		_, err := k.Encrypt(ctx, a.ID, make([]byte, n), nil)
-		krWantErr(t, err, ErrInvalidKMSRequest)
+		krWantErr(t, err, kms.ErrInvalidKMSRequest)
 	}
 	_, err := k.Encrypt(ctx, "missing", []byte("x"), nil)
-	krWantErr(t, err, ErrKeyNotFound)
+	krWantErr(t, err, kms.ErrKeyNotFound)
 	_, err = k.GenerateDataKey(ctx, "missing", nil)
-	krWantErr(t, err, ErrKeyNotFound)
+	krWantErr(t, err, kms.ErrKeyNotFound)
 	_, err = k.ReEncrypt(ctx, []byte("x"), "", nil, "missing", nil)
-	krWantErr(t, err, ErrKeyNotFound)
+	krWantErr(t, err, kms.ErrKeyNotFound)
 }
 
 func TestKeyringReEncrypt(t *testing.T) {
@@ -907,9 +910,9 @@ func TestKeyringReEncrypt(t *testing.T) {
 		t.Errorf("Decrypt after ReEncrypt: %v", err)
 	}
 	_, err = k.Decrypt(ctx, "", w.Ciphertext, src)
-	krWantErr(t, err, ErrInvalidCiphertext)
+	krWantErr(t, err, kms.ErrInvalidCiphertext)
 	_, err = k.ReEncrypt(ctx, dk.Ciphertext, "", dst, b.ID, dst)
-	krWantErr(t, err, ErrInvalidCiphertext)
+	krWantErr(t, err, kms.ErrInvalidCiphertext)
 }
 
 func TestKeyringNoMaterialLeak(t *testing.T) {
@@ -1015,8 +1018,40 @@ func TestKeyringCanceledContext(t *testing.T) {
 	_, errs["ReEncrypt"] = k.ReEncrypt(ctx, w.Ciphertext, "", nil, a.ID, nil)
 	_, errs["ResolveKey"] = k.ResolveKey(ctx, a.ID)
 	for op, err := range errs {
-		if !errors.Is(err, ErrKMSUnavailable) || !errors.Is(err, context.Canceled) {
+		if !errors.Is(err, kms.ErrKMSUnavailable) || !errors.Is(err, context.Canceled) {
 			t.Errorf("%s with a canceled context: %v", op, err)
 		}
+	}
+}
+
+func TestKeyringKeyStatus(t *testing.T) {
+	k, err := Open(filepath.Join(t.TempDir(), "keyring.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := k.CreateKey("status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.CreateAlias("alias/status", info.ID); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if st, err := k.KeyStatus(ctx, "alias/status"); err != nil || st.State != kms.KeyEnabled || !slices.Equal(st.IDs, []string{info.ID}) {
+		t.Errorf("enabled: %+v %v", st, err)
+	}
+	if err := k.DisableKey(info.ID); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := k.KeyStatus(ctx, info.ID); err != nil || st.State != kms.KeyDisabled {
+		t.Errorf("disabled: %+v %v", st, err)
+	}
+	if _, err := k.KeyStatus(ctx, "alias/none"); !errors.Is(err, kms.ErrKeyNotFound) {
+		t.Errorf("missing: %v", err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := k.KeyStatus(cancelled, info.ID); !errors.Is(err, kms.ErrKMSUnavailable) {
+		t.Errorf("cancelled: %v", err)
 	}
 }

@@ -1,0 +1,64 @@
+package envelope
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestUploadToken(t *testing.T) {
+	dk := bytes.Repeat([]byte{7}, DataKeySize)
+	meta := Metadata{KeyID: "key-1", WrappedKey: []byte("wrapped data key")}
+	tok, err := NewUploadToken("upload-1", meta, dk, "bkt", "dir/obj")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseUploadToken(tok)
+	if err != nil || !got.HasKey || got.UploadID != "upload-1" || got.Meta.KeyID != meta.KeyID || !bytes.Equal(got.Meta.WrappedKey, meta.WrappedKey) {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	if !got.Verify(dk, "bkt", "dir/obj") {
+		t.Fatal("own token does not verify")
+	}
+	other := bytes.Repeat([]byte{8}, DataKeySize)
+	for _, tc := range []struct {
+		name        string
+		dk          []byte
+		bucket, key string
+	}{
+		{"other data key", other, "bkt", "dir/obj"},
+		{"other bucket", dk, "bkt2", "dir/obj"},
+		{"other key", dk, "bkt", "dir/obj2"},
+		{"bucket and key shifted", dk, "bktdir", "/obj"},
+	} {
+		if got.Verify(tc.dk, tc.bucket, tc.key) {
+			t.Errorf("%s: verifies", tc.name)
+		}
+	}
+
+	raw, _ := base64.RawURLEncoding.DecodeString(tok)
+	for i := range raw {
+		b := bytes.Clone(raw)
+		b[i] ^= 1
+		if p, err := ParseUploadToken(base64.RawURLEncoding.EncodeToString(b)); err == nil && p.Verify(dk, "bkt", "dir/obj") {
+			t.Errorf("byte %d flipped: still verifies", i)
+		}
+	}
+
+	listed, err := ParseUploadToken(ListedUploadToken("upload-1"))
+	if err != nil || listed.HasKey || listed.UploadID != "upload-1" || listed.Verify(dk, "bkt", "dir/obj") {
+		t.Errorf("listed token: %+v, %v", listed, err)
+	}
+	for _, bad := range []string{"", "!", base64.RawURLEncoding.EncodeToString([]byte{tokenFull}),
+		base64.RawURLEncoding.EncodeToString([]byte{3, 0, 1, 'x'}), tok + "AA", tok[:len(tok)-4],
+		ListedUploadToken(strings.Repeat("u", MaxUploadID+1))} {
+		if _, err := ParseUploadToken(bad); !errors.Is(err, ErrMalformedToken) {
+			t.Errorf("ParseUploadToken(%q) = %v, want ErrMalformedToken", bad, err)
+		}
+	}
+	if _, err := NewUploadToken(strings.Repeat("u", MaxUploadID+1), meta, dk, "b", "k"); err == nil {
+		t.Error("an over-long upload id made a token")
+	}
+}
