@@ -164,11 +164,11 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	// probe should not queue behind that traffic.
 	sess := doctor.NewSession(doctor.Config{Store: s.upstream.doctorStore(s.store != nil), KMS: s.keys.doctorKMS(cfg), Purpose: "ready"})
 	checks := doctor.StartChecks()
-	if err = checkAtStart(ctx, sess, checks, logger); err != nil {
+	if err = doctor.CheckAtStart(ctx, sess, checks, logger); err != nil {
 		return nil, err
 	}
-	ready := newReadiness(doctorProbes(sess, checks)...)
-	if err = s.listen(handler, healthHandler(ready, metrics.Handler(s.registry))); err != nil {
+	ready := doctor.NewReadiness(sess, checks)
+	if err = s.listen(handler, doctor.HealthHandler(ready, metrics.Handler(s.registry))); err != nil {
 		return nil, err
 	}
 	warnLooseDataDir(cfg.DataDir, logger)
@@ -278,7 +278,7 @@ func (s *server) newProxy() (http.Handler, error) {
 	verifier := &sigv4.Verifier{Credentials: newCredentialSet(s.cred.credential), Region: cfg.Region}
 	// Counted under the cache: s3seal_kms_* are calls that reached the key
 	// service. Readiness probes use s.keys.service directly and are not
-	// counted (at most one per readyTTL).
+	// counted (at most one per readiness period, internal/doctor).
 	cached := kms.NewCache(s.metrics.InstrumentKeys(s.keys.service), cfg.DataKeyCacheSize, cfg.DataKeyCacheTTL)
 	if err := s.metrics.ObserveCache(cached); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)

@@ -1,4 +1,4 @@
-package main
+package doctor
 
 // /healthz, /readyz and /metrics, on the metrics listener (kept off the S3 port so a
 // load balancer's probes never reach the S3 API or need a signature).
@@ -7,7 +7,7 @@ package main
 // would not fix an unreachable KMS.
 //
 // /readyz: s3seal can do its job right now. Its probes are the checks of
-// `s3seal doctor` that write nothing (internal/doctor, StartChecks), which
+// `s3seal doctor` that write nothing (StartChecks), which
 // serve also runs once at start:
 //   - upstream: a signed ListBuckets answered. AccessDenied still counts
 //     (the credential is valid, it merely lacks s3:ListAllMyBuckets, which
@@ -38,8 +38,6 @@ import (
 	"net/http"
 	"sync"
 	"time"
-
-	"github.com/s3seal/s3seal/internal/doctor"
 )
 
 const (
@@ -47,14 +45,14 @@ const (
 	probeTimeout = 5 * time.Second
 )
 
-// probe is one readiness check.
+// probe is one Readiness check.
 type probe struct {
 	name  string
 	check func(ctx context.Context) error
 }
 
-// readiness runs the probes and caches their combined result.
-type readiness struct {
+// Readiness is /readyz: it runs its probes and caches their combined result.
+type Readiness struct {
 	probes []probe
 	now    func() time.Time
 
@@ -63,13 +61,13 @@ type readiness struct {
 	failed  map[string]string // probe name -> error; empty when ready
 }
 
-func newReadiness(probes ...probe) *readiness {
-	return &readiness{probes: probes, now: time.Now}
+func newReadiness(probes ...probe) *Readiness {
+	return &Readiness{probes: probes, now: time.Now}
 }
 
-// status returns the failing probes (none when ready), probing again when
+// Status returns the failing probes (none when ready), probing again when
 // the cached result is older than readyTTL.
-func (r *readiness) status(ctx context.Context) map[string]string {
+func (r *Readiness) Status(ctx context.Context) map[string]string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.failed != nil && r.now().Sub(r.checked) < readyTTL {
@@ -87,9 +85,9 @@ func (r *readiness) status(ctx context.Context) map[string]string {
 	return failed
 }
 
-// healthHandler serves /healthz and /readyz, and /metrics when metrics is
+// HealthHandler serves /healthz and /readyz, and /metrics when metrics is
 // not nil.
-func healthHandler(ready *readiness, metrics http.Handler) http.Handler {
+func HealthHandler(ready *Readiness, metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)
@@ -98,7 +96,7 @@ func healthHandler(ready *readiness, metrics http.Handler) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if failed := ready.status(r.Context()); len(failed) > 0 {
+		if failed := ready.Status(r.Context()); len(failed) > 0 {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "failed": failed})
 			return
 		}
@@ -114,21 +112,26 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// doctorProbes makes the readiness probes of the doctor's checks, run in
-// sess: a check that has passed is not run again unless it is Steady; a
-// check skipped because one it needs has not passed counts as not ready.
-func doctorProbes(sess *doctor.Session, checks []doctor.Check) []probe {
+// NewReadiness is the readiness of checks, run in sess: a check that has
+// passed is not run again unless it is Steady; a check skipped because one it
+// needs has not passed counts as not ready.
+func NewReadiness(sess *Session, checks []Check) *Readiness {
+	return newReadiness(checkProbes(sess, checks)...)
+}
+
+// checkProbes makes the probes of checks, run in sess.
+func checkProbes(sess *Session, checks []Check) []probe {
 	probes := make([]probe, 0, len(checks))
 	for _, c := range checks {
 		probes = append(probes, probe{name: c.Name, check: func(ctx context.Context) error {
-			if last, ok := sess.Last(c.Name); ok && last.Status == doctor.Pass && !c.Steady {
+			if last, ok := sess.Last(c.Name); ok && last.Status == Pass && !c.Steady {
 				return nil
 			}
 			r := sess.Run(ctx, c)
 			switch r.Status {
-			case doctor.Pass:
+			case Pass:
 				return nil
-			case doctor.Skip:
+			case Skip:
 				return errors.New("not checked: " + r.Message)
 			}
 			return errors.New(r.Summary())
@@ -137,19 +140,19 @@ func doctorProbes(sess *doctor.Session, checks []doctor.Check) []probe {
 	return probes
 }
 
-// checkAtStart runs the start checks once, each bounded by probeTimeout. A
+// CheckAtStart runs the start checks once, each bounded by probeTimeout. A
 // required check failing on a misconfiguration stops the start with the
 // doctor's message; one whose dependency does not answer is logged, and
 // /readyz reports it until it passes.
-func checkAtStart(ctx context.Context, sess *doctor.Session, checks []doctor.Check, logger *slog.Logger) error {
-	var stop []doctor.Result
+func CheckAtStart(ctx context.Context, sess *Session, checks []Check, logger *slog.Logger) error {
+	var stop []Result
 	for _, c := range checks {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
 		r := sess.Run(cctx, c)
 		cancel()
 		// A skipped check waits for one that failed, which is logged.
 		switch {
-		case r.Status != doctor.Fail:
+		case r.Status != Fail:
 		case r.Unavailable || !r.Required:
 			logger.Warn("not ready yet", "check", r.Name, "err", r.Summary())
 		default:
