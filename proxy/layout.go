@@ -13,24 +13,11 @@ import (
 	"github.com/s3seal/s3seal/envelope"
 )
 
-// Ranged reads of a multipart object need its layout: the plaintext size of
-// every segment (part). The store reports part sizes only one part at a time
-// (HEAD ?partNumber=k), so s3seal learns them cheaply and remembers them:
-//
-//  1. a layout cached for (bucket, key, ETag) — an object's multipart ETag
-//     changes whenever its bytes do — or, on a miss,
-//  2. one HEAD ?partNumber=1, assuming what every mainstream client does:
-//     all parts but the last are the size of part 1, the last holds the
-//     rest. That guess is used only when it reproduces the stored size.
-//  3. When a read with a guessed layout fails authentication, the sizes of
-//     all parts are fetched (HEAD ?partNumber=k for each k) and the read is
-//     retried once with them.
-//
-// A wrong layout cannot produce wrong bytes: chunk positions, lengths and
-// final flags all follow from the layout, and the range reader checks each
-// segment's number and every chunk's tag, so a wrong guess fails
-// authentication. A failure after the answer has started cannot be retried;
-// it then marks the cached guess as wrong, so the next read uses the exact
+// Layouts of multipart objects, for ranged and part reads: cached per
+// (bucket, key, ETag), guessed from part 1's size and confirmed, or fetched
+// part by part (docs/FORMAT.md §11.3). A wrong layout can only fail
+// authentication, never yield wrong bytes; a guess that fails after the
+// answer has started is marked wrong, so the next read fetches the exact
 // layout.
 
 const (

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/s3seal/s3seal/internal/datadir"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/s3seal/s3seal/internal/bench"
@@ -262,7 +264,7 @@ func (c cli) resolveTarget(t bench.Target) (bench.Target, error) {
 	}
 	t.Proxy = orEndpoint(t.Proxy, bench.Endpoint{AccessKey: cfg.AccessKey, SecretKey: cfg.SecretKey, Region: cfg.Region})
 	if t.Proxy.AccessKey == "" && t.Proxy.SecretKey == "" {
-		if doc, err := readCredentials(filepath.Join(cfg.DataDir, credentialsFile)); err == nil && len(doc.Credentials) > 0 {
+		if doc, err := datadir.ReadCredentials(filepath.Join(cfg.DataDir, datadir.CredentialsFile)); err == nil && len(doc.Credentials) > 0 {
 			t.Proxy.AccessKey, t.Proxy.SecretKey = doc.Credentials[0].AccessKey, doc.Credentials[0].SecretKey
 		}
 	}

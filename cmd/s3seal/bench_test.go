@@ -365,7 +365,7 @@ func TestBenchTarget(t *testing.T) {
 		t.Errorf("s3seal made %v data keys, want one per PUT through it (6)", got)
 	}
 	// And everything written was deleted.
-	store := s3Client(t, s.upstream.url.String(), s.upstream.cred.AccessKey, s.upstream.cred.SecretKey)
+	store := s3Client(t, s.upstream.url.String(), s.upstream.accessKey, s.upstream.secretKey)
 	list, err := store.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String("bench-target")})
 	if err != nil {
 		t.Fatal(err)

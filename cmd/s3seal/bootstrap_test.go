@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/s3seal/s3seal/internal/datadir"
+
 	"github.com/s3seal/s3seal/envelope/keyring"
 )
 
@@ -33,7 +35,7 @@ func TestZeroConfigBootstrapTwice(t *testing.T) {
 	if m := fileMode(t, dataDir); m != 0o700 {
 		t.Errorf("data dir mode %v, want 0700", m)
 	}
-	for _, f := range []string{credentialsFile, keyringFile} {
+	for _, f := range []string{datadir.CredentialsFile, datadir.KeyringFile} {
 		if m := fileMode(t, filepath.Join(dataDir, f)); m != 0o600 {
 			t.Errorf("%s mode %v, want 0600", f, m)
 		}
@@ -44,7 +46,7 @@ func TestZeroConfigBootstrapTwice(t *testing.T) {
 	if len(first.cred.SecretKey) != 40 {
 		t.Errorf("secret key is %d characters, want 40", len(first.cred.SecretKey))
 	}
-	ring, err := keyring.Open(filepath.Join(dataDir, keyringFile))
+	ring, err := keyring.Open(filepath.Join(dataDir, datadir.KeyringFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +64,7 @@ func TestZeroConfigBootstrapTwice(t *testing.T) {
 	if second.cred != first.cred {
 		t.Errorf("second start has credential %+v, want the first one's %+v", second.cred, first.cred)
 	}
-	ring, err = keyring.Open(filepath.Join(dataDir, keyringFile))
+	ring, err = keyring.Open(filepath.Join(dataDir, datadir.KeyringFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +100,7 @@ func TestConfiguredCredential(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dataDir, credentialsFile)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(dataDir, datadir.CredentialsFile)); !os.IsNotExist(err) {
 		t.Errorf("credentials.json written although a credential is configured (stat: %v)", err)
 	}
 	var b bytes.Buffer
@@ -108,46 +110,6 @@ func TestConfiguredCredential(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "MYACCESSKEY") {
 		t.Errorf("banner lacks the access key:\n%s", b.String())
-	}
-}
-
-func TestCredentialsFileRefusedWhenReadable(t *testing.T) {
-	dataDir := t.TempDir()
-	logger := testLogger(t)
-	cfg := Config{DataDir: dataDir}
-	if _, err := loadClientCredential(cfg, logger); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dataDir, credentialsFile)
-	if err := os.Chmod(path, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := loadClientCredential(cfg, logger); err == nil || !strings.Contains(err.Error(), "want 0600") {
-		t.Fatalf("got %v, want a refusal of the 0644 file", err)
-	}
-}
-
-func TestCredentialSet(t *testing.T) {
-	set := newCredentialSet(credential{"A", "a"}, credential{"B", "b"})
-	if s, ok := set.Secret("B"); !ok || s != "b" {
-		t.Errorf("Secret(B) = %q, %v", s, ok)
-	}
-	if _, ok := set.Secret("C"); ok {
-		t.Error("Secret(C) found")
-	}
-}
-
-func TestRandomString(t *testing.T) {
-	seen := map[string]bool{}
-	for range 100 {
-		s := randomString(accessKeyChars, 20)
-		if len(s) != 20 || strings.Trim(s, accessKeyChars) != "" {
-			t.Fatalf("bad access key %q", s)
-		}
-		if seen[s] {
-			t.Fatalf("repeated %q", s)
-		}
-		seen[s] = true
 	}
 }
 

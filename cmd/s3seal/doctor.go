@@ -136,7 +136,7 @@ func doctorUpstream(ctx context.Context, cfg Config, logger *slog.Logger) (_ ups
 		if err != nil {
 			return upstreamStore{}, true, none, fmt.Errorf("embedded store: %w", err)
 		}
-		return upstreamStore{url: u, cred: credential{info.AccessKey, info.SecretKey}, region: info.Region}, true, none, nil
+		return upstreamStore{url: u, accessKey: info.AccessKey, secretKey: info.SecretKey, region: info.Region}, true, none, nil
 	}
 	if err != nil {
 		return upstreamStore{}, true, none, err

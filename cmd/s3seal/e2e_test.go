@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/s3seal/s3seal/internal/datadir"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -77,7 +79,7 @@ func TestZeroConfigEndToEnd(t *testing.T) {
 		t.Errorf("list: %+v", list.Contents)
 	}
 
-	checkStoreHoldsCiphertext(t, filepath.Join(dataDir, storeDir), "plans/dawn.txt", []byte("attack at dawn"))
+	checkStoreHoldsCiphertext(t, filepath.Join(dataDir, datadir.StoreDir), "plans/dawn.txt", []byte("attack at dawn"))
 
 	// A wrong secret is refused.
 	bad := s3Client(t, s.endpoint(), s.cred.AccessKey, strings.Repeat("x", 40))
@@ -134,7 +136,7 @@ func TestAWSKMSProvider(t *testing.T) {
 
 	dataDir := t.TempDir()
 	s, _ := startServer(t, awsEnv(dataDir, endpoint, keyID))
-	if _, err := os.Stat(filepath.Join(dataDir, keyringFile)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(dataDir, datadir.KeyringFile)); !os.IsNotExist(err) {
 		t.Errorf("keyring.json created with the aws provider (stat: %v)", err)
 	}
 	if code, body := getStatus(t, s.healthURL()+"/readyz"); code != 200 {
@@ -150,7 +152,7 @@ func TestAWSKMSProvider(t *testing.T) {
 	if got := getObject(t, client, "k"); !bytes.Equal(got, body) {
 		t.Errorf("get = %q", got)
 	}
-	checkStoreHoldsCiphertext(t, filepath.Join(dataDir, storeDir), "k", body)
+	checkStoreHoldsCiphertext(t, filepath.Join(dataDir, datadir.StoreDir), "k", body)
 
 	for _, tc := range []struct {
 		keyID, decrypt, want string

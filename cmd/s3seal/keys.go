@@ -21,6 +21,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/s3seal/s3seal/internal/datadir"
+
 	"github.com/s3seal/s3seal/envelope/keyring"
 	"github.com/s3seal/s3seal/envelope/kms"
 
@@ -124,7 +126,7 @@ func (c cli) openKeyringForKeys() (*keyring.Keyring, error) {
 	if cfg.KMSProvider != providerKeyring {
 		return nil, fmt.Errorf("S3SEAL_KMS_PROVIDER is %s: s3seal keys manages the embedded keyring only; manage AWS KMS keys with AWS's tools", cfg.KMSProvider)
 	}
-	return openDataKeyring(cfg.DataDir)
+	return datadir.OpenKeyring(cfg.DataDir)
 }
 
 // parseKeysFlags parses flags wherever they stand among the positional

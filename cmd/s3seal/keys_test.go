@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/s3seal/s3seal/internal/datadir"
 )
 
 // keysRun runs `s3seal keys args...` against dataDir.
@@ -45,7 +47,7 @@ func TestKeysRoundTrip(t *testing.T) {
 		t.Fatalf("create: %+v", created)
 	}
 	id := created[0].ID
-	if m := fileMode(t, filepath.Join(dir, keyringFile)); m != 0o600 {
+	if m := fileMode(t, filepath.Join(dir, datadir.KeyringFile)); m != 0o600 {
 		t.Errorf("keyring mode %v, want 0600", m)
 	}
 
@@ -87,7 +89,7 @@ func TestKeysRoundTrip(t *testing.T) {
 		!strings.Contains(stdout, "alias/team-a") || !strings.HasPrefix(stdout, "ID") {
 		t.Errorf("list table (exit %d):\n%s", code, stdout)
 	}
-	raw, _ := os.ReadFile(filepath.Join(dir, keyringFile))
+	raw, _ := os.ReadFile(filepath.Join(dir, datadir.KeyringFile))
 	var ring struct{ Keys []struct{ Material []string } }
 	if err := json.Unmarshal(raw, &ring); err != nil {
 		t.Fatal(err)

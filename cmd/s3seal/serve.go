@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/s3seal/s3seal/internal/datadir"
+
 	"github.com/s3seal/s3seal/envelope/awskms"
 	"github.com/s3seal/s3seal/envelope/kms"
 
@@ -68,11 +70,28 @@ func (c cli) serve(ctx context.Context, args []string) int {
 	return exitOK
 }
 
+// clientCredential is the credential clients sign with, and whether its
+// secret came from the data dir (and so may be shown in the banner).
+type clientCredential struct {
+	datadir.Credential
+	generated bool
+}
+
+// loadClientCredential is the configured credential, or else the data
+// dir's.
+func loadClientCredential(cfg Config, logger *slog.Logger) (clientCredential, error) {
+	if cfg.AccessKey != "" {
+		return clientCredential{Credential: datadir.Credential{AccessKey: cfg.AccessKey, SecretKey: cfg.SecretKey}}, nil
+	}
+	c, err := datadir.ClientCredential(cfg.DataDir, logger)
+	return clientCredential{Credential: c, generated: true}, err
+}
+
 // upstreamStore is where s3seal keeps the (encrypted) objects.
 type upstreamStore struct {
-	url    *url.URL
-	cred   credential
-	region string
+	url                  *url.URL
+	accessKey, secretKey string
+	region               string
 }
 
 // configuredUpstream is the store S3SEAL_UPSTREAM_URL names; ok is false
@@ -85,12 +104,12 @@ func configuredUpstream(cfg Config) (_ upstreamStore, ok bool, _ error) {
 	if err != nil {
 		return upstreamStore{}, false, fmt.Errorf("S3SEAL_UPSTREAM_URL: %w", err)
 	}
-	return upstreamStore{url: u, cred: credential{cfg.UpstreamAccessKey, cfg.UpstreamSecretKey}, region: cfg.UpstreamRegion}, true, nil
+	return upstreamStore{url: u, accessKey: cfg.UpstreamAccessKey, secretKey: cfg.UpstreamSecretKey, region: cfg.UpstreamRegion}, true, nil
 }
 
 // doctorStore is the store as the doctor's checks see it.
 func (u upstreamStore) doctorStore(embedded bool) doctor.Store {
-	return doctor.Store{URL: u.url, AccessKey: u.cred.AccessKey, SecretKey: u.cred.SecretKey, Region: u.region, Embedded: embedded}
+	return doctor.Store{URL: u.url, AccessKey: u.accessKey, SecretKey: u.secretKey, Region: u.region, Embedded: embedded}
 }
 
 // keySetup is the key service, the CMK for new objects and the CMKs
@@ -171,7 +190,7 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	if err = s.listen(handler, doctor.HealthHandler(ready, metrics.Handler(s.registry))); err != nil {
 		return nil, err
 	}
-	warnLooseDataDir(cfg.DataDir, logger)
+	datadir.WarnLoose(cfg.DataDir, logger)
 	warnPlainHTTP(s.apiLn.Addr(), s.tls, logger)
 	return s, nil
 }
@@ -208,14 +227,16 @@ func openKeyService(ctx context.Context, cfg Config, logger *slog.Logger) (keySe
 		}
 		return keySetup{service: kms, resolver: kms, status: kms, keyID: cfg.KMSKeyID, describe: "aws kms, key " + cfg.KMSKeyID}, nil
 	default:
-		ring, err := openDataKeyring(cfg.DataDir)
+		ring, err := datadir.OpenKeyring(cfg.DataDir)
 		if err != nil {
 			return keySetup{}, err
 		}
-		if err := ensureDefaultKey(ring, cfg.KMSKeyID, logger); err != nil {
-			return keySetup{}, err
+		if cfg.KMSKeyID == defaultKeyAlias {
+			if err := datadir.EnsureKey(ring, defaultKeyAlias, logger); err != nil {
+				return keySetup{}, err
+			}
 		}
-		describe := fmt.Sprintf("embedded keyring %s, key %s", absPath(filepath.Join(cfg.DataDir, keyringFile)), cfg.KMSKeyID)
+		describe := fmt.Sprintf("embedded keyring %s, key %s", absPath(filepath.Join(cfg.DataDir, datadir.KeyringFile)), cfg.KMSKeyID)
 		if info, err := ring.DescribeKey(cfg.KMSKeyID); err == nil {
 			describe += " (" + info.ID + ")"
 		}
@@ -249,7 +270,7 @@ func (s *server) setUpstream(ctx context.Context) error {
 // is finished even when a signal came meanwhile: the caller then shuts down
 // cleanly, the store included.
 func startEmbeddedStore(ctx context.Context, cfg Config, logger *slog.Logger) (*embeddedstore.Store, error) {
-	if err := ensureDataDir(cfg.DataDir); err != nil {
+	if err := datadir.Ensure(cfg.DataDir); err != nil {
 		return nil, err
 	}
 	return embeddedstore.Start(context.WithoutCancel(ctx), embeddedstore.Options{DataDir: absPath(cfg.DataDir), Logger: logger})
@@ -257,7 +278,7 @@ func startEmbeddedStore(ctx context.Context, cfg Config, logger *slog.Logger) (*
 
 // embeddedUpstream is the embedded store as an upstream.
 func embeddedUpstream(store *embeddedstore.Store) upstreamStore {
-	return upstreamStore{url: store.URLValue(), cred: credential{store.AccessKey, store.SecretKey}, region: store.Region}
+	return upstreamStore{url: store.URLValue(), accessKey: store.AccessKey, secretKey: store.SecretKey, region: store.Region}
 }
 
 // watchStore says loudly if the embedded store stops while s3seal runs:
@@ -275,7 +296,7 @@ func (s *server) watchStore(store *embeddedstore.Store) {
 // is left nil so that the proxy uses its own, tuned for one upstream.
 func (s *server) newProxy() (http.Handler, error) {
 	cfg := s.cfg
-	verifier := &sigv4.Verifier{Credentials: newCredentialSet(s.cred.credential), Region: cfg.Region}
+	verifier := &sigv4.Verifier{Credentials: sigv4.StaticCredentials{s.cred.AccessKey: s.cred.SecretKey}, Region: cfg.Region}
 	// Counted under the cache: s3seal_kms_* are calls that reached the key
 	// service. Readiness probes use s.keys.service directly and are not
 	// counted (at most one per readiness period, internal/doctor).
@@ -285,8 +306,8 @@ func (s *server) newProxy() (http.Handler, error) {
 	}
 	p, err := proxy.New(proxy.Config{
 		Upstream:            s.upstream.url,
-		UpstreamAccessKey:   s.upstream.cred.AccessKey,
-		UpstreamSecretKey:   s.upstream.cred.SecretKey,
+		UpstreamAccessKey:   s.upstream.accessKey,
+		UpstreamSecretKey:   s.upstream.secretKey,
 		UpstreamRegion:      s.upstream.region,
 		Auth:                verifier,
 		Keys:                kms.ObjectKeys{Keys: cached, KeyID: s.keys.keyID, Allowed: s.keys.allowed},
@@ -435,7 +456,7 @@ func absPath(p string) string {
 // the environment is never printed (it would end up in logs); a generated
 // one lives in the data dir anyway and is what a first run needs to see.
 func (s *server) writeBanner(w io.Writer) {
-	secret, secretNote, secretRef := s.cred.SecretKey, "(kept in "+absPath(filepath.Join(s.cfg.DataDir, credentialsFile))+")", s.cred.SecretKey
+	secret, secretNote, secretRef := s.cred.SecretKey, "(kept in "+absPath(filepath.Join(s.cfg.DataDir, datadir.CredentialsFile))+")", s.cred.SecretKey
 	if !s.cred.generated {
 		secret, secretNote, secretRef = "(hidden)", "(from S3SEAL_SECRET_KEY)", `"$S3SEAL_SECRET_KEY"`
 	}

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/s3seal/s3seal/internal/datadir"
+
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
@@ -88,7 +90,7 @@ func startZeroConfig(t *testing.T, dataDir string) *server {
 func startZeroConfigClient(t *testing.T, dataDir string) (*server, *s3.Client) {
 	t.Helper()
 	s := startZeroConfig(t, dataDir)
-	doc, err := readCredentials(filepath.Join(dataDir, credentialsFile))
+	doc, err := datadir.ReadCredentials(filepath.Join(dataDir, datadir.CredentialsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
