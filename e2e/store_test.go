@@ -34,7 +34,7 @@ import (
 	miniocreds "github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/s3seal/s3seal/internal/adversary"
-	"github.com/s3seal/s3seal/metrics/metricstest"
+	"github.com/s3seal/s3seal/internal/metricstest"
 )
 
 // metricSum is the sum of family's samples on s3seal's /metrics whose

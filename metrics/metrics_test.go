@@ -16,8 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/s3seal/s3seal/internal/metricstest"
 	"github.com/s3seal/s3seal/metrics"
-	"github.com/s3seal/s3seal/metrics/metricstest"
 )
 
 // serve registers a fresh Metrics and serves its registry like s3seal does.

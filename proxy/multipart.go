@@ -21,7 +21,7 @@ import (
 // segment of the object, numbered by its part number, all under the one data
 // key made at CreateMultipartUpload; the completed object is therefore in
 // the same format as any other. s3seal keeps no state of its own: the
-// UploadId it hands out is an upload token (uploadtoken.go).
+// UploadId it hands out is an upload token (envelope.UploadToken).
 
 const maxPartNumber = 10000
 
@@ -408,7 +408,7 @@ func (p *Proxy) listParts(x *exchange) error {
 
 // listUploads serves ListMultipartUploads. Its rows carry the store's upload
 // ids, which become listed tokens: the store does not list an upload's
-// metadata, so s3seal cannot put the wrapped key in them (uploadtoken.go).
+// metadata, so s3seal cannot put the wrapped key in them (envelope.UploadToken).
 func (p *Proxy) listUploads(x *exchange) error {
 	q := url.Values{}
 	for k, vs := range x.t.query {

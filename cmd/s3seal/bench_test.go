@@ -19,9 +19,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/s3seal/s3seal/internal/bench"
+	"github.com/s3seal/s3seal/internal/metricstest"
 	"github.com/s3seal/s3seal/internal/testkms"
 	"github.com/s3seal/s3seal/internal/testlog"
-	"github.com/s3seal/s3seal/metrics/metricstest"
 )
 
 func TestBenchUsage(t *testing.T) {

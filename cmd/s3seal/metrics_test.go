@@ -9,7 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/s3seal/s3seal/metrics/metricstest"
+	"github.com/s3seal/s3seal/internal/metricstest"
 )
 
 // Real traffic through a zero-configuration s3seal, then a scrape of
