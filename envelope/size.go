@@ -336,10 +336,14 @@ func OpenRange(fetch Fetch, dataKey []byte, l Layout, off, n int64, header0 []by
 		body.Close()
 		return nil, err
 	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{rr, body}, nil
+	return rangeReadCloser{rr, body}, nil
+}
+
+// rangeReadCloser keeps the range reader's WriteTo, which spares io.Copy a
+// copy of every byte.
+type rangeReadCloser struct {
+	*rangeReader
+	io.Closer
 }
 
 // fetchHeader is the segment header stored at byte at.

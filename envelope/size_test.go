@@ -359,3 +359,29 @@ func TestStoredOffsetsAndNotLast(t *testing.T) {
 		}
 	}
 }
+
+// OpenRange's reader keeps the fast path io.Copy takes.
+func TestOpenRangeWriterTo(t *testing.T) {
+	key := testKey(9)
+	plain := make([]byte, 3*C)
+	enc, err := NewEncryptReader(bytes.NewReader(plain), key, 1, int64(len(plain)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := io.ReadAll(enc)
+	fetch := func(at, n int64) (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(stored[at : at+n])), nil
+	}
+	r, err := OpenRange(fetch, key, Layout{3 * C}, 10, 2*C, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, ok := r.(io.WriterTo); !ok {
+		t.Fatal("OpenRange's reader hides WriteTo")
+	}
+	var out bytes.Buffer
+	if n, err := io.Copy(&out, r); err != nil || n != 2*C || !bytes.Equal(out.Bytes(), plain[10:10+2*C]) {
+		t.Fatalf("copied %d, %v", n, err)
+	}
+}

@@ -227,6 +227,10 @@ func (p *Proxy) copyMultipart(x *exchange, src objRef, srcVersion string, header
 		return err
 	}
 	done, err := p.complete(x, uploadID, parts, layout)
+	var late *lateError
+	if errors.As(err, &late) {
+		return errUpstream(fmt.Errorf("completing the copy: %w", late))
+	}
 	if done == nil {
 		return err
 	}
@@ -255,24 +259,31 @@ func createCopyHeader(header http.Header) http.Header {
 	return h
 }
 
+// partCopyFailure maps a failed copy of part k: the client asked for no
+// part copy, so the store's answer to one is not the client's to see.
+func partCopyFailure(k int, err error) error {
+	var f *store.Failure
+	switch {
+	case err == nil, errors.Is(err, store.ErrChanged):
+		return err
+	case errors.As(err, &f):
+		f.Resp.Body.Close()
+		return errUpstream(fmt.Errorf("UploadPartCopy of part %d answered %d", k, f.Resp.StatusCode))
+	}
+	return errUpstream(fmt.Errorf("UploadPartCopy of part %d: %w", k, err))
+}
+
 // copyParts has the store copy each stored segment of src (under layout)
 // into the same part of upload id of dst, a few at a time.
 func (p *Proxy) copyParts(ctx context.Context, dst store.Object, id string, src objRef, layout envelope.Layout) ([]store.Part, error) {
 	starts := layout.StoredOffsets()
 	parts := make([]store.Part, len(layout))
-	errs := make([]error, len(layout))
 	err := eachPart(ctx, len(layout), func(ctx context.Context, i int) error {
 		first, last := starts[i], starts[i+1]-1
 		etag, err := p.store.UploadPartCopy(ctx, dst, id, i+1, src.Object, src.etag, first, last)
-		parts[i], errs[i] = store.Part{PartNumber: i + 1, ETag: etag}, err
-		return err
+		parts[i] = store.Part{PartNumber: i + 1, ETag: etag}
+		return partCopyFailure(i+1, err)
 	})
-	for _, e := range errs {
-		var f *store.Failure
-		if e != err && errors.As(e, &f) {
-			f.Resp.Body.Close() // only err's answer is relayed
-		}
-	}
 	return parts, err
 }
 

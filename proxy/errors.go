@@ -91,13 +91,13 @@ func asS3Error(err error) *s3Error {
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads this answer.
 		return newS3Error("RequestCanceled", 499, "The request was canceled.", err)
-	case errors.Is(err, store.ErrUnreachable):
+	case errors.Is(err, store.ErrUnreachable),
+		// An answer that is not the one asked for (a wrong range, no
+		// UploadId, ...): nothing of it is used, and a retry may do better.
+		errors.Is(err, store.ErrUnexpectedAnswer):
 		return errUpstream(err)
 	case errors.Is(err, store.ErrChanged):
 		return errObjectChanged()
-	case errors.Is(err, store.ErrUnexpectedAnswer):
-		return newS3Error("BadStoreAnswer", http.StatusBadGateway,
-			"The store did not answer as S3 does; nothing it sent was passed on. The s3seal log says why.", err)
 	case errors.Is(err, store.ErrRangeNotSatisfiable):
 		// s3seal asked for bytes its metadata says are stored.
 		return errCorrupt(err)

@@ -87,8 +87,8 @@ type fakeObject struct {
 type recorded struct {
 	Method, Path, Query string
 	Header              http.Header
-	Body                []byte // the body as the store decoded it (its first MiB)
-	BodyLen             int64  // decoded body bytes
+	Body                []byte // the body as the store decoded it (its first MiB); as sent if unverified
+	BodyLen             int64  // its length
 	Complete            bool   // the whole declared body arrived
 }
 
@@ -213,12 +213,16 @@ func (s *fakeStore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.requests = append(s.requests, recorded{Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Header: r.Header.Clone()})
 	s.mu.Unlock()
 	decoded := &captureBody{r: http.NoBody}
+	verified := false
 	defer func() {
 		io.Copy(io.Discard, decoded)
 		io.Copy(io.Discard, body)
 		s.mu.Lock()
 		rec := &s.requests[idx]
 		rec.Body, rec.BodyLen = decoded.buf, decoded.n
+		if !verified { // what crossed the wire, as it came
+			rec.Body, rec.BodyLen = body.buf, body.n
+		}
 		rec.Complete = body.eof && (r.ContentLength < 0 || body.n == r.ContentLength)
 		s.mu.Unlock()
 	}()
@@ -230,6 +234,7 @@ func (s *fakeStore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// What the verifier yields is the body as a store keeps it: framing
 	// removed, trailer checked.
+	verified = true
 	decoded.r = req.Body
 	req.Body = decoded
 	path := strings.TrimPrefix(r.URL.Path, "/")

@@ -86,11 +86,13 @@ func listingRewrite(row string, plainSize func(listedRow) (int64, error)) *xmlRe
 			if len(path) != 3 || path[1] != row || path[2] != "Size" {
 				return text, true
 			}
+			key, hasKey := fields["Key"]
+			etag, hasETag := fields["ETag"]
 			stored, err := strconv.ParseInt(strings.TrimSpace(text), 10, 64)
-			if err != nil {
-				return text, false
+			if err != nil || !hasKey || !hasETag {
+				return text, false // not a row s3seal can size
 			}
-			plain, err := plainSize(listedRow{key: fields["Key"], versionID: fields["VersionId"], etag: fields["ETag"], stored: stored})
+			plain, err := plainSize(listedRow{key: key, versionID: fields["VersionId"], etag: etag, stored: stored})
 			if err != nil {
 				return text, false
 			}

@@ -171,6 +171,10 @@ func (p *Proxy) completeUpload(x *exchange) error {
 		return err
 	}
 	done, err := p.complete(x, tok.UploadID, parts, sizes)
+	var late *lateError
+	if errors.As(err, &late) {
+		return relayLateError(x, late.resp, late.body)
+	}
 	if done == nil {
 		return err
 	}
@@ -255,9 +259,9 @@ type completion struct {
 
 // complete completes upload id of the object x writes with parts, whose
 // plaintext sizes are layout, under the client's conditions. A nil
-// completion means the client has the store's answer (and err what to
-// return): a refusal, or an error S3 reports in a 200 after the status is
-// out.
+// completion means the client has the store's refusal (and err what to
+// return). A 200 answer that is an S3 error document (S3 reports some
+// failures so, after the status is out) comes back as a *lateError.
 func (p *Proxy) complete(x *exchange, id string, parts []store.Part, layout envelope.Layout) (*completion, error) {
 	header := http.Header{}
 	copyHeaders(header, x.t.header, writeConditions...)
@@ -274,7 +278,7 @@ func (p *Proxy) complete(x *exchange, id string, parts []store.Part, layout enve
 		return nil, errUpstream(err)
 	}
 	if checkXML(b, "CompleteMultipartUploadResult") != nil {
-		return nil, relayLateError(x, resp, b)
+		return nil, &lateError{resp: resp, body: b}
 	}
 	var res struct{ ETag string }
 	if err := xml.Unmarshal(b, &res); err != nil {
@@ -283,6 +287,15 @@ func (p *Proxy) complete(x *exchange, id string, parts []store.Part, layout enve
 	p.completed(x.t.bucket, x.t.key, res.ETag, layout)
 	return &completion{etag: res.ETag, header: resp.Header}, nil
 }
+
+// lateError is a store's 200 answer that is not the result asked for (an
+// S3 error document, or neither: relayLateError tells).
+type lateError struct {
+	resp *http.Response // its body read: body
+	body []byte
+}
+
+func (e *lateError) Error() string { return "the store answered 200 without a result" }
 
 // completed remembers what a completed upload says: the new object's layout
 // (its part sizes, checked), and whether the store ends multipart ETags with

@@ -196,20 +196,24 @@ func (p *Proxy) askPartCount(ctx context.Context, o objRef) (int, error) {
 	case errors.Is(err, store.ErrRangeNotSatisfiable):
 		return 1, nil
 	case err != nil && !errors.As(err, &f):
-		return 0, err
+		return 0, partReadFailure(err)
 	}
 	return 0, errUnknownPartCount(errors.New("the store answers ?partNumber=2 of a one-part object"))
 }
 
-// partReadFailure maps a part read s3seal made for itself that the store
-// refused: the client asked for no part, so the store's error is not the
-// client's to see.
+// partReadFailure maps a part read s3seal made for itself that failed: the
+// client asked for no part, so the store's answer is not the client's to
+// see, and a store that will not answer it is unavailable to this read (503,
+// which SDKs retry).
 func partReadFailure(err error) error {
+	if err == nil || errors.Is(err, store.ErrChanged) {
+		return err
+	}
 	var f *store.Failure
 	if errors.As(err, &f) {
-		return fmt.Errorf("HEAD ?partNumber answered %d: %w", f.Resp.StatusCode, store.ErrUnexpectedAnswer)
+		return errUpstream(fmt.Errorf("HEAD ?partNumber answered %d", f.Resp.StatusCode))
 	}
-	return err
+	return errUpstream(err)
 }
 
 // object is the object x names, at the version it asks for, asked about

@@ -115,6 +115,7 @@ func (p *Proxy) openRange(ctx context.Context, obj store.Object, query url.Value
 		// The store ignored Range: the whole object is already coming.
 		src.body, err = decryptFrom(ctx, probe.Body, dk, o.info, br)
 	case br.n == 0:
+		probe.Body.Close()
 		src.body, err = p.checkEmpty(ctx, o, dk)
 	default:
 		src.body, err = p.openSpan(ctx, o, probe.Body, dk, src)
@@ -181,10 +182,13 @@ func (p *Proxy) checkEmpty(ctx context.Context, o objRef, dk []byte) (io.Reader,
 }
 
 // openSpan opens range src.br of o from the stored bytes its layout says
-// hold it. probe is the probe's body: the first segment's header.
-func (p *Proxy) openSpan(ctx context.Context, o objRef, probe io.Reader, dk []byte, src *rangeSource) (io.Reader, error) {
+// hold it. probe is the probe's body, the first segment's header; it is
+// closed once read.
+func (p *Proxy) openSpan(ctx context.Context, o objRef, probe io.ReadCloser, dk []byte, src *rangeSource) (io.Reader, error) {
 	header1 := make([]byte, envelope.HeaderSize)
-	if _, err := io.ReadFull(probe, header1); err != nil {
+	_, err := io.ReadFull(probe, header1)
+	probe.Close() // all it holds; the range is fetched anew
+	if err != nil {
 		return nil, fmt.Errorf("reading segment header: %w", envelope.ErrTruncated)
 	}
 	layout, exact, err := p.layout(ctx, o)

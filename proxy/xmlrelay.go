@@ -178,8 +178,13 @@ func (r *rewriter) token(tok xml.Token, raw []byte) error {
 	case xml.EndElement:
 		return r.end(raw)
 	default:
-		if err := r.endLeaf(false); err != nil {
-			return err
+		if r.leaf != nil {
+			// A comment or instruction inside a value leaves it a value:
+			// its text is what surrounds it.
+			if r.leaf.raw = append(r.leaf.raw, raw...); len(r.leaf.raw) > maxToken {
+				return fmt.Errorf("a value longer than %d bytes: %w", maxToken, errTokenTooLong)
+			}
+			return nil
 		}
 	}
 	return r.emit(raw)
