@@ -1,9 +1,12 @@
 package proxy
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/s3seal/s3seal/envelope"
@@ -100,3 +103,31 @@ func TestPartCountsLearnt(t *testing.T) {
 }
 
 var _ = envelope.ChunkSize
+
+// eachPart returns the first failure and starts nothing after it, and a
+// parent context canceled before all parts ran is an error, never a
+// success with parts missing.
+func TestEachPart(t *testing.T) {
+	boom := errors.New("boom")
+	var ran atomic.Int32
+	err := eachPart(context.Background(), 10000, func(ctx context.Context, i int) error {
+		ran.Add(1)
+		if i == 3 {
+			return boom
+		}
+		<-ctx.Done() // siblings run until the failure cancels them
+		return ctx.Err()
+	})
+	if !errors.Is(err, boom) || ran.Load() > 3+partHeadConcurrency {
+		t.Errorf("eachPart: %v after %d parts", err, ran.Load())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := eachPart(ctx, 5, func(context.Context, int) error { return nil }); err == nil {
+		t.Error("a canceled eachPart succeeded")
+	}
+	var all atomic.Int32
+	if err := eachPart(context.Background(), 100, func(context.Context, int) error { all.Add(1); return nil }); err != nil || all.Load() != 100 {
+		t.Errorf("eachPart ran %d of 100: %v", all.Load(), err)
+	}
+}

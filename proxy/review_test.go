@@ -3,7 +3,9 @@ package proxy
 // Attacks found by a security review of the trust change, kept as tests.
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -268,5 +270,75 @@ func TestDocumentsNarrowed(t *testing.T) {
 	writes, _ := e.store.writesSince(before)
 	if len(writes) != 1 || writes[0].Header.Get("Content-Type") != "application/xml" {
 		t.Errorf("DeleteObjects reached the store as %v", writes)
+	}
+}
+
+// TestInternalRequestFailures: when a request s3seal makes for itself (a
+// part copy, a part size, a stored range, a copy's completion) fails, the
+// client gets 503, which SDKs retry, and never the store's answer to a
+// request it did not make; an upload s3seal started is aborted.
+func TestInternalRequestFailures(t *testing.T) {
+	const secret = "INTERNAL-DETAIL"
+	storeError := func(w http.ResponseWriter, status int) {
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(status)
+		fmt.Fprintf(w, "<Error><Code>AccessDenied</Code><Message>%s</Message></Error>", secret)
+	}
+	data := randomBytes(3*64*kib+500, 31)
+	copyHeader := http.Header{"X-Amz-Copy-Source": {testBucket + "/mp"}}
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		header http.Header
+		fail   func(w http.ResponseWriter, r *http.Request) bool
+	}{
+		{"a part copy refused", "PUT", "/bkt/dst", copyHeader, func(w http.ResponseWriter, r *http.Request) bool {
+			if r.Header.Get("X-Amz-Copy-Source") == "" || r.URL.Query().Get("partNumber") != "2" {
+				return false
+			}
+			storeError(w, http.StatusForbidden)
+			return true
+		}},
+		{"a copy's completion answered with a late error", "PUT", "/bkt/dst", copyHeader, func(w http.ResponseWriter, r *http.Request) bool {
+			if r.Method != http.MethodPost || !r.URL.Query().Has("uploadId") {
+				return false
+			}
+			io.Copy(io.Discard, r.Body)
+			storeError(w, http.StatusOK)
+			return true
+		}},
+		{"a part size refused", "GET", "/bkt/mp", http.Header{"Range": {"bytes=70000-140000"}}, func(w http.ResponseWriter, r *http.Request) bool {
+			if r.Method != http.MethodHead || !r.URL.Query().Has("partNumber") {
+				return false
+			}
+			storeError(w, http.StatusServiceUnavailable)
+			return true
+		}},
+		{"a stored range answered for another range", "GET", "/bkt/mp", http.Header{"Range": {"bytes=70000-140000"}}, func(w http.ResponseWriter, r *http.Request) bool {
+			if r.Method != http.MethodGet || r.Header.Get("Range") == "" || r.Header.Get("If-Match") == "" {
+				return false
+			}
+			w.Header().Set("Content-Range", "bytes 0-9/999999")
+			w.WriteHeader(http.StatusPartialContent)
+			w.Write(make([]byte, 10))
+			return true
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.multipartPut(t, "mp", splitParts(data, 64*kib, 128*kib, 500))
+			e.proxy.layouts = newLayoutCache() // learnt anew, through the script
+			scripted(t, e, tt.fail)
+			status, _, body := e.send(t, e.wireRequest(t, tt.method, tt.path, nil, modeSigned, false, tt.header))
+			e.drain(t, 1)
+			if status != http.StatusServiceUnavailable || bytes.Contains(body, []byte(secret)) {
+				t.Errorf("answered %d %s, want 503 without the store's message", status, body)
+			}
+			if e.store.uploadCount() != 0 {
+				t.Error("an upload was left behind")
+			}
+		})
 	}
 }
