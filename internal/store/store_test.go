@@ -143,18 +143,16 @@ func TestPut(t *testing.T) {
 			c, s := newTestClient(t, nil)
 			if tt.early {
 				// The store answers after the first bytes; the rest of the
-				// body comes only then.
+				// body comes only after Put has returned.
 				answered := make(chan struct{})
 				half := len(data) / 2 // whole chunks, so they are sent
 				tt.src = io.MultiReader(bytes.NewReader(data[:half]), heldReader{answered, bytes.NewReader(data[half:])})
 				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					io.ReadFull(r.Body, make([]byte, 100))
 					w.WriteHeader(http.StatusOK)
-					w.(http.Flusher).Flush()
-					time.Sleep(50 * time.Millisecond) // the client has the answer
-					close(answered)
 				}))
 				defer srv.Close()
+				defer close(answered) // once Put has returned: the client had the answer first
 				u, _ := url.Parse(srv.URL)
 				c, _ = New(Config{Endpoint: u, AccessKey: testAK, SecretKey: testSK})
 			}
