@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 )
@@ -54,6 +55,18 @@ func IsReserved(name string) bool {
 	name = strings.ToLower(name)
 	name = strings.TrimPrefix(name, amzMetaPrefix)
 	return strings.HasPrefix(name, metaPrefix)
+}
+
+// ParseHeader reads the metadata from the headers of a store's answer
+// about an object (x-amz-meta-s3seal-*, §6); other headers are ignored.
+func ParseHeader(h http.Header) (Metadata, error) {
+	user := map[string]string{}
+	for k, v := range h {
+		if strings.HasPrefix(strings.ToLower(k), "x-amz-meta-") && IsReserved(k) && len(v) > 0 {
+			user[k] = v[0]
+		}
+	}
+	return ParseUserMetadata(user)
 }
 
 // ParseUserMetadata reads the metadata from user metadata, keyed with or

@@ -81,6 +81,9 @@ func Families() ([]Family, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, err := NewRewrap(reg); err != nil {
+		return nil, err
+	}
 	m.ObserveRequest("PutObject", 200, time.Millisecond)
 	m.ObserveUpstream("PutObject", time.Millisecond)
 	m.ObserveCipher(Encrypt, 1, time.Millisecond)

@@ -290,6 +290,10 @@ func TestFamilies(t *testing.T) {
 		"s3seal_bench_object_seconds":                     G,
 		"s3seal_bench_target_throughput_bytes_per_second": G,
 		"s3seal_bench_target_object_seconds":              G,
+		"s3seal_rewrap_objects_total":                     C,
+		"s3seal_rewrap_bytes_total":                       C,
+		"s3seal_rewrap_listed_objects_total":              C,
+		"s3seal_rewrap_listed_bytes_total":                C,
 	}
 	for name, typ := range want {
 		if got[name] != typ {

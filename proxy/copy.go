@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -93,16 +94,23 @@ func errSourceNotSealed() *s3Error {
 // copyObject serves CopyObject.
 func (p *Proxy) copyObject(x *exchange) error {
 	t := x.t
-	directive, err := metadataDirective(t.header)
+	directive, err := copyDirective(t.header, "X-Amz-Metadata-Directive")
 	if err != nil {
 		return err
 	}
+	if _, err := copyDirective(t.header, "X-Amz-Tagging-Directive"); err != nil {
+		return err
+	}
 	ctx := x.r.Context()
+	keys, err := p.writeKeys(x)
+	if err != nil {
+		return err
+	}
 	src, head, err := p.headCopySource(x)
 	if err != nil {
 		return err
 	}
-	meta, err := p.keys.Rebind(ctx, src.info.meta, src.Bucket, src.Key, t.bucket, t.key)
+	meta, err := keys.Rebind(ctx, src.info.meta, src.Bucket, src.Key, t.bucket, t.key)
 	if err != nil {
 		return err
 	}
@@ -132,16 +140,16 @@ func (p *Proxy) copyObject(x *exchange) error {
 	return relayCopyResult(x, resp, meta.KeyID)
 }
 
-// metadataDirective reads x-amz-metadata-directive: COPY (the default) or
-// REPLACE.
-func metadataDirective(h http.Header) (string, error) {
-	switch d := strings.ToUpper(strings.TrimSpace(h.Get("X-Amz-Metadata-Directive"))); d {
+// copyDirective reads a copy's metadata or tagging directive (name): COPY
+// (the default) or REPLACE.
+func copyDirective(h http.Header, name string) (string, error) {
+	switch d := strings.ToUpper(strings.TrimSpace(h.Get(name))); d {
 	case "":
 		return "COPY", nil
 	case "COPY", "REPLACE":
 		return d, nil
 	}
-	return "", newS3Error("InvalidArgument", http.StatusBadRequest, "Unknown metadata directive.", nil)
+	return "", newS3Error("InvalidArgument", http.StatusBadRequest, "Unknown "+strings.ToLower(name)+" value.", nil)
 }
 
 // headCopySource reads the copy source's metadata under the client's source
@@ -212,7 +220,11 @@ func (p *Proxy) copyMultipart(x *exchange, src objRef, srcVersion string, header
 		return err
 	}
 	dst := x.written()
-	uploadID, _, err := p.store.CreateUpload(ctx, dst, createCopyHeader(header))
+	create := createCopyHeader(header)
+	if err := p.copyTags(ctx, create, src, srcVersion); err != nil {
+		return err
+	}
+	uploadID, _, err := p.store.CreateUpload(ctx, dst, create)
 	if err != nil {
 		return err
 	}
@@ -244,6 +256,48 @@ func (p *Proxy) copyMultipart(x *exchange, src objRef, srcVersion string, header
 	return writeXML(x, http.StatusOK, copyResult{ETag: done.etag, LastModified: time.Now().UTC().Format("2006-01-02T15:04:05.000Z")})
 }
 
+// copyTags sets the tags of a multipart copy under the tagging directive
+// in h: the source's (COPY, the default), as a single CopyObject has the
+// store do, or the request's own (REPLACE).
+//
+// The tags are read by version id where the store gave one (S3 has no
+// conditional tag read); tags are not authenticated by the format anyway.
+func (p *Proxy) copyTags(ctx context.Context, h http.Header, src objRef, srcVersion string) error {
+	directive := strings.TrimSpace(h.Get("X-Amz-Tagging-Directive"))
+	h.Del("X-Amz-Tagging-Directive")
+	if strings.EqualFold(directive, "REPLACE") {
+		return nil
+	}
+	h.Del("X-Amz-Tagging")
+	q := url.Values{"tagging": {""}}
+	if v := cmp.Or(srcVersion, src.VersionID); v != "" {
+		q.Set("versionId", v)
+	}
+	resp, err := p.store.Do(ctx, store.Request{Method: http.MethodGet, Bucket: src.Bucket, Key: src.Key, Query: q, Header: http.Header{}})
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, docSmall+1))
+	if err != nil || resp.StatusCode != http.StatusOK || len(body) > docSmall {
+		return errUpstream(fmt.Errorf("reading the copy source's tags: answered %d (%v)", resp.StatusCode, err))
+	}
+	var doc struct {
+		Tags []struct{ Key, Value string } `xml:"TagSet>Tag"`
+	}
+	if err := xml.Unmarshal(body, &doc); err != nil {
+		return errUpstream(fmt.Errorf("reading the copy source's tags: %w", err))
+	}
+	tags := url.Values{}
+	for _, t := range doc.Tags {
+		tags.Add(t.Key, t.Value)
+	}
+	if len(tags) > 0 {
+		h.Set("X-Amz-Tagging", tags.Encode())
+	}
+	return nil
+}
+
 // createCopyHeader is a multipart copy's CreateMultipartUpload headers: the
 // copy's, without its conditions and source headers, which belong to the
 // part copies and the completion.
@@ -251,7 +305,7 @@ func createCopyHeader(header http.Header) http.Header {
 	h := header.Clone()
 	for k := range h {
 		switch lk := strings.ToLower(k); {
-		case lk == "if-match", lk == "if-none-match", lk == "x-amz-tagging-directive",
+		case lk == "if-match", lk == "if-none-match",
 			lk == "x-amz-source-expected-bucket-owner", strings.HasPrefix(lk, "x-amz-copy-source-"):
 			delete(h, k)
 		}

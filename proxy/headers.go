@@ -120,13 +120,7 @@ func setMetadata(h http.Header, m envelope.Metadata) {
 
 // parseMetadata reads an object's s3seal metadata from a store's answer.
 func parseMetadata(h http.Header) (envelope.Metadata, error) {
-	meta := map[string]string{}
-	for k, v := range h {
-		if strings.HasPrefix(strings.ToLower(k), "x-amz-meta-") && envelope.IsReserved(k) && len(v) > 0 {
-			meta[k] = v[0]
-		}
-	}
-	return envelope.ParseUserMetadata(meta)
+	return envelope.ParseHeader(h)
 }
 
 // setContentEncoding copies Content-Encoding without aws-chunked, which only

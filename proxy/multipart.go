@@ -31,7 +31,11 @@ const maxPartNumber = 10000
 func (p *Proxy) createUpload(x *exchange) error {
 	t := x.t
 	ctx := x.r.Context()
-	dk, meta, err := p.keys.New(ctx, t.bucket, t.key)
+	keys, err := p.writeKeys(x)
+	if err != nil {
+		return err
+	}
+	dk, meta, err := keys.New(ctx, t.bucket, t.key)
 	if err != nil {
 		return err
 	}

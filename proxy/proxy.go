@@ -228,6 +228,9 @@ func (p *Proxy) serveOp(x *exchange) error {
 	if err := checkHeaders(x.r.Method, x.t.header); err != nil {
 		return err
 	}
+	if err := checkSSEHeaders(rt, x.t.header); err != nil {
+		return err
+	}
 	if err := x.readBody(); err != nil {
 		return err
 	}

@@ -31,7 +31,11 @@ func (p *Proxy) putObject(x *exchange) error {
 	if err := checkBodySize(req.ContentLength, maxPutObjectSize, "object"); err != nil {
 		return err
 	}
-	dk, meta, err := p.keys.New(r.Context(), t.bucket, t.key)
+	keys, err := p.writeKeys(x)
+	if err != nil {
+		return err
+	}
+	dk, meta, err := keys.New(r.Context(), t.bucket, t.key)
 	if err != nil {
 		return err
 	}

@@ -64,6 +64,7 @@ type route struct {
 	needs  []string // further parameters it requires
 	params []string // further parameters it accepts; any other is refused
 	copy   bool     // requires x-amz-copy-source, which every other route refuses
+	sse    bool     // honours SSE-KMS request headers, which every other route refuses (sse.go)
 	body   bodyKind
 	in     *document // the request document, for bodyDocument
 	// out is the document a passthrough route's 2xx answer must be; nil: an
@@ -116,10 +117,10 @@ var routes = append([]route{
 	{name: "HeadObject", method: http.MethodHead, level: levelObject, params: readParams, serve: (*Proxy).getObject},
 	{name: "UploadPartCopy", method: http.MethodPut, level: levelObject, sub: "uploadId", needs: []string{"partNumber"}, copy: true, serve: (*Proxy).uploadPartCopy},
 	{name: "UploadPart", method: http.MethodPut, level: levelObject, sub: "uploadId", needs: []string{"partNumber"}, body: bodyEncrypt, serve: (*Proxy).uploadPart},
-	{name: "CopyObject", method: http.MethodPut, level: levelObject, copy: true, serve: (*Proxy).copyObject},
-	{name: "PutObject", method: http.MethodPut, level: levelObject, body: bodyEncrypt, serve: (*Proxy).putObject},
+	{name: "CopyObject", method: http.MethodPut, level: levelObject, copy: true, sse: true, serve: (*Proxy).copyObject},
+	{name: "PutObject", method: http.MethodPut, level: levelObject, body: bodyEncrypt, sse: true, serve: (*Proxy).putObject},
 	{name: "DeleteObject", method: http.MethodDelete, level: levelObject, params: version},
-	{name: "CreateMultipartUpload", method: http.MethodPost, level: levelObject, sub: "uploads", serve: (*Proxy).createUpload},
+	{name: "CreateMultipartUpload", method: http.MethodPost, level: levelObject, sub: "uploads", sse: true, serve: (*Proxy).createUpload},
 	{name: "CompleteMultipartUpload", method: http.MethodPost, level: levelObject, sub: "uploadId", body: bodyDocument,
 		in: &document{root: "CompleteMultipartUpload", max: docParts}, serve: (*Proxy).completeUpload},
 	{name: "AbortMultipartUpload", method: http.MethodDelete, level: levelObject, sub: "uploadId", serve: (*Proxy).abortUpload},

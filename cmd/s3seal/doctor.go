@@ -87,7 +87,7 @@ func (c cli) doctor(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.fail("doctor", err)
 	}
-	up, embedded, closeStore, err := doctorUpstream(ctx, cfg, logger)
+	up, embedded, closeStore, err := commandUpstream(ctx, cfg, logger)
 	if err != nil {
 		return c.fail("doctor", err)
 	}
@@ -116,10 +116,11 @@ func (c cli) doctor(ctx context.Context, args []string) int {
 	return exitOK
 }
 
-// doctorUpstream is the store serve would use: the configured one, or the
-// embedded store in the data dir — a running s3seal's, or one started for
-// the run (closed by the returned function).
-func doctorUpstream(ctx context.Context, cfg Config, logger *slog.Logger) (_ upstreamStore, embedded bool, closeStore func(), _ error) {
+// commandUpstream is the store serve would use, for the commands that work
+// on it beside serve (doctor, rewrap): the configured one, or the embedded
+// store in the data dir — a running s3seal's, or one started for the run
+// (closed by the returned function).
+func commandUpstream(ctx context.Context, cfg Config, logger *slog.Logger) (_ upstreamStore, embedded bool, closeStore func(), _ error) {
 	none := func() {}
 	up, ok, err := configuredUpstream(cfg)
 	if err != nil || ok {

@@ -61,6 +61,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return c.bench(ctx, rest)
 	case "doctor":
 		return c.doctor(ctx, rest)
+	case "rewrap":
+		return c.rewrap(ctx, rest)
 	}
 	if len(cmd) > 0 && cmd[0] == '-' {
 		// `s3seal -x`: a flag meant for the default command.
@@ -94,6 +96,9 @@ Usage:
                       cost (s3seal bench --help)
   s3seal doctor ...   check the configuration against the real store and KMS
                       (s3seal doctor --help)
+  s3seal rewrap ...   re-wrap objects' data keys under another CMK or after a
+                      rotation; encrypt objects written without s3seal
+                      (s3seal rewrap --help)
   s3seal help         this text
 
 Configuration (environment variables; empty means unset):

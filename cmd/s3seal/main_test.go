@@ -35,13 +35,13 @@ func TestHelpListsEveryVariable(t *testing.T) {
 					t.Errorf("help lacks the default of %s (%s)", v.Name, v.Default)
 				}
 			}
-			for _, cmd := range []string{"serve", "keys", "bench"} {
+			for _, cmd := range []string{"serve", "keys", "bench", "doctor", "rewrap"} {
 				if !strings.Contains(out, "s3seal "+cmd) && !strings.Contains(out, "s3seal ["+cmd) {
 					t.Errorf("help does not list the %s command", cmd)
 				}
 			}
 			// Only commands that exist are listed.
-			for _, later := range []string{"rewrap", "decrypt"} {
+			for _, later := range []string{"decrypt", "inspect"} {
 				if strings.Contains(out, "s3seal "+later) {
 					t.Errorf("help lists %s, which does not exist yet", later)
 				}
@@ -66,10 +66,10 @@ func TestHelpMarkdownTable(t *testing.T) {
 
 func TestUnknownCommand(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), []string{"rewrap"}, nil, &stdout, &stderr); code != exitUsage {
+	if code := run(context.Background(), []string{"frobnicate"}, nil, &stdout, &stderr); code != exitUsage {
 		t.Fatalf("exit %d, want %d", code, exitUsage)
 	}
-	if !strings.Contains(stderr.String(), `unknown command "rewrap"`) {
+	if !strings.Contains(stderr.String(), `unknown command "frobnicate"`) {
 		t.Errorf("stderr: %s", stderr.String())
 	}
 }

@@ -8,6 +8,7 @@ package kms
 // it is configured with, and decides that before asking the key service.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -101,12 +102,13 @@ type AllowList struct {
 
 	resolving sync.Mutex // one resolution at a time; held across KMS calls
 
-	mu      sync.Mutex      // guards the fields below; never held across KMS calls
-	allowed map[string]bool // nil until resolved; replaced, never modified
-	tried   time.Time       // when the last resolution started
-	started int             // resolutions started and finished, so that
-	done    int             // a Refresh can reuse one that began after it
-	lastErr error           // the last resolution's failure, or nil
+	mu      sync.Mutex        // guards the fields below; never held across KMS calls
+	allowed map[string]bool   // nil until resolved; replaced, never modified
+	names   map[string]string // each configured entry to an id of its key; as allowed
+	tried   time.Time         // when the last resolution started
+	started int               // resolutions started and finished, so that
+	done    int               // a Refresh can reuse one that began after it
+	lastErr error             // the last resolution's failure, or nil
 }
 
 // NewAllowList returns the list of entries, not yet resolved: it makes no
@@ -147,32 +149,67 @@ func (a *AllowList) Refresh(ctx context.Context) error {
 	a.tried = a.now()
 	a.mu.Unlock()
 
-	allowed, err := a.resolveAll(ctx)
+	allowed, names, err := a.resolveAll(ctx)
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.done++
 	a.lastErr = err
 	if err == nil {
-		a.allowed = allowed
+		a.allowed, a.names = allowed, names
 	}
 	return err
 }
 
-func (a *AllowList) resolveAll(ctx context.Context) (map[string]bool, error) {
-	allowed := map[string]bool{}
+func (a *AllowList) resolveAll(ctx context.Context) (map[string]bool, map[string]string, error) {
+	allowed, names := map[string]bool{}, map[string]string{}
 	for _, entry := range a.entries {
 		ids, err := a.resolver.ResolveKey(ctx, entry)
 		if err != nil {
-			return nil, &AllowEntryError{Entry: entry, Err: err}
+			return nil, nil, &AllowEntryError{Entry: entry, Err: err}
 		}
 		for _, id := range ids {
 			if id != "" { // an empty id would let the key service pick the key
 				allowed[id] = true
+				names[entry] = cmp.Or(names[entry], id)
 			}
 		}
 	}
-	return allowed, nil
+	return allowed, names, nil
+}
+
+// Choose returns a canonical id of the allowed CMK that name (an id, ARN or
+// alias/NAME a client chose) names, for a write under it; a name outside
+// the list, or naming no key, is a *KeyNotAllowedError. The key service is
+// asked only about names that are neither configured nor canonical, and
+// only to describe the key, never to use it.
+func (a *AllowList) Choose(ctx context.Context, name string) (string, error) {
+	allowed, err := a.current(ctx)
+	if err != nil {
+		return "", err
+	}
+	a.mu.Lock()
+	id, configured := a.names[name]
+	a.mu.Unlock()
+	switch {
+	case allowed[name]:
+		return name, nil
+	case configured:
+		return id, nil
+	}
+	ids, err := a.resolver.ResolveKey(ctx, name)
+	if errors.Is(err, ErrKeyNotFound) {
+		return "", keyNotAllowed(name)
+	}
+	if err != nil {
+		return "", err
+	}
+	for _, id := range ids {
+		if allowed[id] {
+			return id, nil
+		}
+	}
+	return "", keyNotAllowed(name)
 }
 
 // Check returns nil if keyID is one of the allowed CMKs' canonical ids and

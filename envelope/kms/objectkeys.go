@@ -32,6 +32,13 @@ type ObjectKeys struct {
 	Allowed *AllowList
 }
 
+// Under is o with the CMK for new objects and rebinds set to keyID, a
+// canonical id from Allowed.Choose (a client's choice) or a configured name.
+func (o ObjectKeys) Under(keyID string) ObjectKeys {
+	o.KeyID = keyID
+	return o
+}
+
 // New returns a fresh data key for bucket/key and the metadata to store
 // with the object. The caller zeroes the key when done.
 func (o ObjectKeys) New(ctx context.Context, bucket, key string) ([]byte, envelope.Metadata, error) {

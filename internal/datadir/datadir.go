@@ -89,7 +89,9 @@ func randomString(chars string, n int) string {
 	return string(out)
 }
 
-func generateCredential() Credential {
+// NewCredential makes a credential of S3's shape from crypto/rand: for the
+// data dir's, and for a command's own in-process s3seal (rewrap).
+func NewCredential() Credential {
 	return Credential{AccessKey: randomString(accessKeyChars, 20), SecretKey: randomString(secretKeyChars, 40)}
 }
 
@@ -102,7 +104,7 @@ func ClientCredential(dir string, logger *slog.Logger) (Credential, error) {
 		if err := Ensure(dir); err != nil {
 			return Credential{}, err
 		}
-		doc = Credentials{Version: 1, Credentials: []Credential{generateCredential()}}
+		doc = Credentials{Version: 1, Credentials: []Credential{NewCredential()}}
 		if err := writeCredentials(path, doc); err != nil {
 			return Credential{}, err
 		}

@@ -1,0 +1,66 @@
+package rewrap
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/encrypt"
+)
+
+// encrypt has s3seal encrypt a plaintext object in place: read through
+// s3seal (which serves it as stored) and written back through it
+// (encrypted as it streams, in parts for large objects, never held whole),
+// both conditional on the ETag st was read with, so that a write meanwhile
+// wins. Metadata, content headers, tags and storage class are kept.
+func (r *run) encrypt(ctx context.Context, key string, st stored) error {
+	bucket, etag := r.cfg.Bucket, strings.Trim(st.etag, `"`)
+	tags, err := r.cfg.S3.GetObjectTagging(ctx, bucket, key, minio.GetObjectTaggingOptions{})
+	if err != nil {
+		return err
+	}
+	get := minio.GetObjectOptions{}
+	if err := get.SetMatchETag(etag); err != nil {
+		return err
+	}
+	body, err := r.cfg.S3.GetObject(ctx, bucket, key, get)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	put := putOptions(st)
+	put.UserTags = tags.ToMap()
+	if r.cfg.ToKey != "" {
+		if put.ServerSideEncryption, err = encrypt.NewSSEKMS(r.cfg.ToKey, nil); err != nil {
+			return err
+		}
+	}
+	put.SetMatchETag(etag)
+	_, err = r.cfg.S3.PutObject(ctx, bucket, key, body, st.size, put)
+	return err
+}
+
+// putOptions writes an object back with what describes it now.
+func putOptions(st stored) minio.PutObjectOptions {
+	h := st.header
+	o := minio.PutObjectOptions{
+		ContentType:             h.Get("Content-Type"),
+		ContentEncoding:         h.Get("Content-Encoding"),
+		ContentDisposition:      h.Get("Content-Disposition"),
+		ContentLanguage:         h.Get("Content-Language"),
+		CacheControl:            h.Get("Cache-Control"),
+		WebsiteRedirectLocation: h.Get("X-Amz-Website-Redirect-Location"),
+		StorageClass:            st.storageClass,
+		UserMetadata:            map[string]string{},
+	}
+	if t, err := http.ParseTime(h.Get("Expires")); err == nil {
+		o.Expires = t
+	}
+	for k, vs := range h {
+		if strings.HasPrefix(strings.ToLower(k), "x-amz-meta-") && len(vs) > 0 {
+			o.UserMetadata[k] = strings.Join(vs, ",")
+		}
+	}
+	return o
+}
