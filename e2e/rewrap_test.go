@@ -20,6 +20,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/tags"
 
@@ -403,5 +404,71 @@ func TestSSEKMSChoice(t *testing.T) {
 	}
 	if _, err := store(t, e).StatObject(context.Background(), bucket, "denied", minio.StatObjectOptions{}); err == nil {
 		t.Error("a refused write stored an object")
+	}
+}
+
+// TestRewrapInPlaceAfterRotation rotates the CMK (RotateKeyOnDemand) and
+// re-wraps every object under its new material, with an interruption: the
+// resumed run skips what the first did (its journal in the data dir), each
+// object gets a new wrapped key and exactly one version more, and all read.
+func TestRewrapInPlaceAfterRotation(t *testing.T) {
+	e := minioEnv(t)
+	ctx := context.Background()
+	in := startS3seal(t, e, e.kmsURL, "")
+	bucket := newBucket(t, e)
+	st := store(t, e)
+	if err := st.EnableVersioning(ctx, bucket); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	wrapped := map[string]string{}
+	for i := range 8 {
+		key := fmt.Sprintf("obj-%d", i)
+		files[key] = plaintext(5000*i+3, byte(i))
+		if _, err := sdkClient(t, in).PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(files[key])}); err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.StatObject(ctx, bucket, key, minio.StatObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wrapped[key] = info.Metadata.Get("X-Amz-Meta-S3seal-K")
+	}
+	kc := testkms.Client(t, e.kmsURL)
+	if _, err := kc.RotateKeyOnDemand(ctx, &kms.RotateKeyOnDemandInput{KeyId: aws.String(keyARN(t, e.kmsURL, in.KeyAlias))}); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	killMidway(t, in, dataDir, "--bucket", bucket, "--concurrency", "1", "--kms-rate", "3")
+	code, sum := runRewrap(t, in, dataDir, "--bucket", bucket)
+	if code != 0 || sum.Counts["rewrapped"]+sum.Counts["up_to_date"] != len(files) || sum.Counts["up_to_date"] < 2 {
+		t.Fatalf("resumed rotation in place: exit %d, %+v", code, sum)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dataDir, "rewrap")); len(entries) != 0 {
+		t.Errorf("a completed run left its journal: %v", entries)
+	}
+	for key, plain := range files {
+		info, err := st.StatObject(ctx, bucket, key, minio.StatObjectOptions{})
+		if err != nil || info.Metadata.Get("X-Amz-Meta-S3seal-K") == wrapped[key] {
+			t.Errorf("%s: wrapped key unchanged (%v)", key, err)
+		}
+		got, err := sdkClient(t, in).GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(got.Body)
+		got.Body.Close()
+		if !bytes.Equal(b, plain) {
+			t.Errorf("%s reads differently after the rewrap", key)
+		}
+		versions := 0
+		for v := range st.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: key, WithVersions: true}) {
+			if v.Err == nil && v.Key == key {
+				versions++
+			}
+		}
+		if versions != 2 {
+			t.Errorf("%s has %d versions, want 2", key, versions)
+		}
 	}
 }

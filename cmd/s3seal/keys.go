@@ -2,9 +2,10 @@ package main
 
 // `s3seal keys`: manage the embedded keyring in DATA_DIR/keyring.json.
 //
-// A running `s3seal serve` reads the keyring when it starts: changes made
-// here reach it on its next start. Keys of an AWS KMS are managed with AWS's
-// own tools, so this command refuses S3SEAL_KMS_PROVIDER=aws.
+// A running `s3seal serve` syncs with the keyring file every few seconds
+// (serve.go, keyringPoll): changes made here reach it without a restart.
+// Keys of an AWS KMS are managed with AWS's own tools, so this command
+// refuses S3SEAL_KMS_PROVIDER=aws.
 
 import (
 	"bytes"
@@ -17,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -32,12 +34,17 @@ import (
 const keysUsage = `Usage: s3seal keys COMMAND [flags] [args]
 
 Manage the embedded keyring (S3SEAL_DATA_DIR/keyring.json). A running
-s3seal serve sees changes on its next start.
+s3seal serve on the same data dir uses a change within 2 seconds: a disabled
+key stops new writes and reads at once.
 
 Commands:
   list                                     list keys
   create [-description D] [-alias alias/X] create a key
   rotate ID                                add new key material (old stays for decryption)
+  enable-rotation ID [-period 365d]        rotate automatically every period (a running
+                                           serve rotates keys that are due)
+  disable-rotation ID                      stop rotating automatically
+  rotation-status ID                       whether, how often and when a key rotates
   disable ID                               refuse all use of a key
   enable ID                                allow a disabled key again
   schedule-deletion ID [-days N]           delete a key after N days (7 to 30, default 30)
@@ -68,6 +75,7 @@ type keysEnv struct {
 	alias        string
 	days         int
 	materialFile string
+	period       string
 }
 
 func (c cli) keys(_ context.Context, args []string) int {
@@ -104,7 +112,7 @@ func (c cli) keys(_ context.Context, args []string) int {
 		return c.fail("keys "+name, err)
 	}
 	if k.changed {
-		fmt.Fprintln(c.stderr, "note: a running s3seal serve sees this change on its next start")
+		fmt.Fprintln(c.stderr, "note: a running s3seal serve on this data dir uses this change within 2 seconds")
 	}
 	return exitOK
 }
@@ -145,6 +153,8 @@ func parseKeysFlags(name string, k *keysEnv, args []string, stderr io.Writer) ([
 		fs.StringVar(&k.materialFile, "material-file", "", "file with the 32-byte key material (raw, hex or base64)")
 	case "schedule-deletion":
 		fs.IntVar(&k.days, "days", 30, "waiting period in days, 7 to 30")
+	case "enable-rotation":
+		fs.StringVar(&k.period, "period", "365d", "rotation period: Nd (days) or a Go duration (12h, 90m)")
 	}
 	var pos []string
 	for {
@@ -171,7 +181,98 @@ func keysCommands() map[string]keysCmd {
 		"alias":             {2, keysAlias},
 		"unalias":           {1, keysUnalias},
 		"import":            {0, keysImport},
+		"enable-rotation":   {1, keysEnableRotation},
+		"disable-rotation":  {1, keysDisableRotation},
+		"rotation-status":   {1, keysRotationStatus},
 	}
+}
+
+func keysEnableRotation(k *keysEnv, args []string) error {
+	period, err := parsePeriod(k.period)
+	if err != nil {
+		return fmt.Errorf("-period: %w", err)
+	}
+	info, err := k.ring.EnableKeyRotation(args[0], period)
+	if err != nil {
+		return err
+	}
+	k.changed = true
+	return k.printRotation(info)
+}
+
+func keysDisableRotation(k *keysEnv, args []string) error {
+	info, err := k.ring.DisableKeyRotation(args[0])
+	if err != nil {
+		return err
+	}
+	k.changed = true
+	return k.printRotation(info)
+}
+
+func keysRotationStatus(k *keysEnv, args []string) error {
+	info, err := k.ring.DescribeKey(args[0])
+	if err != nil {
+		return err
+	}
+	return k.printRotation(info)
+}
+
+// parsePeriod reads a rotation period: "365d" (days, as AWS states
+// periods) or a Go duration.
+func parsePeriod(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 1 {
+			return 0, fmt.Errorf("%q: want a whole number of days, as in 365d", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
+}
+
+// formatPeriod says a period in days when it is whole days.
+func formatPeriod(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
+	}
+	return d.String()
+}
+
+// printRotation prints a key's rotation status, as AWS's
+// get-key-rotation-status does.
+func (k *keysEnv) printRotation(i keyring.KeyInfo) error {
+	if k.json {
+		enc := json.NewEncoder(k.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rotationJSON(i))
+	}
+	r := rotationJSON(i)
+	fmt.Fprintf(k.out, "key %s: automatic rotation %s", i.ID, map[bool]string{true: "enabled", false: "disabled"}[r.Enabled])
+	if r.Enabled {
+		fmt.Fprintf(k.out, ", every %s, next %s", r.Period, r.Next.Format(time.RFC3339))
+	}
+	if !r.Last.IsZero() {
+		fmt.Fprintf(k.out, "; last rotated %s", r.Last.Format(time.RFC3339))
+	}
+	fmt.Fprintf(k.out, "; %d material version(s)\n", i.Versions)
+	return nil
+}
+
+type keyRotationJSON struct {
+	ID       string    `json:"id"`
+	Enabled  bool      `json:"rotation_enabled"`
+	Period   string    `json:"rotation_period,omitempty"`
+	Next     time.Time `json:"next_rotation,omitzero"`
+	Last     time.Time `json:"last_rotated,omitzero"`
+	Versions int       `json:"versions"`
+}
+
+func rotationJSON(i keyring.KeyInfo) keyRotationJSON {
+	r := keyRotationJSON{ID: i.ID, Enabled: i.RotationPeriod > 0, Next: i.NextRotation, Last: i.LastRotated, Versions: i.Versions}
+	if r.Enabled {
+		r.Period = formatPeriod(i.RotationPeriod)
+	}
+	return r
 }
 
 func keysList(k *keysEnv, _ []string) error {
@@ -297,6 +398,8 @@ type keyJSON struct {
 	Origin       string       `json:"origin"`
 	Versions     int          `json:"versions"`
 	DeletionDate time.Time    `json:"deletion_date,omitzero"`
+	Rotation     string       `json:"rotation_period,omitempty"`
+	NextRotation time.Time    `json:"next_rotation,omitzero"`
 }
 
 func (k *keysEnv) print(infos ...keyring.KeyInfo) error {
@@ -313,7 +416,8 @@ func printKeysJSON(w io.Writer, infos []keyring.KeyInfo) error {
 		if aliases == nil {
 			aliases = []string{}
 		}
-		out = append(out, keyJSON{i.ID, aliases, i.Description, i.Created, i.State, string(i.Origin), i.Versions, i.DeletionDate})
+		out = append(out, keyJSON{i.ID, aliases, i.Description, i.Created, i.State, string(i.Origin), i.Versions, i.DeletionDate,
+			rotationJSON(i).Period, i.NextRotation})
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -322,13 +426,13 @@ func printKeysJSON(w io.Writer, infos []keyring.KeyInfo) error {
 
 func printKeysTable(w io.Writer, infos []keyring.KeyInfo) error {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATE\tORIGIN\tVERSIONS\tCREATED\tALIASES\tDESCRIPTION")
+	fmt.Fprintln(tw, "ID\tSTATE\tORIGIN\tVERSIONS\tROTATION\tCREATED\tALIASES\tDESCRIPTION")
 	for _, i := range infos {
 		state := string(i.State)
 		if !i.DeletionDate.IsZero() {
 			state += " (deleted " + i.DeletionDate.Format(time.DateOnly) + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", i.ID, state, i.Origin, i.Versions,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", i.ID, state, i.Origin, i.Versions, orDash(rotationJSON(i).Period),
 			i.Created.UTC().Format(time.RFC3339), orDash(strings.Join(i.Aliases, ",")), orDash(i.Description))
 	}
 	return tw.Flush()

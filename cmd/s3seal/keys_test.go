@@ -175,3 +175,41 @@ func TestDecodeMaterial(t *testing.T) {
 		t.Error("short material accepted")
 	}
 }
+
+func TestKeysRotationCommands(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	id := keysJSON(t, dir, "create", "-alias", "alias/rot")[0].ID
+	rotation := func(args ...string) keyRotationJSON {
+		t.Helper()
+		stdout, stderr, code := keysRun(t, dir, append(args, "-json")...)
+		var r keyRotationJSON
+		if code != exitOK || json.Unmarshal([]byte(stdout), &r) != nil {
+			t.Fatalf("keys %v: exit %d %s %s", args, code, stdout, stderr)
+		}
+		return r
+	}
+	if r := rotation("rotation-status", "alias/rot"); r.Enabled || r.ID != id {
+		t.Fatalf("a new key: %+v", r)
+	}
+	if r := rotation("enable-rotation", "alias/rot"); !r.Enabled || r.Period != "365d" || r.Next.IsZero() {
+		t.Fatalf("default period: %+v", r)
+	}
+	if r := rotation("enable-rotation", id, "-period", "90d"); r.Period != "90d" {
+		t.Fatalf("-period 90d: %+v", r)
+	}
+	if keys := keysJSON(t, dir, "list"); keys[0].Rotation != "90d" || keys[0].NextRotation.IsZero() {
+		t.Fatalf("list: %+v", keys[0])
+	}
+	if r := rotation("disable-rotation", id); r.Enabled || r.Period != "" {
+		t.Fatalf("disabled: %+v", r)
+	}
+	out, _, code := keysRun(t, dir, "rotation-status", id)
+	if code != exitOK || !strings.Contains(out, "automatic rotation disabled") {
+		t.Fatalf("text status: %d %q", code, out)
+	}
+	for _, bad := range []string{"0d", "x", "-5m", "1ms"} {
+		if _, stderr, code := keysRun(t, dir, "enable-rotation", id, "-period", bad); code != exitError || stderr == "" {
+			t.Errorf("-period %s: exit %d %q", bad, code, stderr)
+		}
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/s3seal/s3seal/internal/datadir"
 
 	"github.com/s3seal/s3seal/envelope/awskms"
+	"github.com/s3seal/s3seal/envelope/keyring"
 	"github.com/s3seal/s3seal/envelope/kms"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -121,7 +122,8 @@ type keySetup struct {
 	keyID    string
 	allowed  *kms.AllowList
 	keyring  bool
-	describe string // for the banner
+	ring     *keyring.Keyring // the embedded keyring, or nil
+	describe string           // for the banner
 }
 
 // doctorKMS is the key service as the doctor's checks see it.
@@ -141,6 +143,7 @@ type server struct {
 	stopping atomic.Bool          // closing the store is expected now
 	registry *prometheus.Registry
 	metrics  *metrics.Metrics
+	cache    *kms.Cache // unwrapped data keys
 
 	api, health     *http.Server
 	apiLn, healthLn net.Listener
@@ -240,7 +243,7 @@ func openKeyService(ctx context.Context, cfg Config, logger *slog.Logger) (keySe
 		if info, err := ring.DescribeKey(cfg.KMSKeyID); err == nil {
 			describe += " (" + info.ID + ")"
 		}
-		return keySetup{service: ring, resolver: ring, status: ring, keyID: cfg.KMSKeyID, keyring: true, describe: describe}, nil
+		return keySetup{service: ring, resolver: ring, status: ring, keyID: cfg.KMSKeyID, keyring: true, ring: ring, describe: describe}, nil
 	}
 }
 
@@ -301,6 +304,7 @@ func (s *server) newProxy() (http.Handler, error) {
 	// service. Readiness probes use s.keys.service directly and are not
 	// counted (at most one per readiness period, internal/doctor).
 	cached := kms.NewCache(s.metrics.InstrumentKeys(s.keys.service), cfg.DataKeyCacheSize, cfg.DataKeyCacheTTL)
+	s.cache = cached
 	if err := s.metrics.ObserveCache(cached); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
@@ -367,6 +371,9 @@ func warnPlainHTTP(addr net.Addr, tls bool, logger *slog.Logger) {
 // then close the embedded store they may still be using.
 func (s *server) run(ctx context.Context) error {
 	errc := make(chan error, 2)
+	if s.keys.ring != nil {
+		go s.watchKeyring(ctx)
+	}
 	go func() { errc <- s.serveAPI() }()
 	go func() { errc <- s.health.Serve(s.healthLn) }()
 	s.logger.Info("serving", "addr", s.apiLn.Addr().String(), "tls", s.tls,
@@ -393,6 +400,47 @@ func (s *server) run(ctx context.Context) error {
 		return serveErr
 	}
 	return nil
+}
+
+// keyringPoll is how often serve syncs with the keyring file: changes made
+// with s3seal keys (or by a replica) take effect within it, and rotations
+// that are due happen on it.
+const keyringPoll = 2 * time.Second
+
+// watchKeyring keeps serve in step with the keyring file until ctx ends.
+func (s *server) watchKeyring(ctx context.Context) {
+	t := time.NewTicker(keyringPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.syncKeyring(ctx)
+	}
+}
+
+// syncKeyring rotates due keys and takes in others' changes: the data keys
+// of a CMK no longer usable leave the cache at once (a disabled key stops
+// reads as well as writes), and aliases are resolved again.
+func (s *server) syncKeyring(ctx context.Context) {
+	ring := s.keys.ring
+	rotated, changed, err := ring.Sync()
+	for _, k := range rotated {
+		s.logger.Info("key rotated", "key_id", k.ID, "versions", k.Versions, "next_rotation", k.NextRotation)
+	}
+	if err != nil {
+		s.logger.Error("syncing with the keyring file; keeping what was loaded", "err", err)
+	}
+	if !changed {
+		return
+	}
+	s.cache.Forget(func(keyID string) bool { return !ring.Usable(keyID) })
+	if err := s.keys.allowed.Refresh(ctx); err != nil {
+		s.logger.Error("resolving the CMK allow-list after a keyring change", "err", err)
+	}
+	s.logger.Info("keyring changed; in use now")
 }
 
 func (s *server) serveAPI() error {

@@ -20,6 +20,9 @@
 //	    "origin":        "S3SEAL" | "EXTERNAL",
 //	    "deletion_date": "RFC 3339 time",  (only when PendingDeletion)
 //	    "aliases":       ["alias/NAME", ...],
+//	    "rotation_period": nanoseconds, "next_rotation": "RFC 3339 time",
+//	                     (only when automatic rotation is on)
+//	    "rotated":       "RFC 3339 time",  (the last rotation, if any)
 //	    "material":      ["base64 of 32 bytes", ...]  (index i is material version i+1)
 //	  }]
 //	}
@@ -41,7 +44,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -70,6 +72,11 @@ type KeyInfo struct {
 	Origin       KeyOrigin
 	Versions     int       // number of key-material versions (1 + rotations)
 	DeletionDate time.Time // zero unless PendingDeletion
+	// Automatic rotation: the period (zero when off) and the next one's
+	// time; LastRotated is the last rotation's (zero: never rotated).
+	RotationPeriod time.Duration
+	NextRotation   time.Time
+	LastRotated    time.Time
 }
 
 const (
@@ -96,7 +103,8 @@ const (
 type Keyring struct {
 	path  string
 	now   func() time.Time // replaced by tests
-	mu    sync.Mutex       // serializes changes (and so file writes)
+	mu    sync.Mutex       // serializes changes and reloads (and so file writes)
+	stamp fileStamp        // of the file state was read from or written to; under mu
 	state atomic.Pointer[keyringState]
 }
 
@@ -124,6 +132,12 @@ type ringKey struct {
 	Origin       KeyOrigin    `json:"origin"`
 	DeletionDate time.Time    `json:"deletion_date,omitzero"`
 	Aliases      []string     `json:"aliases"`
+	// Automatic rotation (rotation.go): the period, zero when off, and the
+	// next rotation's time; Rotated is the last rotation's, automatic or
+	// not (zero: never rotated).
+	RotationPeriod time.Duration `json:"rotation_period,omitzero"`
+	NextRotation   time.Time     `json:"next_rotation,omitzero"`
+	Rotated        time.Time     `json:"rotated,omitzero"`
 	// Material holds every version's 32 bytes, oldest first; the last one
 	// wraps, all of them unwrap. The byte slices are never modified.
 	Material [][]byte `json:"material"`
@@ -142,43 +156,25 @@ func Open(path string) (*Keyring, error) {
 
 func openKeyring(path string, now func() time.Time) (*Keyring, error) {
 	k := &Keyring{path: path, now: now}
-	fi, err := os.Stat(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		st := &keyringState{Version: keyringFileVersion, Keys: []*ringKey{}}
-		if err := ringWriteFile(path, st.marshal()); err != nil {
-			return nil, fmt.Errorf("keyring: creating %s: %w", path, err)
-		}
-		st.index()
-		k.state.Store(st)
-		return k, nil
-	case err != nil:
-		return nil, fmt.Errorf("keyring: %w", err)
-	case !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("keyring: %s is not a regular file", path)
-	case fi.Mode().Perm()&0o077 != 0:
-		return nil, fmt.Errorf("keyring: %s holds key material but has mode %#o; run chmod 600 %s",
-			path, fi.Mode().Perm(), path)
-	}
-	data, err := os.ReadFile(path)
+	unlock, err := lockFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("keyring: %w", err)
 	}
-	st := new(keyringState)
-	// The decoder's errors name offsets, types and at most one offending
-	// character, never a field's value, so they cannot echo key material.
-	if err := json.Unmarshal(data, st); err != nil {
-		return nil, fmt.Errorf("keyring: parsing %s: %w", path, err)
-	}
-	if err := st.validate(); err != nil {
-		return nil, fmt.Errorf("keyring: %s: %w", path, err)
-	}
-	if st.purge(now()) {
+	defer unlock()
+	st, stamp, err := readState(path, now())
+	if errors.Is(err, os.ErrNotExist) {
+		st = &keyringState{Version: keyringFileVersion, Keys: []*ringKey{}}
 		if err := ringWriteFile(path, st.marshal()); err != nil {
-			return nil, fmt.Errorf("keyring: purging deleted keys from %s: %w", path, err)
+			return nil, fmt.Errorf("keyring: creating %s: %w", path, err)
 		}
+		if stamp, err = stampOf(path); err != nil {
+			return nil, fmt.Errorf("keyring: %w", err)
+		}
+		st.index()
+	} else if err != nil {
+		return nil, err
 	}
-	st.index()
+	k.stamp = stamp
 	k.state.Store(st)
 	return k, nil
 }
@@ -222,6 +218,9 @@ func (s *keyringState) validate() error {
 		}
 		if len(key.Material) == 0 {
 			return fmt.Errorf("key %s: no key material", key.ID)
+		}
+		if key.RotationPeriod < 0 || (key.RotationPeriod > 0) != !key.NextRotation.IsZero() {
+			return fmt.Errorf("key %s: rotation period and next rotation do not go together", key.ID)
 		}
 		for v, m := range key.Material {
 			if len(m) != materialSize {
@@ -313,56 +312,30 @@ func (key *ringKey) info() KeyInfo {
 		Origin:       key.Origin,
 		Versions:     len(key.Material),
 		DeletionDate: key.DeletionDate,
-	}
-}
 
-// ringWriteFile replaces path with data so that a crash leaves either the
-// old or the new file, never a mix: temp file in the same directory (so the
-// rename cannot cross file systems), fsync, rename, fsync the directory (so
-// the rename itself is durable).
-func ringWriteFile(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*") // created 0600
-	if err != nil {
-		return err
+		RotationPeriod: key.RotationPeriod,
+		NextRotation:   key.NextRotation,
+		LastRotated:    key.Rotated,
 	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil { // whatever the umask or platform did
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return nil // renamed: the change happened, only its durability is uncertain
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return nil // ditto; some file systems cannot sync directories
-	}
-	return nil
 }
 
 // update applies change to a copy of the state, saves the copy and publishes
 // it. If change or the write fails, nothing visible changes.
+//
+// Other processes change the file too (s3seal keys beside a running serve,
+// replicas sharing it): the change is made under the file's lock, to the
+// file as it is now, so that none of theirs is lost.
 func (k *Keyring) update(op string, change func(s *keyringState, now time.Time) error) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	unlock, err := lockFile(k.path)
+	if err != nil {
+		return &kms.KMSError{Op: op, Kind: kms.ErrKMSUnavailable, Cause: fmt.Errorf("locking keyring: %w", err)}
+	}
+	defer unlock()
+	if _, err := k.reloadLocked(); err != nil {
+		return &kms.KMSError{Op: op, Kind: kms.ErrKMSUnavailable, Cause: err}
+	}
 	now := k.now()
 	next := k.state.Load().clone()
 	if err := change(next, now); err != nil {
@@ -374,6 +347,9 @@ func (k *Keyring) update(op string, change func(s *keyringState, now time.Time) 
 	}
 	next.index()
 	k.state.Store(next)
+	if stamp, err := stampOf(k.path); err == nil {
+		k.stamp = stamp
+	}
 	return nil
 }
 
@@ -468,11 +444,17 @@ func (k *Keyring) RotateKey(keyID string) (KeyInfo, error) {
 		case key.Origin != OriginGenerated:
 			return ringInvalid(op, "key %s has imported material and cannot be rotated", key.ID)
 		}
-		material := make([]byte, materialSize)
-		rand.Read(material)
-		key.Material = append(key.Material, material)
+		key.rotate(now)
 		return nil
 	})
+}
+
+// rotate adds a version of fresh material, which new wraps use from now.
+func (key *ringKey) rotate(now time.Time) {
+	material := make([]byte, materialSize)
+	rand.Read(material)
+	key.Material = append(key.Material, material)
+	key.Rotated = now.UTC().Round(0)
 }
 
 // EnableKey enables a disabled key. It cannot revive a key pending deletion:

@@ -231,9 +231,9 @@ func TestKeyringPersistence(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("keyring file mode %#o, want 0600", fi.Mode().Perm())
 	}
-	// No temp files left behind.
-	if ents, _ := os.ReadDir(filepath.Dir(path)); len(ents) != 1 {
-		t.Errorf("keyring directory holds %d entries, want 1", len(ents))
+	// No temp files left behind: the keyring and its lock file only.
+	if ents, _ := os.ReadDir(filepath.Dir(path)); len(ents) != 2 || ents[1].Name() != filepath.Base(path)+".lock" {
+		t.Errorf("keyring directory holds %v, want the keyring and its lock file", ents)
 	}
 
 	k2, err := Open(path)

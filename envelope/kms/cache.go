@@ -18,7 +18,8 @@ import (
 //
 // An entry lives at most TTL and the cache never holds more than MaxEntries
 // keys. A CMK disabled in the key service keeps decrypting cached keys until
-// their TTL runs out: that bound is the price of the cache.
+// their TTL runs out — that bound is the price of the cache — unless the
+// one who sees the change calls Forget (serve does for its keyring).
 type Cache struct {
 	KeyService
 	ttl    time.Duration
@@ -33,6 +34,7 @@ type Cache struct {
 }
 
 type cacheEntry struct {
+	keyID   string // the CMK it was unwrapped under, as asked (Forget)
 	key     []byte
 	expires time.Time
 }
@@ -92,8 +94,25 @@ func (c *Cache) Decrypt(ctx context.Context, keyID string, ciphertext []byte, en
 	if err != nil {
 		return nil, err
 	}
-	c.put(id, key)
+	c.put(id, keyID, key)
 	return key, nil
+}
+
+// Forget drops (and wipes) every key unwrapped under a CMK for which
+// unusable (given the CMK as Decrypt was asked for it) is true: what a
+// key service's change of state (a CMK disabled or deleted) calls for, so
+// that the TTL bound does not apply to it.
+func (c *Cache) Forget(unusable func(keyID string) bool) {
+	if c.lru == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range c.lru.Keys() {
+		if e, ok := c.lru.Peek(id); ok && unusable(e.keyID) {
+			c.lru.Remove(id)
+		}
+	}
 }
 
 // get is a copy of the live key cached as id, or nil.
@@ -113,12 +132,12 @@ func (c *Cache) get(id [sha256.Size]byte) []byte {
 
 // put caches a copy of key as id, and drops expired keys at the cold end so
 // that unwrapped keys do not linger in memory long past their TTL.
-func (c *Cache) put(id [sha256.Size]byte, key []byte) {
+func (c *Cache) put(id [sha256.Size]byte, keyID string, key []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
 	c.lru.Remove(id) // a concurrent miss got here first: Add would not wipe its key
-	c.lru.Add(id, &cacheEntry{key: bytes.Clone(key), expires: now.Add(c.ttl)})
+	c.lru.Add(id, &cacheEntry{keyID: keyID, key: bytes.Clone(key), expires: now.Add(c.ttl)})
 	for {
 		old, e, ok := c.lru.GetOldest()
 		if !ok || now.Before(e.expires) {

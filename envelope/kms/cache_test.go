@@ -174,3 +174,22 @@ func TestCacheWipesKeys(t *testing.T) {
 	c.Decrypt(ctx, "k", []byte("bbbb"), nil) // expired: dropped, then cached anew
 	wiped("expired", expired)
 }
+
+// Forget drops the keys of the CMKs named, and only those.
+func TestCacheForget(t *testing.T) {
+	ctx := context.Background()
+	fake := &countingKS{}
+	c := NewCache(fake, 10, time.Hour)
+	for _, id := range []string{"a", "a", "b"} {
+		if _, err := c.Decrypt(ctx, id, []byte("ct-"+id+fmt.Sprint(c.Len())), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Forget(func(id string) bool { return id == "a" || id == "nope" })
+	if c.Len() != 1 {
+		t.Fatalf("%d entries after forgetting a, want b's 1", c.Len())
+	}
+	if _, err := c.Decrypt(ctx, "b", []byte("ct-b2"), nil); err != nil || c.Hits() != 1 {
+		t.Fatalf("b's key is gone too: hits %d %v", c.Hits(), err)
+	}
+}
