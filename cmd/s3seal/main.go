@@ -63,6 +63,10 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return c.doctor(ctx, rest)
 	case "rewrap":
 		return c.rewrap(ctx, rest)
+	case "inspect":
+		return c.inspect(ctx, rest)
+	case "decrypt":
+		return c.decrypt(ctx, rest)
 	}
 	if len(cmd) > 0 && cmd[0] == '-' {
 		// `s3seal -x`: a flag meant for the default command.
@@ -99,6 +103,9 @@ Usage:
   s3seal rewrap ...   re-wrap objects' data keys under another CMK or after a
                       rotation; encrypt objects written without s3seal
                       (s3seal rewrap --help)
+  s3seal inspect ...  what the store holds for an object, without decrypting it
+  s3seal decrypt ...  decrypt an object without a running s3seal, from the store
+                      or offline (docs/RECOVERY.md)
   s3seal help         this text
 
 Configuration (environment variables; empty means unset):

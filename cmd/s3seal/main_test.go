@@ -35,15 +35,9 @@ func TestHelpListsEveryVariable(t *testing.T) {
 					t.Errorf("help lacks the default of %s (%s)", v.Name, v.Default)
 				}
 			}
-			for _, cmd := range []string{"serve", "keys", "bench", "doctor", "rewrap"} {
+			for _, cmd := range []string{"serve", "keys", "bench", "doctor", "rewrap", "inspect", "decrypt"} {
 				if !strings.Contains(out, "s3seal "+cmd) && !strings.Contains(out, "s3seal ["+cmd) {
 					t.Errorf("help does not list the %s command", cmd)
-				}
-			}
-			// Only commands that exist are listed.
-			for _, later := range []string{"decrypt", "inspect"} {
-				if strings.Contains(out, "s3seal "+later) {
-					t.Errorf("help lists %s, which does not exist yet", later)
 				}
 			}
 		})

@@ -1,0 +1,178 @@
+// Package recovery reads s3seal objects without a running proxy: Inspect
+// describes one from the store alone, without decrypting anything, and
+// Decrypt turns its stored bytes back into plaintext with the key service,
+// from the store or from a copy of the bytes and the Report kept beside
+// them. It is what `s3seal inspect` and `s3seal decrypt` run, and what
+// docs/RECOVERY.md builds on: data written through s3seal never depends on
+// s3seal to be read.
+package recovery
+
+import (
+	"cmp"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/envelope/kms"
+	"github.com/s3seal/s3seal/internal/store"
+)
+
+// Report describes one stored object: everything needed, with the key
+// service, to decrypt its bytes (docs/FORMAT.md §6, §7). It is printed as
+// JSON by `s3seal inspect` and read back by `s3seal decrypt --metadata`.
+type Report struct {
+	Bucket            string            `json:"bucket"`
+	Key               string            `json:"key"`
+	VersionID         string            `json:"version_id,omitempty"`
+	ETag              string            `json:"etag,omitempty"`
+	FormatVersion     int               `json:"format_version"`
+	CMK               string            `json:"cmk"`
+	EncryptionContext map[string]string `json:"encryption_context"`
+	WrappedKey        string            `json:"wrapped_key"` // standard base64, as stored
+	StoredSize        int64             `json:"stored_size"`
+	PlaintextSize     int64             `json:"plaintext_size"`
+	Parts             []Part            `json:"parts"`
+}
+
+// Part is one segment (one multipart part) of an object.
+type Part struct {
+	Number        int   `json:"part"`
+	StoredSize    int64 `json:"stored_size"`
+	PlaintextSize int64 `json:"plaintext_size"`
+}
+
+// ErrNotSealed means the object has no s3seal metadata: it is stored as it
+// was written, in plaintext.
+var ErrNotSealed = errors.New("not an s3seal object (no x-amz-meta-s3seal-* metadata)")
+
+// Inspect reads what the store holds about obj — its s3seal metadata, size
+// and parts (one HEAD per part of a multipart object) — and checks that
+// the sizes fit the format. Nothing is decrypted and no key service is
+// asked.
+func Inspect(ctx context.Context, st *store.Client, obj store.Object) (Report, error) {
+	resp, err := st.Do(ctx, obj.Request(http.MethodHead, nil, http.Header{}))
+	if err != nil {
+		return Report{}, err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return Report{}, fmt.Errorf("s3://%s/%s: the store answered %d", obj.Bucket, obj.Key, resp.StatusCode)
+	}
+	meta, err := envelope.ParseHeader(resp.Header)
+	if errors.Is(err, envelope.ErrNoMetadata) {
+		return Report{}, fmt.Errorf("s3://%s/%s: %w", obj.Bucket, obj.Key, ErrNotSealed)
+	}
+	if err != nil {
+		return Report{}, fmt.Errorf("s3://%s/%s: %w", obj.Bucket, obj.Key, err)
+	}
+	r := Report{Bucket: obj.Bucket, Key: obj.Key, VersionID: cmp.Or(obj.VersionID, resp.Header.Get("X-Amz-Version-Id")),
+		ETag: resp.Header.Get("ETag"), FormatVersion: 1, CMK: meta.KeyID,
+		EncryptionContext: kms.BindingContext(obj.Bucket, obj.Key),
+		WrappedKey:        base64.StdEncoding.EncodeToString(meta.WrappedKey), StoredSize: resp.ContentLength}
+	if r.Parts, err = parts(ctx, st, obj, r.ETag, resp); err != nil {
+		return Report{}, err
+	}
+	return r, r.checkSizes()
+}
+
+// parts lists the object's segments: one for a single-part object, else
+// the sizes the store gives for each part.
+func parts(ctx context.Context, st *store.Client, obj store.Object, etag string, head *http.Response) ([]Part, error) {
+	n := 1
+	if _, suffix, ok := strings.Cut(strings.Trim(etag, `"`), "-"); ok {
+		if c, err := strconv.Atoi(suffix); err == nil && c >= 1 && c <= envelope.MaxSegments {
+			n = c
+		}
+	}
+	if n == 1 {
+		return []Part{{Number: 1, StoredSize: head.ContentLength}}, nil
+	}
+	out := make([]Part, n)
+	for k := 1; k <= n; k++ {
+		resp, err := st.HeadPart(ctx, obj, etag, k)
+		if err != nil {
+			return nil, fmt.Errorf("s3://%s/%s part %d: %w", obj.Bucket, obj.Key, k, err)
+		}
+		out[k-1] = Part{Number: k, StoredSize: resp.ContentLength}
+	}
+	return out, nil
+}
+
+// checkSizes fills in the plaintext sizes, refusing sizes the format
+// cannot have (§4).
+func (r *Report) checkSizes() error {
+	stored := make([]int64, len(r.Parts))
+	for i, p := range r.Parts {
+		stored[i] = p.StoredSize
+	}
+	layout, err := envelope.NewLayout(stored, r.StoredSize)
+	if err != nil {
+		return fmt.Errorf("s3://%s/%s: sizes: %w", r.Bucket, r.Key, err)
+	}
+	for i := range r.Parts {
+		r.Parts[i].PlaintextSize = layout[i]
+	}
+	r.PlaintextSize = layout.PlaintextSize()
+	return nil
+}
+
+// Metadata is the s3seal metadata the report carries, checked as a store's
+// would be: a report edited to bind other names is refused here, and one
+// with another key or CMK fails in the key service.
+func (r Report) Metadata() (envelope.Metadata, error) {
+	if r.FormatVersion != 1 {
+		return envelope.Metadata{}, fmt.Errorf("format version %d: %w", r.FormatVersion, envelope.ErrUnsupportedVersion)
+	}
+	if !maps.Equal(r.EncryptionContext, kms.BindingContext(r.Bucket, r.Key)) {
+		return envelope.Metadata{}, fmt.Errorf("the encryption context does not bind s3://%s/%s (docs/FORMAT.md §6.1)", r.Bucket, r.Key)
+	}
+	return envelope.ParseUserMetadata(envelope.Metadata{KeyID: r.CMK, WrappedKey: mustBase64(r.WrappedKey)}.UserMetadata())
+}
+
+func mustBase64(s string) []byte {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil // ParseUserMetadata then refuses the empty key
+	}
+	return b
+}
+
+// Decrypt writes the plaintext of the object r describes, read from
+// ciphertext (its stored bytes), to out, after unwrapping its data key
+// with keys. Only authenticated bytes are written; on an error out may
+// hold a prefix of the true plaintext, never other bytes, and a stream
+// that ends early, or holds other than r's parts, is an error.
+func Decrypt(ctx context.Context, keys kms.ObjectKeys, r Report, ciphertext io.Reader, out io.Writer) (int64, error) {
+	meta, err := r.Metadata()
+	if err != nil {
+		return 0, err
+	}
+	dk, err := keys.Open(ctx, meta, r.Bucket, r.Key)
+	if err != nil {
+		return 0, err
+	}
+	defer clear(dk)
+	dec := envelope.NewDecryptReader(ciphertext, dk, len(r.Parts))
+	n, err := io.Copy(out, dec)
+	if err != nil {
+		return n, err
+	}
+	if n != r.PlaintextSize {
+		return n, fmt.Errorf("decrypted %d bytes, the report says %d: %w", n, r.PlaintextSize, envelope.ErrTruncated)
+	}
+	return n, nil
+}
+
+// Open reads the stored bytes of the object r describes, pinned to its
+// ETag so that they are the bytes inspected.
+func Open(ctx context.Context, st *store.Client, r Report) (io.ReadCloser, error) {
+	obj := store.Object{Bucket: r.Bucket, Key: r.Key, VersionID: r.VersionID}
+	return st.GetRange(ctx, obj, r.ETag, 0, r.StoredSize)
+}
