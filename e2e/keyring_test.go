@@ -5,14 +5,20 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"os"
 	"os/exec"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/minio/minio-go/v7"
+
+	"github.com/s3seal/s3seal/internal/testkms"
 )
 
 // keysCmd runs `s3seal keys args...` on dataDir, as an operator beside a
@@ -99,4 +105,41 @@ func TestLiveKeyring(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("PUTs refused %v after the key was disabled", time.Since(disabled).Round(time.Millisecond))
+}
+
+// TestKeysListAWS lists the CMKs s3seal is configured with from a KMS-API
+// server, with their aliases, state, origin and rotation.
+func TestKeysListAWS(t *testing.T) {
+	e := minioEnv(t)
+	other := newCMK(t, e.kmsURL)
+	in := startS3seal(t, e, e.kmsURL, "", "S3SEAL_KMS_DECRYPT_KEY_IDS="+other)
+	kc := testkms.Client(t, e.kmsURL)
+	if _, err := kc.EnableKeyRotation(context.Background(), &kms.EnableKeyRotationInput{KeyId: aws.String(keyARN(t, e.kmsURL, other))}); err != nil {
+		t.Fatal(err)
+	}
+	var rows []struct {
+		ID, ARN, State, Origin string
+		Aliases                []string
+		Rotation               string `json:"rotation_period"`
+	}
+	out := s3sealCmd(t, in, "keys", "list", "-json")
+	if err := json.Unmarshal(out, &rows); err != nil {
+		t.Fatalf("%v in %s", err, out)
+	}
+	if len(rows) != 2 {
+		t.Fatalf("%d CMKs listed, want the 2 configured:\n%s", len(rows), out)
+	}
+	for i, alias := range []string{in.KeyAlias, other} {
+		r := rows[i]
+		if r.ARN != keyARN(t, e.kmsURL, alias) || r.State != "Enabled" || r.Origin != "AWS_KMS" || !slices.Contains(r.Aliases, alias) {
+			t.Errorf("row %d: %+v, want %s", i, r, alias)
+		}
+	}
+	if rows[0].Rotation != "" || rows[1].Rotation == "" {
+		t.Errorf("rotation: %q and %q, want off and on", rows[0].Rotation, rows[1].Rotation)
+	}
+	text := string(s3sealCmd(t, in, "keys", "describe", other))
+	if !strings.Contains(text, other) || !strings.Contains(text, "Enabled") {
+		t.Errorf("describe:\n%s", text)
+	}
 }

@@ -4,8 +4,9 @@ package main
 //
 // A running `s3seal serve` syncs with the keyring file every few seconds
 // (serve.go, keyringPoll): changes made here reach it without a restart.
-// Keys of an AWS KMS are managed with AWS's own tools, so this command
-// refuses S3SEAL_KMS_PROVIDER=aws.
+// Keys of an AWS KMS are managed with AWS's own tools: with
+// S3SEAL_KMS_PROVIDER=aws, keys only lists and describes the CMKs s3seal is
+// configured with.
 
 import (
 	"bytes"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/s3seal/s3seal/internal/datadir"
 
+	"github.com/s3seal/s3seal/envelope/awskms"
 	"github.com/s3seal/s3seal/envelope/keyring"
 	"github.com/s3seal/s3seal/envelope/kms"
 
@@ -39,6 +41,7 @@ key stops new writes and reads at once.
 
 Commands:
   list                                     list keys
+  describe ID                              one key
   create [-description D] [-alias alias/X] create a key
   rotate ID                                add new key material (old stays for decryption)
   enable-rotation ID [-period 365d]        rotate automatically every period (a running
@@ -55,6 +58,11 @@ Commands:
                                            (raw, hex or base64 in the file)
 
 ID is a key id or an alias. Every command takes -json for JSON output.
+
+With S3SEAL_KMS_PROVIDER=aws, list shows the CMKs s3seal is configured with
+(S3SEAL_KMS_KEY_ID, S3SEAL_KMS_DECRYPT_KEY_IDS) and describe any CMK, as the
+KMS describes them (state, aliases, description, creation date, origin,
+rotation); manage them with AWS's tools (aws kms ...).
 `
 
 // keysCmd is one keys subcommand: its positional arguments and what it does.
@@ -78,7 +86,7 @@ type keysEnv struct {
 	period       string
 }
 
-func (c cli) keys(_ context.Context, args []string) int {
+func (c cli) keys(ctx context.Context, args []string) int {
 	if len(args) == 0 {
 		fmt.Fprint(c.stderr, keysUsage)
 		return exitUsage
@@ -105,7 +113,14 @@ func (c cli) keys(_ context.Context, args []string) int {
 		fmt.Fprintf(c.stderr, "s3seal keys %s: %v\n", name, err)
 		return exitUsage
 	}
-	if k.ring, err = c.openKeyringForKeys(); err != nil {
+	cfg, err := c.keysConfig()
+	if err != nil {
+		return c.fail("keys", err)
+	}
+	if cfg.KMSProvider == providerAWS {
+		return c.keysAWS(ctx, cfg, k, name, pos)
+	}
+	if k.ring, err = datadir.OpenKeyring(cfg.DataDir); err != nil {
 		return c.fail("keys", err)
 	}
 	if err := cmd.run(k, pos); err != nil {
@@ -121,20 +136,47 @@ func isHelp(arg string) bool {
 	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help"
 }
 
-// openKeyringForKeys checks only the settings keys needs, so the keyring can
-// be managed while the rest of the serve configuration is still unfinished.
-func (c cli) openKeyringForKeys() (*keyring.Keyring, error) {
+// keysConfig checks only the settings keys needs, so the keyring can be
+// managed while the rest of the serve configuration is still unfinished.
+func (c cli) keysConfig() (Config, error) {
 	cfg, err := parseConfig(c.environ)
 	if err != nil {
-		return nil, err
+		return Config{}, err
 	}
-	if cfg.DataDir == "" {
-		return nil, errors.New("configuration: S3SEAL_DATA_DIR is empty")
+	if cfg.KMSProvider == providerKeyring && cfg.DataDir == "" {
+		return Config{}, errors.New("configuration: S3SEAL_DATA_DIR is empty")
 	}
-	if cfg.KMSProvider != providerKeyring {
-		return nil, fmt.Errorf("S3SEAL_KMS_PROVIDER is %s: s3seal keys manages the embedded keyring only; manage AWS KMS keys with AWS's tools", cfg.KMSProvider)
+	return cfg, nil
+}
+
+// keysAWS lists or describes AWS KMS CMKs; everything else is for AWS's
+// own tools.
+func (c cli) keysAWS(ctx context.Context, cfg Config, k *keysEnv, name string, pos []string) int {
+	ids := append([]string{cfg.KMSKeyID}, cfg.KMSDecryptKeyIDs...)
+	switch {
+	case name == "describe":
+		ids = pos
+	case name != "list":
+		return c.fail("keys "+name, fmt.Errorf("S3SEAL_KMS_PROVIDER is aws: s3seal keys only lists and describes its CMKs; %s them with AWS's tools (aws kms ...)", name))
+	case cfg.KMSKeyID == "":
+		return c.fail("keys list", errors.New("S3SEAL_KMS_KEY_ID is not set: no CMKs are configured"))
 	}
-	return datadir.OpenKeyring(cfg.DataDir)
+	svc, err := awskms.Load(ctx, awskms.Config{Region: cfg.KMSRegion, Endpoint: cfg.KMSEndpoint})
+	if err != nil {
+		return c.fail("keys", err)
+	}
+	rows := make([]keyJSON, 0, len(ids))
+	for _, id := range ids {
+		info, err := svc.Describe(ctx, id)
+		if err != nil {
+			return c.fail("keys "+name, fmt.Errorf("%s: %w", id, err))
+		}
+		rows = append(rows, cmkRow(info))
+	}
+	if err := k.printRows(rows); err != nil {
+		return c.fail("keys "+name, err)
+	}
+	return exitOK
 }
 
 // parseKeysFlags parses flags wherever they stand among the positional
@@ -172,6 +214,7 @@ func parseKeysFlags(name string, k *keysEnv, args []string, stderr io.Writer) ([
 func keysCommands() map[string]keysCmd {
 	return map[string]keysCmd{
 		"list":              {0, keysList},
+		"describe":          {1, keysDescribe},
 		"create":            {0, keysCreate},
 		"rotate":            {1, keysRotate},
 		"disable":           {1, keysSetState((*keyring.Keyring).DisableKey)},
@@ -277,6 +320,10 @@ func rotationJSON(i keyring.KeyInfo) keyRotationJSON {
 
 func keysList(k *keysEnv, _ []string) error {
 	return k.print(k.ring.ListKeys()...)
+}
+
+func keysDescribe(k *keysEnv, args []string) error {
+	return k.printKey(args[0])
 }
 
 func keysCreate(k *keysEnv, _ []string) error {
@@ -388,9 +435,11 @@ func (k *keysEnv) printKey(keyID string) error {
 	return k.print(info)
 }
 
-// keyJSON is a key in -json output; KeyInfo holds no key material.
+// keyJSON is a key in -json output and a row of the table, from the
+// keyring or AWS KMS; neither holds key material.
 type keyJSON struct {
 	ID           string       `json:"id"`
+	ARN          string       `json:"arn,omitempty"`
 	Aliases      []string     `json:"aliases"`
 	Description  string       `json:"description"`
 	Created      time.Time    `json:"created"`
@@ -403,37 +452,59 @@ type keyJSON struct {
 }
 
 func (k *keysEnv) print(infos ...keyring.KeyInfo) error {
-	if k.json {
-		return printKeysJSON(k.out, infos)
-	}
-	return printKeysTable(k.out, infos)
-}
-
-func printKeysJSON(w io.Writer, infos []keyring.KeyInfo) error {
-	out := make([]keyJSON, 0, len(infos))
+	rows := make([]keyJSON, 0, len(infos))
 	for _, i := range infos {
-		aliases := i.Aliases
-		if aliases == nil {
-			aliases = []string{}
-		}
-		out = append(out, keyJSON{i.ID, aliases, i.Description, i.Created, i.State, string(i.Origin), i.Versions, i.DeletionDate,
-			rotationJSON(i).Period, i.NextRotation})
+		rows = append(rows, keyringRow(i))
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	return k.printRows(rows)
 }
 
-func printKeysTable(w io.Writer, infos []keyring.KeyInfo) error {
+func (k *keysEnv) printRows(rows []keyJSON) error {
+	if k.json {
+		enc := json.NewEncoder(k.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	return printKeysTable(k.out, rows)
+}
+
+func keyringRow(i keyring.KeyInfo) keyJSON {
+	return keyJSON{ID: i.ID, Aliases: nonNil(i.Aliases), Description: i.Description, Created: i.Created, State: i.State,
+		Origin: string(i.Origin), Versions: i.Versions, DeletionDate: i.DeletionDate, Rotation: rotationJSON(i).Period, NextRotation: i.NextRotation}
+}
+
+func cmkRow(i awskms.CMKInfo) keyJSON {
+	r := keyJSON{ID: i.ID, ARN: i.ARN, Aliases: nonNil(i.Aliases), Description: i.Description, Created: i.Created, State: i.State,
+		Origin: i.Origin, DeletionDate: i.DeletionDate, NextRotation: i.NextRotation}
+	if i.RotationEnabled {
+		r.Rotation = "enabled"
+		if i.RotationPeriodDays > 0 {
+			r.Rotation = strconv.Itoa(i.RotationPeriodDays) + "d"
+		}
+	}
+	return r
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func printKeysTable(w io.Writer, rows []keyJSON) error {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATE\tORIGIN\tVERSIONS\tROTATION\tCREATED\tALIASES\tDESCRIPTION")
-	for _, i := range infos {
-		state := string(i.State)
-		if !i.DeletionDate.IsZero() {
-			state += " (deleted " + i.DeletionDate.Format(time.DateOnly) + ")"
+	for _, r := range rows {
+		state, versions := string(r.State), "-"
+		if !r.DeletionDate.IsZero() {
+			state += " (deletion on " + r.DeletionDate.Format(time.DateOnly) + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", i.ID, state, i.Origin, i.Versions, orDash(rotationJSON(i).Period),
-			i.Created.UTC().Format(time.RFC3339), orDash(strings.Join(i.Aliases, ",")), orDash(i.Description))
+		if r.Versions > 0 {
+			versions = strconv.Itoa(r.Versions)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, state, r.Origin, versions, orDash(r.Rotation),
+			r.Created.UTC().Format(time.RFC3339), orDash(strings.Join(r.Aliases, ",")), orDash(r.Description))
 	}
 	return tw.Flush()
 }

@@ -122,7 +122,8 @@ func TestKeysErrors(t *testing.T) {
 		code    int
 		stderr  string
 	}{
-		{"aws provider", []string{"S3SEAL_DATA_DIR=" + dir, "S3SEAL_KMS_PROVIDER=aws"}, []string{"list"}, exitError, "embedded keyring only"},
+		{"aws provider, no CMK", []string{"S3SEAL_DATA_DIR=" + dir, "S3SEAL_KMS_PROVIDER=aws"}, []string{"list"}, exitError, "S3SEAL_KMS_KEY_ID is not set"},
+		{"aws provider, a change", []string{"S3SEAL_DATA_DIR=" + dir, "S3SEAL_KMS_PROVIDER=aws", "S3SEAL_KMS_KEY_ID=alias/x"}, []string{"disable", "alias/x"}, exitError, "with AWS's tools"},
 		{"unknown command", nil, []string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
 		{"missing id", nil, []string{"rotate"}, exitUsage, "rotate takes 1 argument"},
 		{"extra argument", nil, []string{"list", "x"}, exitUsage, "list takes 0 argument"},
