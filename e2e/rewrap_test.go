@@ -472,3 +472,39 @@ func TestRewrapInPlaceAfterRotation(t *testing.T) {
 		}
 	}
 }
+
+// TestBucketDefaultCMK sets a bucket's default CMK with the AWS CLI through
+// one s3seal process; a second one (a replica) writes new objects under
+// it, and the setting lives in the store, not in either process.
+func TestBucketDefaultCMK(t *testing.T) {
+	e := minioEnv(t)
+	other := newCMK(t, e.kmsURL)
+	in := startS3seal(t, e, e.kmsURL, "", "S3SEAL_KMS_DECRYPT_KEY_IDS="+other)
+	replica := startReplica(t, in)
+	bucket := newBucket(t, e)
+	env := clientEnv(in)
+	conf := `{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"aws:kms","KMSMasterKeyID":"` + other + `"}}]}`
+	run(t, env, "/usr/bin/aws", "--endpoint-url", in.URL, "s3api", "put-bucket-encryption", "--bucket", bucket, "--server-side-encryption-configuration", conf)
+	got := run(t, env, "/usr/bin/aws", "--endpoint-url", replica.URL, "s3api", "get-bucket-encryption", "--bucket", bucket)
+	if !strings.Contains(got, keyUUID(t, e.kmsURL, other)) {
+		t.Errorf("the replica's get-bucket-encryption:\n%s", got)
+	}
+	path := writeFile(t, t.TempDir(), "f", []byte("under the bucket's CMK"))
+	run(t, env, "/usr/bin/aws", "--endpoint-url", replica.URL, "s3", "cp", path, "s3://"+bucket+"/obj")
+	if _, cmk := storedObject(t, store(t, e), bucket, "obj"); cmk != keyARN(t, e.kmsURL, other) {
+		t.Errorf("written through the replica under %q, want the bucket's %s", cmk, other)
+	}
+	run(t, env, "/usr/bin/aws", "--endpoint-url", in.URL, "s3api", "delete-bucket-encryption", "--bucket", bucket)
+	in.restart(t) // nothing kept in the process: the restarted one reads the store
+	got = run(t, env, "/usr/bin/aws", "--endpoint-url", in.URL, "s3api", "get-bucket-encryption", "--bucket", bucket)
+	if !strings.Contains(got, keyUUID(t, e.kmsURL, in.KeyAlias)) {
+		t.Errorf("after delete-bucket-encryption:\n%s", got)
+	}
+}
+
+// keyUUID is the key id of the CMK alias names (the end of its ARN), which
+// every name s3seal gives the key contains.
+func keyUUID(t *testing.T, kmsURL, alias string) string {
+	_, id, _ := strings.Cut(keyARN(t, kmsURL, alias), ":key/")
+	return id
+}

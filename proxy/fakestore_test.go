@@ -38,6 +38,7 @@ type fakeStore struct {
 
 	mu       sync.Mutex
 	buckets  map[string]bool
+	tags     map[string][]byte      // bucket tagging documents
 	objects  map[string]*fakeObject // "bucket/key"
 	uploads  map[string]*fakeUpload // by upload id
 	requests []recorded
@@ -119,6 +120,7 @@ func newFakeStore(t testing.TB) (*fakeStore, *httptest.Server) {
 		t:        t,
 		verifier: &sigv4.Verifier{Credentials: staticCreds{upstreamAK: upstreamSecret}, Region: "us-east-1"},
 		buckets:  map[string]bool{},
+		tags:     map[string][]byte{},
 		objects:  map[string]*fakeObject{},
 		uploads:  map[string]*fakeUpload{},
 	}
@@ -272,6 +274,10 @@ func (s *fakeStore) bucketOp(w http.ResponseWriter, r *http.Request, req *sigv4.
 	exists := s.buckets[bucket]
 	s.mu.Unlock()
 	q := r.URL.Query()
+	if q.Has("tagging") && exists {
+		s.bucketTagging(w, r, req, bucket)
+		return
+	}
 	switch r.Method {
 	case http.MethodPut:
 		if _, err := io.ReadAll(req.Body); err != nil {
@@ -362,6 +368,30 @@ func (s *fakeStore) list(w http.ResponseWriter, bucket string, q map[string][]st
 	fmt.Fprintf(&b, "\n</%s>", root)
 	w.Header().Set("Content-Type", "application/xml")
 	io.WriteString(w, b.String())
+}
+
+// bucketTagging serves a bucket's ?tagging as S3 does.
+func (s *fakeStore) bucketTagging(w http.ResponseWriter, r *http.Request, req *sigv4.Request, bucket string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch r.Method {
+	case http.MethodGet:
+		doc, ok := s.tags[bucket]
+		if !ok {
+			s.fail(w, http.StatusNotFound, "NoSuchTagSet")
+			return
+		}
+		w.Write(doc)
+	case http.MethodPut:
+		doc, err := io.ReadAll(req.Body)
+		if err != nil {
+			return
+		}
+		s.tags[bucket] = doc
+	case http.MethodDelete:
+		delete(s.tags, bucket)
+		w.WriteHeader(http.StatusNoContent)
+	}
 }
 
 func (s *fakeStore) objectOp(w http.ResponseWriter, r *http.Request, req *sigv4.Request, bucket, key string) {

@@ -83,8 +83,9 @@ func TestObserver(t *testing.T) {
 	if obs.inflight != 0 {
 		t.Errorf("inflight %d after all requests", obs.inflight)
 	}
-	// PUT 1 upstream call, GET 1, ranged GET 2 (probe and span), missing GET 1.
-	if strings.Join(obs.upstream, ",") != "PutObject,GetObject,GetObject,GetObject,GetObject" {
+	// PUT 2 upstream calls (the bucket's default CMK, the write), GET 1,
+	// ranged GET 2 (probe and span), missing GET 1.
+	if strings.Join(obs.upstream, ",") != "PutObject,PutObject,GetObject,GetObject,GetObject,GetObject" {
 		t.Errorf("upstream calls %v", obs.upstream)
 	}
 	if obs.cipher["encrypt"] != int64(len(data)) {

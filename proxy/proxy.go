@@ -69,6 +69,7 @@ type Proxy struct {
 	log            *slog.Logger
 	layouts        *layoutCache // multipart layouts for ranged reads
 	counts         *partCounts  // what the store says of part counts
+	bucketCMKs     *bucketCMKs  // bucket default CMKs, briefly remembered
 	obs            Observer
 }
 
@@ -105,6 +106,7 @@ func New(cfg Config) (*Proxy, error) {
 		log:            log,
 		layouts:        newLayoutCache(),
 		counts:         newPartCounts(cfg.StoreMarksMultipartETags),
+		bucketCMKs:     newBucketCMKs(),
 		obs:            obs,
 	}, nil
 }

@@ -202,6 +202,13 @@ func TestStoreAnswersWhole(t *testing.T) {
 	e := newEnv(t)
 	e.put(t, "victim", randomBytes(5000, 9), nil)
 	cipher := e.store.get(testBucket, "victim").data
+	// Started before the store turns strange: CreateMultipartUpload reads
+	// the bucket's tags (its default CMK), which the script garbles.
+	id := create(t, e.client, "mp", nil)
+	etag, err := uploadPart(e.client, "mp", id, 1, []byte("part one"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	scripted(t, e, func(w http.ResponseWriter, r *http.Request) bool {
 		switch q := r.URL.Query(); {
 		case r.Method == http.MethodPost && q.Has("uploadId"):
@@ -217,16 +224,13 @@ func TestStoreAnswersWhole(t *testing.T) {
 		}
 		return true
 	})
-	id := create(t, e.client, "mp", nil)
-	etag, err := uploadPart(e.client, "mp", id, 1, []byte("part one"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	doc := `<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>` + etag + `</ETag></Part></CompleteMultipartUpload>`
 	if status, _, body := e.send(t, e.wireRequest(t, "POST", "/bkt/mp?uploadId="+id, []byte(doc), modeSigned, false, nil)); status != http.StatusBadGateway {
 		t.Errorf("Complete answered with stored ciphertext: %d, %d bytes", status, len(body))
 	}
-	if status, _, body := e.send(t, e.wireRequest(t, "PUT", "/bkt?tagging", []byte(taggingDoc), modeSigned, false, nil)); status != http.StatusBadGateway {
+	// (PutBucketTagging reads the tags first, to keep s3seal's: the
+	// garbled read already refuses it, as 503.)
+	if status, _, body := e.send(t, e.wireRequest(t, "PUT", "/bkt?tagging", []byte(taggingDoc), modeSigned, false, nil)); status != http.StatusBadGateway && status != http.StatusServiceUnavailable {
 		t.Errorf("PutBucketTagging answered with junk: %d %q", status, body)
 	}
 	// Cut off once the second root shows, or refused: never complete.

@@ -165,6 +165,17 @@ var configs = []configResource{
 	{level: levelObject, sub: "legal-hold", root: "LegalHold", get: "GetObjectLegalHold", put: "PutObjectLegalHold"},
 }
 
+// configServers are the configuration operations s3seal answers itself
+// (bucketcmk.go): the bucket's default CMK, and the bucket tags it is kept in.
+var configServers = map[string]func(*Proxy, *exchange) error{
+	"GetBucketEncryption":    (*Proxy).getBucketEncryption,
+	"PutBucketEncryption":    (*Proxy).putBucketEncryption,
+	"DeleteBucketEncryption": (*Proxy).deleteBucketEncryption,
+	"GetBucketTagging":       (*Proxy).getBucketTagging,
+	"PutBucketTagging":       (*Proxy).putBucketTagging,
+	"DeleteBucketTagging":    (*Proxy).deleteBucketTagging,
+}
+
 // configRoutes expands configs into their GET, PUT and DELETE routes.
 func configRoutes() []route {
 	var out []route
@@ -178,14 +189,18 @@ func configRoutes() []route {
 			params = version
 		}
 		doc := &document{root: c.root, max: max, optional: c.optional}
-		out = append(out, route{name: c.get, method: http.MethodGet, level: c.level, sub: c.sub, params: params,
-			out: &document{root: c.root, max: max}})
+		get := route{name: c.get, method: http.MethodGet, level: c.level, sub: c.sub, params: params, serve: configServers[c.get]}
+		if get.serve == nil {
+			get.out = &document{root: c.root, max: max}
+		}
+		out = append(out, get)
 		if c.put != "" {
 			out = append(out, route{name: c.put, method: http.MethodPut, level: c.level, sub: c.sub, params: params,
-				body: bodyDocument, in: doc})
+				body: bodyDocument, in: doc, serve: configServers[c.put]})
 		}
 		if c.del != "" {
-			out = append(out, route{name: c.del, method: http.MethodDelete, level: c.level, sub: c.sub, params: params})
+			out = append(out, route{name: c.del, method: http.MethodDelete, level: c.level, sub: c.sub, params: params,
+				serve: configServers[c.del]})
 		}
 	}
 	return out

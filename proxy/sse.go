@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"errors"
 	"net/http"
 	"strings"
 
@@ -44,9 +43,10 @@ func checkSSEHeaders(rt *route, h http.Header) error {
 	return nil
 }
 
-// writeKeys is p.keys with the CMK the client chose for the object it
-// writes: aws:kms with a key id names an allowed CMK; aws:kms alone, AES256
-// (SSE-S3, served by s3seal's default CMK) or no header keep the default.
+// writeKeys is p.keys with the CMK for the object x writes: the one the
+// client named (aws:kms with a key id, an allowed CMK), else the bucket's
+// default (bucketcmk.go), else s3seal's; aws:kms alone and AES256 (SSE-S3)
+// name none.
 func (p *Proxy) writeKeys(x *exchange) (kms.ObjectKeys, error) {
 	h := x.t.header
 	alg, keyID := strings.TrimSpace(h.Get(sseHeader)), strings.TrimSpace(h.Get(sseKeyHeader))
@@ -54,22 +54,20 @@ func (p *Proxy) writeKeys(x *exchange) (kms.ObjectKeys, error) {
 	if err := checkSSEChoice(alg, hasKeyID, h); err != nil {
 		return kms.ObjectKeys{}, err
 	}
+	if keyID == "" && hasKeyID {
+		return kms.ObjectKeys{}, newS3Error("InvalidArgument", http.StatusBadRequest,
+			"The x-amz-server-side-encryption-aws-kms-key-id header is empty.", nil)
+	}
 	if keyID == "" {
-		if hasKeyID {
-			return kms.ObjectKeys{}, newS3Error("InvalidArgument", http.StatusBadRequest,
-				"The x-amz-server-side-encryption-aws-kms-key-id header is empty.", nil)
+		def, err := p.bucketDefault(x.r.Context(), x.t.bucket)
+		if err != nil || def == "" {
+			return p.keys, err
 		}
-		return p.keys, nil
+		keyID = def
 	}
 	id, err := p.keys.Allowed.Choose(x.r.Context(), keyID)
-	var na *kms.KeyNotAllowedError
-	if errors.As(err, &na) {
-		return kms.ObjectKeys{}, newS3Error("AccessDenied", http.StatusForbidden,
-			"s3seal is not configured to encrypt with KMS key "+na.KeyID+
-				": choose one of S3SEAL_KMS_KEY_ID and S3SEAL_KMS_DECRYPT_KEY_IDS.", err)
-	}
 	if err != nil {
-		return kms.ObjectKeys{}, err
+		return kms.ObjectKeys{}, chooseError(err)
 	}
 	return p.keys.Under(id), nil
 }

@@ -129,15 +129,6 @@ func (e *env) send(t testing.TB, req *http.Request) (int, string, []byte) {
 	return resp.StatusCode, errorCode(body), body
 }
 
-func errorCode(body []byte) string {
-	_, rest, ok := strings.Cut(string(body), "<Code>")
-	code, _, _ := strings.Cut(rest, "</Code>")
-	if !ok {
-		return ""
-	}
-	return code
-}
-
 // writesSince returns the requests the store received since the n-th that
 // would change something (anything but GET and HEAD), and whether any of
 // them arrived complete.
