@@ -328,6 +328,11 @@ func TestRewrapEncryptsPlaintext(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Without versioning there is no history to replay: deleting the "old"
+	// version would delete the object.
+	if code, sum := runRewrap(t, in, t.TempDir(), "--bucket", bucket, "--all-versions", "--encrypt-plaintext"); code != 1 || sum.Completed || len(sum.Counts) > 0 {
+		t.Fatalf("--all-versions on an unversioned bucket: exit %d, %+v", code, sum)
+	}
 	if code, sum := runRewrap(t, in, t.TempDir(), "--bucket", bucket); code != 0 || len(sum.Skipped) != len(files) {
 		t.Fatalf("without --encrypt-plaintext: exit %d, %+v, want every object skipped", code, sum)
 	}
@@ -507,4 +512,66 @@ func TestBucketDefaultCMK(t *testing.T) {
 func keyUUID(t *testing.T, kmsURL, alias string) string {
 	_, id, _ := strings.Cut(keyARN(t, kmsURL, alias), ":key/")
 	return id
+}
+
+// TestRewrapAllVersions moves every version of a versioned bucket's keys
+// to another CMK: the history keeps its order (delete markers included)
+// and its size, the old versions are gone, and with the old CMK disabled
+// every version reads.
+func TestRewrapAllVersions(t *testing.T) {
+	e := minioEnv(t)
+	ctx := context.Background()
+	oldKey, newKey := newCMK(t, e.kmsURL), newCMK(t, e.kmsURL)
+	in := startS3seal(t, e, e.kmsURL, oldKey, "S3SEAL_KMS_DECRYPT_KEY_IDS="+newKey, "S3SEAL_DATAKEY_CACHE_SIZE=0")
+	bucket := newBucket(t, e)
+	st := store(t, e)
+	if err := st.EnableVersioning(ctx, bucket); err != nil {
+		t.Fatal(err)
+	}
+	c := sdkClient(t, in)
+	put := func(key, body string) {
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("k", "first")
+	put("k", "second")
+	if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String("k")}); err != nil {
+		t.Fatal(err)
+	}
+	put("k", "third")
+	put("single", "only version")
+	code, sum := runRewrap(t, in, t.TempDir(), "--bucket", bucket, "--to-key", newKey, "--all-versions")
+	if code != 0 || sum.Counts["rewrapped"] != 4 || len(sum.Failed) > 0 {
+		t.Fatalf("exit %d, %+v, want 4 versions rewrapped", code, sum)
+	}
+	disableKey(t, e.kmsURL, oldKey)
+	var history []string
+	newARN := keyARN(t, e.kmsURL, newKey)
+	for v := range st.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: "k", WithVersions: true}) {
+		if v.Err != nil {
+			t.Fatal(v.Err)
+		}
+		if v.IsDeleteMarker {
+			history = append(history, "(deleted)")
+			continue
+		}
+		info, err := st.StatObject(ctx, bucket, "k", minio.StatObjectOptions{VersionID: v.VersionID})
+		if err != nil || info.Metadata.Get("X-Amz-Meta-S3seal-C") != newARN {
+			t.Errorf("version %s under %q (%v)", v.VersionID, info.Metadata.Get("X-Amz-Meta-S3seal-C"), err)
+		}
+		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String("k"), VersionId: aws.String(v.VersionID)})
+		if err != nil {
+			t.Fatalf("reading version %s: %v", v.VersionID, err)
+		}
+		b, _ := io.ReadAll(out.Body)
+		out.Body.Close()
+		history = append(history, string(b))
+	}
+	if got := strings.Join(history, ","); got != "third,(deleted),second,first" {
+		t.Errorf("history newest first: %s", got)
+	}
+	if code, sum := runRewrap(t, in, t.TempDir(), "--bucket", bucket, "--to-key", newKey, "--all-versions"); code != 0 || sum.Counts["up_to_date"] != 4 {
+		t.Errorf("a second run: exit %d, %+v", code, sum)
+	}
 }

@@ -31,7 +31,7 @@ import (
 )
 
 const rewrapUsage = `Usage: s3seal rewrap --bucket B [--prefix P] [--to-key KEY] [--encrypt-plaintext]
-                     [--concurrency N] [--kms-rate N] [--dry-run] [--json]
+                     [--all-versions] [--concurrency N] [--kms-rate N] [--dry-run] [--json]
 
 Re-encrypts the data keys of the objects in a bucket without moving their
 data through s3seal: KMS ReEncrypt of each wrapped key (the data key never
@@ -48,6 +48,11 @@ itself that keeps its bytes, parts, metadata, tags and storage class.
                  s3seal; objects s3seal wrote are then left alone unless
                  --to-key names another CMK.
 
+In a versioned bucket each rewrap adds a version (the old one, under the
+old wrapping, stays); --all-versions rewraps the noncurrent versions too by
+replaying a key's history and then deleting the old versions (new version
+ids and dates; readers may briefly see an older version as current).
+
 Every change is conditional on the object's ETag: an object changed
 meanwhile is skipped and reported, never overwritten. A run after an
 interruption does only what is left. Configured by the same S3SEAL_*
@@ -60,6 +65,7 @@ Flags:
 type rewrapOptions struct {
 	bucket, prefix, toKey string
 	encryptPlaintext      bool
+	allVersions           bool
 	concurrency           int
 	kmsRate               float64
 	dryRun, json          bool
@@ -76,7 +82,8 @@ func (c cli) rewrapFlags(args []string) (rewrapOptions, int) {
 	fs.StringVar(&o.prefix, "prefix", "", "only objects whose keys start with this")
 	fs.StringVar(&o.toKey, "to-key", "", "the CMK to move objects to (default: each object's own)")
 	fs.BoolVar(&o.encryptPlaintext, "encrypt-plaintext", false, "encrypt objects not written through s3seal")
-	fs.IntVar(&o.concurrency, "concurrency", 8, "objects at a time")
+	fs.BoolVar(&o.allVersions, "all-versions", false, "also rewrap noncurrent versions, by replaying each key's history (see README)")
+	fs.IntVar(&o.concurrency, "concurrency", 8, "keys at a time")
 	fs.Float64Var(&o.kmsRate, "kms-rate", 50, "KMS requests per second at most, shared with your servers' quota; 0: no limit")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "say what would be done, change nothing")
 	fs.BoolVar(&o.json, "json", false, "print the summary as JSON")
@@ -279,7 +286,7 @@ func (j *rewrapJob) openJournal(cfg Config, up upstreamStore, o rewrapOptions, l
 
 func (j *rewrapJob) config(o rewrapOptions, obs rewrap.Observer) rewrap.Config {
 	return rewrap.Config{S3: j.s3, Store: j.store, Bucket: o.bucket, Prefix: o.prefix, ToKey: o.toKey, ToKeyIDs: j.toKeyIDs,
-		EncryptPlaintext: o.encryptPlaintext, Concurrency: o.concurrency, DryRun: o.dryRun, Journal: j.journal, Observe: obs}
+		EncryptPlaintext: o.encryptPlaintext, AllVersions: o.allVersions, Concurrency: o.concurrency, DryRun: o.dryRun, Journal: j.journal, Observe: obs}
 }
 
 func (j *rewrapJob) close() {

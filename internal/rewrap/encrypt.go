@@ -13,14 +13,16 @@ import (
 // s3seal (which serves it as stored) and written back through it
 // (encrypted as it streams, in parts for large objects, never held whole),
 // both conditional on the ETag st was read with, so that a write meanwhile
-// wins. Metadata, content headers, tags and storage class are kept.
-func (r *run) encrypt(ctx context.Context, key string, st stored) error {
+// wins. Metadata, content headers, tags and storage class are kept. A
+// noncurrent version (versionID set) is written as a new version, without
+// the condition: versions.go keeps the order.
+func (r *run) encrypt(ctx context.Context, key, versionID string, st stored) error {
 	bucket, etag := r.cfg.Bucket, strings.Trim(st.etag, `"`)
-	tags, err := r.cfg.S3.GetObjectTagging(ctx, bucket, key, minio.GetObjectTaggingOptions{})
+	tags, err := r.cfg.S3.GetObjectTagging(ctx, bucket, key, minio.GetObjectTaggingOptions{VersionID: versionID})
 	if err != nil {
 		return err
 	}
-	get := minio.GetObjectOptions{}
+	get := minio.GetObjectOptions{VersionID: versionID}
 	if err := get.SetMatchETag(etag); err != nil {
 		return err
 	}
@@ -36,7 +38,9 @@ func (r *run) encrypt(ctx context.Context, key string, st stored) error {
 			return err
 		}
 	}
-	put.SetMatchETag(etag)
+	if versionID == "" {
+		put.SetMatchETag(etag)
+	}
 	_, err = r.cfg.S3.PutObject(ctx, bucket, key, body, st.size, put)
 	return err
 }

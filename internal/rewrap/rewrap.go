@@ -49,8 +49,11 @@ type Config struct {
 	// EncryptPlaintext encrypts objects s3seal did not write; the objects it
 	// did are left alone unless ToKey names another CMK.
 	EncryptPlaintext bool
-	Concurrency      int  // objects at a time; < 1 means 1
-	DryRun           bool // decide and report, change nothing
+	// AllVersions includes the noncurrent versions of a versioned bucket:
+	// a key whose history needs a rewrap has it replayed (versions.go).
+	AllVersions bool
+	Concurrency int  // keys at a time; < 1 means 1
+	DryRun      bool // decide and report, change nothing
 	// Journal remembers what a rotation in place did, for a run after an
 	// interruption; nil means none. Unused when ToKey or EncryptPlaintext is
 	// set: the store's metadata then tells what is done.
@@ -79,10 +82,11 @@ const (
 
 // Result is one object's outcome.
 type Result struct {
-	Key     string  `json:"key"`
-	Size    int64   `json:"size"`
-	Outcome Outcome `json:"outcome"`
-	Reason  string  `json:"reason,omitempty"`
+	Key       string  `json:"key"`
+	VersionID string  `json:"version_id,omitempty"` // with AllVersions
+	Size      int64   `json:"size"`
+	Outcome   Outcome `json:"outcome"`
+	Reason    string  `json:"reason,omitempty"`
 }
 
 // Summary is a whole run.
@@ -104,16 +108,25 @@ type Summary struct {
 func Run(ctx context.Context, cfg Config) (Summary, error) {
 	start := time.Now()
 	r := &run{cfg: cfg, sum: Summary{DryRun: cfg.DryRun, Counts: map[string]int{}, Skipped: []Result{}, Failed: []Result{}}}
-	jobs := make(chan minio.ObjectInfo)
+	jobs := make(chan []minio.ObjectInfo)
 	var wg sync.WaitGroup
 	for range max(cfg.Concurrency, 1) {
 		wg.Go(func() {
-			for obj := range jobs {
-				r.finish(r.object(ctx, obj))
+			for versions := range jobs {
+				if !cfg.AllVersions {
+					r.finish(r.object(ctx, versions[0]))
+					continue
+				}
+				for _, res := range r.history(ctx, versions) {
+					r.finish(res)
+				}
 			}
 		})
 	}
-	listErr := r.list(ctx, jobs)
+	listErr := r.checkVersioning(ctx)
+	if listErr == nil {
+		listErr = r.list(ctx, jobs)
+	}
 	close(jobs)
 	wg.Wait()
 	r.sum.Elapsed = time.Since(start)
@@ -129,19 +142,38 @@ type run struct {
 	sum Summary
 }
 
-// list feeds every object under the prefix to jobs, current versions only.
-func (r *run) list(ctx context.Context, jobs chan<- minio.ObjectInfo) error {
+// list feeds every key under the prefix to jobs: its current version, or
+// with AllVersions every version, newest first (as S3 lists them).
+func (r *run) list(ctx context.Context, jobs chan<- []minio.ObjectInfo) error {
 	defer r.observe(func(o Observer) { o.ListingDone() })
-	for obj := range r.cfg.S3.ListObjects(ctx, r.cfg.Bucket, minio.ListObjectsOptions{Prefix: r.cfg.Prefix, Recursive: true}) {
+	opts := minio.ListObjectsOptions{Prefix: r.cfg.Prefix, Recursive: true, WithVersions: r.cfg.AllVersions}
+	var key []minio.ObjectInfo
+	send := func() bool {
+		if len(key) == 0 {
+			return true
+		}
+		select {
+		case jobs <- key:
+			key = nil
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for obj := range r.cfg.S3.ListObjects(ctx, r.cfg.Bucket, opts) {
 		if obj.Err != nil {
 			return fmt.Errorf("listing s3://%s/%s: %w", r.cfg.Bucket, r.cfg.Prefix, obj.Err)
 		}
-		r.observe(func(o Observer) { o.Listed(obj.Size) })
-		select {
-		case jobs <- obj:
-		case <-ctx.Done():
+		if len(key) > 0 && key[0].Key != obj.Key && !send() {
 			return ctx.Err()
 		}
+		if !obj.IsDeleteMarker {
+			r.observe(func(o Observer) { o.Listed(obj.Size) })
+		}
+		key = append(key, obj)
+	}
+	if !send() {
+		return ctx.Err()
 	}
 	return nil
 }
@@ -179,9 +211,10 @@ type stored struct {
 // errGone means the object was deleted after it was listed.
 var errGone = errors.New("deleted during the rewrap")
 
-// head asks the store what it holds for key now.
-func (r *run) head(ctx context.Context, key string) (stored, error) {
-	obj := store.Object{Bucket: r.cfg.Bucket, Key: key}
+// head asks the store what it holds for key now (versionID "": the current
+// version).
+func (r *run) head(ctx context.Context, key, versionID string) (stored, error) {
+	obj := store.Object{Bucket: r.cfg.Bucket, Key: key, VersionID: versionID}
 	resp, err := r.cfg.Store.Do(ctx, obj.Request(http.MethodHead, nil, http.Header{}))
 	if err != nil {
 		return stored{}, err
@@ -212,7 +245,7 @@ func (r *run) head(ctx context.Context, key string) (stored, error) {
 // object decides about one listed object and acts on it.
 func (r *run) object(ctx context.Context, obj minio.ObjectInfo) Result {
 	res := Result{Key: obj.Key, Size: obj.Size}
-	st, err := r.head(ctx, obj.Key)
+	st, err := r.head(ctx, obj.Key, "")
 	if err != nil {
 		return outcomeOf(res, Rewrapped, err)
 	}
@@ -232,9 +265,9 @@ func (r *run) object(ctx context.Context, obj minio.ObjectInfo) Result {
 		return res
 	}
 	if act == Encrypted {
-		return outcomeOf(res, Encrypted, r.encrypt(ctx, obj.Key, st))
+		return outcomeOf(res, Encrypted, r.encrypt(ctx, obj.Key, "", st))
 	}
-	return outcomeOf(res, Rewrapped, r.rewrap(ctx, obj.Key, st))
+	return outcomeOf(res, Rewrapped, r.rewrap(ctx, obj.Key, "", st))
 }
 
 // decide says what to do with an object: Rewrapped, Encrypted, UpToDate,
@@ -264,8 +297,8 @@ func outcomeOf(res Result, done Outcome, err error) Result {
 	switch {
 	case err == nil:
 		res.Outcome = done
-	case errors.Is(err, errGone):
-		res.Outcome, res.Reason = Skipped, errGone.Error()
+	case errors.Is(err, errGone), errors.Is(err, errHasPlaintext):
+		res.Outcome, res.Reason = Skipped, err.Error()
 	case errors.As(err, &er) && (er.Code == "PreconditionFailed" || er.StatusCode == http.StatusPreconditionFailed):
 		res.Outcome, res.Reason = Skipped, "changed during the rewrap (the new content is kept)"
 	case errors.As(err, &er) && er.Code == "NoSuchKey":
@@ -278,10 +311,11 @@ func outcomeOf(res Result, done Outcome, err error) Result {
 	return res
 }
 
-// rewrap has s3seal copy the object onto itself under the target CMK,
-// keeping its metadata, tags and storage class, if it still has the ETag
-// st was read with. In a rotation in place, the journal then records it.
-func (r *run) rewrap(ctx context.Context, key string, st stored) error {
+// rewrap has s3seal copy the object (or its version versionID) onto itself
+// under the target CMK, keeping its metadata, tags and storage class, if it
+// still has the ETag st was read with. In a rotation in place, the journal
+// then records the copy.
+func (r *run) rewrap(ctx context.Context, key, versionID string, st stored) error {
 	h := map[string]string{
 		"X-Amz-Server-Side-Encryption":                "aws:kms",
 		"X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id": cmp.Or(r.cfg.ToKey, st.meta.KeyID),
@@ -293,13 +327,14 @@ func (r *run) rewrap(ctx context.Context, key string, st stored) error {
 		h["X-Amz-Storage-Class"] = st.storageClass
 	}
 	core := minio.Core{Client: r.cfg.S3}
-	if _, err := core.CopyObject(ctx, r.cfg.Bucket, key, r.cfg.Bucket, key, h, minio.CopySrcOptions{}, minio.PutObjectOptions{}); err != nil {
+	src := minio.CopySrcOptions{VersionID: versionID}
+	if _, err := core.CopyObject(ctx, r.cfg.Bucket, key, r.cfg.Bucket, key, h, src, minio.PutObjectOptions{}); err != nil {
 		return err
 	}
 	if r.cfg.Journal == nil || r.cfg.ToKey != "" {
 		return nil
 	}
-	after, err := r.head(ctx, key)
+	after, err := r.head(ctx, key, "")
 	if err != nil {
 		return fmt.Errorf("rewrapped, but not recorded for a resumed run: %w", err)
 	}
