@@ -1,13 +1,18 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/minio/minio-go/v7"
 )
 
@@ -65,4 +70,101 @@ func TestRecovery(t *testing.T) {
 	meta := writeFile(t, dir, "obj.json", report)
 	s3sealCmd(t, in, "decrypt", "-ciphertext", ciphertext, "-metadata", meta, "-o", filepath.Join(dir, "offline"))
 	sameFile(t, filepath.Join(dir, "offline"), plain)
+}
+
+// recoveryProgram writes the Python program that follows the marker
+// <!-- name --> in docs/RECOVERY.md to dir and returns its path.
+func recoveryProgram(t *testing.T, dir, name string) string {
+	t.Helper()
+	doc, err := os.ReadFile("../docs/RECOVERY.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "<!-- "+name+" -->\n```python\n")
+	program, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatalf("docs/RECOVERY.md has no %s program", name)
+	}
+	return writeFile(t, dir, name, []byte(program))
+}
+
+// python runs a program of RECOVERY.md and returns its standard output.
+func python(t *testing.T, program string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command("/usr/bin/python3", append([]string{program}, args...)...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %v: %v", filepath.Base(program), args, err)
+	}
+	return out
+}
+
+// TestRecoveryByHand follows docs/RECOVERY.md's "Without s3seal" with the
+// AWS CLI, the KMS and its Python program, for a multipart object.
+func TestRecoveryByHand(t *testing.T) {
+	e := minioEnv(t)
+	in := startS3seal(t, e, e.kmsURL, "")
+	bucket := newBucket(t, e)
+	dir := t.TempDir()
+	plain := plaintext(20<<20+7, 12)
+	run(t, clientEnv(in), "/usr/bin/aws", "--endpoint-url", in.URL, "s3", "cp", writeFile(t, dir, "orig", plain), "s3://"+bucket+"/a key")
+	in.stop(t)
+
+	storeEnv := []string{"AWS_ACCESS_KEY_ID=" + e.storeAK, "AWS_SECRET_ACCESS_KEY=" + e.storeSK, "AWS_DEFAULT_REGION=" + region,
+		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_PAGER="}
+	meta := run(t, storeEnv, "/usr/bin/aws", "--endpoint-url", e.storeURL, "s3api", "head-object", "--bucket", bucket, "--key", "a key", "--query", "Metadata")
+	var m map[string]string
+	if err := json.Unmarshal([]byte(meta), &m); err != nil {
+		t.Fatalf("%v in %s", err, meta)
+	}
+	stored := filepath.Join(dir, "stored")
+	run(t, storeEnv, "/usr/bin/aws", "--endpoint-url", e.storeURL, "s3api", "get-object", "--bucket", bucket, "--key", "a key", stored)
+	wrapped, err := base64.StdEncoding.DecodeString(m["s3seal-k"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	kmsEnv := []string{"AWS_ACCESS_KEY_ID=e2e", "AWS_SECRET_ACCESS_KEY=e2e", "AWS_DEFAULT_REGION=" + region,
+		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_PAGER="}
+	dk := run(t, kmsEnv, "/usr/bin/aws", "--endpoint-url", e.kmsURL, "kms", "decrypt",
+		"--ciphertext-blob", "fileb://"+writeFile(t, dir, "wrapped", wrapped), "--key-id", m["s3seal-c"],
+		"--encryption-context", `{"s3seal:bucket":"`+bucket+`","s3seal:key":"a key"}`, "--query", "Plaintext", "--output", "text")
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(dk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := python(t, recoveryProgram(t, dir, "s3seal_decrypt.py"), writeFile(t, dir, "datakey", key), stored)
+	if !bytes.Equal(got, plain) {
+		t.Fatalf("the program decrypted %d bytes, want the %d uploaded", len(got), len(plain))
+	}
+}
+
+// TestRecoveryByHandKeyring unwraps with keyring.json and RECOVERY.md's
+// keyring program, then decrypts with its other program.
+func TestRecoveryByHandKeyring(t *testing.T) {
+	e := embeddedEnv(t)
+	ctx := context.Background()
+	in := startS3seal(t, e, e.kmsURL, "", "S3SEAL_KMS_PROVIDER=keyring", "S3SEAL_KMS_KEY_ID=alias/s3seal",
+		"S3SEAL_KMS_ENDPOINT=", "S3SEAL_KMS_REGION=")
+	bucket := newBucket(t, e)
+	plain := plaintext(3*65536+5, 13)
+	if _, err := sdkClient(t, in).PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("k"), Body: bytes.NewReader(plain)}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	stored := filepath.Join(dir, "stored")
+	st := store(t, e)
+	if err := st.FGetObject(ctx, bucket, "k", stored, minio.GetObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.StatObject(ctx, bucket, "k", minio.StatObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dk := python(t, recoveryProgram(t, dir, "keyring_unwrap.py"), filepath.Join(e.emb.dataDir, "keyring.json"), bucket, "k",
+		info.Metadata.Get("X-Amz-Meta-S3seal-K"))
+	got := python(t, recoveryProgram(t, dir, "s3seal_decrypt.py"), writeFile(t, dir, "datakey", dk), stored)
+	if !bytes.Equal(got, plain) {
+		t.Fatalf("decrypted %d bytes, want the %d written", len(got), len(plain))
+	}
 }
