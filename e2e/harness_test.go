@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -235,9 +236,10 @@ type instance struct {
 	KeyAlias   string
 	env        []string // the configuration, without addresses, data directory and (via) upstream
 	// dataDir is the data directory of every start; "" means a fresh one
-	// each time (a restart then keeps no state).
-	dataDir string
-	emb     *embedded // the embedded store this instance runs, or nil
+	// each time (a restart then keeps no state). dataDirNow is the current
+	// start's.
+	dataDir, dataDirNow string
+	emb                 *embedded // the embedded store this instance runs, or nil
 	// via is an embedded store run by another instance that this one uses
 	// as its upstream (S3SEAL_UPSTREAM_URL), at the address of the store's
 	// current start; nil for none.
@@ -319,16 +321,45 @@ func (m *embedded) running() bool {
 }
 
 // launch starts the process on in's addresses and waits until it is ready.
+// A first start that finds an address taken (freeAddr only picked a free
+// port; something may take it before s3seal binds it) tries again on
+// others; a restart keeps its addresses, which its clients use.
 func (in *instance) launch(t *testing.T) {
 	t.Helper()
+	first := in.cmd == nil
+	for attempt := 1; ; attempt++ {
+		err := in.start(t)
+		if err == nil {
+			break
+		}
+		if !first || attempt == 3 || !strings.Contains(in.logs.String(), "address already in use") {
+			t.Fatalf("%v; logs:\n%s", err, in.logs)
+		}
+		in.URL = strings.Replace(in.URL, hostPort(in.URL), freeAddr(t), 1)
+		in.MetricsURL = "http://" + freeAddr(t)
+	}
+	if in.emb != nil {
+		info, err := embeddedstore.Discover(in.dataDirNow)
+		if err != nil {
+			t.Fatalf("s3seal runs, but its embedded store cannot be found: %v", err)
+		}
+		in.emb.mu.Lock()
+		in.emb.owner, in.emb.info = in, info
+		in.emb.mu.Unlock()
+	}
+}
+
+// start runs the process once and waits until it is ready.
+func (in *instance) start(t *testing.T) error {
+	t.Helper()
 	in.logs = &testlog.Buffer{}
-	dataDir := in.dataDir
-	if dataDir == "" {
-		dataDir = t.TempDir()
+	in.dataDirNow = in.dataDir
+	if in.dataDirNow == "" {
+		in.dataDirNow = t.TempDir()
 	}
 	env := append(append([]string(nil), in.env...),
 		"S3SEAL_ADDR="+hostPort(in.URL), "S3SEAL_METRICS_ADDR="+hostPort(in.MetricsURL),
-		"S3SEAL_DATA_DIR="+dataDir)
+		"S3SEAL_DATA_DIR="+in.dataDirNow)
 	if in.via != nil {
 		u, ak, sk := testEnv{emb: in.via}.storeAccess(t)
 		env = append(env, "S3SEAL_UPSTREAM_URL="+u, "S3SEAL_UPSTREAM_ACCESS_KEY="+ak, "S3SEAL_UPSTREAM_SECRET_KEY="+sk)
@@ -340,36 +371,27 @@ func (in *instance) launch(t *testing.T) {
 		t.Fatal(err)
 	}
 	in.cmd = cmd
-	in.awaitReady(t)
-	if in.emb != nil {
-		info, err := embeddedstore.Discover(dataDir)
-		if err != nil {
-			t.Fatalf("s3seal runs, but its embedded store cannot be found: %v", err)
-		}
-		in.emb.mu.Lock()
-		in.emb.owner, in.emb.info = in, info
-		in.emb.mu.Unlock()
-	}
+	return in.awaitReady()
 }
 
 // awaitReady waits up to 20 s for /readyz to answer 200, and fails at once
 // if the process exits meanwhile.
-func (in *instance) awaitReady(t *testing.T) {
-	t.Helper()
+func (in *instance) awaitReady() error {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := http.Get(in.MetricsURL + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
 		if exited(in.pid()) {
-			t.Fatalf("s3seal exited at start; logs:\n%s", in.logs)
+			in.cmd.Wait()
+			return errors.New("s3seal exited at start")
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("s3seal not ready in 20 s; logs:\n%s", in.logs)
+			return errors.New("s3seal not ready in 20 s")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

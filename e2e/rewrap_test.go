@@ -275,6 +275,12 @@ func TestRewrapSkipsAnObjectChangedMeanwhile(t *testing.T) {
 	for _, key := range []string{"a", "b"} {
 		run(t, env, "/usr/bin/aws", "--endpoint-url", in.URL, "s3", "cp", writeFile(t, dir, key, []byte("old "+key)), "s3://"+bucket+"/"+key)
 	}
+	// A target serve could not read from is refused before anything.
+	unconfigured := exec.Command(binPath, "rewrap", "--bucket", bucket, "--to-key", newCMK(t, e.kmsURL), "--metrics-addr", "")
+	unconfigured.Env = append(append([]string(nil), in.env...), "S3SEAL_DATA_DIR="+t.TempDir())
+	if out, err := unconfigured.CombinedOutput(); err == nil || !strings.Contains(string(out), "S3SEAL_KMS_DECRYPT_KEY_IDS") {
+		t.Fatalf("--to-key outside serve's CMKs: %v %s", err, out)
+	}
 	// One KMS call every 3 s: "a" is rewrapped at once, then "b" is read
 	// and its copy waits for the next call.
 	metricsAddr := freeAddr(t)

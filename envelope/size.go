@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 )
 
 // ErrImpossibleSize means a stored length that no plaintext encrypts to: the
@@ -443,4 +445,32 @@ func (r *rangeReader) readErr(err error) error {
 		return fmt.Errorf("segment %d chunk %d: %w", r.segIdx+1, r.chunk, ErrTruncated)
 	}
 	return fmt.Errorf("reading ciphertext: %w", err)
+}
+
+// ETagPartCount is the part count N of a multipart ETag ("...-N", §4.2),
+// and whether the ETag had one (without, an object is one part on a store
+// that ends every multipart ETag so). A count above MaxSegments comes back
+// as MaxSegments+1, which every size function refuses: a store's number
+// never sizes anything.
+func ETagPartCount(etag string) (int, bool) {
+	etag = strings.Trim(strings.TrimPrefix(etag, "W/"), `"`)
+	i := strings.LastIndexByte(etag, '-')
+	if i < 0 {
+		return 1, false
+	}
+	return ParsePartCount(etag[i+1:])
+}
+
+// ParsePartCount parses a part count a store gave (an ETag's N, or
+// x-amz-mp-parts-count), bounded as ETagPartCount's; ok is false if it is
+// no number.
+func ParsePartCount(s string) (int, bool) {
+	n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
+	switch {
+	case errors.Is(err, strconv.ErrRange) || (err == nil && n > MaxSegments):
+		return MaxSegments + 1, true
+	case err != nil || n < 1:
+		return 1, false
+	}
+	return int(n), true
 }

@@ -385,3 +385,25 @@ func TestOpenRangeWriterTo(t *testing.T) {
 		t.Fatalf("copied %d, %v", n, err)
 	}
 }
+
+func TestETagPartCount(t *testing.T) {
+	tests := []struct {
+		etag   string
+		n      int
+		marked bool
+	}{
+		{`"abc"`, 1, false},
+		{`"abc-3"`, 3, true},
+		{`W/"abc-12"`, 12, true},
+		{`"abc-0"`, 1, false},
+		{`"abc-x"`, 1, false},
+		{`"abc-10001"`, MaxSegments + 1, true},
+		{`"abc-99999999999999999999999"`, MaxSegments + 1, true},
+		{`"a-b-7"`, 7, true},
+	}
+	for _, tc := range tests {
+		if n, marked := ETagPartCount(tc.etag); n != tc.n || marked != tc.marked {
+			t.Errorf("%s: %d %v, want %d %v", tc.etag, n, marked, tc.n, tc.marked)
+		}
+	}
+}

@@ -2,7 +2,10 @@ package proxy
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"crypto/md5"
+	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -75,8 +78,9 @@ func (p *Proxy) bucketDefault(ctx context.Context, bucket string) (string, error
 	var nf *tagsUnavailable
 	switch {
 	case errors.As(err, &nf):
-		// No such bucket (the write will say so), or a store without
-		// bucket tags (which therefore holds no default).
+		// No such bucket (the write will say so), or bucket tags s3seal
+		// cannot read: then it cannot have set a default either, since
+		// PutBucketEncryption reads the tags first.
 		return "", nil
 	case err != nil:
 		return "", err
@@ -123,9 +127,9 @@ func (s tagSet) with(key, value string) tagSet {
 	return out
 }
 
-// tagsUnavailable is a store's answer that the bucket has no tags to read:
-// 404 (no tag set, or no bucket) or 501 (no bucket tagging at all). Resp
-// is kept for relaying.
+// tagsUnavailable is a store's answer that the bucket has no tags s3seal
+// can read: 404 (no bucket), 403 (its credential may not read them) or
+// 501 (no bucket tagging at all).
 type tagsUnavailable struct {
 	status int
 	code   string
@@ -137,30 +141,37 @@ func (e *tagsUnavailable) Error() string {
 
 // bucketTags reads a bucket's tags; a bucket without any has an empty set.
 func (p *Proxy) bucketTags(ctx context.Context, bucket string) (tagSet, error) {
-	resp, err := p.store.Do(ctx, store.Request{Method: http.MethodGet, Bucket: bucket, Query: url.Values{"tagging": {""}}, Header: http.Header{}})
+	return p.readTags(ctx, store.Request{Method: http.MethodGet, Bucket: bucket, Query: url.Values{"tagging": {""}}, Header: http.Header{}})
+}
+
+// readTags sends r, a GET ?tagging of a bucket or an object, and reads the
+// tag set it answers: a whole <Tagging> document, or none (NoSuchTagSet);
+// an answer that says the tags cannot be read is a *tagsUnavailable.
+func (p *Proxy) readTags(ctx context.Context, r store.Request) (tagSet, error) {
+	resp, err := p.store.Do(ctx, r)
 	if err != nil {
 		return tagSet{}, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, docSmall+1))
 	if err != nil || len(body) > docSmall {
-		return tagSet{}, errUpstream(fmt.Errorf("reading bucket tags: %v", err))
+		return tagSet{}, errUpstream(fmt.Errorf("reading tags: %v", err))
 	}
 	switch {
 	case resp.StatusCode == http.StatusOK:
 	case resp.StatusCode == http.StatusNotFound && errorCode(body) == "NoSuchTagSet":
 		return tagSet{}, nil
-	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusNotImplemented:
+	case resp.StatusCode == http.StatusNotFound, resp.StatusCode == http.StatusForbidden, resp.StatusCode == http.StatusNotImplemented:
 		return tagSet{}, &tagsUnavailable{status: resp.StatusCode, code: errorCode(body)}
 	default:
-		return tagSet{}, errUpstream(fmt.Errorf("reading bucket tags: the store answered %d", resp.StatusCode))
+		return tagSet{}, errUpstream(fmt.Errorf("reading tags: the store answered %d", resp.StatusCode))
 	}
 	var s tagSet
 	if err := checkXML(body, "Tagging"); err != nil {
-		return tagSet{}, errUpstream(fmt.Errorf("reading bucket tags: %w", err))
+		return tagSet{}, errUpstream(fmt.Errorf("reading tags: %w", err))
 	}
 	if err := xml.Unmarshal(body, &s); err != nil {
-		return tagSet{}, errUpstream(fmt.Errorf("reading bucket tags: %w", err))
+		return tagSet{}, errUpstream(fmt.Errorf("reading tags: %w", err))
 	}
 	return s, nil
 }
@@ -184,6 +195,8 @@ func (p *Proxy) putBucketTags(x *exchange, s tagSet, status int) error {
 		}
 		r.Method, r.Body = http.MethodPut, doc
 		r.Header.Set("Content-Type", "application/xml")
+		sum := md5.Sum(doc) // S3 requires it on PutBucketTagging
+		r.Header.Set("Content-Md5", base64.StdEncoding.EncodeToString(sum[:]))
 	}
 	copyHeaders(r.Header, x.t.header, ownerHeaders...)
 	resp, err := p.store.Do(x.r.Context(), r)
@@ -203,16 +216,26 @@ func (p *Proxy) putBucketTags(x *exchange, s tagSet, status int) error {
 	return nil
 }
 
-// clientTags reads x's bucket tags for a bucket operation: a store that
-// cannot is relayed as the client's answer.
+// clientTags reads x's bucket tags for a bucket operation; what keeps
+// s3seal from them is the client's answer.
 func (p *Proxy) clientTags(x *exchange) (tagSet, error) {
 	tags, err := p.bucketTags(x.r.Context(), x.t.bucket)
 	var nf *tagsUnavailable
 	if errors.As(err, &nf) {
-		code := map[int]string{http.StatusNotFound: "NoSuchBucket", http.StatusNotImplemented: "NotImplemented"}[nf.status]
-		return tagSet{}, newS3Error(code, nf.status, "The store cannot keep bucket tags ("+nf.code+"), where s3seal keeps a bucket's default CMK.", nil)
+		return tagSet{}, nf.s3Error()
 	}
 	return tags, err
+}
+
+func (e *tagsUnavailable) s3Error() *s3Error {
+	switch e.status {
+	case http.StatusNotFound:
+		return newS3Error("NoSuchBucket", e.status, "The specified bucket does not exist", nil)
+	case http.StatusForbidden:
+		return newS3Error("AccessDenied", e.status,
+			"s3seal's store credential may not read this bucket's tags (s3:GetBucketTagging), where s3seal keeps its default CMK.", nil)
+	}
+	return newS3Error("NotImplemented", e.status, "The store does not keep bucket tags, where s3seal keeps a bucket's default CMK.", nil)
 }
 
 type sseConfiguration struct {
@@ -232,15 +255,20 @@ type sseRule struct {
 // getBucketEncryption answers what s3seal does to the bucket's new
 // objects: SSE-KMS under its default CMK, or s3seal's.
 func (p *Proxy) getBucketEncryption(x *exchange) error {
-	tags, err := p.clientTags(x)
-	if err != nil {
+	tags, err := p.bucketTags(x.r.Context(), x.t.bucket)
+	var nf *tagsUnavailable
+	switch {
+	case errors.As(err, &nf) && nf.status == http.StatusNotFound:
+		return nf.s3Error()
+	case errors.As(err, &nf):
+		// Tags s3seal cannot keep hold no default: s3seal's applies.
+	case err != nil:
 		return err
 	}
-	id := tags.get(bucketCMKTag)
-	if id == "" {
-		if id, err = p.keys.Allowed.Choose(x.r.Context(), p.keys.KeyID); err != nil {
-			return err
-		}
+	// The tag is the store's to change: answer what writes would use.
+	id, err := p.keys.Allowed.Choose(x.r.Context(), cmp.Or(tags.get(bucketCMKTag), p.keys.KeyID))
+	if err != nil {
+		return chooseError(err)
 	}
 	rule := sseRule{}
 	rule.Default = &struct {
@@ -273,8 +301,11 @@ func (p *Proxy) putBucketEncryption(x *exchange) error {
 	if err != nil {
 		return err
 	}
+	if err := p.putBucketTags(x, tags.with(bucketCMKTag, keyID), http.StatusOK); err != nil {
+		return err
+	}
 	p.bucketCMKs.set(x.t.bucket, keyID)
-	return p.putBucketTags(x, tags.with(bucketCMKTag, keyID), http.StatusOK)
+	return nil
 }
 
 // deleteBucketEncryption returns the bucket to s3seal's default CMK.
@@ -283,8 +314,11 @@ func (p *Proxy) deleteBucketEncryption(x *exchange) error {
 	if err != nil {
 		return err
 	}
+	if err := p.putBucketTags(x, tags.with(bucketCMKTag, ""), http.StatusNoContent); err != nil {
+		return err
+	}
 	p.bucketCMKs.set(x.t.bucket, "")
-	return p.putBucketTags(x, tags.with(bucketCMKTag, ""), http.StatusNoContent)
+	return nil
 }
 
 // getBucketTagging answers the bucket's tags without s3seal's own.

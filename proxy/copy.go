@@ -110,6 +110,9 @@ func (p *Proxy) copyObject(x *exchange) error {
 	if err != nil {
 		return err
 	}
+	if err := p.checkDestination(x); err != nil {
+		return err
+	}
 	meta, err := keys.Rebind(ctx, src.info.meta, src.Bucket, src.Key, t.bucket, t.key)
 	if err != nil {
 		return err
@@ -273,27 +276,24 @@ func (p *Proxy) copyTags(ctx context.Context, h http.Header, src objRef, srcVers
 	if v := cmp.Or(srcVersion, src.VersionID); v != "" {
 		q.Set("versionId", v)
 	}
-	resp, err := p.store.Do(ctx, store.Request{Method: http.MethodGet, Bucket: src.Bucket, Key: src.Key, Query: q, Header: http.Header{}})
-	if err != nil {
+	tags, err := p.readTags(ctx, store.Request{Method: http.MethodGet, Bucket: src.Bucket, Key: src.Key, Query: q, Header: http.Header{}})
+	var nf *tagsUnavailable
+	switch {
+	case errors.As(err, &nf) && nf.status == http.StatusNotImplemented:
+		return nil // a store without object tags: there are none to copy
+	case errors.As(err, &nf) && nf.status == http.StatusNotFound:
+		return errObjectChanged() // it was there a moment ago, at the HEAD
+	case errors.As(err, &nf):
+		return newS3Error("AccessDenied", http.StatusForbidden, "s3seal's store credential may not read the copy source's tags.", nil)
+	case err != nil:
 		return err
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, docSmall+1))
-	if err != nil || resp.StatusCode != http.StatusOK || len(body) > docSmall {
-		return errUpstream(fmt.Errorf("reading the copy source's tags: answered %d (%v)", resp.StatusCode, err))
+	v := url.Values{}
+	for _, t := range tags.Tags {
+		v.Add(t.Key, t.Value)
 	}
-	var doc struct {
-		Tags []struct{ Key, Value string } `xml:"TagSet>Tag"`
-	}
-	if err := xml.Unmarshal(body, &doc); err != nil {
-		return errUpstream(fmt.Errorf("reading the copy source's tags: %w", err))
-	}
-	tags := url.Values{}
-	for _, t := range doc.Tags {
-		tags.Add(t.Key, t.Value)
-	}
-	if len(tags) > 0 {
-		h.Set("X-Amz-Tagging", tags.Encode())
+	if len(v) > 0 {
+		h.Set("X-Amz-Tagging", v.Encode())
 	}
 	return nil
 }

@@ -52,7 +52,7 @@ type listedRow struct {
 
 // rowSize is a listed object's plaintext size (see listObjects).
 func (p *Proxy) rowSize(x *exchange, r listedRow) (int64, error) {
-	n, marked := etagCount(r.etag)
+	n, marked := envelope.ETagPartCount(r.etag)
 	if !marked && p.counts.marked.Load() != etagsMarked {
 		key := r.key
 		if x.t.query.Get("encoding-type") == "url" {

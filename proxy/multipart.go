@@ -166,6 +166,9 @@ func (p *Proxy) completeUpload(x *exchange) error {
 	if err != nil {
 		return err
 	}
+	if err := p.checkCompleteSSE(x, tok.Meta.KeyID); err != nil {
+		return err
+	}
 	parts, err := completeParts(x.doc)
 	if err != nil {
 		return err

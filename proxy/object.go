@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync/atomic"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -78,31 +76,8 @@ func (p *Proxy) inspect(ctx context.Context, o *objRef, h http.Header, stored in
 // A count above envelope.MaxSegments comes back as MaxSegments+1, which
 // every size function refuses: the store's number never sizes anything.
 func etagParts(etag string) int {
-	n, _ := etagCount(etag)
+	n, _ := envelope.ETagPartCount(etag)
 	return n
-}
-
-// etagCount is etagParts, and whether the ETag had a "-N" at all.
-func etagCount(etag string) (int, bool) {
-	etag = strings.Trim(strings.TrimPrefix(etag, "W/"), `"`)
-	i := strings.LastIndexByte(etag, '-')
-	if i < 0 {
-		return 1, false
-	}
-	return boundedCount(etag[i+1:])
-}
-
-// boundedCount parses a part count a store gave; ok is false if it is no
-// number.
-func boundedCount(s string) (int, bool) {
-	n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
-	switch {
-	case errors.Is(err, strconv.ErrRange) || (err == nil && n > envelope.MaxSegments):
-		return envelope.MaxSegments + 1, true
-	case err != nil || n < 1:
-		return 1, false
-	}
-	return int(n), true
 }
 
 // Part counts (FORMAT.md §4.2): an object's size follows from its stored
@@ -136,7 +111,7 @@ func newPartCounts(marked bool) *partCounts {
 // whether its ETag carries "-n". It returns true when that is news that an
 // operator should hear of (a store that does not mark multipart ETags).
 func (c *partCounts) learn(etag string, n int) bool {
-	if got, ok := etagCount(etag); ok && got == n {
+	if got, ok := envelope.ETagPartCount(etag); ok && got == n {
 		c.marked.Store(etagsMarked)
 		return false
 	}
@@ -155,10 +130,10 @@ func errUnknownPartCount(cause error) *s3Error {
 // h: the ETag's "-N", a count the answer carries, or what the store says
 // when asked.
 func (p *Proxy) partCount(ctx context.Context, o objRef, h http.Header) (int, error) {
-	if n, ok := etagCount(o.etag); ok {
+	if n, ok := envelope.ETagPartCount(o.etag); ok {
 		return n, nil
 	}
-	if n, ok := boundedCount(h.Get("X-Amz-Mp-Parts-Count")); ok {
+	if n, ok := envelope.ParsePartCount(h.Get("X-Amz-Mp-Parts-Count")); ok {
 		return n, nil
 	}
 	if p.counts.marked.Load() == etagsMarked {
@@ -184,7 +159,7 @@ func (p *Proxy) askPartCount(ctx context.Context, o objRef) (int, error) {
 	if err != nil {
 		return 0, partReadFailure(err)
 	}
-	if n, ok := boundedCount(resp.Header.Get("X-Amz-Mp-Parts-Count")); ok {
+	if n, ok := envelope.ParsePartCount(resp.Header.Get("X-Amz-Mp-Parts-Count")); ok {
 		return n, nil
 	}
 	if resp.ContentLength != o.info.stored {

@@ -122,7 +122,7 @@ var routes = append([]route{
 	{name: "DeleteObject", method: http.MethodDelete, level: levelObject, params: version},
 	{name: "CreateMultipartUpload", method: http.MethodPost, level: levelObject, sub: "uploads", sse: true, serve: (*Proxy).createUpload},
 	{name: "CompleteMultipartUpload", method: http.MethodPost, level: levelObject, sub: "uploadId", body: bodyDocument,
-		in: &document{root: "CompleteMultipartUpload", max: docParts}, serve: (*Proxy).completeUpload},
+		in: &document{root: "CompleteMultipartUpload", max: docParts}, sse: true, serve: (*Proxy).completeUpload},
 	{name: "AbortMultipartUpload", method: http.MethodDelete, level: levelObject, sub: "uploadId", serve: (*Proxy).abortUpload},
 	{name: "ListParts", method: http.MethodGet, level: levelObject, sub: "uploadId", params: []string{"max-parts", "part-number-marker"}, serve: (*Proxy).listParts},
 	// A SELECT restore writes query results (plaintext of the client's

@@ -72,6 +72,26 @@ func (p *Proxy) writeKeys(x *exchange) (kms.ObjectKeys, error) {
 	return p.keys.Under(id), nil
 }
 
+// checkCompleteSSE accepts SSE headers on CompleteMultipartUpload (minio-go
+// sends those of the upload to any store but AWS) when they agree with the
+// CMK the upload was created under, which the Complete cannot change.
+func (p *Proxy) checkCompleteSSE(x *exchange, uploadKeyID string) error {
+	h := x.t.header
+	alg, keyID := strings.TrimSpace(h.Get(sseHeader)), strings.TrimSpace(h.Get(sseKeyHeader))
+	if err := checkSSEChoice(alg, keyID != "", h); err != nil || keyID == "" {
+		return err
+	}
+	id, err := p.keys.Allowed.Choose(x.r.Context(), keyID)
+	if err != nil {
+		return chooseError(err)
+	}
+	if uploadKeyID == "" || !p.keys.Allowed.SameKey(id, uploadKeyID) {
+		return newS3Error("InvalidArgument", http.StatusBadRequest,
+			"The upload was created under another KMS key than x-amz-server-side-encryption-aws-kms-key-id names.", nil)
+	}
+	return nil
+}
+
 // checkSSEChoice validates the SSE headers of a write as S3 does.
 func checkSSEChoice(alg string, hasKeyID bool, h http.Header) error {
 	invalid := func(msg string) error { return newS3Error("InvalidArgument", http.StatusBadRequest, msg, nil) }

@@ -148,3 +148,34 @@ func TestSSEKMSChosenKeyStoredAndRead(t *testing.T) {
 		t.Errorf("UploadPart with an SSE header: %d %s", status, body)
 	}
 }
+
+// CompleteMultipartUpload takes the upload's own SSE headers (minio-go
+// sends them to stores other than AWS), and refuses another CMK's.
+func TestCompleteWithSSEHeaders(t *testing.T) {
+	e, second, _ := sseEnv(t)
+	for _, tc := range []struct {
+		name, keyID string
+		status      int
+	}{
+		{"the upload's CMK by alias", "alias/second", 200},
+		{"the upload's CMK by id", second, 200},
+		{"another CMK", e.keyID, 400},
+	} {
+		out, err := e.client.CreateMultipartUpload(bg(), &s3.CreateMultipartUploadInput{Bucket: aws.String(testBucket), Key: aws.String("mp"),
+			ServerSideEncryption: types.ServerSideEncryptionAwsKms, SSEKMSKeyId: aws.String("alias/second")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := aws.ToString(out.UploadId)
+		etag, err := uploadPart(e.client, "mp", id, 1, []byte("one part"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc := `<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>` + etag + `</ETag></Part></CompleteMultipartUpload>`
+		h := http.Header{"X-Amz-Server-Side-Encryption": {"aws:kms"}, "X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id": {tc.keyID}}
+		req := e.signedRequest(t, http.MethodPost, "/"+testBucket+"/mp?uploadId="+url.QueryEscape(id), strings.NewReader(doc), int64(len(doc)), h)
+		if status, body, _ := e.sendResp(t, req); status != tc.status {
+			t.Errorf("%s: %d %s", tc.name, status, body)
+		}
+	}
+}

@@ -152,7 +152,7 @@ func (c cli) keysConfig() (Config, error) {
 // keysAWS lists or describes AWS KMS CMKs; everything else is for AWS's
 // own tools.
 func (c cli) keysAWS(ctx context.Context, cfg Config, k *keysEnv, name string, pos []string) int {
-	ids := append([]string{cfg.KMSKeyID}, cfg.KMSDecryptKeyIDs...)
+	ids := cfg.CMKs()
 	switch {
 	case name == "describe":
 		ids = pos
@@ -263,14 +263,19 @@ func keysRotationStatus(k *keysEnv, args []string) error {
 // parsePeriod reads a rotation period: "365d" (days, as AWS states
 // periods) or a Go duration.
 func parsePeriod(s string) (time.Duration, error) {
+	const maxDays = 2560 // AWS KMS's longest period
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(days)
-		if err != nil || n < 1 {
-			return 0, fmt.Errorf("%q: want a whole number of days, as in 365d", s)
+		if err != nil || n < 1 || n > maxDays {
+			return 0, fmt.Errorf("%q: want a whole number of days from 1 to %d, as in 365d", s, maxDays)
 		}
 		return time.Duration(n) * 24 * time.Hour, nil
 	}
-	return time.ParseDuration(s)
+	d, err := time.ParseDuration(s)
+	if err == nil && d > maxDays*24*time.Hour {
+		return 0, fmt.Errorf("%q: longer than %d days", s, maxDays)
+	}
+	return d, err
 }
 
 // formatPeriod says a period in days when it is whole days.
@@ -476,6 +481,9 @@ func keyringRow(i keyring.KeyInfo) keyJSON {
 func cmkRow(i awskms.CMKInfo) keyJSON {
 	r := keyJSON{ID: i.ID, ARN: i.ARN, Aliases: nonNil(i.Aliases), Description: i.Description, Created: i.Created, State: i.State,
 		Origin: i.Origin, DeletionDate: i.DeletionDate, NextRotation: i.NextRotation}
+	if i.RotationUnknown {
+		r.Rotation = "unknown"
+	}
 	if i.RotationEnabled {
 		r.Rotation = "enabled"
 		if i.RotationPeriodDays > 0 {

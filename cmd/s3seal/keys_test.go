@@ -208,7 +208,7 @@ func TestKeysRotationCommands(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "automatic rotation disabled") {
 		t.Fatalf("text status: %d %q", code, out)
 	}
-	for _, bad := range []string{"0d", "x", "-5m", "1ms"} {
+	for _, bad := range []string{"0d", "x", "-5m", "1ms", "213504d", "100000h"} {
 		if _, stderr, code := keysRun(t, dir, "enable-rotation", id, "-period", bad); code != exitError || stderr == "" {
 			t.Errorf("-period %s: exit %d %q", bad, code, stderr)
 		}

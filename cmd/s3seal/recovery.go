@@ -174,7 +174,7 @@ func recoveryKeys(ctx context.Context, cfg Config) (kms.ObjectKeys, error) {
 	if err != nil {
 		return kms.ObjectKeys{}, err
 	}
-	allowed := kms.NewAllowList(ks.resolver, append([]string{cfg.KMSKeyID}, cfg.KMSDecryptKeyIDs...)...)
+	allowed := kms.NewAllowList(ks.resolver, cfg.CMKs()...)
 	return kms.ObjectKeys{Keys: ks.service, KeyID: cfg.KMSKeyID, Allowed: allowed}, allowed.Resolve(ctx)
 }
 
@@ -202,9 +202,15 @@ func (c cli) runDecrypt(ctx context.Context, o decryptOptions, keys kms.ObjectKe
 		if err := json.Unmarshal(b, &r); err != nil {
 			return fmt.Errorf("-metadata %s: %w", o.metadata, err)
 		}
-		if src, err = os.Open(o.ciphertext); err != nil {
+		f, err := os.Open(o.ciphertext)
+		if err != nil {
 			return err
 		}
+		if fi, err := f.Stat(); err != nil || fi.Size() != r.StoredSize {
+			f.Close()
+			return fmt.Errorf("-ciphertext %s is not the %d stored bytes -metadata describes", o.ciphertext, r.StoredSize)
+		}
+		src = f
 	}
 	defer src.Close()
 	return writePlaintext(o.out, c.stdout, func(w io.Writer) error {

@@ -120,7 +120,14 @@ func (c cli) rewrap(ctx context.Context, args []string) int {
 		return c.fail("rewrap", err)
 	}
 	logger := newLogger(c.stderr, cfg.LogLevel)
-	job, err := newRewrapJob(ctx, cfg, o, logger)
+	// The job's proxy logs warnings and errors only (a store's answer
+	// refused, say), unless at debug: a line per request would bury the
+	// progress, and each failure is in the summary anyway.
+	proxyLog := newLogger(c.stderr, "warn")
+	if cfg.LogLevel == "debug" {
+		proxyLog = logger
+	}
+	job, err := newRewrapJob(ctx, cfg, o, logger, proxyLog)
 	if err != nil {
 		return c.fail("rewrap", err)
 	}
@@ -153,7 +160,7 @@ type rewrapJob struct {
 	metricsURL string
 }
 
-func newRewrapJob(ctx context.Context, cfg Config, o rewrapOptions, logger *slog.Logger) (_ *rewrapJob, err error) {
+func newRewrapJob(ctx context.Context, cfg Config, o rewrapOptions, logger, proxyLog *slog.Logger) (_ *rewrapJob, err error) {
 	j := &rewrapJob{}
 	defer func() {
 		if err != nil {
@@ -180,7 +187,7 @@ func newRewrapJob(ctx context.Context, cfg Config, o rewrapOptions, logger *slog
 	if j.store, err = store.New(store.Config{Endpoint: up.url, AccessKey: up.accessKey, SecretKey: up.secretKey, Region: up.region}); err != nil {
 		return nil, err
 	}
-	if err := j.startProxy(cfg, up, embedded, keys, m); err != nil {
+	if err := j.startProxy(cfg, up, embedded, keys, m, proxyLog); err != nil {
 		return nil, err
 	}
 	if err := j.serveMetrics(o.metricsAddr, reg, logger); err != nil {
@@ -190,22 +197,24 @@ func newRewrapJob(ctx context.Context, cfg Config, o rewrapOptions, logger *slog
 }
 
 // openKeys is the key service for the job, rate limited and counted, with
-// the allow-list serve has plus the target CMK.
+// the allow-list serve has. The target CMK must be in it: serve has to be
+// able to read what rewrap writes.
 func (j *rewrapJob) openKeys(ctx context.Context, cfg Config, o rewrapOptions, m *metrics.Metrics) (kms.ObjectKeys, error) {
 	ks, err := openKeyService(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return kms.ObjectKeys{}, err
 	}
-	entries := append([]string{cfg.KMSKeyID}, cfg.KMSDecryptKeyIDs...)
+	allowed := kms.NewAllowList(ks.resolver, cfg.CMKs()...)
+	if err := allowed.Resolve(ctx); err != nil {
+		return kms.ObjectKeys{}, err
+	}
 	if o.toKey != "" {
+		if _, err := allowed.Choose(ctx, o.toKey); err != nil {
+			return kms.ObjectKeys{}, fmt.Errorf("--to-key %s: %w; serve could not read objects moved to it: add it to S3SEAL_KMS_DECRYPT_KEY_IDS (or make it S3SEAL_KMS_KEY_ID) first", o.toKey, err)
+		}
 		if j.toKeyIDs, err = ks.resolver.ResolveKey(ctx, o.toKey); err != nil {
 			return kms.ObjectKeys{}, fmt.Errorf("--to-key %s: %w", o.toKey, err)
 		}
-		entries = append(entries, o.toKey)
-	}
-	allowed := kms.NewAllowList(ks.resolver, entries...)
-	if err := allowed.Resolve(ctx); err != nil {
-		return kms.ObjectKeys{}, err
 	}
 	service := m.InstrumentKeys(ks.service)
 	if o.kmsRate > 0 {
@@ -217,7 +226,7 @@ func (j *rewrapJob) openKeys(ctx context.Context, cfg Config, o rewrapOptions, m
 // startProxy serves the job's own s3seal on a loopback port. It serves
 // plaintext objects as stored, to encrypt them; the port and the
 // credential are the job's alone.
-func (j *rewrapJob) startProxy(cfg Config, up upstreamStore, embedded bool, keys kms.ObjectKeys, m *metrics.Metrics) error {
+func (j *rewrapJob) startProxy(cfg Config, up upstreamStore, embedded bool, keys kms.ObjectKeys, m *metrics.Metrics, logger *slog.Logger) error {
 	cred := datadir.NewCredential()
 	p, err := proxy.New(proxy.Config{
 		Upstream: up.url, UpstreamAccessKey: up.accessKey, UpstreamSecretKey: up.secretKey, UpstreamRegion: up.region,
@@ -225,9 +234,8 @@ func (j *rewrapJob) startProxy(cfg Config, up upstreamStore, embedded bool, keys
 		Keys:                     keys,
 		AllowPlaintextReads:      true,
 		StoreMarksMultipartETags: embedded,
-		// Requests are the job's own; their failures are in its summary.
-		Logger:   slog.New(slog.DiscardHandler),
-		Observer: m,
+		Logger:                   logger,
+		Observer:                 m,
 	})
 	if err != nil {
 		return err
@@ -262,10 +270,12 @@ func (j *rewrapJob) serveMetrics(addr string, reg *prometheus.Registry, logger *
 	return nil
 }
 
-// openJournal opens the resume journal of a rotation in place, in the data
-// dir, named after the store, bucket and prefix.
+// openJournal opens the journal (rewrap.Journal) that a rotation in place
+// and a replay of versions need, in the data dir, named after the store,
+// bucket and prefix.
 func (j *rewrapJob) openJournal(cfg Config, up upstreamStore, o rewrapOptions, logger *slog.Logger) error {
-	if o.toKey != "" || o.encryptPlaintext || o.dryRun {
+	rotation := o.toKey == "" && !o.encryptPlaintext
+	if o.dryRun || !rotation && !o.allVersions {
 		return nil
 	}
 	dir := filepath.Join(cfg.DataDir, "rewrap")

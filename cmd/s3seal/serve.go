@@ -171,7 +171,7 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		return nil, err
 	}
 	// The CMKs objects may be read under: resolved by the start checks below.
-	s.keys.allowed = kms.NewAllowList(s.keys.resolver, append([]string{cfg.KMSKeyID}, cfg.KMSDecryptKeyIDs...)...)
+	s.keys.allowed = kms.NewAllowList(s.keys.resolver, cfg.CMKs()...)
 	if err = s.setUpstream(ctx); err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	kmsapi "github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
 	"github.com/s3seal/s3seal/envelope/kms"
 )
@@ -27,13 +28,15 @@ type CMKInfo struct {
 	Origin               string // AWS_KMS, EXTERNAL, ...
 	DeletionDate         time.Time
 	RotationEnabled      bool
+	RotationUnknown      bool      // the KMS would not say (access denied, say)
 	RotationPeriodDays   int       // 0 when KMS does not say
 	NextRotation         time.Time // zero when KMS does not say
 }
 
-// Describe describes the CMK keyID (an id, ARN or alias/NAME) names. The
-// rotation status of a key that cannot rotate (imported material, for
-// one) reads as disabled.
+// Describe describes the CMK keyID (an id, ARN or alias/NAME) names. A
+// key that cannot rotate (imported material, for one: the KMS answers
+// UnsupportedOperationException) reads as rotation disabled; any other
+// failure to read the rotation status as unknown.
 func (a *Service) Describe(ctx context.Context, keyID string) (CMKInfo, error) {
 	d, ok := a.api.(DescribeAPI)
 	if !ok {
@@ -59,7 +62,12 @@ func (a *Service) Describe(ctx context.Context, keyID string) (CMKInfo, error) {
 		return CMKInfo{}, err
 	}
 	rot, err := d.GetKeyRotationStatus(ctx, &kmsapi.GetKeyRotationStatusInput{KeyId: &info.ID})
-	if err == nil {
+	var unsupported *types.UnsupportedOperationException
+	switch {
+	case errors.As(err, &unsupported):
+	case err != nil:
+		info.RotationUnknown = true
+	default:
 		info.RotationEnabled = rot.KeyRotationEnabled
 		if rot.RotationPeriodInDays != nil {
 			info.RotationPeriodDays = int(*rot.RotationPeriodInDays)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -29,11 +30,15 @@ func stampOf(path string) (fileStamp, error) {
 	if err != nil {
 		return fileStamp{}, err
 	}
+	return stampFrom(fi), nil
+}
+
+func stampFrom(fi os.FileInfo) fileStamp {
 	st := fileStamp{size: fi.Size(), mtime: fi.ModTime()}
 	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
 		st.ino = sys.Ino
 	}
-	return st, nil
+	return st
 }
 
 // lockFile takes the exclusive lock on path's lock file, waiting for it.
@@ -51,26 +56,29 @@ func lockFile(path string) (unlock func(), err error) {
 
 // readState reads, checks and indexes the file at path; keys whose deletion
 // date has passed (at now) are purged and the file rewritten without them,
-// which the caller makes safe by holding the lock.
+// which the caller makes safe by holding the lock. The stamp is of the
+// file read (one open file, stat and read together).
 func readState(path string, now time.Time) (*keyringState, fileStamp, error) {
-	fi, err := os.Stat(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fileStamp{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
 	switch {
 	case err != nil:
-		return nil, fileStamp{}, err
+		return nil, fileStamp{}, fmt.Errorf("keyring: %w", err)
 	case !fi.Mode().IsRegular():
 		return nil, fileStamp{}, fmt.Errorf("keyring: %s is not a regular file", path)
 	case fi.Mode().Perm()&0o077 != 0:
 		return nil, fileStamp{}, fmt.Errorf("keyring: %s holds key material but has mode %#o; run chmod 600 %s",
 			path, fi.Mode().Perm(), path)
 	}
-	data, err := os.ReadFile(path)
+	data, err := io.ReadAll(f)
 	if err != nil {
 		return nil, fileStamp{}, fmt.Errorf("keyring: %w", err)
 	}
-	stamp, err := stampOf(path)
-	if err != nil {
-		return nil, fileStamp{}, fmt.Errorf("keyring: %w", err)
-	}
+	stamp := stampFrom(fi)
 	st := new(keyringState)
 	// The decoder's errors name offsets, types and at most one offending
 	// character, never a field's value, so they cannot echo key material.
@@ -98,15 +106,18 @@ func readState(path string, now time.Time) (*keyringState, fileStamp, error) {
 func (k *Keyring) Reload() (changed bool, err error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.reloadLocked()
+	return k.reloadLocked(false)
 }
 
-func (k *Keyring) reloadLocked() (bool, error) {
+// reloadLocked reads the file if its stamp changed, or always (force: a
+// change is about to be made, and a stamp is only a hint: a coarse mtime,
+// or a file system that reuses inodes, can hide a change).
+func (k *Keyring) reloadLocked(force bool) (bool, error) {
 	stamp, err := stampOf(k.path)
 	if err != nil {
 		return false, fmt.Errorf("keyring: %w", err)
 	}
-	if stamp == k.stamp {
+	if stamp == k.stamp && !force {
 		return false, nil
 	}
 	st, stamp, err := readStateNoPurge(k.path)

@@ -43,11 +43,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/s3seal/s3seal/envelope/kms"
@@ -157,7 +159,12 @@ func Open(path string) (*Keyring, error) {
 func openKeyring(path string, now func() time.Time) (*Keyring, error) {
 	k := &Keyring{path: path, now: now}
 	unlock, err := lockFile(path)
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
+		// A keyring on read-only media (a backup being decrypted): it can
+		// be read, and any change will fail when it is written.
+		unlock = func() {}
+	case err != nil:
 		return nil, fmt.Errorf("keyring: %w", err)
 	}
 	defer unlock()
@@ -333,7 +340,7 @@ func (k *Keyring) update(op string, change func(s *keyringState, now time.Time) 
 		return &kms.KMSError{Op: op, Kind: kms.ErrKMSUnavailable, Cause: fmt.Errorf("locking keyring: %w", err)}
 	}
 	defer unlock()
-	if _, err := k.reloadLocked(); err != nil {
+	if _, err := k.reloadLocked(true); err != nil {
 		return &kms.KMSError{Op: op, Kind: kms.ErrKMSUnavailable, Cause: err}
 	}
 	now := k.now()

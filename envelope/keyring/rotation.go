@@ -10,8 +10,10 @@ import (
 // Automatic rotation, as AWS KMS's EnableKeyRotation: a key with a rotation
 // period gets new material each period (RotateDue, which a running serve
 // calls); wraps made under older material keep unwrapping. AWS allows 90 to
-// 2560 days (365 by default); the keyring takes any period from a minute,
-// so that rotation can be tried out and tested.
+// 2560 days (365 by default); the keyring takes any period from a second,
+// so that rotation can be tried out and tested. Every rotation adds 32
+// bytes of material that is kept for good (old objects need it), so a
+// short period grows the keyring file without end.
 
 // DefaultRotationPeriod is AWS KMS's default.
 const DefaultRotationPeriod = 365 * 24 * time.Hour

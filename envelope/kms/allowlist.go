@@ -9,12 +9,15 @@ package kms
 
 import (
 	"cmp"
+
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // ErrKeyNotAllowed means an object names a CMK outside the allow-list.
@@ -92,19 +95,37 @@ func (e *AllowEntryError) Unwrap() error { return e.Err }
 // is unresolved, so a KMS outage is not multiplied by the request rate.
 const retryUnresolved = 5 * time.Second
 
+// Bounds on Choose: the longest name it considers (AWS's limit for a key
+// id, ARN or alias), how long it remembers what the key service said of a
+// name, and how many names.
+const (
+	maxKeyName  = 2048
+	chooseTTL   = time.Minute
+	chooseNames = 1024
+)
+
+// choice is what Choose learned of a name.
+type choice struct {
+	id      string
+	err     error
+	expires time.Time
+}
+
 // AllowList is the set of CMKs s3seal may decrypt and rebind under: the
 // configured entries (ids, ARNs or aliases), resolved by the key service to
 // every name it gives those keys. It is safe for concurrent use.
 type AllowList struct {
 	resolver KeyResolver
 	entries  []string
-	now      func() time.Time // replaced by tests
+	now      func() time.Time           // replaced by tests
+	chosen   *lru.Cache[string, choice] // Choose's answers for other names
 
 	resolving sync.Mutex // one resolution at a time; held across KMS calls
 
 	mu      sync.Mutex        // guards the fields below; never held across KMS calls
 	allowed map[string]bool   // nil until resolved; replaced, never modified
 	names   map[string]string // each configured entry to an id of its key; as allowed
+	groups  map[string]int    // each canonical id to its entry's index: ids of one key share it
 	tried   time.Time         // when the last resolution started
 	started int               // resolutions started and finished, so that
 	done    int               // a Refresh can reuse one that began after it
@@ -114,7 +135,8 @@ type AllowList struct {
 // NewAllowList returns the list of entries, not yet resolved: it makes no
 // key-service call.
 func NewAllowList(r KeyResolver, entries ...string) *AllowList {
-	return &AllowList{resolver: r, entries: slices.Clone(entries), now: time.Now}
+	chosen, _ := lru.New[string, choice](chooseNames)
+	return &AllowList{resolver: r, entries: slices.Clone(entries), now: time.Now, chosen: chosen}
 }
 
 // Resolve resolves every entry unless that is already done. An entry that
@@ -149,40 +171,63 @@ func (a *AllowList) Refresh(ctx context.Context) error {
 	a.tried = a.now()
 	a.mu.Unlock()
 
-	allowed, names, err := a.resolveAll(ctx)
+	r, err := a.resolveAll(ctx)
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.done++
 	a.lastErr = err
 	if err == nil {
-		a.allowed, a.names = allowed, names
+		a.allowed, a.names, a.groups = r.allowed, r.names, r.groups
 	}
 	return err
 }
 
-func (a *AllowList) resolveAll(ctx context.Context) (map[string]bool, map[string]string, error) {
-	allowed, names := map[string]bool{}, map[string]string{}
-	for _, entry := range a.entries {
+// resolution is what resolving the entries gives.
+type resolution struct {
+	allowed map[string]bool
+	names   map[string]string
+	groups  map[string]int
+}
+
+func (a *AllowList) resolveAll(ctx context.Context) (resolution, error) {
+	r := resolution{allowed: map[string]bool{}, names: map[string]string{}, groups: map[string]int{}}
+	for i, entry := range a.entries {
 		ids, err := a.resolver.ResolveKey(ctx, entry)
 		if err != nil {
-			return nil, nil, &AllowEntryError{Entry: entry, Err: err}
+			return resolution{}, &AllowEntryError{Entry: entry, Err: err}
 		}
 		for _, id := range ids {
 			if id != "" { // an empty id would let the key service pick the key
-				allowed[id] = true
-				names[entry] = cmp.Or(names[entry], id)
+				r.allowed[id] = true
+				r.names[entry] = cmp.Or(r.names[entry], id)
+				if _, ok := r.groups[id]; !ok {
+					r.groups[id] = i
+				}
 			}
 		}
 	}
-	return allowed, names, nil
+	return r, nil
+}
+
+// SameKey reports whether a and b, canonical ids of allowed CMKs (as
+// Choose returns and Wrapped.KeyID holds), name the same key: for AWS KMS
+// a key's id and its ARN do.
+func (a *AllowList) SameKey(a1, b string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	g1, ok1 := a.groups[a1]
+	g2, ok2 := a.groups[b]
+	return a1 == b || ok1 && ok2 && g1 == g2
 }
 
 // Choose returns a canonical id of the allowed CMK that name (an id, ARN or
 // alias/NAME a client chose) names, for a write under it; a name outside
 // the list, or naming no key, is a *KeyNotAllowedError. The key service is
-// asked only about names that are neither configured nor canonical, and
-// only to describe the key, never to use it.
+// asked only about names that are neither configured nor canonical — only
+// to describe the key, never to use it — and its answer is remembered for
+// chooseTTL, so that names a client (or a store's bucket tag) repeats do
+// not each cost a KMS call.
 func (a *AllowList) Choose(ctx context.Context, name string) (string, error) {
 	allowed, err := a.current(ctx)
 	if err != nil {
@@ -196,16 +241,28 @@ func (a *AllowList) Choose(ctx context.Context, name string) (string, error) {
 		return name, nil
 	case configured:
 		return id, nil
-	}
-	ids, err := a.resolver.ResolveKey(ctx, name)
-	if errors.Is(err, ErrKeyNotFound) {
+	case len(name) == 0 || len(name) > maxKeyName:
 		return "", keyNotAllowed(name)
 	}
-	if err != nil {
+	if c, ok := a.chosen.Get(name); ok && a.now().Before(c.expires) {
+		return c.id, c.err
+	}
+	id, err = a.resolveChoice(ctx, allowed, name)
+	if !errors.Is(err, ErrKMSUnavailable) {
+		a.chosen.Add(name, choice{id: id, err: err, expires: a.now().Add(chooseTTL)})
+	}
+	return id, err
+}
+
+// resolveChoice asks the key service which key name names. Anything but
+// an outage is the client's name not being allowed.
+func (a *AllowList) resolveChoice(ctx context.Context, allowed map[string]bool, name string) (string, error) {
+	ids, err := a.resolver.ResolveKey(ctx, name)
+	if errors.Is(err, ErrKMSUnavailable) {
 		return "", err
 	}
 	for _, id := range ids {
-		if allowed[id] {
+		if err == nil && allowed[id] {
 			return id, nil
 		}
 	}

@@ -429,3 +429,58 @@ func TestObjectKeysIssuedOutsideList(t *testing.T) {
 		t.Errorf("Rebind to a key outside the list: %v, want ErrKeyNotAllowed", err)
 	}
 }
+
+// Choose maps a client's name to an allowed CMK: configured names and
+// canonical ids without the key service, other names through it once a
+// minute, and everything it cannot place as not allowed.
+func TestAllowListChoose(t *testing.T) {
+	ctx := context.Background()
+	k, _ := openKeyring(t)
+	a, b, out := createKey(t, k, "a"), createKey(t, k, "b"), createKey(t, k, "outside")
+	for alias, id := range map[string]string{"alias/a": a.ID, "alias/b-too": b.ID, "alias/out": out.ID} {
+		if err := k.CreateAlias(alias, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res := &countingResolver{r: k}
+	list := kms.NewAllowList(res, "alias/a", b.ID)
+	if err := list.Resolve(ctx); err != nil {
+		t.Fatal(err)
+	}
+	base := res.count()
+	tests := []struct {
+		name, want string
+		allowed    bool
+		calls      int // key-service calls it costs
+	}{
+		{"alias/a", a.ID, true, 0},
+		{a.ID, a.ID, true, 0},
+		{b.ID, b.ID, true, 0},
+		{"alias/b-too", b.ID, true, 1},
+		{"alias/b-too", b.ID, true, 0}, // remembered
+		{"alias/out", "", false, 1},
+		{"alias/out", "", false, 0},
+		{"alias/none", "", false, 1},
+		{"", "", false, 0},
+		{strings.Repeat("x", 3000), "", false, 0},
+	}
+	for _, tc := range tests {
+		before := res.count()
+		id, err := list.Choose(ctx, tc.name)
+		if id != tc.want || (err == nil) != tc.allowed || (err != nil && !errors.Is(err, kms.ErrKeyNotAllowed)) {
+			t.Errorf("Choose(%.20q) = %q, %v", tc.name, id, err)
+		}
+		if n := res.count() - before; n != tc.calls {
+			t.Errorf("Choose(%.20q) cost %d key-service calls, want %d", tc.name, n, tc.calls)
+		}
+	}
+	// An outage is the caller's to retry, and is not remembered.
+	res.setFail(&kms.KMSError{Op: "DescribeKey", Kind: kms.ErrKMSUnavailable})
+	if _, err := list.Choose(ctx, "alias/unseen"); !errors.Is(err, kms.ErrKMSUnavailable) {
+		t.Errorf("during an outage: %v", err)
+	}
+	res.setFail(nil)
+	if id, err := list.Choose(ctx, "alias/unseen"); err == nil || id != "" || res.count() == base {
+		t.Errorf("after the outage: %q %v", id, err)
+	}
+}

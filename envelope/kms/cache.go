@@ -26,6 +26,9 @@ type Cache struct {
 	now    func() time.Time
 	hits   atomic.Uint64
 	misses atomic.Uint64
+	// forgets counts Forget calls: a key unwrapped across one is not
+	// cached, since the CMK may have been what was forgotten.
+	forgets atomic.Uint64
 
 	// mu serializes the LRU's changes, and so the wiping of evicted keys
 	// (its eviction callback) with the copying of cached ones.
@@ -90,11 +93,12 @@ func (c *Cache) Decrypt(ctx context.Context, keyID string, ciphertext []byte, en
 		return key, nil
 	}
 	c.misses.Add(1)
+	before := c.forgets.Load()
 	key, err := c.KeyService.Decrypt(ctx, keyID, ciphertext, encCtx)
 	if err != nil {
 		return nil, err
 	}
-	c.put(id, keyID, key)
+	c.put(id, keyID, key, before)
 	return key, nil
 }
 
@@ -108,6 +112,7 @@ func (c *Cache) Forget(unusable func(keyID string) bool) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.forgets.Add(1)
 	for _, id := range c.lru.Keys() {
 		if e, ok := c.lru.Peek(id); ok && unusable(e.keyID) {
 			c.lru.Remove(id)
@@ -132,9 +137,15 @@ func (c *Cache) get(id [sha256.Size]byte) []byte {
 
 // put caches a copy of key as id, and drops expired keys at the cold end so
 // that unwrapped keys do not linger in memory long past their TTL.
-func (c *Cache) put(id [sha256.Size]byte, keyID string, key []byte) {
+//
+// A key unwrapped while a Forget ran (forgets moved from before) is not
+// cached: Forget may have been about its CMK.
+func (c *Cache) put(id [sha256.Size]byte, keyID string, key []byte, before uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.forgets.Load() != before {
+		return
+	}
 	now := c.now()
 	c.lru.Remove(id) // a concurrent miss got here first: Add would not wipe its key
 	c.lru.Add(id, &cacheEntry{keyID: keyID, key: bytes.Clone(key), expires: now.Add(c.ttl)})

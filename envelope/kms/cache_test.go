@@ -193,3 +193,28 @@ func TestCacheForget(t *testing.T) {
 		t.Fatalf("b's key is gone too: hits %d %v", c.Hits(), err)
 	}
 }
+
+// forgettingKS calls forget while it unwraps: a key disabled mid-call.
+type forgettingKS struct {
+	countingKS
+	forget func()
+}
+
+func (f *forgettingKS) Decrypt(ctx context.Context, keyID string, ct []byte, encCtx map[string]string) ([]byte, error) {
+	f.forget()
+	return f.countingKS.Decrypt(ctx, keyID, ct, encCtx)
+}
+
+// A key unwrapped while Forget runs is not cached: it may be the
+// forgotten CMK's.
+func TestCacheForgetDuringUnwrap(t *testing.T) {
+	fake := &forgettingKS{}
+	c := NewCache(fake, 10, time.Hour)
+	fake.forget = func() { c.Forget(func(string) bool { return true }) }
+	if _, err := c.Decrypt(context.Background(), "a", []byte("ct"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if c.Len() != 0 {
+		t.Fatal("a key unwrapped across a Forget was cached")
+	}
+}

@@ -290,3 +290,9 @@ func WriteMarkdown(w io.Writer) error {
 	_, err := io.WriteString(w, b.String())
 	return err
 }
+
+// CMKs is every CMK s3seal is configured with: S3SEAL_KMS_KEY_ID, then
+// S3SEAL_KMS_DECRYPT_KEY_IDS — the allow-list's entries.
+func (c Config) CMKs() []string {
+	return append([]string{c.KMSKeyID}, c.KMSDecryptKeyIDs...)
+}

@@ -16,8 +16,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"strconv"
-	"strings"
 
 	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/envelope/kms"
@@ -79,17 +77,28 @@ func Inspect(ctx context.Context, st *store.Client, obj store.Object) (Report, e
 	if r.Parts, err = parts(ctx, st, obj, r.ETag, resp); err != nil {
 		return Report{}, err
 	}
-	return r, r.checkSizes()
+	return r, r.Check()
 }
 
-// parts lists the object's segments: one for a single-part object, else
-// the sizes the store gives for each part.
+// parts lists the object's segments with the sizes the store gives: one
+// for a single-part object, else one HEAD ?partNumber=k each. The count is
+// the ETag's "-N" or, on a store that does not mark multipart ETags, what
+// HEAD ?partNumber=1 says (docs/FORMAT.md §4.2, §11.3).
 func parts(ctx context.Context, st *store.Client, obj store.Object, etag string, head *http.Response) ([]Part, error) {
-	n := 1
-	if _, suffix, ok := strings.Cut(strings.Trim(etag, `"`), "-"); ok {
-		if c, err := strconv.Atoi(suffix); err == nil && c >= 1 && c <= envelope.MaxSegments {
-			n = c
+	n, marked := envelope.ETagPartCount(etag)
+	if !marked {
+		first, err := st.HeadPart(ctx, obj, etag, 1)
+		if err != nil {
+			return nil, fmt.Errorf("s3://%s/%s: asking for its part count: %w", obj.Bucket, obj.Key, err)
 		}
+		if c, ok := envelope.ParsePartCount(first.Header.Get("X-Amz-Mp-Parts-Count")); ok {
+			n = c
+		} else if first.ContentLength != head.ContentLength {
+			return nil, fmt.Errorf("s3://%s/%s: the store gives no part count", obj.Bucket, obj.Key)
+		}
+	}
+	if n > envelope.MaxSegments {
+		return nil, fmt.Errorf("s3://%s/%s: %d parts: %w", obj.Bucket, obj.Key, n, envelope.ErrImpossibleSize)
 	}
 	if n == 1 {
 		return []Part{{Number: 1, StoredSize: head.ContentLength}}, nil
@@ -105,9 +114,10 @@ func parts(ctx context.Context, st *store.Client, obj store.Object, etag string,
 	return out, nil
 }
 
-// checkSizes fills in the plaintext sizes, refusing sizes the format
-// cannot have (§4).
-func (r *Report) checkSizes() error {
+// Check checks the report's sizes, which a report read from a file (or
+// edited) may get wrong, and fills in the plaintext sizes from the stored
+// ones, refusing sizes the format cannot have (§4).
+func (r *Report) Check() error {
 	stored := make([]int64, len(r.Parts))
 	for i, p := range r.Parts {
 		stored[i] = p.StoredSize
@@ -152,6 +162,9 @@ func mustBase64(s string) []byte {
 func Decrypt(ctx context.Context, keys kms.ObjectKeys, r Report, ciphertext io.Reader, out io.Writer) (int64, error) {
 	meta, err := r.Metadata()
 	if err != nil {
+		return 0, err
+	}
+	if err := r.Check(); err != nil {
 		return 0, err
 	}
 	dk, err := keys.Open(ctx, meta, r.Bucket, r.Key)

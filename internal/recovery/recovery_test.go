@@ -39,7 +39,7 @@ func sealed(t *testing.T, plain []byte) (Report, []byte, kms.ObjectKeys) {
 	r := Report{Bucket: "b", Key: "k", FormatVersion: 1, CMK: meta.KeyID, EncryptionContext: kms.BindingContext("b", "k"),
 		WrappedKey: base64.StdEncoding.EncodeToString(meta.WrappedKey), StoredSize: int64(len(stored)),
 		Parts: []Part{{Number: 1, StoredSize: int64(len(stored))}}}
-	if err := r.checkSizes(); err != nil {
+	if err := r.Check(); err != nil {
 		t.Fatal(err)
 	}
 	return r, stored, keys
@@ -71,6 +71,8 @@ func TestDecrypt(t *testing.T) {
 		{"another version", func(r Report) Report { r.FormatVersion = 2; return r }, stored, envelope.ErrUnsupportedVersion},
 		{"a damaged wrapped key", func(r Report) Report { r.WrappedKey = "AAAA" + r.WrappedKey[4:]; return r }, stored, kms.ErrInvalidCiphertext},
 		{"a CMK not configured", func(r Report) Report { r.CMK = "someone-elses"; return r }, stored, kms.ErrKeyNotAllowed},
+		{"no parts", func(r Report) Report { r.Parts = nil; return r }, stored, envelope.ErrImpossibleSize},
+		{"sizes that are not the format's", func(r Report) Report { r.StoredSize++; return r }, stored, envelope.ErrImpossibleSize},
 	}
 	for _, tc := range tests {
 		r := good

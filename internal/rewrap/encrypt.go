@@ -13,37 +13,43 @@ import (
 // s3seal (which serves it as stored) and written back through it
 // (encrypted as it streams, in parts for large objects, never held whole),
 // both conditional on the ETag st was read with, so that a write meanwhile
-// wins. Metadata, content headers, tags and storage class are kept. A
-// noncurrent version (versionID set) is written as a new version, without
-// the condition: versions.go keeps the order.
-func (r *run) encrypt(ctx context.Context, key, versionID string, st stored) error {
-	bucket, etag := r.cfg.Bucket, strings.Trim(st.etag, `"`)
+// wins: the read is pinned to st's ETag and the write requires the key's
+// current version to be what cond says. Metadata, content headers, tags and
+// storage class are kept. It returns the new object's ETag.
+func (r *run) encrypt(ctx context.Context, key, versionID string, st stored, cond copyCondition) (string, error) {
+	bucket, etag := r.cfg.Bucket, trimETag(st.etag)
 	tags, err := r.cfg.S3.GetObjectTagging(ctx, bucket, key, minio.GetObjectTaggingOptions{VersionID: versionID})
 	if err != nil {
-		return err
+		return "", err
 	}
 	get := minio.GetObjectOptions{VersionID: versionID}
 	if err := get.SetMatchETag(etag); err != nil {
-		return err
+		return "", err
 	}
 	body, err := r.cfg.S3.GetObject(ctx, bucket, key, get)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer body.Close()
 	put := putOptions(st)
 	put.UserTags = tags.ToMap()
 	if r.cfg.ToKey != "" {
 		if put.ServerSideEncryption, err = encrypt.NewSSEKMS(r.cfg.ToKey, nil); err != nil {
-			return err
+			return "", err
 		}
 	}
-	if versionID == "" {
-		put.SetMatchETag(etag)
+	switch {
+	case cond.absent:
+		put.SetMatchETagExcept("*")
+	case cond.etag != "":
+		put.SetMatchETag(trimETag(cond.etag))
 	}
-	_, err = r.cfg.S3.PutObject(ctx, bucket, key, body, st.size, put)
-	return err
+	info, err := r.cfg.S3.PutObject(ctx, bucket, key, body, st.size, put)
+	return info.ETag, err
 }
+
+// trimETag is an ETag without its quotes.
+func trimETag(etag string) string { return strings.Trim(etag, `"`) }
 
 // putOptions writes an object back with what describes it now.
 func putOptions(st stored) minio.PutObjectOptions {

@@ -6,53 +6,106 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/s3seal/s3seal/envelope"
 )
 
-// Journal remembers the wrapped data keys a rotation in place produced, so
-// that a run after an interruption skips the objects that carry one: a
-// wrapped key under a CMK's current material looks like any other to
-// anyone but the key service. It holds SHA-256 digests only (a wrapped key
-// is not secret, but there is no need to keep it twice), one per line,
-// appended as each object is done; the file is removed when a run
-// completes without failures, so the next rotation starts afresh.
+// Journal is what a run leaves for the next one, in the data dir:
+//
+//   - the wrapped data keys a rotation in place produced (a line of 32 hex
+//     digits each: half a SHA-256; a wrapped key is not secret, but there
+//     is no need to keep it twice), so that a run after an interruption
+//     skips the objects that carry one, since a wrapped key under a CMK's
+//     current material looks like any other to anyone but the key service;
+//   - the key histories being replayed (versions.go): "R <hex key>" when a
+//     replay starts and "D <hex key>" when the key's current version is
+//     right again, so that a replay cut off by a crash is found and not
+//     made permanent by the next run.
+//
+// Lines are appended as things happen; the file is removed when a run
+// completes without failures, so that the next rotation starts afresh. An
+// exclusive lock keeps two runs off one journal.
 type Journal struct {
-	path string
-	mu   sync.Mutex
-	f    *os.File
-	done map[string]bool
+	path    string
+	mu      sync.Mutex
+	f       *os.File
+	done    map[string]bool
+	replays map[string]bool // keys whose replay an earlier run started and never ended
 }
 
 // OpenJournal opens (or creates, 0600) the journal at path and reads what
 // an earlier run recorded there.
 func OpenJournal(path string) (*Journal, error) {
-	j := &Journal{path: path, done: map[string]bool{}}
+	j := &Journal{path: path, done: map[string]bool{}, replays: map[string]bool{}}
 	b, err := os.Open(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
 		return nil, fmt.Errorf("rewrap journal: %w", err)
 	default:
-		sc := bufio.NewScanner(b)
-		for sc.Scan() {
-			j.done[sc.Text()] = true
-		}
+		err := j.read(b)
 		b.Close()
-		if err := sc.Err(); err != nil {
+		if err != nil {
 			return nil, fmt.Errorf("rewrap journal %s: %w", path, err)
 		}
 	}
 	if j.f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err != nil {
 		return nil, fmt.Errorf("rewrap journal: %w", err)
 	}
+	if err := syscall.Flock(int(j.f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		j.f.Close()
+		return nil, fmt.Errorf("rewrap journal %s: another rewrap of this bucket and prefix is running (%w)", path, err)
+	}
 	return j, nil
 }
 
-// Resumed is how many objects an earlier run recorded.
+func (j *Journal) read(r io.Reader) error {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		switch line := sc.Text(); {
+		case strings.HasPrefix(line, "R "):
+			j.replays[line[2:]] = true
+		case strings.HasPrefix(line, "D "):
+			delete(j.replays, line[2:])
+		default:
+			j.done[line] = true
+		}
+	}
+	return sc.Err()
+}
+
+// Interrupted reports whether an earlier run started replaying key's
+// history and was cut off before its current version was right again.
+func (j *Journal) Interrupted(key string) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.replays[hex.EncodeToString([]byte(key))]
+}
+
+// StartReplay and EndReplay bracket the replay of key's history.
+func (j *Journal) StartReplay(key string) error {
+	return j.append("R " + hex.EncodeToString([]byte(key)))
+}
+func (j *Journal) EndReplay(key string) error {
+	return j.append("D " + hex.EncodeToString([]byte(key)))
+}
+
+func (j *Journal) append(line string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if _, err := j.f.WriteString(line + "\n"); err != nil {
+		return fmt.Errorf("rewrap journal: %w", err)
+	}
+	return nil
+}
+
+// Resumed is how many objects an earlier run recorded as rewrapped.
 func (j *Journal) Resumed() int {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -76,12 +129,9 @@ func (j *Journal) Done(m envelope.Metadata) bool {
 func (j *Journal) Record(m envelope.Metadata) error {
 	d := digest(m)
 	j.mu.Lock()
-	defer j.mu.Unlock()
 	j.done[d] = true
-	if _, err := j.f.WriteString(d + "\n"); err != nil {
-		return fmt.Errorf("rewrap journal: %w", err)
-	}
-	return nil
+	j.mu.Unlock()
+	return j.append(d)
 }
 
 // Close closes the journal, and removes it when the run it served is

@@ -1,7 +1,7 @@
 // Package rewrap re-encrypts the data keys of a bucket's objects under
 // another CMK, or under the current material of their own CMK after a
 // rotation, and brings objects written without s3seal into its format
-// (docs/FORMAT.md §12).
+// (docs/FORMAT.md §11.5).
 //
 // Every change is a request to an s3seal endpoint (the command starts one
 // in-process), so the proxy stays the one implementation of copies and of
@@ -265,9 +265,11 @@ func (r *run) object(ctx context.Context, obj minio.ObjectInfo) Result {
 		return res
 	}
 	if act == Encrypted {
-		return outcomeOf(res, Encrypted, r.encrypt(ctx, obj.Key, "", st))
+		_, err := r.encrypt(ctx, obj.Key, "", st, copyCondition{etag: st.etag})
+		return outcomeOf(res, Encrypted, err)
 	}
-	return outcomeOf(res, Rewrapped, r.rewrap(ctx, obj.Key, "", st))
+	_, err = r.rewrap(ctx, obj.Key, "", st, copyCondition{etag: st.etag})
+	return outcomeOf(res, Rewrapped, err)
 }
 
 // decide says what to do with an object: Rewrapped, Encrypted, UpToDate,
@@ -297,7 +299,7 @@ func outcomeOf(res Result, done Outcome, err error) Result {
 	switch {
 	case err == nil:
 		res.Outcome = done
-	case errors.Is(err, errGone), errors.Is(err, errHasPlaintext):
+	case errors.Is(err, errGone):
 		res.Outcome, res.Reason = Skipped, err.Error()
 	case errors.As(err, &er) && (er.Code == "PreconditionFailed" || er.StatusCode == http.StatusPreconditionFailed):
 		res.Outcome, res.Reason = Skipped, "changed during the rewrap (the new content is kept)"
@@ -312,10 +314,12 @@ func outcomeOf(res Result, done Outcome, err error) Result {
 }
 
 // rewrap has s3seal copy the object (or its version versionID) onto itself
-// under the target CMK, keeping its metadata, tags and storage class, if it
-// still has the ETag st was read with. In a rotation in place, the journal
-// then records the copy.
-func (r *run) rewrap(ctx context.Context, key, versionID string, st stored) error {
+// under the target CMK, keeping its metadata, tags and storage class, if the
+// source still has the ETag st was read with and the key's current version
+// is still what cond says (copyCondition): a write meanwhile wins, even
+// during a multipart copy's part copies. It returns the copy's ETag. In a
+// rotation in place, the journal then records the copy.
+func (r *run) rewrap(ctx context.Context, key, versionID string, st stored, cond copyCondition) (string, error) {
 	h := map[string]string{
 		"X-Amz-Server-Side-Encryption":                "aws:kms",
 		"X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id": cmp.Or(r.cfg.ToKey, st.meta.KeyID),
@@ -323,20 +327,38 @@ func (r *run) rewrap(ctx context.Context, key, versionID string, st stored) erro
 		"X-Amz-Metadata-Directive":                    "COPY",
 		"X-Amz-Tagging-Directive":                     "COPY",
 	}
+	cond.set(h)
 	if st.storageClass != "" {
 		h["X-Amz-Storage-Class"] = st.storageClass
 	}
 	core := minio.Core{Client: r.cfg.S3}
 	src := minio.CopySrcOptions{VersionID: versionID}
-	if _, err := core.CopyObject(ctx, r.cfg.Bucket, key, r.cfg.Bucket, key, h, src, minio.PutObjectOptions{}); err != nil {
-		return err
+	info, err := core.CopyObject(ctx, r.cfg.Bucket, key, r.cfg.Bucket, key, h, src, minio.PutObjectOptions{})
+	if err != nil {
+		return "", err
 	}
 	if r.cfg.Journal == nil || r.cfg.ToKey != "" {
-		return nil
+		return info.ETag, nil
 	}
 	after, err := r.head(ctx, key, "")
 	if err != nil {
-		return fmt.Errorf("rewrapped, but not recorded for a resumed run: %w", err)
+		return "", fmt.Errorf("rewrapped, but not recorded for a resumed run: %w", err)
 	}
-	return r.cfg.Journal.Record(after.meta)
+	return info.ETag, r.cfg.Journal.Record(after.meta)
+}
+
+// copyCondition is what a write requires of the key's current version: an
+// ETag (If-Match), or none at all (If-None-Match: *, after a delete marker).
+type copyCondition struct {
+	etag   string
+	absent bool
+}
+
+func (c copyCondition) set(h map[string]string) {
+	switch {
+	case c.absent:
+		h["If-None-Match"] = "*"
+	case c.etag != "":
+		h["If-Match"] = `"` + trimETag(c.etag) + `"`
+	}
 }
