@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -416,6 +417,30 @@ func TestSSEKMSChoice(t *testing.T) {
 	if _, err := store(t, e).StatObject(context.Background(), bucket, "denied", minio.StatObjectOptions{}); err == nil {
 		t.Error("a refused write stored an object")
 	}
+
+	// An encryption context is bound, kept, answered, and survives a rewrap.
+	encCtx := base64.StdEncoding.EncodeToString([]byte(`{"tenant":"a"}`))
+	put, err := aws("s3api", "put-object", "--bucket", bucket, "--key", "ctx", "--body", path,
+		"--server-side-encryption", "aws:kms", "--ssekms-key-id", other, "--ssekms-encryption-context", encCtx)
+	if err != nil || !strings.Contains(put, encCtx) {
+		t.Fatalf("put-object with a context: %v %s", err, put)
+	}
+	if code, sum := runRewrap(t, in, t.TempDir(), "--bucket", bucket, "--to-key", in.KeyAlias); code != 0 || sum.Counts["rewrapped"] != 2 {
+		t.Fatalf("rewrap: exit %d %+v", code, sum)
+	}
+	var report struct {
+		FormatVersion     int               `json:"format_version"`
+		EncryptionContext map[string]string `json:"encryption_context"`
+	}
+	if err := json.Unmarshal(s3sealCmd(t, in, "inspect", "s3://"+bucket+"/ctx"), &report); err != nil || report.FormatVersion != 2 ||
+		report.EncryptionContext["tenant"] != "a" || report.EncryptionContext["s3seal:key"] != "ctx" {
+		t.Fatalf("inspect after the rewrap: %+v %v", report, err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	if got, err := aws("s3", "cp", "s3://"+bucket+"/ctx", out); err != nil {
+		t.Fatalf("reading it back: %v %s", err, got)
+	}
+	sameFile(t, out, []byte("chosen by the client"))
 }
 
 // TestRewrapInPlaceAfterRotation rotates the CMK (RotateKeyOnDemand) and
@@ -579,5 +604,73 @@ func TestRewrapAllVersions(t *testing.T) {
 	}
 	if code, sum := runRewrap(t, in, t.TempDir(), "--bucket", bucket, "--to-key", newKey, "--all-versions"); code != 0 || sum.Counts["up_to_date"] != 4 {
 		t.Errorf("a second run: exit %d, %+v", code, sum)
+	}
+}
+
+// TestRewrapAllVersionsYieldsToAWrite writes to a key while its history is
+// being replayed (the KMS rate limit holds each step back): the replay
+// stops, the client's write stays current, the old versions are kept, and
+// the key is reported as failed.
+func TestRewrapAllVersionsYieldsToAWrite(t *testing.T) {
+	e := minioEnv(t)
+	ctx := context.Background()
+	oldKey, newKey := newCMK(t, e.kmsURL), newCMK(t, e.kmsURL)
+	in := startS3seal(t, e, e.kmsURL, oldKey, "S3SEAL_KMS_DECRYPT_KEY_IDS="+newKey)
+	bucket := newBucket(t, e)
+	st := store(t, e)
+	if err := st.EnableVersioning(ctx, bucket); err != nil {
+		t.Fatal(err)
+	}
+	c := sdkClient(t, in)
+	put := func(body string) {
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("k"), Body: strings.NewReader(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, body := range []string{"v1", "v2", "v3"} {
+		put(body)
+	}
+	versions := func() int {
+		n := 0
+		for v := range st.ListObjects(ctx, bucket, minio.ListObjectsOptions{WithVersions: true}) {
+			if v.Err == nil {
+				n++
+			}
+		}
+		return n
+	}
+	// One KMS call every 3 s: the first copy at once, the next ones later.
+	cmd := rewrapCmd(in, t.TempDir(), "", "--bucket", bucket, "--to-key", newKey, "--all-versions", "--kms-rate", "0.33")
+	var stdout bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for versions() < 4 {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("the replay made no copy in 20 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	put("the client's write")
+	err := cmd.Wait()
+	var sum rewrapSummary
+	json.Unmarshal(stdout.Bytes(), &sum)
+	if err == nil || len(sum.Failed) != 3 || !strings.Contains(sum.Failed[0].Reason, "written to during the replay") {
+		t.Fatalf("rewrap: %v, %+v", err, sum)
+	}
+	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String("k")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(out.Body)
+	out.Body.Close()
+	if string(b) != "the client's write" {
+		t.Fatalf("current content %q, want the client's write", b)
+	}
+	if n := versions(); n != 5 {
+		t.Errorf("%d versions, want the 3 old ones, 1 copy and the write", n)
 	}
 }

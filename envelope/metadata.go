@@ -2,9 +2,11 @@ package envelope
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -16,6 +18,19 @@ const (
 	metaV      = "s3seal-v" // format version, decimal
 	metaC      = "s3seal-c" // CMK that wrapped the data key, as the key service names it
 	metaK      = "s3seal-k" // wrapped data key, standard base64
+	metaX      = "s3seal-x" // the client's encryption context (version 2), base64 of a JSON object
+
+	// contextVersion is the metadata version of objects with a client's
+	// encryption context: their stored bytes are version 1's (§6).
+	contextVersion = 2
+
+	// MaxContextLen bounds the encoded s3seal-x: S3 allows 2 KB of user
+	// metadata in all, and s3seal's own fields take up to about 350 bytes.
+	MaxContextLen = 1024
+
+	// ReservedContextPrefix starts the encryption-context keys s3seal sets
+	// itself (§6.1); a client's context may not use it.
+	ReservedContextPrefix = "s3seal:"
 
 	amzMetaPrefix = "x-amz-meta-"
 
@@ -35,17 +50,57 @@ var (
 // Metadata is what s3seal keeps beside each object's ciphertext.
 type Metadata struct {
 	KeyID      string // the CMK that wrapped WrappedKey
-	WrappedKey []byte // the data key, wrapped under KeyID and bound to bucket and key
+	WrappedKey []byte // the data key, wrapped under KeyID and bound to bucket, key and Context
+	// Context is the client's encryption context (SSE-KMS's), bound with
+	// bucket and key (§6.1); nil for none.
+	Context map[string]string
 }
 
 // UserMetadata returns the metadata as S3 user metadata keys without the
-// "x-amz-meta-" prefix, as minio-go's UserMetadata takes them.
+// "x-amz-meta-" prefix, as minio-go's UserMetadata takes them: version 1,
+// or 2 when there is a client's context.
 func (m Metadata) UserMetadata() map[string]string {
-	return map[string]string{
+	u := map[string]string{
 		metaV: strconv.Itoa(FormatVersion),
 		metaC: m.KeyID,
 		metaK: base64.StdEncoding.EncodeToString(m.WrappedKey),
 	}
+	if len(m.Context) > 0 {
+		u[metaV] = strconv.Itoa(contextVersion)
+		u[metaX] = EncodeContext(m.Context)
+	}
+	return u
+}
+
+// EncodeContext is an encryption context as S3's
+// x-amz-server-side-encryption-context and §6's s3seal-x carry it: base64
+// of a JSON object, keys in byte order.
+func EncodeContext(c map[string]string) string {
+	b, _ := json.Marshal(c) // string maps marshal, sorted by key
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// DecodeContext reads an encryption context as EncodeContext writes it,
+// and checks it as §6.1 requires: a non-empty JSON object of strings, no
+// key in s3seal's namespace, at most MaxContextLen encoded.
+func DecodeContext(s string) (map[string]string, error) {
+	if s == "" || len(s) > MaxContextLen {
+		return nil, fmt.Errorf("encryption context empty or over %d bytes encoded", MaxContextLen)
+	}
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return nil, errors.New("encryption context is not base64")
+	}
+	var c map[string]string
+	if err := json.Unmarshal(b, &c); err != nil || len(c) == 0 {
+		return nil, errors.New("encryption context is not a non-empty JSON object of strings")
+	}
+	for k := range c {
+		if k == "" || strings.HasPrefix(strings.ToLower(k), ReservedContextPrefix) {
+			return nil, fmt.Errorf("encryption context key %q is empty or reserved (%s*)", k, ReservedContextPrefix)
+		}
+	}
+	return c, nil
 }
 
 // IsReserved reports whether an S3 user-metadata name (with or without the
@@ -90,19 +145,23 @@ func ParseUserMetadata(user map[string]string) (Metadata, error) {
 	if !ok {
 		return Metadata{}, fmt.Errorf("%q missing: %w", metaV, ErrMalformedMetadata)
 	}
-	if v != strconv.Itoa(FormatVersion) {
+	// Each version has exactly its fields: one that changes how an object
+	// is read must come with a new version, so unknown ones are refused
+	// rather than ignored.
+	want := map[string][]string{
+		strconv.Itoa(FormatVersion):  {metaV, metaC, metaK},
+		strconv.Itoa(contextVersion): {metaV, metaC, metaK, metaX},
+	}[v]
+	if want == nil {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
 			return Metadata{}, fmt.Errorf("%q is not a version number: %w", metaV, ErrMalformedMetadata)
 		}
 		return Metadata{}, fmt.Errorf("metadata version %d: %w", n, ErrUnsupportedVersion)
 	}
-	// Version 1 has exactly these fields: one that changes how an object
-	// is read must come with a new version, so unknown ones are refused
-	// rather than ignored.
 	for k := range fields {
-		if k != metaV && k != metaC && k != metaK {
-			return Metadata{}, fmt.Errorf("unknown field %q in version 1: %w", k, ErrMalformedMetadata)
+		if !slices.Contains(want, k) {
+			return Metadata{}, fmt.Errorf("unknown field %q in version %s: %w", k, v, ErrMalformedMetadata)
 		}
 	}
 	var m Metadata
@@ -119,6 +178,11 @@ func ParseUserMetadata(user map[string]string) (Metadata, error) {
 		return Metadata{}, fmt.Errorf("%q is not base64: %w", metaK, ErrMalformedMetadata)
 	}
 	m.WrappedKey = wrapped
+	if v == strconv.Itoa(contextVersion) {
+		if m.Context, err = DecodeContext(fields[metaX]); err != nil {
+			return Metadata{}, fmt.Errorf("%q: %v: %w", metaX, err, ErrMalformedMetadata)
+		}
+	}
 	return m, nil
 }
 

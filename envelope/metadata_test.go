@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 )
@@ -68,7 +69,8 @@ func TestMetadataErrors(t *testing.T) {
 		{"none", map[string]string{"owner": "alice"}, ErrNoMetadata},
 		{"empty", nil, ErrNoMetadata},
 		{"no version", with("s3seal-v", "<delete>"), ErrMalformedMetadata},
-		{"version 2", with("s3seal-v", "2"), ErrUnsupportedVersion},
+		{"version 2 without a context", with("s3seal-v", "2"), ErrMalformedMetadata},
+		{"version 3", with("s3seal-v", "3"), ErrUnsupportedVersion},
 		{"version 0", with("s3seal-v", "0"), ErrMalformedMetadata},
 		{"version text", with("s3seal-v", "one"), ErrMalformedMetadata},
 		{"no key id", with("s3seal-c", "<delete>"), ErrMalformedMetadata},
@@ -78,7 +80,8 @@ func TestMetadataErrors(t *testing.T) {
 		{"wrapped key not base64", with("s3seal-k", "!!!"), ErrMalformedMetadata},
 		{"wrapped key unpadded", with("s3seal-k", "YWJj="), ErrMalformedMetadata},
 		{"wrapped key too long", with("s3seal-k", strings.Repeat("A", 9000)), ErrMalformedMetadata},
-		{"unknown field", with("s3seal-x", "1"), ErrMalformedMetadata},
+		{"unknown field", with("s3seal-q", "1"), ErrMalformedMetadata},
+		{"a context in version 1", with("s3seal-x", EncodeContext(map[string]string{"a": "b"})), ErrMalformedMetadata},
 		{"duplicate in two cases", with("S3SEAL-V", "1"), ErrMalformedMetadata},
 	}
 	for _, tt := range tests {
@@ -88,6 +91,36 @@ func TestMetadataErrors(t *testing.T) {
 				t.Fatalf("got %v, want %v", err, tt.want)
 			}
 		})
+	}
+}
+
+// Version 2 adds the client's encryption context; every way it can be
+// wrong is malformed metadata.
+func TestMetadataContext(t *testing.T) {
+	m := awsLike
+	m.Context = map[string]string{"tenant": "a", "purpose": "x y"}
+	u := m.UserMetadata()
+	if u["s3seal-v"] != "2" {
+		t.Fatalf("version %s with a context", u["s3seal-v"])
+	}
+	got, err := ParseUserMetadata(u)
+	if err != nil || len(got.Context) != 2 || got.Context["purpose"] != "x y" || got.KeyID != m.KeyID {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+	for name, x := range map[string]string{
+		"not base64":    "!!",
+		"not JSON":      base64.StdEncoding.EncodeToString([]byte("{")),
+		"not strings":   base64.StdEncoding.EncodeToString([]byte(`{"a":1}`)),
+		"empty object":  base64.StdEncoding.EncodeToString([]byte(`{}`)),
+		"reserved key":  EncodeContext(map[string]string{"s3seal:bucket": "other"}),
+		"reserved case": EncodeContext(map[string]string{"S3SEAL:key": "other"}),
+		"too long":      EncodeContext(map[string]string{"a": strings.Repeat("b", 2000)}),
+	} {
+		bad := maps.Clone(u)
+		bad["s3seal-x"] = x
+		if _, err := ParseUserMetadata(bad); !errors.Is(err, ErrMalformedMetadata) {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
 

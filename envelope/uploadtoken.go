@@ -45,6 +45,9 @@ func NewUploadToken(uploadID string, meta Metadata, dataKey []byte, bucket, key 
 	b = appendField(b, []byte(uploadID))
 	b = appendField(b, []byte(meta.KeyID))
 	b = appendField(b, meta.WrappedKey)
+	if len(meta.Context) > 0 {
+		b = appendField(b, []byte(EncodeContext(meta.Context))) // optional: tokens without one stay valid
+	}
 	tag, err := tokenTag(dataKey, bucket, key, b)
 	if err != nil {
 		return "", err
@@ -83,11 +86,19 @@ func ParseUploadToken(s string) (UploadToken, error) {
 	case tokenFull:
 		keyID, ok1 := f.next()
 		wrapped, ok2 := f.next()
-		if !ok1 || !ok2 || len(keyID) == 0 || len(wrapped) == 0 || len(f.rest) != tokenTagLen {
+		if !ok1 || !ok2 || len(keyID) == 0 || len(wrapped) == 0 {
 			return UploadToken{}, ErrMalformedToken
 		}
-		t.HasKey = true
 		t.Meta = Metadata{KeyID: string(keyID), WrappedKey: append([]byte(nil), wrapped...)}
+		if len(f.rest) != tokenTagLen {
+			encoded, ok := f.next()
+			c, err := DecodeContext(string(encoded))
+			if !ok || err != nil || len(f.rest) != tokenTagLen {
+				return UploadToken{}, ErrMalformedToken
+			}
+			t.Meta.Context = c
+		}
+		t.HasKey = true
 		t.signed = b[:len(b)-tokenTagLen]
 		t.tag = f.rest
 		return t, nil

@@ -62,3 +62,25 @@ func TestUploadToken(t *testing.T) {
 		t.Error("an over-long upload id made a token")
 	}
 }
+
+// A token carries the upload's encryption context, under its tag.
+func TestUploadTokenContext(t *testing.T) {
+	dk := make([]byte, DataKeySize)
+	meta := Metadata{KeyID: "k", WrappedKey: []byte("wrapped"), Context: map[string]string{"tenant": "a"}}
+	tok, err := NewUploadToken("upload", meta, dk, "b", "o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseUploadToken(tok)
+	if err != nil || got.Meta.Context["tenant"] != "a" || !got.Verify(dk, "b", "o") {
+		t.Fatalf("%+v %v", got, err)
+	}
+	other, _ := NewUploadToken("upload", Metadata{KeyID: "k", WrappedKey: []byte("wrapped"), Context: map[string]string{"tenant": "b"}}, make([]byte, DataKeySize), "b", "o")
+	// The context of one token under the tag of the other: refused.
+	a, _ := base64.RawURLEncoding.DecodeString(tok)
+	b, _ := base64.RawURLEncoding.DecodeString(other)
+	swapped := append(append([]byte(nil), b[:len(b)-tokenTagLen]...), a[len(a)-tokenTagLen:]...)
+	if got, err := ParseUploadToken(base64.RawURLEncoding.EncodeToString(swapped)); err == nil && got.Verify(dk, "b", "o") {
+		t.Fatal("a token with another context verified")
+	}
+}

@@ -110,9 +110,6 @@ func (p *Proxy) copyObject(x *exchange) error {
 	if err != nil {
 		return err
 	}
-	if err := p.checkDestination(x); err != nil {
-		return err
-	}
 	meta, err := keys.Rebind(ctx, src.info.meta, src.Bucket, src.Key, t.bucket, t.key)
 	if err != nil {
 		return err
@@ -130,6 +127,11 @@ func (p *Proxy) copyObject(x *exchange) error {
 	if src.info.segments > 1 {
 		return p.copyMultipart(x, src, head.Get("X-Amz-Version-Id"), header, meta)
 	}
+	// Checked last, just before the copy (the KMS call above may wait), for
+	// stores that ignore the condition on CopyObject; the store gets it too.
+	if err := p.checkDestination(x); err != nil {
+		return err
+	}
 	// Pinned to the source read above: its metadata is what was rebound.
 	header.Set("X-Amz-Metadata-Directive", "REPLACE")
 	resp, err := p.store.CopyObject(ctx, x.written(), src.Object, src.etag, header)
@@ -140,7 +142,7 @@ func (p *Proxy) copyObject(x *exchange) error {
 	if resp.StatusCode != http.StatusOK {
 		return relayStoreError(x, resp)
 	}
-	return relayCopyResult(x, resp, meta.KeyID)
+	return relayCopyResult(x, resp, meta)
 }
 
 // copyDirective reads a copy's metadata or tagging directive (name): COPY
@@ -190,7 +192,7 @@ func (p *Proxy) headCopySource(x *exchange) (objRef, http.Header, error) {
 
 // relayCopyResult relays a store's 200 answer to CopyObject: its
 // CopyObjectResult, or an error S3 reports so after the status is out.
-func relayCopyResult(x *exchange, resp *http.Response, keyID string) error {
+func relayCopyResult(x *exchange, resp *http.Response, meta envelope.Metadata) error {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	if err != nil {
 		return errUpstream(err)
@@ -205,7 +207,7 @@ func relayCopyResult(x *exchange, resp *http.Response, keyID string) error {
 			delete(h, k) // checksums of stored bytes
 		}
 	}
-	setEncryptionHeaders(h, keyID)
+	setEncryptionHeaders(h, meta)
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	x.w.WriteHeader(http.StatusOK)
 	x.w.Write(body)
@@ -255,7 +257,7 @@ func (p *Proxy) copyMultipart(x *exchange, src objRef, srcVersion string, header
 	if v := srcVersion; v != "" {
 		h.Set("X-Amz-Copy-Source-Version-Id", v)
 	}
-	setEncryptionHeaders(h, meta.KeyID)
+	setEncryptionHeaders(h, meta)
 	return writeXML(x, http.StatusOK, copyResult{ETag: done.etag, LastModified: time.Now().UTC().Format("2006-01-02T15:04:05.000Z")})
 }
 
@@ -403,7 +405,7 @@ func (p *Proxy) uploadPartCopy(x *exchange) error {
 	if v := src.header.Get("X-Amz-Version-Id"); v != "" {
 		h.Set("X-Amz-Copy-Source-Version-Id", v)
 	}
-	setEncryptionHeaders(h, tok.Meta.KeyID)
+	setEncryptionHeaders(h, tok.Meta)
 	return writeXML(x, http.StatusOK, struct {
 		XMLName      xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ CopyPartResult"`
 		LastModified string

@@ -189,7 +189,7 @@ func objectResponseHeader(dst, src http.Header, info objectInfo) {
 		dst[k] = append([]string(nil), vs...)
 	}
 	dst.Set("Accept-Ranges", "bytes")
-	setEncryptionHeaders(dst, info.meta.KeyID)
+	setEncryptionHeaders(dst, info.meta)
 }
 
 func contentRange(br byteRange, size int64) string {

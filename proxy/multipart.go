@@ -59,7 +59,7 @@ func (p *Proxy) createUpload(x *exchange) error {
 	}
 	h := x.w.Header()
 	copyHeaders(h, resp.Header, "x-amz-abort-date", "x-amz-abort-rule-id", "x-amz-request-charged")
-	setEncryptionHeaders(h, meta.KeyID)
+	setEncryptionHeaders(h, meta)
 	if alg := t.header.Get("X-Amz-Checksum-Algorithm"); alg != "" {
 		h.Set("X-Amz-Checksum-Algorithm", alg)
 	}
@@ -140,7 +140,7 @@ func (p *Proxy) uploadPart(x *exchange) error {
 	defer resp.Body.Close()
 	h := x.w.Header()
 	copyHeaders(h, resp.Header, "etag", "x-amz-request-charged")
-	setEncryptionHeaders(h, tok.Meta.KeyID)
+	setEncryptionHeaders(h, tok.Meta)
 	if x.verified.Checksum != "" {
 		h.Set("X-Amz-Checksum-"+x.verified.Checksum, x.verified.ChecksumValue())
 	}
@@ -166,7 +166,7 @@ func (p *Proxy) completeUpload(x *exchange) error {
 	if err != nil {
 		return err
 	}
-	if err := p.checkCompleteSSE(x, tok.Meta.KeyID); err != nil {
+	if err := p.checkCompleteSSE(x, tok.Meta); err != nil {
 		return err
 	}
 	parts, err := completeParts(x.doc)
@@ -187,7 +187,7 @@ func (p *Proxy) completeUpload(x *exchange) error {
 	}
 	h := x.w.Header()
 	copyHeaders(h, done.header, "x-amz-version-id", "x-amz-expiration", "x-amz-request-charged")
-	setEncryptionHeaders(h, "")
+	setEncryptionHeaders(h, envelope.Metadata{})
 	return writeXML(x, http.StatusOK, struct {
 		XMLName  xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ CompleteMultipartUploadResult"`
 		Location string

@@ -316,11 +316,11 @@ func TestTamperedObjects(t *testing.T) {
 
 	// Unknown format version in the metadata.
 	h := o.header.Clone()
-	h.Set("X-Amz-Meta-S3seal-V", "2")
-	e.store.put(testBucket, "v2", o.data, h)
-	_, _, err = e.get(t, "v2")
+	h.Set("X-Amz-Meta-S3seal-V", "3")
+	e.store.put(testBucket, "v3", o.data, h)
+	_, _, err = e.get(t, "v3")
 	if code, status := apiError(t, err); code != "UnsupportedObjectFormat" || status != 500 {
-		t.Errorf("version 2: %s %d", code, status)
+		t.Errorf("version 3: %s %d", code, status)
 	}
 }
 

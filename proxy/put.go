@@ -48,7 +48,7 @@ func (p *Proxy) putObject(x *exchange) error {
 	defer resp.Body.Close()
 	h := w.Header()
 	copyHeaders(h, resp.Header, "etag", "x-amz-version-id", "x-amz-expiration")
-	setEncryptionHeaders(h, meta.KeyID)
+	setEncryptionHeaders(h, meta)
 	if req.Checksum != "" {
 		h.Set("X-Amz-Checksum-"+req.Checksum, req.ChecksumValue())
 	}
@@ -103,12 +103,16 @@ func (p *Proxy) putEncrypted(x *exchange, r store.Request, src io.Reader, size i
 }
 
 // setEncryptionHeaders says what SSE-KMS says: the object is encrypted under
-// a KMS key. SDKs that check a PUT's ETag against the body's MD5 skip that
+// a KMS key (m's, when known), with the client's encryption context if it
+// gave one. SDKs that check a PUT's ETag against the body's MD5 skip that
 // check for SSE-KMS objects, whose ETags are not MD5s of the plaintext.
-func setEncryptionHeaders(h http.Header, keyID string) {
+func setEncryptionHeaders(h http.Header, m envelope.Metadata) {
 	h.Set("X-Amz-Server-Side-Encryption", "aws:kms")
-	if keyID != "" {
-		h.Set("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id", keyID)
+	if m.KeyID != "" {
+		h.Set("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id", m.KeyID)
+	}
+	if len(m.Context) > 0 {
+		h.Set("X-Amz-Server-Side-Encryption-Context", envelope.EncodeContext(m.Context))
 	}
 }
 

@@ -1,14 +1,16 @@
 package proxy
 
 import (
+	"maps"
 	"net/http"
 	"strings"
 
+	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/envelope/kms"
 )
 
 // SSE-KMS request headers: how an S3 client chooses the CMK of an object it
-// writes. s3seal honours them on the writes that make an object's data key
+// writes, and an encryption context bound to it. s3seal honours them on the writes that make an object's data key
 // (PutObject, CreateMultipartUpload, CopyObject: route.sse), validated as S3
 // validates them, and only for CMKs in the allow-list; every other request
 // carrying one is refused, so a client never believes a choice was applied
@@ -58,10 +60,15 @@ func (p *Proxy) writeKeys(x *exchange) (kms.ObjectKeys, error) {
 		return kms.ObjectKeys{}, newS3Error("InvalidArgument", http.StatusBadRequest,
 			"The x-amz-server-side-encryption-aws-kms-key-id header is empty.", nil)
 	}
+	encCtx, err := requestContext(h)
+	if err != nil {
+		return kms.ObjectKeys{}, err
+	}
+	keys := p.keys.WithContext(encCtx)
 	if keyID == "" {
 		def, err := p.bucketDefault(x.r.Context(), x.t.bucket)
 		if err != nil || def == "" {
-			return p.keys, err
+			return keys, err
 		}
 		keyID = def
 	}
@@ -69,18 +76,47 @@ func (p *Proxy) writeKeys(x *exchange) (kms.ObjectKeys, error) {
 	if err != nil {
 		return kms.ObjectKeys{}, chooseError(err)
 	}
-	return p.keys.Under(id), nil
+	return keys.Under(id), nil
+}
+
+// requestContext is the client's encryption context
+// (x-amz-server-side-encryption-context), bound into the data key's
+// encryption context beside bucket and key and kept with the object
+// (docs/FORMAT.md §6, §6.1); nil for none.
+func requestContext(h http.Header) (map[string]string, error) {
+	v, ok := h[http.CanonicalHeaderKey(sseContextHeader)]
+	if !ok {
+		return nil, nil
+	}
+	c, err := envelope.DecodeContext(strings.TrimSpace(strings.Join(v, ",")))
+	if err != nil {
+		return nil, newS3Error("InvalidArgument", http.StatusBadRequest,
+			"The x-amz-server-side-encryption-context header is invalid: "+err.Error()+".", err)
+	}
+	return c, nil
 }
 
 // checkCompleteSSE accepts SSE headers on CompleteMultipartUpload (minio-go
 // sends those of the upload to any store but AWS) when they agree with the
 // CMK the upload was created under, which the Complete cannot change.
-func (p *Proxy) checkCompleteSSE(x *exchange, uploadKeyID string) error {
+func (p *Proxy) checkCompleteSSE(x *exchange, upload envelope.Metadata) error {
 	h := x.t.header
 	alg, keyID := strings.TrimSpace(h.Get(sseHeader)), strings.TrimSpace(h.Get(sseKeyHeader))
-	if err := checkSSEChoice(alg, keyID != "", h); err != nil || keyID == "" {
+	if err := checkSSEChoice(alg, keyID != "", h); err != nil {
 		return err
 	}
+	encCtx, err := requestContext(h)
+	if err != nil {
+		return err
+	}
+	if encCtx != nil && !maps.Equal(encCtx, upload.Context) {
+		return newS3Error("InvalidArgument", http.StatusBadRequest,
+			"The upload was created with another encryption context than x-amz-server-side-encryption-context names.", nil)
+	}
+	if keyID == "" {
+		return nil
+	}
+	uploadKeyID := upload.KeyID
 	id, err := p.keys.Allowed.Choose(x.r.Context(), keyID)
 	if err != nil {
 		return chooseError(err)
@@ -106,12 +142,8 @@ func checkSSEChoice(alg string, hasKeyID bool, h http.Header) error {
 	default:
 		return invalid("The encryption method specified is not supported")
 	}
-	if _, ok := h[http.CanonicalHeaderKey(sseContextHeader)]; ok {
-		// Honouring it means binding it into the data key's encryption
-		// context and keeping it with the object; format version 1 has no
-		// field for it (docs/FORMAT.md §6). Ignoring it would leave the
-		// client believing a binding that is not there.
-		return errNotImplemented("x-amz-server-side-encryption-context")
+	if _, ok := h[http.CanonicalHeaderKey(sseContextHeader)]; ok && alg != "aws:kms" {
+		return invalid("An encryption context requires x-amz-server-side-encryption: aws:kms")
 	}
 	switch v := strings.ToLower(strings.TrimSpace(h.Get(sseBucketKey))); v {
 	case "", "true", "false":

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/envelope/kms"
 )
 
@@ -56,7 +57,10 @@ func TestSSEKMSHeaders(t *testing.T) {
 		{name: "unknown algorithm", header: map[string]string{sseHeader: "aws:xyz"}, code: "InvalidArgument", status: 400},
 		{name: "bad bucket key", header: map[string]string{sseHeader: "aws:kms", sseBucketKey: "maybe"}, code: "InvalidArgument", status: 400},
 		{name: "dual-layer", header: map[string]string{sseHeader: "aws:kms:dsse"}, code: "NotImplemented", status: 501},
-		{name: "context", header: map[string]string{sseHeader: "aws:kms", sseContextHeader: "eyJhIjoiYiJ9"}, code: "NotImplemented", status: 501},
+		{name: "context", header: map[string]string{sseHeader: "aws:kms", sseContextHeader: "eyJhIjoiYiJ9"}, wantKey: e.keyID},
+		{name: "context without aws:kms", header: map[string]string{sseContextHeader: "eyJhIjoiYiJ9"}, code: "InvalidArgument", status: 400},
+		{name: "context not base64", header: map[string]string{sseHeader: "aws:kms", sseContextHeader: "{}"}, code: "InvalidArgument", status: 400},
+		{name: "context with a reserved key", header: map[string]string{sseHeader: "aws:kms", sseContextHeader: envelope.EncodeContext(map[string]string{"s3seal:key": "x"})}, code: "InvalidArgument", status: 400},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -177,5 +181,59 @@ func TestCompleteWithSSEHeaders(t *testing.T) {
 		if status, body, _ := e.sendResp(t, req); status != tc.status {
 			t.Errorf("%s: %d %s", tc.name, status, body)
 		}
+	}
+}
+
+// A client's encryption context is bound into the data key, kept with the
+// object (metadata version 2), answered on reads, carried through
+// multipart uploads, and not copied to a copy that names none (as on S3).
+func TestSSEKMSContext(t *testing.T) {
+	e, _, _ := sseEnv(t)
+	encCtx := map[string]string{"tenant": "a"}
+	_, err := e.client.PutObject(bg(), &s3.PutObjectInput{Bucket: aws.String(testBucket), Key: aws.String("c"), Body: bytes.NewReader([]byte("with context")),
+		ServerSideEncryption: types.ServerSideEncryptionAwsKms, SSEKMSEncryptionContext: aws.String(envelope.EncodeContext(encCtx))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := e.store.get(testBucket, "c")
+	meta, err := parseMetadata(o.header)
+	if err != nil || meta.Context["tenant"] != "a" || o.header.Get("X-Amz-Meta-S3seal-V") != "2" {
+		t.Fatalf("stored metadata %+v %v", meta, err)
+	}
+	// The wrapped key opens only under the context too.
+	if _, err := e.keyring.Decrypt(bg(), meta.KeyID, meta.WrappedKey, kms.BindingContext(testBucket, "c")); err == nil {
+		t.Fatal("the data key unwraps without the client's context")
+	}
+	if got, _, err := e.get(t, "c"); err != nil || string(got) != "with context" {
+		t.Fatalf("read back: %q %v", got, err)
+	}
+	_, _, head := e.sendResp(t, e.signedRequest(t, http.MethodHead, "/"+testBucket+"/c", nil, 0, nil))
+	if head.Get("X-Amz-Server-Side-Encryption-Context") != envelope.EncodeContext(encCtx) {
+		t.Errorf("HEAD answers context %q", head.Get("X-Amz-Server-Side-Encryption-Context"))
+	}
+	if _, err := e.copy(t, &s3.CopyObjectInput{Key: aws.String("c-copy"), CopySource: aws.String(testBucket + "/c")}); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := parseMetadata(e.store.get(testBucket, "c-copy").header); m.Context != nil {
+		t.Errorf("a copy naming no context has %v", m.Context)
+	}
+	if got, _, err := e.get(t, "c-copy"); err != nil || string(got) != "with context" {
+		t.Errorf("the copy: %q %v", got, err)
+	}
+	// Multipart: the token carries the context to the parts.
+	up, err := e.client.CreateMultipartUpload(bg(), &s3.CreateMultipartUploadInput{Bucket: aws.String(testBucket), Key: aws.String("mpc"),
+		ServerSideEncryption: types.ServerSideEncryptionAwsKms, SSEKMSEncryptionContext: aws.String(envelope.EncodeContext(encCtx))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	etag, err := uploadPart(e.client, "mpc", aws.ToString(up.UploadId), 1, []byte("part"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := complete(e.client, "mpc", aws.ToString(up.UploadId), []string{etag}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := e.get(t, "mpc"); err != nil || string(got) != "part" {
+		t.Fatalf("multipart with a context: %q %v", got, err)
 	}
 }

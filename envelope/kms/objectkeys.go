@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/s3seal/s3seal/envelope"
 )
@@ -17,9 +18,16 @@ const (
 	ContextKey    = "s3seal:key"
 )
 
-// BindingContext is the encryption context of the object key in bucket.
-func BindingContext(bucket, key string) map[string]string {
-	return map[string]string{ContextBucket: bucket, ContextKey: key}
+// BindingContext is the encryption context of the object key in bucket,
+// with a client's context extra (nil for none) beside it (FORMAT.md §6.1).
+// A client's context cannot name s3seal's keys (envelope.DecodeContext).
+func BindingContext(bucket, key string, extra ...map[string]string) map[string]string {
+	c := map[string]string{}
+	for _, e := range extra {
+		maps.Copy(c, e)
+	}
+	c[ContextBucket], c[ContextKey] = bucket, key
+	return c
 }
 
 // ObjectKeys makes, opens and rebinds per-object data keys. It is the one
@@ -27,9 +35,20 @@ func BindingContext(bucket, key string) map[string]string {
 type ObjectKeys struct {
 	Keys  KeyService
 	KeyID string // the CMK for new objects and the target of rebinds
+	// Context is a client's encryption context for new objects and the
+	// target of rebinds (SSE-KMS's), bound beside bucket and key; nil for
+	// none.
+	Context map[string]string
 	// Allowed is the CMKs objects may be opened and rebound under; it must
 	// include KeyID. Nil refuses every operation.
 	Allowed *AllowList
+}
+
+// WithContext is o with a client's encryption context for new objects and
+// rebinds.
+func (o ObjectKeys) WithContext(c map[string]string) ObjectKeys {
+	o.Context = c
+	return o
 }
 
 // Under is o with the CMK for new objects and rebinds set to keyID, a
@@ -45,7 +64,7 @@ func (o ObjectKeys) New(ctx context.Context, bucket, key string) ([]byte, envelo
 	if err := o.haveAllowList(); err != nil {
 		return nil, envelope.Metadata{}, fmt.Errorf("new data key for %s/%s: %w", bucket, key, err)
 	}
-	dk, err := o.Keys.GenerateDataKey(ctx, o.KeyID, BindingContext(bucket, key))
+	dk, err := o.Keys.GenerateDataKey(ctx, o.KeyID, BindingContext(bucket, key, o.Context))
 	if err != nil {
 		return nil, envelope.Metadata{}, fmt.Errorf("new data key for %s/%s: %w", bucket, key, err)
 	}
@@ -58,7 +77,7 @@ func (o ObjectKeys) New(ctx context.Context, bucket, key string) ([]byte, envelo
 		clear(dk.Plaintext)
 		return nil, envelope.Metadata{}, fmt.Errorf("new data key for %s/%s: %w", bucket, key, err)
 	}
-	return dk.Plaintext, envelope.Metadata{KeyID: dk.KeyID, WrappedKey: dk.Ciphertext}, nil
+	return dk.Plaintext, envelope.Metadata{KeyID: dk.KeyID, WrappedKey: dk.Ciphertext, Context: o.Context}, nil
 }
 
 // Open unwraps the data key of the object at bucket/key.
@@ -66,7 +85,7 @@ func (o ObjectKeys) Open(ctx context.Context, m envelope.Metadata, bucket, key s
 	if err := o.checkStored(ctx, m.KeyID); err != nil {
 		return nil, fmt.Errorf("data key of %s/%s: %w", bucket, key, err)
 	}
-	pt, err := o.Keys.Decrypt(ctx, m.KeyID, m.WrappedKey, BindingContext(bucket, key))
+	pt, err := o.Keys.Decrypt(ctx, m.KeyID, m.WrappedKey, BindingContext(bucket, key, m.Context))
 	if err != nil {
 		return nil, fmt.Errorf("data key of %s/%s: %w", bucket, key, err)
 	}
@@ -79,7 +98,8 @@ func (o ObjectKeys) Open(ctx context.Context, m envelope.Metadata, bucket, key s
 // Rebind returns metadata for a server-side copy of the object at
 // srcBucket/srcKey to dstBucket/dstKey: the same data key (so the stored
 // bytes are copied unchanged), re-wrapped under the current CMK and bound to
-// the new name. The data key never leaves the key service.
+// the new name and o's context (a copy gets the context its request names,
+// as on S3). The data key never leaves the key service.
 func (o ObjectKeys) Rebind(ctx context.Context, m envelope.Metadata, srcBucket, srcKey, dstBucket, dstKey string) (envelope.Metadata, error) {
 	fail := func(err error) (envelope.Metadata, error) {
 		return envelope.Metadata{}, fmt.Errorf("rebinding %s/%s to %s/%s: %w", srcBucket, srcKey, dstBucket, dstKey, err)
@@ -87,14 +107,14 @@ func (o ObjectKeys) Rebind(ctx context.Context, m envelope.Metadata, srcBucket, 
 	if err := o.checkStored(ctx, m.KeyID); err != nil {
 		return fail(err)
 	}
-	w, err := o.Keys.ReEncrypt(ctx, m.WrappedKey, m.KeyID, BindingContext(srcBucket, srcKey), o.KeyID, BindingContext(dstBucket, dstKey))
+	w, err := o.Keys.ReEncrypt(ctx, m.WrappedKey, m.KeyID, BindingContext(srcBucket, srcKey, m.Context), o.KeyID, BindingContext(dstBucket, dstKey, o.Context))
 	if err != nil {
 		return fail(err)
 	}
 	if err := o.checkIssued(ctx, w.KeyID); err != nil {
 		return fail(err)
 	}
-	return envelope.Metadata{KeyID: w.KeyID, WrappedKey: w.Ciphertext}, nil
+	return envelope.Metadata{KeyID: w.KeyID, WrappedKey: w.Ciphertext, Context: o.Context}, nil
 }
 
 // haveAllowList fails closed: without a list every CMK s3seal's role may

@@ -16,6 +16,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"strconv"
 
 	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/envelope/kms"
@@ -30,7 +31,7 @@ type Report struct {
 	Key               string            `json:"key"`
 	VersionID         string            `json:"version_id,omitempty"`
 	ETag              string            `json:"etag,omitempty"`
-	FormatVersion     int               `json:"format_version"`
+	FormatVersion     int               `json:"format_version"` // of the metadata: 2 with a client's context (§6)
 	CMK               string            `json:"cmk"`
 	EncryptionContext map[string]string `json:"encryption_context"`
 	WrappedKey        string            `json:"wrapped_key"` // standard base64, as stored
@@ -71,8 +72,8 @@ func Inspect(ctx context.Context, st *store.Client, obj store.Object) (Report, e
 		return Report{}, fmt.Errorf("s3://%s/%s: %w", obj.Bucket, obj.Key, err)
 	}
 	r := Report{Bucket: obj.Bucket, Key: obj.Key, VersionID: cmp.Or(obj.VersionID, resp.Header.Get("X-Amz-Version-Id")),
-		ETag: resp.Header.Get("ETag"), FormatVersion: 1, CMK: meta.KeyID,
-		EncryptionContext: kms.BindingContext(obj.Bucket, obj.Key),
+		ETag: resp.Header.Get("ETag"), FormatVersion: formatVersion(meta), CMK: meta.KeyID,
+		EncryptionContext: kms.BindingContext(obj.Bucket, obj.Key, meta.Context),
 		WrappedKey:        base64.StdEncoding.EncodeToString(meta.WrappedKey), StoredSize: resp.ContentLength}
 	if r.Parts, err = parts(ctx, st, obj, r.ETag, resp); err != nil {
 		return Report{}, err
@@ -137,13 +138,25 @@ func (r *Report) Check() error {
 // would be: a report edited to bind other names is refused here, and one
 // with another key or CMK fails in the key service.
 func (r Report) Metadata() (envelope.Metadata, error) {
-	if r.FormatVersion != 1 {
+	if r.FormatVersion != 1 && r.FormatVersion != 2 {
 		return envelope.Metadata{}, fmt.Errorf("format version %d: %w", r.FormatVersion, envelope.ErrUnsupportedVersion)
 	}
-	if !maps.Equal(r.EncryptionContext, kms.BindingContext(r.Bucket, r.Key)) {
+	// The client's part is everything but s3seal's own keys, which must
+	// bind this bucket and key.
+	clientCtx := maps.Clone(r.EncryptionContext)
+	delete(clientCtx, kms.ContextBucket)
+	delete(clientCtx, kms.ContextKey)
+	if len(clientCtx) == 0 {
+		clientCtx = nil
+	}
+	if !maps.Equal(r.EncryptionContext, kms.BindingContext(r.Bucket, r.Key, clientCtx)) {
 		return envelope.Metadata{}, fmt.Errorf("the encryption context does not bind s3://%s/%s (docs/FORMAT.md §6.1)", r.Bucket, r.Key)
 	}
-	return envelope.ParseUserMetadata(envelope.Metadata{KeyID: r.CMK, WrappedKey: mustBase64(r.WrappedKey)}.UserMetadata())
+	m := envelope.Metadata{KeyID: r.CMK, WrappedKey: mustBase64(r.WrappedKey), Context: clientCtx}
+	if formatVersion(m) != r.FormatVersion {
+		return envelope.Metadata{}, fmt.Errorf("format version %d with that encryption context: %w", r.FormatVersion, envelope.ErrMalformedMetadata)
+	}
+	return envelope.ParseUserMetadata(m.UserMetadata())
 }
 
 func mustBase64(s string) []byte {
@@ -188,4 +201,10 @@ func Decrypt(ctx context.Context, keys kms.ObjectKeys, r Report, ciphertext io.R
 func Open(ctx context.Context, st *store.Client, r Report) (io.ReadCloser, error) {
 	obj := store.Object{Bucket: r.Bucket, Key: r.Key, VersionID: r.VersionID}
 	return st.GetRange(ctx, obj, r.ETag, 0, r.StoredSize)
+}
+
+// formatVersion is the metadata version m is stored with (§6).
+func formatVersion(m envelope.Metadata) int {
+	v, _ := strconv.Atoi(m.UserMetadata()["s3seal-v"])
+	return v
 }

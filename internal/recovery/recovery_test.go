@@ -68,7 +68,13 @@ func TestDecrypt(t *testing.T) {
 		{"tampered", nil, flipped, envelope.ErrAuthentication},
 		{"another name", func(r Report) Report { r.Key = "other"; return r }, stored, nil},
 		{"another context", func(r Report) Report { r.EncryptionContext = map[string]string{"s3seal:bucket": "b"}; return r }, stored, nil},
-		{"another version", func(r Report) Report { r.FormatVersion = 2; return r }, stored, envelope.ErrUnsupportedVersion},
+		{"another version", func(r Report) Report { r.FormatVersion = 3; return r }, stored, envelope.ErrUnsupportedVersion},
+		{"version 2 without a context", func(r Report) Report { r.FormatVersion = 2; return r }, stored, envelope.ErrMalformedMetadata},
+		{"a client's context it was not bound to", func(r Report) Report {
+			r.EncryptionContext = kms.BindingContext("b", "k", map[string]string{"tenant": "x"})
+			r.FormatVersion = 2
+			return r
+		}, stored, kms.ErrInvalidCiphertext},
 		{"a damaged wrapped key", func(r Report) Report { r.WrappedKey = "AAAA" + r.WrappedKey[4:]; return r }, stored, kms.ErrInvalidCiphertext},
 		{"a CMK not configured", func(r Report) Report { r.CMK = "someone-elses"; return r }, stored, kms.ErrKeyNotAllowed},
 		{"no parts", func(r Report) Report { r.Parts = nil; return r }, stored, envelope.ErrImpossibleSize},

@@ -328,6 +328,11 @@ func (r *run) rewrap(ctx context.Context, key, versionID string, st stored, cond
 		"X-Amz-Tagging-Directive":                     "COPY",
 	}
 	cond.set(h)
+	if len(st.meta.Context) > 0 {
+		// A copy gets the context its request names (as on S3): the
+		// object's own, so that it keeps its binding.
+		h["X-Amz-Server-Side-Encryption-Context"] = envelope.EncodeContext(st.meta.Context)
+	}
 	if st.storageClass != "" {
 		h["X-Amz-Storage-Class"] = st.storageClass
 	}
