@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/minio/minio-go/v7"
 )
 
@@ -166,5 +167,24 @@ func TestRecoveryByHandKeyring(t *testing.T) {
 	got := python(t, recoveryProgram(t, dir, "s3seal_decrypt.py"), writeFile(t, dir, "datakey", dk), stored)
 	if !bytes.Equal(got, plain) {
 		t.Fatalf("decrypted %d bytes, want the %d written", len(got), len(plain))
+	}
+
+	// A version 2 object: the client's context joins the binding.
+	encCtx := base64.StdEncoding.EncodeToString([]byte(`{"tenant":"a"}`))
+	if _, err := sdkClient(t, in).PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("v2"), Body: bytes.NewReader(plain),
+		ServerSideEncryption: types.ServerSideEncryptionAwsKms, SSEKMSEncryptionContext: aws.String(encCtx)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.FGetObject(ctx, bucket, "v2", stored, minio.GetObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	info, err = st.StatObject(ctx, bucket, "v2", minio.StatObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dk = python(t, recoveryProgram(t, dir, "keyring_unwrap.py"), filepath.Join(e.emb.dataDir, "keyring.json"), bucket, "v2",
+		info.Metadata.Get("X-Amz-Meta-S3seal-K"), info.Metadata.Get("X-Amz-Meta-S3seal-X"))
+	if got := python(t, recoveryProgram(t, dir, "s3seal_decrypt.py"), writeFile(t, dir, "datakey", dk), stored); !bytes.Equal(got, plain) {
+		t.Fatal("the version 2 object decrypted differently")
 	}
 }

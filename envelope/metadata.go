@@ -1,14 +1,17 @@
 package envelope
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // s3seal's own user metadata. Short names leave users nearly all of the
@@ -74,15 +77,20 @@ func (m Metadata) UserMetadata() map[string]string {
 
 // EncodeContext is an encryption context as S3's
 // x-amz-server-side-encryption-context and §6's s3seal-x carry it: base64
-// of a JSON object, keys in byte order.
+// of a JSON object, keys in byte order, nothing HTML-escaped.
 func EncodeContext(c map[string]string) string {
-	b, _ := json.Marshal(c) // string maps marshal, sorted by key
-	return base64.StdEncoding.EncodeToString(b)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(c) // a string map cannot fail; it is written sorted by key
+	return base64.StdEncoding.EncodeToString(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
 }
 
-// DecodeContext reads an encryption context as EncodeContext writes it,
-// and checks it as §6.1 requires: a non-empty JSON object of strings, no
-// key in s3seal's namespace, at most MaxContextLen encoded.
+// DecodeContext reads an encryption context as a client or §6's s3seal-x
+// gives it, and checks it as §6.1 requires: a non-empty JSON object whose
+// keys are distinct and not in s3seal's namespace and whose values are
+// non-empty strings, all valid UTF-8, at most MaxContextLen encoded as
+// given and as EncodeContext writes it (what is stored must read back).
 func DecodeContext(s string) (map[string]string, error) {
 	if s == "" || len(s) > MaxContextLen {
 		return nil, fmt.Errorf("encryption context empty or over %d bytes encoded", MaxContextLen)
@@ -91,14 +99,50 @@ func DecodeContext(s string) (map[string]string, error) {
 	if err != nil {
 		return nil, errors.New("encryption context is not base64")
 	}
-	var c map[string]string
-	if err := json.Unmarshal(b, &c); err != nil || len(c) == 0 {
-		return nil, errors.New("encryption context is not a non-empty JSON object of strings")
+	c, err := contextObject(b)
+	if err != nil {
+		return nil, err
 	}
-	for k := range c {
-		if k == "" || strings.HasPrefix(strings.ToLower(k), ReservedContextPrefix) {
-			return nil, fmt.Errorf("encryption context key %q is empty or reserved (%s*)", k, ReservedContextPrefix)
+	if len(EncodeContext(c)) > MaxContextLen {
+		return nil, fmt.Errorf("encryption context over %d bytes encoded", MaxContextLen)
+	}
+	return c, nil
+}
+
+// contextObject parses b as a JSON object of distinct, non-reserved keys
+// and non-empty string values, refusing what JSON decoders disagree on
+// (duplicate keys, invalid UTF-8).
+func contextObject(b []byte) (map[string]string, error) {
+	bad := errors.New("encryption context is not a JSON object of distinct keys and non-empty strings")
+	if !utf8.Valid(b) {
+		return nil, bad
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, bad
+	}
+	c := map[string]string{}
+	for dec.More() {
+		k, err1 := dec.Token()
+		v, err2 := dec.Token()
+		key, ok1 := k.(string)
+		val, ok2 := v.(string)
+		if err1 != nil || err2 != nil || !ok1 || !ok2 || val == "" || key == "" {
+			return nil, bad
 		}
+		if _, dup := c[key]; dup {
+			return nil, bad
+		}
+		if strings.HasPrefix(strings.ToLower(key), ReservedContextPrefix) {
+			return nil, fmt.Errorf("encryption context key %q is reserved (%s*)", key, ReservedContextPrefix)
+		}
+		c[key] = val
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('}') || len(c) == 0 || dec.More() {
+		return nil, bad
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, bad
 	}
 	return c, nil
 }

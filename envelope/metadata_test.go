@@ -94,6 +94,19 @@ func TestMetadataErrors(t *testing.T) {
 	}
 }
 
+// What a client may send as its context encodes within the bound, so what
+// is stored reads back: HTML-sensitive characters are not escaped.
+func TestContextEncodesWithinBound(t *testing.T) {
+	raw := `{"a":"` + strings.Repeat("<&>", 250) + `"}`
+	c, err := DecodeContext(base64.StdEncoding.EncodeToString([]byte(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := DecodeContext(EncodeContext(c)); err != nil || got["a"] != c["a"] {
+		t.Fatalf("re-encoded: %v", err)
+	}
+}
+
 // Version 2 adds the client's encryption context; every way it can be
 // wrong is malformed metadata.
 func TestMetadataContext(t *testing.T) {
@@ -115,6 +128,11 @@ func TestMetadataContext(t *testing.T) {
 		"reserved key":  EncodeContext(map[string]string{"s3seal:bucket": "other"}),
 		"reserved case": EncodeContext(map[string]string{"S3SEAL:key": "other"}),
 		"too long":      EncodeContext(map[string]string{"a": strings.Repeat("b", 2000)}),
+		"duplicate key": base64.StdEncoding.EncodeToString([]byte(`{"a":"1","a":"2"}`)),
+		"empty value":   base64.StdEncoding.EncodeToString([]byte(`{"a":""}`)),
+		"null value":    base64.StdEncoding.EncodeToString([]byte(`{"a":null}`)),
+		"invalid UTF-8": base64.StdEncoding.EncodeToString([]byte("{\"a\":\"\xff\"}")),
+		"trailing data": base64.StdEncoding.EncodeToString([]byte(`{"a":"1"} {}`)),
 	} {
 		bad := maps.Clone(u)
 		bad["s3seal-x"] = x

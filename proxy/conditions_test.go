@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"testing"
 
@@ -12,8 +13,18 @@ import (
 // A copy's destination conditions hold whether or not the store checks
 // them on CopyObject (the fake store does not, as MinIO does not).
 func TestCopyDestinationConditions(t *testing.T) {
+	for _, multipart := range []bool{false, true} {
+		t.Run(fmt.Sprint("multipart=", multipart), func(t *testing.T) { copyDestinationConditions(t, multipart) })
+	}
+}
+
+func copyDestinationConditions(t *testing.T, multipart bool) {
 	e := newEnv(t)
-	e.put(t, "src", []byte("source"), nil)
+	if multipart {
+		e.multipartPut(t, "src", splitParts(randomBytes(2*64*kib+5, 3), 64*kib, 64*kib, 5))
+	} else {
+		e.put(t, "src", []byte("source"), nil)
+	}
 	dst := e.put(t, "dst", []byte("destination"), nil)
 	etag := aws.ToString(dst.ETag)
 	tests := []struct {

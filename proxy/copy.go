@@ -208,6 +208,7 @@ func relayCopyResult(x *exchange, resp *http.Response, meta envelope.Metadata) e
 		}
 	}
 	setEncryptionHeaders(h, meta)
+	setContextHeader(h, meta)
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	x.w.WriteHeader(http.StatusOK)
 	x.w.Write(body)
@@ -243,6 +244,11 @@ func (p *Proxy) copyMultipart(x *exchange, src objRef, srcVersion string, header
 	if err != nil {
 		return err
 	}
+	// After the part copies, as for a single copy; Complete carries the
+	// conditions to the store as well.
+	if err := p.checkDestination(x); err != nil {
+		return err
+	}
 	done, err := p.complete(x, uploadID, parts, layout)
 	var late *lateError
 	if errors.As(err, &late) {
@@ -258,6 +264,7 @@ func (p *Proxy) copyMultipart(x *exchange, src objRef, srcVersion string, header
 		h.Set("X-Amz-Copy-Source-Version-Id", v)
 	}
 	setEncryptionHeaders(h, meta)
+	setContextHeader(h, meta)
 	return writeXML(x, http.StatusOK, copyResult{ETag: done.etag, LastModified: time.Now().UTC().Format("2006-01-02T15:04:05.000Z")})
 }
 

@@ -64,6 +64,7 @@ func (p *Proxy) getObject(x *exchange) error {
 	}
 	defer clear(dk)
 	objectResponseHeader(x.w.Header(), resp.Header, info)
+	setContextHeader(x.w.Header(), info.meta) // unwrapped under it just now
 	clock := clockFor(x.r.Context(), dirDecrypt)
 	return serveDecrypted(x, http.StatusOK, clock.cipher(envelope.NewDecryptReader(clock.source(resp.Body), dk, info.segments)), info.size)
 }

@@ -151,11 +151,22 @@ func fits(l envelope.Layout, info objectInfo) bool {
 // decide chunk lengths and final flags, and a wrong one would only show once
 // the answer has started. So each such segment's size is asked for once (and
 // remembered); any difference means the guess is wrong and the exact layout
-// is fetched. The last segment's size follows from the others.
+// is fetched. The last segment's size follows from the others and the
+// stored total, which is the store's claim (a probe's Content-Range): a
+// range that does not reach the last segment never authenticates it, so
+// that segment's size is asked for too, and the object's size answered is
+// one the part sizes agree with.
 func (p *Proxy) checkGuess(ctx context.Context, o objRef, l envelope.Layout, br byteRange) (envelope.Layout, bool, error) {
 	first, last := l.SegmentAt(br.off), l.SegmentAt(br.off+br.n-1)
 	k := layoutKey(o.Bucket, o.Key, o.etag)
+	var check []int
 	for s := max(first, 1); s <= min(last, len(l)-2); s++ {
+		check = append(check, s)
+	}
+	if n := len(l) - 1; n >= 1 && last < n {
+		check = append(check, n)
+	}
+	for _, s := range check {
 		if p.layouts.isVerified(k, s) {
 			continue
 		}

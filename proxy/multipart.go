@@ -60,6 +60,7 @@ func (p *Proxy) createUpload(x *exchange) error {
 	h := x.w.Header()
 	copyHeaders(h, resp.Header, "x-amz-abort-date", "x-amz-abort-rule-id", "x-amz-request-charged")
 	setEncryptionHeaders(h, meta)
+	setContextHeader(h, meta)
 	if alg := t.header.Get("X-Amz-Checksum-Algorithm"); alg != "" {
 		h.Set("X-Amz-Checksum-Algorithm", alg)
 	}

@@ -417,8 +417,8 @@ func TestMultipartRanges(t *testing.T) {
 			e.proxy.layouts = newLayoutCache() // as another replica would start
 			check("discovered layout")
 			heads := partHeads(e.store)
-			if tc.name == "equal" && heads != 3 {
-				t.Errorf("%d part HEADs for equal parts, want 3 (part 1, then each middle part once)", heads)
+			if tc.name == "equal" && heads != 4 {
+				t.Errorf("%d part HEADs for equal parts, want 4 (part 1, then each middle part and the last once)", heads)
 			}
 			if tc.name == "unequal" && heads > 2+len(tc.sizes) {
 				t.Errorf("%d part HEADs for unequal parts, want the guess, one check and then all", heads)

@@ -49,6 +49,7 @@ func (p *Proxy) putObject(x *exchange) error {
 	h := w.Header()
 	copyHeaders(h, resp.Header, "etag", "x-amz-version-id", "x-amz-expiration")
 	setEncryptionHeaders(h, meta)
+	setContextHeader(h, meta)
 	if req.Checksum != "" {
 		h.Set("X-Amz-Checksum-"+req.Checksum, req.ChecksumValue())
 	}
@@ -103,14 +104,21 @@ func (p *Proxy) putEncrypted(x *exchange, r store.Request, src io.Reader, size i
 }
 
 // setEncryptionHeaders says what SSE-KMS says: the object is encrypted under
-// a KMS key (m's, when known), with the client's encryption context if it
-// gave one. SDKs that check a PUT's ETag against the body's MD5 skip that
-// check for SSE-KMS objects, whose ETags are not MD5s of the plaintext.
+// a KMS key (m's, when known). SDKs that check a PUT's ETag against the
+// body's MD5 skip that check for SSE-KMS objects, whose ETags are not MD5s
+// of the plaintext.
 func setEncryptionHeaders(h http.Header, m envelope.Metadata) {
 	h.Set("X-Amz-Server-Side-Encryption", "aws:kms")
 	if m.KeyID != "" {
 		h.Set("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id", m.KeyID)
 	}
+}
+
+// setContextHeader answers an object's encryption context, as S3 does on
+// the writes that set it. Reads answer it only once the data key has been
+// unwrapped under it: the store's metadata says it, and a HEAD checks
+// nothing.
+func setContextHeader(h http.Header, m envelope.Metadata) {
 	if len(m.Context) > 0 {
 		h.Set("X-Amz-Server-Side-Encryption-Context", envelope.EncodeContext(m.Context))
 	}

@@ -586,7 +586,7 @@ func userMetadata() map[string]string {
 
 func checkUserMetadata(ctx context.Context, s *Session) Outcome {
 	meta := userMetadata()
-	const breaks = "s3seal keeps about 350 bytes of its own metadata (the wrapped data key) beside the client's, within S3's 2 KB: PUTs with metadata near the limit fail or lose entries, and objects may lose the key that decrypts them"
+	const breaks = "s3seal keeps about 350 bytes of its own metadata (the wrapped data key; up to 1 KiB more with a client's encryption context) beside the client's, within S3's 2 KB: PUTs with metadata near the limit fail or lose entries, and objects may lose the key that decrypts them"
 	const fix = "use a store that keeps 2 KB of user metadata per object, as S3 does"
 	obj, err := s.put(ctx, "metadata", []byte("metadata probe"), minio.PutObjectOptions{UserMetadata: meta})
 	if err != nil {

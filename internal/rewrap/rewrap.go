@@ -330,8 +330,13 @@ func (r *run) rewrap(ctx context.Context, key, versionID string, st stored, cond
 	cond.set(h)
 	if len(st.meta.Context) > 0 {
 		// A copy gets the context its request names (as on S3): the
-		// object's own, so that it keeps its binding.
-		h["X-Amz-Server-Side-Encryption-Context"] = envelope.EncodeContext(st.meta.Context)
+		// object's own, so that it keeps its binding — as s3seal
+		// unwrapped it, not as the store's HEAD claimed it.
+		encCtx, err := r.verifiedContext(ctx, key, versionID, st.etag)
+		if err != nil {
+			return "", err
+		}
+		h["X-Amz-Server-Side-Encryption-Context"] = encCtx
 	}
 	if st.storageClass != "" {
 		h["X-Amz-Storage-Class"] = st.storageClass
@@ -350,6 +355,26 @@ func (r *run) rewrap(ctx context.Context, key, versionID string, st stored, cond
 		return "", fmt.Errorf("rewrapped, but not recorded for a resumed run: %w", err)
 	}
 	return info.ETag, r.cfg.Journal.Record(after.meta)
+}
+
+// verifiedContext is the encryption context of the object (version
+// versionID) with etag, as s3seal answers it on a GET: once the data key
+// has been unwrapped under it. Only the answer's headers are read.
+func (r *run) verifiedContext(ctx context.Context, key, versionID, etag string) (string, error) {
+	opts := minio.GetObjectOptions{VersionID: versionID}
+	if err := opts.SetMatchETag(trimETag(etag)); err != nil {
+		return "", err
+	}
+	body, _, h, err := minio.Core{Client: r.cfg.S3}.GetObject(ctx, r.cfg.Bucket, key, opts)
+	if err != nil {
+		return "", err
+	}
+	body.Close()
+	v := h.Get("X-Amz-Server-Side-Encryption-Context")
+	if _, err := envelope.DecodeContext(v); err != nil {
+		return "", fmt.Errorf("the store's answers disagree on the object's encryption context: %w", err)
+	}
+	return v, nil
 }
 
 // copyCondition is what a write requires of the key's current version: an
