@@ -23,6 +23,12 @@ import (
 //     is no need to keep it twice), so that a run after an interruption
 //     skips the objects that carry one, since a wrapped key under a CMK's
 //     current material looks like any other to anyone but the key service;
+//   - the objects a rotation in place is about to copy: "S <hex key>
+//     <digest of its wrapped key then>", so that an object whose copy a
+//     kill cut off between the copy and its record is not done twice: on
+//     resume, an object whose wrapped key is no longer the one noted has
+//     been copied (or written anew through s3seal, which also wraps under
+//     current material);
 //   - the key histories being replayed (versions.go): "R <hex key>" when a
 //     replay starts and "D <hex key>" when the key's current version is
 //     right again, so that a replay cut off by a crash is found and not
@@ -36,13 +42,14 @@ type Journal struct {
 	mu      sync.Mutex
 	f       *os.File
 	done    map[string]bool
-	replays map[string]bool // keys whose replay an earlier run started and never ended
+	started map[string]string // hex key to the digest its object had when its copy began
+	replays map[string]bool   // keys whose replay an earlier run started and never ended
 }
 
 // OpenJournal opens (or creates, 0600) the journal at path and reads what
 // an earlier run recorded there.
 func OpenJournal(path string) (*Journal, error) {
-	j := &Journal{path: path, done: map[string]bool{}, replays: map[string]bool{}}
+	j := &Journal{path: path, done: map[string]bool{}, started: map[string]string{}, replays: map[string]bool{}}
 	b, err := os.Open(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -69,6 +76,9 @@ func (j *Journal) read(r io.Reader) error {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		switch line := sc.Text(); {
+		case strings.HasPrefix(line, "S "):
+			key, d, _ := strings.Cut(line[2:], " ")
+			j.started[key] = d
 		case strings.HasPrefix(line, "R "):
 			j.replays[line[2:]] = true
 		case strings.HasPrefix(line, "D "):
@@ -117,12 +127,21 @@ func digest(m envelope.Metadata) string {
 	return hex.EncodeToString(d[:16])
 }
 
-// Done reports whether an object with metadata m was rewrapped by this
-// run or a recorded earlier one.
-func (j *Journal) Done(m envelope.Metadata) bool {
+// Done reports whether the object at key, which has metadata m now, was
+// rewrapped by this run or a recorded earlier one, or has changed since an
+// earlier run began copying it.
+func (j *Journal) Done(key string, m envelope.Metadata) bool {
+	d := digest(m)
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return j.done[digest(m)]
+	before, began := j.started[hex.EncodeToString([]byte(key))]
+	return j.done[d] || began && before != d
+}
+
+// Starting notes that the object at key, with metadata m, is about to be
+// copied.
+func (j *Journal) Starting(key string, m envelope.Metadata) error {
+	return j.append("S " + hex.EncodeToString([]byte(key)) + " " + digest(m))
 }
 
 // Record notes that an object now carries metadata m.

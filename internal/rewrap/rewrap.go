@@ -201,6 +201,7 @@ func (r *run) finish(res Result) {
 
 // stored is what the store holds beside an object.
 type stored struct {
+	key                string
 	etag, storageClass string
 	size               int64
 	header             http.Header
@@ -227,7 +228,7 @@ func (r *run) head(ctx context.Context, key, versionID string) (stored, error) {
 	default:
 		return stored{}, fmt.Errorf("HEAD of the stored object answered %d", resp.StatusCode)
 	}
-	st := stored{etag: resp.Header.Get("ETag"), storageClass: resp.Header.Get("X-Amz-Storage-Class"), size: resp.ContentLength, header: resp.Header}
+	st := stored{key: key, etag: resp.Header.Get("ETag"), storageClass: resp.Header.Get("X-Amz-Storage-Class"), size: resp.ContentLength, header: resp.Header}
 	meta, err := envelope.ParseHeader(resp.Header)
 	switch {
 	case errors.Is(err, envelope.ErrNoMetadata):
@@ -287,7 +288,7 @@ func (r *run) decide(st stored) Outcome {
 		return Rewrapped
 	case cfg.EncryptPlaintext:
 		return UpToDate // sealed already; no other CMK asked for
-	case cfg.Journal != nil && cfg.Journal.Done(st.meta):
+	case cfg.Journal != nil && cfg.Journal.Done(st.key, st.meta):
 		return UpToDate
 	}
 	return Rewrapped
@@ -341,13 +342,19 @@ func (r *run) rewrap(ctx context.Context, key, versionID string, st stored, cond
 	if st.storageClass != "" {
 		h["X-Amz-Storage-Class"] = st.storageClass
 	}
+	rotation := r.cfg.Journal != nil && r.cfg.ToKey == ""
+	if rotation {
+		if err := r.cfg.Journal.Starting(key, st.meta); err != nil {
+			return "", err
+		}
+	}
 	core := minio.Core{Client: r.cfg.S3}
 	src := minio.CopySrcOptions{VersionID: versionID}
 	info, err := core.CopyObject(ctx, r.cfg.Bucket, key, r.cfg.Bucket, key, h, src, minio.PutObjectOptions{})
 	if err != nil {
 		return "", err
 	}
-	if r.cfg.Journal == nil || r.cfg.ToKey != "" {
+	if !rotation {
 		return info.ETag, nil
 	}
 	after, err := r.head(ctx, key, "")

@@ -39,7 +39,7 @@ func TestDecide(t *testing.T) {
 		{"sealed, encrypting only", Config{EncryptPlaintext: true}, underA, UpToDate},
 		{"sealed, encrypting and moving", Config{EncryptPlaintext: true, ToKey: "b", ToKeyIDs: []string{"key-b"}}, underA, Rewrapped},
 		{"rotation in place", Config{Journal: journal}, underA, Rewrapped},
-		{"rotation in place, done before", Config{Journal: journal}, rewrapped, UpToDate},
+		{"rotation in place, done before", Config{Journal: journal}, stored{key: "x", sealed: true, meta: rewrapped.meta}, UpToDate},
 		{"rotation in place, no journal", Config{}, rewrapped, Rewrapped},
 	}
 	for _, tc := range tests {
@@ -81,7 +81,7 @@ func TestJournalResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j.Done(m) {
+	if j.Done("obj", m) {
 		t.Fatal("a fresh journal knows an object")
 	}
 	if err := j.Record(m); err != nil {
@@ -92,8 +92,21 @@ func TestJournalResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !j.Done(m) || j.Resumed() != 1 || j.Done(envelope.Metadata{KeyID: "k", WrappedKey: []byte{1, 2, 4}}) {
+	if !j.Done("obj", m) || j.Resumed() != 1 || j.Done("obj", envelope.Metadata{KeyID: "k", WrappedKey: []byte{1, 2, 4}}) {
 		t.Fatal("the reopened journal does not say exactly what was recorded")
+	}
+	// A copy cut off between the copy and its record: the object's
+	// wrapped key is no longer the one noted when the copy began.
+	before := envelope.Metadata{KeyID: "k", WrappedKey: []byte{7}}
+	if err := j.Starting("cut", before); err != nil {
+		t.Fatal(err)
+	}
+	j.Close(false)
+	if j, err = OpenJournal(path); err != nil {
+		t.Fatal(err)
+	}
+	if j.Done("cut", before) || !j.Done("cut", envelope.Metadata{KeyID: "k", WrappedKey: []byte{8}}) || j.Done("other", envelope.Metadata{KeyID: "k", WrappedKey: []byte{8}}) {
+		t.Fatal("a copy cut off before its record is not told apart")
 	}
 	if err := j.Close(true); err != nil {
 		t.Fatal(err)
