@@ -159,10 +159,10 @@ func (p *Proxy) readTags(ctx context.Context, r store.Request) (tagSet, error) {
 	}
 	switch {
 	case resp.StatusCode == http.StatusOK:
-	case resp.StatusCode == http.StatusNotFound && errorCode(body) == "NoSuchTagSet":
+	case resp.StatusCode == http.StatusNotFound && store.ErrorCode(body) == "NoSuchTagSet":
 		return tagSet{}, nil
 	case resp.StatusCode == http.StatusNotFound, resp.StatusCode == http.StatusForbidden, resp.StatusCode == http.StatusNotImplemented:
-		return tagSet{}, &tagsUnavailable{status: resp.StatusCode, code: errorCode(body)}
+		return tagSet{}, &tagsUnavailable{status: resp.StatusCode, code: store.ErrorCode(body)}
 	default:
 		return tagSet{}, errUpstream(fmt.Errorf("reading tags: the store answered %d", resp.StatusCode))
 	}
@@ -174,15 +174,6 @@ func (p *Proxy) readTags(ctx context.Context, r store.Request) (tagSet, error) {
 		return tagSet{}, errUpstream(fmt.Errorf("reading tags: %w", err))
 	}
 	return s, nil
-}
-
-// errorCode is the <Code> of an S3 error document, or "".
-func errorCode(body []byte) string {
-	var e struct{ Code string }
-	if xml.Unmarshal(body, &e) != nil {
-		return ""
-	}
-	return e.Code
 }
 
 // putBucketTags replaces a bucket's tags with s (none: deletes them).

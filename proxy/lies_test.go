@@ -11,6 +11,7 @@ import (
 
 	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/internal/adversary"
+	"github.com/s3seal/s3seal/internal/store"
 )
 
 const chunk = envelope.ChunkSize
@@ -192,9 +193,9 @@ func TestStoreLies(t *testing.T) {
 				t.Errorf("the lie went unnoticed: %d", a.status)
 			}
 			if !tt.mustFail && !ok {
-				t.Logf("refused: %d %s", a.status, errorCode(a.body))
+				t.Logf("refused: %d %s", a.status, store.ErrorCode(a.body))
 			}
-			if tt.wantCode != "" && errorCode(a.body) != tt.wantCode {
+			if tt.wantCode != "" && store.ErrorCode(a.body) != tt.wantCode {
 				t.Errorf("%d %s, want %s", a.status, a.body, tt.wantCode)
 			}
 			if a.status == http.StatusOK && tt.query == "?tagging" && bytes.Contains(a.body, e.stored(t, tt.key)[:32]) {

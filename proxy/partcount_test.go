@@ -11,6 +11,7 @@ import (
 
 	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/internal/adversary"
+	"github.com/s3seal/s3seal/internal/store"
 )
 
 // TestPartCountsWithoutETagMarks: on a store whose ETags carry no part
@@ -43,7 +44,7 @@ func TestPartCountsWithoutETagMarks(t *testing.T) {
 							t.Errorf("%s: %d, want 502 UnknownPartCount", key, a.status)
 						}
 					}
-					if errorCode(get.body) != "UnknownPartCount" {
+					if store.ErrorCode(get.body) != "UnknownPartCount" {
 						t.Errorf("%s: %s", key, get.body)
 					}
 					continue

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7/pkg/signer"
+	"github.com/s3seal/s3seal/internal/store"
 )
 
 // How a test client frames and protects a request body.
@@ -126,7 +127,7 @@ func (e *env) send(t testing.TB, req *http.Request) (int, string, []byte) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	e.drain(t, 1)
-	return resp.StatusCode, errorCode(body), body
+	return resp.StatusCode, store.ErrorCode(body), body
 }
 
 // writesSince returns the requests the store received since the n-th that

@@ -14,7 +14,6 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -148,8 +147,9 @@ func (s *Session) judgeListBuckets(resp *http.Response) Outcome {
 	if resp.StatusCode < 300 {
 		return passed(fmt.Sprintf("store answers and accepts s3seal's credential (%s)", s.cfg.Store.URL.Redacted()))
 	}
-	var s3err struct{ Code string }
-	xml.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&s3err) // best effort: a missing code is judged by the status
+	// Best effort: a missing code is judged by the status.
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	s3err := struct{ Code string }{store.ErrorCode(body)}
 	said := strings.TrimSpace(fmt.Sprintf("%d %s", resp.StatusCode, s3err.Code))
 	switch {
 	case resp.StatusCode >= 500:

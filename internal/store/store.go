@@ -14,6 +14,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -180,4 +181,16 @@ func (c *Client) send(req *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("%w: %w", ErrUnreachable, err)
 	}
 	return resp, nil
+}
+
+// ErrorCode is the <Code> of an S3 error document, or "" for anything else.
+func ErrorCode(doc []byte) string {
+	var e struct {
+		XMLName xml.Name `xml:"Error"`
+		Code    string
+	}
+	if xml.Unmarshal(doc, &e) != nil {
+		return ""
+	}
+	return e.Code
 }
