@@ -10,11 +10,12 @@ import (
 )
 
 // SSE-KMS request headers: how an S3 client chooses the CMK of an object it
-// writes, and an encryption context bound to it. s3seal honours them on the writes that make an object's data key
-// (PutObject, CreateMultipartUpload, CopyObject: route.sse), validated as S3
-// validates them, and only for CMKs in the allow-list; every other request
-// carrying one is refused, so a client never believes a choice was applied
-// that was not.
+// writes, and an encryption context bound to it. s3seal honours them on the
+// writes that make an object's data key (PutObject, CreateMultipartUpload,
+// CopyObject: route.sse; CompleteMultipartUpload only checks they agree with
+// its upload), validated as S3 validates them, and only for CMKs in the
+// allow-list; every other request carrying one is refused, so a client never
+// believes a choice was applied that was not.
 const (
 	sseHeader        = "x-amz-server-side-encryption"
 	sseKeyHeader     = "x-amz-server-side-encryption-aws-kms-key-id"
@@ -45,10 +46,10 @@ func checkSSEHeaders(rt *route, h http.Header) error {
 	return nil
 }
 
-// writeKeys is p.keys with the CMK for the object x writes: the one the
+// writeKeys is p.keys with the CMK for the object x writes — the one the
 // client named (aws:kms with a key id, an allowed CMK), else the bucket's
 // default (bucketcmk.go), else s3seal's; aws:kms alone and AES256 (SSE-S3)
-// name none.
+// name none — and the client's encryption context, if any.
 func (p *Proxy) writeKeys(x *exchange) (kms.ObjectKeys, error) {
 	h := x.t.header
 	alg, keyID := strings.TrimSpace(h.Get(sseHeader)), strings.TrimSpace(h.Get(sseKeyHeader))

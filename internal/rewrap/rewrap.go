@@ -54,9 +54,9 @@ type Config struct {
 	AllVersions bool
 	Concurrency int  // keys at a time; < 1 means 1
 	DryRun      bool // decide and report, change nothing
-	// Journal remembers what a rotation in place did, for a run after an
-	// interruption; nil means none. Unused when ToKey or EncryptPlaintext is
-	// set: the store's metadata then tells what is done.
+	// Journal is what a run leaves for the next (journal.go): required by
+	// a rotation in place (which the store's metadata cannot tell done) and
+	// by AllVersions; nil means none.
 	Journal *Journal
 	// Observe is told about each object listed and finished; nil: nobody.
 	Observe Observer
