@@ -63,11 +63,46 @@ func rewrapCmd(in *instance, dataDir, metricsAddr string, args ...string) *exec.
 // runRewrap runs a rewrap to its end and returns its exit code and summary.
 func runRewrap(t *testing.T, in *instance, dataDir string, args ...string) (int, rewrapSummary) {
 	t.Helper()
+	return startRewrap(t, in, dataDir, "", args...).wait(t)
+}
+
+// bgRewrap is a rewrap running beside a test that acts while it runs.
+type bgRewrap struct {
+	cmd            *exec.Cmd
+	stdout, stderr bytes.Buffer
+}
+
+// startRewrap starts a rewrap (see rewrapCmd).
+func startRewrap(t *testing.T, in *instance, dataDir, metricsAddr string, args ...string) *bgRewrap {
+	t.Helper()
 	s3sealBinary(t)
-	cmd := rewrapCmd(in, dataDir, "", args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
+	b := &bgRewrap{cmd: rewrapCmd(in, dataDir, metricsAddr, args...)}
+	b.cmd.Stdout, b.cmd.Stderr = &b.stdout, &b.stderr
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// until waits up to 30 s for cond to hold, and fails (killing the rewrap)
+// if it does not.
+func (b *bgRewrap) until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			b.cmd.Process.Kill()
+			b.cmd.Wait()
+			t.Fatalf("rewrap: %s did not happen in 30 s\n%s", what, b.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// wait waits for the rewrap to end and returns its exit code and summary.
+func (b *bgRewrap) wait(t *testing.T) (int, rewrapSummary) {
+	t.Helper()
+	err := b.cmd.Wait()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
@@ -75,8 +110,8 @@ func runRewrap(t *testing.T, in *instance, dataDir string, args ...string) (int,
 		t.Fatal(err)
 	}
 	var sum rewrapSummary
-	if err := json.Unmarshal(stdout.Bytes(), &sum); err != nil {
-		t.Fatalf("rewrap %v: exit %d, summary %q: %v\nstderr: %s", args, code, stdout.String(), err, stderr.String())
+	if err := json.Unmarshal(b.stdout.Bytes(), &sum); err != nil {
+		t.Fatalf("rewrap %v: exit %d, summary %q: %v\nstderr: %s", b.cmd.Args, code, b.stdout.String(), err, b.stderr.String())
 	}
 	return code, sum
 }
@@ -219,20 +254,10 @@ func checkRewrapped(t *testing.T, in *instance, bucket, key string, plain []byte
 func killMidway(t *testing.T, in *instance, dataDir string, args ...string) {
 	t.Helper()
 	metricsAddr := freeAddr(t)
-	cmd := rewrapCmd(in, dataDir, metricsAddr, args...)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Wait()
-	deadline := time.Now().Add(30 * time.Second)
-	for rewrapMetric(metricsAddr, "rewrapped") < 2 {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatal("rewrap did not get going in 30 s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
+	b := startRewrap(t, in, dataDir, metricsAddr, args...)
+	b.until(t, "two objects rewrapped", func() bool { return rewrapMetric(metricsAddr, "rewrapped") >= 2 })
+	b.cmd.Process.Signal(syscall.SIGKILL)
+	b.cmd.Wait()
 }
 
 // rewrapMetric reads s3seal_rewrap_objects_total{outcome} from a running
@@ -285,32 +310,12 @@ func TestRewrapSkipsAnObjectChangedMeanwhile(t *testing.T) {
 	// One KMS call every 3 s: "a" is rewrapped at once, then "b" is read
 	// and its copy waits for the next call.
 	metricsAddr := freeAddr(t)
-	s3sealBinary(t)
-	cmd := rewrapCmd(in, t.TempDir(), metricsAddr, "--bucket", bucket, "--to-key", newKey, "--concurrency", "1", "--kms-rate", "0.33")
-	var stdout bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for rewrapMetric(metricsAddr, "rewrapped") < 1 {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatal("rewrap did not rewrap the first object in 20 s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	b := startRewrap(t, in, t.TempDir(), metricsAddr, "--bucket", bucket, "--to-key", newKey, "--concurrency", "1", "--kms-rate", "0.33")
+	b.until(t, "the first object rewrapped", func() bool { return rewrapMetric(metricsAddr, "rewrapped") >= 1 })
 	time.Sleep(500 * time.Millisecond)
 	run(t, env, "/usr/bin/aws", "--endpoint-url", in.URL, "s3", "cp", writeFile(t, dir, "b2", []byte("new b")), "s3://"+bucket+"/b")
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("rewrap: %v\n%s", err, stdout.String())
-	}
-	var sum rewrapSummary
-	if err := json.Unmarshal(stdout.Bytes(), &sum); err != nil {
-		t.Fatal(err)
-	}
-	if len(sum.Skipped) != 1 || sum.Skipped[0].Key != "b" || !strings.Contains(sum.Skipped[0].Reason, "changed") || sum.Counts["rewrapped"] != 1 {
-		t.Fatalf("summary %+v, want a rewrapped and b skipped as changed", sum)
+	if code, sum := b.wait(t); code != 0 || len(sum.Skipped) != 1 || sum.Skipped[0].Key != "b" || !strings.Contains(sum.Skipped[0].Reason, "changed") || sum.Counts["rewrapped"] != 1 {
+		t.Fatalf("exit %d, summary %+v, want a rewrapped and b skipped as changed", code, sum)
 	}
 	out := filepath.Join(dir, "got")
 	run(t, env, "/usr/bin/aws", "--endpoint-url", in.URL, "s3", "cp", "s3://"+bucket+"/b", out)
@@ -640,35 +645,20 @@ func TestRewrapAllVersionsYieldsToAWrite(t *testing.T) {
 		return n
 	}
 	// One KMS call every 3 s: the first copy at once, the next ones later.
-	cmd := rewrapCmd(in, t.TempDir(), "", "--bucket", bucket, "--to-key", newKey, "--all-versions", "--kms-rate", "0.33")
-	var stdout bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for versions() < 4 {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatal("the replay made no copy in 20 s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	b := startRewrap(t, in, t.TempDir(), "", "--bucket", bucket, "--to-key", newKey, "--all-versions", "--kms-rate", "0.33")
+	b.until(t, "the replay's first copy", func() bool { return versions() >= 4 })
 	put("the client's write")
-	err := cmd.Wait()
-	var sum rewrapSummary
-	json.Unmarshal(stdout.Bytes(), &sum)
-	if err == nil || len(sum.Failed) != 3 || !strings.Contains(sum.Failed[0].Reason, "written to during the replay") {
-		t.Fatalf("rewrap: %v, %+v", err, sum)
+	if code, sum := b.wait(t); code != 1 || len(sum.Failed) != 3 || !strings.Contains(sum.Failed[0].Reason, "written to during the replay") {
+		t.Fatalf("rewrap: exit %d, %+v", code, sum)
 	}
 	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String("k")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(out.Body)
+	current, _ := io.ReadAll(out.Body)
 	out.Body.Close()
-	if string(b) != "the client's write" {
-		t.Fatalf("current content %q, want the client's write", b)
+	if string(current) != "the client's write" {
+		t.Fatalf("current content %q, want the client's write", current)
 	}
 	if n := versions(); n != 5 {
 		t.Errorf("%d versions, want the 3 old ones, 1 copy and the write", n)

@@ -445,15 +445,25 @@ func (k *Keyring) ImportKey(material []byte, description string) (KeyInfo, error
 func (k *Keyring) RotateKey(keyID string) (KeyInfo, error) {
 	const op = "RotateKey"
 	return k.updateKey(op, keyID, func(key *ringKey, now time.Time) error {
-		switch {
-		case key.State != kms.KeyEnabled:
-			return &kms.KMSError{Op: op, Kind: kms.ErrKeyDisabled, Cause: fmt.Errorf("key %s is %s", key.ID, key.State)}
-		case key.Origin != OriginGenerated:
-			return ringInvalid(op, "key %s has imported material and cannot be rotated", key.ID)
+		if err := key.rotatable(op); err != nil {
+			return err
 		}
 		key.rotate(now)
 		return nil
 	})
+}
+
+// rotatable refuses, for op, a key that cannot get new material: one not
+// enabled, or one whose material the customer imported (the keyring would
+// have to make up material the customer never provided).
+func (key *ringKey) rotatable(op string) error {
+	switch {
+	case key.State != kms.KeyEnabled:
+		return &kms.KMSError{Op: op, Kind: kms.ErrKeyDisabled, Cause: fmt.Errorf("key %s is %s", key.ID, key.State)}
+	case key.Origin != OriginGenerated:
+		return ringInvalid(op, "key %s has imported material and cannot be rotated", key.ID)
+	}
+	return nil
 }
 
 // rotate adds a version of fresh material, which new wraps use from now.

@@ -1,7 +1,6 @@
 package keyring
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/s3seal/s3seal/envelope/kms"
@@ -30,11 +29,8 @@ func (k *Keyring) EnableKeyRotation(keyID string, period time.Duration) (KeyInfo
 		return KeyInfo{}, ringInvalid(op, "rotation period %s is shorter than %s", period, MinRotationPeriod)
 	}
 	return k.updateKey(op, keyID, func(key *ringKey, now time.Time) error {
-		switch {
-		case key.State != kms.KeyEnabled:
-			return &kms.KMSError{Op: op, Kind: kms.ErrKeyDisabled, Cause: fmt.Errorf("key %s is %s", key.ID, key.State)}
-		case key.Origin != OriginGenerated:
-			return ringInvalid(op, "key %s has imported material and cannot be rotated", key.ID)
+		if err := key.rotatable(op); err != nil {
+			return err
 		}
 		key.RotationPeriod = period
 		key.NextRotation = now.UTC().Round(0).Add(period)
