@@ -249,7 +249,7 @@ func startUnready(t *testing.T, env []string) (*instance, error) {
 	t.Helper()
 	in := &instance{URL: "http://" + freeAddr(t), MetricsURL: "http://" + freeAddr(t), logs: &testlog.Buffer{}}
 	cmd := exec.Command(s3sealBinary(t))
-	cmd.Env = append(env, "S3SEAL_ADDR="+hostPort(in.URL), "S3SEAL_METRICS_ADDR="+hostPort(in.MetricsURL))
+	cmd.Env = append(env, "S3SEAL_ADDR="+hostPort(in.URL), "S3SEAL_METRICS_ADDR="+hostPort(in.MetricsURL), "S3SEAL_KMS_API_ADDR="+freeAddr(t))
 	cmd.Stdout, cmd.Stderr = in.logs, in.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -337,7 +337,7 @@ func TestDoctorStopsServe(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, s3sealBinary(t))
-		cmd.Env = append(s3sealEnv(t, e, e.kmsURL, missing), "S3SEAL_ADDR="+freeAddr(t), "S3SEAL_METRICS_ADDR="+freeAddr(t))
+		cmd.Env = append(s3sealEnv(t, e, e.kmsURL, missing), "S3SEAL_ADDR="+freeAddr(t), "S3SEAL_METRICS_ADDR="+freeAddr(t), "S3SEAL_KMS_API_ADDR="+freeAddr(t))
 		var stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = io.Discard, &stderr
 		err := cmd.Run()

@@ -231,6 +231,7 @@ func newCMK(t *testing.T, endpoint string) string {
 type instance struct {
 	URL        string // S3 endpoint for clients
 	MetricsURL string
+	KMSAPIURL  string // the KMS API (S3SEAL_KMS_API_ADDR; served with the keyring provider only)
 	AccessKey  string
 	SecretKey  string
 	KeyAlias   string
@@ -263,7 +264,7 @@ func startS3seal(t *testing.T, e testEnv, kmsURL, alias string, extra ...string)
 		alias = newCMK(t, kmsURL)
 	}
 	in := &instance{
-		URL: "http://" + freeAddr(t), MetricsURL: "http://" + freeAddr(t),
+		URL: "http://" + freeAddr(t), MetricsURL: "http://" + freeAddr(t), KMSAPIURL: "http://" + freeAddr(t),
 		AccessKey: "E2E" + strings.ToUpper(randHex(8)), SecretKey: randHex(20), KeyAlias: alias,
 	}
 	in.env = append(os.Environ(),
@@ -301,7 +302,7 @@ func startS3seal(t *testing.T, e testEnv, kmsURL, alias string, extra ...string)
 func startReplica(t *testing.T, in *instance) *instance {
 	t.Helper()
 	r := &instance{
-		URL: "http://" + freeAddr(t), MetricsURL: "http://" + freeAddr(t),
+		URL: "http://" + freeAddr(t), MetricsURL: "http://" + freeAddr(t), KMSAPIURL: "http://" + freeAddr(t),
 		AccessKey: in.AccessKey, SecretKey: in.SecretKey, KeyAlias: in.KeyAlias,
 		env: append([]string(nil), in.env...), via: in.via,
 	}
@@ -337,6 +338,7 @@ func (in *instance) launch(t *testing.T) {
 		}
 		in.URL = strings.Replace(in.URL, hostPort(in.URL), freeAddr(t), 1)
 		in.MetricsURL = "http://" + freeAddr(t)
+		in.KMSAPIURL = "http://" + freeAddr(t)
 	}
 	if in.emb != nil {
 		info, err := embeddedstore.Discover(in.dataDirNow)
@@ -359,7 +361,7 @@ func (in *instance) start(t *testing.T) error {
 	}
 	env := append(append([]string(nil), in.env...),
 		"S3SEAL_ADDR="+hostPort(in.URL), "S3SEAL_METRICS_ADDR="+hostPort(in.MetricsURL),
-		"S3SEAL_DATA_DIR="+in.dataDirNow)
+		"S3SEAL_KMS_API_ADDR="+hostPort(in.KMSAPIURL), "S3SEAL_DATA_DIR="+in.dataDirNow)
 	if in.via != nil {
 		u, ak, sk := testEnv{emb: in.via}.storeAccess(t)
 		env = append(env, "S3SEAL_UPSTREAM_URL="+u, "S3SEAL_UPSTREAM_ACCESS_KEY="+ak, "S3SEAL_UPSTREAM_SECRET_KEY="+sk)

@@ -125,37 +125,12 @@ func TestReadmeExampleSession(t *testing.T) {
 	if len(steps) < 2 || steps[0].cmd != readmeStart {
 		t.Fatalf("README.md's example session must start with `$ %s`; the test starts s3seal so, update it with the README", readmeStart)
 	}
-	awsCLI := "/usr/bin/aws"
-	if _, err := os.Stat(awsCLI); err != nil {
-		t.Fatalf("the example session needs the AWS CLI v2 at %s (scripts/deps installs it): %v", awsCLI, err)
-	}
-
 	work := t.TempDir()
 	writeFile(t, work, "README.md", readme)
-	// The environment of a new user: no S3SEAL_* and no AWS credential;
-	// `aws` is the AWS CLI v2 (on this machine a v1 shim may come first on
-	// PATH), reading no configuration files.
-	bin := filepath.Join(t.TempDir(), "bin")
-	if err := os.MkdirAll(bin, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(awsCLI, filepath.Join(bin, "aws")); err != nil {
-		t.Fatal(err)
-	}
-	var env []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		switch {
-		case strings.HasPrefix(name, "S3SEAL_"), strings.HasPrefix(name, "AWS_"), name == "PATH":
-		default:
-			env = append(env, kv)
-		}
-	}
-	env = append(env, "PATH="+bin+":"+os.Getenv("PATH"), "AWS_CONFIG_FILE=/dev/null",
-		"AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_PAGER=")
+	env := newUserEnv(t)
 
 	// $ go run ./cmd/s3seal 2>s3seal.log &
-	addr, metricsAddr := freeAddr(t), freeAddr(t)
+	addr, metricsAddr, kmsAPIAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	logFile, err := os.Create(filepath.Join(work, "s3seal.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +138,7 @@ func TestReadmeExampleSession(t *testing.T) {
 	defer logFile.Close()
 	s3seal := exec.Command(s3sealBinary(t))
 	s3seal.Dir = work
-	s3seal.Env = append(append([]string(nil), env...), "S3SEAL_ADDR="+addr, "S3SEAL_METRICS_ADDR="+metricsAddr)
+	s3seal.Env = append(append([]string(nil), env...), "S3SEAL_ADDR="+addr, "S3SEAL_METRICS_ADDR="+metricsAddr, "S3SEAL_KMS_API_ADDR="+kmsAPIAddr)
 	s3seal.Stderr = logFile
 	stdout, err := s3seal.StdoutPipe()
 	if err != nil {
@@ -210,6 +185,7 @@ func TestReadmeExampleSession(t *testing.T) {
 		{"working directory", readmeDir, workDir},
 		{"endpoint", hostPort(bannerField(shown, "endpoint")), hostPort(bannerField(got, "endpoint"))},
 		{"health address", hostPort(strings.TrimSuffix(bannerField(shown, "health"), "/healthz")), hostPort(strings.TrimSuffix(bannerField(got, "health"), "/healthz"))},
+		{"KMS API address", hostPort(bannerField(shown, "kms api")), hostPort(bannerField(got, "kms api"))},
 		{"access key", bannerField(shown, "access key"), bannerField(got, "access key")},
 		{"secret key", bannerField(shown, "secret key"), bannerField(got, "secret key")},
 		{"key id", submatch(keyID, shown), submatch(keyID, got)},
@@ -408,4 +384,33 @@ func compareOutput(t *testing.T, cmd string, subst *strings.Replacer, readme, go
 	if len(got) > len(readme) {
 		t.Errorf("%s: more output than README.md shows:\n%s", cmd, strings.Join(got[len(readme):], "\n"))
 	}
+}
+
+// newUserEnv is the environment of a new user: no S3SEAL_* and no AWS
+// credential; `aws` is the AWS CLI v2 (on this machine a v1 shim may come
+// first on PATH), reading no configuration files.
+func newUserEnv(t *testing.T) []string {
+	t.Helper()
+	awsCLI := "/usr/bin/aws"
+	if _, err := os.Stat(awsCLI); err != nil {
+		t.Fatalf("the README's sessions need the AWS CLI v2 at %s (scripts/deps installs it): %v", awsCLI, err)
+	}
+	bin := filepath.Join(t.TempDir(), "bin")
+	if err := os.MkdirAll(bin, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(awsCLI, filepath.Join(bin, "aws")); err != nil {
+		t.Fatal(err)
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case strings.HasPrefix(name, "S3SEAL_"), strings.HasPrefix(name, "AWS_"), name == "PATH":
+		default:
+			env = append(env, kv)
+		}
+	}
+	return append(env, "PATH="+bin+":"+os.Getenv("PATH"), "AWS_CONFIG_FILE=/dev/null",
+		"AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_PAGER=")
 }

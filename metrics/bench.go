@@ -88,6 +88,8 @@ func Families() ([]Family, error) {
 	m.ObserveUpstream("PutObject", time.Millisecond)
 	m.ObserveCipher(Encrypt, 1, time.Millisecond)
 	m.InflightAdd(0)
+	m.ObserveDenied("GetObject")
+	m.ObserveKMSAPI("Encrypt", "ok", time.Millisecond)
 	m.kmsRequests.WithLabelValues("GenerateDataKey", "ok")
 	m.kmsDuration.WithLabelValues("GenerateDataKey")
 	b.SetResult("envelope", "4KiB", 1, 1, time.Millisecond, time.Millisecond)

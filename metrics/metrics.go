@@ -50,6 +50,9 @@ type Metrics struct {
 	kmsDuration      *prometheus.HistogramVec
 	upstreamDuration *prometheus.HistogramVec
 	inflight         prometheus.Gauge
+	accessDenied     *prometheus.CounterVec
+	kmsAPIRequests   *prometheus.CounterVec
+	kmsAPIDuration   *prometheus.HistogramVec
 }
 
 // New registers the serving families in reg.
@@ -72,9 +75,16 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			"Time from sending a request to the upstream store to its response headers, by the client operation it serves.", requestBuckets, "operation"),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "inflight_requests",
 			Help: "S3 requests being answered now."}),
+		accessDenied: counterVec("access_denied_total",
+			"S3 requests refused because the principal lacks a bucket or CMK grant, by operation.", "operation"),
+		kmsAPIRequests: counterVec("kms_api_requests_total",
+			"Requests to s3seal's KMS API (S3SEAL_KMS_API_ADDR), by operation and result (ok, or the AWS error name).", "operation", "result"),
+		kmsAPIDuration: histogramVec("kms_api_request_duration_seconds",
+			"Time to answer a KMS API request, by operation.", kmsBuckets, "operation"),
 	}
 	if err := register(reg, m.requests, m.requestDuration, m.envelopeBytes, m.envelopeSeconds,
-		m.kmsRequests, m.kmsDuration, m.upstreamDuration, m.inflight); err != nil {
+		m.kmsRequests, m.kmsDuration, m.upstreamDuration, m.inflight,
+		m.accessDenied, m.kmsAPIRequests, m.kmsAPIDuration); err != nil {
 		return nil, err
 	}
 	// Both directions exist from the start, so rate() over them is defined
@@ -137,6 +147,19 @@ func (m *Metrics) ObserveCipher(direction string, bytes int64, d time.Duration) 
 // it ends.
 func (m *Metrics) InflightAdd(n int) {
 	m.inflight.Add(float64(n))
+}
+
+// ObserveDenied records an S3 request of operation op refused for want of
+// a grant.
+func (m *Metrics) ObserveDenied(op string) {
+	m.accessDenied.WithLabelValues(op).Inc()
+}
+
+// ObserveKMSAPI records one KMS API request: its operation, its result
+// ("ok" or the AWS error name) and the time it took.
+func (m *Metrics) ObserveKMSAPI(op, result string, d time.Duration) {
+	m.kmsAPIRequests.WithLabelValues(op, result).Inc()
+	m.kmsAPIDuration.WithLabelValues(op).Observe(d.Seconds())
 }
 
 // ObserveCache exports c's hit and miss counters (and its size). Call it

@@ -294,6 +294,9 @@ func TestFamilies(t *testing.T) {
 		"s3seal_rewrap_bytes_total":                       C,
 		"s3seal_rewrap_listed_objects_total":              C,
 		"s3seal_rewrap_listed_bytes_total":                C,
+		"s3seal_access_denied_total":                      C,
+		"s3seal_kms_api_requests_total":                   C,
+		"s3seal_kms_api_request_duration_seconds":         H,
 	}
 	for name, typ := range want {
 		if got[name] != typ {

@@ -61,11 +61,14 @@ func parseCopySource(v string) (store.Object, error) {
 }
 
 // copySourceParam is the copy source x names, asked about with the
-// client's source owner and payer headers.
+// client's source owner and payer headers, once x's principal may read it.
 func copySourceParam(x *exchange) (store.Object, error) {
 	o, err := parseCopySource(x.t.header.Get("X-Amz-Copy-Source"))
 	if err != nil {
 		return o, err
+	}
+	if err := x.may(o.Bucket, AccessRead); err != nil {
+		return store.Object{}, err
 	}
 	return objectAt(o.Bucket, o.Key, o.VersionID, sourceReadHeader(x.t.header)), nil
 }

@@ -113,9 +113,15 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 
 func newClient(t testing.TB, endpoint, secret string, optFns ...func(*s3.Options)) *s3.Client {
 	t.Helper()
+	return newClientFor(t, endpoint, clientAK, secret, optFns...)
+}
+
+// newClientFor is newClient signing as accessKey.
+func newClientFor(t testing.TB, endpoint, accessKey, secret string, optFns ...func(*s3.Options)) *s3.Client {
+	t.Helper()
 	cfg, err := config.LoadDefaultConfig(context.Background(),
 		config.WithRegion("us-east-1"),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(clientAK, secret, "")),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(accessKey, secret, "")),
 	)
 	if err != nil {
 		t.Fatal(err)

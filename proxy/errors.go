@@ -79,6 +79,10 @@ func asS3Error(err error) *s3Error {
 	if errors.As(err, &ve) {
 		return newS3Error(ve.Code, ve.Status, ve.Message, err)
 	}
+	if denied(err) {
+		// Which grant is missing is for the log, not for the client.
+		return newS3Error("AccessDenied", http.StatusForbidden, "Access Denied", err)
+	}
 	var na *kms.KeyNotAllowedError
 	if errors.As(err, &na) {
 		// Checked before any KMS call: the store wrote the metadata, and

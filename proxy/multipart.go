@@ -167,6 +167,10 @@ func (p *Proxy) completeUpload(x *exchange) error {
 	if err != nil {
 		return err
 	}
+	// As on AWS, completing an upload takes the right to use its CMK.
+	if err := p.keys.CheckStored(x.r.Context(), tok.Meta.KeyID); err != nil {
+		return err
+	}
 	if err := p.checkCompleteSSE(x, tok.Meta); err != nil {
 		return err
 	}

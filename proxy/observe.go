@@ -23,6 +23,9 @@ type Observer interface {
 	ObserveCipher(direction string, bytes int64, d time.Duration)
 	// InflightAdd: +1 when a request starts, -1 when it ends.
 	InflightAdd(n int)
+	// ObserveDenied: a request of operation op refused because its
+	// principal lacks a grant (Config.Principals).
+	ObserveDenied(op string)
 }
 
 type nopObserver struct{}
@@ -31,6 +34,7 @@ func (nopObserver) ObserveRequest(string, int, time.Duration)  {}
 func (nopObserver) ObserveUpstream(string, time.Duration)      {}
 func (nopObserver) ObserveCipher(string, int64, time.Duration) {}
 func (nopObserver) InflightAdd(int)                            {}
+func (nopObserver) ObserveDenied(string)                       {}
 
 // Cipher directions, as ObserveCipher names them.
 const (

@@ -22,6 +22,7 @@ type recordingObserver struct {
 	cipher   map[string]int64
 	cipherD  map[string]time.Duration
 	inflight int
+	denied   []string
 }
 
 func (o *recordingObserver) ObserveRequest(op string, status int, d time.Duration) {
@@ -47,6 +48,12 @@ func (o *recordingObserver) InflightAdd(n int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.inflight += n
+}
+
+func (o *recordingObserver) ObserveDenied(op string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.denied = append(o.denied, op)
 }
 
 func TestObserver(t *testing.T) {

@@ -53,7 +53,12 @@ type Config struct {
 	// single part. Otherwise s3seal learns it from the uploads it completes
 	// and, until then, asks the store for part counts (object.go).
 	StoreMarksMultipartETags bool
-	Logger                   *slog.Logger // nil means slog.Default()
+	// Principals tells who signed each request and what they may do:
+	// bucket grants are checked before anything is asked of the store, CMK
+	// grants wherever a data key is made or opened (Keys.Grants must be
+	// set). Nil: every authenticated client may do everything.
+	Principals Principals
+	Logger     *slog.Logger // nil means slog.Default()
 	// Observer is told about requests, upstream calls and cipher work, for
 	// metrics; nil means nobody.
 	Observer Observer
@@ -71,6 +76,7 @@ type Proxy struct {
 	counts         *partCounts  // what the store says of part counts
 	bucketCMKs     *bucketCMKs  // bucket default CMKs, briefly remembered
 	obs            Observer
+	principals     Principals
 }
 
 // New checks cfg and returns a Proxy.
@@ -80,6 +86,9 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, errors.New("proxy: an authenticator is required")
 	case cfg.Keys.Keys == nil || cfg.Keys.KeyID == "":
 		return nil, errors.New("proxy: a key service and a CMK id are required")
+	case cfg.Principals != nil && !cfg.Keys.Grants:
+		// Without it, a principal's CMK grants would never be consulted.
+		return nil, errors.New("proxy: Principals requires Keys.Grants")
 	}
 	obs := cfg.Observer
 	if obs == nil {
@@ -108,6 +117,7 @@ func New(cfg Config) (*Proxy, error) {
 		counts:         newPartCounts(cfg.StoreMarksMultipartETags),
 		bucketCMKs:     newBucketCMKs(),
 		obs:            obs,
+		principals:     cfg.Principals,
 	}, nil
 }
 
@@ -159,6 +169,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	if err := p.serve(x); err != nil {
+		if denied(err) {
+			p.logDenied(x, err)
+		}
 		se := asS3Error(err)
 		if se.Status >= 500 && se.Status != http.StatusNotImplemented {
 			p.log.Error("request failed", slog.String("request_id", id), slog.String("code", se.Code), slog.Any("error", err))
@@ -180,7 +193,9 @@ type exchange struct {
 	t        target
 	id       string
 	verified *sigv4.Request // the authenticated request, set once verified
-	doc      []byte         // the verified request document (bodyDocument routes)
+	// principal is who signed it, once authorized; nil without Principals.
+	principal Principal
+	doc       []byte // the verified request document (bodyDocument routes)
 	// abortErr is why a response already under way was cut off, for the log.
 	abortErr error
 	clocks   *cipherClocks
@@ -226,6 +241,9 @@ func (p *Proxy) serveOp(x *exchange) error {
 	rt := x.t.route
 	if rt == nil {
 		return errNotImplemented(x.t.refusal)
+	}
+	if err := p.authorize(x); err != nil {
+		return err
 	}
 	if err := checkHeaders(x.r.Method, x.t.header); err != nil {
 		return err

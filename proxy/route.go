@@ -99,8 +99,7 @@ var (
 // parameters and copy source fit wins.
 var routes = append([]route{
 	{name: "ListBuckets", method: http.MethodGet, level: levelService,
-		params: []string{"max-buckets", "continuation-token", "prefix", "bucket-region"},
-		out:    &document{root: "ListAllMyBucketsResult", max: docLarge}},
+		params: []string{"max-buckets", "continuation-token", "prefix", "bucket-region"}, serve: (*Proxy).listBuckets},
 
 	{name: "ListObjects", method: http.MethodGet, level: levelBucket, params: listParams, serve: (*Proxy).listObjects},
 	{name: "ListObjectVersions", method: http.MethodGet, level: levelBucket, sub: "versions", params: versionListParams, serve: (*Proxy).listObjects},

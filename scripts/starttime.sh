@@ -23,7 +23,7 @@ for i in $(seq 1 "$runs"); do
   for phase in first restart; do
     port=$(free_port) mport=$(free_port)
     start=$(date +%s%N)
-    S3SEAL_DATA_DIR=$data S3SEAL_ADDR=127.0.0.1:$port S3SEAL_METRICS_ADDR=127.0.0.1:$mport "$bin" >/dev/null 2>&1 &
+    S3SEAL_DATA_DIR=$data S3SEAL_ADDR=127.0.0.1:$port S3SEAL_METRICS_ADDR=127.0.0.1:$mport S3SEAL_KMS_API_ADDR= "$bin" >/dev/null 2>&1 &
     pid=$!
     until curl -sf -o /dev/null "http://127.0.0.1:$mport/readyz"; do
       kill -0 "$pid" 2>/dev/null || { echo "s3seal exited"; exit 1; }

@@ -404,7 +404,11 @@ func containsString(list []string, s string) bool {
 
 // checkSignedHeaders enforces S3's rules: host is always signed, and so is
 // every x-amz-* header present, since S3 acts on them (ACLs, checksums,
-// metadata) and an unsigned one could be injected in transit.
+// metadata) and an unsigned one could be injected in transit. The one
+// exception is x-amz-content-sha256: its value is the canonical request's
+// last line, so the signature covers it whether or not it is listed, and
+// clients of services other than S3 (KMS) sign without sending it at all,
+// leaving the server to compute it and set it.
 func checkSignedHeaders(r *http.Request, info *authInfo) error {
 	if !containsString(info.signedHeaders, "host") {
 		if info.presigned {
@@ -417,7 +421,7 @@ func checkSignedHeaders(r *http.Request, info *authInfo) error {
 	var unsigned []string
 	for k := range r.Header {
 		lk := strings.ToLower(k)
-		if strings.HasPrefix(lk, "x-amz-") && !containsString(info.signedHeaders, lk) {
+		if strings.HasPrefix(lk, "x-amz-") && lk != "x-amz-content-sha256" && !containsString(info.signedHeaders, lk) {
 			unsigned = append(unsigned, lk)
 		}
 	}

@@ -198,6 +198,12 @@ func parseKeysFlags(name string, k *keysEnv, args []string, stderr io.Writer) ([
 	case "enable-rotation":
 		fs.StringVar(&k.period, "period", "365d", "rotation period: Nd (days) or a Go duration (12h, 90m)")
 	}
+	return parseInterleaved(fs, args)
+}
+
+// parseInterleaved parses fs's flags wherever they stand among the
+// positional arguments, which it returns.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {

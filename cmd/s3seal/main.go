@@ -57,6 +57,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return c.serve(ctx, rest)
 	case "keys":
 		return c.keys(ctx, rest)
+	case "users":
+		return c.users(rest)
 	case "bench":
 		return c.bench(ctx, rest)
 	case "doctor":
@@ -96,6 +98,7 @@ func (c cli) usage(w io.Writer) {
 Usage:
   s3seal [serve]      run the proxy (the default command)
   s3seal keys ...     manage the embedded keyring (s3seal keys -h)
+  s3seal users ...    client credentials with roles and grants (s3seal users -h)
   s3seal bench ...    envelope vs direct KMS encryption, or the proxy's end-to-end
                       cost (s3seal bench --help)
   s3seal doctor ...   check the configuration against the real store and KMS

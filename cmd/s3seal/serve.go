@@ -26,6 +26,7 @@ import (
 
 	"github.com/s3seal/s3seal/internal/doctor"
 	"github.com/s3seal/s3seal/internal/embeddedstore"
+	"github.com/s3seal/s3seal/internal/principals"
 	"github.com/s3seal/s3seal/metrics"
 	"github.com/s3seal/s3seal/proxy"
 	"github.com/s3seal/s3seal/sigv4"
@@ -144,9 +145,12 @@ type server struct {
 	registry *prometheus.Registry
 	metrics  *metrics.Metrics
 	cache    *kms.Cache // unwrapped data keys
+	users    *principals.Directory
 
 	api, health     *http.Server
 	apiLn, healthLn net.Listener
+	kmsAPI          *http.Server // nil when the KMS API is not served
+	kmsAPILn        net.Listener
 	tls             bool // kept apart: http.Server edits its TLSConfig once serving
 }
 
@@ -170,12 +174,19 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	if s.keys, err = openKeyService(ctx, cfg, logger); err != nil {
 		return nil, err
 	}
+	if s.users, err = openPrincipals(cfg, s.cred, s.keys.resolver); err != nil {
+		return nil, err
+	}
 	// The CMKs objects may be read under: resolved by the start checks below.
 	s.keys.allowed = kms.NewAllowList(s.keys.resolver, cfg.CMKs()...)
 	if err = s.setUpstream(ctx); err != nil {
 		return nil, err
 	}
 	handler, err := s.newProxy()
+	if err != nil {
+		return nil, err
+	}
+	kmsHandler, err := s.newKMSAPI(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -190,11 +201,14 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		return nil, err
 	}
 	ready := doctor.NewReadiness(sess, checks)
-	if err = s.listen(handler, doctor.HealthHandler(ready, metrics.Handler(s.registry))); err != nil {
+	if err = s.listen(handler, doctor.HealthHandler(ready, metrics.Handler(s.registry)), kmsHandler); err != nil {
 		return nil, err
 	}
 	datadir.WarnLoose(cfg.DataDir, logger)
 	warnPlainHTTP(s.apiLn.Addr(), s.tls, logger)
+	if s.kmsAPILn != nil {
+		warnPlainHTTP(s.kmsAPILn.Addr(), s.tls, logger)
+	}
 	return s, nil
 }
 
@@ -233,6 +247,12 @@ func openKeyService(ctx context.Context, cfg Config, logger *slog.Logger) (keySe
 		ring, err := datadir.OpenKeyring(cfg.DataDir)
 		if err != nil {
 			return keySetup{}, err
+		}
+		// The KMS API names keys by ARNs, which another s3seal using it
+		// records in objects: they open here too, whether the API is on now
+		// or not.
+		if err := ring.UseARNs(keyring.ARNs{Region: cfg.Region, Account: keyring.DefaultAccount}); err != nil {
+			return keySetup{}, fmt.Errorf("S3SEAL_REGION: %w", err)
 		}
 		if cfg.KMSKeyID == defaultKeyAlias {
 			if err := datadir.EnsureKey(ring, defaultKeyAlias, logger); err != nil {
@@ -294,12 +314,23 @@ func (s *server) watchStore(store *embeddedstore.Store) {
 	s.logger.Error("the embedded store stopped unexpectedly; restart s3seal", "dir", store.Dir)
 }
 
-// newProxy wires the proxy: client signatures checked against the one
-// configured credential, data keys from the cached key service. Transport
-// is left nil so that the proxy uses its own, tuned for one upstream.
+// openPrincipals is the configured credential (an admin) and the users of
+// the data dir's users.json, if any.
+func openPrincipals(cfg Config, cred clientCredential, resolver kms.KeyResolver) (*principals.Directory, error) {
+	store, err := principals.Open(filepath.Join(cfg.DataDir, principals.File))
+	if err != nil {
+		return nil, err
+	}
+	return principals.NewDirectory(store, cred.AccessKey, cred.SecretKey, resolver), nil
+}
+
+// newProxy wires the proxy: client signatures checked against the
+// principals, their grants enforced, data keys from the cached key
+// service. Transport is left nil so that the proxy uses its own, tuned for
+// one upstream.
 func (s *server) newProxy() (http.Handler, error) {
 	cfg := s.cfg
-	verifier := &sigv4.Verifier{Credentials: sigv4.StaticCredentials{s.cred.AccessKey: s.cred.SecretKey}, Region: cfg.Region}
+	verifier := &sigv4.Verifier{Credentials: s.users, Region: cfg.Region}
 	// Counted under the cache: s3seal_kms_* are calls that reached the key
 	// service. Readiness probes use s.keys.service directly and are not
 	// counted (at most one per readiness period, internal/doctor).
@@ -314,7 +345,8 @@ func (s *server) newProxy() (http.Handler, error) {
 		UpstreamSecretKey:   s.upstream.secretKey,
 		UpstreamRegion:      s.upstream.region,
 		Auth:                verifier,
-		Keys:                kms.ObjectKeys{Keys: cached, KeyID: s.keys.keyID, Allowed: s.keys.allowed},
+		Keys:                kms.ObjectKeys{Keys: cached, KeyID: s.keys.keyID, Allowed: s.keys.allowed, Grants: true},
+		Principals:          s.users,
 		Domain:              cfg.Domain,
 		AllowPlaintextReads: cfg.AllowPlaintextReads,
 		// s3seal runs the embedded store and knows it marks multipart ETags.
@@ -328,18 +360,28 @@ func (s *server) newProxy() (http.Handler, error) {
 	return p, nil
 }
 
-// listen binds both listeners; with TLS configured, the certificate is
-// loaded now so that a bad file fails the start, not the first handshake.
-func (s *server) listen(api, health http.Handler) error {
+// listen binds the listeners (the KMS API's when kmsAPI is not nil); with
+// TLS configured, the certificate is loaded now so that a bad file fails
+// the start, not the first handshake. The KMS API is served with the same
+// certificate as the S3 API: its requests carry plaintext too.
+func (s *server) listen(api, health, kmsAPI http.Handler) error {
 	errorLog := slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)
 	s.api = &http.Server{Handler: api, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout, ErrorLog: errorLog}
 	s.health = &http.Server{Handler: health, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idleTimeout, ErrorLog: errorLog}
+	if kmsAPI != nil {
+		// Its requests are small: unlike S3 transfers, they get a bound.
+		s.kmsAPI = &http.Server{Handler: kmsAPI, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+			WriteTimeout: time.Minute, IdleTimeout: idleTimeout, ErrorLog: errorLog}
+	}
 	if s.cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
 		if err != nil {
 			return fmt.Errorf("tls: %w", err)
 		}
 		s.api.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		if s.kmsAPI != nil {
+			s.kmsAPI.TLSConfig = s.api.TLSConfig.Clone()
+		}
 		s.tls = true
 	}
 	var err error
@@ -348,6 +390,11 @@ func (s *server) listen(api, health http.Handler) error {
 	}
 	if s.healthLn, err = net.Listen("tcp", s.cfg.MetricsAddr); err != nil {
 		return fmt.Errorf("S3SEAL_METRICS_ADDR: %w", err)
+	}
+	if s.kmsAPI != nil {
+		if s.kmsAPILn, err = net.Listen("tcp", s.cfg.KMSAPIAddr); err != nil {
+			return fmt.Errorf("S3SEAL_KMS_API_ADDR (set it empty to turn the KMS API off): %w", err)
+		}
 	}
 	return nil
 }
@@ -370,14 +417,17 @@ func warnPlainHTTP(addr net.Addr, tls bool, logger *slog.Logger) {
 // (requests still running then are cut), and only
 // then close the embedded store they may still be using.
 func (s *server) run(ctx context.Context) error {
-	errc := make(chan error, 2)
-	if s.keys.ring != nil {
-		go s.watchKeyring(ctx)
-	}
-	go func() { errc <- s.serveAPI() }()
+	errc := make(chan error, 3)
+	go s.watchFiles(ctx)
+	go func() { errc <- serveOn(s.api, s.apiLn, s.tls) }()
 	go func() { errc <- s.health.Serve(s.healthLn) }()
+	kmsAPIAddr := ""
+	if s.kmsAPI != nil {
+		go func() { errc <- serveOn(s.kmsAPI, s.kmsAPILn, s.tls) }()
+		kmsAPIAddr = s.kmsAPILn.Addr().String()
+	}
 	s.logger.Info("serving", "addr", s.apiLn.Addr().String(), "tls", s.tls,
-		"health_addr", s.healthLn.Addr().String(), "upstream", s.upstream.url.String())
+		"health_addr", s.healthLn.Addr().String(), "kms_api_addr", kmsAPIAddr, "upstream", s.upstream.url.String())
 
 	var serveErr error
 	select {
@@ -388,11 +438,19 @@ func (s *server) run(ctx context.Context) error {
 	}
 	drainCtx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
 	defer cancel()
-	shutdownErr := errors.Join(s.api.Shutdown(drainCtx), s.health.Shutdown(drainCtx))
+	servers := []*http.Server{s.api, s.health}
+	if s.kmsAPI != nil {
+		servers = append(servers, s.kmsAPI)
+	}
+	var shutdownErr error
+	for _, srv := range servers {
+		shutdownErr = errors.Join(shutdownErr, srv.Shutdown(drainCtx))
+	}
 	if shutdownErr != nil {
 		s.logger.Warn("drain timed out; closing remaining connections", "err", shutdownErr)
-		s.api.Close()
-		s.health.Close()
+		for _, srv := range servers {
+			srv.Close()
+		}
 	}
 	s.closeStore()
 	s.logger.Info("stopped")
@@ -402,22 +460,47 @@ func (s *server) run(ctx context.Context) error {
 	return nil
 }
 
-// keyringPoll is how often serve syncs with the keyring file: changes made
-// with s3seal keys (or by a replica) take effect within it, and rotations
-// that are due happen on it.
-const keyringPoll = 2 * time.Second
+// filePoll is how often serve syncs with the keyring and users files:
+// changes made with s3seal keys and s3seal users (or by a replica) take
+// effect within it, and rotations that are due happen on it. Key grants
+// are resolved again every grantRefresh, so that an AWS KMS alias
+// re-pointed elsewhere moves grants on it along.
+const (
+	filePoll     = 2 * time.Second
+	grantRefresh = time.Minute
+)
 
-// watchKeyring keeps serve in step with the keyring file until ctx ends.
-func (s *server) watchKeyring(ctx context.Context) {
-	t := time.NewTicker(keyringPoll)
+// watchFiles keeps serve in step with the keyring (if it uses one) and
+// users files until ctx ends.
+func (s *server) watchFiles(ctx context.Context) {
+	t := time.NewTicker(filePoll)
 	defer t.Stop()
+	lastRefresh := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		s.syncKeyring(ctx)
+		if s.keys.ring != nil {
+			s.syncKeyring(ctx)
+		}
+		s.syncUsers()
+		if time.Since(lastRefresh) >= grantRefresh {
+			s.users.Refresh()
+			lastRefresh = time.Now()
+		}
+	}
+}
+
+// syncUsers takes in changes to users.json.
+func (s *server) syncUsers() {
+	changed, err := s.users.Sync()
+	if err != nil {
+		s.logger.Error("syncing with the users file; keeping what was loaded", "err", err)
+	}
+	if changed {
+		s.logger.Info("users changed; in use now")
 	}
 }
 
@@ -436,23 +519,34 @@ func (s *server) syncKeyring(ctx context.Context) {
 	if !changed {
 		return
 	}
+	s.keyringChanged(ctx)
+	s.logger.Info("keyring changed; in use now")
+}
+
+// keyringChanged puts a keyring change in force: the data keys of a CMK no
+// longer usable leave the cache, and aliases are resolved again, for the
+// allow-list and for key grants.
+func (s *server) keyringChanged(ctx context.Context) {
+	ring := s.keys.ring
 	s.cache.Forget(func(keyID string) bool { return !ring.Usable(keyID) })
 	if err := s.keys.allowed.Refresh(ctx); err != nil {
 		s.logger.Error("resolving the CMK allow-list after a keyring change", "err", err)
 	}
-	s.logger.Info("keyring changed; in use now")
+	s.users.Refresh()
 }
 
-func (s *server) serveAPI() error {
-	if s.tls {
-		return s.api.ServeTLS(s.apiLn, "", "") // certificate already in TLSConfig
+// serveOn serves srv on ln, with TLS when tls (the certificate is already
+// in srv.TLSConfig).
+func serveOn(srv *http.Server, ln net.Listener, tls bool) error {
+	if tls {
+		return srv.ServeTLS(ln, "", "")
 	}
-	return s.api.Serve(s.apiLn)
+	return srv.Serve(ln)
 }
 
 // closeAll releases what a failed newServer had already set up.
 func (s *server) closeAll() {
-	for _, ln := range []net.Listener{s.apiLn, s.healthLn} {
+	for _, ln := range []net.Listener{s.apiLn, s.healthLn, s.kmsAPILn} {
 		if ln != nil {
 			ln.Close()
 		}
@@ -520,6 +614,10 @@ func (s *server) writeBanner(w io.Writer) {
 	fmt.Fprintf(w, "  data dir    %s\n", absPath(s.cfg.DataDir))
 	fmt.Fprintf(w, "  upstream    %s\n", upstream)
 	fmt.Fprintf(w, "  kms         %s\n", s.keys.describe)
+	if s.kmsAPILn != nil {
+		scheme := map[bool]string{true: "https", false: "http"}[s.tls]
+		fmt.Fprintf(w, "  kms api     %s://%s  (aws kms --endpoint-url ...; s3seal users -h)\n", scheme, displayAddr(s.kmsAPILn.Addr()))
+	}
 	fmt.Fprintf(w, "  health      %s/healthz  %s/readyz\n", s.healthURL(), s.healthURL())
 	fmt.Fprintf(w, "  metrics     %s/metrics\n\n", s.healthURL())
 	if s.store != nil || s.cfg.KMSProvider == providerKeyring {

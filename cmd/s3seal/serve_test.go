@@ -20,6 +20,7 @@ func zeroConfigEnv(dataDir string) []string {
 		"S3SEAL_DATA_DIR=" + dataDir,
 		"S3SEAL_ADDR=127.0.0.1:0",
 		"S3SEAL_METRICS_ADDR=127.0.0.1:0",
+		"S3SEAL_KMS_API_ADDR=127.0.0.1:0",
 	}
 }
 

@@ -16,16 +16,26 @@
 //	    "id":            "UUID v4",
 //	    "description":   "...",
 //	    "created":       "RFC 3339 time",
-//	    "state":         "Enabled" | "Disabled" | "PendingDeletion",
+//	    "state":         "Enabled" | "Disabled" | "PendingDeletion" | "PendingImport",
 //	    "origin":        "S3SEAL" | "EXTERNAL",
 //	    "deletion_date": "RFC 3339 time",  (only when PendingDeletion)
 //	    "aliases":       ["alias/NAME", ...],
 //	    "rotation_period": nanoseconds, "next_rotation": "RFC 3339 time",
 //	                     (only when automatic rotation is on)
 //	    "rotated":       "RFC 3339 time",  (the last rotation, if any)
-//	    "material":      ["base64 of 32 bytes", ...]  (index i is material version i+1)
+//	    "material":      ["base64 of 32 bytes", ...]  (index i is material version i+1;
+//	                     empty only for an EXTERNAL key whose material is not imported yet)
+//	    "import": {      (only while an import is pending: import.go)
+//	      "token":       "base64 of the import token",
+//	      "algorithm":   "RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256",
+//	      "private_key": "base64 of the PKCS #8 RSA wrapping key",
+//	      "valid_to":    "RFC 3339 time"
+//	    }
 //	  }]
 //	}
+//
+// Every field added after version 1 is optional (omitted when empty), so
+// older files load unchanged.
 //
 // Wrapped data keys are docs/FORMAT.md §7's keyring blobs: the header is
 // authenticated along with the encryption context, so a flipped byte, a
@@ -104,6 +114,7 @@ const (
 // crypto operations read the state without taking any lock.
 type Keyring struct {
 	path  string
+	arns  ARNs             // set once by UseARNs, before use; zero: none
 	now   func() time.Time // replaced by tests
 	mu    sync.Mutex       // serializes changes and reloads (and so file writes)
 	stamp fileStamp        // of the file state was read from or written to; under mu
@@ -141,8 +152,12 @@ type ringKey struct {
 	NextRotation   time.Time     `json:"next_rotation,omitzero"`
 	Rotated        time.Time     `json:"rotated,omitzero"`
 	// Material holds every version's 32 bytes, oldest first; the last one
-	// wraps, all of them unwrap. The byte slices are never modified.
+	// wraps, all of them unwrap. The byte slices are never modified. It is
+	// empty only while an EXTERNAL key awaits its material (PendingImport).
 	Material [][]byte `json:"material"`
+	// Import is the import in progress (GetParametersForImport), or nil.
+	// Like Material it is never modified, only replaced.
+	Import *pendingImport `json:"import,omitzero"`
 }
 
 // Open opens (or creates, empty) the keyring file at path. The file is
@@ -208,31 +223,8 @@ func (s *keyringState) validate() error {
 			return fmt.Errorf("duplicate key id %s", key.ID)
 		}
 		ids[key.ID] = true
-		switch key.State {
-		case kms.KeyEnabled, kms.KeyDisabled:
-			if !key.DeletionDate.IsZero() {
-				return fmt.Errorf("key %s: deletion date set but state %s", key.ID, key.State)
-			}
-		case kms.KeyPendingDeletion:
-			if key.DeletionDate.IsZero() {
-				return fmt.Errorf("key %s: pending deletion without a deletion date", key.ID)
-			}
-		default:
-			return fmt.Errorf("key %s: unknown state %q", key.ID, key.State)
-		}
-		if key.Origin != OriginGenerated && key.Origin != OriginExternal {
-			return fmt.Errorf("key %s: unknown origin %q", key.ID, key.Origin)
-		}
-		if len(key.Material) == 0 {
-			return fmt.Errorf("key %s: no key material", key.ID)
-		}
-		if key.RotationPeriod < 0 || (key.RotationPeriod > 0) != !key.NextRotation.IsZero() {
-			return fmt.Errorf("key %s: rotation period and next rotation do not go together", key.ID)
-		}
-		for v, m := range key.Material {
-			if len(m) != materialSize {
-				return fmt.Errorf("key %s: material version %d is %d bytes, want %d", key.ID, v+1, len(m), materialSize)
-			}
+		if err := key.validate(); err != nil {
+			return err
 		}
 		for _, a := range key.Aliases {
 			if err := checkRingAlias(a); err != nil {
@@ -244,6 +236,51 @@ func (s *keyringState) validate() error {
 			aliases[a] = true
 		}
 		slices.Sort(key.Aliases)
+	}
+	return nil
+}
+
+// validate checks one key: its state, origin, material and rotation.
+func (key *ringKey) validate() error {
+	switch key.State {
+	case kms.KeyEnabled, kms.KeyDisabled, kms.KeyPendingImport:
+		if !key.DeletionDate.IsZero() {
+			return fmt.Errorf("key %s: deletion date set but state %s", key.ID, key.State)
+		}
+	case kms.KeyPendingDeletion:
+		if key.DeletionDate.IsZero() {
+			return fmt.Errorf("key %s: pending deletion without a deletion date", key.ID)
+		}
+	default:
+		return fmt.Errorf("key %s: unknown state %q", key.ID, key.State)
+	}
+	if key.Origin != OriginGenerated && key.Origin != OriginExternal {
+		return fmt.Errorf("key %s: unknown origin %q", key.ID, key.Origin)
+	}
+	if err := key.validateMaterial(); err != nil {
+		return err
+	}
+	if key.RotationPeriod < 0 || (key.RotationPeriod > 0) != !key.NextRotation.IsZero() {
+		return fmt.Errorf("key %s: rotation period and next rotation do not go together", key.ID)
+	}
+	return key.validateImport()
+}
+
+// validateMaterial checks that a key has material exactly when its state
+// needs it: an EXTERNAL key awaiting its import has none (and may be
+// scheduled for deletion so), every other key has some.
+func (key *ringKey) validateMaterial() error {
+	switch {
+	case key.State == kms.KeyPendingImport && (key.Origin != OriginExternal || len(key.Material) != 0):
+		return fmt.Errorf("key %s: pending import, but not an EXTERNAL key without material", key.ID)
+	case len(key.Material) == 0 && key.State != kms.KeyPendingImport &&
+		!(key.State == kms.KeyPendingDeletion && key.Origin == OriginExternal):
+		return fmt.Errorf("key %s: no key material", key.ID)
+	}
+	for v, m := range key.Material {
+		if len(m) != materialSize {
+			return fmt.Errorf("key %s: material version %d is %d bytes, want %d", key.ID, v+1, len(m), materialSize)
+		}
 	}
 	return nil
 }
@@ -380,21 +417,6 @@ func (k *Keyring) updateKey(op, keyID string, change func(key *ringKey, now time
 	return info, nil
 }
 
-func ringNotFound(op, keyID string) error {
-	return &kms.KMSError{Op: op, Kind: kms.ErrKeyNotFound, Cause: fmt.Errorf("no key %q", keyID)}
-}
-
-func ringInvalid(op, format string, args ...any) error {
-	return &kms.KMSError{Op: op, Kind: kms.ErrInvalidKMSRequest, Cause: fmt.Errorf(format, args...)}
-}
-
-// ringPendingDeletion is the error for changes a key pending deletion refuses,
-// like AWS's KMSInvalidStateException.
-func ringPendingDeletion(op string, key *ringKey) error {
-	return &kms.KMSError{Op: op, Kind: kms.ErrKeyDisabled,
-		Cause: fmt.Errorf("key %s is pending deletion; cancel the deletion first", key.ID)}
-}
-
 // newRingKeyID returns a random (version 4) UUID.
 func newRingKeyID() string {
 	var b [16]byte
@@ -404,17 +426,23 @@ func newRingKeyID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
+// addKey adds a key of origin with material, or, with nil material, an
+// EXTERNAL key that waits for its material (PendingImport).
 func (k *Keyring) addKey(op string, material []byte, origin KeyOrigin, description string) (KeyInfo, error) {
+	state, versions := kms.KeyEnabled, [][]byte{material}
+	if material == nil {
+		state, versions = kms.KeyPendingImport, [][]byte{}
+	}
 	var info KeyInfo
 	err := k.update(op, func(s *keyringState, now time.Time) error {
 		key := &ringKey{
 			ID:          newRingKeyID(),
 			Description: description,
 			Created:     now.UTC().Round(0), // as it will read back from the file
-			State:       kms.KeyEnabled,
+			State:       state,
 			Origin:      origin,
 			Aliases:     []string{},
-			Material:    [][]byte{material},
+			Material:    versions,
 		}
 		s.Keys = append(s.Keys, key)
 		info = key.info()
@@ -453,15 +481,15 @@ func (k *Keyring) RotateKey(keyID string) (KeyInfo, error) {
 	})
 }
 
-// rotatable refuses, for op, a key that cannot get new material: one not
-// enabled, or one whose material the customer imported (the keyring would
-// have to make up material the customer never provided).
+// rotatable refuses, for op, a key that cannot get new material: one whose
+// material the customer imports (the keyring would have to make up
+// material the customer never provided), or one not enabled.
 func (key *ringKey) rotatable(op string) error {
 	switch {
-	case key.State != kms.KeyEnabled:
-		return &kms.KMSError{Op: op, Kind: kms.ErrKeyDisabled, Cause: fmt.Errorf("key %s is %s", key.ID, key.State)}
 	case key.Origin != OriginGenerated:
-		return ringInvalid(op, "key %s has imported material and cannot be rotated", key.ID)
+		return ringUnsupported(op, "key %s has imported material and cannot be rotated", key.ID)
+	case key.State != kms.KeyEnabled:
+		return ringWrongState(op, key)
 	}
 	return nil
 }
@@ -472,6 +500,18 @@ func (key *ringKey) rotate(now time.Time) {
 	rand.Read(material)
 	key.Material = append(key.Material, material)
 	key.Rotated = now.UTC().Round(0)
+}
+
+// UpdateKeyDescription replaces the description of the key keyID names.
+func (k *Keyring) UpdateKeyDescription(keyID, description string) (KeyInfo, error) {
+	const op = "UpdateKeyDescription"
+	return k.updateKey(op, keyID, func(key *ringKey, _ time.Time) error {
+		if key.State == kms.KeyPendingDeletion {
+			return ringPendingDeletion(op, key)
+		}
+		key.Description = description
+		return nil
+	})
 }
 
 // EnableKey enables a disabled key. It cannot revive a key pending deletion:
@@ -486,11 +526,15 @@ func (k *Keyring) DisableKey(keyID string) error {
 	return k.setState("DisableKey", keyID, kms.KeyDisabled)
 }
 
-// setState enables or disables a key that is not pending deletion.
+// setState enables or disables a key that is not pending deletion or
+// waiting for its material.
 func (k *Keyring) setState(op, keyID string, state kms.KeyState) error {
 	_, err := k.updateKey(op, keyID, func(key *ringKey, now time.Time) error {
-		if key.State == kms.KeyPendingDeletion {
+		switch key.State {
+		case kms.KeyPendingDeletion:
 			return ringPendingDeletion(op, key)
+		case kms.KeyPendingImport:
+			return ringWrongState(op, key)
 		}
 		key.State = state
 		return nil
@@ -518,14 +562,18 @@ func (k *Keyring) ScheduleKeyDeletion(keyID string, pendingDays int) (time.Time,
 }
 
 // CancelKeyDeletion takes a key out of PendingDeletion. Like AWS KMS, it
-// leaves the key Disabled: using it again is a separate decision.
+// leaves the key Disabled: using it again is a separate decision. A key
+// deleted before its material was imported goes back to PendingImport.
 func (k *Keyring) CancelKeyDeletion(keyID string) error {
 	const op = "CancelKeyDeletion"
 	_, err := k.updateKey(op, keyID, func(key *ringKey, now time.Time) error {
 		if key.State != kms.KeyPendingDeletion {
-			return ringInvalid(op, "key %s is not pending deletion", key.ID)
+			return ringErr(op, kms.ErrInvalidKMSRequest, codeInvalidState, "key %s is not pending deletion", key.ID)
 		}
 		key.State = kms.KeyDisabled
+		if len(key.Material) == 0 {
+			key.State = kms.KeyPendingImport
+		}
 		key.DeletionDate = time.Time{}
 		return nil
 	})
@@ -552,11 +600,11 @@ func checkRingAlias(alias string) error {
 func (k *Keyring) CreateAlias(alias, keyID string) error {
 	const op = "CreateAlias"
 	if err := checkRingAlias(alias); err != nil {
-		return &kms.KMSError{Op: op, Kind: kms.ErrInvalidKMSRequest, Cause: err}
+		return &kms.KMSError{Op: op, Kind: kms.ErrInvalidKMSRequest, Code: codeInvalidAliasName, Cause: err}
 	}
 	return k.update(op, func(s *keyringState, now time.Time) error {
 		if s.byAlias[alias] != nil && !s.byAlias[alias].expired(now) {
-			return ringInvalid(op, "alias %s already exists", alias)
+			return ringErr(op, kms.ErrInvalidKMSRequest, codeAlreadyExists, "alias %s already exists", alias)
 		}
 		key := s.resolve(keyID, now)
 		if key == nil {
@@ -564,6 +612,32 @@ func (k *Keyring) CreateAlias(alias, keyID string) error {
 		}
 		key.Aliases = append(key.Aliases, alias)
 		slices.Sort(key.Aliases)
+		return nil
+	})
+}
+
+// UpdateAlias points an existing alias at the key keyID names, which must
+// not be pending deletion (as in AWS KMS: an alias is no way to a key that
+// is going away).
+func (k *Keyring) UpdateAlias(alias, keyID string) error {
+	const op = "UpdateAlias"
+	return k.update(op, func(s *keyringState, now time.Time) error {
+		from := s.resolve(alias, now)
+		if !strings.HasPrefix(alias, ringAliasPrefix) || from == nil {
+			return ringNotFound(op, alias)
+		}
+		to := s.resolve(keyID, now)
+		switch {
+		case to == nil:
+			return ringNotFound(op, keyID)
+		case to.State == kms.KeyPendingDeletion:
+			return ringPendingDeletion(op, to)
+		case to == from:
+			return nil
+		}
+		from.Aliases = slices.DeleteFunc(from.Aliases, func(a string) bool { return a == alias })
+		to.Aliases = append(to.Aliases, alias)
+		slices.Sort(to.Aliases)
 		return nil
 	})
 }
@@ -584,17 +658,19 @@ func (k *Keyring) DeleteAlias(alias string) error {
 	})
 }
 
-// DescribeKey returns the key that keyID (an id or alias) names.
+// DescribeKey returns the key that keyID (an id or alias, or an ARN with
+// UseARNs) names.
 func (k *Keyring) DescribeKey(keyID string) (KeyInfo, error) {
-	key := k.state.Load().resolve(keyID, k.now())
+	key := k.state.Load().resolve(k.local(keyID), k.now())
 	if key == nil {
 		return KeyInfo{}, ringNotFound("DescribeKey", keyID)
 	}
 	return key.info(), nil
 }
 
-// ResolveKey returns the id of the key keyID (an id or alias) names: the
-// only name the keyring puts in Wrapped.KeyID.
+// ResolveKey returns the names of the key keyID names: its id, the only
+// name the keyring puts in Wrapped.KeyID, and with UseARNs its ARN, which
+// the KMS API puts there.
 func (k *Keyring) ResolveKey(ctx context.Context, keyID string) ([]string, error) {
 	if err := ctxDone(ctx, "DescribeKey"); err != nil {
 		return nil, err
@@ -603,7 +679,7 @@ func (k *Keyring) ResolveKey(ctx context.Context, keyID string) ([]string, error
 	if err != nil {
 		return nil, err
 	}
-	return []string{info.ID}, nil
+	return k.names(info.ID), nil
 }
 
 // KeyStatus returns the id and the state of the key keyID (an id or alias)
@@ -616,7 +692,7 @@ func (k *Keyring) KeyStatus(ctx context.Context, keyID string) (kms.KeyStatus, e
 	if err != nil {
 		return kms.KeyStatus{}, err
 	}
-	return kms.KeyStatus{IDs: []string{info.ID}, State: info.State}, nil
+	return kms.KeyStatus{IDs: k.names(info.ID), State: info.State}, nil
 }
 
 // ListKeys returns every key, sorted by creation time then id.
@@ -640,12 +716,12 @@ func (k *Keyring) ListKeys() []KeyInfo {
 // usableKey resolves keyID for a crypto operation: unknown is
 // ErrKeyNotFound, not Enabled is ErrKeyDisabled.
 func (k *Keyring) usableKey(op, keyID string) (*ringKey, error) {
-	key := k.state.Load().resolve(keyID, k.now())
+	key := k.state.Load().resolve(k.local(keyID), k.now())
 	if key == nil {
 		return nil, ringNotFound(op, keyID)
 	}
 	if key.State != kms.KeyEnabled {
-		return nil, &kms.KMSError{Op: op, Kind: kms.ErrKeyDisabled, Cause: fmt.Errorf("key %s is %s", key.ID, key.State)}
+		return nil, ringWrongState(op, key)
 	}
 	return key, nil
 }
@@ -686,42 +762,81 @@ func (k *Keyring) unwrap(op, keyID string, blob []byte, encCtx map[string]string
 	st := k.state.Load()
 	var want *ringKey
 	if keyID != "" {
-		if want = st.resolve(keyID, now); want == nil {
+		if want = st.resolve(k.local(keyID), now); want == nil {
 			return nil, ringNotFound(op, keyID)
 		}
 	}
-	invalid := func(why string) error {
-		return &kms.KMSError{Op: op, Kind: kms.ErrInvalidCiphertext, Cause: errors.New(why)}
-	}
-	if len(blob) < 2 || blob[0] != ringBlobVersion {
-		return nil, invalid("not a keyring ciphertext")
-	}
-	idEnd := 2 + int(blob[1])
-	nonceStart := idEnd + 4
-	if len(blob) < nonceStart+ringNonceSize+ringTagSize {
-		return nil, invalid("ciphertext too short")
-	}
-	key := st.byID[string(blob[2:idEnd])]
-	if key == nil || key.expired(now) {
-		return nil, invalid("ciphertext is for a key this keyring does not have")
+	key, hdr, err := st.blobKey(op, blob, now)
+	if err != nil {
+		return nil, err
 	}
 	if want != nil && want != key {
-		return nil, invalid("ciphertext is for another key")
+		return nil, ringErr(op, kms.ErrInvalidCiphertext, codeIncorrectKey, "ciphertext is for another key")
 	}
 	if key.State != kms.KeyEnabled {
-		return nil, &kms.KMSError{Op: op, Kind: kms.ErrKeyDisabled, Cause: fmt.Errorf("key %s is %s", key.ID, key.State)}
+		return nil, ringWrongState(op, key)
 	}
-	version := binary.BigEndian.Uint32(blob[idEnd:nonceStart])
-	if version == 0 || uint64(version) > uint64(len(key.Material)) {
-		return nil, invalid("unknown key material version")
+	if hdr.version == 0 || uint64(hdr.version) > uint64(len(key.Material)) {
+		return nil, ringBadCiphertext(op, "unknown key material version")
 	}
-	aad := append(bytes.Clone(blob[:nonceStart]), kms.CanonicalContext(encCtx)...)
-	nonce := blob[nonceStart : nonceStart+ringNonceSize]
-	plaintext, err := ringGCM(key.Material[version-1]).Open(nil, nonce, blob[nonceStart+ringNonceSize:], aad)
+	aad := append(bytes.Clone(blob[:hdr.nonceStart]), kms.CanonicalContext(encCtx)...)
+	nonce := blob[hdr.nonceStart : hdr.nonceStart+ringNonceSize]
+	plaintext, err := ringGCM(key.Material[hdr.version-1]).Open(nil, nonce, blob[hdr.nonceStart+ringNonceSize:], aad)
 	if err != nil {
-		return nil, invalid("authentication failed: wrong encryption context or corrupt ciphertext")
+		return nil, ringBadCiphertext(op, "authentication failed: wrong encryption context or corrupt ciphertext")
 	}
 	return plaintext, nil
+}
+
+// blobHeader is the unauthenticated head of a keyring blob.
+type blobHeader struct {
+	keyID      string
+	version    uint32
+	nonceStart int
+}
+
+// parseBlob reads a blob's header; ok is false for anything too short or
+// of another format to be a keyring blob.
+func parseBlob(blob []byte) (hdr blobHeader, ok bool) {
+	if len(blob) < 2 || blob[0] != ringBlobVersion {
+		return blobHeader{}, false
+	}
+	idEnd := 2 + int(blob[1])
+	hdr.nonceStart = idEnd + 4
+	if len(blob) < hdr.nonceStart+ringNonceSize+ringTagSize {
+		return blobHeader{}, false
+	}
+	hdr.keyID = string(blob[2:idEnd])
+	hdr.version = binary.BigEndian.Uint32(blob[idEnd:hdr.nonceStart])
+	return hdr, true
+}
+
+// blobKey finds the live key a blob names. A blob naming no key of this
+// keyring is invalid ciphertext, not a missing key: it is for another
+// keyring.
+func (s *keyringState) blobKey(op string, blob []byte, now time.Time) (*ringKey, blobHeader, error) {
+	hdr, ok := parseBlob(blob)
+	if !ok {
+		return nil, blobHeader{}, ringBadCiphertext(op, "not a keyring ciphertext, or too short")
+	}
+	key := s.byID[hdr.keyID]
+	if key == nil || key.expired(now) {
+		return nil, blobHeader{}, ringBadCiphertext(op, "ciphertext is for a key this keyring does not have")
+	}
+	return key, hdr, nil
+}
+
+// CiphertextKeyID returns the id of the key that made blob, without
+// opening it, so that a caller can decide whether the blob's key may be
+// used before asking to decrypt. The header it reads is not authenticated
+// until Decrypt opens the blob: a forged header only names a key whose
+// material then fails to open the blob.
+func (k *Keyring) CiphertextKeyID(blob []byte) (string, error) {
+	key, _, err := k.state.Load().blobKey("Decrypt", blob, k.now())
+	if err != nil {
+		return "", err
+	}
+	return key.ID, nil
 }
 
 // ctxDone fails an operation whose context is already done, as AWSKMS does,
@@ -737,7 +852,20 @@ func ctxDone(ctx context.Context, op string) error {
 // GenerateDataKey returns a fresh random 32-byte data key, in plaintext and
 // wrapped under keyID's newest material.
 func (k *Keyring) GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string) (kms.DataKey, error) {
+	return k.GenerateDataKeyOfSize(ctx, keyID, kms.DataKeySize, encCtx)
+}
+
+// MaxDataKeySize is the largest data key GenerateDataKeyOfSize makes: AWS
+// KMS's limit for GenerateDataKey's NumberOfBytes.
+const MaxDataKeySize = 1024
+
+// GenerateDataKeyOfSize is GenerateDataKey for a data key of size bytes
+// (1 to MaxDataKeySize), as AWS KMS's GenerateDataKey with NumberOfBytes.
+func (k *Keyring) GenerateDataKeyOfSize(ctx context.Context, keyID string, size int, encCtx map[string]string) (kms.DataKey, error) {
 	const op = "GenerateDataKey"
+	if size < 1 || size > MaxDataKeySize {
+		return kms.DataKey{}, ringInvalid(op, "data key size is %d bytes, want 1 to %d", size, MaxDataKeySize)
+	}
 	if err := ctxDone(ctx, op); err != nil {
 		return kms.DataKey{}, err
 	}
@@ -745,7 +873,7 @@ func (k *Keyring) GenerateDataKey(ctx context.Context, keyID string, encCtx map[
 	if err != nil {
 		return kms.DataKey{}, err
 	}
-	plaintext := make([]byte, kms.DataKeySize)
+	plaintext := make([]byte, size)
 	rand.Read(plaintext)
 	return kms.DataKey{Plaintext: plaintext, Wrapped: ringWrap(key, plaintext, encCtx)}, nil
 }

@@ -62,6 +62,9 @@ const (
 	KeyEnabled         KeyState = "Enabled"
 	KeyDisabled        KeyState = "Disabled"
 	KeyPendingDeletion KeyState = "PendingDeletion"
+	// KeyPendingImport is a key made for imported material that has none
+	// yet: it can do nothing until the material is imported.
+	KeyPendingImport KeyState = "PendingImport"
 )
 
 // KeyStatus is what the key service says of a CMK: every canonical name
@@ -119,6 +122,7 @@ type AllowList struct {
 	entries  []string
 	now      func() time.Time           // replaced by tests
 	chosen   *lru.Cache[string, choice] // Choose's answers for other names
+	lenient  bool                       // an entry naming no key is skipped (NewGrantList)
 
 	resolving sync.Mutex // one resolution at a time; held across KMS calls
 
@@ -137,6 +141,16 @@ type AllowList struct {
 func NewAllowList(r KeyResolver, entries ...string) *AllowList {
 	chosen, _ := lru.New[string, choice](chooseNames)
 	return &AllowList{resolver: r, entries: slices.Clone(entries), now: time.Now, chosen: chosen}
+}
+
+// NewGrantList is NewAllowList for a client's key grants: an entry that
+// names no key (a key since deleted, an alias not made yet) grants nothing
+// rather than failing the whole list, which would lock the client out of
+// the keys its other entries name.
+func NewGrantList(r KeyResolver, entries ...string) *AllowList {
+	a := NewAllowList(r, entries...)
+	a.lenient = true
+	return a
 }
 
 // Resolve resolves every entry unless that is already done. An entry that
@@ -194,6 +208,9 @@ func (a *AllowList) resolveAll(ctx context.Context) (resolution, error) {
 	r := resolution{allowed: map[string]bool{}, names: map[string]string{}, groups: map[string]int{}}
 	for i, entry := range a.entries {
 		ids, err := a.resolver.ResolveKey(ctx, entry)
+		if err != nil && a.lenient && errors.Is(err, ErrKeyNotFound) {
+			continue
+		}
 		if err != nil {
 			return resolution{}, &AllowEntryError{Entry: entry, Err: err}
 		}

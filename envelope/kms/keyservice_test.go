@@ -6,7 +6,9 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,7 +24,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	kmsapi "github.com/aws/aws-sdk-go-v2/service/kms"
 
+	kmsserver "github.com/s3seal/s3seal/internal/kmsapi"
 	"github.com/s3seal/s3seal/internal/testkms"
+	"github.com/s3seal/s3seal/sigv4"
 )
 
 // keyAdmin manages CMKs behind a KeyService under test: the part of each
@@ -416,6 +420,37 @@ func TestKeyServiceAWSKMS(t *testing.T) {
 	endpoint := testkms.Endpoint(t)
 	ks := testAWSKMS(t, endpoint)
 	runKeyServiceContract(t, ks, newAWSAdmin(t, endpoint))
+}
+
+// allowAll authorizes everything a signed-in client asks.
+type allowAll struct{}
+
+func (allowAll) Authorize(context.Context, string, string, string) (string, error) {
+	return "contract test", nil
+}
+
+// TestKeyServiceKMSAPI runs the AWS provider against s3seal's own KMS API
+// over a keyring, as a second s3seal would use the first's: the API must
+// behave as AWS KMS does wherever the contract looks. The server checks
+// signatures with the pair testAWSKMS and newAWSAdmin sign with.
+func TestKeyServiceKMSAPI(t *testing.T) {
+	ring, err := keyring.Open(filepath.Join(t.TempDir(), "keyring.json"))
+	if err != nil {
+		t.Fatalf("keyring.Open: %v", err)
+	}
+	h, err := kmsserver.New(kmsserver.Config{
+		Keyring:    ring,
+		Auth:       &sigv4.Verifier{Credentials: sigv4.StaticCredentials{"test": "test"}, Service: "kms"},
+		Authorizer: allowAll{},
+		Region:     testkms.Region,
+		Logger:     slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatalf("kmsserver.New: %v", err)
+	}
+	srv := httptest.NewServer(h) // on 127.0.0.1
+	t.Cleanup(srv.Close)
+	runKeyServiceContract(t, testAWSKMS(t, srv.URL), newAWSAdmin(t, srv.URL))
 }
 
 // keyringAdmin manages keys through the keyring's own API.

@@ -42,6 +42,54 @@ type ObjectKeys struct {
 	// Allowed is the CMKs objects may be opened and rebound under; it must
 	// include KeyID. Nil refuses every operation.
 	Allowed *AllowList
+	// Grants makes every operation also ask the KeyGrant its context
+	// carries (WithGrant) about each CMK it uses, and refuse a context that
+	// carries none: the client a request is for may use fewer CMKs than
+	// s3seal may. False: no per-client grants.
+	Grants bool
+}
+
+// KeyGrant decides whether the client a request is for may use a CMK.
+type KeyGrant interface {
+	// MayUse returns nil if the client may use the CMK keyID (a canonical
+	// id, as Wrapped.KeyID holds), an error wrapping ErrNotGranted if not,
+	// and one wrapping ErrKMSUnavailable if that cannot be told now.
+	MayUse(ctx context.Context, keyID string) error
+}
+
+// ErrNotGranted means the client may not use a CMK that s3seal may.
+var ErrNotGranted = errors.New("CMK not granted to the client")
+
+type grantKey struct{}
+
+// WithGrant returns ctx carrying g, for ObjectKeys with Grants set.
+func WithGrant(ctx context.Context, g KeyGrant) context.Context {
+	return context.WithValue(ctx, grantKey{}, g)
+}
+
+// mayUse asks ctx's grant about keyID when o checks grants.
+func (o ObjectKeys) mayUse(ctx context.Context, keyID string) error {
+	if !o.Grants {
+		return nil
+	}
+	g, ok := ctx.Value(grantKey{}).(KeyGrant)
+	if !ok || g == nil {
+		return fmt.Errorf("%w: the request carries no grants", ErrNotGranted)
+	}
+	return g.MayUse(ctx, keyID)
+}
+
+// mayUseTarget asks ctx's grant about o.KeyID, the CMK new objects and
+// rebinds go under, before the key service is asked to use it.
+func (o ObjectKeys) mayUseTarget(ctx context.Context) error {
+	if !o.Grants {
+		return nil
+	}
+	id, err := o.Allowed.Choose(ctx, o.KeyID)
+	if err != nil {
+		return err
+	}
+	return o.mayUse(ctx, id)
 }
 
 // WithContext is o with a client's encryption context for new objects and
@@ -62,6 +110,9 @@ func (o ObjectKeys) Under(keyID string) ObjectKeys {
 // with the object. The caller zeroes the key when done.
 func (o ObjectKeys) New(ctx context.Context, bucket, key string) ([]byte, envelope.Metadata, error) {
 	if err := o.haveAllowList(); err != nil {
+		return nil, envelope.Metadata{}, fmt.Errorf("new data key for %s/%s: %w", bucket, key, err)
+	}
+	if err := o.mayUseTarget(ctx); err != nil {
 		return nil, envelope.Metadata{}, fmt.Errorf("new data key for %s/%s: %w", bucket, key, err)
 	}
 	dk, err := o.Keys.GenerateDataKey(ctx, o.KeyID, BindingContext(bucket, key, o.Context))
@@ -107,6 +158,9 @@ func (o ObjectKeys) Rebind(ctx context.Context, m envelope.Metadata, srcBucket, 
 	if err := o.checkStored(ctx, m.KeyID); err != nil {
 		return fail(err)
 	}
+	if err := o.mayUseTarget(ctx); err != nil {
+		return fail(err)
+	}
 	w, err := o.Keys.ReEncrypt(ctx, m.WrappedKey, m.KeyID, BindingContext(srcBucket, srcKey, m.Context), o.KeyID, BindingContext(dstBucket, dstKey, o.Context))
 	if err != nil {
 		return fail(err)
@@ -115,6 +169,14 @@ func (o ObjectKeys) Rebind(ctx context.Context, m envelope.Metadata, srcBucket, 
 		return fail(err)
 	}
 	return envelope.Metadata{KeyID: w.KeyID, WrappedKey: w.Ciphertext, Context: o.Context}, nil
+}
+
+// CheckStored returns nil if an object whose metadata names keyID may be
+// opened for ctx's request (allowed, and granted to its client), without
+// opening it: for operations that continue what such a key began, such as
+// completing a multipart upload.
+func (o ObjectKeys) CheckStored(ctx context.Context, keyID string) error {
+	return o.checkStored(ctx, keyID)
 }
 
 // haveAllowList fails closed: without a list every CMK s3seal's role may
@@ -132,7 +194,10 @@ func (o ObjectKeys) checkStored(ctx context.Context, keyID string) error {
 	if err := o.haveAllowList(); err != nil {
 		return err
 	}
-	return o.Allowed.Check(ctx, keyID)
+	if err := o.Allowed.Check(ctx, keyID); err != nil {
+		return err
+	}
+	return o.mayUse(ctx, keyID)
 }
 
 // checkIssued checks the CMK the key service just wrapped under. A miss
@@ -140,11 +205,17 @@ func (o ObjectKeys) checkStored(ctx context.Context, keyID string) error {
 // re-pointed since it was resolved.
 func (o ObjectKeys) checkIssued(ctx context.Context, keyID string) error {
 	err := o.Allowed.Check(ctx, keyID)
+	if err == nil {
+		return o.mayUse(ctx, keyID)
+	}
 	if !errors.Is(err, ErrKeyNotAllowed) {
 		return err
 	}
 	if err := o.Allowed.Refresh(ctx); err != nil {
 		return err
 	}
-	return o.Allowed.Check(ctx, keyID)
+	if err := o.Allowed.Check(ctx, keyID); err != nil {
+		return err
+	}
+	return o.mayUse(ctx, keyID)
 }

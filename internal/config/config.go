@@ -42,6 +42,9 @@ type Config struct {
 	KMSDecryptKeyIDs []string `env:"S3SEAL_KMS_DECRYPT_KEY_IDS" envSeparator:"," help:"further CMKs (ids, ARNs or aliases, comma-separated) whose objects s3seal may decrypt, besides S3SEAL_KMS_KEY_ID; objects under any other CMK are refused"`
 	KMSEndpoint      string   `env:"S3SEAL_KMS_ENDPOINT" help:"custom KMS-API endpoint URL (aws provider; credentials from the AWS SDK default chain)"`
 	KMSRegion        string   `env:"S3SEAL_KMS_REGION" help:"KMS region (aws provider); unset: the AWS SDK default chain (AWS_REGION, ...)"`
+	// Unlike every other variable, set but empty is not the default here:
+	// it turns the KMS API off (Parse).
+	KMSAPIAddr string `env:"S3SEAL_KMS_API_ADDR" envDefault:"127.0.0.1:8081" help:"listen address of the KMS API: the AWS KMS JSON protocol over the embedded keyring, for the principals of s3seal users (keyring provider only); set empty or off to disable"`
 
 	DataKeyCacheSize int           `env:"S3SEAL_DATAKEY_CACHE_SIZE" envDefault:"10000" help:"unwrapped data keys kept in memory to save KMS Decrypt calls; 0 disables the cache"`
 	DataKeyCacheTTL  time.Duration `env:"S3SEAL_DATAKEY_CACHE_TTL" envDefault:"5m" help:"how long a cached data key lives; a disabled CMK keeps decrypting cached keys this long"`
@@ -90,6 +93,9 @@ func Parse(environ []string) (Config, error) {
 		return Config{}, fmt.Errorf("configuration: %w", nameParseErrors(err))
 	}
 	cfg.KMSProvider = strings.ToLower(cfg.KMSProvider)
+	if v, set := env.ToMap(environ)["S3SEAL_KMS_API_ADDR"]; set && strings.TrimSpace(v) == "" || strings.EqualFold(v, "off") {
+		cfg.KMSAPIAddr = ""
+	}
 	cfg.KMSDecryptKeyIDs = trimList(cfg.KMSDecryptKeyIDs)
 	if cfg.KMSProvider == ProviderKeyring && cfg.KMSKeyID == "" {
 		cfg.KMSKeyID = DefaultKeyAlias
@@ -159,6 +165,9 @@ func (c Config) validate() error {
 	check((c.AccessKey == "") != (c.SecretKey == ""),
 		"S3SEAL_ACCESS_KEY and S3SEAL_SECRET_KEY must be set together (or neither, to use a generated credential)")
 	errs = append(errs, checkHostPort("S3SEAL_ADDR", c.Addr), checkHostPort("S3SEAL_METRICS_ADDR", c.MetricsAddr))
+	if c.KMSAPIAddr != "" {
+		errs = append(errs, checkHostPort("S3SEAL_KMS_API_ADDR", c.KMSAPIAddr))
+	}
 	errs = append(errs, c.validateUpstream(), c.validateKMS())
 	check(c.DataKeyCacheSize < 0, "S3SEAL_DATAKEY_CACHE_SIZE is %d, want 0 or more", c.DataKeyCacheSize)
 	check(c.DataKeyCacheTTL < 0, "S3SEAL_DATAKEY_CACHE_TTL is %s, want 0 or more", c.DataKeyCacheTTL)
