@@ -21,17 +21,26 @@ import (
 	"github.com/s3seal/s3seal/internal/testkms"
 )
 
-// keysCmd runs `s3seal keys args...` on dataDir, as an operator beside a
-// running serve does.
-func keysCmd(t *testing.T, dataDir string, args ...string) string {
+// operatorCmd runs `s3seal args...` on dataDir, as an operator beside a
+// running serve does, and returns its standard output.
+func operatorCmd(t *testing.T, dataDir string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(s3sealBinary(t), append([]string{"keys"}, args...)...)
-	cmd.Env = append(os.Environ(), "S3SEAL_DATA_DIR="+dataDir)
-	out, err := cmd.CombinedOutput()
+	return string(runS3seal(t, append(os.Environ(), "S3SEAL_DATA_DIR="+dataDir), args...))
+}
+
+// runS3seal runs `s3seal args...` with env and returns its standard
+// output; a failure fails the test, with what the command said.
+func runS3seal(t *testing.T, env []string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(s3sealBinary(t), args...)
+	cmd.Env = env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("s3seal keys %v: %v\n%s", args, err, out)
+		t.Fatalf("s3seal %v: %v\n%s%s", args, err, out, stderr.String())
 	}
-	return string(out)
+	return out
 }
 
 // materialVersion is the keyring material version that wrapped key's data
@@ -70,9 +79,9 @@ func TestLiveKeyring(t *testing.T) {
 	if v := materialVersion(t, e, bucket, "old"); v != 1 {
 		t.Fatalf("first object under material version %d", v)
 	}
-	keysCmd(t, e.emb.dataDir, "enable-rotation", "alias/s3seal", "-period", "1s")
+	operatorCmd(t, e.emb.dataDir, "keys", "enable-rotation", "alias/s3seal", "-period", "1s")
 	time.Sleep(4 * time.Second) // due after 1 s, rotated by serve within its 2 s poll
-	keysCmd(t, e.emb.dataDir, "disable-rotation", "alias/s3seal")
+	operatorCmd(t, e.emb.dataDir, "keys", "disable-rotation", "alias/s3seal")
 	if err := put("new"); err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +101,7 @@ func TestLiveKeyring(t *testing.T) {
 		}
 	}
 
-	keysCmd(t, e.emb.dataDir, "disable", "alias/s3seal")
+	operatorCmd(t, e.emb.dataDir, "keys", "disable", "alias/s3seal")
 	disabled := time.Now()
 	for {
 		err := put("after-disable")

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -18,19 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
-// usersCmd runs `s3seal users args...` on dataDir, as an operator beside a
-// running serve does.
-func usersCmd(t *testing.T, dataDir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(s3sealBinary(t), append([]string{"users"}, args...)...)
-	cmd.Env = append(os.Environ(), "S3SEAL_DATA_DIR="+dataDir)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("s3seal users %v: %v\n%s", args, err, out)
-	}
-	return string(out)
-}
-
 // addUser adds a user and returns it as an instance of in signing with
 // the new credential.
 func addUser(t *testing.T, in *instance, dataDir, name string, args ...string) *instance {
@@ -39,7 +24,7 @@ func addUser(t *testing.T, in *instance, dataDir, name string, args ...string) *
 		AccessKey string `json:"access_key"`
 		SecretKey string `json:"secret_key"`
 	}
-	out := usersCmd(t, dataDir, append([]string{"add", name, "-json"}, args...)...)
+	out := operatorCmd(t, dataDir, append([]string{"users", "add", name, "-json"}, args...)...)
 	if err := json.Unmarshal([]byte(out), &cred); err != nil || cred.AccessKey == "" || cred.SecretKey == "" {
 		t.Fatalf("users add %s printed %q: %v", name, out, err)
 	}
@@ -96,8 +81,8 @@ func TestPrincipalsS3(t *testing.T) {
 	e := embeddedEnv(t)
 	ctx := context.Background()
 	dir := e.emb.dataDir
-	keysCmd(t, dir, "create", "-alias", "alias/team-a")
-	keysCmd(t, dir, "create", "-alias", "alias/team-b")
+	operatorCmd(t, dir, "keys", "create", "-alias", "alias/team-a")
+	operatorCmd(t, dir, "keys", "create", "-alias", "alias/team-b")
 	in := startS3seal(t, e, e.kmsURL, "alias/s3seal", "S3SEAL_KMS_PROVIDER=keyring",
 		"S3SEAL_KMS_DECRYPT_KEY_IDS=alias/team-a,alias/team-b", "S3SEAL_KMS_ENDPOINT=", "S3SEAL_KMS_REGION=")
 	admin := sdkClient(t, in)
@@ -155,7 +140,7 @@ func TestPrincipalsS3(t *testing.T) {
 
 	// A wider bucket grant lets alice list bob's bucket, not read his
 	// objects: her key grant does not cover his CMK.
-	usersCmd(t, dir, "grant", "alice", "-buckets", bb)
+	operatorCmd(t, dir, "users", "grant", "alice", "-buckets", bb)
 	eventually(t, "alice lists bob's bucket after the grant", func() error {
 		_, err := alice.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bb)})
 		return err
@@ -189,7 +174,7 @@ func TestPrincipalsS3(t *testing.T) {
 		t.Error("no denial logged with the principal's name")
 	}
 
-	usersCmd(t, dir, "remove", "bob")
+	operatorCmd(t, dir, "users", "remove", "bob")
 	eventually(t, "bob's credential after his removal", func() error { return wantCode(get(bob, bb, "b"), "InvalidAccessKeyId") })
 }
 
@@ -251,7 +236,7 @@ func TestKMSAPIServesAnotherS3seal(t *testing.T) {
 	if n := metricValue(t, first, `s3seal_kms_api_requests_total{operation="GenerateDataKey",result="ok"}`); n < 1 {
 		t.Errorf("the first s3seal counted %v GenerateDataKey calls on its KMS API", n)
 	}
-	keysCmd(t, e.emb.dataDir, "disable", "alias/s3seal")
+	operatorCmd(t, e.emb.dataDir, "keys", "disable", "alias/s3seal")
 	eventually(t, "the second's PUT after the key was disabled", func() error {
 		_, err := c2.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("late"), Body: bytes.NewReader([]byte("x"))})
 		return wantCode(err, "KMS.DisabledException")

@@ -12,24 +12,6 @@ import (
 	"github.com/s3seal/s3seal/internal/testlog"
 )
 
-// kmsWalkthrough is the ```sh block of README.md's "KMS walkthrough".
-func kmsWalkthrough(t *testing.T, readme string) string {
-	t.Helper()
-	_, rest, ok := strings.Cut(readme, "\n### KMS walkthrough\n")
-	if !ok {
-		t.Fatal(`README.md has no "### KMS walkthrough"`)
-	}
-	_, rest, ok = strings.Cut(rest, "```sh\n")
-	if !ok {
-		t.Fatal("README.md's KMS walkthrough has no ```sh block")
-	}
-	block, _, ok := strings.Cut(rest, "```\n")
-	if !ok {
-		t.Fatal("README.md's KMS walkthrough block is not closed")
-	}
-	return block
-}
-
 // TestReadmeKMSWalkthrough runs README.md's KMS walkthrough as written, with
 // bash (-e, -u, pipefail), against a zero-configuration s3seal started in a
 // scratch directory as the README says, and checks every "# ..." result
@@ -42,7 +24,7 @@ func TestReadmeKMSWalkthrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	script := kmsWalkthrough(t, string(readme))
+	script := readmeBlock(t, string(readme), "### KMS walkthrough", "sh")
 	work, env := t.TempDir(), newUserEnv(t)
 	addr, kmsAPIAddr := freeAddr(t), freeAddr(t)
 	in := &instance{URL: "http://" + addr, MetricsURL: "http://" + freeAddr(t), logs: &testlog.Buffer{}}

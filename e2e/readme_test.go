@@ -17,6 +17,24 @@ import (
 	"github.com/s3seal/s3seal/envelope"
 )
 
+// readmeBlock is the first ```lang block after README.md's heading.
+func readmeBlock(t *testing.T, readme, heading, lang string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(readme, "\n"+heading+"\n")
+	if !ok {
+		t.Fatalf("README.md has no %q", heading)
+	}
+	_, rest, ok = strings.Cut(rest, "```"+lang+"\n")
+	if !ok {
+		t.Fatalf("README.md's %q has no ```%s block", heading, lang)
+	}
+	block, _, ok := strings.Cut(rest, "```\n")
+	if !ok {
+		t.Fatalf("README.md's %q block is not closed", heading)
+	}
+	return block
+}
+
 // sessionStep is one command of a console block and the output shown for it.
 type sessionStep struct {
 	cmd string
@@ -26,18 +44,7 @@ type sessionStep struct {
 // exampleSession parses the console block of README.md's "Example session".
 func exampleSession(t *testing.T, readme string) []sessionStep {
 	t.Helper()
-	_, rest, ok := strings.Cut(readme, "\n## Example session\n")
-	if !ok {
-		t.Fatal(`README.md has no "## Example session"`)
-	}
-	_, rest, ok = strings.Cut(rest, "```console\n")
-	if !ok {
-		t.Fatal("README.md's example session has no ```console block")
-	}
-	block, _, ok := strings.Cut(rest, "```\n")
-	if !ok {
-		t.Fatal("README.md's example session block is not closed")
-	}
+	block := readmeBlock(t, readme, "## Example session", "console")
 	var steps []sessionStep
 	for _, line := range strings.Split(strings.TrimSuffix(block, "\n"), "\n") {
 		if cmd, ok := strings.CutPrefix(line, "$ "); ok {

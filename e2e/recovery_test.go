@@ -21,14 +21,8 @@ import (
 // standard output.
 func s3sealCmd(t *testing.T, in *instance, args ...string) []byte {
 	t.Helper()
-	cmd := exec.Command(s3sealBinary(t), args...)
-	cmd.Env = append(append([]string(nil), in.env...), "S3SEAL_DATA_DIR="+t.TempDir(), "S3SEAL_LOG_LEVEL=warn")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("s3seal %v: %v", args, err)
-	}
-	return out
+	env := append(append([]string(nil), in.env...), "S3SEAL_DATA_DIR="+t.TempDir(), "S3SEAL_LOG_LEVEL=warn")
+	return runS3seal(t, env, args...)
 }
 
 // TestRecovery gets a multipart object out without a running s3seal: from

@@ -87,32 +87,18 @@ type keysEnv struct {
 }
 
 func (c cli) keys(ctx context.Context, args []string) int {
-	if len(args) == 0 {
-		fmt.Fprint(c.stderr, keysUsage)
-		return exitUsage
-	}
-	if isHelp(args[0]) {
-		fmt.Fprint(c.stdout, keysUsage)
-		return exitOK
-	}
-	name := args[0]
-	cmd, ok := keysCommands()[name]
-	if !ok {
-		fmt.Fprintf(c.stderr, "s3seal keys: unknown command %q\n\n%s", name, keysUsage)
-		return exitUsage
-	}
 	k := &keysEnv{out: c.stdout}
-	pos, err := parseKeysFlags(name, k, args[1:], c.stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
+	commands := keysCommands()
+	name, pos, code, done := c.dispatch("keys", keysUsage, args, func(name string) (int, bool) {
+		cmd, ok := commands[name]
+		return cmd.args, ok
+	}, func(name string, args []string) ([]string, error) {
+		return parseKeysFlags(name, k, args, c.stderr)
+	})
+	if done {
+		return code
 	}
-	if err == nil && len(pos) != cmd.args {
-		err = fmt.Errorf("%s takes %d argument(s), got %d (s3seal keys -h)", name, cmd.args, len(pos))
-	}
-	if err != nil {
-		fmt.Fprintf(c.stderr, "s3seal keys %s: %v\n", name, err)
-		return exitUsage
-	}
+	cmd := commands[name]
 	cfg, err := c.keysConfig()
 	if err != nil {
 		return c.fail("keys", err)
@@ -130,6 +116,41 @@ func (c cli) keys(ctx context.Context, args []string) int {
 		fmt.Fprintln(c.stderr, "note: a running s3seal serve on this data dir uses this change within 2 seconds")
 	}
 	return exitOK
+}
+
+// dispatch reads `s3seal GROUP NAME [flags] [args]` for a group of
+// subcommands: help, the command's name (nargs says how many positional
+// arguments it takes, and false for no such command) and its positional
+// arguments, with flags parsed by parse wherever they stand. done says to
+// exit now with code.
+func (c cli) dispatch(group, usage string, args []string, nargs func(string) (int, bool),
+	parse func(name string, args []string) ([]string, error)) (name string, pos []string, code int, done bool) {
+	if len(args) == 0 {
+		fmt.Fprint(c.stderr, usage)
+		return "", nil, exitUsage, true
+	}
+	if isHelp(args[0]) {
+		fmt.Fprint(c.stdout, usage)
+		return "", nil, exitOK, true
+	}
+	name = args[0]
+	want, ok := nargs(name)
+	if !ok {
+		fmt.Fprintf(c.stderr, "s3seal %s: unknown command %q\n\n%s", group, name, usage)
+		return "", nil, exitUsage, true
+	}
+	pos, err := parse(name, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return "", nil, exitOK, true
+	}
+	if err == nil && len(pos) != want {
+		err = fmt.Errorf("%s takes %d argument(s), got %d (s3seal %s -h)", name, want, len(pos), group)
+	}
+	if err != nil {
+		fmt.Fprintf(c.stderr, "s3seal %s %s: %v\n", group, name, err)
+		return "", nil, exitUsage, true
+	}
+	return name, pos, exitOK, false
 }
 
 func isHelp(arg string) bool {

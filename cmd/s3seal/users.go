@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/s3seal/s3seal/envelope/keyring"
 	"github.com/s3seal/s3seal/internal/datadir"
 	"github.com/s3seal/s3seal/internal/principals"
 )
@@ -54,6 +55,8 @@ Every command takes -json for JSON output.
 type usersEnv struct {
 	store   *principals.Store
 	out     io.Writer
+	warn    io.Writer
+	ring    *keyring.Keyring // the data dir's keyring, if it has one: to check key grants' names
 	json    bool
 	role    string
 	buckets string
@@ -76,36 +79,22 @@ func usersCommands() map[string]usersCmd {
 }
 
 func (c cli) users(args []string) int {
-	if len(args) == 0 {
-		fmt.Fprint(c.stderr, usersUsage)
-		return exitUsage
+	u := &usersEnv{out: c.stdout, warn: c.stderr}
+	commands := usersCommands()
+	name, pos, code, done := c.dispatch("users", usersUsage, args, func(name string) (int, bool) {
+		cmd, ok := commands[name]
+		return cmd.args, ok
+	}, func(name string, args []string) ([]string, error) {
+		return parseUsersFlags(name, u, args, c.stderr)
+	})
+	if done {
+		return code
 	}
-	if isHelp(args[0]) {
-		fmt.Fprint(c.stdout, usersUsage)
-		return exitOK
-	}
-	name := args[0]
-	cmd, ok := usersCommands()[name]
-	if !ok {
-		fmt.Fprintf(c.stderr, "s3seal users: unknown command %q\n\n%s", name, usersUsage)
-		return exitUsage
-	}
-	u := &usersEnv{out: c.stdout}
-	pos, err := parseUsersFlags(name, u, args[1:], c.stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	if err == nil && len(pos) != cmd.args {
-		err = fmt.Errorf("%s takes %d argument(s), got %d (s3seal users -h)", name, cmd.args, len(pos))
-	}
-	if err != nil {
-		fmt.Fprintf(c.stderr, "s3seal users %s: %v\n", name, err)
-		return exitUsage
-	}
-	if u.store, err = c.openUsers(name != "list"); err != nil {
+	var err error
+	if u.store, u.ring, err = c.openUsers(name != "list"); err != nil {
 		return c.fail("users", err)
 	}
-	if err := cmd.run(u, pos); err != nil {
+	if err := commands[name].run(u, pos); err != nil {
 		return c.fail("users "+name, err)
 	}
 	if name != "list" {
@@ -129,24 +118,51 @@ func parseUsersFlags(name string, u *usersEnv, args []string, stderr io.Writer) 
 	return parseInterleaved(fs, args)
 }
 
-// openUsers opens the data dir's users.json. Only a change creates the
-// data dir: a list of a mistyped one says so rather than making it.
-func (c cli) openUsers(change bool) (*principals.Store, error) {
+// openUsers opens the data dir's users.json, and its keyring if it has
+// one. Only a change creates the data dir: a list of a mistyped one says
+// so rather than making it.
+func (c cli) openUsers(change bool) (*principals.Store, *keyring.Keyring, error) {
 	cfg, err := parseConfig(c.environ)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if cfg.DataDir == "" {
-		return nil, errors.New("configuration: S3SEAL_DATA_DIR is empty")
+		return nil, nil, errors.New("configuration: S3SEAL_DATA_DIR is empty")
 	}
 	if change {
 		if err := datadir.Ensure(cfg.DataDir); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	} else if _, err := os.Stat(cfg.DataDir); err != nil {
-		return nil, fmt.Errorf("S3SEAL_DATA_DIR: %w", err)
+		return nil, nil, fmt.Errorf("S3SEAL_DATA_DIR: %w", err)
 	}
-	return principals.Open(filepath.Join(cfg.DataDir, principals.File))
+	store, err := principals.Open(filepath.Join(cfg.DataDir, principals.File))
+	if err != nil {
+		return nil, nil, err
+	}
+	var ring *keyring.Keyring
+	if ringPath := filepath.Join(cfg.DataDir, datadir.KeyringFile); cfg.KMSProvider == providerKeyring && fileExists(ringPath) {
+		ring, _ = keyring.Open(ringPath) // only to check names: a keyring that does not open checks nothing
+	}
+	return store, ring, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// checkKeyNames says which key grants name no key of the keyring (yet):
+// a typo would otherwise grant nothing without a word.
+func (u *usersEnv) checkKeyNames(keys []string) {
+	if u.ring == nil {
+		return
+	}
+	for _, k := range keys {
+		if _, err := u.ring.DescribeKey(k); k != principals.AllKeys && err != nil {
+			fmt.Fprintf(u.warn, "warning: the keyring has no key %s (yet): the grant takes effect once it does\n", k)
+		}
+	}
 }
 
 // grants parses -buckets and -keys.
@@ -174,6 +190,7 @@ func usersAdd(u *usersEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	u.checkKeyNames(keys)
 	user, err := u.store.Add(args[0], role, buckets, keys)
 	if err != nil {
 		return err
@@ -197,20 +214,23 @@ func usersRemove(u *usersEnv, args []string) error {
 }
 
 func usersGrant(u *usersEnv, args []string) error {
-	return u.change(args[0], u.store.Grant)
+	return u.change(args[0], true, u.store.Grant)
 }
 
 func usersRevoke(u *usersEnv, args []string) error {
-	return u.change(args[0], u.store.Revoke)
+	return u.change(args[0], false, u.store.Revoke)
 }
 
-func (u *usersEnv) change(name string, op func(string, []principals.BucketGrant, []string) (principals.User, error)) error {
+func (u *usersEnv) change(name string, granting bool, op func(string, []principals.BucketGrant, []string) (principals.User, error)) error {
 	buckets, keys, err := u.grants()
 	if err != nil {
 		return err
 	}
 	if len(buckets) == 0 && len(keys) == 0 {
 		return errors.New("nothing to change: give -buckets, -keys or both")
+	}
+	if granting {
+		u.checkKeyNames(keys)
 	}
 	user, err := op(name, buckets, keys)
 	if err != nil {

@@ -63,6 +63,7 @@ import (
 	"time"
 
 	"github.com/s3seal/s3seal/envelope/kms"
+	"github.com/s3seal/s3seal/internal/sharedfile"
 )
 
 // KeyOrigin tells where a CMK's key material came from.
@@ -117,7 +118,7 @@ type Keyring struct {
 	arns  ARNs             // set once by UseARNs, before use; zero: none
 	now   func() time.Time // replaced by tests
 	mu    sync.Mutex       // serializes changes and reloads (and so file writes)
-	stamp fileStamp        // of the file state was read from or written to; under mu
+	stamp sharedfile.Stamp // of the file state was read from or written to; under mu
 	state atomic.Pointer[keyringState]
 }
 
@@ -173,7 +174,7 @@ func Open(path string) (*Keyring, error) {
 
 func openKeyring(path string, now func() time.Time) (*Keyring, error) {
 	k := &Keyring{path: path, now: now}
-	unlock, err := lockFile(path)
+	unlock, err := sharedfile.Lock(path)
 	switch {
 	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
 		// A keyring on read-only media (a backup being decrypted): it can
@@ -186,10 +187,10 @@ func openKeyring(path string, now func() time.Time) (*Keyring, error) {
 	st, stamp, err := readState(path, now())
 	if errors.Is(err, os.ErrNotExist) {
 		st = &keyringState{Version: keyringFileVersion, Keys: []*ringKey{}}
-		if err := ringWriteFile(path, st.marshal()); err != nil {
+		if err := sharedfile.Replace(path, st.marshal()); err != nil {
 			return nil, fmt.Errorf("keyring: creating %s: %w", path, err)
 		}
-		if stamp, err = stampOf(path); err != nil {
+		if stamp, err = sharedfile.StampOf(path); err != nil {
 			return nil, fmt.Errorf("keyring: %w", err)
 		}
 		st.index()
@@ -372,7 +373,7 @@ func (key *ringKey) info() KeyInfo {
 func (k *Keyring) update(op string, change func(s *keyringState, now time.Time) error) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	unlock, err := lockFile(k.path)
+	unlock, err := sharedfile.Lock(k.path)
 	if err != nil {
 		return &kms.KMSError{Op: op, Kind: kms.ErrKMSUnavailable, Cause: fmt.Errorf("locking keyring: %w", err)}
 	}
@@ -386,12 +387,12 @@ func (k *Keyring) update(op string, change func(s *keyringState, now time.Time) 
 		return err
 	}
 	next.purge(now) // expired keys are gone anyway; do not write them back
-	if err := ringWriteFile(k.path, next.marshal()); err != nil {
+	if err := sharedfile.Replace(k.path, next.marshal()); err != nil {
 		return &kms.KMSError{Op: op, Kind: kms.ErrKMSUnavailable, Cause: fmt.Errorf("saving keyring: %w", err)}
 	}
 	next.index()
 	k.state.Store(next)
-	if stamp, err := stampOf(k.path); err == nil {
+	if stamp, err := sharedfile.StampOf(k.path); err == nil {
 		k.stamp = stamp
 	}
 	return nil
