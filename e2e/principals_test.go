@@ -5,11 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/s3seal/s3seal/internal/metricstest"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -167,7 +168,7 @@ func TestPrincipalsS3(t *testing.T) {
 		t.Errorf("the key-admin lists buckets: %v", err)
 	}
 
-	if n := metricValue(t, in, `s3seal_access_denied_total{operation="GetObject"}`); n < 3 {
+	if n := metric(t, in, "s3seal_access_denied_total", "operation=GetObject"); n < 3 {
 		t.Errorf("s3seal_access_denied_total for GetObject is %v, want at least 3", n)
 	}
 	if !strings.Contains(in.logs.String(), `"principal":"alice"`) {
@@ -178,24 +179,14 @@ func TestPrincipalsS3(t *testing.T) {
 	eventually(t, "bob's credential after his removal", func() error { return wantCode(get(bob, bb, "b"), "InvalidAccessKeyId") })
 }
 
-// metricValue reads one series from in's /metrics; -1 if it is absent.
-func metricValue(t *testing.T, in *instance, series string) float64 {
+// metric sums family's series with labels on in's /metrics.
+func metric(t *testing.T, in *instance, family string, labels ...string) float64 {
 	t.Helper()
-	resp, err := http.Get(in.MetricsURL + "/metrics")
+	scrape, err := metricstest.Get(in.MetricsURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			var f float64
-			if err := json.Unmarshal([]byte(v), &f); err == nil {
-				return f
-			}
-		}
-	}
-	return -1
+	return scrape.Sum(family, labels...)
 }
 
 // TestKMSAPIServesAnotherS3seal runs two s3seal processes over one store:
@@ -233,7 +224,7 @@ func TestKMSAPIServesAnotherS3seal(t *testing.T) {
 			}
 		}
 	}
-	if n := metricValue(t, first, `s3seal_kms_api_requests_total{operation="GenerateDataKey",result="ok"}`); n < 1 {
+	if n := metric(t, first, "s3seal_kms_api_requests_total", "operation=GenerateDataKey", "result=ok"); n < 1 {
 		t.Errorf("the first s3seal counted %v GenerateDataKey calls on its KMS API", n)
 	}
 	operatorCmd(t, e.emb.dataDir, "keys", "disable", "alias/s3seal")
