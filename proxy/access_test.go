@@ -3,6 +3,8 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"net/http"
 	"slices"
@@ -14,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/envelope/kms"
 	"github.com/s3seal/s3seal/sigv4"
 )
@@ -211,5 +214,53 @@ func TestPrincipalListBuckets(t *testing.T) {
 	}
 	if !strings.Contains(fmt.Sprint(err), "Access Denied") {
 		t.Errorf("error %v", err)
+	}
+}
+
+// Bob (bucket grant on bkt, key grant on the second CMK only) cannot
+// complete Alice's upload (under the first CMK) with a token he forged to
+// name his CMK: Complete opens the token's key and verifies its tag, so its
+// KeyID is the upload's, not the client's word.
+func TestForgedTokenCannotCompleteOthersUpload(t *testing.T) {
+	e, second, c, _ := accessEnv(t)
+	up, err := c["alice"].CreateMultipartUpload(bg(), &s3.CreateMultipartUploadInput{Bucket: aws.String(testBucket), Key: aws.String("mp")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c["alice"].UploadPart(bg(), &s3.UploadPartInput{Bucket: aws.String(testBucket), Key: aws.String("mp"),
+		UploadId: up.UploadId, PartNumber: aws.Int32(1), Body: bytes.NewReader([]byte("alice's only part"))}); err != nil {
+		t.Fatal(err)
+	}
+	// Bob learns the store's upload id from a listing he may make (list).
+	lu, err := c["bob"].ListMultipartUploads(bg(), &s3.ListMultipartUploadsInput{Bucket: aws.String(testBucket)})
+	if err != nil || len(lu.Uploads) != 1 {
+		t.Fatalf("list uploads: %v %d", err, len(lu.Uploads))
+	}
+	listed, _ := envelope.ParseUploadToken(aws.ToString(lu.Uploads[0].UploadId))
+	parts, err := c["bob"].ListParts(bg(), &s3.ListPartsInput{Bucket: aws.String(testBucket), Key: aws.String("mp"), UploadId: lu.Uploads[0].UploadId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Bob's own honest attempt is refused (the case TestPrincipalGrants covers).
+	_, err = c["bob"].CompleteMultipartUpload(bg(), &s3.CompleteMultipartUploadInput{Bucket: aws.String(testBucket), Key: aws.String("mp"),
+		UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{ETag: parts.Parts[0].ETag, PartNumber: aws.Int32(1)}}}})
+	if code, _ := apiError(t, err); code != "AccessDenied" {
+		t.Fatalf("honest attempt: %v", err)
+	}
+	// The forged token: full, naming Bob's CMK, with junk key and tag.
+	field := func(b, s []byte) []byte { return append(binary.BigEndian.AppendUint16(b, uint16(len(s))), s...) }
+	b := []byte{0x01}
+	b = field(b, []byte(listed.UploadID))
+	b = field(b, []byte(second))
+	b = field(b, []byte("junk"))
+	b = append(b, make([]byte, 16)...)
+	forged := base64.RawURLEncoding.EncodeToString(b)
+	_, err = c["bob"].CompleteMultipartUpload(bg(), &s3.CompleteMultipartUploadInput{Bucket: aws.String(testBucket), Key: aws.String("mp"),
+		UploadId: aws.String(forged), MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{ETag: parts.Parts[0].ETag, PartNumber: aws.Int32(1)}}}})
+	if err == nil {
+		t.Errorf("bob completed alice's upload with a forged token naming his CMK")
+	}
+	if e.store.get(testBucket, "mp") != nil {
+		t.Errorf("the store has alice's object, completed by bob")
 	}
 }

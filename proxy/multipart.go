@@ -92,7 +92,7 @@ func (p *Proxy) uploadKey(x *exchange) (envelope.UploadToken, []byte, error) {
 	}
 	if !tok.HasKey {
 		return tok, nil, newS3Error("InvalidArgument", http.StatusBadRequest,
-			"This UploadId comes from ListMultipartUploads and cannot be used to upload parts through s3seal: "+
+			"This UploadId comes from ListMultipartUploads and cannot be used to upload parts or complete the upload through s3seal: "+
 				"the store does not list the upload's encryption key. Use the UploadId that CreateMultipartUpload returned.", nil)
 	}
 	// Cached (kms.Cache): one key-service call per upload, not per part.
@@ -163,14 +163,14 @@ type completePart struct {
 // behind, rather than completed into an object whose size s3seal could not
 // report.
 func (p *Proxy) completeUpload(x *exchange) error {
-	tok, _, err := uploadTokenParam(x.t)
+	// As on AWS, completing an upload takes the right to use its CMK: the
+	// token is opened (grant checked) and its tag verified, so that its
+	// KeyID is the upload's and not the client's word.
+	tok, dk, err := p.uploadKey(x)
 	if err != nil {
 		return err
 	}
-	// As on AWS, completing an upload takes the right to use its CMK.
-	if err := p.keys.CheckStored(x.r.Context(), tok.Meta.KeyID); err != nil {
-		return err
-	}
+	clear(dk)
 	if err := p.checkCompleteSSE(x, tok.Meta); err != nil {
 		return err
 	}

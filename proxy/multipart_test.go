@@ -324,7 +324,7 @@ func TestListPartsAndUploads(t *testing.T) {
 	if aws.ToString(lu.Uploads[0].Key) != "lp" || listed == "" || listed == id {
 		t.Errorf("listed upload %+v", lu.Uploads[0])
 	}
-	// A listed id lists parts and aborts, but cannot upload.
+	// A listed id lists parts and aborts, but cannot upload or complete.
 	lp, err = e.client.ListParts(bg(), &s3.ListPartsInput{Bucket: aws.String(testBucket), Key: aws.String("lp"), UploadId: aws.String(listed)})
 	if err != nil || len(lp.Parts) != 2 || aws.ToString(lp.UploadId) != listed {
 		t.Errorf("ListParts with a listed id: %v", err)
@@ -332,6 +332,11 @@ func TestListPartsAndUploads(t *testing.T) {
 	_, err = uploadPart(e.client, "lp", listed, 3, []byte("x"))
 	if code, status := apiError(t, err); code != "InvalidArgument" || status != 400 {
 		t.Errorf("UploadPart with a listed id: %s %d", code, status)
+	}
+	_, err = e.client.CompleteMultipartUpload(bg(), &s3.CompleteMultipartUploadInput{Bucket: aws.String(testBucket), Key: aws.String("lp"),
+		UploadId: aws.String(listed), MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: lp.Parts[0].ETag}}}})
+	if code, status := apiError(t, err); code != "InvalidArgument" || status != 400 {
+		t.Errorf("CompleteMultipartUpload with a listed id: %s %d", code, status)
 	}
 	if _, err := e.client.AbortMultipartUpload(bg(), &s3.AbortMultipartUploadInput{Bucket: aws.String(testBucket), Key: aws.String("lp"), UploadId: aws.String(listed)}); err != nil {
 		t.Fatal(err)

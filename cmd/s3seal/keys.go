@@ -413,7 +413,7 @@ func keysUnalias(k *keysEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := k.ring.DeleteAlias(args[0]); err != nil {
+	if err := k.ring.DeleteAlias(args[0], ""); err != nil {
 		return err
 	}
 	k.changed = true

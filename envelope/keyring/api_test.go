@@ -44,22 +44,23 @@ func TestKeyringUpdateAlias(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name, alias, target string
-		kind                error
-		code                string
-		wantTarget          string
+		name, alias, from, target string
+		kind                      error
+		code                      string
+		wantTarget                string
 	}{
-		{"re-point", "alias/x", b.ID, nil, "", b.ID},
-		{"same target", "alias/x", b.ID, nil, "", b.ID},
-		{"back, by alias", "alias/x", a.ID, nil, "", a.ID},
-		{"unknown alias", "alias/none", b.ID, kms.ErrKeyNotFound, codeNotFound, a.ID},
-		{"key id as alias", a.ID, b.ID, kms.ErrKeyNotFound, codeNotFound, a.ID},
-		{"unknown target", "alias/x", "alias/none", kms.ErrKeyNotFound, codeNotFound, a.ID},
-		{"target pending deletion", "alias/x", gone.ID, kms.ErrKeyDisabled, codeInvalidState, a.ID},
+		{"re-point", "alias/x", a.ID, b.ID, nil, "", b.ID},
+		{"same target", "alias/x", "", b.ID, nil, "", b.ID},
+		{"back, by alias", "alias/x", "", a.ID, nil, "", a.ID},
+		{"unknown alias", "alias/none", "", b.ID, kms.ErrKeyNotFound, codeNotFound, a.ID},
+		{"key id as alias", a.ID, "", b.ID, kms.ErrKeyNotFound, codeNotFound, a.ID},
+		{"unknown target", "alias/x", "", "alias/none", kms.ErrKeyNotFound, codeNotFound, a.ID},
+		{"target pending deletion", "alias/x", "", gone.ID, kms.ErrKeyDisabled, codeInvalidState, a.ID},
+		{"re-pointed since the caller looked", "alias/x", b.ID, b.ID, kms.ErrInvalidKMSRequest, codeConflict, a.ID},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := k.UpdateAlias(tt.alias, tt.target)
+			err := k.UpdateAlias(tt.alias, tt.from, tt.target)
 			if tt.kind == nil && err != nil {
 				t.Fatalf("UpdateAlias: %v", err)
 			} else if tt.kind != nil {

@@ -23,6 +23,7 @@ const (
 	codeInvalidImportToken   = "InvalidImportTokenException"
 	codeExpiredImportToken   = "ExpiredImportTokenException"
 	codeIncorrectKeyMaterial = "IncorrectKeyMaterialException"
+	codeConflict             = "ConflictException"
 )
 
 // ringErr is a keyring failure of kind, answered as AWS KMS's code. The

@@ -619,13 +619,15 @@ func (k *Keyring) CreateAlias(alias, keyID string) error {
 
 // UpdateAlias points an existing alias at the key keyID names, which must
 // not be pending deletion (as in AWS KMS: an alias is no way to a key that
-// is going away).
-func (k *Keyring) UpdateAlias(alias, keyID string) error {
+// is going away). fromID, when not empty, is the key id the caller saw the
+// alias name (and was authorized on): if it names another key by now, the
+// alias is left alone.
+func (k *Keyring) UpdateAlias(alias, fromID, keyID string) error {
 	const op = "UpdateAlias"
 	return k.update(op, func(s *keyringState, now time.Time) error {
-		from := s.resolve(alias, now)
-		if !strings.HasPrefix(alias, ringAliasPrefix) || from == nil {
-			return ringNotFound(op, alias)
+		from, err := aliasOf(op, s, alias, fromID, now)
+		if err != nil {
+			return err
 		}
 		to := s.resolve(keyID, now)
 		switch {
@@ -643,20 +645,36 @@ func (k *Keyring) UpdateAlias(alias, keyID string) error {
 	})
 }
 
-// DeleteAlias removes an alias; the key it named is unaffected.
-func (k *Keyring) DeleteAlias(alias string) error {
+// DeleteAlias removes an alias; the key it named is unaffected. keyID,
+// when not empty, is the key id the caller saw the alias name: if it names
+// another key by now, the alias stays.
+func (k *Keyring) DeleteAlias(alias, keyID string) error {
 	const op = "DeleteAlias"
 	return k.update(op, func(s *keyringState, now time.Time) error {
 		if !strings.HasPrefix(alias, ringAliasPrefix) {
 			return ringInvalid(op, "invalid alias %q: want alias/NAME", alias)
 		}
-		key := s.resolve(alias, now)
-		if key == nil {
-			return ringNotFound(op, alias)
+		key, err := aliasOf(op, s, alias, keyID, now)
+		if err != nil {
+			return err
 		}
 		key.Aliases = slices.DeleteFunc(key.Aliases, func(a string) bool { return a == alias })
 		return nil
 	})
+}
+
+// aliasOf is the key alias names, which must be the key id want unless
+// want is empty: a change authorized on the key the alias named when the
+// caller looked must not apply to another key it was re-pointed to since.
+func aliasOf(op string, s *keyringState, alias, want string, now time.Time) (*ringKey, error) {
+	key := s.resolve(alias, now)
+	switch {
+	case !strings.HasPrefix(alias, ringAliasPrefix) || key == nil:
+		return nil, ringNotFound(op, alias)
+	case want != "" && key.ID != want:
+		return nil, ringErr(op, kms.ErrInvalidKMSRequest, codeConflict, "alias %s names another key now; try again", alias)
+	}
+	return key, nil
 }
 
 // DescribeKey returns the key that keyID (an id or alias, or an ARN with

@@ -183,15 +183,17 @@ func TestKeyringAliases(t *testing.T) {
 	krWantErr(t, k.CreateAlias("alias/new", "alias/missing"), kms.ErrKeyNotFound)
 	krWantErr(t, k.CreateAlias("alias/new", "missing"), kms.ErrKeyNotFound)
 
-	if err := k.DeleteAlias("alias/app"); err != nil {
+	// A deletion authorized on another key than the alias names now is refused.
+	krWantErr(t, k.DeleteAlias("alias/app", b.ID), kms.ErrInvalidKMSRequest)
+	if err := k.DeleteAlias("alias/app", a.ID); err != nil {
 		t.Fatal(err)
 	}
 	_, err = k.DescribeKey("alias/app")
 	krWantErr(t, err, kms.ErrKeyNotFound)
 	_, err = k.GenerateDataKey(ctx, "alias/app", nil)
 	krWantErr(t, err, kms.ErrKeyNotFound)
-	krWantErr(t, k.DeleteAlias("alias/app"), kms.ErrKeyNotFound)
-	krWantErr(t, k.DeleteAlias(a.ID), kms.ErrInvalidKMSRequest)
+	krWantErr(t, k.DeleteAlias("alias/app", ""), kms.ErrKeyNotFound)
+	krWantErr(t, k.DeleteAlias(a.ID, ""), kms.ErrInvalidKMSRequest)
 	if info, _ := k.DescribeKey(a.ID); info.State != kms.KeyEnabled || len(info.Aliases) != 3 {
 		t.Errorf("after DeleteAlias: %+v", info)
 	}
@@ -392,7 +394,7 @@ func TestKeyringWriteFailure(t *testing.T) {
 		"RotateKey":   func() error { _, err := k.RotateKey(a.ID); return err },
 		"DisableKey":  func() error { return k.DisableKey(a.ID) },
 		"CreateAlias": func() error { return k.CreateAlias("alias/b", a.ID) },
-		"DeleteAlias": func() error { return k.DeleteAlias("alias/a") },
+		"DeleteAlias": func() error { return k.DeleteAlias("alias/a", "") },
 		"ScheduleKeyDeletion": func() error {
 			_, err := k.ScheduleKeyDeletion("alias/a", 7)
 			return err

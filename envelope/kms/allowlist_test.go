@@ -378,7 +378,7 @@ func TestObjectKeysAliasRepointed(t *testing.T) {
 	if err != nil || before.KeyID != f.k1.ID {
 		t.Fatalf("New: %v, key %q; want %q", err, before.KeyID, f.k1.ID)
 	}
-	if err := f.kr.DeleteAlias("alias/new"); err != nil {
+	if err := f.kr.DeleteAlias("alias/new", ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.kr.CreateAlias("alias/new", f.k3.ID); err != nil {

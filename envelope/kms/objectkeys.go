@@ -171,14 +171,6 @@ func (o ObjectKeys) Rebind(ctx context.Context, m envelope.Metadata, srcBucket, 
 	return envelope.Metadata{KeyID: w.KeyID, WrappedKey: w.Ciphertext, Context: o.Context}, nil
 }
 
-// CheckStored returns nil if an object whose metadata names keyID may be
-// opened for ctx's request (allowed, and granted to its client), without
-// opening it: for operations that continue what such a key began, such as
-// completing a multipart upload.
-func (o ObjectKeys) CheckStored(ctx context.Context, keyID string) error {
-	return o.checkStored(ctx, keyID)
-}
-
 // haveAllowList fails closed: without a list every CMK s3seal's role may
 // use would be trusted, which is the hole the list closes.
 func (o ObjectKeys) haveAllowList() error {

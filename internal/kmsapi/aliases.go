@@ -73,7 +73,7 @@ func (c *call) updateAlias(in *aliasInput) (any, error) {
 	if err := c.authorize("kms:UpdateAlias", to.ID); err != nil {
 		return nil, err
 	}
-	return struct{}{}, c.h.ring.UpdateAlias(in.AliasName, to.ID)
+	return struct{}{}, c.h.ring.UpdateAlias(in.AliasName, from.ID, to.ID)
 }
 
 type deleteAliasInput struct {
@@ -91,7 +91,7 @@ func (c *call) deleteAlias(in *deleteAliasInput) (any, error) {
 	if err := c.authorize("kms:DeleteAlias", key.ID); err != nil {
 		return nil, err
 	}
-	return struct{}{}, c.h.ring.DeleteAlias(in.AliasName)
+	return struct{}{}, c.h.ring.DeleteAlias(in.AliasName, key.ID)
 }
 
 type listAliasesInput struct {

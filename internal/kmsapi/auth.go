@@ -24,10 +24,12 @@ func (h *handler) authenticate(r *http.Request, body []byte) (string, error) {
 	if err := checkAuthPresent(r); err != nil {
 		return "", err
 	}
-	if r.Header.Get("X-Amz-Content-Sha256") == "" {
-		sum := sha256.Sum256(body)
-		r.Header.Set("X-Amz-Content-Sha256", hex.EncodeToString(sum[:]))
+	sum := sha256.Sum256(body)
+	want := hex.EncodeToString(sum[:])
+	if got := r.Header.Values("X-Amz-Content-Sha256"); len(got) > 1 || len(got) == 1 && got[0] != want {
+		return "", newError(errInvalidSignature, "X-Amz-Content-Sha256 must be the SHA-256 of the body (no UNSIGNED-PAYLOAD or streaming)")
 	}
+	r.Header.Set("X-Amz-Content-Sha256", want)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	req, err := h.cfg.Auth.Verify(r)
 	if err != nil {

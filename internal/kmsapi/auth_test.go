@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/s3seal/s3seal/envelope/keyring"
@@ -121,5 +124,25 @@ func TestNewConfig(t *testing.T) {
 		if _, err := kmsapi.New(tt.cfg); (err == nil) != tt.ok {
 			t.Errorf("%s: New error %v", tt.name, err)
 		}
+	}
+}
+
+// A KMS request signed with UNSIGNED-PAYLOAD would leave its body covered
+// by nothing: it is refused, whatever body comes with the signature.
+func TestUnsignedPayloadRefused(t *testing.T) {
+	ts := newTestServer(t)
+	id := ts.createKey(t)
+	swapped := []byte(`{"KeyId":"` + id + `","Plaintext":"ZXZpbCBib2R5"}`)
+	sign := func(req *http.Request) {
+		req.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
+		creds := aws.Credentials{AccessKeyID: testAccessKey, SecretAccessKey: testSecret}
+		if err := v4.NewSigner().SignHTTP(t.Context(), creds, req, "UNSIGNED-PAYLOAD", "kms", testRegion, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp := ts.rawRequest(t, http.MethodPost, "Encrypt", swapped, sign)
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "InvalidSignatureException") {
+		t.Errorf("UNSIGNED-PAYLOAD on the KMS API: %d %.200s", resp.StatusCode, b)
 	}
 }

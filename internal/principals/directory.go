@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/s3seal/s3seal/envelope/kms"
@@ -22,6 +23,13 @@ type Directory struct {
 	admin    User
 	resolver kms.KeyResolver // names the CMKs of key grants
 	snap     atomic.Pointer[snapshot]
+
+	// mu makes building and publishing a snapshot one step, so that a
+	// snapshot of an older file never replaces one of a newer file.
+	mu sync.Mutex
+	// unreadable: the last reload of the file failed, and only the admin
+	// is served until it reads again; under mu.
+	unreadable bool
 }
 
 // snapshot is the principals at one time, by access key; never modified.
@@ -38,25 +46,46 @@ func NewDirectory(store *Store, adminAccessKey, adminSecretKey string, resolver 
 	return d
 }
 
-// Sync takes in changes to the users file and reports whether there were
-// any. On failure the principals stay as they were.
+// Sync takes in changes to the users file and reports whether the
+// principals changed. A file that cannot be read or checked fails closed:
+// it may hold a removal or a revocation, so until it reads again only the
+// admin credential works (and the error says why).
 func (d *Directory) Sync() (bool, error) {
 	if d.store == nil {
 		return false, nil
 	}
 	changed, err := d.store.Reload()
-	if changed {
-		d.Refresh()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case err != nil && !d.unreadable:
+		d.unreadable = true
+		d.publish()
+		return true, fmt.Errorf("%w; until it reads again only the admin credential (%s) is served", err, AdminName)
+	case err != nil:
+		return false, err
+	case changed || d.unreadable:
+		d.unreadable = false
+		d.publish()
+		return true, nil
 	}
-	return changed, err
+	return false, nil
 }
 
 // Refresh rebuilds the principals from the store as loaded, so that key
 // grants are resolved again (lazily): an alias may name another key now.
 func (d *Directory) Refresh() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.publish()
+}
+
+// publish builds the principals from the store as loaded now (none of its
+// users while it is unreadable) and puts them in force. Called under mu.
+func (d *Directory) publish() {
 	snap := &snapshot{byKey: map[string]*principal{}}
 	var users []User
-	if d.store != nil {
+	if d.store != nil && !d.unreadable {
 		users = d.store.Users()
 	}
 	for _, u := range users {

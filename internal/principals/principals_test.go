@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/s3seal/s3seal/envelope/kms"
@@ -327,5 +328,88 @@ func TestDirectorySync(t *testing.T) {
 	}
 	if _, ok := d.Secret("ROOTAK"); !ok {
 		t.Fatal("the admin credential stopped working")
+	}
+}
+
+// A users file that cannot be read may hold a removal: until it reads
+// again, only the admin is served. (In production: `sudo s3seal users
+// remove` leaving a root-owned file the service cannot open; here, a mode
+// the reader refuses.)
+func TestDirectoryUnreadableFailsClosed(t *testing.T) {
+	d, users := directory(t)
+	other, err := Open(d.store.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Remove("alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(d.store.path, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := d.Sync(); !changed || err == nil {
+		t.Fatalf("Sync of an unreadable file: %v, %v", changed, err)
+	}
+	d.Refresh() // the periodic grant refresh brings nobody back
+	for _, who := range []string{"alice", "bob"} {
+		if _, ok := d.Secret(users[who].AccessKey); ok {
+			t.Errorf("%s is served while the users file is unreadable", who)
+		}
+	}
+	if _, ok := d.Secret("ROOTAK"); !ok {
+		t.Error("the admin is not served while the users file is unreadable")
+	}
+	// Readable again, unchanged since: bob is back, alice stays removed.
+	if err := os.Chmod(d.store.path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := d.Sync(); !changed || err != nil {
+		t.Fatalf("Sync once readable: %v, %v", changed, err)
+	}
+	if _, ok := d.Secret(users["bob"].AccessKey); !ok {
+		t.Error("bob is not served once the file reads again")
+	}
+	if _, ok := d.Secret(users["alice"].AccessKey); ok {
+		t.Error("alice is served again")
+	}
+}
+
+// A Refresh racing Sync never publishes principals older than what Sync
+// read: a removal Sync saw stays in force.
+func TestDirectoryRefreshRace(t *testing.T) {
+	d, _ := directory(t)
+	other, err := Open(d.store.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		u, err := other.Add("victim", RoleKeyUser, nil, []string{"*"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		if err := other.Remove("victim"); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		wg.Go(func() { // KMS API writes: Changed -> Refresh
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					d.Refresh()
+				}
+			}
+		})
+		d.Sync() // the watcher
+		close(stop)
+		wg.Wait()
+		if _, ok := d.Secret(u.AccessKey); ok {
+			t.Fatal("a removed user is served after Sync")
+		}
 	}
 }
