@@ -67,6 +67,9 @@ func copySourceParam(x *exchange) (store.Object, error) {
 	if err != nil {
 		return o, err
 	}
+	if err := checkName(o.Bucket, o.Key); err != nil {
+		return store.Object{}, err
+	}
 	if err := x.may(o.Bucket, AccessRead); err != nil {
 		return store.Object{}, err
 	}

@@ -242,6 +242,9 @@ func (p *Proxy) serveOp(x *exchange) error {
 	if rt == nil {
 		return errNotImplemented(x.t.refusal)
 	}
+	if err := checkName(x.t.bucket, x.t.key); err != nil {
+		return err
+	}
 	if err := p.authorize(x); err != nil {
 		return err
 	}

@@ -23,6 +23,23 @@ const (
 	copySSECustomerPrefix = "x-amz-copy-source-server-side-encryption-customer-"
 )
 
+// checkName refuses an object key (or bucket name) with a "." or ".."
+// path segment. S3 takes such keys literally, but stores resolve them
+// (versitygw stores "a/../b" as "b"; others refuse them or may route
+// "team-a/../other/x" to another bucket): the object would be stored under
+// another name than the one its data key and its grants were checked for.
+func checkName(bucket, key string) error {
+	for _, name := range []string{bucket, key} {
+		for seg := range strings.SplitSeq(name, "/") {
+			if seg == "." || seg == ".." {
+				return newS3Error("InvalidArgument", http.StatusBadRequest,
+					`Object keys with a "." or ".." path segment are not supported: stores resolve them to other names.`, nil)
+			}
+		}
+	}
+	return nil
+}
+
 // checkHeaders refuses headers no operation may carry through s3seal.
 func checkHeaders(method string, h http.Header) error {
 	for k := range h {

@@ -263,6 +263,10 @@ func TestRefusedRequests(t *testing.T) {
 		{"PUT", "/bkt/copy", http.Header{"X-Amz-Copy-Source": {"bkt/obj"}, "X-Amz-Metadata-Directive": {"REPLACE"}, "X-Amz-Meta-S3seal-C": {"x"}}, "", 400, "InvalidArgument"},
 		{"PUT", "/bkt/obj?tagging", http.Header{"X-Amz-Copy-Source": {"bkt/obj"}}, taggingDoc, 501, "NotImplemented"},
 		{"DELETE", "/bkt/obj", nil, "body", 400, "UnexpectedContent"},
+		{"PUT", "/bkt/a/../obj", nil, "plaintext", 400, "InvalidArgument"},
+		{"GET", "/bkt/./obj", nil, "", 400, "InvalidArgument"},
+		{"GET", "/../bkt/obj", nil, "", 400, "InvalidArgument"},
+		{"PUT", "/bkt/copy", http.Header{"X-Amz-Copy-Source": {"bkt/x/../obj"}}, "", 400, "InvalidArgument"},
 	}
 	for _, tt := range tests {
 		before := len(e.store.recorded())
