@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/s3seal/s3seal/internal/datadir"
+	"github.com/s3seal/s3seal/internal/sharedfile"
 
 	"github.com/s3seal/s3seal/envelope/awskms"
 	"github.com/s3seal/s3seal/envelope/keyring"
@@ -113,9 +114,20 @@ func (c cli) keys(ctx context.Context, args []string) int {
 		return c.fail("keys "+name, err)
 	}
 	if k.changed {
-		fmt.Fprintln(c.stderr, "note: a running s3seal serve on this data dir uses this change within 2 seconds")
+		c.noteChange(k.ring.Path())
 	}
 	return exitOK
+}
+
+// noteChange tells the operator when a running serve sees a change to the
+// shared file at path, and warns when it may not see it at all: a file
+// now owned by another user than its data dir (a change made with sudo).
+func (c cli) noteChange(path string) {
+	fmt.Fprintln(c.stderr, "note: a running s3seal serve on this data dir uses this change within 2 seconds")
+	if fileUID, dirUID, foreign := sharedfile.ForeignOwner(path); foreign {
+		fmt.Fprintf(c.stderr, "warning: %s is now owned by uid %d but its data dir by uid %d: an s3seal running as uid %d cannot read it "+
+			"(fix: chown %d %s, and make changes as that user)\n", path, fileUID, dirUID, dirUID, dirUID, path)
+	}
 }
 
 // dispatch reads `s3seal GROUP NAME [flags] [args]` for a group of

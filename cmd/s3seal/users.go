@@ -98,7 +98,7 @@ func (c cli) users(args []string) int {
 		return c.fail("users "+name, err)
 	}
 	if name != "list" {
-		fmt.Fprintln(c.stderr, "note: a running s3seal serve on this data dir uses this change within 2 seconds")
+		c.noteChange(u.store.Path())
 	}
 	return exitOK
 }

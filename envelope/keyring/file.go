@@ -43,6 +43,9 @@ func readState(path string, now time.Time) (*keyringState, sharedfile.Stamp, err
 	return st, stamp, nil
 }
 
+// Path is the keyring file's path.
+func (k *Keyring) Path() string { return k.path }
+
 // Reload reads the file again if it changed since this Keyring last read
 // or wrote it, and reports whether it did. A file that fails to read or
 // check leaves the keyring as it was.

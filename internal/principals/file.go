@@ -44,6 +44,9 @@ func Open(path string) (*Store, error) {
 	return s, nil
 }
 
+// Path is the file's path.
+func (s *Store) Path() string { return s.path }
+
 // Users returns every user, sorted by name. The slice and its users are
 // the caller's.
 func (s *Store) Users() []User {

@@ -124,3 +124,23 @@ func Replace(path string, data []byte) (err error) {
 	}
 	return nil
 }
+
+// ForeignOwner reports whether path is owned by another user than its
+// directory, and both owners: a file written by `sudo s3seal ...` in a data
+// dir a service user owns is one that service cannot read.
+func ForeignOwner(path string) (fileUID, dirUID uint32, foreign bool) {
+	uid := func(p string) (uint32, bool) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return 0, false
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return 0, false
+		}
+		return st.Uid, true
+	}
+	f, okf := uid(path)
+	d, okd := uid(filepath.Dir(path))
+	return f, d, okf && okd && f != d
+}

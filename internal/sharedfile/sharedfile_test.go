@@ -72,3 +72,22 @@ func TestLockExcludes(t *testing.T) {
 	unlock()
 	<-got
 }
+
+func TestForeignOwner(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f.json")
+	if err := Replace(path, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, foreign := ForeignOwner(path); foreign {
+		t.Fatal("a file of the directory's owner is foreign")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("changing a file's owner needs root")
+	}
+	if err := os.Chown(path, 4321, -1); err != nil {
+		t.Fatal(err)
+	}
+	if f, _, foreign := ForeignOwner(path); !foreign || f != 4321 {
+		t.Fatalf("a file of uid 4321 in a directory of uid %d: %d, %v", os.Geteuid(), f, foreign)
+	}
+}
