@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/s3seal/s3seal/internal/metricstest"
+	"github.com/s3seal/s3seal/internal/testkms"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
@@ -227,7 +229,29 @@ func TestKMSAPIServesAnotherS3seal(t *testing.T) {
 	if n := metric(t, first, "s3seal_kms_api_requests_total", "operation=GenerateDataKey", "result=ok"); n < 1 {
 		t.Errorf("the first s3seal counted %v GenerateDataKey calls on its KMS API", n)
 	}
-	operatorCmd(t, e.emb.dataDir, "keys", "disable", "alias/s3seal")
+
+	// A key disabled through the API stops the first one's writes and
+	// reads at once: it is the keyring the proxy uses.
+	kc := testkms.ClientAs(t, first.KMSAPIURL, first.AccessKey, first.SecretKey)
+	key, err := kc.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String("alias/s3seal")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kc.DisableKey(ctx, &kms.DisableKeyInput{KeyId: key.KeyMetadata.KeyId}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c1.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("late"), Body: bytes.NewReader([]byte("x"))})
+	if err := wantCode(err, "KMS.DisabledException"); err != nil {
+		t.Errorf("the first's PUT right after DisableKey: %v", err)
+	}
+	_, err = c1.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String("by-first")})
+	if err := wantCode(err, "KMS.DisabledException"); err != nil {
+		t.Errorf("the first's GET right after DisableKey: %v", err)
+	}
+	if _, err := kc.EnableKey(ctx, &kms.EnableKeyInput{KeyId: key.KeyMetadata.KeyId}); err != nil {
+		t.Fatal(err)
+	}
+	operatorCmd(t, e.emb.dataDir, "keys", "disable", "alias/s3seal") // and through s3seal keys
 	eventually(t, "the second's PUT after the key was disabled", func() error {
 		_, err := c2.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("late"), Body: bytes.NewReader([]byte("x"))})
 		return wantCode(err, "KMS.DisabledException")

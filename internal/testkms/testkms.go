@@ -60,8 +60,15 @@ func Start(t testing.TB) (endpoint string, stop func()) {
 // production code honours it.
 func Client(t testing.TB, endpoint string) *kms.Client {
 	t.Helper()
+	return ClientAs(t, endpoint, "test", "test")
+}
+
+// ClientAs is Client signing with a credential of its own, for a server
+// that checks signatures (s3seal's KMS API).
+func ClientAs(t testing.TB, endpoint, accessKey, secretKey string) *kms.Client {
+	t.Helper()
 	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion(Region),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")))
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(accessKey, secretKey, "")))
 	if err != nil {
 		t.Fatal(err)
 	}
