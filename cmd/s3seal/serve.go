@@ -497,7 +497,7 @@ func (s *server) watchFiles(ctx context.Context) {
 func (s *server) syncUsers() {
 	changed, err := s.users.Sync()
 	if err != nil {
-		s.logger.Error("syncing with the users file; keeping what was loaded", "err", err)
+		s.logger.Error("syncing with the users file", "err", err)
 	}
 	if changed {
 		s.logger.Info("users changed; in use now")

@@ -51,3 +51,69 @@ func TestWrongBinding(t *testing.T) {
 		t.Fatalf("rebound metadata opened at the old name: %v", err)
 	}
 }
+
+// grantOnly lets a client use one CMK.
+type grantOnly string
+
+func (g grantOnly) MayUse(_ context.Context, keyID string) error {
+	if keyID == string(g) {
+		return nil
+	}
+	return kms.ErrNotGranted
+}
+
+// With Grants, every operation asks the request's grant about each CMK it
+// uses, and a request without one is refused.
+func TestObjectKeysGrants(t *testing.T) {
+	kr, err := keyring.Open(filepath.Join(t.TempDir(), "keyring.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := kr.CreateKey("a")
+	b, _ := kr.CreateKey("b")
+	allowed := kms.NewAllowList(kr, a.ID, b.ID)
+	plain := kms.ObjectKeys{Keys: kr, KeyID: a.ID, Allowed: allowed}
+	_, meta, err := plain.New(context.Background(), "bkt", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := plain
+	ok.Grants = true
+	onA := kms.WithGrant(context.Background(), grantOnly(a.ID))
+	onB := kms.WithGrant(context.Background(), grantOnly(b.ID))
+	tests := []struct {
+		name string
+		err  error
+	}{
+		{"new, granted", lastErr(ok.New(onA, "bkt", "n"))},
+		{"open, granted", lastErr(ok.Open(onA, meta, "bkt", "k"))},
+		{"rebind to a granted key", lastErr(ok.Under(a.ID).Rebind(onA, meta, "bkt", "k", "bkt", "c"))},
+	}
+	for _, tt := range tests {
+		if tt.err != nil {
+			t.Errorf("%s: %v", tt.name, tt.err)
+		}
+	}
+	refused := []struct {
+		name string
+		err  error
+	}{
+		{"new without a grant", lastErr(ok.New(context.Background(), "bkt", "n"))},
+		{"new under a key not granted", lastErr(ok.New(onB, "bkt", "n"))},
+		{"open without a grant", lastErr(ok.Open(context.Background(), meta, "bkt", "k"))},
+		{"open under a key not granted", lastErr(ok.Open(onB, meta, "bkt", "k"))},
+		{"rebind from a key not granted", lastErr(ok.Under(b.ID).Rebind(onB, meta, "bkt", "k", "bkt", "c"))},
+		{"rebind to a key not granted", lastErr(ok.Under(b.ID).Rebind(onA, meta, "bkt", "k", "bkt", "c"))},
+	}
+	for _, tt := range refused {
+		if !errors.Is(tt.err, kms.ErrNotGranted) {
+			t.Errorf("%s: %v, want ErrNotGranted", tt.name, tt.err)
+		}
+	}
+}
+
+// lastErr is the error a call returned last, whatever else it returned.
+func lastErr(vals ...any) error {
+	err, _ := vals[len(vals)-1].(error)
+	return err
+}

@@ -17,9 +17,10 @@ import (
 // AWS clients sign KMS requests without an X-Amz-Content-Sha256 header:
 // the signature still covers the body's hash, which the server computes.
 // The verifier reads the hash from that header, so it is set here from the
-// body when the client sent none. It is then not a signed header, and
-// needs none: it is the last line of the canonical request, so a wrong
-// value fails the signature.
+// body. It needs no signing: it is the last line of the canonical request,
+// so a wrong value fails the signature. A client's own value must be that
+// hash: UNSIGNED-PAYLOAD or a streaming mode would leave the body covered
+// by nothing.
 func (h *handler) authenticate(r *http.Request, body []byte) (string, error) {
 	if err := checkAuthPresent(r); err != nil {
 		return "", err
