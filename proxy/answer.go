@@ -6,10 +6,12 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -120,14 +122,14 @@ var answerHeaders = map[string]bool{
 
 // answerHeader says whether the header lk (lower case) of a store's answer
 // of status may reach the client. Never s3seal's metadata, nor the store's
-// request id (s3seal sets its own).
+// request ids (s3seal sets its own).
 func answerHeader(lk string, status int) bool {
 	switch {
 	case answerHeaders[lk]:
 		return true
 	case lk == "location":
 		return status/100 == 2
-	case lk == "x-amz-request-id", strings.HasPrefix(lk, "x-amz-meta-") && envelope.IsReserved(lk):
+	case lk == "x-amz-request-id", lk == "x-amz-id-2", strings.HasPrefix(lk, "x-amz-meta-") && envelope.IsReserved(lk):
 		return false
 	}
 	return strings.HasPrefix(lk, "x-amz-")
@@ -140,12 +142,44 @@ func relayLateError(x *exchange, resp *http.Response, body []byte) error {
 	if checkXML(body, "Error") != nil {
 		return errBadAnswer(x, fmt.Errorf("%s answer is neither its result nor an Error", x.t.op()))
 	}
+	body, err := restampError(body, x.ids)
+	if err != nil {
+		return errBadAnswer(x, err)
+	}
 	h := x.w.Header()
 	copyResponseHeader(h, resp)
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	x.w.WriteHeader(resp.StatusCode)
 	x.w.Write(body)
 	return nil
+}
+
+// restampError returns a store's S3 error document with s3seal's RequestId
+// and HostId in place of the store's: the ids the answer's headers carry,
+// which are the ones s3seal's log knows. Its other elements are kept, in
+// order; an S3 error document is flat.
+func restampError(body []byte, id requestIDs) ([]byte, error) {
+	var doc struct {
+		XMLName xml.Name
+		Fields  []xmlField `xml:",any"`
+	}
+	if err := xml.Unmarshal(body, &doc); err != nil {
+		return nil, fmt.Errorf("store's error document: %w", err)
+	}
+	fields := slices.DeleteFunc(doc.Fields, func(f xmlField) bool {
+		return f.XMLName.Local == "RequestId" || f.XMLName.Local == "HostId"
+	})
+	for i := range fields {
+		fields[i].XMLName.Space = "" // one document, no namespace games
+	}
+	out, err := xml.Marshal(struct {
+		XMLName xml.Name `xml:"Error"`
+		Fields  []xmlField
+	}{Fields: append(fields, field("RequestId", id.request), field("HostId", id.host))})
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(xml.Header), out...), nil
 }
 
 // maxErrorBody bounds a store's error document.
@@ -169,6 +203,11 @@ func relayStoreError(x *exchange, resp *http.Response) error {
 	}
 	if len(b) > maxErrorBody || (len(bytes.TrimSpace(b)) > 0 && checkXML(b, "Error") != nil) {
 		return errBadAnswer(x, fmt.Errorf("store answered %d with a body that is not an S3 error", resp.StatusCode))
+	}
+	if len(bytes.TrimSpace(b)) > 0 {
+		if b, err = restampError(b, x.ids); err != nil {
+			return errBadAnswer(x, err)
+		}
 	}
 	h := x.w.Header()
 	copyResponseHeader(h, resp)

@@ -6,12 +6,14 @@ import (
 	"strings"
 )
 
-// checkDestination evaluates a copy's If-Match and If-None-Match against
-// the object the copy would replace, and answers 412 when they fail. Some
-// stores ignore them on CopyObject (MinIO checks only the source's
-// conditions there): a condition forwarded to such a store would hold in
-// name only. The store still gets them; the window between this check and
-// the copy is what a store that honours them closes.
+// checkDestination evaluates a write's If-Match and If-None-Match (a
+// PutObject, a CompleteMultipartUpload, a copy) against the object it
+// would replace, and answers 412 when they fail, before anything is
+// written or a data key is made. Some stores ignore them (MinIO checks only
+// the source's conditions on CopyObject, older stores ignore them on every
+// write): a condition forwarded to such a store would hold in name only.
+// The store still gets them; the window between this check and the write
+// is what a store that honours them closes.
 func (p *Proxy) checkDestination(x *exchange) error {
 	ifMatch, ifNone := x.t.header.Get("If-Match"), x.t.header.Get("If-None-Match")
 	if ifMatch == "" && ifNone == "" {
@@ -28,7 +30,7 @@ func (p *Proxy) checkDestination(x *exchange) error {
 		etag = resp.Header.Get("ETag")
 	case http.StatusNotFound:
 	default:
-		return errUpstream(fmt.Errorf("HEAD of the copy's destination answered %d", resp.StatusCode))
+		return errUpstream(fmt.Errorf("HEAD of the write's destination answered %d", resp.StatusCode))
 	}
 	exists := resp.StatusCode == http.StatusOK
 	if (ifMatch != "" && !(exists && etagListed(ifMatch, etag))) || (ifNone != "" && exists && etagListed(ifNone, etag)) {

@@ -97,6 +97,25 @@ func errSourceNotSealed() *s3Error {
 		"The copy source was not written through s3seal.", nil)
 }
 
+// checkNotOntoItself refuses, as S3 does, a copy of the current version of
+// an object onto itself that changes nothing: its metadata (REPLACE), its
+// storage class, its website redirect or its encryption (SSE headers, as
+// rewrap sends). A source version id may restore an older version.
+func checkNotOntoItself(t target, directive string) error {
+	src, err := parseCopySource(t.header.Get("X-Amz-Copy-Source"))
+	if err != nil || src.Bucket != t.bucket || src.Key != t.key || src.VersionID != "" || directive == "REPLACE" {
+		return nil // a bad source is refused where it is read
+	}
+	for _, h := range []string{"X-Amz-Storage-Class", "X-Amz-Website-Redirect-Location", sseHeader} {
+		if t.header.Get(h) != "" {
+			return nil
+		}
+	}
+	return newS3Error("InvalidRequest", http.StatusBadRequest,
+		"This copy request is illegal because it is trying to copy an object to itself without changing the object's "+
+			"metadata, storage class, website redirect location or encryption attributes.", nil)
+}
+
 // copyObject serves CopyObject.
 func (p *Proxy) copyObject(x *exchange) error {
 	t := x.t
@@ -105,6 +124,9 @@ func (p *Proxy) copyObject(x *exchange) error {
 		return err
 	}
 	if _, err := copyDirective(t.header, "X-Amz-Tagging-Directive"); err != nil {
+		return err
+	}
+	if err := checkNotOntoItself(t, directive); err != nil {
 		return err
 	}
 	ctx := x.r.Context()

@@ -258,3 +258,36 @@ func TestUploadPartCopy(t *testing.T) {
 		t.Errorf("parts after failed copies: %v %+v", err, lp.Parts)
 	}
 }
+
+// A copy of an object onto itself that changes nothing is S3's 400
+// InvalidRequest, refused before any KMS call or store write; one that
+// changes metadata, storage class or encryption (as rewrap's do) is not.
+func TestCopyOntoItself(t *testing.T) {
+	e := newEnv(t)
+	e.put(t, "self", []byte("self content"), map[string]string{"a": "1"})
+	tests := []struct {
+		name   string
+		header http.Header
+		status int
+	}{
+		{"nothing changed", http.Header{}, http.StatusBadRequest},
+		{"metadata directive COPY", http.Header{"X-Amz-Metadata-Directive": {"COPY"}}, http.StatusBadRequest},
+		{"metadata replaced", http.Header{"X-Amz-Metadata-Directive": {"REPLACE"}, "X-Amz-Meta-A": {"2"}}, http.StatusOK},
+		{"storage class", http.Header{"X-Amz-Storage-Class": {"STANDARD"}}, http.StatusOK},
+		{"encryption", http.Header{"X-Amz-Server-Side-Encryption": {"aws:kms"}}, http.StatusOK},
+	}
+	for _, tt := range tests {
+		tt.header.Set("X-Amz-Copy-Source", testBucket+"/self")
+		before := storedPuts(e.store)
+		status, body, _ := e.sendResp(t, e.signedRequest(t, http.MethodPut, "/"+testBucket+"/self", nil, 0, tt.header))
+		if status != tt.status || (status == http.StatusBadRequest && !strings.Contains(body, "<Code>InvalidRequest</Code>")) {
+			t.Errorf("%s: %d %s", tt.name, status, body)
+		}
+		if status == http.StatusBadRequest && storedPuts(e.store) != before {
+			t.Errorf("%s: refused, yet the store wrote", tt.name)
+		}
+	}
+	if got, _, err := e.get(t, "self"); err != nil || string(got) != "self content" {
+		t.Errorf("the object after the copies: %q, %v", got, err)
+	}
+}

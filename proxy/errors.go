@@ -23,6 +23,19 @@ type s3Error struct {
 	// Header holds headers that belong to this error's answer, such as
 	// Content-Range on 416.
 	Header http.Header
+	// Details are the further elements S3 puts in this error's document
+	// (EntityTooSmall's ProposedSize, ...), in order.
+	Details []xmlField
+}
+
+// xmlField is one element of a flat XML document, such as an S3 error's.
+type xmlField struct {
+	XMLName xml.Name
+	Value   string `xml:",chardata"`
+}
+
+func field(name, value string) xmlField {
+	return xmlField{XMLName: xml.Name{Local: name}, Value: value}
 }
 
 func (e *s3Error) Error() string {
@@ -136,21 +149,24 @@ type xmlError struct {
 	XMLName   xml.Name `xml:"Error"`
 	Code      string
 	Message   string
+	Details   []xmlField `xml:",any"`
 	Resource  string
 	RequestID string `xml:"RequestId"`
+	HostID    string `xml:"HostId"`
 }
 
-// writeError answers e as S3 does: XML, or headers only for HEAD.
+// writeError answers e as S3 does: XML, or headers only for HEAD; the
+// document names the request as its headers do (RequestId and HostId).
 //
 // Headers prepared for a successful answer (ETag, metadata, ...) are dropped
 // first: they do not describe an error.
-func writeError(w http.ResponseWriter, r *http.Request, e *s3Error, requestID string) {
+func writeError(w http.ResponseWriter, r *http.Request, e *s3Error, id requestIDs) {
 	h := w.Header()
 	clear(h)
 	for k, vs := range e.Header {
 		h[k] = vs
 	}
-	h.Set("X-Amz-Request-Id", requestID)
+	id.set(h)
 	h.Set("Content-Type", "application/xml")
 	status := e.Status
 	if status < 400 || status > 599 {
@@ -160,7 +176,8 @@ func writeError(w http.ResponseWriter, r *http.Request, e *s3Error, requestID st
 		w.WriteHeader(status)
 		return
 	}
-	body, err := xml.Marshal(xmlError{Code: e.Code, Message: e.Message, Resource: r.URL.Path, RequestID: requestID})
+	body, err := xml.Marshal(xmlError{Code: e.Code, Message: e.Message, Details: e.Details, Resource: r.URL.Path,
+		RequestID: id.request, HostID: id.host})
 	if err != nil { // cannot happen for these string fields
 		w.WriteHeader(status)
 		return

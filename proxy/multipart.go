@@ -174,6 +174,9 @@ func (p *Proxy) completeUpload(x *exchange) error {
 	if err := p.checkCompleteSSE(x, tok.Meta); err != nil {
 		return err
 	}
+	if err := p.checkDestination(x); err != nil {
+		return err
+	}
 	parts, err := completeParts(x.doc)
 	if err != nil {
 		return err
@@ -253,6 +256,11 @@ func (p *Proxy) checkParts(x *exchange, upstreamID string, parts []store.Part) (
 			return nil, errCorrupt(fmt.Errorf("part %d: %w", pt.PartNumber, err))
 		}
 		sizes[i] = plain
+		if i < len(parts)-1 && plain < p.minPartSize {
+			// S3's own rule, said as S3 says it, before s3seal's: the
+			// client can upload the part again and complete.
+			return nil, errEntityTooSmall(pt, plain, p.minPartSize)
+		}
 		if i < len(parts)-1 && !envelope.NotLast(plain) {
 			p.abortUpstream(x, upstreamID)
 			return nil, newS3Error("InvalidPart", http.StatusBadRequest, fmt.Sprintf(
@@ -261,6 +269,20 @@ func (p *Proxy) checkParts(x *exchange, upstreamID string, parts []store.Part) (
 		}
 	}
 	return sizes, nil
+}
+
+// defaultMinPartSize is S3's smallest part but the last.
+const defaultMinPartSize = 5 << 20
+
+// errEntityTooSmall is S3's answer to a part under min that is not the
+// last, with the details S3 gives.
+func errEntityTooSmall(pt store.Part, size, min int64) *s3Error {
+	e := newS3Error("EntityTooSmall", http.StatusBadRequest, "Your proposed upload is smaller than the minimum allowed object size.", nil)
+	e.Details = []xmlField{
+		field("ProposedSize", strconv.FormatInt(size, 10)), field("MinSizeAllowed", strconv.FormatInt(min, 10)),
+		field("PartNumber", strconv.Itoa(pt.PartNumber)), field("ETag", normETag(pt.ETag)),
+	}
+	return e
 }
 
 // completion is what a store says of a completed upload.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -184,7 +185,7 @@ func TestMultipartReuploadAndStateless(t *testing.T) {
 	// another replica, or this one restarted.
 	p2, err := New(Config{Upstream: e.proxy.store.Endpoint(), UpstreamAccessKey: upstreamAK, UpstreamSecretKey: upstreamSecret,
 		Auth: e.proxy.auth, Keys: kms.ObjectKeys{Keys: kms.NewCache(e.keyring, 10, time.Minute), KeyID: e.keyID, Allowed: kms.NewAllowList(e.keyring, e.keyID)},
-		Logger: e.proxy.log})
+		Logger: e.proxy.log, MinPartSize: e.proxy.minPartSize})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,13 +240,17 @@ func TestMultipartCompleteRules(t *testing.T) {
 	if e.store.uploadCount() != 0 || e.store.get(testBucket, "bad") != nil {
 		t.Error("refused upload left behind")
 	}
-	// An empty part before the last.
+	// An empty part before the last is too small, as on S3: the upload
+	// stays, for the part to be uploaded again.
 	id = create(t, e.client, "bad", nil)
 	e1, _ = uploadPart(e.client, "bad", id, 1, nil)
 	e2, _ = uploadPart(e.client, "bad", id, 2, randomBytes(10, 2))
 	_, err = complete(e.client, "bad", id, []string{e1, e2})
-	if code, _ := apiError(t, err); code != "InvalidPart" || e.store.uploadCount() != 0 {
-		t.Errorf("empty first part: %s", code)
+	if code, _ := apiError(t, err); code != "EntityTooSmall" || e.store.uploadCount() != 1 {
+		t.Errorf("empty first part: %s, %d uploads", code, e.store.uploadCount())
+	}
+	if _, err := e.client.AbortMultipartUpload(bg(), &s3.AbortMultipartUploadInput{Bucket: aws.String(testBucket), Key: aws.String("bad"), UploadId: aws.String(id)}); err != nil {
+		t.Fatal(err)
 	}
 
 	// Gaps and disorder: refused, the upload stays for a correct retry.
@@ -594,4 +599,41 @@ func TestVersionIDPassthrough(t *testing.T) {
 			t.Errorf("store never saw %s (saw %v)", want, seen)
 		}
 	}
+}
+
+// Parts under S3's 5 MiB but the last fail Complete with EntityTooSmall,
+// S3's details in the document, before s3seal's own part-size rule; the
+// upload stays open, and completes once the part is uploaded again.
+func TestEntityTooSmall(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MinPartSize = 0 }) // S3's 5 MiB
+	id := create(t, e.client, "small", nil)
+	small := 100000 // not a multiple of 64 KiB either: EntityTooSmall comes first
+	e1, _ := uploadPart(e.client, "small", id, 1, randomBytes(small, 1))
+	e2, _ := uploadPart(e.client, "small", id, 2, randomBytes(10, 2))
+	req := e.signedRequest(t, http.MethodPost, "/"+testBucket+"/small?uploadId="+url.QueryEscape(id),
+		strings.NewReader(completeDoc(e1, e2)), int64(len(completeDoc(e1, e2))), nil)
+	status, body, _ := e.sendResp(t, req)
+	for _, want := range []string{"<Code>EntityTooSmall</Code>", "<ProposedSize>100000</ProposedSize>",
+		"<MinSizeAllowed>5242880</MinSizeAllowed>", "<PartNumber>1</PartNumber>", "<RequestId>", "<HostId>"} {
+		if status != http.StatusBadRequest || !strings.Contains(body, want) {
+			t.Fatalf("Complete with a small part: %d %s, want %s", status, body, want)
+		}
+	}
+	if e.store.uploadCount() != 1 {
+		t.Fatal("the upload was not left open")
+	}
+	e1, _ = uploadPart(e.client, "small", id, 1, randomBytes(5<<20, 3))
+	if _, err := complete(e.client, "small", id, []string{e1, e2}); err != nil {
+		t.Fatalf("Complete once the part is large enough: %v", err)
+	}
+}
+
+func completeDoc(etags ...string) string {
+	var b strings.Builder
+	b.WriteString("<CompleteMultipartUpload>")
+	for i, etag := range etags {
+		fmt.Fprintf(&b, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", i+1, etag)
+	}
+	b.WriteString("</CompleteMultipartUpload>")
+	return b.String()
 }

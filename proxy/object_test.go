@@ -524,7 +524,7 @@ func TestNotImplemented(t *testing.T) {
 	e.put(t, "src", []byte("source"), nil)
 	for _, tc := range []struct{ method, path string }{
 		{"POST", "/" + testBucket + "/src?select&select-type=2"},
-		{"GET", "/" + testBucket + "/src?attributes"},
+		{"GET", "/" + testBucket + "/src?torrent"},
 		{"PUT", "/" + testBucket + "/src?partNumber=1"},
 	} {
 		resp, err := http.DefaultClient.Do(e.signedRequest(t, tc.method, tc.path, nil, 0, nil))

@@ -7,8 +7,10 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -53,6 +55,10 @@ type Config struct {
 	// single part. Otherwise s3seal learns it from the uploads it completes
 	// and, until then, asks the store for part counts (object.go).
 	StoreMarksMultipartETags bool
+	// MinPartSize is the smallest plaintext part but the last that
+	// CompleteMultipartUpload accepts (EntityTooSmall otherwise, as S3
+	// answers); 0 means S3's 5 MiB. Only tests with small objects lower it.
+	MinPartSize int64
 	// Principals tells who signed each request and what they may do:
 	// bucket grants are checked before anything is asked of the store, CMK
 	// grants wherever a data key is made or opened (Keys.Grants must be
@@ -77,6 +83,7 @@ type Proxy struct {
 	bucketCMKs     *bucketCMKs  // bucket default CMKs, briefly remembered
 	obs            Observer
 	principals     Principals
+	minPartSize    int64
 }
 
 // New checks cfg and returns a Proxy.
@@ -118,6 +125,7 @@ func New(cfg Config) (*Proxy, error) {
 		bucketCMKs:     newBucketCMKs(),
 		obs:            obs,
 		principals:     cfg.Principals,
+		minPartSize:    cmp.Or(cfg.MinPartSize, defaultMinPartSize),
 	}, nil
 }
 
@@ -132,15 +140,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// connection and waits out its read timeout: say Continue anyway.
 		w.WriteHeader(http.StatusContinue)
 	}
-	id := newRequestID()
+	ids := newRequestIDs()
+	id := ids.request
 	sw := &statusWriter{ResponseWriter: w}
-	sw.Header().Set("X-Amz-Request-Id", id)
+	ids.set(sw.Header())
 	t := classify(r, p.domain)
 	// The operation and the cipher clocks ride in the context, so that
 	// upstream.do and the cipher sites deep in the handlers can report.
 	clocks := &cipherClocks{}
 	r = r.WithContext(withObservation(r.Context(), t.op(), clocks))
-	x := &exchange{w: sw, r: r, t: t, id: id, clocks: clocks}
+	x := &exchange{w: sw, r: r, t: t, id: id, ids: ids, clocks: clocks}
 
 	defer func() {
 		attrs := []any{
@@ -182,7 +191,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// The answer is already under way: it can only be cut off.
 			x.abort(err)
 		}
-		writeError(sw, r, se, id)
+		writeError(sw, r, se, ids)
 	}
 }
 
@@ -191,7 +200,8 @@ type exchange struct {
 	w        *statusWriter
 	r        *http.Request
 	t        target
-	id       string
+	id       string // the request id (ids.request), for logs
+	ids      requestIDs
 	verified *sigv4.Request // the authenticated request, set once verified
 	// principal is who signed it, once authorized; nil without Principals.
 	principal Principal
@@ -263,11 +273,24 @@ func (p *Proxy) serveOp(x *exchange) error {
 	return rt.serve(p, x)
 }
 
-// newRequestID returns 16 uppercase hex digits, the shape of S3's ids.
-func newRequestID() string {
-	var b [8]byte
+// requestIDs name one request as S3 names its answers: x-amz-request-id,
+// and x-amz-id-2, which error documents call HostId.
+type requestIDs struct {
+	request, host string
+}
+
+// newRequestIDs returns ids of S3's shapes: 16 uppercase hex digits, and
+// base64 of 48 random bytes.
+func newRequestIDs() requestIDs {
+	var b [8 + 48]byte
 	rand.Read(b[:])
-	return strings.ToUpper(hex.EncodeToString(b[:]))
+	return requestIDs{request: strings.ToUpper(hex.EncodeToString(b[:8])), host: base64.StdEncoding.EncodeToString(b[8:])}
+}
+
+// set puts the ids in an answer's headers.
+func (id requestIDs) set(h http.Header) {
+	h.Set("X-Amz-Request-Id", id.request)
+	h.Set("X-Amz-Id-2", id.host)
 }
 
 // statusWriter remembers the status written, for the log and to know whether

@@ -31,6 +31,9 @@ func (p *Proxy) putObject(x *exchange) error {
 	if err := checkBodySize(req.ContentLength, maxPutObjectSize, "object"); err != nil {
 		return err
 	}
+	if err := p.checkDestination(x); err != nil {
+		return err
+	}
 	keys, err := p.writeKeys(x)
 	if err != nil {
 		return err

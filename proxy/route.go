@@ -75,12 +75,16 @@ type route struct {
 
 // Query parameters that are not part of the operation: the SDK's operation
 // hint and a presigned URL's own signature, which must never reach the store.
+// A SigV2 URL's are AWSAccessKeyId, Signature and Expires, and botocore's
+// SigV2 presigner copies the Content-Type and Content-MD5 it signed there
+// too: the client sends them as headers, which is where they are checked.
 var (
 	ignoredParams = map[string]bool{"x-id": true}
 	presignParams = map[string]bool{
 		"x-amz-algorithm": true, "x-amz-credential": true, "x-amz-date": true,
 		"x-amz-expires": true, "x-amz-signedheaders": true, "x-amz-signature": true,
 		"x-amz-security-token": true, "x-amz-content-sha256": true,
+		"awsaccesskeyid": true, "signature": true, "expires": true, "content-type": true, "content-md5": true,
 	}
 )
 
@@ -114,6 +118,9 @@ var routes = append([]route{
 
 	{name: "GetObject", method: http.MethodGet, level: levelObject, params: readParams, serve: (*Proxy).getObject},
 	{name: "HeadObject", method: http.MethodHead, level: levelObject, params: readParams, serve: (*Proxy).getObject},
+	// Answered from s3seal's own HEADs, never forwarded: the store's answer
+	// would give ciphertext sizes and checksums (attributes.go).
+	{name: "GetObjectAttributes", method: http.MethodGet, level: levelObject, sub: "attributes", params: version, serve: (*Proxy).getObjectAttributes},
 	{name: "UploadPartCopy", method: http.MethodPut, level: levelObject, sub: "uploadId", needs: []string{"partNumber"}, copy: true, serve: (*Proxy).uploadPartCopy},
 	{name: "UploadPart", method: http.MethodPut, level: levelObject, sub: "uploadId", needs: []string{"partNumber"}, body: bodyEncrypt, serve: (*Proxy).uploadPart},
 	{name: "CopyObject", method: http.MethodPut, level: levelObject, copy: true, sse: true, serve: (*Proxy).copyObject},
@@ -296,7 +303,7 @@ func findRoute(method string, lvl level, q url.Values, copySource bool) (*route,
 // stored sizes and checksums, need plaintext the store does not have, or are
 // not implemented yet.
 var unsupported = map[string]string{
-	"attributes": "GetObjectAttributes", "torrent": "GetObjectTorrent", "select": "SelectObjectContent",
+	"torrent": "GetObjectTorrent", "select": "SelectObjectContent",
 	"analytics": "Bucket analytics configurations", "inventory": "Bucket inventory configurations",
 	"metrics": "Bucket metrics configurations", "intelligent-tiering": "Intelligent-Tiering configurations",
 	"session": "CreateSession", "metadataConfiguration": "Bucket metadata configurations",

@@ -66,7 +66,7 @@ func TestClassify(t *testing.T) {
 		{"GET", "/b/k?foo=bar", "", nil, "b", "k", ""},
 		{"HEAD", "/b/k?partNumber=2&versionId=v", "", nil, "b", "k", "HeadObject"},
 		{"HEAD", "/b/k?tagging", "", nil, "b", "k", ""},
-		{"GET", "/b/k?attributes", "", nil, "b", "k", ""},
+		{"GET", "/b/k?attributes", "", nil, "b", "k", "GetObjectAttributes"},
 		{"GET", "/b/k?X-Amz-Signature=abc&X-Amz-Credential=c", "", nil, "b", "k", "GetObject"},
 		{"HEAD", "/b/k", "", nil, "b", "k", "HeadObject"},
 		{"DELETE", "/b/k?uploadId=u", "", nil, "b", "k", "AbortMultipartUpload"},

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/xml"
 	"fmt"
 	"hash"
 	"hash/crc32"
@@ -236,7 +237,8 @@ func TestRefusedRequests(t *testing.T) {
 		{"PUT", "/bkt/obj?restore", nil, "plaintext", 501, "NotImplemented"},
 		{"GET", "/bkt/obj?restore", nil, "", 501, "NotImplemented"},
 		{"PUT", "/bkt/obj?unknown", nil, "plaintext", 501, "NotImplemented"},
-		{"GET", "/bkt/obj?attributes", nil, "", 501, "NotImplemented"},
+		{"GET", "/bkt/obj?torrent", nil, "", 501, "NotImplemented"},
+		{"GET", "/bkt/obj?attributes", nil, "", 400, "InvalidArgument"},
 		{"POST", "/bkt/obj", nil, "plaintext", 501, "NotImplemented"},
 		{"POST", "/bkt?unknown", form, "plaintext", 501, "NotImplemented"},
 		{"POST", "/bkt", form, "plaintext", 501, "NotImplemented"},
@@ -294,4 +296,41 @@ func (e *env) createUpload(t testing.TB, key string) string {
 		t.Fatalf("CreateMultipartUpload: %d %s", status, body)
 	}
 	return id
+}
+
+// Every error document names the request as its headers do: s3seal's own
+// errors and the store's relayed ones (whose ids, the store's, are
+// replaced), with the store's other elements kept.
+func TestErrorDocumentsNameTheRequest(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct {
+		name, method, path, code string
+	}{
+		{"the store's NoSuchKey", http.MethodGet, "/" + testBucket + "/missing", "NoSuchKey"},
+		{"the store's NoSuchBucket", http.MethodGet, "/nobucket?list-type=2", "NoSuchBucket"},
+		{"s3seal's NotImplemented", http.MethodGet, "/" + testBucket + "/x?torrent", "NotImplemented"},
+	}
+	for _, tt := range tests {
+		status, body, h := e.sendResp(t, e.signedRequest(t, tt.method, tt.path, nil, 0, nil))
+		var doc struct {
+			Code, RequestId, HostId string
+		}
+		if err := xml.Unmarshal([]byte(body), &doc); err != nil || status < 400 || doc.Code != tt.code {
+			t.Errorf("%s: %d %s (%v)", tt.name, status, body, err)
+			continue
+		}
+		if doc.RequestId == "" || doc.RequestId != h.Get("X-Amz-Request-Id") || doc.HostId == "" || doc.HostId != h.Get("X-Amz-Id-2") {
+			t.Errorf("%s: document ids %q %q, headers %q %q", tt.name, doc.RequestId, doc.HostId, h.Get("X-Amz-Request-Id"), h.Get("X-Amz-Id-2"))
+		}
+	}
+}
+
+func TestRestampError(t *testing.T) {
+	id := requestIDs{request: "ABC", host: "HOST"}
+	in := `<?xml version="1.0"?><Error><Code>NoSuchKey</Code><Message>gone</Message><Key>a&amp;b</Key><RequestId>STORE</RequestId><HostId>STOREHOST</HostId></Error>`
+	out, err := restampError([]byte(in), id)
+	want := xml.Header + `<Error><Code>NoSuchKey</Code><Message>gone</Message><Key>a&amp;b</Key><RequestId>ABC</RequestId><HostId>HOST</HostId></Error>`
+	if err != nil || string(out) != want {
+		t.Fatalf("restampError = %s, %v\nwant %s", out, err, want)
+	}
 }

@@ -3,8 +3,9 @@
 // bodies as they stream: aws-chunked framing, chunk and trailer signatures,
 // the signed payload SHA-256, Content-MD5 and x-amz-checksum-* values.
 //
-// Only SigV4 with HMAC-SHA256 and long-term credentials is supported:
-// anonymous requests, SigV2, SigV4a and session tokens are refused.
+// SigV4 with HMAC-SHA256 and long-term credentials is supported, and, where
+// Verifier.SigV2 allows it, S3's Signature Version 2 (v2.go): anonymous
+// requests, SigV4a and session tokens are refused.
 package sigv4
 
 import (
@@ -50,6 +51,15 @@ type Verifier struct {
 	Service     string           // service in the credential scope; "" means "s3"
 	MaxSkew     time.Duration    // tolerated clock skew; 0 means DefaultMaxSkew
 	Now         func() time.Time // clock; nil means time.Now
+	// SigV2 accepts S3's Signature Version 2 besides SigV4 (service "s3"
+	// only: it is S3's alone, and the KMS API leaves it false). false
+	// refuses it as an unsupported mechanism.
+	SigV2 bool
+	// Domain is the base domain of virtual-hosted-style requests
+	// (BUCKET.Domain), as the proxy's: SigV2 signs the bucket only as part
+	// of the path, so it is found in the Host exactly where the proxy
+	// finds it. SigV4 signs the Host itself and does not need it.
+	Domain string
 }
 
 // Request is an authenticated request.
@@ -74,6 +84,13 @@ type Request struct {
 	// ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"), given as a
 	// header, a trailer or x-amz-sdk-checksum-algorithm; "" if none.
 	Checksum string
+	// SigV2 is set for a Signature Version 2 request. It has no Region;
+	// Time is zero when it is presigned (a SigV2 URL carries only its
+	// expiry). Its body is covered by the signature only through an
+	// x-amz-content-sha256 header, which SigV2 signs as any x-amz-* one
+	// (Payload PayloadSignedSHA256); without one (PayloadUnsigned) only
+	// Content-MD5 and checksums, when given, are checked.
+	SigV2 bool
 
 	body *body
 }
@@ -105,6 +122,9 @@ type authInfo struct {
 // flow, every chunk signature, the payload SHA-256, Content-MD5 and any
 // x-amz-checksum-* (header or trailer). Failures are *Error values.
 func (v *Verifier) Verify(r *http.Request) (*Request, error) {
+	if v.SigV2 && v.service() == "s3" && isSigV2(r) {
+		return v.verifyV2(r)
+	}
 	info, err := v.authenticate(r)
 	if err != nil {
 		return nil, err
@@ -113,10 +133,9 @@ func (v *Verifier) Verify(r *http.Request) (*Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	secret, ok := v.Credentials.Secret(info.accessKey)
-	if !ok {
-		return nil, newError(CodeInvalidAccessKeyID, http.StatusForbidden,
-			"The AWS Access Key Id you provided does not exist in our records.")
+	secret, err := v.secret(info.accessKey)
+	if err != nil {
+		return nil, err
 	}
 	key := signingKey(secret, info.scope)
 	seed, err := checkSignature(r, info, key)
@@ -170,6 +189,16 @@ func signedHeader(r *http.Request, presigned bool) http.Header {
 var presignOnly = map[string]bool{
 	"x-amz-algorithm": true, "x-amz-credential": true, "x-amz-date": true, "x-amz-expires": true,
 	"x-amz-signedheaders": true, "x-amz-signature": true, "x-amz-security-token": true, "x-amz-content-sha256": true,
+}
+
+// secret is accessKey's secret key, or S3's error for a key it does not know.
+func (v *Verifier) secret(accessKey string) (string, error) {
+	secret, ok := v.Credentials.Secret(accessKey)
+	if !ok {
+		return "", newError(CodeInvalidAccessKeyID, http.StatusForbidden,
+			"The AWS Access Key Id you provided does not exist in our records.")
+	}
+	return secret, nil
 }
 
 func (v *Verifier) now() time.Time {

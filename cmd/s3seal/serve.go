@@ -330,7 +330,7 @@ func openPrincipals(cfg Config, cred clientCredential, resolver kms.KeyResolver)
 // one upstream.
 func (s *server) newProxy() (http.Handler, error) {
 	cfg := s.cfg
-	verifier := &sigv4.Verifier{Credentials: s.users, Region: cfg.Region}
+	verifier := &sigv4.Verifier{Credentials: s.users, Region: cfg.Region, SigV2: cfg.SigV2, Domain: cfg.Domain}
 	// Counted under the cache: s3seal_kms_* are calls that reached the key
 	// service. Readiness probes use s.keys.service directly and are not
 	// counted (at most one per readiness period, internal/doctor).

@@ -29,6 +29,9 @@ type Config struct {
 	AccessKey string `env:"S3SEAL_ACCESS_KEY" help:"access key clients sign with; unset: generated on first start and kept in DATA_DIR/credentials.json (0600)"`
 	SecretKey string `env:"S3SEAL_SECRET_KEY" help:"secret key clients sign with; set together with S3SEAL_ACCESS_KEY"`
 	Region    string `env:"S3SEAL_REGION" envDefault:"us-east-1" help:"region clients sign for"`
+	// Older clients, and the boto3 of Debian 12 for its presigned URLs,
+	// sign with SigV2, which covers less than SigV4 (sigv4/v2.go).
+	SigV2 bool `env:"S3SEAL_SIGV2" envDefault:"true" help:"also accept AWS Signature Version 2 (Authorization: AWS KEY:SIGNATURE, presigned URLs with AWSAccessKeyId, Signature and Expires), which signs neither the body nor the host; false refuses SigV2 and only SigV4 is accepted"`
 
 	UpstreamURL       string `env:"S3SEAL_UPSTREAM_URL" help:"upstream S3 endpoint (http or https URL); unset: an embedded local store in DATA_DIR/store"`
 	UpstreamAccessKey string `env:"S3SEAL_UPSTREAM_ACCESS_KEY" help:"access key s3seal signs upstream requests with (required with S3SEAL_UPSTREAM_URL)"`

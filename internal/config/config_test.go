@@ -28,7 +28,7 @@ func TestConfigDefaults(t *testing.T) {
 		KMSProvider: "keyring", KMSKeyID: "alias/s3seal",
 		DataKeyCacheSize: 10000, DataKeyCacheTTL: 5 * time.Minute,
 		MetricsAddr: "127.0.0.1:9464", DataDir: "./s3seal-data", LogLevel: "info",
-		DrainTimeout: 30 * time.Second,
+		DrainTimeout: 30 * time.Second, SigV2: true,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
@@ -47,7 +47,7 @@ func TestConfigParsesEveryVariable(t *testing.T) {
 		"S3SEAL_DATAKEY_CACHE_SIZE": "5", "S3SEAL_DATAKEY_CACHE_TTL": "90s", "S3SEAL_METRICS_ADDR": "0.0.0.0:9464",
 		"S3SEAL_DATA_DIR": "/var/lib/s3seal", "S3SEAL_TLS_CERT": "c.pem", "S3SEAL_TLS_KEY": "k.pem",
 		"S3SEAL_ALLOW_PLAINTEXT_READS": "true", "S3SEAL_DOMAIN": "s3.example.com",
-		"S3SEAL_LOG_LEVEL": "DEBUG", "S3SEAL_DRAIN_TIMEOUT": "2s",
+		"S3SEAL_LOG_LEVEL": "DEBUG", "S3SEAL_DRAIN_TIMEOUT": "2s", "S3SEAL_SIGV2": "false",
 	} {
 		t.Setenv(k, v)
 	}

@@ -1,0 +1,109 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// cliAttributes is what `aws s3api get-object-attributes` prints.
+type cliAttributes struct {
+	ETag         string
+	StorageClass string
+	ObjectSize   int64
+	ObjectParts  *struct {
+		TotalPartsCount int
+		IsTruncated     bool
+		Parts           []struct {
+			PartNumber int
+			Size       int64
+		}
+	}
+}
+
+// summary says what a CLI answer holds that a store could get wrong.
+func (a cliAttributes) summary() string {
+	s := fmt.Sprintf("size=%d class=%s", a.ObjectSize, a.StorageClass)
+	if p := a.ObjectParts; p != nil {
+		s += fmt.Sprintf(" total=%d truncated=%t parts=", p.TotalPartsCount, p.IsTruncated)
+		for _, pt := range p.Parts {
+			s += fmt.Sprintf("%d:%d,", pt.PartNumber, pt.Size)
+		}
+	}
+	return s
+}
+
+// TestGetObjectAttributes: real clients get plaintext values, never the
+// stored ciphertext's: the AWS CLI the size of each part of a multipart
+// object, paged as asked, and aws-sdk-go-v2 a single-part object's size.
+func TestGetObjectAttributes(t *testing.T) {
+	forEachUpstream(t, func(t *testing.T, e testEnv) {
+		in := startS3seal(t, e, e.kmsURL, "")
+		bucket := newBucket(t, e)
+		c := sdkClient(t, in)
+		ctx := context.Background()
+
+		plain := plaintext(10*mib+100007, 13)
+		if err := multipartUpload(t, c, bucket, "mp.bin", splitParts(plain, 5*mib, 5*mib), nil); err != nil {
+			t.Fatalf("CompleteMultipartUpload: %v", err)
+		}
+		checkStored(t, e, bucket, "mp.bin", plain)
+		head, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String("mp.bin")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cli := func(args ...string) cliAttributes {
+			out := run(t, clientEnv(in), "/usr/bin/aws", append([]string{"--endpoint-url", in.URL, "s3api", "get-object-attributes",
+				"--bucket", bucket, "--key", "mp.bin", "--object-attributes", "ETag", "StorageClass", "ObjectSize", "ObjectParts"}, args...)...)
+			var a cliAttributes
+			if err := json.Unmarshal([]byte(out), &a); err != nil {
+				t.Fatalf("get-object-attributes printed %s: %v", out, err)
+			}
+			if a.ETag != strings.Trim(aws.ToString(head.ETag), `"`) {
+				t.Errorf("ETag %s, GET says %s", a.ETag, aws.ToString(head.ETag))
+			}
+			return a
+		}
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{nil, fmt.Sprintf("size=%d class=STANDARD total=3 truncated=false parts=1:%d,2:%d,3:100007,", len(plain), 5*mib, 5*mib)},
+			{[]string{"--max-parts", "1", "--part-number-marker", "1"}, fmt.Sprintf("size=%d class=STANDARD total=3 truncated=true parts=2:%d,", len(plain), 5*mib)},
+		} {
+			if got := cli(tc.args...).summary(); got != tc.want {
+				t.Errorf("get-object-attributes %v:\n%s\nwant\n%s", tc.args, got, tc.want)
+			}
+		}
+
+		small := plaintext(3*mib+17, 14)
+		put, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("small.bin"), Body: bytes.NewReader(small)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := c.GetObjectAttributes(ctx, &s3.GetObjectAttributesInput{Bucket: aws.String(bucket), Key: aws.String("small.bin"),
+			ObjectAttributes: []types.ObjectAttributes{types.ObjectAttributesEtag, types.ObjectAttributesObjectSize,
+				types.ObjectAttributesStorageClass, types.ObjectAttributesObjectParts, types.ObjectAttributesChecksum}})
+		if err != nil {
+			t.Fatalf("GetObjectAttributes: %v", err)
+		}
+		if aws.ToInt64(out.ObjectSize) != int64(len(small)) || aws.ToString(out.ETag) != strings.Trim(aws.ToString(put.ETag), `"`) ||
+			out.StorageClass != types.StorageClassStandard || out.ObjectParts != nil || out.Checksum != nil || out.LastModified == nil {
+			t.Errorf("GetObjectAttributes of %d bytes (ETag %s): size %d, ETag %s, class %q, parts %v, checksum %v, modified %v",
+				len(small), aws.ToString(put.ETag), aws.ToInt64(out.ObjectSize), aws.ToString(out.ETag), out.StorageClass,
+				out.ObjectParts, out.Checksum, out.LastModified)
+		}
+		_, err = c.GetObjectAttributes(ctx, &s3.GetObjectAttributesInput{Bucket: aws.String(bucket), Key: aws.String("nope"),
+			ObjectAttributes: []types.ObjectAttributes{types.ObjectAttributesObjectSize}})
+		if code, status := apiCode(err); code != "NoSuchKey" || status != 404 {
+			t.Errorf("GetObjectAttributes of a missing key: %s %d (%v)", code, status, err)
+		}
+	})
+}
