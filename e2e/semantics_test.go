@@ -68,6 +68,8 @@ func TestS3EdgeSemantics(t *testing.T) {
 			t.Errorf("the upload was not left open: %v", err)
 		}
 
+		checkPartReplacement(t, c, bucket)
+
 		// A store's error, relayed, names s3seal's request id.
 		_, err = c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String("missing")})
 		var re interface{ ServiceRequestID() string }
@@ -82,4 +84,49 @@ func TestS3EdgeSemantics(t *testing.T) {
 			return nil
 		})
 	})
+}
+
+// checkPartReplacement uploads part 1 twice: Complete takes only the ETag
+// of the last upload, a part listed twice is S3's InvalidPartOrder, and the
+// object completed is the last upload's bytes.
+func checkPartReplacement(t *testing.T, c *s3.Client, bucket string) {
+	t.Helper()
+	ctx := context.Background()
+	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String("again")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	upload := func(n int, body []byte) *string {
+		p, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String(bucket), Key: aws.String("again"), UploadId: up.UploadId,
+			PartNumber: aws.Int32(int32(n)), Body: bytes.NewReader(body)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.ETag
+	}
+	first := plaintext(5<<20, 1)
+	last := plaintext(5<<20, 2)
+	old := upload(1, first)
+	etag1, etag2 := upload(1, last), upload(2, []byte("tail"))
+	complete := func(parts ...types.CompletedPart) error {
+		_, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String("again"),
+			UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
+		return err
+	}
+	part := func(n int, etag *string) types.CompletedPart {
+		return types.CompletedPart{PartNumber: aws.Int32(int32(n)), ETag: etag}
+	}
+	if code, status := apiCode(complete(part(1, old), part(2, etag2))); code != "InvalidPart" || status != 400 {
+		t.Errorf("Complete with the replaced part's ETag: %s %d", code, status)
+	}
+	if code, status := apiCode(complete(part(1, etag1), part(1, etag1), part(2, etag2))); code != "InvalidPartOrder" || status != 400 {
+		t.Errorf("Complete listing a part twice: %s %d", code, status)
+	}
+	if err := complete(part(1, etag1), part(2, etag2)); err != nil {
+		t.Fatalf("Complete with the last upload's ETag: %v", err)
+	}
+	got, err := readThrough(c, bucket, "again")
+	if err != nil || !bytes.Equal(got, append(last, "tail"...)) {
+		t.Errorf("the completed object is not the last upload's bytes (%v)", err)
+	}
 }
