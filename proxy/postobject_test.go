@@ -27,6 +27,7 @@ type postSpec struct {
 	filename  string
 	file      []byte
 	after     [][2]string // fields after the file
+	ak        string      // "" means the client's
 	secret    string      // "" means the client's
 	omit      string      // a field left out
 	tamper    bool        // the policy changed after signing
@@ -38,7 +39,11 @@ type postSpec struct {
 func (e *env) postRequest(t *testing.T, s postSpec) *http.Request {
 	t.Helper()
 	now := time.Now().UTC()
-	cred := clientAK + "/" + now.Format("20060102") + "/us-east-1/s3/aws4_request"
+	ak := s.ak
+	if ak == "" {
+		ak = clientAK
+	}
+	cred := ak + "/" + now.Format("20060102") + "/us-east-1/s3/aws4_request"
 	date := now.Format("20060102T150405Z")
 	exp := s.expires
 	if exp == 0 {
@@ -258,5 +263,46 @@ func TestPostObjectOtherPosts(t *testing.T) {
 		if status, code, body := e.send(t, req); status != tc.status {
 			t.Errorf("%s %s: %d %s\n%s", tc.path, tc.contentType, status, code, body)
 		}
+	}
+}
+
+// A form's credential is a principal's: its bucket and CMK grants apply as
+// to a PutObject, and the form's SSE-KMS fields choose the CMK.
+func TestPostObjectPrincipals(t *testing.T) {
+	e, second, _, _ := accessEnv(t)
+	sse := postSpec{conds: []any{map[string]string{"x-amz-server-side-encryption": "aws:kms"},
+		map[string]string{"x-amz-server-side-encryption-aws-kms-key-id": second}},
+		fields: [][2]string{{"x-amz-server-side-encryption", "aws:kms"}, {"x-amz-server-side-encryption-aws-kms-key-id", second}}}
+	tests := []struct {
+		name, who string
+		spec      postSpec
+		status    int
+		cmk       string
+	}{
+		{"alice, default CMK", "alice", postSpec{}, 204, e.keyID},
+		{"bob, not granted the default CMK", "bob", postSpec{}, 403, ""},
+		{"bob, his CMK by SSE fields", "bob", sse, 204, second},
+		{"carol, no grant on the bucket", "carol", postSpec{}, 403, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.spec.ak, tc.spec.secret = strings.ToUpper(tc.who), tc.who+"-secret"
+			tc.spec.key, tc.spec.file = "up/"+tc.who, []byte("from "+tc.who)
+			resp, body := e.post(t, tc.spec)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("%d %s", resp.StatusCode, body)
+			}
+			o := e.store.get(testBucket, tc.spec.key)
+			if tc.cmk == "" {
+				if o != nil || store.ErrorCode(body) != "AccessDenied" {
+					t.Fatalf("stored %v, answer %s", o != nil, body)
+				}
+				return
+			}
+			meta, err := parseMetadata(o.header)
+			if err != nil || meta.KeyID != tc.cmk {
+				t.Fatalf("stored under %q (%v), want %q", meta.KeyID, err, tc.cmk)
+			}
+		})
 	}
 }
