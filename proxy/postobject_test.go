@@ -306,3 +306,26 @@ func TestPostObjectPrincipals(t *testing.T) {
 		})
 	}
 }
+
+// Virtual-hosted style: the bucket is the host's, and so is Location.
+func TestPostObjectVirtualHosted(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Domain = "s3.test" })
+	req := e.postRequest(t, postSpec{file: []byte("virtual"), conds: []any{map[string]string{"success_action_status": "201"}},
+		fields: [][2]string{{"success_action_status", "201"}}})
+	req.URL.Path = "/"
+	req.Host = testBucket + ".s3.test"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	e.drain(t, 1)
+	if want := "http://" + testBucket + ".s3.test/up/obj"; resp.StatusCode != 201 || resp.Header.Get("Location") != want ||
+		!strings.Contains(string(body), "<Location>"+want+"</Location>") {
+		t.Fatalf("%d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	if got, _, err := e.get(t, "up/obj"); err != nil || string(got) != "virtual" {
+		t.Fatalf("read back %q %v", got, err)
+	}
+}
