@@ -67,9 +67,9 @@ func readPostForm(body io.Reader, contentType string, size int64) (*postForm, er
 			return nil, newS3Error("MaxPostPreDataLengthExceeded", http.StatusBadRequest,
 				"Your POST request fields preceding the upload file were too large.", nil)
 		}
-		hdr, err := textproto.NewReader(br).ReadMIMEHeader()
+		hdr, err := readPartHeader(br)
 		if err != nil {
-			return nil, errMalformedPOST("A part's headers cannot be read.", err)
+			return nil, err
 		}
 		name, filename, err := partName(hdr)
 		if err != nil {
@@ -104,20 +104,63 @@ func readPostForm(body io.Reader, contentType string, size int64) (*postForm, er
 	}
 }
 
-// skipPreamble reads up to and including the first delimiter line.
+// skipPreamble reads up to and including the first delimiter line, within
+// maxFormFields bytes.
 func skipPreamble(br *bufio.Reader, first string) error {
 	for read := 0; read < maxFormFields; {
-		line, err := br.ReadString('\n')
+		line, err := readLine(br)
 		if err != nil {
 			return errMalformedPOST("The first boundary is missing.", err)
 		}
-		read += len(line)
-		if strings.TrimRight(line, " \t\r\n") == first {
+		read += len(line) + 1
+		if strings.TrimRight(line, " \t\r") == first {
 			return nil
 		}
 	}
 	return errMalformedPOST("The first boundary is missing.", nil)
 }
+
+// errLongLine is a form line longer than the reader's buffer: no form a
+// client writes has one before its file.
+var errLongLine = errors.New("line too long")
+
+// readLine reads one line, without its LF, of at most br's buffer size, so
+// that a body without line breaks is never accumulated.
+func readLine(br *bufio.Reader) (string, error) {
+	line, err := br.ReadSlice('\n')
+	switch {
+	case errors.Is(err, bufio.ErrBufferFull):
+		return "", errLongLine
+	case err != nil:
+		return "", err
+	}
+	return string(line[:len(line)-1]), nil
+}
+
+// readPartHeader reads a part's header lines up to the empty line that ends
+// them, each bounded by readLine and their count by maxPartHeaders.
+func readPartHeader(br *bufio.Reader) (textproto.MIMEHeader, error) {
+	h := textproto.MIMEHeader{}
+	for range maxPartHeaders {
+		line, err := readLine(br)
+		if err != nil {
+			return nil, errMalformedPOST("A part's headers cannot be read.", err)
+		}
+		line = strings.TrimSuffix(line, "\r")
+		if line == "" {
+			return h, nil
+		}
+		name, value, ok := strings.Cut(line, ":")
+		if !ok {
+			return nil, errMalformedPOST("A part's header line has no colon.", nil)
+		}
+		h.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+	}
+	return nil, errMalformedPOST("A part has too many headers.", nil)
+}
+
+// maxPartHeaders bounds a form part's header lines; a browser writes two.
+const maxPartHeaders = 16
 
 // partName is a part's form field name and filename.
 func partName(h textproto.MIMEHeader) (string, string, error) {
