@@ -65,6 +65,8 @@ func (p *Proxy) preparePost(x *exchange, form *postForm) error {
 		return err
 	}
 	x.t.header = h
+	// Checked as a PutObject's headers: the form's own Content-Type is the
+	// object's, not the request's multipart/form-data.
 	if err := checkHeaders(http.MethodPut, h); err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/minio/minio-go/v7/pkg/signer"
 
 	"github.com/s3seal/s3seal/internal/store"
@@ -326,6 +327,45 @@ func TestPostObjectVirtualHosted(t *testing.T) {
 		t.Fatalf("%d %v %s", resp.StatusCode, resp.Header, body)
 	}
 	if got, _, err := e.get(t, "up/obj"); err != nil || string(got) != "virtual" {
+		t.Fatalf("read back %q %v", got, err)
+	}
+}
+
+// aws-sdk-go-v2's PresignPostObject makes a form s3seal takes, and its
+// content-length-range is enforced.
+func TestPostObjectAWSSDK(t *testing.T) {
+	e := newEnv(t)
+	presigned, err := s3.NewPresignClient(e.client).PresignPostObject(bg(),
+		&s3.PutObjectInput{Bucket: aws.String(testBucket), Key: aws.String("sdk/obj")},
+		func(o *s3.PresignPostOptions) { o.Conditions = []any{[]any{"content-length-range", 1, 64}} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(file []byte) (int, []byte) {
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		for k, v := range presigned.Values {
+			mw.WriteField(k, v)
+		}
+		fw, _ := mw.CreateFormFile("file", "obj")
+		fw.Write(file)
+		mw.Close()
+		resp, err := http.Post(presigned.URL, mw.FormDataContentType(), &body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		e.drain(t, 1)
+		return resp.StatusCode, b
+	}
+	if status, b := send(bytes.Repeat([]byte("x"), 65)); status != 400 || store.ErrorCode(b) != "EntityTooLarge" {
+		t.Fatalf("65 bytes: %d %s", status, b)
+	}
+	if status, b := send([]byte("from the Go SDK")); status != 204 {
+		t.Fatalf("%d %s", status, b)
+	}
+	if got, _, err := e.get(t, "sdk/obj"); err != nil || string(got) != "from the Go SDK" {
 		t.Fatalf("read back %q %v", got, err)
 	}
 }
