@@ -152,10 +152,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{w: sw, r: r, t: t, id: id, ids: ids, clocks: clocks}
 
 	defer func() {
+		// x.t.key: a POST Object names its key in its form.
 		attrs := []any{
 			slog.String("request_id", id), slog.String("method", r.Method),
 			slog.String("op", t.op()), slog.String("bucket", t.bucket),
-			slog.String("key", t.key), slog.Duration("duration", time.Since(start)),
+			slog.String("key", x.t.key), slog.Duration("duration", time.Since(start)),
 		}
 		if v := recover(); v != nil {
 			// The response was aborted mid-body (http.ErrAbortHandler) or
