@@ -31,9 +31,7 @@ const maxFormFields = 64 << 10
 // postForm is a parsed POST Object body up to its file.
 type postForm struct {
 	fields   map[string]string // lowercase names; values as sent
-	names    []string          // field names as sent, in order
 	filename string            // the file part's filename, for ${filename}
-	fileType string            // the file part's Content-Type, if any
 	file     *formFile         // the file's contents, not yet read
 }
 
@@ -76,15 +74,9 @@ func readPostForm(body io.Reader, contentType string, size int64) (*postForm, er
 			return nil, err
 		}
 		if strings.EqualFold(name, "file") {
-			f.filename, f.fileType = filename, hdr.Get("Content-Type")
-			start := cr.n - int64(br.Buffered())
-			closing := delim + "--\r\n"
-			n := size - start - int64(len(closing))
-			if n < 0 {
-				return nil, errMalformedPOST("The file part ends without the closing delimiter.", nil)
-			}
-			f.file = &formFile{src: br, left: n, delim: []byte(delim), closing: closing}
-			return f, nil
+			f.filename = filename
+			f.file, err = fileAt(br, size-(cr.n-int64(br.Buffered())), delim)
+			return f, err
 		}
 		value, more, err := readField(br, delim)
 		if err != nil {
@@ -96,12 +88,22 @@ func readPostForm(body io.Reader, contentType string, size int64) (*postForm, er
 				"Bucket POST has the field "+quote(name)+" more than once.", nil)
 		}
 		f.fields[lname] = value
-		f.names = append(f.names, name)
 		if !more {
 			return nil, newS3Error("InvalidArgument", http.StatusBadRequest,
 				"POST requires exactly one file upload per request.", nil)
 		}
 	}
+}
+
+// fileAt is the file part whose contents start at br, with rest bytes of
+// the body left: all of them but the closing delimiter.
+func fileAt(br *bufio.Reader, rest int64, delim string) (*formFile, error) {
+	closing := delim + "--\r\n"
+	n := rest - int64(len(closing))
+	if n < 0 {
+		return nil, errMalformedPOST("The file part ends without the closing delimiter.", nil)
+	}
+	return &formFile{src: br, left: n, delim: []byte(delim), closing: closing}, nil
 }
 
 // skipPreamble reads up to and including the first delimiter line, within
