@@ -214,14 +214,7 @@ func answerPost(x *exchange, fields map[string]string, etag string) {
 		h.Set("Content-Length", "0")
 		x.w.WriteHeader(http.StatusOK)
 	case "201":
-		b, _ := xml.Marshal(struct {
-			XMLName  xml.Name `xml:"PostResponse"`
-			Location string
-			Bucket   string
-			Key      string
-			ETag     string
-		}{Location: loc, Bucket: x.t.bucket, Key: x.t.key, ETag: etag})
-		b = append([]byte(xml.Header), b...)
+		b := postResponse(loc, x.t.bucket, x.t.key, etag)
 		h.Set("Content-Type", "application/xml")
 		h.Set("Content-Length", strconv.Itoa(len(b)))
 		x.w.WriteHeader(http.StatusCreated)
@@ -229,6 +222,18 @@ func answerPost(x *exchange, fields map[string]string, etag string) {
 	default:
 		x.w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// postResponse is the document of a 201 answer.
+func postResponse(loc, bucket, key, etag string) []byte {
+	b, _ := xml.Marshal(struct {
+		XMLName  xml.Name `xml:"PostResponse"`
+		Location string
+		Bucket   string
+		Key      string
+		ETag     string
+	}{Location: loc, Bucket: bucket, Key: key, ETag: etag})
+	return append([]byte(xml.Header), b...)
 }
 
 // objectLocation is the URL of the object, as the client reached s3seal:
