@@ -54,6 +54,8 @@ func (rt *route) access() Access {
 		return AccessList
 	case rt.level == levelBucket && (rt.method == http.MethodGet || rt.method == http.MethodHead):
 		return AccessList
+	case rt.name == "PostObject":
+		return AccessWrite // an object write, named by its form
 	case rt.level == levelBucket && rt.name == "DeleteObjects":
 		return AccessDelete
 	case rt.level == levelBucket:

@@ -173,9 +173,12 @@ func (c clientBody) Read(p []byte) (int, error) {
 // body that ended early.
 func clientBodyError(err error) error {
 	var ve *sigv4.Error
+	var se *s3Error // a form's file that is not its last field (postform.go)
 	switch {
 	case errors.As(err, &ve):
 		return ve
+	case errors.As(err, &se):
+		return se
 	case errors.Is(err, context.Canceled):
 		return err
 	}

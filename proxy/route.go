@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -113,6 +112,10 @@ var routes = append([]route{
 	{name: "CreateBucket", method: http.MethodPut, level: levelBucket, body: bodyDocument,
 		in: &document{root: "CreateBucketConfiguration", max: docSmall, optional: true}},
 	{name: "DeleteBucket", method: http.MethodDelete, level: levelBucket},
+	// Browser form uploads: authenticated by the form's policy, not by the
+	// request's signature (postobject.go); classify takes only a
+	// multipart/form-data body here.
+	{name: "PostObject", method: http.MethodPost, level: levelBucket, body: bodyEncrypt, sse: true, serve: (*Proxy).postObject},
 	{name: "DeleteObjects", method: http.MethodPost, level: levelBucket, sub: "delete", body: bodyDocument,
 		in: &document{root: "Delete", max: docDelete}, out: &document{root: "DeleteResult", max: docLarge}},
 
@@ -259,10 +262,8 @@ func classify(r *http.Request, domain string) target {
 		t.level = levelObject
 	}
 	t.route, t.refusal = findRoute(r.Method, t.level, t.query, t.header.Get("X-Amz-Copy-Source") != "")
-	if t.route == nil && t.level == levelBucket && r.Method == http.MethodPost && len(t.query) == 0 {
-		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
-			t.refusal = "POST object (browser form upload)"
-		}
+	if t.route != nil && t.route.name == "PostObject" && !isFormData(r.Header.Get("Content-Type")) {
+		t.route, t.refusal = nil, "POST on a bucket without a multipart/form-data body"
 	}
 	return t
 }

@@ -241,7 +241,7 @@ func TestRefusedRequests(t *testing.T) {
 		{"GET", "/bkt/obj?attributes", nil, "", 400, "InvalidArgument"},
 		{"POST", "/bkt/obj", nil, "plaintext", 501, "NotImplemented"},
 		{"POST", "/bkt?unknown", form, "plaintext", 501, "NotImplemented"},
-		{"POST", "/bkt", form, "plaintext", 501, "NotImplemented"},
+		{"POST", "/bkt", form, "plaintext", 400, "MalformedPOSTRequest"}, // POST Object: a form, not this
 		{"HEAD", "/bkt/obj?tagging", nil, "", 501, ""},
 		{"GET", "/bkt?list-type=2&new-param=1", nil, "", 501, "NotImplemented"},
 		{"PUT", "/bkt/obj?tagging", nil, "plaintext the store must never see", 400, "MalformedXML"},
