@@ -38,6 +38,9 @@ func TestPutGetRoundTrip(t *testing.T) {
 			if got := aws.ToString(put.ChecksumCRC32); got != base64.StdEncoding.EncodeToString(crc32Bytes(want)) {
 				t.Errorf("PUT checksum = %q, want the plaintext's CRC32", got)
 			}
+			if put.ChecksumType != "FULL_OBJECT" {
+				t.Errorf("PUT checksum type %q", put.ChecksumType)
+			}
 
 			o := e.store.get(testBucket, key)
 			if o == nil {

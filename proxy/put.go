@@ -58,6 +58,7 @@ func (p *Proxy) putObject(x *exchange) error {
 	setContextHeader(h, meta)
 	if req.Checksum != "" {
 		h.Set("X-Amz-Checksum-"+req.Checksum, req.ChecksumValue())
+		h.Set("X-Amz-Checksum-Type", envelope.ChecksumFullObject) // as S3 answers a PutObject's
 	}
 	h.Set("Content-Length", "0")
 	w.WriteHeader(resp.StatusCode)
