@@ -6,7 +6,6 @@ package proxy
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"net/http"
 	"strings"
@@ -67,10 +66,7 @@ func attributesChecksum(c *envelope.Checksum) *objectChecksum {
 	if c == nil {
 		return nil
 	}
-	v := base64.StdEncoding.EncodeToString(c.Value)
-	if c.Type == envelope.ChecksumComposite {
-		v = c.Encoded()
-	}
+	v := c.Encoded()
 	oc := &objectChecksum{ChecksumType: c.Type}
 	switch c.Algorithm {
 	case "CRC32":
