@@ -22,10 +22,15 @@ const (
 	metaC      = "s3seal-c" // CMK that wrapped the data key, as the key service names it
 	metaK      = "s3seal-k" // wrapped data key, standard base64
 	metaX      = "s3seal-x" // the client's encryption context (version 2), base64 of a JSON object
+	metaS      = "s3seal-s" // the sealed checksum of the plaintext (version 3), standard base64
 
 	// contextVersion is the metadata version of objects with a client's
 	// encryption context: their stored bytes are version 1's (§6).
 	contextVersion = 2
+	// checksumVersion is the metadata version of objects with a sealed
+	// checksum, with or without a client's context: their stored bytes too
+	// are version 1's (§6).
+	checksumVersion = 3
 
 	// MaxContextLen bounds the encoded s3seal-x: S3 allows 2 KB of user
 	// metadata in all, and s3seal's own fields take up to about 350 bytes.
@@ -57,11 +62,14 @@ type Metadata struct {
 	// Context is the client's encryption context (SSE-KMS's), bound with
 	// bucket and key (§6.1); nil for none.
 	Context map[string]string
+	// Checksum is the sealed checksum of the plaintext (§6.2), opened with
+	// OpenChecksum and the data key; nil for none.
+	Checksum []byte
 }
 
 // UserMetadata returns the metadata as S3 user metadata keys without the
 // "x-amz-meta-" prefix, as minio-go's UserMetadata takes them: version 1,
-// or 2 when there is a client's context.
+// 2 when there is a client's context, 3 when there is a sealed checksum.
 func (m Metadata) UserMetadata() map[string]string {
 	u := map[string]string{
 		metaV: strconv.Itoa(FormatVersion),
@@ -71,6 +79,10 @@ func (m Metadata) UserMetadata() map[string]string {
 	if len(m.Context) > 0 {
 		u[metaV] = strconv.Itoa(contextVersion)
 		u[metaX] = EncodeContext(m.Context)
+	}
+	if len(m.Checksum) > 0 {
+		u[metaV] = strconv.Itoa(checksumVersion)
+		u[metaS] = base64.StdEncoding.EncodeToString(m.Checksum)
 	}
 	return u
 }
@@ -193,8 +205,9 @@ func ParseUserMetadata(user map[string]string) (Metadata, error) {
 	// is read must come with a new version, so unknown ones are refused
 	// rather than ignored.
 	want := map[string][]string{
-		strconv.Itoa(FormatVersion):  {metaV, metaC, metaK},
-		strconv.Itoa(contextVersion): {metaV, metaC, metaK, metaX},
+		strconv.Itoa(FormatVersion):   {metaV, metaC, metaK},
+		strconv.Itoa(contextVersion):  {metaV, metaC, metaK, metaX},
+		strconv.Itoa(checksumVersion): {metaV, metaC, metaK, metaS, metaX},
 	}[v]
 	if want == nil {
 		n, err := strconv.Atoi(v)
@@ -222,12 +235,30 @@ func ParseUserMetadata(user map[string]string) (Metadata, error) {
 		return Metadata{}, fmt.Errorf("%q is not base64: %w", metaK, ErrMalformedMetadata)
 	}
 	m.WrappedKey = wrapped
-	if v == strconv.Itoa(contextVersion) {
+	if v == strconv.Itoa(checksumVersion) {
+		if m.Checksum, err = decodeSealedChecksum(fields[metaS]); err != nil {
+			return Metadata{}, fmt.Errorf("%q: %v: %w", metaS, err, ErrMalformedMetadata)
+		}
+	}
+	if _, ok := fields[metaX]; ok || v == strconv.Itoa(contextVersion) {
 		if m.Context, err = DecodeContext(fields[metaX]); err != nil {
 			return Metadata{}, fmt.Errorf("%q: %v: %w", metaX, err, ErrMalformedMetadata)
 		}
 	}
 	return m, nil
+}
+
+// decodeSealedChecksum reads §6.2's s3seal-s, whose tag only the data key
+// checks (OpenChecksum).
+func decodeSealedChecksum(s string) ([]byte, error) {
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return nil, errors.New("not base64")
+	}
+	if _, err := parseSealedChecksum(b); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 func printableASCII(s string) bool {

@@ -244,7 +244,9 @@ func (p *Proxy) attributes(ctx context.Context, o objRef, head http.Header, q at
 		a.ETag = normETag(o.etag) // unquoted, as S3 gives it here
 	}
 	if q.want[attrChecksum] {
-		a.Checksum = sealedChecksum(o.info)
+		if a.Checksum, err = p.sealedChecksum(ctx, o); err != nil {
+			return a, err
+		}
 	}
 	if q.want[attrObjectParts] && n > 0 {
 		if a.ObjectParts, err = p.objectParts(ctx, o, l, n, q); err != nil {
@@ -283,10 +285,13 @@ func (p *Proxy) answerLayout(ctx context.Context, o objRef, n int, q attributesQ
 }
 
 // sealedChecksum is the object's checksum: one of its plaintext that s3seal
-// keeps sealed with it, once it keeps one. Never the store's, which is of
-// the ciphertext. nil leaves <Checksum> out, as S3 does for an object
+// keeps sealed with it (FORMAT.md §6.2), verified. Never the store's, which
+// is of the ciphertext. nil leaves <Checksum> out, as S3 does for an object
 // uploaded without a checksum.
-func sealedChecksum(objectInfo) *objectChecksum { return nil }
+func (p *Proxy) sealedChecksum(ctx context.Context, o objRef) (*objectChecksum, error) {
+	c, err := p.readChecksum(ctx, o.info, o.Bucket, o.Key)
+	return attributesChecksum(c), err
+}
 
 // multipartCount is o's part count if it is a multipart object (of several
 // parts, or whose ETag says "-1"), else 0. The part count of an object

@@ -65,6 +65,13 @@ func (p *Proxy) getObject(x *exchange) error {
 	defer clear(dk)
 	objectResponseHeader(x.w.Header(), resp.Header, info)
 	setContextHeader(x.w.Header(), info.meta) // unwrapped under it just now
+	if checksumMode(x.t.header) {
+		c, err := openChecksum(info, dk)
+		if err != nil {
+			return err
+		}
+		setChecksumHeaders(x.w.Header(), c)
+	}
 	clock := clockFor(x.r.Context(), dirDecrypt)
 	return serveDecrypted(x, http.StatusOK, clock.cipher(envelope.NewDecryptReader(clock.source(resp.Body), dk, info.segments)), info.size)
 }
@@ -86,7 +93,8 @@ func (p *Proxy) readObject(x *exchange, query url.Values, header http.Header) (*
 }
 
 // headObject answers from the store's HEAD alone: sizes and ranges follow
-// from the stored size, and no data key is needed.
+// from the stored size, and no data key is needed but to verify the sealed
+// checksum that checksum mode asks for.
 func (p *Proxy) headObject(x *exchange, header http.Header, query url.Values, rangeHdr string) error {
 	resp, o, err := p.readObject(x, query, header)
 	if resp == nil {
@@ -101,6 +109,13 @@ func (p *Proxy) headObject(x *exchange, header http.Header, query url.Values, ra
 		objectResponseHeader(h, resp.Header, info)
 	}
 	status, length := http.StatusOK, info.size
+	if checksumMode(x.t.header) && rangeHdr == "" {
+		c, err := p.readChecksum(x.r.Context(), info, x.t.bucket, x.t.key)
+		if err != nil {
+			return err
+		}
+		setChecksumHeaders(h, c)
+	}
 	if rangeHdr != "" {
 		br, res := parseRange(rangeHdr, info.size)
 		switch {

@@ -38,6 +38,9 @@ func TestPutGetRoundTrip(t *testing.T) {
 			if got := aws.ToString(put.ChecksumCRC32); got != base64.StdEncoding.EncodeToString(crc32Bytes(want)) {
 				t.Errorf("PUT checksum = %q, want the plaintext's CRC32", got)
 			}
+			if put.ChecksumType != "FULL_OBJECT" {
+				t.Errorf("PUT checksum type %q", put.ChecksumType)
+			}
 
 			o := e.store.get(testBucket, key)
 			if o == nil {
@@ -60,8 +63,11 @@ func TestPutGetRoundTrip(t *testing.T) {
 			if !bytes.Equal(got, data) {
 				t.Fatalf("GET returned %d bytes that differ from the %d put", len(got), len(data))
 			}
-			if aws.ToInt64(out.ContentLength) != int64(size) || out.ServerSideEncryption != "aws:kms" || out.ChecksumCRC32 != nil {
-				t.Errorf("GET length %d SSE %q checksum %v", aws.ToInt64(out.ContentLength), out.ServerSideEncryption, out.ChecksumCRC32)
+			// The SDK asks for checksums (checksum mode) and validates
+			// the one s3seal kept sealed from the PUT.
+			if aws.ToInt64(out.ContentLength) != int64(size) || out.ServerSideEncryption != "aws:kms" ||
+				aws.ToString(out.ChecksumCRC32) != aws.ToString(put.ChecksumCRC32) || out.ChecksumType != "FULL_OBJECT" {
+				t.Errorf("GET length %d SSE %q checksum %v %q", aws.ToInt64(out.ContentLength), out.ServerSideEncryption, aws.ToString(out.ChecksumCRC32), out.ChecksumType)
 			}
 
 			head, err := e.client.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(testBucket), Key: aws.String(key)})
@@ -316,11 +322,11 @@ func TestTamperedObjects(t *testing.T) {
 
 	// Unknown format version in the metadata.
 	h := o.header.Clone()
-	h.Set("X-Amz-Meta-S3seal-V", "3")
-	e.store.put(testBucket, "v3", o.data, h)
-	_, _, err = e.get(t, "v3")
+	h.Set("X-Amz-Meta-S3seal-V", "9")
+	e.store.put(testBucket, "v9", o.data, h)
+	_, _, err = e.get(t, "v9")
 	if code, status := apiError(t, err); code != "UnsupportedObjectFormat" || status != 500 {
-		t.Errorf("version 3: %s %d", code, status)
+		t.Errorf("version 9: %s %d", code, status)
 	}
 }
 

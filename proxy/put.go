@@ -43,6 +43,9 @@ func (p *Proxy) putObject(x *exchange) error {
 		return err
 	}
 	defer clear(dk)
+	if meta.Checksum, err = sealClientChecksum(x, dk); err != nil {
+		return err
+	}
 	put := x.written().Request(http.MethodPut, nil, objectWriteHeader(t.header, meta))
 	resp, err := p.putEncrypted(x, put, clientBody{req.Body}, req.ContentLength, dk, 1)
 	if resp == nil {
@@ -55,10 +58,34 @@ func (p *Proxy) putObject(x *exchange) error {
 	setContextHeader(h, meta)
 	if req.Checksum != "" {
 		h.Set("X-Amz-Checksum-"+req.Checksum, req.ChecksumValue())
+		h.Set("X-Amz-Checksum-Type", envelope.ChecksumFullObject) // as S3 answers a PutObject's
 	}
 	h.Set("Content-Length", "0")
 	w.WriteHeader(resp.StatusCode)
 	return nil
+}
+
+// sealClientChecksum is the client's checksum of the body, sealed under
+// the object's data key for its metadata (FORMAT.md §6.2), or nil. Only a
+// checksum the client sends as a header can be kept: the store takes the
+// metadata before the body, and a trailer's value comes after it. The
+// value is stored before the body is verified against it, which is sound
+// because a body that fails the check leaves nothing stored (putObject).
+func sealClientChecksum(x *exchange, dk []byte) ([]byte, error) {
+	algo := x.verified.Checksum
+	v := x.t.header.Get("X-Amz-Checksum-" + algo)
+	if algo == "" || v == "" {
+		return nil, nil
+	}
+	c, err := envelope.NewChecksum(algo, v)
+	if err != nil {
+		return nil, errInternal(err) // the verifier accepted it: cannot happen
+	}
+	sealed, err := envelope.SealChecksum(dk, c)
+	if err != nil {
+		return nil, errInternal(err)
+	}
+	return sealed, nil
 }
 
 // checkBodySize refuses a body of unknown size, or one over max (S3's limit

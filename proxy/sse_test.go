@@ -197,7 +197,8 @@ func TestSSEKMSContext(t *testing.T) {
 	}
 	o := e.store.get(testBucket, "c")
 	meta, err := parseMetadata(o.header)
-	if err != nil || meta.Context["tenant"] != "a" || o.header.Get("X-Amz-Meta-S3seal-V") != "2" {
+	// Version 3: the SDK's checksum is kept too (FORMAT.md §6.2).
+	if err != nil || meta.Context["tenant"] != "a" || o.header.Get("X-Amz-Meta-S3seal-V") != "3" {
 		t.Fatalf("stored metadata %+v %v", meta, err)
 	}
 	// The wrapped key opens only under the context too.
