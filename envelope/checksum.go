@@ -1,12 +1,14 @@
 package envelope
 
 // Sealed checksums: a client's checksum of an object's plaintext, kept in
-// the object's metadata and authenticated under its data key
+// the object's metadata encrypted and authenticated under its data key
 // (docs/FORMAT.md §6.2).
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hkdf"
-	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -32,15 +34,16 @@ var checksumAlgos = []struct {
 }
 
 const (
-	checksumHeadLen = 4 // algorithm, type, uint16 part count
-	checksumTagLen  = 16
-	checksumInfo    = "s3seal v3 checksum"
-	typeFullObject  = 1
-	typeComposite   = 2
+	checksumHeadLen  = 4 // algorithm, type, uint16 part count
+	checksumNonceLen = 12
+	checksumTagLen   = 16
+	checksumInfo     = "s3seal v3 checksum"
+	typeFullObject   = 1
+	typeComposite    = 2
 )
 
-// ErrChecksumAuthentication means a sealed checksum whose tag does not
-// verify under the object's data key: not what s3seal stored.
+// ErrChecksumAuthentication means a sealed checksum that does not open
+// under the object's data key: not what s3seal stored.
 var ErrChecksumAuthentication = errors.New("sealed checksum does not authenticate")
 
 // Checksum is a checksum of an object's plaintext as S3 reports it.
@@ -74,46 +77,52 @@ func NewChecksum(algorithm, value string) (Checksum, error) {
 	return Checksum{Algorithm: algorithm, Type: ChecksumFullObject, Value: v}, nil
 }
 
-// SealChecksum encodes c and authenticates it under the object's data key
-// (§6.2).
+// SealChecksum encodes c, its value encrypted and the whole authenticated
+// under the object's data key (§6.2): a checksum of the plaintext is
+// itself about the plaintext, so the store sees only its algorithm.
 func SealChecksum(dataKey []byte, c Checksum) ([]byte, error) {
 	code, size := algoCode(c.Algorithm)
 	typ := map[string]byte{ChecksumFullObject: typeFullObject, ChecksumComposite: typeComposite}[c.Type]
 	if code == 0 || len(c.Value) != size || typ == 0 || c.Parts < 0 || c.Parts > MaxSegments {
 		return nil, errors.New("checksum cannot be sealed: unknown algorithm or type, or wrong size")
 	}
-	b := []byte{code, typ}
-	b = binary.BigEndian.AppendUint16(b, uint16(c.Parts))
-	b = append(b, c.Value...)
-	tag, err := checksumTag(dataKey, b)
+	aead, err := checksumAEAD(dataKey)
 	if err != nil {
 		return nil, err
 	}
-	return append(b, tag...), nil
+	b := []byte{code, typ}
+	b = binary.BigEndian.AppendUint16(b, uint16(c.Parts))
+	nonce := make([]byte, checksumNonceLen)
+	rand.Read(nonce)
+	b = append(b, nonce...)
+	return aead.Seal(b, nonce, c.Value, b[:checksumHeadLen]), nil
 }
 
-// OpenChecksum verifies a sealed checksum under the object's data key and
-// decodes it.
+// OpenChecksum authenticates and decrypts a sealed checksum under the
+// object's data key.
 func OpenChecksum(dataKey, sealed []byte) (Checksum, error) {
 	c, err := parseSealedChecksum(sealed)
 	if err != nil {
 		return Checksum{}, err
 	}
-	body := sealed[:len(sealed)-checksumTagLen]
-	want, err := checksumTag(dataKey, body)
+	aead, err := checksumAEAD(dataKey)
 	if err != nil {
 		return Checksum{}, err
 	}
-	if !hmac.Equal(want, sealed[len(body):]) {
+	nonce := sealed[checksumHeadLen : checksumHeadLen+checksumNonceLen]
+	value, err := aead.Open(nil, nonce, sealed[checksumHeadLen+checksumNonceLen:], sealed[:checksumHeadLen])
+	if err != nil {
 		return Checksum{}, ErrChecksumAuthentication
 	}
+	c.Value = value
 	return c, nil
 }
 
-// parseSealedChecksum decodes a sealed checksum's fields without checking
-// its tag: what metadata parsing can check without the data key.
+// parseSealedChecksum decodes a sealed checksum's clear fields (all but
+// its value) and checks its length: what metadata parsing can check
+// without the data key.
 func parseSealedChecksum(b []byte) (Checksum, error) {
-	if len(b) < checksumHeadLen+checksumTagLen {
+	if len(b) < checksumHeadLen+checksumNonceLen+checksumTagLen {
 		return Checksum{}, errors.New("sealed checksum too short")
 	}
 	var c Checksum
@@ -131,21 +140,24 @@ func parseSealedChecksum(b []byte) (Checksum, error) {
 		c.Type = ChecksumComposite
 	}
 	if c.Algorithm == "" || c.Type == "" || c.Parts > MaxSegments ||
-		len(b) != checksumHeadLen+size+checksumTagLen {
+		len(b) != checksumHeadLen+checksumNonceLen+size+checksumTagLen {
 		return Checksum{}, errors.New("sealed checksum has an unknown algorithm or type, or the wrong size")
 	}
-	c.Value = append([]byte(nil), b[checksumHeadLen:checksumHeadLen+size]...)
 	return c, nil
 }
 
-func checksumTag(dataKey, body []byte) ([]byte, error) {
-	mk, err := hkdf.Key(sha256.New, dataKey, nil, checksumInfo, 32)
+// checksumAEAD is AES-256-GCM under the checksum key derived from the data
+// key (§6.2).
+func checksumAEAD(dataKey []byte) (cipher.AEAD, error) {
+	k, err := hkdf.Key(sha256.New, dataKey, nil, checksumInfo, 32)
 	if err != nil {
 		return nil, err
 	}
-	m := hmac.New(sha256.New, mk)
-	m.Write(body)
-	return m.Sum(nil)[:checksumTagLen], nil
+	block, err := aes.NewCipher(k)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
 }
 
 // algoCode is an algorithm's code in a sealed checksum and its value's

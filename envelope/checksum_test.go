@@ -151,3 +151,23 @@ func TestChecksumMetadata(t *testing.T) {
 		t.Errorf("checksum in version 1: %v", err)
 	}
 }
+
+// A sealed checksum hides its value: a checksum of the plaintext would
+// give a short plaintext back, or confirm a guess. Two seals of one value
+// differ (a fresh nonce each).
+func TestSealedChecksumHidesValue(t *testing.T) {
+	dk := bytes.Repeat([]byte{7}, 32)
+	value := []byte{0x0f, 0x0e, 0x03, 0xe1}
+	c := Checksum{Algorithm: "CRC32", Type: ChecksumFullObject, Value: value}
+	a, err := SealChecksum(dk, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := SealChecksum(dk, c)
+	if bytes.Contains(a, value) || bytes.Equal(a, b) {
+		t.Fatalf("sealed %x shows the value %x, or repeats", a, value)
+	}
+	if parsed, err := parseSealedChecksum(a); err != nil || parsed.Value != nil || parsed.Algorithm != "CRC32" {
+		t.Fatalf("the clear fields: %+v, %v", parsed, err)
+	}
+}

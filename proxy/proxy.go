@@ -269,6 +269,9 @@ func (p *Proxy) serveOp(x *exchange) error {
 	if err := checkSSEHeaders(rt, x.t.header); err != nil {
 		return err
 	}
+	if err := checkAttributesHeader(rt, x.t.header); err != nil {
+		return err
+	}
 	if err := x.readBody(); err != nil {
 		return err
 	}

@@ -67,13 +67,13 @@ func (p *Proxy) putObject(x *exchange) error {
 
 // sealClientChecksum is the client's checksum of the body, sealed under
 // the object's data key for its metadata (FORMAT.md §6.2), or nil. Only a
-// checksum the client sends as a header can be kept: the store takes the
-// metadata before the body, and a trailer's value comes after it. The
-// value is stored before the body is verified against it, which is sound
-// because a body that fails the check leaves nothing stored (putObject).
+// checksum the client gives before the body can be kept: the store takes
+// the metadata before the body, and a trailer's value comes after it. It
+// is exactly the value the verifier checks the body against, stored before
+// that check, which is sound because a body that fails it leaves nothing
+// stored (putObject).
 func sealClientChecksum(x *exchange, dk []byte) ([]byte, error) {
-	algo := x.verified.Checksum
-	v := x.t.header.Get("X-Amz-Checksum-" + algo)
+	algo, v := x.verified.Checksum, x.verified.ExpectedChecksum()
 	if algo == "" || v == "" {
 		return nil, nil
 	}

@@ -10,6 +10,7 @@ package sigv4
 
 import (
 	"crypto/hmac"
+	"encoding/base64"
 	"encoding/hex"
 	"io"
 	"net/http"
@@ -104,6 +105,18 @@ func (r *Request) ChecksumValue() string {
 		return ""
 	}
 	return r.body.checksumValue
+}
+
+// ExpectedChecksum returns the base64 x-amz-checksum-* value the body is
+// verified against as it flows, when the client gave it before the body
+// (a header, or a presigned URL's query), and "" otherwise (a trailer, or
+// only an algorithm). It is known before the body is read; the body is
+// authentic only once Body has returned a clean io.EOF.
+func (r *Request) ExpectedChecksum() string {
+	if r.body == nil || r.body.wantChecksum == nil || r.body.trailerName != "" {
+		return ""
+	}
+	return base64.StdEncoding.EncodeToString(r.body.wantChecksum)
 }
 
 // authInfo is what a request's signature claims, before it is checked.
