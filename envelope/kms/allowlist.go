@@ -38,13 +38,20 @@ func (e *KeyNotAllowedError) Error() string {
 func (e *KeyNotAllowedError) Unwrap() error { return ErrKeyNotAllowed }
 
 func keyNotAllowed(keyID string) *KeyNotAllowedError {
-	b := []byte(keyID[:min(len(keyID), maxShownKeyID)])
+	return &KeyNotAllowedError{KeyID: Printable(keyID, maxShownKeyID)}
+}
+
+// Printable cuts s to n bytes and replaces what is not printable ASCII
+// with '?', so that a name a client or a store gave can be quoted back in
+// an error or a log line.
+func Printable(s string, n int) string {
+	b := []byte(s[:min(len(s), n)])
 	for i, c := range b {
 		if c < 0x20 || c > 0x7e {
 			b[i] = '?'
 		}
 	}
-	return &KeyNotAllowedError{KeyID: string(b)}
+	return string(b)
 }
 
 // KeyResolver names a CMK the way the key service does.

@@ -52,19 +52,7 @@ func (c *call) resolve(field, ref string, aliases bool) (keyring.KeyInfo, error)
 
 // notFound names the reference, bounded and printable, as AWS quotes it.
 func notFound(ref string) *apiError {
-	return newError(errNotFound, "Key '%s' does not exist", printable(ref, 256))
-}
-
-// printable cuts s to n bytes and replaces what is not printable ASCII, so
-// that a client's string can be quoted back.
-func printable(s string, n int) string {
-	b := []byte(s[:min(len(s), n)])
-	for i, c := range b {
-		if c < 0x20 || c > 0x7e {
-			b[i] = '?'
-		}
-	}
-	return string(b)
+	return newError(errNotFound, "Key '%s' does not exist", kms.Printable(ref, 256))
 }
 
 // keyFor resolves ref and authorizes action on the key it names.
@@ -94,7 +82,7 @@ func (c *call) authorize(action, keyID string) error {
 		resource = c.h.keyARN(keyID)
 	}
 	e := newError(errAccessDenied, "%s is not authorized to perform: %s on resource: %s",
-		printable(c.accessKey, 128), action, resource)
+		kms.Printable(c.accessKey, 128), action, resource)
 	e.cause = err
 	return e
 }

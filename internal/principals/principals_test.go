@@ -310,11 +310,7 @@ func TestDirectoryKMS(t *testing.T) {
 
 func TestDirectorySync(t *testing.T) {
 	d, users := directory(t)
-	other, err := Open(d.store.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := other.Remove("alice"); err != nil {
+	if err := elsewhere(t, d).Remove("alice"); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := d.Secret(users["alice"].AccessKey); !ok {
@@ -337,11 +333,7 @@ func TestDirectorySync(t *testing.T) {
 // the reader refuses.)
 func TestDirectoryUnreadableFailsClosed(t *testing.T) {
 	d, users := directory(t)
-	other, err := Open(d.store.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := other.Remove("alice"); err != nil {
+	if err := elsewhere(t, d).Remove("alice"); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chmod(d.store.path, 0o640); err != nil {
@@ -378,10 +370,7 @@ func TestDirectoryUnreadableFailsClosed(t *testing.T) {
 // read: a removal Sync saw stays in force.
 func TestDirectoryRefreshRace(t *testing.T) {
 	d, _ := directory(t)
-	other, err := Open(d.store.path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := elsewhere(t, d)
 	for range 100 {
 		u, err := other.Add("victim", RoleKeyUser, nil, []string{"*"})
 		if err != nil {
@@ -412,4 +401,15 @@ func TestDirectoryRefreshRace(t *testing.T) {
 			t.Fatal("a removed user is served after Sync")
 		}
 	}
+}
+
+// elsewhere is d's users file as another process (s3seal users, a
+// replica) opens it.
+func elsewhere(t *testing.T, d *Directory) *Store {
+	t.Helper()
+	s, err := Open(d.store.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
