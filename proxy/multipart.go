@@ -202,7 +202,7 @@ func (p *Proxy) completeUpload(x *exchange) error {
 		Bucket   string
 		Key      string
 		ETag     string
-	}{Location: objectURL(x.r, x.t), Bucket: x.t.bucket, Key: x.t.key, ETag: done.etag})
+	}{Location: objectURL(x), Bucket: x.t.bucket, Key: x.t.key, ETag: done.etag})
 }
 
 // completeParts reads the parts of a CompleteMultipartUpload document:
@@ -344,14 +344,18 @@ func (p *Proxy) completed(bucket, key, etag string, layout envelope.Layout) {
 	}
 }
 
-// objectURL is the object's URL at s3seal, for <Location>.
-func objectURL(r *http.Request, t target) string {
+// objectURL is the URL of the object x writes, as the client reached
+// s3seal (path-style, or under the bucket's own host name), for Location.
+func objectURL(x *exchange) string {
 	scheme := "http"
-	if r.TLS != nil {
+	if x.r.TLS != nil {
 		scheme = "https"
 	}
-	u := url.URL{Scheme: scheme, Host: r.Host, Path: "/" + t.bucket + "/" + t.key}
-	return u.String()
+	path := "/" + x.t.bucket + "/" + x.t.key
+	if x.t.virtual {
+		path = "/" + x.t.key
+	}
+	return (&url.URL{Scheme: scheme, Host: x.r.Host, Path: path}).String()
 }
 
 func normETag(s string) string { return strings.Trim(strings.TrimSpace(s), `"`) }

@@ -637,3 +637,25 @@ func completeDoc(etags ...string) string {
 	b.WriteString("</CompleteMultipartUpload>")
 	return b.String()
 }
+
+// CompleteMultipartUpload's <Location> names the object as the client
+// reached s3seal: under the bucket's own host name when virtual-hosted.
+func TestCompleteLocationVirtualHosted(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Domain = "s3.test" })
+	id := create(t, e.client, "vh/obj", nil)
+	etag, err := uploadPart(e.client, "vh/obj", id, 1, []byte("virtual"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := completeDoc(etag)
+	req, err := http.NewRequest(http.MethodPost, e.srv.URL+"/vh/obj?uploadId="+url.QueryEscape(id), strings.NewReader(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = testBucket + ".s3.test"
+	sign(t, req)
+	status, body, _ := e.sendResp(t, req)
+	if want := "<Location>http://" + testBucket + ".s3.test/vh/obj</Location>"; status != 200 || !strings.Contains(body, want) {
+		t.Fatalf("Complete, virtual-hosted: %d %s, want %s", status, body, want)
+	}
+}

@@ -190,9 +190,7 @@ func (p *Proxy) storePost(x *exchange, form *postForm) error {
 // PostResponse document); else 204.
 func answerPost(x *exchange, fields map[string]string, etag string) {
 	h := x.w.Header()
-	path := x.r.URL.Path
-	virtual := path != "/"+x.t.bucket && !strings.HasPrefix(path, "/"+x.t.bucket+"/")
-	loc := objectLocation(x.r, x.t.bucket, x.t.key, virtual)
+	loc := objectURL(x)
 	h.Set("Location", loc)
 	redirect := fields["success_action_redirect"]
 	if redirect == "" {
@@ -234,18 +232,4 @@ func postResponse(loc, bucket, key, etag string) []byte {
 		ETag     string
 	}{Location: loc, Bucket: bucket, Key: key, ETag: etag})
 	return append([]byte(xml.Header), b...)
-}
-
-// objectLocation is the URL of the object, as the client reached s3seal:
-// path-style, or under the bucket's own host name.
-func objectLocation(r *http.Request, bucket, key string, virtual bool) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	path := "/" + bucket + "/" + key
-	if virtual {
-		path = "/" + key
-	}
-	return (&url.URL{Scheme: scheme, Host: r.Host, Path: path}).String()
 }

@@ -218,6 +218,7 @@ func configRoutes() []route {
 // target is a classified client request.
 type target struct {
 	bucket, key string
+	virtual     bool // the bucket came from the Host
 	level       level
 	route       *route // nil: refused (refusal says why)
 	refusal     string
@@ -252,7 +253,7 @@ func classify(r *http.Request, domain string) target {
 			t.query[k] = vs
 		}
 	}
-	t.bucket, t.key = bucketKey(r, domain)
+	t.bucket, t.key, t.virtual = bucketKey(r, domain)
 	switch {
 	case t.bucket == "":
 		t.level = levelService
@@ -348,10 +349,11 @@ func allOf(ks []string, has func(string) bool) bool {
 	return true
 }
 
-// bucketKey splits a request into bucket and key. Keys keep every byte of
-// the decoded path, including repeated and trailing slashes: S3 keys are
-// opaque strings.
-func bucketKey(r *http.Request, domain string) (string, string) {
+// bucketKey splits a request into bucket and key, and says whether the
+// bucket came from the Host (virtual-hosted style). Keys keep every byte
+// of the decoded path, including repeated and trailing slashes: S3 keys
+// are opaque strings.
+func bucketKey(r *http.Request, domain string) (bucket, key string, virtual bool) {
 	path := r.URL.Path
 	if domain != "" {
 		host := r.Host
@@ -360,10 +362,10 @@ func bucketKey(r *http.Request, domain string) (string, string) {
 		}
 		suffix := "." + strings.ToLower(strings.TrimSuffix(domain, "."))
 		if lh := strings.ToLower(host); strings.HasSuffix(lh, suffix) && len(lh) > len(suffix) {
-			return host[:len(host)-len(suffix)], strings.TrimPrefix(path, "/")
+			return host[:len(host)-len(suffix)], strings.TrimPrefix(path, "/"), true
 		}
 	}
 	path = strings.TrimPrefix(path, "/")
-	bucket, key, _ := strings.Cut(path, "/")
-	return bucket, key
+	bucket, key, _ = strings.Cut(path, "/")
+	return bucket, key, false
 }
