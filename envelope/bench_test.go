@@ -68,7 +68,7 @@ func BenchmarkDecrypt(b *testing.B) {
 			b.SetBytes(bs.size)
 			for b.Loop() {
 				src.Reset(stored)
-				if _, err := io.Copy(io.Discard, NewDecryptReader(src, key, 1)); err != nil {
+				if _, err := io.Copy(io.Discard, NewDecryptReader(src, key, FramingV1, 1)); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -82,7 +82,7 @@ func NewChecksum(algorithm, value string) (Checksum, error) {
 // itself about the plaintext, so the store sees only its algorithm.
 func SealChecksum(dataKey []byte, c Checksum) ([]byte, error) {
 	code, size := algoCode(c.Algorithm)
-	typ := map[string]byte{ChecksumFullObject: typeFullObject, ChecksumComposite: typeComposite}[c.Type]
+	typ := typeCode(c.Type)
 	if code == 0 || len(c.Value) != size || typ == 0 || c.Parts < 0 || c.Parts > MaxSegments {
 		return nil, errors.New("checksum cannot be sealed: unknown algorithm or type, or wrong size")
 	}
@@ -127,17 +127,10 @@ func parseSealedChecksum(b []byte) (Checksum, error) {
 	}
 	var c Checksum
 	var size int
-	for _, a := range checksumAlgos {
-		if a.code == b[0] {
-			c.Algorithm, size = a.name, a.size
-		}
-	}
+	c.Algorithm, size = algoName(b[0])
 	c.Parts = int(binary.BigEndian.Uint16(b[2:4]))
-	switch {
-	case b[1] == typeFullObject:
-		c.Type = ChecksumFullObject
-	case b[1] == typeComposite && c.Parts >= 1:
-		c.Type = ChecksumComposite
+	if c.Type = typeName(b[1]); c.Type == ChecksumComposite && c.Parts < 1 {
+		c.Type = ""
 	}
 	if c.Algorithm == "" || c.Type == "" || c.Parts > MaxSegments ||
 		len(b) != checksumHeadLen+checksumNonceLen+size+checksumTagLen {
@@ -169,4 +162,37 @@ func algoCode(name string) (byte, int) {
 		}
 	}
 	return 0, 0
+}
+
+// algoName is the algorithm of a code and its value's size; "", 0 for an
+// unknown code.
+func algoName(code byte) (string, int) {
+	for _, a := range checksumAlgos {
+		if a.code == code {
+			return a.name, a.size
+		}
+	}
+	return "", 0
+}
+
+// typeCode is a checksum type's code (§6.2, §3.4); 0 for an unknown type.
+func typeCode(t string) byte {
+	switch t {
+	case ChecksumFullObject:
+		return typeFullObject
+	case ChecksumComposite:
+		return typeComposite
+	}
+	return 0
+}
+
+// typeName is the checksum type of a code; "" for an unknown code.
+func typeName(code byte) string {
+	switch code {
+	case typeFullObject:
+		return ChecksumFullObject
+	case typeComposite:
+		return ChecksumComposite
+	}
+	return ""
 }

@@ -28,14 +28,14 @@ func Example() {
 	}
 	fmt.Println(len(stored), envelope.SegmentSize(int64(len(plaintext))))
 
-	got, err := io.ReadAll(envelope.NewDecryptReader(bytes.NewReader(stored), dataKey, 1))
+	got, err := io.ReadAll(envelope.NewDecryptReader(bytes.NewReader(stored), dataKey, envelope.FramingV1, 1))
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Printf("%s\n", got)
 
 	stored[40] ^= 1 // a flipped bit anywhere fails authentication
-	_, err = io.ReadAll(envelope.NewDecryptReader(bytes.NewReader(stored), dataKey, 1))
+	_, err = io.ReadAll(envelope.NewDecryptReader(bytes.NewReader(stored), dataKey, envelope.FramingV1, 1))
 	fmt.Println(err != nil)
 	// Output:
 	// 61 61
@@ -56,7 +56,7 @@ func ExampleOpenRange() {
 		fmt.Printf("fetch %d bytes at %d\n", n, off)
 		return io.NopCloser(bytes.NewReader(stored[off : off+n])), nil
 	}
-	layout := envelope.Layout{int64(len(plaintext))}
+	layout := envelope.Single(envelope.FramingV1, int64(len(plaintext)))
 	r, err := envelope.OpenRange(fetch, dataKey, layout, 150000, 10, nil)
 	if err != nil {
 		log.Fatal(err)

@@ -14,7 +14,7 @@ import (
 func FuzzDecrypt(f *testing.F) {
 	key := testKey(42)
 	plain := pattern(2*C + 7)
-	l := Layout{C, C + 7}
+	l := v1(C, C+7)
 	stored := sealObject(f, key, plain, l)
 	f.Add(stored, uint8(0))
 	f.Add(stored[:HeaderSize+40], uint8(1))
@@ -23,7 +23,7 @@ func FuzzDecrypt(f *testing.F) {
 	f.Add([]byte{}, uint8(0))
 	f.Add(bytes.Repeat([]byte{1}, HeaderSize+TagSize), uint8(0))
 	f.Fuzz(func(t *testing.T, data []byte, segments uint8) {
-		got, err := io.ReadAll(NewDecryptReader(bytes.NewReader(data), key, int(segments%4)))
+		got, err := io.ReadAll(NewDecryptReader(bytes.NewReader(data), key, FramingV1, int(segments%4)))
 		if err == nil && !bytes.Equal(data, stored) && !bytes.HasPrefix(plain, got) {
 			// Only s3seal's own seeds decrypt; they are prefixes of plain.
 			t.Fatalf("decrypted %d unexpected bytes", len(got))
@@ -54,19 +54,19 @@ func FuzzRoundTrip(f *testing.F) {
 	f.Add(pattern(C+1), uint8(2))
 	f.Fuzz(func(t *testing.T, plain []byte, segs uint8) {
 		n := int(segs%3) + 1
-		l := make(Layout, n)
+		l := v1(make([]int64, n)...)
 		rest := int64(len(plain))
 		for i := range n - 1 {
-			l[i] = C
+			l.Parts[i] = C
 			rest -= C
 		}
 		if rest < 0 {
-			l = Layout{int64(len(plain))}
+			l = v1(int64(len(plain)))
 		} else {
-			l[n-1] = rest
+			l.Parts[n-1] = rest
 		}
 		stored := sealObject(t, testKey(3), plain, l)
-		got, err := io.ReadAll(NewDecryptReader(bytes.NewReader(stored), testKey(3), len(l)))
+		got, err := io.ReadAll(NewDecryptReader(bytes.NewReader(stored), testKey(3), FramingV1, len(l.Parts)))
 		if err != nil || !bytes.Equal(got, plain) {
 			t.Fatalf("round trip of %d bytes in %v: %v", len(plain), l, err)
 		}

@@ -23,6 +23,7 @@ const (
 	metaK      = "s3seal-k" // wrapped data key, standard base64
 	metaX      = "s3seal-x" // the client's encryption context (version 2), base64 of a JSON object
 	metaS      = "s3seal-s" // the sealed checksum of the plaintext (version 3), standard base64
+	metaP      = "s3seal-p" // the part checksums a multipart upload declared (version 4), "ALGORITHM/TYPE"
 
 	// contextVersion is the metadata version of objects with a client's
 	// encryption context: their stored bytes are version 1's (§6).
@@ -31,6 +32,9 @@ const (
 	// checksum, with or without a client's context: their stored bytes too
 	// are version 1's (§6).
 	checksumVersion = 3
+	// recordVersion is the metadata version of FramingV2 objects, whose
+	// segments end in part records (§3.4): multipart uploads.
+	recordVersion = 4
 
 	// MaxContextLen bounds the encoded s3seal-x: S3 allows 2 KB of user
 	// metadata in all, and s3seal's own fields take up to about 350 bytes.
@@ -63,8 +67,15 @@ type Metadata struct {
 	// bucket and key (§6.1); nil for none.
 	Context map[string]string
 	// Checksum is the sealed checksum of the plaintext (§6.2), opened with
-	// OpenChecksum and the data key; nil for none.
+	// OpenChecksum and the data key; nil for none. FramingV1 only.
 	Checksum []byte
+	// Framing is how the object's segments are laid out (FramingV1 when
+	// zero). FramingV2 objects are version 4.
+	Framing Framing
+	// PartAlgorithm and PartType are the checksum a FramingV2 object's
+	// upload declared (a CRC; RecordAlgorithm): its part records hold the
+	// values (§3.4).
+	PartAlgorithm, PartType string
 }
 
 // UserMetadata returns the metadata as S3 user metadata keys without the
@@ -80,7 +91,11 @@ func (m Metadata) UserMetadata() map[string]string {
 		u[metaV] = strconv.Itoa(contextVersion)
 		u[metaX] = EncodeContext(m.Context)
 	}
-	if len(m.Checksum) > 0 {
+	switch {
+	case m.Framing == FramingV2:
+		u[metaV] = strconv.Itoa(recordVersion)
+		u[metaP] = m.PartAlgorithm + "/" + m.PartType
+	case len(m.Checksum) > 0:
 		u[metaV] = strconv.Itoa(checksumVersion)
 		u[metaS] = base64.StdEncoding.EncodeToString(m.Checksum)
 	}
@@ -208,6 +223,7 @@ func ParseUserMetadata(user map[string]string) (Metadata, error) {
 		strconv.Itoa(FormatVersion):   {metaV, metaC, metaK},
 		strconv.Itoa(contextVersion):  {metaV, metaC, metaK, metaX},
 		strconv.Itoa(checksumVersion): {metaV, metaC, metaK, metaS, metaX},
+		strconv.Itoa(recordVersion):   {metaV, metaC, metaK, metaX, metaP},
 	}[v]
 	if want == nil {
 		n, err := strconv.Atoi(v)
@@ -221,7 +237,7 @@ func ParseUserMetadata(user map[string]string) (Metadata, error) {
 			return Metadata{}, fmt.Errorf("unknown field %q in version %s: %w", k, v, ErrMalformedMetadata)
 		}
 	}
-	var m Metadata
+	m := Metadata{Framing: FramingV1}
 	m.KeyID = fields[metaC]
 	if m.KeyID == "" || len(m.KeyID) > maxKeyIDLen || !printableASCII(m.KeyID) {
 		return Metadata{}, fmt.Errorf("%q missing or invalid: %w", metaC, ErrMalformedMetadata)
@@ -238,6 +254,12 @@ func ParseUserMetadata(user map[string]string) (Metadata, error) {
 	if v == strconv.Itoa(checksumVersion) {
 		if m.Checksum, err = decodeSealedChecksum(fields[metaS]); err != nil {
 			return Metadata{}, fmt.Errorf("%q: %v: %w", metaS, err, ErrMalformedMetadata)
+		}
+	}
+	if v == strconv.Itoa(recordVersion) {
+		m.Framing = FramingV2
+		if m.PartAlgorithm, m.PartType, err = parsePartChecksum(fields[metaP]); err != nil {
+			return Metadata{}, fmt.Errorf("%q: %v: %w", metaP, err, ErrMalformedMetadata)
 		}
 	}
 	if _, ok := fields[metaX]; ok || v == strconv.Itoa(contextVersion) {
@@ -259,6 +281,15 @@ func decodeSealedChecksum(s string) ([]byte, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// parsePartChecksum reads §6's s3seal-p, "ALGORITHM/TYPE".
+func parsePartChecksum(s string) (algorithm, typ string, err error) {
+	algorithm, typ, _ = strings.Cut(s, "/")
+	if !RecordAlgorithm(algorithm) || !ChecksumTypeAllowed(algorithm, typ) {
+		return "", "", fmt.Errorf("%q is no CRC algorithm and type a record holds", s)
+	}
+	return algorithm, typ, nil
 }
 
 func printableASCII(s string) bool {

@@ -21,8 +21,9 @@ func chunks(plain int64) int64 {
 	return max(1, (plain+ChunkSize-1)/ChunkSize)
 }
 
-// SegmentSize is the stored size of a segment holding plain bytes:
-// HeaderSize + plain + TagSize·max(1, ⌈plain/ChunkSize⌉).
+// SegmentSize is the stored size of a segment holding plain bytes, under
+// either framing: HeaderSize + plain + TagSize·max(1, ⌈plain/ChunkSize⌉)
+// (FORMAT.md §4.1).
 func SegmentSize(plain int64) int64 {
 	if plain < 0 {
 		panic("envelope: negative plaintext size")
@@ -45,23 +46,14 @@ func SegmentPlaintextSize(stored int64) (int64, error) {
 	return plain, nil
 }
 
-// ObjectSize is the stored size of an object whose segments hold the given
-// plaintext sizes.
-func ObjectSize(segments ...int64) int64 {
-	var total int64
-	for _, s := range segments {
-		total += SegmentSize(s)
-	}
-	return total
-}
-
 // ObjectPlaintextSize is the plaintext size of an object of the given stored
 // size and segment count (1 for a single PUT, the ETag's "-N" for a multipart
 // object), for objects that follow the multipart rule: every segment but the
 // last holds a non-zero multiple of ChunkSize. Then all segments' chunks
-// together are the chunks of one long stream, and only the headers and, for
-// an empty last part, one extra empty chunk differ; the two cases never
-// collide because the second lands in a gap of the first.
+// together are the chunks of one long stream, and only the headers (and
+// records, within the same HeaderSize) and, for an empty last part, one
+// extra empty chunk differ; the two
+// cases never collide because the second lands in a gap of the first.
 func ObjectPlaintextSize(stored int64, segments int) (int64, error) {
 	if segments < 1 || segments > MaxSegments {
 		return 0, fmt.Errorf("%d segments: %w", segments, ErrImpossibleSize)
@@ -92,8 +84,12 @@ func ObjectPlaintextSize(stored int64, segments int) (int64, error) {
 // A larger count from a store is a lie, never a reason to allocate.
 const MaxSegments = 10000
 
-// Layout is the plaintext size of each segment of an object, in order.
-type Layout []int64
+// Layout is how an object's plaintext is cut into segments: its framing and
+// the plaintext size of each segment, in order.
+type Layout struct {
+	Framing Framing
+	Parts   []int64
+}
 
 // NewLayout checks the stored segment sizes a store reports for an object of
 // stored bytes and returns its layout. Each must be a valid segment size,
@@ -102,27 +98,27 @@ type Layout []int64
 // and to the plaintext size that follows from it. Under the rule a segment's
 // stored offset fixes its plaintext offset, so sizes that pass can misplace
 // no byte: a false one only makes authentication fail (§4.3).
-func NewLayout(stored []int64, storedTotal int64) (Layout, error) {
+func NewLayout(f Framing, stored []int64, storedTotal int64) (Layout, error) {
 	if len(stored) < 1 || len(stored) > MaxSegments {
-		return nil, fmt.Errorf("%d segments: %w", len(stored), ErrImpossibleSize)
+		return Layout{}, fmt.Errorf("%d segments: %w", len(stored), ErrImpossibleSize)
 	}
-	l := make(Layout, len(stored))
+	l := Layout{Framing: f, Parts: make([]int64, len(stored))}
 	for i, s := range stored {
 		plain, err := SegmentPlaintextSize(s)
 		if err != nil {
-			return nil, fmt.Errorf("segment %d: %w", i+1, err)
+			return Layout{}, fmt.Errorf("segment %d: %w", i+1, err)
 		}
-		l[i] = plain
+		l.Parts[i] = plain
 	}
 	if err := l.Check(); err != nil {
-		return nil, err
+		return Layout{}, err
 	}
-	plain, err := ObjectPlaintextSize(storedTotal, len(l))
+	plain, err := ObjectPlaintextSize(storedTotal, len(l.Parts))
 	if err != nil {
-		return nil, err
+		return Layout{}, err
 	}
 	if l.CiphertextSize() != storedTotal || l.PlaintextSize() != plain {
-		return nil, fmt.Errorf("segments add up to %d stored bytes, the object has %d: %w",
+		return Layout{}, fmt.Errorf("segments add up to %d stored bytes, the object has %d: %w",
 			l.CiphertextSize(), storedTotal, ErrImpossibleSize)
 	}
 	return l, nil
@@ -131,29 +127,32 @@ func NewLayout(stored []int64, storedTotal int64) (Layout, error) {
 // GuessLayout is the layout every mainstream client makes: all segments but
 // the last the size of the first, the last holding the rest (FORMAT.md
 // §11.3). ok is false when no such layout has the object's sizes.
-func GuessLayout(firstStored int64, segments int, storedTotal int64) (l Layout, ok bool) {
+func GuessLayout(f Framing, firstStored int64, segments int, storedTotal int64) (l Layout, ok bool) {
 	first, err := SegmentPlaintextSize(firstStored)
 	if err != nil || segments < 1 || segments > MaxSegments {
-		return nil, false
+		return Layout{}, false
 	}
 	plain, err := ObjectPlaintextSize(storedTotal, segments)
 	if err != nil {
-		return nil, false
+		return Layout{}, false
 	}
 	last := plain - int64(segments-1)*first
 	if last < 0 {
-		return nil, false
+		return Layout{}, false
 	}
-	l = make(Layout, segments)
-	for i := range l {
-		l[i] = first
+	l = Layout{Framing: f, Parts: make([]int64, segments)}
+	for i := range l.Parts {
+		l.Parts[i] = first
 	}
-	l[segments-1] = last
+	l.Parts[segments-1] = last
 	if l.Check() != nil || l.CiphertextSize() != storedTotal {
-		return nil, false
+		return Layout{}, false
 	}
 	return l, true
 }
+
+// Single is the layout of a single-segment object of plain bytes.
+func Single(f Framing, plain int64) Layout { return Layout{Framing: f, Parts: []int64{plain}} }
 
 // NotLast reports whether a segment of plain bytes may stand anywhere but
 // last in an object: the multipart rule (FORMAT.md §4.2) wants a non-zero
@@ -162,17 +161,21 @@ func NotLast(plain int64) bool { return plain > 0 && plain%ChunkSize == 0 }
 
 // Check reports whether l follows the multipart rule.
 func (l Layout) Check() error {
-	if len(l) < 1 || len(l) > MaxSegments {
-		return fmt.Errorf("%d segments: %w", len(l), ErrImpossibleSize)
+	p := l.Parts
+	if !l.Framing.valid() {
+		return fmt.Errorf("framing %d: %w", l.Framing, ErrUnsupportedVersion)
 	}
-	for i, n := range l[:len(l)-1] {
+	if len(p) < 1 || len(p) > MaxSegments {
+		return fmt.Errorf("%d segments: %w", len(p), ErrImpossibleSize)
+	}
+	for i, n := range p[:len(p)-1] {
 		if !NotLast(n) {
 			return fmt.Errorf("segment %d of %d holds %d bytes, not a non-zero multiple of %d: %w",
-				i+1, len(l), n, ChunkSize, ErrImpossibleSize)
+				i+1, len(p), n, ChunkSize, ErrImpossibleSize)
 		}
 	}
-	if l[len(l)-1] < 0 {
-		return fmt.Errorf("last segment holds %d bytes: %w", l[len(l)-1], ErrImpossibleSize)
+	if p[len(p)-1] < 0 {
+		return fmt.Errorf("last segment holds %d bytes: %w", p[len(p)-1], ErrImpossibleSize)
 	}
 	return nil
 }
@@ -181,13 +184,13 @@ func (l Layout) Check() error {
 // segment for offsets past the end).
 func (l Layout) SegmentAt(off int64) int {
 	var at int64
-	for i, n := range l {
+	for i, n := range l.Parts {
 		at += n
 		if off < at {
 			return i
 		}
 	}
-	return len(l) - 1
+	return len(l.Parts) - 1
 }
 
 // SegmentOffset is the plaintext offset of segment k (1-based) of an object
@@ -224,20 +227,26 @@ func CheckSegment(k, n int, off, plain, total int64) error {
 // PlaintextSize is the object's plaintext size.
 func (l Layout) PlaintextSize() int64 {
 	var total int64
-	for _, s := range l {
+	for _, s := range l.Parts {
 		total += s
 	}
 	return total
 }
 
 // CiphertextSize is the object's stored size.
-func (l Layout) CiphertextSize() int64 { return ObjectSize(l...) }
+func (l Layout) CiphertextSize() int64 {
+	var total int64
+	for _, s := range l.Parts {
+		total += SegmentSize(s)
+	}
+	return total
+}
 
 // StoredOffsets are where each segment is stored, and, last, the object's
 // stored size.
 func (l Layout) StoredOffsets() []int64 {
-	offs := make([]int64, len(l)+1)
-	for i, plain := range l {
+	offs := make([]int64, len(l.Parts)+1)
+	for i, plain := range l.Parts {
 		offs[i+1] = offs[i] + SegmentSize(plain)
 	}
 	return offs
@@ -278,6 +287,10 @@ func (l Layout) span(off, n int64) (span, error) {
 		sp.Offset, sp.NeedHeader = first.chunkStart, true
 	}
 	sp.Length = last.chunkEnd - sp.Offset
+	if last.final {
+		// The final chunk's AAD holds the record after it (FramingV2).
+		sp.Length += int64(l.Framing.trailer())
+	}
 	return sp, nil
 }
 
@@ -288,19 +301,21 @@ type position struct {
 	segStart   int64 // stored offset of the segment's header
 	chunkStart int64 // stored offset of the chunk
 	chunkEnd   int64 // stored offset just past the chunk's tag
+	final      bool  // the chunk is its segment's last
 }
 
 // locate finds the chunk holding plaintext byte off, which must exist.
 func (l Layout) locate(off int64) position {
 	var plainStart, storedStart int64
-	for i, size := range l {
+	for i, size := range l.Parts {
 		if off < plainStart+size {
 			rel := off - plainStart
 			c := rel / ChunkSize
-			start := storedStart + HeaderSize + c*encChunkSize
+			start := storedStart + int64(l.Framing.HeaderLen()) + c*encChunkSize
 			clen := min(int64(ChunkSize), size-c*ChunkSize)
 			return position{segment: i, chunk: c, inChunk: rel % ChunkSize,
-				segStart: storedStart, chunkStart: start, chunkEnd: start + clen + TagSize}
+				segStart: storedStart, chunkStart: start, chunkEnd: start + clen + TagSize,
+				final: c == chunks(size)-1}
 		}
 		plainStart += size
 		storedStart += SegmentSize(size)
@@ -325,7 +340,7 @@ func OpenRange(fetch Fetch, dataKey []byte, l Layout, off, n int64, header0 []by
 	}
 	var header []byte
 	if sp.NeedHeader {
-		if header, err = fetchHeader(fetch, sp.HeaderOffset, header0); err != nil {
+		if header, err = fetchHeader(fetch, sp.HeaderOffset, l.Framing.HeaderLen(), header0); err != nil {
 			return nil, err
 		}
 	}
@@ -348,17 +363,18 @@ type rangeReadCloser struct {
 	io.Closer
 }
 
-// fetchHeader is the segment header stored at byte at.
-func fetchHeader(fetch Fetch, at int64, header0 []byte) ([]byte, error) {
-	if at == 0 && len(header0) == HeaderSize {
-		return header0, nil
+// fetchHeader is the segment header, of hlen bytes, stored at byte at;
+// header0 may hold the object's first stored bytes.
+func fetchHeader(fetch Fetch, at int64, hlen int, header0 []byte) ([]byte, error) {
+	if at == 0 && len(header0) >= hlen {
+		return header0[:hlen], nil
 	}
-	r, err := fetch(at, HeaderSize)
+	r, err := fetch(at, int64(hlen))
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	h := make([]byte, HeaderSize)
+	h := make([]byte, hlen)
 	if _, err := io.ReadFull(r, h); err != nil {
 		return nil, fmt.Errorf("reading the segment header at stored byte %d: %w", at, ErrTruncated)
 	}
@@ -393,7 +409,7 @@ func newRangeReader(src io.Reader, dataKey []byte, layout Layout, sp span, heade
 	r.pump.next = r.next
 	r.release = func() { putChunkBuf(r.ct); putChunkBuf(r.pt) }
 	if sp.NeedHeader {
-		seg, err := parseSegment(dataKey, header, uint32(sp.segment+1))
+		seg, err := parseSegment(dataKey, header, layout.Framing, uint32(sp.segment+1))
 		if err != nil {
 			return nil, err
 		}
@@ -404,22 +420,28 @@ func newRangeReader(src io.Reader, dataKey []byte, layout Layout, sp span, heade
 
 func (r *rangeReader) next() error {
 	if r.seg == nil {
-		hdr := r.ct[:HeaderSize]
+		hdr := r.ct[:r.layout.Framing.HeaderLen()]
 		if _, err := io.ReadFull(r.src, hdr); err != nil {
 			return r.readErr(err)
 		}
-		seg, err := parseSegment(r.dataKey, hdr, uint32(r.segIdx+1))
+		seg, err := parseSegment(r.dataKey, hdr, r.layout.Framing, uint32(r.segIdx+1))
 		if err != nil {
 			return err
 		}
 		r.seg = seg
 	}
-	size := r.layout[r.segIdx]
+	size := r.layout.Parts[r.segIdx]
 	plen := min(int64(ChunkSize), size-r.chunk*ChunkSize)
 	final := r.chunk == chunks(size)-1
 	ct := r.ct[:plen+TagSize]
 	if _, err := io.ReadFull(r.src, ct); err != nil {
 		return r.readErr(err)
+	}
+	if final {
+		// FramingV2: the record after the chunk is in its AAD.
+		if _, err := io.ReadFull(r.src, r.seg.record()); err != nil {
+			return r.readErr(err)
+		}
 	}
 	pt, err := r.seg.open(r.pt[:0], ct, uint64(r.chunk), final)
 	if err != nil {
@@ -432,11 +454,16 @@ func (r *rangeReader) next() error {
 	}
 	r.left -= int64(len(pt))
 	r.out, r.done = pt, r.left == 0
-	if final {
-		r.seg, r.segIdx, r.chunk = nil, r.segIdx+1, 0
-	} else {
+	if !final {
 		r.chunk++
+		return nil
 	}
+	if r.layout.Framing == FramingV2 {
+		if _, err := r.seg.readRecord(); err != nil {
+			return err
+		}
+	}
+	r.seg, r.segIdx, r.chunk = nil, r.segIdx+1, 0
 	return nil
 }
 

@@ -48,9 +48,11 @@ func TestSegmentSizeExamples(t *testing.T) {
 	}
 }
 
+// TestObjectPlaintextSize: sizes are the same under every framing
+// (round trips of both check what is stored against them).
 func TestObjectPlaintextSize(t *testing.T) {
 	const MiB = 1 << 20
-	layouts := []Layout{
+	sizes := [][]int64{
 		{0}, {1}, {C}, {C, 0}, {C, 1}, {C, C}, {C, C, C - 1},
 		{5 * MiB, 5 * MiB, 0}, {8 * MiB, 8 * MiB, 3*MiB + 7}, {16 * MiB, 1},
 		{5 * MiB, 5 * MiB, 5 * MiB, 5 * MiB, 5 * MiB},
@@ -58,15 +60,16 @@ func TestObjectPlaintextSize(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 2000 {
 		n := 1 + rng.IntN(6)
-		l := make(Layout, n)
+		l := make([]int64, n)
 		for i := range n - 1 {
 			l[i] = C * (1 + rng.Int64N(200))
 		}
 		l[n-1] = rng.Int64N(200 * C)
-		layouts = append(layouts, l)
+		sizes = append(sizes, l)
 	}
-	for _, l := range layouts {
-		got, err := ObjectPlaintextSize(l.CiphertextSize(), len(l))
+	for _, parts := range sizes {
+		l := v1(parts...)
+		got, err := ObjectPlaintextSize(l.CiphertextSize(), len(parts))
 		if err != nil || got != l.PlaintextSize() {
 			t.Fatalf("layout %v: ObjectPlaintextSize = %d, %v; want %d", l, got, err, l.PlaintextSize())
 		}
@@ -123,7 +126,7 @@ func interesting(l Layout) []int64 {
 			set[o] = true
 		}
 	}
-	for _, size := range l {
+	for _, size := range l.Parts {
 		for c := int64(0); c <= chunks(size); c++ {
 			b := start + c*C
 			add(b - 1)
@@ -163,10 +166,16 @@ func readRange(t testing.TB, stored, key []byte, l Layout, off, n int64) ([]byte
 // single- and multi-segment objects and compares it with the plaintext.
 func TestRanges(t *testing.T) {
 	key := testKey(4)
-	layouts := []Layout{
+	sizes := [][]int64{
 		{1}, {100}, {C}, {3*C + 100},
 		{C, C, 10}, {2 * C, C + 5}, {C, 0}, {C, 2 * C, C},
 		{10, 20, 5}, {C + 7, 3, 2*C + 1}, // unaligned layouts: the range reader knows each size
+	}
+	var layouts []Layout
+	for _, f := range []Framing{FramingV1, FramingV2} {
+		for _, p := range sizes {
+			layouts = append(layouts, Layout{Framing: f, Parts: p})
+		}
 	}
 	for _, l := range layouts {
 		t.Run(fmt.Sprint(l), func(t *testing.T) {
@@ -192,7 +201,7 @@ func TestRanges(t *testing.T) {
 }
 
 func TestSpanFetchesOnlyCoveringChunks(t *testing.T) {
-	l := Layout{2 * C, C, 10}
+	l := v1(2*C, C, 10)
 	tests := []struct {
 		off, n             int64
 		offset, length     int64
@@ -230,6 +239,13 @@ func TestSpanFetchesOnlyCoveringChunks(t *testing.T) {
 // multipart rule and add up to the object; a lie that keeps the stored total
 // while breaking the rule is refused.
 func TestNewLayout(t *testing.T) {
+	for _, f := range []Framing{FramingV1, FramingV2} {
+		t.Run(fmt.Sprint("framing ", f), func(t *testing.T) { testNewLayout(t, f) })
+	}
+}
+
+func testNewLayout(t *testing.T, f Framing) {
+	objectSize, v1 := framingHelpers(f)
 	const MiB = 1 << 20
 	stored := func(l ...int64) []int64 {
 		out := make([]int64, len(l))
@@ -245,21 +261,21 @@ func TestNewLayout(t *testing.T) {
 		want   Layout
 		wantOK bool
 	}{
-		{"one part", stored(5), SegmentSize(5), Layout{5}, true},
-		{"client parts", stored(8*MiB, 8*MiB, 3), ObjectSize(8*MiB, 8*MiB, 3), Layout{8 * MiB, 8 * MiB, 3}, true},
-		{"empty last", stored(C, 0), ObjectSize(C, 0), Layout{C, 0}, true},
-		{"uneven but aligned", stored(2*C, C, 7), ObjectSize(2*C, C, 7), Layout{2 * C, C, 7}, true},
-		{"rule broken, same total", stored(C-16, C+1+16, 7), ObjectSize(C, C+1, 7), nil, false},
-		{"partial middle", stored(C, C+5, C), ObjectSize(C, C+5, C), nil, false},
-		{"empty middle", stored(C, 0, C), ObjectSize(C, 0, C), nil, false},
-		{"wrong total", stored(C, C), ObjectSize(C, C) + 1, nil, false},
-		{"impossible size", []int64{SegmentSize(C), 40}, SegmentSize(C) + 40, nil, false},
-		{"no parts", nil, 0, nil, false},
-		{"too many parts", make([]int64, MaxSegments+1), 0, nil, false},
+		{"one part", stored(5), SegmentSize(5), v1(5), true},
+		{"client parts", stored(8*MiB, 8*MiB, 3), objectSize(8*MiB, 8*MiB, 3), v1(8*MiB, 8*MiB, 3), true},
+		{"empty last", stored(C, 0), objectSize(C, 0), v1(C, 0), true},
+		{"uneven but aligned", stored(2*C, C, 7), objectSize(2*C, C, 7), v1(2*C, C, 7), true},
+		{"rule broken, same total", stored(C-16, C+1+16, 7), objectSize(C, C+1, 7), Layout{}, false},
+		{"partial middle", stored(C, C+5, C), objectSize(C, C+5, C), Layout{}, false},
+		{"empty middle", stored(C, 0, C), objectSize(C, 0, C), Layout{}, false},
+		{"wrong total", stored(C, C), objectSize(C, C) + 1, Layout{}, false},
+		{"impossible size", []int64{SegmentSize(C), 40}, SegmentSize(C) + 40, Layout{}, false},
+		{"no parts", nil, 0, Layout{}, false},
+		{"too many parts", make([]int64, MaxSegments+1), 0, Layout{}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := NewLayout(tt.parts, tt.total)
+			got, err := NewLayout(f, tt.parts, tt.total)
 			if !tt.wantOK {
 				if !errors.Is(err, ErrImpossibleSize) {
 					t.Fatalf("NewLayout = %v, %v; want ErrImpossibleSize", got, err)
@@ -274,6 +290,13 @@ func TestNewLayout(t *testing.T) {
 }
 
 func TestGuessLayout(t *testing.T) {
+	for _, f := range []Framing{FramingV1, FramingV2} {
+		t.Run(fmt.Sprint("framing ", f), func(t *testing.T) { testGuessLayout(t, f) })
+	}
+}
+
+func testGuessLayout(t *testing.T, f Framing) {
+	objectSize, v1 := framingHelpers(f)
 	const MiB = 1 << 20
 	tests := []struct {
 		name  string
@@ -282,32 +305,39 @@ func TestGuessLayout(t *testing.T) {
 		total int64
 		want  Layout
 	}{
-		{"aws cli", SegmentSize(8 * MiB), 3, ObjectSize(8*MiB, 8*MiB, 5), Layout{8 * MiB, 8 * MiB, 5}},
-		{"two parts", SegmentSize(C), 2, ObjectSize(C, 0), Layout{C, 0}},
-		{"first not aligned", SegmentSize(C + 1), 2, ObjectSize(C, C+1), nil},
+		{"aws cli", SegmentSize(8 * MiB), 3, objectSize(8*MiB, 8*MiB, 5), v1(8*MiB, 8*MiB, 5)},
+		{"two parts", SegmentSize(C), 2, objectSize(C, 0), v1(C, 0)},
+		{"first not aligned", SegmentSize(C + 1), 2, objectSize(C, C+1), Layout{}},
 		// Same sizes as C, 2C, 1: a guess, which reads must confirm (§11.3).
-		{"uneven parts", SegmentSize(C), 3, ObjectSize(C, 2*C, 1), Layout{C, C, C + 1}},
-		{"first too big", SegmentSize(4 * C), 3, ObjectSize(C, C, C), nil},
-		{"huge count", SegmentSize(C), 1 << 40, 0, nil},
+		{"uneven parts", SegmentSize(C), 3, objectSize(C, 2*C, 1), v1(C, C, C+1)},
+		{"first too big", SegmentSize(4 * C), 3, objectSize(C, C, C), Layout{}},
+		{"huge count", SegmentSize(C), 1 << 40, 0, Layout{}},
 	}
 	for _, tt := range tests {
-		got, ok := GuessLayout(tt.first, tt.n, tt.total)
-		if ok != (tt.want != nil) || fmt.Sprint(got) != fmt.Sprint(tt.want) {
+		got, ok := GuessLayout(f, tt.first, tt.n, tt.total)
+		if ok != (tt.want.Parts != nil) || fmt.Sprint(got) != fmt.Sprint(tt.want) {
 			t.Errorf("%s: GuessLayout = %v, %v; want %v", tt.name, got, ok, tt.want)
 		}
 	}
 }
 
+// framingHelpers are objectSize and v1 for framing f.
+func framingHelpers(f Framing) (func(...int64) int64, func(...int64) Layout) {
+	lay := func(p ...int64) Layout { return Layout{Framing: f, Parts: p} }
+	return func(p ...int64) int64 { return lay(p...).CiphertextSize() }, lay
+}
+
 func TestSegmentOffset(t *testing.T) {
-	l := Layout{C, 3 * C, 2 * C, 9}
-	var stored, plain int64
-	for i, n := range l {
-		got, err := SegmentOffset(i+1, stored)
-		if err != nil || got != plain {
-			t.Fatalf("SegmentOffset(%d, %d) = %d, %v; want %d", i+1, stored, got, err, plain)
+	for _, f := range []Framing{FramingV1, FramingV2} {
+		var stored, plain int64
+		for i, n := range []int64{C, 3 * C, 2 * C, 9} {
+			got, err := SegmentOffset(i+1, stored)
+			if err != nil || got != plain {
+				t.Fatalf("framing %d: SegmentOffset(%d, %d) = %d, %v; want %d", f, i+1, stored, got, err, plain)
+			}
+			stored += SegmentSize(n)
+			plain += n
 		}
-		stored += SegmentSize(n)
-		plain += n
 	}
 	for _, bad := range []struct {
 		k      int
@@ -344,7 +374,7 @@ func TestCheckSegment(t *testing.T) {
 }
 
 func TestStoredOffsetsAndNotLast(t *testing.T) {
-	l := Layout{2 * C, C, 5}
+	l := v1(2*C, C, 5)
 	offs := l.StoredOffsets()
 	want := []int64{0, SegmentSize(2 * C), SegmentSize(2*C) + SegmentSize(C), l.CiphertextSize()}
 	if !slices.Equal(offs, want) {
@@ -372,7 +402,7 @@ func TestOpenRangeWriterTo(t *testing.T) {
 	fetch := func(at, n int64) (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(stored[at : at+n])), nil
 	}
-	r, err := OpenRange(fetch, key, Layout{3 * C}, 10, 2*C, nil)
+	r, err := OpenRange(fetch, key, v1(3*C), 10, 2*C, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@
 package envelope
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -20,23 +21,27 @@ import (
 	"sync"
 )
 
-// The segment format, v1 (docs/FORMAT.md is the specification):
+// The segment format (docs/FORMAT.md is the specification):
 //
-//	segment = header ‖ chunk_0 ‖ ... ‖ chunk_n
-//	header  = version (0x01) ‖ 3 zero bytes ‖ part number (uint32 BE) ‖ salt (24 random bytes)
+//	segment = header ‖ chunk_0 ‖ ... ‖ chunk_n [‖ record]
+//	header  = version ‖ 3 zero bytes ‖ part number (uint32 BE) ‖ salt (24 random bytes)
 //	key     = HKDF-SHA256(ikm = data key, salt = salt, info = "s3seal v1 segment" ‖ part (uint32 BE) ‖ ChunkSize (uint32 BE))
 //	chunk_i = AES-256-GCM(key, nonce = i (uint88 BE) ‖ final flag, plaintext_i, aad = header)
+//	record  = AES-256-GCM(key, nonce = 0 (uint88 BE) ‖ 0x02, part checksum, aad = header)   (version 2 only, §3.4)
 //
 // Invariants this file relies on:
 //   - Every segment has its own random salt, hence its own key, so the counter
 //     nonce never repeats under one key, even when a part is uploaded again
-//     with other bytes under the same data key.
+//     with other bytes under the same data key. The record's flag byte 0x02
+//     keeps its nonce apart from every chunk's.
 //   - Every chunk but the last of a segment holds exactly ChunkSize bytes;
 //     the last one has the final flag and holds 0..ChunkSize bytes. An empty
 //     segment is one empty final chunk. So truncation at a chunk boundary,
 //     reordering and chunks from other segments all fail authentication.
 //   - Segments of an object are numbered 1, 2, ... in object order and the
 //     number is bound twice: in the key and in the AAD.
+//   - The header's version byte is the object's Framing and is in every
+//     AAD: a version 1 segment cannot pass for a version 2 one or back.
 const (
 	FormatVersion = 1
 	ChunkSize     = 64 << 10
@@ -47,6 +52,39 @@ const (
 	encChunkSize  = ChunkSize + TagSize
 	nonceSize     = 12
 )
+
+// Framing is how an object's segments are laid out, named by their header
+// version: FramingV1 is a 32-byte header and chunks; FramingV2 is a 16-byte
+// header, chunks and a 16-byte part record that the final chunk
+// authenticates (FORMAT.md §3.4), written by multipart uploads that declare
+// a CRC checksum. Both spend HeaderSize bytes per segment besides the
+// chunks, so every size is the same under either (§4): a listing row, which
+// carries no metadata, sizes any object. Readers take the framing from the
+// object's metadata; the header's version byte, in every AAD, must agree.
+type Framing byte
+
+const (
+	FramingV1 Framing = 1
+	FramingV2 Framing = 2
+)
+
+func (f Framing) valid() bool { return f == FramingV1 || f == FramingV2 }
+
+// HeaderLen is the size of a segment header: where its first chunk starts.
+func (f Framing) HeaderLen() int {
+	if f == FramingV2 {
+		return HeaderSize - RecordSize
+	}
+	return HeaderSize
+}
+
+// trailer is the number of stored bytes after a segment's final chunk.
+func (f Framing) trailer() int {
+	if f == FramingV2 {
+		return RecordSize
+	}
+	return 0
+}
 
 var (
 	// ErrAuthentication means stored bytes are not what s3seal wrote with this
@@ -63,16 +101,30 @@ var (
 // segment is the per-segment cipher state shared by the encrypter and the
 // decrypters.
 type segment struct {
-	aead   cipher.AEAD
-	header [HeaderSize]byte
-	nonce  [nonceSize]byte
+	aead    cipher.AEAD
+	framing Framing
+	// aad is the header, and for FramingV2 the record after it once known:
+	// every chunk's AAD is the header, the final chunk's all of aad.
+	aad   [HeaderSize]byte
+	nonce [nonceSize]byte
 }
 
-func newSegment(dataKey []byte, part uint32, salt []byte) (*segment, error) {
-	s := &segment{}
-	s.header[0] = FormatVersion
-	binary.BigEndian.PutUint32(s.header[4:8], part)
-	copy(s.header[8:], salt)
+// V2 header: version ‖ reserved (1 byte) ‖ part (uint16 BE) ‖ salt (12 bytes).
+const v2SaltSize = 12
+
+func newSegment(dataKey []byte, f Framing, part uint32, salt []byte) (*segment, error) {
+	s := &segment{framing: f}
+	s.aad[0] = byte(f)
+	if f == FramingV2 {
+		if part > MaxSegments || len(salt) < v2SaltSize {
+			return nil, fmt.Errorf("segment %d: not a FramingV2 part", part)
+		}
+		binary.BigEndian.PutUint16(s.aad[2:4], uint16(part))
+		copy(s.aad[4:f.HeaderLen()], salt)
+	} else {
+		binary.BigEndian.PutUint32(s.aad[4:8], part)
+		copy(s.aad[8:], salt)
+	}
 	if err := s.init(dataKey); err != nil {
 		return nil, err
 	}
@@ -81,37 +133,58 @@ func newSegment(dataKey []byte, part uint32, salt []byte) (*segment, error) {
 
 // parseSegment checks a stored header and derives its key. wantPart is the
 // segment's position in the object (1-based): a header that claims another
-// position was moved.
-func parseSegment(dataKey, header []byte, wantPart uint32) (*segment, error) {
-	if len(header) != HeaderSize {
+// position was moved. f is the object's framing, which the header's version
+// must be.
+func parseSegment(dataKey, header []byte, f Framing, wantPart uint32) (*segment, error) {
+	if len(header) != f.HeaderLen() {
 		return nil, fmt.Errorf("segment %d header: %w", wantPart, ErrTruncated)
 	}
-	if header[0] != FormatVersion {
-		return nil, fmt.Errorf("segment %d header has version %d: %w", wantPart, header[0], ErrUnsupportedVersion)
+	if Framing(header[0]).valid() && Framing(header[0]) != f {
+		return nil, fmt.Errorf("segment %d header has version %d, the object's metadata says %d: %w", wantPart, header[0], f, ErrAuthentication)
 	}
-	if header[1]|header[2]|header[3] != 0 {
-		return nil, fmt.Errorf("segment %d header has non-zero reserved bytes: %w", wantPart, ErrUnsupportedVersion)
+	reserved := header[1:4]
+	if f == FramingV2 {
+		reserved = header[1:2]
 	}
-	if got := binary.BigEndian.Uint32(header[4:8]); got != wantPart {
+	if Framing(header[0]) != f || bytes.Count(reserved, []byte{0}) != len(reserved) {
+		return nil, fmt.Errorf("segment %d header has version %d and reserved bytes %x: %w", wantPart, header[0], reserved, ErrUnsupportedVersion)
+	}
+	s := &segment{framing: f}
+	copy(s.aad[:], header)
+	if got := s.part(); got != wantPart {
 		return nil, fmt.Errorf("segment %d header claims part %d (reordered or swapped): %w", wantPart, got, ErrAuthentication)
 	}
-	s := &segment{}
-	copy(s.header[:], header)
 	if err := s.init(dataKey); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
+func (s *segment) part() uint32 {
+	if s.framing == FramingV2 {
+		return uint32(binary.BigEndian.Uint16(s.aad[2:4]))
+	}
+	return binary.BigEndian.Uint32(s.aad[4:8])
+}
+
+func (s *segment) header() []byte { return s.aad[:s.framing.HeaderLen()] }
+
+// segmentInfo domain-separates the two framings' segment keys.
+var segmentInfo = map[Framing]string{FramingV1: "s3seal v1 segment", FramingV2: "s3seal v2 segment"}
+
 func (s *segment) init(dataKey []byte) error {
 	if len(dataKey) != DataKeySize {
 		return fmt.Errorf("data key is %d bytes, want %d", len(dataKey), DataKeySize)
 	}
+	salt := s.aad[8:]
+	if s.framing == FramingV2 {
+		salt = s.aad[4:s.framing.HeaderLen()]
+	}
 	info := make([]byte, 0, 32)
-	info = append(info, "s3seal v1 segment"...)
-	info = binary.BigEndian.AppendUint32(info, binary.BigEndian.Uint32(s.header[4:8]))
+	info = append(info, segmentInfo[s.framing]...)
+	info = binary.BigEndian.AppendUint32(info, s.part())
 	info = binary.BigEndian.AppendUint32(info, ChunkSize)
-	key, err := hkdf.Key(sha256.New, dataKey, s.header[8:], string(info), 32)
+	key, err := hkdf.Key(sha256.New, dataKey, salt, string(info), 32)
 	if err != nil {
 		return fmt.Errorf("deriving segment key: %w", err)
 	}
@@ -126,23 +199,37 @@ func (s *segment) init(dataKey []byte) error {
 	return nil
 }
 
-func (s *segment) setNonce(idx uint64, final bool) {
+// Nonce flag bytes (the nonce's last byte): chunks are final or not; the
+// record's keystream has its own.
+const (
+	flagChunk  = 0x00
+	flagFinal  = 0x01
+	flagRecord = 0x02
+)
+
+func (s *segment) setNonce(idx uint64, flag byte) {
 	// uint88 counter: the top 3 bytes stay zero, 2^64 chunks is plenty.
 	binary.BigEndian.PutUint64(s.nonce[3:11], idx)
-	s.nonce[11] = 0
+	s.nonce[11] = flag
+}
+
+func (s *segment) chunkAAD(final bool) (flag byte, aad []byte) {
 	if final {
-		s.nonce[11] = 1
+		return flagFinal, s.aad[:s.framing.HeaderLen()+s.framing.trailer()]
 	}
+	return flagChunk, s.header()
 }
 
 func (s *segment) seal(dst, plaintext []byte, idx uint64, final bool) []byte {
-	s.setNonce(idx, final)
-	return s.aead.Seal(dst, s.nonce[:], plaintext, s.header[:])
+	flag, aad := s.chunkAAD(final)
+	s.setNonce(idx, flag)
+	return s.aead.Seal(dst, s.nonce[:], plaintext, aad)
 }
 
 func (s *segment) open(dst, ciphertext []byte, idx uint64, final bool) ([]byte, error) {
-	s.setNonce(idx, final)
-	return s.aead.Open(dst, s.nonce[:], ciphertext, s.header[:])
+	flag, aad := s.chunkAAD(final)
+	s.setNonce(idx, flag)
+	return s.aead.Open(dst, s.nonce[:], ciphertext, aad)
 }
 
 // EncryptReader reads plaintext from a source and yields one encrypted
@@ -155,48 +242,87 @@ type EncryptReader struct {
 	buf       []byte // a chunk, sealed in place, plus one byte of lookahead
 	ahead     bool   // unknown size: aheadByte is the next chunk's first byte
 	aheadByte byte
+	record    RecordFunc // FramingV2: the part's checksum, asked before the final chunk is sealed
 	pump
 }
 
-// NewEncryptReader encrypts src as segment number part (1 for a single PUT,
-// the part number for a multipart part) under dataKey. When size is not
-// negative, src must yield exactly size bytes: fewer or more is an error,
-// so a client that goes away mid-body never yields a shorter valid segment.
+// RecordFunc gives a FramingV2 segment's part checksum. It is called once,
+// after the source has ended cleanly, so a checksum computed over what the
+// source yielded is complete; an error fails the stream before the segment
+// is whole.
+type RecordFunc func() (Checksum, error)
+
+// NewEncryptReader encrypts src as a FramingV1 segment number part (1 for a
+// single PUT) under dataKey. When size is not negative, src must yield
+// exactly size bytes: fewer or more is an error, so a client that goes away
+// mid-body never yields a shorter valid segment.
 func NewEncryptReader(src io.Reader, dataKey []byte, part uint32, size int64) (*EncryptReader, error) {
-	var salt [saltSize]byte
-	if _, err := rand.Read(salt[:]); err != nil {
-		return nil, fmt.Errorf("segment salt: %w", err)
-	}
-	return newEncryptReader(src, dataKey, part, size, salt[:])
+	return newEncryptReader(src, dataKey, part, size, nil, nil)
 }
 
-func newEncryptReader(src io.Reader, dataKey []byte, part uint32, size int64, salt []byte) (*EncryptReader, error) {
+// NewRecordEncryptReader encrypts src as a FramingV2 segment, a multipart
+// part (1..MaxSegments), as NewEncryptReader does, with the part record of
+// the checksum record gives (FORMAT.md §3.4).
+func NewRecordEncryptReader(src io.Reader, dataKey []byte, part uint32, size int64, record RecordFunc) (*EncryptReader, error) {
+	if record == nil {
+		return nil, errors.New("a FramingV2 segment needs its record")
+	}
+	return newEncryptReader(src, dataKey, part, size, nil, record)
+}
+
+// newEncryptReader takes the salt (random when nil) so tests can pin it.
+func newEncryptReader(src io.Reader, dataKey []byte, part uint32, size int64, salt []byte, record RecordFunc) (*EncryptReader, error) {
 	if part == 0 {
 		return nil, errors.New("segment numbers start at 1")
 	}
-	seg, err := newSegment(dataKey, part, salt)
+	if salt == nil {
+		salt = make([]byte, saltSize) // FramingV2 uses the first 12 bytes
+		if _, err := rand.Read(salt); err != nil {
+			return nil, fmt.Errorf("segment salt: %w", err)
+		}
+	}
+	f := FramingV1
+	if record != nil {
+		f = FramingV2
+	}
+	seg, err := newSegment(dataKey, f, part, salt)
 	if err != nil {
 		return nil, err
 	}
 	bufSize := encChunkSize + 1
 	if size >= 0 && size < ChunkSize {
-		bufSize = int(size) + TagSize + 1 // small objects are common: don't pay for a whole chunk
+		// Small objects are common: don't pay for a whole chunk.
+		bufSize = int(size) + TagSize + f.trailer() + 1
 	}
-	r := &EncryptReader{src: src, seg: seg, remaining: size}
+	r := &EncryptReader{src: src, seg: seg, remaining: size, record: record}
 	if bufSize == encChunkSize+1 {
 		r.buf = getChunkBuf()
 		r.release = func() { putChunkBuf(r.buf) }
 	} else {
 		r.buf = make([]byte, bufSize)
 	}
-	r.out, r.pump.next = seg.header[:], r.next
+	r.out, r.pump.next = seg.header(), r.next
 	if size < 0 {
 		r.remaining = -1
 	}
 	return r, nil
 }
 
-// next seals the next chunk into r.out.
+// setRecord asks for the part checksum and makes it the segment's record,
+// which the final chunk's AAD then covers.
+func (r *EncryptReader) setRecord() error {
+	c, err := r.record()
+	if err == nil {
+		err = r.seg.setRecord(c)
+	}
+	if err != nil {
+		return fmt.Errorf("segment %d part record: %w", r.seg.part(), err)
+	}
+	return nil
+}
+
+// next seals the next chunk into r.out; the final one is followed by the
+// record (FramingV2).
 func (r *EncryptReader) next() error {
 	var n int
 	var final bool
@@ -241,7 +367,15 @@ func (r *EncryptReader) next() error {
 			return fmt.Errorf("reading plaintext: %w", err)
 		}
 	}
+	if final && r.record != nil {
+		if err := r.setRecord(); err != nil {
+			return err
+		}
+	}
 	r.out = r.seg.seal(r.buf[:0], r.buf[:n], r.idx, final)
+	if final && r.record != nil {
+		r.out = append(r.out, r.seg.record()...)
+	}
 	r.idx++
 	r.done = final
 	return nil
@@ -254,27 +388,30 @@ func (r *EncryptReader) next() error {
 // it never decrypts to other bytes.
 //
 // Read returns an error, never io.EOF, unless every byte up to the final
-// chunk of the last segment has been authenticated.
+// chunk (and, for FramingV2, the record) of the last segment has been
+// authenticated.
 type DecryptReader struct {
 	src          io.Reader
 	dataKey      []byte
+	framing      Framing
 	wantSegments int
 	seg          *segment
 	segNum       uint32
 	idx          uint64
-	ct           []byte // one chunk plus one byte read ahead
+	ct           []byte // one chunk, a record and one byte read ahead
 	carried      int    // bytes at the start of ct already read from src
 	pt           []byte
 	pump
 }
 
-// NewDecryptReader decrypts src, an object's stored body. wantSegments is
-// the number of segments the object must have (from the listing's ETag), or
-// 0 when unknown.
-func NewDecryptReader(src io.Reader, dataKey []byte, wantSegments int) *DecryptReader {
+// NewDecryptReader decrypts src, the stored body of an object of framing f
+// (from its metadata). wantSegments is the number of segments the object
+// must have (from the listing's ETag), or 0 when unknown.
+func NewDecryptReader(src io.Reader, dataKey []byte, f Framing, wantSegments int) *DecryptReader {
 	r := &DecryptReader{
 		src:          src,
 		dataKey:      dataKey,
+		framing:      f,
 		wantSegments: wantSegments,
 		ct:           getChunkBuf(),
 		pt:           getChunkBuf()[:ChunkSize],
@@ -287,8 +424,8 @@ func NewDecryptReader(src io.Reader, dataKey []byte, wantSegments int) *DecryptR
 // NewPartDecryptReader decrypts src, the stored bytes of segment part alone
 // (what a store returns for GET ?partNumber=part): exactly one segment, which
 // must carry that number, with every chunk checked as in a whole read.
-func NewPartDecryptReader(src io.Reader, dataKey []byte, part uint32) *DecryptReader {
-	r := NewDecryptReader(src, dataKey, int(part))
+func NewPartDecryptReader(src io.Reader, dataKey []byte, f Framing, part uint32) *DecryptReader {
+	r := NewDecryptReader(src, dataKey, f, int(part))
 	r.segNum = part - 1
 	return r
 }
@@ -296,7 +433,8 @@ func NewPartDecryptReader(src io.Reader, dataKey []byte, part uint32) *DecryptRe
 // startSegment reads and checks the next segment header. It reports false at
 // a clean end of the object.
 func (r *DecryptReader) startSegment() (bool, error) {
-	got, err := io.ReadFull(r.src, r.ct[r.carried:HeaderSize])
+	hlen := r.framing.HeaderLen()
+	got, err := io.ReadFull(r.src, r.ct[r.carried:hlen])
 	got += r.carried
 	r.carried = 0
 	if got == 0 && errors.Is(err, io.EOF) && r.segNum > 0 {
@@ -314,7 +452,7 @@ func (r *DecryptReader) startSegment() (bool, error) {
 	if r.wantSegments > 0 && int(r.segNum) >= r.wantSegments {
 		return false, fmt.Errorf("object has more than %d segments: %w", r.wantSegments, ErrAuthentication)
 	}
-	r.seg, err = parseSegment(r.dataKey, r.ct[:HeaderSize], r.segNum+1)
+	r.seg, err = parseSegment(r.dataKey, r.ct[:hlen], r.framing, r.segNum+1)
 	if err != nil {
 		return false, err
 	}
@@ -323,6 +461,11 @@ func (r *DecryptReader) startSegment() (bool, error) {
 	return true, nil
 }
 
+// next decrypts one chunk. It reads a chunk, the trailer t (the record of
+// FramingV2, nothing for FramingV1) and one more byte: if the stream ends
+// before that byte, what it read is the last segment's final chunk and
+// trailer; otherwise the chunk is full and either a middle chunk or, under
+// the multipart rule, the final chunk of a segment that another follows.
 func (r *DecryptReader) next() error {
 	if r.seg == nil {
 		more, err := r.startSegment()
@@ -334,7 +477,8 @@ func (r *DecryptReader) next() error {
 			return nil
 		}
 	}
-	got, err := io.ReadFull(r.src, r.ct[r.carried:])
+	t := r.framing.trailer()
+	got, err := io.ReadFull(r.src, r.ct[r.carried:encChunkSize+t+1])
 	n := r.carried + got
 	r.carried = 0
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
@@ -342,44 +486,62 @@ func (r *DecryptReader) next() error {
 	}
 	where := func() string { return fmt.Sprintf("segment %d chunk %d", r.segNum, r.idx) }
 	switch {
-	case n < TagSize:
+	case n < TagSize+t:
 		return fmt.Errorf("%s: ends without its final chunk: %w", where(), ErrTruncated)
-	case n <= encChunkSize:
-		// The stream ends inside or right after this chunk: it must be the
-		// last chunk of the last segment.
-		r.out, err = r.seg.open(r.pt[:0], r.ct[:n], r.idx, true)
+	case n <= encChunkSize+t:
+		copy(r.seg.record(), r.ct[n-t:n])
+		r.out, err = r.seg.open(r.pt[:0], r.ct[:n-t], r.idx, true)
 		if err != nil {
 			return fmt.Errorf("%s (last in stream): %w", where(), ErrAuthentication)
 		}
-		r.seg = nil
+		if err := r.endSegment(); err != nil {
+			return err
+		}
 	default:
-		// A full chunk with more bytes behind it: either a middle chunk or
-		// the final chunk of a segment that another segment follows. Opening
-		// into pt keeps ct intact for the second try.
+		// Opening into pt keeps ct intact for the second try.
 		r.out, err = r.seg.open(r.pt[:0], r.ct[:encChunkSize], r.idx, false)
+		rest := r.ct[encChunkSize:n]
 		if err != nil {
+			copy(r.seg.record(), rest[:t])
 			r.out, err = r.seg.open(r.pt[:0], r.ct[:encChunkSize], r.idx, true)
 			if err != nil {
 				return fmt.Errorf("%s: %w", where(), ErrAuthentication)
 			}
-			r.seg = nil
+			if err := r.endSegment(); err != nil {
+				return err
+			}
+			rest = rest[t:]
 		}
-		r.ct[0] = r.ct[encChunkSize]
-		r.carried = 1
+		r.carried = copy(r.ct, rest)
 	}
 	r.idx++
+	return nil
+}
+
+// endSegment ends a segment whose final chunk authenticated: a FramingV2
+// record, authenticated with it, must also be one s3seal writes.
+func (r *DecryptReader) endSegment() error {
+	if r.framing == FramingV2 {
+		if _, err := r.seg.readRecord(); err != nil {
+			return err
+		}
+	}
+	r.seg = nil
 	return nil
 }
 
 // chunkPool holds chunk buffers (a sealed chunk plus one byte of
 // lookahead), so that a stream over a small object does not pay for
 // allocating and zeroing 128 KiB; streams hand theirs back when they end.
-var chunkPool = sync.Pool{New: func() any { return new([encChunkSize + 1]byte) }}
+var chunkPool = sync.Pool{New: func() any { return new([chunkBufSize]byte) }}
 
-func getChunkBuf() []byte { return chunkPool.Get().(*[encChunkSize + 1]byte)[:] }
+// chunkBufSize holds a sealed chunk, a part record and one byte read ahead.
+const chunkBufSize = encChunkSize + RecordSize + 1
+
+func getChunkBuf() []byte { return chunkPool.Get().(*[chunkBufSize]byte)[:] }
 
 // putChunkBuf takes any reslice of a buffer from getChunkBuf.
-func putChunkBuf(b []byte) { chunkPool.Put((*[encChunkSize + 1]byte)(b[:encChunkSize+1])) }
+func putChunkBuf(b []byte) { chunkPool.Put((*[chunkBufSize]byte)(b[:chunkBufSize])) }
 
 // pump hands out, one at a time, the chunks its producer makes: the
 // Read/WriteTo half shared by the encrypter and the decrypters.

@@ -3,8 +3,10 @@ package envelope
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"runtime"
 	"sync"
@@ -29,8 +31,19 @@ func pattern(n int64) []byte {
 // tests are repeatable.
 func sealSegment(t testing.TB, key, plain []byte, part uint32, size int64) []byte {
 	t.Helper()
+	return sealFramed(t, FramingV1, key, plain, part, size)
+}
+
+// sealFramed is sealSegment for either framing; a FramingV2 segment records
+// the CRC32C of its plaintext (testRecord).
+func sealFramed(t testing.TB, f Framing, key, plain []byte, part uint32, size int64) []byte {
+	t.Helper()
 	salt := bytes.Repeat([]byte{byte(part), 0x5a}, saltSize/2)
-	r, err := newEncryptReader(bytes.NewReader(plain), key, part, size, salt)
+	var record RecordFunc
+	if f == FramingV2 {
+		record = func() (Checksum, error) { return testRecord(plain), nil }
+	}
+	r, err := newEncryptReader(bytes.NewReader(plain), key, part, size, salt, record)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,8 +59,8 @@ func sealObject(t testing.TB, key, plain []byte, layout Layout) []byte {
 	t.Helper()
 	var out []byte
 	var off int64
-	for i, n := range layout {
-		out = append(out, sealSegment(t, key, plain[off:off+n], uint32(i+1), n)...)
+	for i, n := range layout.Parts {
+		out = append(out, sealFramed(t, layout.Framing, key, plain[off:off+n], uint32(i+1), n)...)
 		off += n
 	}
 	return out
@@ -79,7 +92,7 @@ func TestRoundTrip(t *testing.T) {
 				if got, err := SegmentPlaintextSize(int64(len(stored))); err != nil || got != size {
 					t.Fatalf("SegmentPlaintextSize = %d, %v", got, err)
 				}
-				got, err := io.ReadAll(iotest.HalfReader(NewDecryptReader(bytes.NewReader(stored), key, 1)))
+				got, err := io.ReadAll(iotest.HalfReader(NewDecryptReader(bytes.NewReader(stored), key, FramingV1, 1)))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -88,12 +101,12 @@ func TestRoundTrip(t *testing.T) {
 				}
 				// WriteTo paths give the same bytes.
 				var viaWriteTo bytes.Buffer
-				r2, _ := newEncryptReader(bytes.NewReader(plain), key, 1, declared, stored[8:32])
+				r2, _ := newEncryptReader(bytes.NewReader(plain), key, 1, declared, stored[8:32], nil)
 				if _, err := io.Copy(&viaWriteTo, r2); err != nil || !bytes.Equal(viaWriteTo.Bytes(), stored) {
 					t.Fatalf("EncryptReader.WriteTo differs (err %v)", err)
 				}
 				viaWriteTo.Reset()
-				if _, err := io.Copy(&viaWriteTo, NewDecryptReader(bytes.NewReader(stored), key, 0)); err != nil || !bytes.Equal(viaWriteTo.Bytes(), plain) {
+				if _, err := io.Copy(&viaWriteTo, NewDecryptReader(bytes.NewReader(stored), key, FramingV1, 0)); err != nil || !bytes.Equal(viaWriteTo.Bytes(), plain) {
 					t.Fatalf("DecryptReader.WriteTo differs (err %v)", err)
 				}
 			})
@@ -150,8 +163,14 @@ func TestFreshSaltPerSegment(t *testing.T) {
 }
 
 func TestMultiSegmentRoundTrip(t *testing.T) {
+	for _, f := range []Framing{FramingV1, FramingV2} {
+		t.Run(fmt.Sprint("framing ", f), func(t *testing.T) { testMultiSegmentRoundTrip(t, f) })
+	}
+}
+
+func testMultiSegmentRoundTrip(t *testing.T, f Framing) {
 	key := testKey(2)
-	layouts := []Layout{
+	sizes := [][]int64{
 		{C, 1},
 		{C, C},
 		{2 * C, C, 17},
@@ -159,64 +178,75 @@ func TestMultiSegmentRoundTrip(t *testing.T) {
 		{3 * C, 2 * C, C - 1},
 		{C, C, C, C, 5},
 	}
-	for _, l := range layouts {
-		t.Run(fmt.Sprint(l), func(t *testing.T) {
+	for _, p := range sizes {
+		l := Layout{Framing: f, Parts: p}
+		t.Run(fmt.Sprint(p), func(t *testing.T) {
 			plain := pattern(l.PlaintextSize())
 			stored := sealObject(t, key, plain, l)
 			if int64(len(stored)) != l.CiphertextSize() {
 				t.Fatalf("stored %d, CiphertextSize %d", len(stored), l.CiphertextSize())
 			}
-			got, err := ObjectPlaintextSize(int64(len(stored)), len(l))
+			got, err := ObjectPlaintextSize(int64(len(stored)), len(p))
 			if err != nil || got != l.PlaintextSize() {
 				t.Fatalf("ObjectPlaintextSize = %d, %v; want %d", got, err, l.PlaintextSize())
 			}
-			for _, want := range []int{0, len(l)} {
-				out, err := io.ReadAll(NewDecryptReader(bytes.NewReader(stored), key, want))
+			for _, want := range []int{0, len(p)} {
+				out, err := io.ReadAll(NewDecryptReader(bytes.NewReader(stored), key, f, want))
 				if err != nil || !bytes.Equal(out, plain) {
 					t.Fatalf("wantSegments=%d: err %v, equal %v", want, err, bytes.Equal(out, plain))
 				}
 			}
 			// The segment count is enforced when known.
-			for _, want := range []int{len(l) - 1, len(l) + 1} {
+			for _, want := range []int{len(p) - 1, len(p) + 1} {
 				if want < 1 {
 					continue
 				}
-				if _, err := io.ReadAll(NewDecryptReader(bytes.NewReader(stored), key, want)); err == nil {
-					t.Fatalf("wantSegments=%d accepted a %d-segment object", want, len(l))
+				if _, err := io.ReadAll(NewDecryptReader(bytes.NewReader(stored), key, f, want)); err == nil {
+					t.Fatalf("wantSegments=%d accepted a %d-segment object", want, len(p))
 				}
+			}
+			// Read under the other framing, it fails.
+			if _, err := io.ReadAll(NewDecryptReader(bytes.NewReader(stored), key, 3-f, 0)); !errors.Is(err, ErrAuthentication) {
+				t.Fatalf("read as framing %d: %v, want ErrAuthentication", 3-f, err)
 			}
 		})
 	}
 }
 
 func TestPartDecryptReader(t *testing.T) {
+	for _, f := range []Framing{FramingV1, FramingV2} {
+		t.Run(fmt.Sprint("framing ", f), func(t *testing.T) { testPartDecryptReader(t, f) })
+	}
+}
+
+func testPartDecryptReader(t *testing.T, f Framing) {
 	key := testKey(3)
-	l := Layout{2 * C, C, 17, 0}
+	l := Layout{Framing: f, Parts: []int64{2 * C, C, 17, 0}}
 	plain := pattern(l.PlaintextSize())
 	stored := sealObject(t, key, plain, l)
 	var soff, poff int64
 	var parts [][]byte
-	for _, n := range l {
+	for _, n := range l.Parts {
 		parts = append(parts, stored[soff:soff+SegmentSize(n)])
 		soff += SegmentSize(n)
 	}
-	for i, n := range l {
-		got, err := io.ReadAll(NewPartDecryptReader(bytes.NewReader(parts[i]), key, uint32(i+1)))
+	for i, n := range l.Parts {
+		got, err := io.ReadAll(NewPartDecryptReader(bytes.NewReader(parts[i]), key, f, uint32(i+1)))
 		if err != nil || !bytes.Equal(got, plain[poff:poff+n]) {
 			t.Fatalf("part %d: %v", i+1, err)
 		}
 		poff += n
 		// At another position, or with a neighbour appended, it fails.
-		if _, err := io.ReadAll(NewPartDecryptReader(bytes.NewReader(parts[i]), key, uint32(i+2))); err == nil {
+		if _, err := io.ReadAll(NewPartDecryptReader(bytes.NewReader(parts[i]), key, f, uint32(i+2))); err == nil {
 			t.Errorf("part %d read as part %d", i+1, i+2)
 		}
 		if i+1 < len(parts) {
 			two := append(append([]byte(nil), parts[i]...), parts[i+1]...)
-			if _, err := io.ReadAll(NewPartDecryptReader(bytes.NewReader(two), key, uint32(i+1))); err == nil {
+			if _, err := io.ReadAll(NewPartDecryptReader(bytes.NewReader(two), key, f, uint32(i+1))); err == nil {
 				t.Errorf("part %d with part %d appended accepted", i+1, i+2)
 			}
 		}
-		if _, err := io.ReadAll(NewPartDecryptReader(bytes.NewReader(parts[i][:len(parts[i])-1]), key, uint32(i+1))); err == nil {
+		if _, err := io.ReadAll(NewPartDecryptReader(bytes.NewReader(parts[i][:len(parts[i])-1]), key, f, uint32(i+1))); err == nil {
 			t.Errorf("truncated part %d accepted", i+1)
 		}
 	}
@@ -268,7 +298,7 @@ func TestLargeStreamConstantMemory(t *testing.T) {
 		pw.CloseWithError(err)
 	}()
 	h := sha256.New()
-	n, err := io.CopyBuffer(h, struct{ io.Reader }{NewDecryptReader(pr, key, 1)}, make([]byte, 32<<10))
+	n, err := io.CopyBuffer(h, struct{ io.Reader }{NewDecryptReader(pr, key, FramingV1, 1)}, make([]byte, 32<<10))
 	if err != nil || n != size {
 		t.Fatalf("decrypted %d bytes, err %v", n, err)
 	}
@@ -306,7 +336,7 @@ func TestPooledBuffersConcurrent(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				dec := NewDecryptReader(bytes.NewReader(stored), key, 1)
+				dec := NewDecryptReader(bytes.NewReader(stored), key, FramingV1, 1)
 				got, err := io.ReadAll(dec)
 				if err != nil || !bytes.Equal(got, plain) {
 					t.Errorf("size %d: err %v, equal %v", size, err, bytes.Equal(got, plain))
@@ -323,4 +353,16 @@ func TestPooledBuffersConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// v1 is a FramingV1 layout of the given part sizes.
+func v1(parts ...int64) Layout { return Layout{Framing: FramingV1, Parts: parts} }
+
+// objectSize is the stored size of a FramingV1 object of the given parts.
+func objectSize(parts ...int64) int64 { return v1(parts...).CiphertextSize() }
+
+// testRecord is the part checksum FramingV2 test segments record.
+func testRecord(plain []byte) Checksum {
+	v := crc32.Checksum(plain, crc32.MakeTable(crc32.Castagnoli))
+	return Checksum{Algorithm: "CRC32C", Type: ChecksumComposite, Value: binary.BigEndian.AppendUint32(nil, v)}
 }

@@ -12,7 +12,7 @@ import (
 // plaintext beyond what matched the original before the damage.
 func mustFail(t *testing.T, what string, stored, key []byte, segments int, plain []byte) {
 	t.Helper()
-	got, err := io.ReadAll(NewDecryptReader(bytes.NewReader(stored), key, segments))
+	got, err := io.ReadAll(NewDecryptReader(bytes.NewReader(stored), key, FramingV1, segments))
 	if err == nil {
 		t.Fatalf("%s: decrypted without error", what)
 	}
@@ -61,7 +61,7 @@ func TestTamperEveryByteMultiSegment(t *testing.T) {
 	// A small unaligned layout read through the range reader, which knows
 	// each segment's size, so every stored byte can be flipped.
 	key := testKey(6)
-	l := Layout{10, 20, 5}
+	l := v1(10, 20, 5)
 	plain := pattern(l.PlaintextSize())
 	stored := sealObject(t, key, plain, l)
 	for i := range stored {
@@ -102,7 +102,7 @@ func TestTruncation(t *testing.T) {
 
 func TestTruncationAcrossSegments(t *testing.T) {
 	key := testKey(8)
-	l := Layout{C, 2 * C, 5}
+	l := v1(C, 2*C, 5)
 	plain := pattern(l.PlaintextSize())
 	stored := sealObject(t, key, plain, l)
 	s1, s2 := SegmentSize(C), SegmentSize(C)+SegmentSize(2*C)
@@ -112,7 +112,7 @@ func TestTruncationAcrossSegments(t *testing.T) {
 	// Dropping whole trailing segments leaves a valid shorter object; the
 	// segment count from the listing is what catches it.
 	for _, cut := range []int64{s1, s2} {
-		mustFail(t, fmt.Sprintf("cut at segment boundary %d", cut), stored[:cut], key, len(l), plain)
+		mustFail(t, fmt.Sprintf("cut at segment boundary %d", cut), stored[:cut], key, len(l.Parts), plain)
 	}
 }
 
@@ -124,7 +124,7 @@ func TestReorderAndSwap(t *testing.T) {
 	plain := pattern(size)
 	stored := sealSegment(t, key, plain, 1, size)
 	other := func() []byte { // another key and another salt
-		r, _ := newEncryptReader(bytes.NewReader(plain), otherKey, 1, size, bytes.Repeat([]byte{0xee}, saltSize))
+		r, _ := newEncryptReader(bytes.NewReader(plain), otherKey, 1, size, bytes.Repeat([]byte{0xee}, saltSize), nil)
 		b, _ := io.ReadAll(r)
 		return b
 	}()
@@ -170,15 +170,15 @@ func TestReorderAndSwap(t *testing.T) {
 
 func TestSegmentSwaps(t *testing.T) {
 	key := testKey(11)
-	l := Layout{C, C, 50}
+	l := v1(C, C, 50)
 	plain := pattern(l.PlaintextSize())
 	stored := sealObject(t, key, plain, l)
 	seg := func(b []byte, i int) []byte {
 		start := int64(0)
 		for j := 0; j < i; j++ {
-			start += SegmentSize(l[j])
+			start += SegmentSize(l.Parts[j])
 		}
-		return b[start : start+SegmentSize(l[i])]
+		return b[start : start+SegmentSize(l.Parts[i])]
 	}
 	otherObj := sealObject(t, testKey(12), plain, l)
 	reupload := sealObject(t, key, pattern(l.PlaintextSize() + 1)[1:], l) // same key, other bytes
@@ -201,7 +201,7 @@ func TestSegmentSwaps(t *testing.T) {
 	// A part re-uploaded under the same data key replaces the old one
 	// cleanly: it is what the client sent for that part number.
 	mixed := cat(seg(stored, 0), seg(reupload, 1), seg(stored, 2))
-	if _, err := io.ReadAll(NewDecryptReader(bytes.NewReader(mixed), key, 3)); err != nil {
+	if _, err := io.ReadAll(NewDecryptReader(bytes.NewReader(mixed), key, FramingV1, 3)); err != nil {
 		t.Fatalf("re-uploaded part: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/hkdf"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"io"
 	"os"
@@ -96,19 +97,28 @@ func checkSegmentVector(t *testing.T, v map[string]string) {
 		t.Fatal(err)
 	}
 	plain := vectorPlaintext(t, v)
-	seg, err := newSegment(key, uint32(part), salt)
+	f, record := FramingV1, RecordFunc(nil)
+	if v["framing"] == "2" {
+		c := Checksum{Algorithm: v["record-algorithm"], Type: v["record-type"], Value: mustHex(t, v["record-value"])}
+		f, record = FramingV2, func() (Checksum, error) { return c, nil }
+	}
+	seg, err := newSegment(key, f, uint32(part), salt)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The derived segment key, for implementers checking HKDF alone.
 	if want, ok := v["segment-key"]; ok {
-		info := append([]byte("s3seal v1 segment"), seg.header[4:8]...)
+		info := binary.BigEndian.AppendUint32([]byte(segmentInfo[f]), seg.part())
 		info = append(info, 0, 1, 0, 0) // ChunkSize, uint32 BE
-		if got := hex.EncodeToString(hkdfKeyForTest(t, key, salt, info)); got != want {
+		vsalt := salt
+		if f == FramingV2 {
+			vsalt = salt[:v2SaltSize]
+		}
+		if got := hex.EncodeToString(hkdfKeyForTest(t, key, vsalt, info)); got != want {
 			t.Errorf("segment-key = %s, want %s", got, want)
 		}
 	}
-	r, err := newEncryptReader(bytes.NewReader(plain), key, uint32(part), int64(len(plain)), salt)
+	r, err := newEncryptReader(bytes.NewReader(plain), key, uint32(part), int64(len(plain)), salt, record)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,10 +143,10 @@ func checkSegmentVector(t *testing.T, v map[string]string) {
 		}
 	}
 	// And back: the vector decrypts at its position in an object.
-	dec := NewDecryptReader(bytes.NewReader(stored), key, 0)
+	dec := NewDecryptReader(bytes.NewReader(stored), key, f, 0)
 	if part != 1 {
-		l := make(Layout, part)
-		l[part-1] = int64(len(plain))
+		l := Layout{Framing: f, Parts: make([]int64, part)}
+		l.Parts[part-1] = int64(len(plain))
 		sp := span{Offset: 0, segment: int(part - 1), plain: int64(len(plain))}
 		rr, err := newRangeReader(bytes.NewReader(stored), key, l, sp, nil)
 		if err != nil {

@@ -270,16 +270,16 @@ func (p *Proxy) attributes(ctx context.Context, o objRef, head http.Header, q at
 // and where no size needs it.
 func (p *Proxy) answerLayout(ctx context.Context, o objRef, n int, q attributesQuery) (envelope.Layout, error) {
 	if n == 0 || o.info.plaintext || !(q.want[attrObjectSize] || q.want[attrObjectParts]) {
-		return nil, nil
+		return envelope.Layout{}, nil
 	}
 	l, err := p.checkedLayout(ctx, o, q.want[attrObjectParts])
 	switch {
 	case errors.Is(err, errNoPartReads) && q.want[attrObjectParts]:
-		return nil, errNoPartSizes(err)
+		return envelope.Layout{}, errNoPartSizes(err)
 	case errors.Is(err, errNoPartReads):
 		// Nothing to check the part count against: the size is said as
 		// HeadObject says it.
-		return nil, nil
+		return envelope.Layout{}, nil
 	}
 	return l, err
 }
@@ -331,7 +331,7 @@ func (p *Proxy) checkedLayout(ctx context.Context, o objRef, exact bool) (envelo
 		l, isExact, err = p.exactLayout(ctx, o)
 	}
 	if err != nil {
-		return nil, err
+		return envelope.Layout{}, err
 	}
 	err = p.confirmLastPart(ctx, o, l)
 	if errors.Is(err, errLastPartDiffers) && !isExact {
@@ -349,7 +349,7 @@ func (p *Proxy) checkedLayout(ctx context.Context, o objRef, exact bool) (envelo
 // with it, so the next request fetches it anew (a store that lied once, or
 // a layout cached before the store changed).
 func (p *Proxy) forgetLayout(o objRef) {
-	p.layouts.put(layoutKey(o.Bucket, o.Key, o.etag), nil, false)
+	p.layouts.put(layoutKey(o.Bucket, o.Key, o.etag), envelope.Layout{}, false)
 }
 
 // errLastPartDiffers means the store's last part is not the layout's.
@@ -359,7 +359,7 @@ var errLastPartDiffers = errors.New("the store's last part differs from the layo
 // ?partNumber=N, N from the ETag) against layout l: the part's size, and the
 // part count the answer gives.
 func (p *Proxy) confirmLastPart(ctx context.Context, o objRef, l envelope.Layout) error {
-	n := len(l)
+	n := len(l.Parts)
 	resp, err := p.store.HeadPart(ctx, o.Object, o.etag, n)
 	if errors.Is(err, store.ErrRangeNotSatisfiable) {
 		return errCorrupt(fmt.Errorf("the ETag counts %d parts, the store has no part %d: %w", n, n, envelope.ErrImpossibleSize))
@@ -373,9 +373,9 @@ func (p *Proxy) confirmLastPart(ctx context.Context, o objRef, l envelope.Layout
 		return errNoPartReads // the whole object: partNumber ignored
 	case count != "" && count != strconv.Itoa(n):
 		return errCorrupt(fmt.Errorf("the ETag counts %d parts, the store's part %d says %s: %w", n, n, count, envelope.ErrImpossibleSize))
-	case resp.ContentLength != envelope.SegmentSize(l[n-1]):
+	case resp.ContentLength != l.Framing.SegmentSize(l.Parts[n-1]):
 		return errCorrupt(fmt.Errorf("part %d stores %d bytes, its layout says %d: %w: %w", n, resp.ContentLength,
-			envelope.SegmentSize(l[n-1]), envelope.ErrImpossibleSize, errLastPartDiffers))
+			l.Framing.SegmentSize(l.Parts[n-1]), envelope.ErrImpossibleSize, errLastPartDiffers))
 	}
 	return nil
 }
@@ -437,7 +437,7 @@ func (p *Proxy) sealedPartSizes(ctx context.Context, o objRef, l envelope.Layout
 	if err != nil {
 		return nil, err
 	}
-	return l[first-1 : last], nil
+	return l.Parts[first-1 : last], nil
 }
 
 // errPartMisplaced means a part's segment header is not where the layout
@@ -452,15 +452,16 @@ var errPartMisplaced = errors.New("a part does not start where its layout places
 // forges the bytes too is caught only by a read; docs/SECURITY.md.)
 func (p *Proxy) confirmBoundaries(ctx context.Context, o objRef, l envelope.Layout, first, last int) error {
 	offs := l.StoredOffsets()
-	upto := min(last+1, len(l))
+	upto := min(last+1, len(l.Parts))
 	return eachPart(ctx, upto-first+1, func(ctx context.Context, i int) error {
 		k := first + i
-		return p.checkHeaderAt(ctx, o, offs[k-1], k)
+		return p.checkHeaderAt(ctx, o, offs[k-1], k, l.Framing)
 	})
 }
 
-// checkHeaderAt checks that segment k's header is stored at byte at of o.
-func (p *Proxy) checkHeaderAt(ctx context.Context, o objRef, at int64, k int) error {
+// checkHeaderAt checks that segment k's header, of the given framing, is stored at
+// byte at of o.
+func (p *Proxy) checkHeaderAt(ctx context.Context, o objRef, at int64, k int, framing envelope.Framing) error {
 	misplaced := func(cause error) error {
 		return errCorrupt(fmt.Errorf("part %d: no segment header at stored byte %d (%w): %w", k, at, cause, errPartMisplaced))
 	}
@@ -481,7 +482,7 @@ func (p *Proxy) checkHeaderAt(ctx context.Context, o objRef, at int64, k int) er
 	if _, err := io.ReadFull(body, h); err != nil {
 		return misplaced(envelope.ErrTruncated)
 	}
-	if h[0] != envelope.FormatVersion || h[1]|h[2]|h[3] != 0 || binary.BigEndian.Uint32(h[4:8]) != uint32(k) {
+	if h[0] != byte(framing) || h[1]|h[2]|h[3] != 0 || binary.BigEndian.Uint32(h[4:8]) != uint32(k) {
 		return misplaced(envelope.ErrImpossibleSize)
 	}
 	return nil

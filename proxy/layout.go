@@ -27,7 +27,7 @@ const (
 )
 
 type layoutEntry struct {
-	layout envelope.Layout // nil: a guess failed, fetch the exact layout
+	layout envelope.Layout // no Parts: a guess failed, fetch the exact layout
 	exact  bool
 	// verified are the middle segments of a guess whose sizes the store
 	// confirmed (checkGuess).
@@ -46,7 +46,7 @@ func newLayoutCache() *layoutCache {
 	c := &layoutCache{}
 	// Evictions happen within Add and RemoveOldest, under c.mu.
 	c.lru, _ = lru.NewWithEvict(layoutCacheEntries, func(_ string, e *layoutEntry) {
-		c.segments -= len(e.layout)
+		c.segments -= len(e.layout.Parts)
 	}) // errors only for a size < 1
 	return c
 }
@@ -66,14 +66,14 @@ func (c *layoutCache) get(k string) (layoutEntry, bool) {
 }
 
 func (c *layoutCache) put(k string, l envelope.Layout, exact bool) {
-	if len(l) > layoutCacheSegments {
+	if len(l.Parts) > layoutCacheSegments {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.lru.Remove(k)
 	c.lru.Add(k, &layoutEntry{layout: l, exact: exact})
-	c.segments += len(l)
+	c.segments += len(l.Parts)
 	for c.segments > layoutCacheSegments {
 		c.lru.RemoveOldest()
 	}
@@ -105,23 +105,23 @@ var errNoPartReads = errors.New("store does not serve partNumber reads")
 // rather than guessed.
 func (p *Proxy) layout(ctx context.Context, o objRef) (envelope.Layout, bool, error) {
 	if o.info.segments <= 1 {
-		return envelope.Layout{o.info.size}, true, nil
+		return envelope.Single(o.info.framing(), o.info.size), true, nil
 	}
 	k := layoutKey(o.Bucket, o.Key, o.etag)
 	// A cached layout must describe this object as the store reports it now:
 	// the part count of its ETag and its stored size.
-	if e, ok := p.layouts.get(k); ok && (e.layout == nil || fits(e.layout, o.info)) {
-		if e.layout == nil {
+	if e, ok := p.layouts.get(k); ok && (e.layout.Parts == nil || fits(e.layout, o.info)) {
+		if e.layout.Parts == nil {
 			return p.exactLayout(ctx, o)
 		}
 		return e.layout, e.exact, nil
 	}
 	s1, err := p.partSize(ctx, o, 1)
 	if err != nil {
-		return nil, false, err
+		return envelope.Layout{}, false, err
 	}
-	if guess, ok := envelope.GuessLayout(s1, o.info.segments, o.info.stored); ok {
-		exact := len(guess) == 2 // part 1 and the total fix both sizes
+	if guess, ok := envelope.GuessLayout(o.info.framing(), s1, o.info.segments, o.info.stored); ok {
+		exact := len(guess.Parts) == 2 // part 1 and the total fix both sizes
 		p.layouts.put(k, guess, exact)
 		return guess, exact, nil
 	}
@@ -137,10 +137,10 @@ func (p *Proxy) knownLayout(ctx context.Context, o objRef) (envelope.Layout, err
 	return l, err
 }
 
-// fits reports whether layout l is that of an object of info's part count
-// and stored size.
+// fits reports whether layout l is that of an object of info's framing,
+// part count and stored size.
 func fits(l envelope.Layout, info objectInfo) bool {
-	return len(l) == info.segments && l.CiphertextSize() == info.stored
+	return l.Framing == info.framing() && len(l.Parts) == info.segments && l.CiphertextSize() == info.stored
 }
 
 // checkGuess confirms the sizes a read of plaintext range br relies on.
@@ -160,10 +160,10 @@ func (p *Proxy) checkGuess(ctx context.Context, o objRef, l envelope.Layout, br 
 	first, last := l.SegmentAt(br.off), l.SegmentAt(br.off+br.n-1)
 	k := layoutKey(o.Bucket, o.Key, o.etag)
 	var check []int
-	for s := max(first, 1); s <= min(last, len(l)-2); s++ {
+	for s := max(first, 1); s <= min(last, len(l.Parts)-2); s++ {
 		check = append(check, s)
 	}
-	if n := len(l) - 1; n >= 1 && last < n {
+	if n := len(l.Parts) - 1; n >= 1 && last < n {
 		check = append(check, n)
 	}
 	for _, s := range check {
@@ -172,9 +172,9 @@ func (p *Proxy) checkGuess(ctx context.Context, o objRef, l envelope.Layout, br 
 		}
 		stored, err := p.partSize(ctx, o, s+1)
 		if err != nil {
-			return nil, false, err
+			return envelope.Layout{}, false, err
 		}
-		if plain, err := envelope.SegmentPlaintextSize(stored); err != nil || plain != l[s] {
+		if plain, err := l.Framing.SegmentPlaintextSize(stored); err != nil || plain != l.Parts[s] {
 			return p.exactLayout(ctx, o)
 		}
 		p.layouts.markVerified(k, s)
@@ -188,7 +188,7 @@ func (p *Proxy) checkGuess(ctx context.Context, o objRef, l envelope.Layout, br 
 func (p *Proxy) exactLayout(ctx context.Context, o objRef) (envelope.Layout, bool, error) {
 	n := o.info.segments
 	if n < 1 || n > envelope.MaxSegments {
-		return nil, false, errCorrupt(fmt.Errorf("%d parts: %w", n, envelope.ErrImpossibleSize))
+		return envelope.Layout{}, false, errCorrupt(fmt.Errorf("%d parts: %w", n, envelope.ErrImpossibleSize))
 	}
 	stored := make([]int64, n)
 	err := eachPart(ctx, n, func(ctx context.Context, i int) error {
@@ -197,11 +197,11 @@ func (p *Proxy) exactLayout(ctx context.Context, o objRef) (envelope.Layout, boo
 		return err
 	})
 	if err != nil {
-		return nil, false, err
+		return envelope.Layout{}, false, err
 	}
-	l, err := envelope.NewLayout(stored, o.info.stored)
+	l, err := envelope.NewLayout(o.info.framing(), stored, o.info.stored)
 	if err != nil {
-		return nil, false, errCorrupt(fmt.Errorf("part sizes the store reports: %w", err))
+		return envelope.Layout{}, false, errCorrupt(fmt.Errorf("part sizes the store reports: %w", err))
 	}
 	p.layouts.put(layoutKey(o.Bucket, o.Key, o.etag), l, true)
 	return l, true, nil

@@ -68,8 +68,16 @@ func (p *Proxy) inspect(ctx context.Context, o *objRef, h http.Header, stored in
 	}
 	// Never a guess: a size that no plaintext encrypts to is a damaged or
 	// foreign object.
-	o.info.size, err = envelope.ObjectPlaintextSize(stored, o.info.segments)
+	o.info.size, err = o.info.framing().ObjectPlaintextSize(stored, o.info.segments)
 	return err
+}
+
+// framing is how the object's segments are laid out, from its metadata.
+func (i objectInfo) framing() envelope.Framing {
+	if i.meta.Framing == 0 {
+		return envelope.FramingV1
+	}
+	return i.meta.Framing
 }
 
 // etagParts is the part count of a multipart ETag ("...-N"), 1 otherwise.

@@ -1,0 +1,260 @@
+package envelope
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"testing"
+)
+
+// v2Object is a FramingV2 object of the given parts and its plaintext.
+func v2Object(t *testing.T, key []byte, parts ...int64) (Layout, []byte, []byte) {
+	t.Helper()
+	l := Layout{Framing: FramingV2, Parts: parts}
+	plain := pattern(l.PlaintextSize())
+	return l, plain, sealObject(t, key, plain, l)
+}
+
+// recordOf cuts what OpenRecord takes for segment i out of a stored object.
+func recordOf(stored []byte, l Layout, i int) (header, final, record []byte, idx uint64) {
+	offs := l.StoredOffsets()
+	n := l.Parts[i]
+	idx = uint64(chunks(n) - 1)
+	start := offs[i] + int64(l.Framing.HeaderLen()) + int64(idx)*encChunkSize
+	return stored[offs[i] : offs[i]+int64(l.Framing.HeaderLen())],
+		stored[start : offs[i+1]-RecordSize], stored[offs[i+1]-RecordSize : offs[i+1]], idx
+}
+
+// TestRecordsOpen: each segment's record opens, alone, to the checksum
+// written, and not as another part's or under another key.
+func TestRecordsOpen(t *testing.T) {
+	key := testKey(20)
+	l, plain, stored := v2Object(t, key, 2*C, C, 17, 0)
+	if int64(len(stored)) != v1(l.Parts...).CiphertextSize() {
+		t.Fatalf("FramingV2 stores %d bytes, FramingV1 %d: sizes must not depend on framing", len(stored), v1(l.Parts...).CiphertextSize())
+	}
+	var poff int64
+	for i, n := range l.Parts {
+		h, fc, rec, idx := recordOf(stored, l, i)
+		got, err := OpenRecord(key, h, fc, rec, uint32(i+1), idx)
+		want := testRecord(plain[poff : poff+n])
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("part %d: OpenRecord = %+v, %v; want %+v", i+1, got, err, want)
+		}
+		poff += n
+		if _, err := OpenRecord(key, h, fc, rec, uint32(i+2), idx); !errors.Is(err, ErrAuthentication) {
+			t.Errorf("part %d's record opened as part %d: %v", i+1, i+2, err)
+		}
+		if _, err := OpenRecord(testKey(21), h, fc, rec, uint32(i+1), idx); !errors.Is(err, ErrAuthentication) {
+			t.Errorf("part %d's record opened under another data key: %v", i+1, err)
+		}
+	}
+	// Part 1's final chunk and record with part 2's header (same data key).
+	_, fc1, rec1, idx1 := recordOf(stored, l, 0)
+	h2, _, rec2, _ := recordOf(stored, l, 1)
+	if _, err := OpenRecord(key, h2, fc1, rec1, 2, idx1); !errors.Is(err, ErrAuthentication) {
+		t.Errorf("part 1's record opened with part 2's header: %v", err)
+	}
+	h1, _, _, _ := recordOf(stored, l, 0)
+	if _, err := OpenRecord(key, h1, fc1, rec2, 1, idx1); !errors.Is(err, ErrAuthentication) {
+		t.Errorf("part 2's record opened with part 1's final chunk: %v", err)
+	}
+}
+
+// TestRecordTamper: every way of changing a record fails every reader that
+// passes it — whole, part and range — and never yields other bytes.
+func TestRecordTamper(t *testing.T) {
+	key := testKey(22)
+	l, plain, stored := v2Object(t, key, C, C, 50)
+	offs := l.StoredOffsets()
+	rec := func(i int) (int64, int64) { return offs[i+1] - RecordSize, offs[i+1] }
+	// Part 2 uploaded again under the same data key: another salt.
+	again2 := sealFramedSalt(t, key, plain[C:2*C], 2, bytes.Repeat([]byte{0x77}, saltSize))
+	replaceRecord := func(i int, with []byte) []byte {
+		out := bytes.Clone(stored)
+		a, b := rec(i)
+		copy(out[a:b], with)
+		return out
+	}
+	a0, b0 := rec(0)
+	a1, b1 := rec(1)
+	flip := func(at int64) []byte { b := bytes.Clone(stored); b[at] ^= 1; return b }
+	tests := []struct {
+		name   string
+		stored []byte
+	}{
+		{"record byte flipped", flip(a1 + 3)},
+		{"record's last byte flipped", flip(b1 - 1)},
+		{"records of parts 1 and 2 swapped", func() []byte {
+			b := replaceRecord(0, stored[a1:b1])
+			copy(b[a1:b1], stored[a0:b0])
+			return b
+		}()},
+		{"record from a re-upload of the part", replaceRecord(1, again2[len(again2)-RecordSize:])},
+		{"last record cut", stored[:len(stored)-1]},
+		{"last record dropped", stored[:len(stored)-RecordSize]},
+		{"a record added", append(bytes.Clone(stored), stored[a0:b0]...)},
+	}
+	for _, tt := range tests {
+		got, err := io.ReadAll(NewDecryptReader(bytes.NewReader(tt.stored), key, FramingV2, 3))
+		if err == nil || !bytes.HasPrefix(plain, got) {
+			t.Errorf("%s: whole read = %d bytes, %v", tt.name, len(got), err)
+		}
+	}
+	// The whole re-uploaded part, record and all, is a clean replacement.
+	mixed := append(append(bytes.Clone(stored[:offs[1]]), again2...), stored[offs[2]:]...)
+	if got, err := io.ReadAll(NewDecryptReader(bytes.NewReader(mixed), key, FramingV2, 3)); err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("re-uploaded part: %v", err)
+	}
+	// Ranges through a final chunk check the record after it.
+	bad := flip(a0 + 5)
+	for _, r := range [][2]int64{{C - 5, 10}, {C - 5, 5}, {0, C}} {
+		if got, err := readRange(t, bad, key, l, r[0], r[1]); err == nil {
+			t.Errorf("range %v over a flipped record = %d bytes, nil", r, len(got))
+		}
+	}
+	// A part read checks its own record.
+	part2 := bytes.Clone(stored[offs[1]:offs[2]])
+	part2[len(part2)-1] ^= 1
+	if _, err := io.ReadAll(NewPartDecryptReader(bytes.NewReader(part2), key, FramingV2, 2)); !errors.Is(err, ErrAuthentication) {
+		t.Errorf("part with a flipped record: %v", err)
+	}
+}
+
+// sealFramedSalt seals a FramingV2 segment with the given salt.
+func sealFramedSalt(t *testing.T, key, plain []byte, part uint32, salt []byte) []byte {
+	t.Helper()
+	r, err := newEncryptReader(bytes.NewReader(plain), key, part, int64(len(plain)), bytes.Clone(salt),
+		func() (Checksum, error) { return testRecord(plain), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestRecordFuncSeesWholeSource: the record is asked for only after the
+// source ended, and its error fails the stream before the segment is whole.
+func TestRecordFuncSeesWholeSource(t *testing.T) {
+	key := testKey(23)
+	for _, size := range []int64{0, 5, C, 2*C + 3} {
+		plain := pattern(size)
+		src := bytes.NewReader(plain)
+		asked := false
+		r, err := NewRecordEncryptReader(src, key, 1, size, func() (Checksum, error) {
+			asked = true
+			if src.Len() != 0 {
+				t.Errorf("size %d: record asked with %d bytes unread", size, src.Len())
+			}
+			return testRecord(plain), nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := io.ReadAll(r)
+		if err != nil || !asked || int64(len(out)) != SegmentSize(size) {
+			t.Fatalf("size %d: %d bytes, asked %v, %v", size, len(out), asked, err)
+		}
+	}
+	boom := errors.New("client checksum mismatch")
+	r, _ := NewRecordEncryptReader(bytes.NewReader(pattern(C+1)), key, 1, C+1, func() (Checksum, error) { return Checksum{}, boom })
+	out, err := io.ReadAll(r)
+	if !errors.Is(err, boom) || int64(len(out)) >= SegmentSize(C+1) {
+		t.Fatalf("failing record: %d bytes, %v", len(out), err)
+	}
+	if _, err := NewRecordEncryptReader(bytes.NewReader(nil), key, 1, 0, nil); err == nil {
+		t.Fatal("a FramingV2 segment without a record func was made")
+	}
+	if _, err := NewRecordEncryptReader(bytes.NewReader(nil), key, MaxSegments+1, 0, func() (Checksum, error) { return Checksum{}, nil }); err == nil {
+		t.Fatal("a FramingV2 segment past part 10000 was made")
+	}
+}
+
+func TestRecordPlain(t *testing.T) {
+	crc := binary.BigEndian.AppendUint32(nil, 0xdeadbeef)
+	good := []Checksum{
+		{Algorithm: "CRC32C", Type: ChecksumComposite, Value: crc},
+		{Algorithm: "CRC32", Type: ChecksumFullObject, Value: crc},
+		{Algorithm: "CRC64NVME", Type: ChecksumFullObject, Value: []byte{1, 2, 3, 4, 5, 6, 7, 8}},
+	}
+	for _, c := range good {
+		b, err := recordPlain(c)
+		if err != nil {
+			t.Fatalf("%+v: %v", c, err)
+		}
+		got, err := parseRecordPlain(b[:])
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(c) {
+			t.Fatalf("%+v: parsed %+v, %v", c, got, err)
+		}
+	}
+	bad := []Checksum{
+		{},
+		{Algorithm: "CRC32C", Type: ChecksumComposite, Value: crc[:3]},
+		{Algorithm: "SHA256", Type: ChecksumComposite, Value: make([]byte, 32)},
+		{Algorithm: "SHA1", Type: ChecksumComposite, Value: make([]byte, 20)},
+		{Algorithm: "CRC32C", Type: "PARTIAL", Value: crc},
+	}
+	for _, c := range bad {
+		if _, err := recordPlain(c); err == nil {
+			t.Errorf("%+v: recorded", c)
+		}
+	}
+	for _, b := range [][]byte{
+		make([]byte, RecordSize),                                // nothing recorded
+		append([]byte{2, 9}, make([]byte, 14)...),               // unknown type
+		append([]byte{9, 2}, make([]byte, 14)...),               // unknown algorithm
+		append([]byte{2, 2, 1, 2, 3, 4, 5}, make([]byte, 9)...), // CRC32C with bytes past its 4
+		append([]byte{5, 2}, make([]byte, 14)...),               // SHA256 cannot be recorded
+	} {
+		if _, err := parseRecordPlain(b); err == nil {
+			t.Errorf("%x parsed", b)
+		}
+	}
+}
+
+func TestMetadataVersion4(t *testing.T) {
+	tests := []Metadata{
+		{KeyID: "k", WrappedKey: []byte{1}, Framing: FramingV2, PartAlgorithm: "CRC32", PartType: ChecksumComposite},
+		{KeyID: "k", WrappedKey: []byte{1}, Framing: FramingV2, PartAlgorithm: "CRC64NVME", PartType: ChecksumFullObject,
+			Context: map[string]string{"team": "a"}},
+	}
+	for _, m := range tests {
+		u := m.UserMetadata()
+		if u["s3seal-v"] != "4" {
+			t.Fatalf("%+v: version %q", m, u["s3seal-v"])
+		}
+		got, err := ParseUserMetadata(u)
+		if err != nil || got.Framing != FramingV2 || got.PartAlgorithm != m.PartAlgorithm ||
+			got.PartType != m.PartType || !maps.Equal(got.Context, m.Context) {
+			t.Fatalf("%+v: parsed %+v, %v", m, got, err)
+		}
+	}
+	if got, _ := ParseUserMetadata((Metadata{KeyID: "k", WrappedKey: []byte{1}}).UserMetadata()); got.Framing != FramingV1 {
+		t.Fatalf("version 1 parsed as framing %d", got.Framing)
+	}
+	base := tests[0].UserMetadata()
+	for name, change := range map[string][2]string{
+		"SHA256":              {"s3seal-p", "SHA256/COMPOSITE"},
+		"CRC64NVME composite": {"s3seal-p", "CRC64NVME/COMPOSITE"},
+		"bad type":            {"s3seal-p", "CRC32/FULL"},
+		"no type":             {"s3seal-p", "CRC32"},
+		"none":                {"s3seal-p", ""},
+		"sealed checksum too": {"s3seal-s", "AAAA"},
+	} {
+		u := maps.Clone(base)
+		u[change[0]] = change[1]
+		if _, err := ParseUserMetadata(u); !errors.Is(err, ErrMalformedMetadata) {
+			t.Errorf("%s: %v, want ErrMalformedMetadata", name, err)
+		}
+	}
+	delete(base, "s3seal-p")
+	if _, err := ParseUserMetadata(base); !errors.Is(err, ErrMalformedMetadata) {
+		t.Errorf("version 4 without s3seal-p: %v", err)
+	}
+}
