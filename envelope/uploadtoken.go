@@ -15,6 +15,7 @@ import (
 const (
 	tokenFull   = 0x01
 	tokenListed = 0x02
+	tokenV2     = 0x03 // a full token of a FramingV2 upload: its part checksum follows the wrapped key
 	tokenTagLen = 16
 
 	// MaxUploadID bounds the store's upload id a token carries.
@@ -42,9 +43,15 @@ func NewUploadToken(uploadID string, meta Metadata, dataKey []byte, bucket, key 
 		return "", errors.New("upload id or wrapped key too long for an upload token")
 	}
 	b := []byte{tokenFull}
+	if meta.Framing == FramingV2 {
+		b[0] = tokenV2
+	}
 	b = appendField(b, []byte(uploadID))
 	b = appendField(b, []byte(meta.KeyID))
 	b = appendField(b, meta.WrappedKey)
+	if meta.Framing == FramingV2 {
+		b = appendField(b, []byte(meta.PartAlgorithm+"/"+meta.PartType))
+	}
 	if len(meta.Context) > 0 {
 		b = appendField(b, []byte(EncodeContext(meta.Context))) // optional: tokens without one stay valid
 	}
@@ -83,13 +90,23 @@ func ParseUploadToken(s string) (UploadToken, error) {
 			return UploadToken{}, ErrMalformedToken
 		}
 		return t, nil
-	case tokenFull:
+	case tokenFull, tokenV2:
 		keyID, ok1 := f.next()
 		wrapped, ok2 := f.next()
 		if !ok1 || !ok2 || len(keyID) == 0 || len(wrapped) == 0 {
 			return UploadToken{}, ErrMalformedToken
 		}
-		t.Meta = Metadata{KeyID: string(keyID), WrappedKey: append([]byte(nil), wrapped...)}
+		t.Meta = Metadata{KeyID: string(keyID), WrappedKey: append([]byte(nil), wrapped...), Framing: FramingV1}
+		if b[0] == tokenV2 {
+			p, ok := f.next()
+			if !ok {
+				return UploadToken{}, ErrMalformedToken
+			}
+			if t.Meta.PartAlgorithm, t.Meta.PartType, err = parsePartChecksum(string(p)); err != nil {
+				return UploadToken{}, ErrMalformedToken
+			}
+			t.Meta.Framing = FramingV2
+		}
 		if len(f.rest) != tokenTagLen {
 			encoded, ok := f.next()
 			c, err := DecodeContext(string(encoded))

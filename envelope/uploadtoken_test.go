@@ -84,3 +84,41 @@ func TestUploadTokenContext(t *testing.T) {
 		t.Fatal("a token with another context verified")
 	}
 }
+
+// TestUploadTokenV2: a FramingV2 upload's token carries its part checksum,
+// under the tag, with and without a context.
+func TestUploadTokenV2(t *testing.T) {
+	dk := bytes.Repeat([]byte{7}, DataKeySize)
+	for _, meta := range []Metadata{
+		{KeyID: "key-1", WrappedKey: []byte("wk"), Framing: FramingV2, PartAlgorithm: "CRC32C", PartType: ChecksumComposite},
+		{KeyID: "key-1", WrappedKey: []byte("wk"), Framing: FramingV2, PartAlgorithm: "CRC64NVME", PartType: ChecksumFullObject,
+			Context: map[string]string{"team": "a"}},
+	} {
+		tok, err := NewUploadToken("upload-1", meta, dk, "bkt", "obj")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ParseUploadToken(tok)
+		if err != nil || !got.Verify(dk, "bkt", "obj") || got.Meta.Framing != FramingV2 ||
+			got.Meta.PartAlgorithm != meta.PartAlgorithm || got.Meta.PartType != meta.PartType || len(got.Meta.Context) != len(meta.Context) {
+			t.Fatalf("%+v: round trip %+v, %v", meta, got.Meta, err)
+		}
+		raw, _ := base64.RawURLEncoding.DecodeString(tok)
+		for i := range raw {
+			b := bytes.Clone(raw)
+			b[i] ^= 1
+			if p, err := ParseUploadToken(base64.RawURLEncoding.EncodeToString(b)); err == nil && p.Verify(dk, "bkt", "obj") {
+				t.Errorf("byte %d flipped: still verifies", i)
+			}
+		}
+		// Made a version 1 token, it no longer verifies.
+		raw[0] = tokenFull
+		if p, err := ParseUploadToken(base64.RawURLEncoding.EncodeToString(raw)); err == nil && p.Verify(dk, "bkt", "obj") {
+			t.Error("a FramingV2 token relabelled FramingV1 verifies")
+		}
+	}
+	v1, _ := NewUploadToken("u", Metadata{KeyID: "k", WrappedKey: []byte("w")}, dk, "b", "o")
+	if got, err := ParseUploadToken(v1); err != nil || got.Meta.Framing != FramingV1 {
+		t.Fatalf("version 1 token: %+v, %v", got.Meta, err)
+	}
+}

@@ -373,9 +373,9 @@ func (p *Proxy) confirmLastPart(ctx context.Context, o objRef, l envelope.Layout
 		return errNoPartReads // the whole object: partNumber ignored
 	case count != "" && count != strconv.Itoa(n):
 		return errCorrupt(fmt.Errorf("the ETag counts %d parts, the store's part %d says %s: %w", n, n, count, envelope.ErrImpossibleSize))
-	case resp.ContentLength != l.Framing.SegmentSize(l.Parts[n-1]):
+	case resp.ContentLength != envelope.SegmentSize(l.Parts[n-1]):
 		return errCorrupt(fmt.Errorf("part %d stores %d bytes, its layout says %d: %w: %w", n, resp.ContentLength,
-			l.Framing.SegmentSize(l.Parts[n-1]), envelope.ErrImpossibleSize, errLastPartDiffers))
+			envelope.SegmentSize(l.Parts[n-1]), envelope.ErrImpossibleSize, errLastPartDiffers))
 	}
 	return nil
 }

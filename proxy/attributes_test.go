@@ -360,13 +360,13 @@ func TestGetObjectAttributesForgetsWrongLayout(t *testing.T) {
 		planted envelope.Layout // cached as exact before the first request
 	}{
 		{"store lied about two parts", []adversary.Lie{{Match: head(1), Kind: adversary.ContentLength, N: -(chunk + 16)},
-			{Match: head(2), Kind: adversary.ContentLength, N: chunk + 16}}, nil},
-		{"cached parts swapped", nil, envelope.Layout{chunk, 2 * chunk, chunk + 7}},
-		{"cached last part wrong", nil, envelope.Layout{2 * chunk, 2 * chunk, 7}},
+			{Match: head(2), Kind: adversary.ContentLength, N: chunk + 16}}, envelope.Layout{}},
+		{"cached parts swapped", nil, v1Layout(chunk, 2*chunk, chunk+7)},
+		{"cached last part wrong", nil, v1Layout(2*chunk, 2*chunk, 7)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e.proxy.layouts = newLayoutCache()
-			if tt.planted != nil {
+			if tt.planted.Parts != nil {
 				e.proxy.layouts.put(key, tt.planted, true)
 			}
 			e.liar.Set(tt.lies...)

@@ -368,8 +368,8 @@ func partCopyFailure(k int, err error) error {
 // into the same part of upload id of dst, a few at a time.
 func (p *Proxy) copyParts(ctx context.Context, dst store.Object, id string, src objRef, layout envelope.Layout) ([]store.Part, error) {
 	starts := layout.StoredOffsets()
-	parts := make([]store.Part, len(layout))
-	err := eachPart(ctx, len(layout), func(ctx context.Context, i int) error {
+	parts := make([]store.Part, len(layout.Parts))
+	err := eachPart(ctx, len(layout.Parts), func(ctx context.Context, i int) error {
 		first, last := starts[i], starts[i+1]-1
 		etag, err := p.store.UploadPartCopy(ctx, dst, id, i+1, src.Object, src.etag, first, last)
 		parts[i] = store.Part{PartNumber: i + 1, ETag: etag}

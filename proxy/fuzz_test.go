@@ -117,7 +117,12 @@ func rangeHeader(off, n int64) http.Header {
 
 // partPlace is the plaintext offset and size of part k.
 func partPlace(parts []int64, k int) (int64, int64) {
-	return envelope.Layout(parts[:k-1]).PlaintextSize(), parts[k-1]
+	return v1Layout(parts[:k-1]...).PlaintextSize(), parts[k-1]
+}
+
+// v1Layout is a FramingV1 layout of the given part sizes.
+func v1Layout(parts ...int64) envelope.Layout {
+	return envelope.Layout{Framing: envelope.FramingV1, Parts: parts}
 }
 
 // fuzzMarker is in every header value the fuzzed client sends: the store

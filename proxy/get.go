@@ -73,7 +73,7 @@ func (p *Proxy) getObject(x *exchange) error {
 		setChecksumHeaders(x.w.Header(), c)
 	}
 	clock := clockFor(x.r.Context(), dirDecrypt)
-	return serveDecrypted(x, http.StatusOK, clock.cipher(envelope.NewDecryptReader(clock.source(resp.Body), dk, info.segments)), info.size)
+	return serveDecrypted(x, http.StatusOK, clock.cipher(envelope.NewDecryptReader(clock.source(resp.Body), dk, info.framing(), info.segments)), info.size)
 }
 
 // readObject sends x's GET or HEAD to the store, with the read's query and

@@ -174,7 +174,7 @@ func (p *Proxy) checkGuess(ctx context.Context, o objRef, l envelope.Layout, br 
 		if err != nil {
 			return envelope.Layout{}, false, err
 		}
-		if plain, err := l.Framing.SegmentPlaintextSize(stored); err != nil || plain != l.Parts[s] {
+		if plain, err := envelope.SegmentPlaintextSize(stored); err != nil || plain != l.Parts[s] {
 			return p.exactLayout(ctx, o)
 		}
 		p.layouts.markVerified(k, s)

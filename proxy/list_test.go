@@ -77,7 +77,7 @@ func TestRewriteListingKeepsEverythingElse(t *testing.T) {
   <Contents><Key>multi</Key><ETag>"abc-2"</ETag><Size>%d</Size></Contents>
   <Contents><Key>odd</Key><Size>40</Size></Contents>
   <CommonPrefixes><Prefix>p/</Prefix></CommonPrefixes>
-</ListBucketResult>`, stored, envelope.ObjectSize(envelope.ChunkSize, 5))
+</ListBucketResult>`, stored, v1Layout(envelope.ChunkSize, 5).CiphertextSize())
 	want := fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?>
 <!-- a comment -->
 <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/" xmlns:x="urn:x">
@@ -289,7 +289,7 @@ func TestNewValidates(t *testing.T) {
 // whole (what an XML parser reads), and a row missing what sizes it keeps
 // its stored size, counted.
 func TestListingValuesSplit(t *testing.T) {
-	stored := envelope.ObjectSize(envelope.ChunkSize, 5)
+	stored := v1Layout(envelope.ChunkSize, 5).CiphertextSize()
 	plain := int64(envelope.ChunkSize + 5)
 	tests := []struct {
 		name, row string

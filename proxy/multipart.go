@@ -181,7 +181,7 @@ func (p *Proxy) completeUpload(x *exchange) error {
 	if err != nil {
 		return err
 	}
-	sizes, err := p.checkParts(x, tok.UploadID, parts)
+	sizes, err := p.checkParts(x, tok.UploadID, parts, tok.Meta.Framing)
 	if err != nil {
 		return err
 	}
@@ -237,33 +237,33 @@ func completeParts(doc []byte) ([]store.Part, error) {
 }
 
 // checkParts checks the parts to complete against what the store lists of
-// the upload, and returns their plaintext sizes. An upload that breaks the
-// multipart rule is aborted (see completeUpload).
-func (p *Proxy) checkParts(x *exchange, upstreamID string, parts []store.Part) (envelope.Layout, error) {
+// the upload, and returns their plaintext sizes, in the upload's framing. An
+// upload that breaks the multipart rule is aborted (see completeUpload).
+func (p *Proxy) checkParts(x *exchange, upstreamID string, parts []store.Part, f envelope.Framing) (envelope.Layout, error) {
 	listed, err := p.listAllParts(x, upstreamID, len(parts))
 	if err != nil {
-		return nil, err
+		return envelope.Layout{}, err
 	}
-	sizes := make(envelope.Layout, len(parts))
+	sizes := envelope.Layout{Framing: f, Parts: make([]int64, len(parts))}
 	for i, pt := range parts {
 		lp, ok := listed[pt.PartNumber]
 		if !ok || normETag(lp.ETag) != normETag(pt.ETag) {
-			return nil, newS3Error("InvalidPart", http.StatusBadRequest, fmt.Sprintf(
+			return envelope.Layout{}, newS3Error("InvalidPart", http.StatusBadRequest, fmt.Sprintf(
 				"One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag (part %d).", pt.PartNumber), nil)
 		}
 		plain, err := envelope.SegmentPlaintextSize(lp.Size)
 		if err != nil {
-			return nil, errCorrupt(fmt.Errorf("part %d: %w", pt.PartNumber, err))
+			return envelope.Layout{}, errCorrupt(fmt.Errorf("part %d: %w", pt.PartNumber, err))
 		}
-		sizes[i] = plain
+		sizes.Parts[i] = plain
 		if i < len(parts)-1 && plain < p.minPartSize {
 			// S3's own rule, said as S3 says it, before s3seal's: the
 			// client can upload the part again and complete.
-			return nil, errEntityTooSmall(pt, plain, p.minPartSize)
+			return envelope.Layout{}, errEntityTooSmall(pt, plain, p.minPartSize)
 		}
 		if i < len(parts)-1 && !envelope.NotLast(plain) {
 			p.abortUpstream(x, upstreamID)
-			return nil, newS3Error("InvalidPart", http.StatusBadRequest, fmt.Sprintf(
+			return envelope.Layout{}, newS3Error("InvalidPart", http.StatusBadRequest, fmt.Sprintf(
 				"s3seal requires every part but the last to be a non-zero multiple of 64 KiB (65536 bytes); part %d has %d bytes. "+
 					"The upload has been aborted: upload again with a part size such as 8 MiB.", pt.PartNumber, plain), nil)
 		}
@@ -338,7 +338,7 @@ func (p *Proxy) completed(bucket, key, etag string, layout envelope.Layout) {
 	if etag != "" {
 		p.layouts.put(layoutKey(bucket, key, etag), layout, true)
 	}
-	if p.counts.learn(etag, len(layout)) {
+	if p.counts.learn(etag, len(layout.Parts)) {
 		p.log.Warn("the store does not end multipart ETags with their part count (-N): s3seal asks it for each "+
 			"object's part count instead, a request per object read; run s3seal doctor against it", slog.String("etag", etag))
 	}

@@ -102,7 +102,7 @@ func TestMultipartRoundTrip(t *testing.T) {
 		t.Errorf("ETag %s", etag)
 	}
 	o := e.store.get(testBucket, "mp/obj")
-	if int64(len(o.data)) != envelope.ObjectSize(128*kib, 128*kib, 100000) || bytes.Contains(o.data, data[:32]) {
+	if int64(len(o.data)) != v1Layout(128*kib, 128*kib, 100000).CiphertextSize() || bytes.Contains(o.data, data[:32]) {
 		t.Fatalf("stored %d bytes", len(o.data))
 	}
 	got, out, err := e.get(t, "mp/obj")

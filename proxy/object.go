@@ -68,7 +68,7 @@ func (p *Proxy) inspect(ctx context.Context, o *objRef, h http.Header, stored in
 	}
 	// Never a guess: a size that no plaintext encrypts to is a damaged or
 	// foreign object.
-	o.info.size, err = o.info.framing().ObjectPlaintextSize(stored, o.info.segments)
+	o.info.size, err = envelope.ObjectPlaintextSize(stored, o.info.segments)
 	return err
 }
 

@@ -60,7 +60,7 @@ func (p *Proxy) getPart(x *exchange, header http.Header, query url.Values) error
 	}
 	defer clear(dk)
 	clock := clockFor(x.r.Context(), dirDecrypt)
-	return serveDecrypted(x, http.StatusPartialContent, clock.cipher(envelope.NewPartDecryptReader(clock.source(part.body), dk, uint32(k))), part.n)
+	return serveDecrypted(x, http.StatusPartialContent, clock.cipher(envelope.NewPartDecryptReader(clock.source(part.body), dk, part.info.framing(), uint32(k))), part.n)
 }
 
 // placedPart is part k of an object and its plaintext place in it.
@@ -145,7 +145,7 @@ func (p *Proxy) partOffset(ctx context.Context, o objRef, k int, start, plain in
 			return 0, errCorrupt(err)
 		}
 		if e, ok := p.layouts.get(layoutKey(o.Bucket, o.Key, o.etag)); ok && e.exact && fits(e.layout, o.info) &&
-			(e.layout[:k-1].PlaintextSize() != off || e.layout[k-1] != plain) {
+			(plainBefore(e.layout, k) != off || e.layout.Parts[k-1] != plain) {
 			return 0, errCorrupt(fmt.Errorf("part %d at %d+%d disagrees with the layout: %w", k, off, plain, envelope.ErrImpossibleSize))
 		}
 		return off, nil
@@ -157,10 +157,15 @@ func (p *Proxy) partOffset(ctx context.Context, o objRef, k int, start, plain in
 	if err != nil {
 		return 0, err
 	}
-	if layout[k-1] != plain {
-		return 0, errCorrupt(fmt.Errorf("part %d holds %d bytes, its layout says %d: %w", k, plain, layout[k-1], envelope.ErrImpossibleSize))
+	if layout.Parts[k-1] != plain {
+		return 0, errCorrupt(fmt.Errorf("part %d holds %d bytes, its layout says %d: %w", k, plain, layout.Parts[k-1], envelope.ErrImpossibleSize))
 	}
-	return layout[:k-1].PlaintextSize(), nil
+	return plainBefore(layout, k), nil
+}
+
+// plainBefore is the plaintext size of the parts before part k of l.
+func plainBefore(l envelope.Layout, k int) int64 {
+	return envelope.Layout{Framing: l.Framing, Parts: l.Parts[:k-1]}.PlaintextSize()
 }
 
 // checkPartStart confirms that the part a store answered a partNumber read

@@ -159,7 +159,7 @@ func (p *Proxy) probe(ctx context.Context, obj store.Object, query url.Values, h
 // decrypted (and so authenticated) and dropped.
 func decryptFrom(ctx context.Context, stored io.Reader, dk []byte, info objectInfo, br byteRange) (io.Reader, error) {
 	clock := clockFor(ctx, dirDecrypt)
-	dec := clock.cipher(envelope.NewDecryptReader(clock.source(stored), dk, info.segments))
+	dec := clock.cipher(envelope.NewDecryptReader(clock.source(stored), dk, info.framing(), info.segments))
 	if _, err := io.CopyN(io.Discard, dec, br.off); err != nil {
 		return nil, err
 	}
@@ -216,7 +216,7 @@ func (p *Proxy) openSpan(ctx context.Context, o objRef, probe io.ReadCloser, dk 
 	src.onClose(done)
 	if !exact {
 		k := layoutKey(o.Bucket, o.Key, o.etag)
-		body = &guessGuard{r: body, wrong: func() { p.layouts.put(k, nil, false) }}
+		body = &guessGuard{r: body, wrong: func() { p.layouts.put(k, envelope.Layout{}, false) }}
 	}
 	return body, nil
 }

@@ -152,7 +152,7 @@ func (b *kmsBench) envelope(ctx context.Context, w *worker, size int64) error {
 	defer clear(key)
 	w.pt.Reset()
 	w.pt.Grow(int(size))
-	if _, err := envelope.NewDecryptReader(bytes.NewReader(w.ct.Bytes()), key, 1).WriteTo(&w.pt); err != nil {
+	if _, err := envelope.NewDecryptReader(bytes.NewReader(w.ct.Bytes()), key, envelope.FramingV1, 1).WriteTo(&w.pt); err != nil {
 		return err
 	}
 	if !bytes.Equal(w.pt.Bytes(), plain) {
