@@ -153,6 +153,22 @@ func checksumAEAD(dataKey []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
+// ChecksumAlgorithms are S3's x-amz-checksum-* algorithms.
+var ChecksumAlgorithms = func() []string {
+	var names []string
+	for _, a := range checksumAlgos {
+		names = append(names, a.name)
+	}
+	return names
+}()
+
+// ChecksumSize is the size of an S3 checksum algorithm's value; 0 for an
+// unknown algorithm.
+func ChecksumSize(algorithm string) int {
+	_, size := algoCode(algorithm)
+	return size
+}
+
 // algoCode is an algorithm's code in a sealed checksum and its value's
 // size; 0, 0 for an unknown one.
 func algoCode(name string) (byte, int) {

@@ -18,18 +18,15 @@ func v2Object(t *testing.T, key []byte, parts ...int64) (Layout, []byte, []byte)
 	return l, plain, sealObject(t, key, plain, l)
 }
 
-// recordOf cuts what OpenRecord takes for segment i out of a stored object.
-func recordOf(stored []byte, l Layout, i int) (header, final, record []byte, idx uint64) {
+// recordOf cuts the header and record of segment i out of a stored object.
+func recordOf(stored []byte, l Layout, i int) (header, record []byte) {
 	offs := l.StoredOffsets()
-	n := l.Parts[i]
-	idx = uint64(chunks(n) - 1)
-	start := offs[i] + int64(l.Framing.HeaderLen()) + int64(idx)*encChunkSize
-	return stored[offs[i] : offs[i]+int64(l.Framing.HeaderLen())],
-		stored[start : offs[i+1]-RecordSize], stored[offs[i+1]-RecordSize : offs[i+1]], idx
+	return stored[offs[i] : offs[i]+int64(l.Framing.HeaderLen())], stored[offs[i+1]-RecordSize : offs[i+1]]
 }
 
 // TestRecordsOpen: each segment's record opens, alone, to the checksum
-// written, and not as another part's or under another key.
+// written, and not as another part's, under another key, or as another
+// algorithm's.
 func TestRecordsOpen(t *testing.T) {
 	key := testKey(20)
 	l, plain, stored := v2Object(t, key, 2*C, C, 17, 0)
@@ -38,30 +35,44 @@ func TestRecordsOpen(t *testing.T) {
 	}
 	var poff int64
 	for i, n := range l.Parts {
-		h, fc, rec, idx := recordOf(stored, l, i)
-		got, err := OpenRecord(key, h, fc, rec, uint32(i+1), idx)
+		h, rec := recordOf(stored, l, i)
+		got, err := OpenRecord(key, h, rec, uint32(i+1), "CRC32C", ChecksumComposite)
 		want := testRecord(plain[poff : poff+n])
 		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("part %d: OpenRecord = %+v, %v; want %+v", i+1, got, err, want)
 		}
 		poff += n
-		if _, err := OpenRecord(key, h, fc, rec, uint32(i+2), idx); !errors.Is(err, ErrAuthentication) {
-			t.Errorf("part %d's record opened as part %d: %v", i+1, i+2, err)
-		}
-		if _, err := OpenRecord(testKey(21), h, fc, rec, uint32(i+1), idx); !errors.Is(err, ErrAuthentication) {
-			t.Errorf("part %d's record opened under another data key: %v", i+1, err)
+		for name, open := range map[string]func() (Checksum, error){
+			"as the next part": func() (Checksum, error) { return OpenRecord(key, h, rec, uint32(i+2), "CRC32C", ChecksumComposite) },
+			"under another key": func() (Checksum, error) {
+				return OpenRecord(testKey(21), h, rec, uint32(i+1), "CRC32C", ChecksumComposite)
+			},
+			"as CRC32":       func() (Checksum, error) { return OpenRecord(key, h, rec, uint32(i+1), "CRC32", ChecksumComposite) },
+			"as FULL_OBJECT": func() (Checksum, error) { return OpenRecord(key, h, rec, uint32(i+1), "CRC32C", ChecksumFullObject) },
+			"with a flipped value": func() (Checksum, error) {
+				return OpenRecord(key, h, flipped(rec, 0), uint32(i+1), "CRC32C", ChecksumComposite)
+			},
+			"with a flipped MAC": func() (Checksum, error) {
+				return OpenRecord(key, h, flipped(rec, RecordSize-1), uint32(i+1), "CRC32C", ChecksumComposite)
+			},
+		} {
+			if _, err := open(); !errors.Is(err, ErrAuthentication) {
+				t.Errorf("part %d's record opened %s: %v", i+1, name, err)
+			}
 		}
 	}
-	// Part 1's final chunk and record with part 2's header (same data key).
-	_, fc1, rec1, idx1 := recordOf(stored, l, 0)
-	h2, _, rec2, _ := recordOf(stored, l, 1)
-	if _, err := OpenRecord(key, h2, fc1, rec1, 2, idx1); !errors.Is(err, ErrAuthentication) {
+	// Part 1's record with part 2's header (same data key).
+	h2, _ := recordOf(stored, l, 1)
+	_, rec1 := recordOf(stored, l, 0)
+	if _, err := OpenRecord(key, h2, rec1, 2, "CRC32C", ChecksumComposite); !errors.Is(err, ErrAuthentication) {
 		t.Errorf("part 1's record opened with part 2's header: %v", err)
 	}
-	h1, _, _, _ := recordOf(stored, l, 0)
-	if _, err := OpenRecord(key, h1, fc1, rec2, 1, idx1); !errors.Is(err, ErrAuthentication) {
-		t.Errorf("part 2's record opened with part 1's final chunk: %v", err)
-	}
+}
+
+func flipped(b []byte, i int) []byte {
+	b = bytes.Clone(b)
+	b[i] ^= 1
+	return b
 }
 
 // TestRecordTamper: every way of changing a record fails every reader that
@@ -176,44 +187,35 @@ func TestRecordFuncSeesWholeSource(t *testing.T) {
 	}
 }
 
-func TestRecordPlain(t *testing.T) {
+func TestSetRecord(t *testing.T) {
 	crc := binary.BigEndian.AppendUint32(nil, 0xdeadbeef)
-	good := []Checksum{
+	seg, err := newSegment(testKey(24), FramingV2, 1, make([]byte, saltSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []Checksum{
 		{Algorithm: "CRC32C", Type: ChecksumComposite, Value: crc},
 		{Algorithm: "CRC32", Type: ChecksumFullObject, Value: crc},
 		{Algorithm: "CRC64NVME", Type: ChecksumFullObject, Value: []byte{1, 2, 3, 4, 5, 6, 7, 8}},
-	}
-	for _, c := range good {
-		b, err := recordPlain(c)
-		if err != nil {
+	} {
+		if err := seg.setRecord(c); err != nil {
 			t.Fatalf("%+v: %v", c, err)
 		}
-		got, err := parseRecordPlain(b[:])
+		got, err := OpenRecord(testKey(24), seg.header(), seg.record(), 1, c.Algorithm, c.Type)
 		if err != nil || fmt.Sprint(got) != fmt.Sprint(c) {
-			t.Fatalf("%+v: parsed %+v, %v", c, got, err)
+			t.Fatalf("%+v: opened %+v, %v", c, got, err)
 		}
 	}
-	bad := []Checksum{
+	for _, c := range []Checksum{
 		{},
 		{Algorithm: "CRC32C", Type: ChecksumComposite, Value: crc[:3]},
+		{Algorithm: "CRC32C", Type: ChecksumComposite, Value: append(crc, 0)},
 		{Algorithm: "SHA256", Type: ChecksumComposite, Value: make([]byte, 32)},
 		{Algorithm: "SHA1", Type: ChecksumComposite, Value: make([]byte, 20)},
 		{Algorithm: "CRC32C", Type: "PARTIAL", Value: crc},
-	}
-	for _, c := range bad {
-		if _, err := recordPlain(c); err == nil {
-			t.Errorf("%+v: recorded", c)
-		}
-	}
-	for _, b := range [][]byte{
-		make([]byte, RecordSize),                                // nothing recorded
-		append([]byte{2, 9}, make([]byte, 14)...),               // unknown type
-		append([]byte{9, 2}, make([]byte, 14)...),               // unknown algorithm
-		append([]byte{2, 2, 1, 2, 3, 4, 5}, make([]byte, 9)...), // CRC32C with bytes past its 4
-		append([]byte{5, 2}, make([]byte, 14)...),               // SHA256 cannot be recorded
 	} {
-		if _, err := parseRecordPlain(b); err == nil {
-			t.Errorf("%x parsed", b)
+		if err := seg.setRecord(c); err == nil {
+			t.Errorf("%+v: recorded", c)
 		}
 	}
 }

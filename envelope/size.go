@@ -458,11 +458,6 @@ func (r *rangeReader) next() error {
 		r.chunk++
 		return nil
 	}
-	if r.layout.Framing == FramingV2 {
-		if _, err := r.seg.readRecord(); err != nil {
-			return err
-		}
-	}
 	r.seg, r.segIdx, r.chunk = nil, r.segIdx+1, 0
 	return nil
 }

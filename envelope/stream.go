@@ -3,8 +3,9 @@
 // derived from the object's data key; this package encrypts and decrypts
 // them as streams, does the exact size arithmetic between stored and
 // plaintext bytes (the multipart layout rule, range mapping), and encodes the
-// metadata kept beside each object. It holds no key service and imports
-// nothing outside the standard library: data keys come from envelope/kms.
+// metadata kept beside each object, and the arithmetic of S3's checksums.
+// It holds no key service and imports nothing outside the standard library
+// but minio/crc64nvme: data keys come from envelope/kms.
 package envelope
 
 import (
@@ -107,6 +108,9 @@ type segment struct {
 	// every chunk's AAD is the header, the final chunk's all of aad.
 	aad   [HeaderSize]byte
 	nonce [nonceSize]byte
+	// macKey authenticates the record on its own (FramingV2), so that it
+	// can be read without the final chunk.
+	macKey []byte
 }
 
 // V2 header: version ‖ reserved (1 byte) ‖ part (uint16 BE) ‖ salt (12 bytes).
@@ -184,11 +188,16 @@ func (s *segment) init(dataKey []byte) error {
 	info = append(info, segmentInfo[s.framing]...)
 	info = binary.BigEndian.AppendUint32(info, s.part())
 	info = binary.BigEndian.AppendUint32(info, ChunkSize)
-	key, err := hkdf.Key(sha256.New, dataKey, salt, string(info), 32)
+	keyLen := 32
+	if s.framing == FramingV2 {
+		keyLen = 64 // and the record's MAC key
+	}
+	key, err := hkdf.Key(sha256.New, dataKey, salt, string(info), keyLen)
 	if err != nil {
 		return fmt.Errorf("deriving segment key: %w", err)
 	}
-	block, err := aes.NewCipher(key)
+	s.macKey = key[32:]
+	block, err := aes.NewCipher(key[:32])
 	if err != nil {
 		return fmt.Errorf("segment cipher: %w", err)
 	}
@@ -518,14 +527,9 @@ func (r *DecryptReader) next() error {
 	return nil
 }
 
-// endSegment ends a segment whose final chunk authenticated: a FramingV2
-// record, authenticated with it, must also be one s3seal writes.
+// endSegment ends a segment whose final chunk authenticated (and with it,
+// in its AAD, a FramingV2 record).
 func (r *DecryptReader) endSegment() error {
-	if r.framing == FramingV2 {
-		if _, err := r.seg.readRecord(); err != nil {
-			return err
-		}
-	}
 	r.seg = nil
 	return nil
 }

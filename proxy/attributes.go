@@ -289,7 +289,7 @@ func (p *Proxy) answerLayout(ctx context.Context, o objRef, n int, q attributesQ
 // is of the ciphertext. nil leaves <Checksum> out, as S3 does for an object
 // uploaded without a checksum.
 func (p *Proxy) sealedChecksum(ctx context.Context, o objRef) (*objectChecksum, error) {
-	c, err := p.readChecksum(ctx, o.info, o.Bucket, o.Key)
+	c, err := p.readChecksum(ctx, o)
 	return attributesChecksum(c), err
 }
 

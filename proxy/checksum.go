@@ -37,19 +37,37 @@ func openChecksum(info objectInfo, dk []byte) (*envelope.Checksum, error) {
 	return &c, nil
 }
 
-// readChecksum is openChecksum for a read that has not unwrapped the data
-// key (HEAD, GetObjectAttributes): it unwraps it only for an object that
-// keeps a checksum.
-func (p *Proxy) readChecksum(ctx context.Context, info objectInfo, bucket, key string) (*envelope.Checksum, error) {
-	if info.plaintext || len(info.meta.Checksum) == 0 {
+// keepsChecksum reports whether an object keeps a checksum: sealed in its
+// metadata (§6.2), or recorded in its parts (FramingV2, §3.4).
+func keepsChecksum(info objectInfo) bool {
+	return !info.plaintext && (len(info.meta.Checksum) > 0 || info.framing() == envelope.FramingV2)
+}
+
+// objectChecksum is the checksum o keeps, verified under its data key dk;
+// nil when it keeps none.
+func (p *Proxy) objectChecksum(ctx context.Context, o objRef, dk []byte) (*envelope.Checksum, error) {
+	if o.info.plaintext {
 		return nil, nil
 	}
-	dk, err := p.keys.Open(ctx, info.meta, bucket, key)
+	if o.info.framing() == envelope.FramingV2 {
+		return p.recordedChecksum(ctx, o, dk)
+	}
+	return openChecksum(o.info, dk)
+}
+
+// readChecksum is objectChecksum for a read that has not unwrapped the data
+// key (HEAD, GetObjectAttributes): it unwraps it only for an object that
+// keeps a checksum.
+func (p *Proxy) readChecksum(ctx context.Context, o objRef) (*envelope.Checksum, error) {
+	if !keepsChecksum(o.info) {
+		return nil, nil
+	}
+	dk, err := p.keys.Open(ctx, o.info.meta, o.Bucket, o.Key)
 	if err != nil {
 		return nil, err
 	}
 	defer clear(dk)
-	return openChecksum(info, dk)
+	return p.objectChecksum(ctx, o, dk)
 }
 
 // setChecksumHeaders answers c as S3 does on a read with checksum mode.
@@ -66,19 +84,25 @@ func attributesChecksum(c *envelope.Checksum) *objectChecksum {
 	if c == nil {
 		return nil
 	}
-	v := c.Encoded()
-	oc := &objectChecksum{ChecksumType: c.Type}
+	return &objectChecksum{checksumValues: valuesOf(*c), ChecksumType: c.Type}
+}
+
+// valuesOf is c in the element of its algorithm, as S3's documents give
+// checksums (CopyPartResult, ObjectPart, <Checksum>).
+func valuesOf(c envelope.Checksum) checksumValues {
+	var v checksumValues
+	s := c.Encoded()
 	switch c.Algorithm {
 	case "CRC32":
-		oc.ChecksumCRC32 = v
+		v.ChecksumCRC32 = s
 	case "CRC32C":
-		oc.ChecksumCRC32C = v
+		v.ChecksumCRC32C = s
 	case "CRC64NVME":
-		oc.ChecksumCRC64NVME = v
+		v.ChecksumCRC64NVME = s
 	case "SHA1":
-		oc.ChecksumSHA1 = v
+		v.ChecksumSHA1 = s
 	case "SHA256":
-		oc.ChecksumSHA256 = v
+		v.ChecksumSHA256 = s
 	}
-	return oc
+	return v
 }

@@ -431,7 +431,11 @@ func (p *Proxy) uploadPartCopy(x *exchange) error {
 	if err := checkBodySize(src.br.n, maxPartSize, "part"); err != nil {
 		return err
 	}
-	resp, err := p.putEncrypted(x, partPut(x, tok.UploadID, k), src.body, src.br.n, dk, uint32(k))
+	rec, err := newPartRecorder(tok.Meta, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := p.putEncrypted(x, partPut(x, tok.UploadID, k), src.body, src.br.n, dk, uint32(k), rec)
 	if resp == nil {
 		return err
 	}
@@ -441,9 +445,14 @@ func (p *Proxy) uploadPartCopy(x *exchange) error {
 		h.Set("X-Amz-Copy-Source-Version-Id", v)
 	}
 	setEncryptionHeaders(h, tok.Meta)
-	return writeXML(x, http.StatusOK, struct {
+	result := struct {
 		XMLName      xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ CopyPartResult"`
 		LastModified string
 		ETag         string
-	}{LastModified: time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), ETag: resp.Header.Get("ETag")})
+		checksumValues
+	}{LastModified: time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), ETag: resp.Header.Get("ETag")}
+	if rec != nil {
+		result.checksumValues = valuesOf(envelope.Checksum{Algorithm: tok.Meta.PartAlgorithm, Value: rec.value})
+	}
+	return writeXML(x, http.StatusOK, result)
 }

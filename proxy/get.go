@@ -66,7 +66,7 @@ func (p *Proxy) getObject(x *exchange) error {
 	objectResponseHeader(x.w.Header(), resp.Header, info)
 	setContextHeader(x.w.Header(), info.meta) // unwrapped under it just now
 	if checksumMode(x.t.header) {
-		c, err := openChecksum(info, dk)
+		c, err := p.objectChecksum(x.r.Context(), o, dk)
 		if err != nil {
 			return err
 		}
@@ -110,7 +110,7 @@ func (p *Proxy) headObject(x *exchange, header http.Header, query url.Values, ra
 	}
 	status, length := http.StatusOK, info.size
 	if checksumMode(x.t.header) && rangeHdr == "" {
-		c, err := p.readChecksum(x.r.Context(), info, x.t.bucket, x.t.key)
+		c, err := p.readChecksum(x.r.Context(), o)
 		if err != nil {
 			return err
 		}

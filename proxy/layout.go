@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -32,6 +33,8 @@ type layoutEntry struct {
 	// verified are the middle segments of a guess whose sizes the store
 	// confirmed (checkGuess).
 	verified map[int]bool
+	// checksums are the parts' recorded checksums (FramingV2), once read.
+	checksums []envelope.Checksum
 }
 
 // layoutCache is an LRU of object layouts bounded in entries and in the
@@ -76,6 +79,28 @@ func (c *layoutCache) put(k string, l envelope.Layout, exact bool) {
 	c.segments += len(l.Parts)
 	for c.segments > layoutCacheSegments {
 		c.lru.RemoveOldest()
+	}
+}
+
+// checksums are the part checksums cached for k, if its layout is l.
+func (c *layoutCache) checksums(k string, l envelope.Layout) ([]envelope.Checksum, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.lru.Peek(k)
+	if !ok || e.checksums == nil || !slices.Equal(e.layout.Parts, l.Parts) || e.layout.Framing != l.Framing {
+		return nil, false
+	}
+	return e.checksums, true
+}
+
+// putChecksums caches the part checksums read under layout l, which their
+// records confirmed: each header was where l places it.
+func (c *layoutCache) putChecksums(k string, l envelope.Layout, sums []envelope.Checksum) {
+	c.put(k, l, true)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.lru.Peek(k); ok {
+		e.checksums = sums
 	}
 }
 

@@ -31,6 +31,10 @@ const maxPartNumber = 10000
 func (p *Proxy) createUpload(x *exchange) error {
 	t := x.t
 	ctx := x.r.Context()
+	algorithm, typ, err := declaredChecksum(t.header)
+	if err != nil {
+		return err
+	}
 	keys, err := p.writeKeys(x)
 	if err != nil {
 		return err
@@ -40,13 +44,15 @@ func (p *Proxy) createUpload(x *exchange) error {
 		return err
 	}
 	defer clear(dk)
+	declare(&meta, algorithm, typ)
 
 	header := objectWriteHeader(t.header, meta)
 	header.Del("If-Match") // conditions belong to CompleteMultipartUpload
 	header.Del("If-None-Match")
 	// No x-amz-checksum-algorithm: the store would then demand checksums of
 	// the ciphertext parts, which the client cannot compute. s3seal checks
-	// the client's checksums of the plaintext itself (sigv4).
+	// the client's checksums of the plaintext itself (sigv4) and records
+	// them (FramingV2).
 	uploadID, resp, err := p.store.CreateUpload(ctx, x.written(), header)
 	if err != nil {
 		return err
@@ -61,8 +67,9 @@ func (p *Proxy) createUpload(x *exchange) error {
 	copyHeaders(h, resp.Header, "x-amz-abort-date", "x-amz-abort-rule-id", "x-amz-request-charged")
 	setEncryptionHeaders(h, meta)
 	setContextHeader(h, meta)
-	if alg := t.header.Get("X-Amz-Checksum-Algorithm"); alg != "" {
-		h.Set("X-Amz-Checksum-Algorithm", alg)
+	if algorithm != "" {
+		h.Set("X-Amz-Checksum-Algorithm", algorithm)
+		h.Set("X-Amz-Checksum-Type", typ)
 	}
 	return writeXML(x, http.StatusOK, struct {
 		XMLName  xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ InitiateMultipartUploadResult"`
@@ -134,7 +141,11 @@ func (p *Proxy) uploadPart(x *exchange) error {
 		return err
 	}
 	defer clear(dk)
-	resp, err := p.putEncrypted(x, partPut(x, tok.UploadID, k), clientBody{x.verified.Body}, size, dk, uint32(k))
+	rec, err := newPartRecorder(tok.Meta, x.verified)
+	if err != nil {
+		return err
+	}
+	resp, err := p.putEncrypted(x, partPut(x, tok.UploadID, k), clientBody{x.verified.Body}, size, dk, uint32(k), rec)
 	if resp == nil {
 		return err
 	}
@@ -145,6 +156,7 @@ func (p *Proxy) uploadPart(x *exchange) error {
 	if x.verified.Checksum != "" {
 		h.Set("X-Amz-Checksum-"+x.verified.Checksum, x.verified.ChecksumValue())
 	}
+	rec.setHeader(h)
 	h.Set("Content-Length", "0")
 	x.w.WriteHeader(resp.StatusCode)
 	return nil

@@ -49,18 +49,37 @@ func (p *Proxy) getPart(x *exchange, header http.Header, query url.Values) error
 	if part.n > 0 {
 		h.Set("Content-Range", contentRange(part.byteRange, part.info.size))
 	}
+	var dk []byte
+	if x.r.Method == http.MethodGet || p.partChecksumAsked(x, part.info) {
+		if dk, err = p.keys.Open(x.r.Context(), part.info.meta, x.t.bucket, x.t.key); err != nil {
+			return err
+		}
+		defer clear(dk)
+	}
+	if p.partChecksumAsked(x, part.info) {
+		o := objRef{Object: x.object(), etag: resp.Header.Get("ETag"), info: part.info}
+		sums, _, err := p.partChecksums(x.r.Context(), o, dk)
+		if err != nil && !errors.Is(err, errNoPartReads) {
+			return err
+		}
+		if err == nil {
+			setChecksumHeaders(h, &sums[k-1])
+		}
+	}
 	if x.r.Method == http.MethodHead {
 		h.Set("Content-Length", strconv.FormatInt(part.n, 10))
 		x.w.WriteHeader(http.StatusPartialContent)
 		return nil
 	}
-	dk, err := p.keys.Open(x.r.Context(), part.info.meta, x.t.bucket, x.t.key)
-	if err != nil {
-		return err
-	}
-	defer clear(dk)
 	clock := clockFor(x.r.Context(), dirDecrypt)
 	return serveDecrypted(x, http.StatusPartialContent, clock.cipher(envelope.NewPartDecryptReader(clock.source(part.body), dk, part.info.framing(), uint32(k))), part.n)
+}
+
+// partChecksumAsked reports whether a part read answers the part's
+// checksum: with checksum mode, of a part of a COMPOSITE FramingV2 object
+// (as S3, which gives a FULL_OBJECT object's parts none).
+func (p *Proxy) partChecksumAsked(x *exchange, info objectInfo) bool {
+	return checksumMode(x.t.header) && info.framing() == envelope.FramingV2 && info.meta.PartType == envelope.ChecksumComposite
 }
 
 // placedPart is part k of an object and its plaintext place in it.

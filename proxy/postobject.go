@@ -171,7 +171,7 @@ func (p *Proxy) storePost(x *exchange, form *postForm) error {
 	}
 	defer clear(dk)
 	put := x.written().Request(http.MethodPut, nil, objectWriteHeader(x.t.header, meta))
-	resp, err := p.putEncrypted(x, put, x.verified.Body, x.verified.ContentLength, dk, 1)
+	resp, err := p.putEncrypted(x, put, x.verified.Body, x.verified.ContentLength, dk, 1, nil)
 	if resp == nil {
 		return err
 	}

@@ -47,7 +47,7 @@ func (p *Proxy) putObject(x *exchange) error {
 		return err
 	}
 	put := x.written().Request(http.MethodPut, nil, objectWriteHeader(t.header, meta))
-	resp, err := p.putEncrypted(x, put, clientBody{req.Body}, req.ContentLength, dk, 1)
+	resp, err := p.putEncrypted(x, put, clientBody{req.Body}, req.ContentLength, dk, 1, nil)
 	if resp == nil {
 		return err // NoSuchBucket, PreconditionFailed, ... relayed
 	}
@@ -103,17 +103,24 @@ func checkBodySize(size, max int64, what string) error {
 }
 
 // putEncrypted PUTs src, exactly size plaintext bytes, encrypted as segment
-// part under dk, as r (an object, or a part with its query), and returns the
+// part under dk (FramingV2 with rec's record, FramingV1 when rec is nil),
+// as r (an object, or a part with its query), and returns the
 // store's 2xx answer; any other answer is relayed to the client, and a nil
 // answer returned. The EncryptReader seals the final chunk only once src has
 // ended cleanly, so a failing src cuts the upstream body short and the store
 // keeps nothing; src's error is then the one returned (wrap a client's body
 // in clientBody so its failures are the client's).
-func (p *Proxy) putEncrypted(x *exchange, r store.Request, src io.Reader, size int64, dk []byte, part uint32) (*http.Response, error) {
+func (p *Proxy) putEncrypted(x *exchange, r store.Request, src io.Reader, size int64, dk []byte, part uint32, pr *partRecorder) (*http.Response, error) {
 	ctx := x.r.Context()
-	rec := &readRecorder{r: src}
+	rec := &readRecorder{r: pr.wrap(src)}
 	clock := clockFor(ctx, dirEncrypt)
-	enc, err := envelope.NewEncryptReader(clock.source(rec), dk, part, size)
+	var enc *envelope.EncryptReader
+	var err error
+	if pr != nil {
+		enc, err = envelope.NewRecordEncryptReader(clock.source(rec), dk, part, size, pr.record)
+	} else {
+		enc, err = envelope.NewEncryptReader(clock.source(rec), dk, part, size)
+	}
 	if err != nil {
 		return nil, errInternal(err)
 	}

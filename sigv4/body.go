@@ -12,6 +12,8 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+
+	"github.com/s3seal/s3seal/envelope"
 )
 
 // body is the verifying reader handed out as Request.Body. It counts and
@@ -93,7 +95,7 @@ func newBody(r *http.Request, h http.Header, mode PayloadMode, payloadHash strin
 		if plan.algo == "SHA256" && b.sha != nil {
 			b.checksum = b.sha // same bytes, hash once
 		} else {
-			b.checksum = newChecksum(plan.algo)
+			b.checksum = envelope.NewChecksumHash(plan.algo)
 			b.hashes = append(b.hashes, b.checksum)
 		}
 	}

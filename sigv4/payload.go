@@ -2,16 +2,13 @@ package sigv4
 
 import (
 	"crypto/md5"
-	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"hash"
-	"hash/crc32"
 	"net/http"
 	"strings"
 
-	"github.com/minio/crc64nvme"
+	"github.com/s3seal/s3seal/envelope"
 )
 
 // PayloadMode is how the client protected the body, from x-amz-content-sha256.
@@ -89,46 +86,10 @@ func parsePayloadMode(v string) (PayloadMode, error) {
 	return PayloadSignedSHA256, nil
 }
 
-// checksumAlgos are the x-amz-checksum-* algorithms S3 supports, with the
-// size of their digests.
-var checksumAlgos = []struct {
-	name string
-	size int
-}{
-	{"CRC32", 4}, {"CRC32C", 4}, {"CRC64NVME", 8}, {"SHA1", 20}, {"SHA256", 32},
-}
-
-func checksumSize(algo string) int {
-	for _, a := range checksumAlgos {
-		if a.name == algo {
-			return a.size
-		}
-	}
-	return 0
-}
-
-// newChecksum returns the hash for algo. CRC sums are big-endian, which is
-// the byte order S3 uses for their base64 form.
-func newChecksum(algo string) hash.Hash {
-	switch algo {
-	case "CRC32":
-		return crc32.NewIEEE()
-	case "CRC32C":
-		return crc32.New(crc32.MakeTable(crc32.Castagnoli))
-	case "CRC64NVME":
-		return crc64nvme.New()
-	case "SHA1":
-		return sha1.New()
-	case "SHA256":
-		return sha256.New()
-	}
-	return nil
-}
-
 // decodeChecksum parses a base64 checksum value of algo.
 func decodeChecksum(algo, v string) ([]byte, bool) {
 	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
-	return b, err == nil && len(b) == checksumSize(algo)
+	return b, err == nil && len(b) == envelope.ChecksumSize(algo)
 }
 
 // checksumPlan is what the body reader must verify beyond the signature.
@@ -156,8 +117,8 @@ func planChecksums(h http.Header, mode PayloadMode) (checksumPlan, error) {
 		}
 		p.md5 = b
 	}
-	for _, a := range checksumAlgos {
-		name := checksumHeaderPrefix + strings.ToLower(a.name)
+	for _, algo := range envelope.ChecksumAlgorithms {
+		name := checksumHeaderPrefix + strings.ToLower(algo)
 		v := h.Get(name)
 		if v == "" {
 			continue
@@ -165,11 +126,11 @@ func planChecksums(h http.Header, mode PayloadMode) (checksumPlan, error) {
 		if p.algo != "" {
 			return p, invalidRequest("Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
 		}
-		b, ok := decodeChecksum(a.name, v)
+		b, ok := decodeChecksum(algo, v)
 		if !ok {
 			return p, invalidRequest("Value for " + name + " header is invalid.")
 		}
-		p.algo, p.want = a.name, b
+		p.algo, p.want = algo, b
 	}
 	var trailers []string
 	for _, v := range h.Values("X-Amz-Trailer") {
@@ -187,7 +148,7 @@ func planChecksums(h http.Header, mode PayloadMode) (checksumPlan, error) {
 			return p, invalidRequest("Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
 		}
 		algo := strings.ToUpper(strings.TrimPrefix(trailers[0], checksumHeaderPrefix))
-		if !strings.HasPrefix(trailers[0], checksumHeaderPrefix) || checksumSize(algo) == 0 {
+		if !strings.HasPrefix(trailers[0], checksumHeaderPrefix) || envelope.ChecksumSize(algo) == 0 {
 			return p, invalidRequest("The value specified in the x-amz-trailer header is not supported")
 		}
 		p.algo, p.trailer, p.trailered = algo, trailers[0], true
@@ -195,7 +156,7 @@ func planChecksums(h http.Header, mode PayloadMode) (checksumPlan, error) {
 	if sdk := h.Get(sdkChecksumAlgorithmHeader); sdk != "" {
 		sdk = strings.ToUpper(strings.TrimSpace(sdk))
 		switch {
-		case checksumSize(sdk) == 0:
+		case envelope.ChecksumSize(sdk) == 0:
 			return p, invalidRequest("Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]")
 		case p.algo != "" && p.algo != sdk:
 			return p, invalidRequest("Value for x-amz-sdk-checksum-algorithm header is invalid.")

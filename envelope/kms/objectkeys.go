@@ -151,8 +151,8 @@ func (o ObjectKeys) Open(ctx context.Context, m envelope.Metadata, bucket, key s
 // bytes are copied unchanged), re-wrapped under the current CMK and bound to
 // the new name and o's context (a copy gets the context its request names,
 // as on S3). The data key never leaves the key service. The sealed
-// checksum goes with it unopened: it is sealed under the same data key and
-// describes the same plaintext (FORMAT.md §6.2).
+// checksum and part records go with it unopened: they are sealed under the
+// same data key and describe the same plaintext (FORMAT.md §3.4, §6.2).
 func (o ObjectKeys) Rebind(ctx context.Context, m envelope.Metadata, srcBucket, srcKey, dstBucket, dstKey string) (envelope.Metadata, error) {
 	fail := func(err error) (envelope.Metadata, error) {
 		return envelope.Metadata{}, fmt.Errorf("rebinding %s/%s to %s/%s: %w", srcBucket, srcKey, dstBucket, dstKey, err)
@@ -170,7 +170,11 @@ func (o ObjectKeys) Rebind(ctx context.Context, m envelope.Metadata, srcBucket, 
 	if err := o.checkIssued(ctx, w.KeyID); err != nil {
 		return fail(err)
 	}
-	return envelope.Metadata{KeyID: w.KeyID, WrappedKey: w.Ciphertext, Context: o.Context, Checksum: m.Checksum}, nil
+	// The sealed checksum and the framing, with its part checksums'
+	// algorithm, describe the unchanged bytes.
+	rebound := m
+	rebound.KeyID, rebound.WrappedKey, rebound.Context = w.KeyID, w.Ciphertext, o.Context
+	return rebound, nil
 }
 
 // haveAllowList fails closed: without a list every CMK s3seal's role may

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/s3seal/s3seal/envelope"
+
 	"github.com/s3seal/s3seal/envelope/keyring"
 	"github.com/s3seal/s3seal/envelope/kms"
 )
@@ -49,6 +51,13 @@ func TestWrongBinding(t *testing.T) {
 	}
 	if _, err := ok.Open(ctx, moved, "bucket", "dir/a.txt"); !errors.Is(err, kms.ErrInvalidCiphertext) {
 		t.Fatalf("rebound metadata opened at the old name: %v", err)
+	}
+	// What describes the unchanged bytes goes with them.
+	meta.Framing, meta.PartAlgorithm, meta.PartType, meta.Checksum = envelope.FramingV2, "CRC32C", envelope.ChecksumComposite, []byte{1}
+	moved, err = ok.Rebind(ctx, meta, "bucket", "dir/a.txt", "other", "copy.txt")
+	if err != nil || moved.Framing != envelope.FramingV2 || moved.PartAlgorithm != "CRC32C" ||
+		moved.PartType != envelope.ChecksumComposite || !bytes.Equal(moved.Checksum, []byte{1}) {
+		t.Fatalf("rebound metadata lost the framing or checksums: %+v, %v", moved, err)
 	}
 }
 

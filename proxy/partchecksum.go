@@ -1,0 +1,197 @@
+package proxy
+
+// Checksums of multipart objects (FORMAT.md §3.4): an upload that declares a
+// CRC algorithm is written in FramingV2, each part's checksum of its
+// plaintext recorded in the part's own bytes, since the upload's metadata is
+// fixed before any part exists. Reads that ask for checksums open the
+// records under the data key and combine them as S3 does.
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/sigv4"
+)
+
+// declaredChecksum reads CreateMultipartUpload's x-amz-checksum-algorithm
+// and x-amz-checksum-type, checked as S3 checks them; "" for none.
+func declaredChecksum(h http.Header) (algorithm, typ string, err error) {
+	algorithm = strings.ToUpper(strings.TrimSpace(h.Get("X-Amz-Checksum-Algorithm")))
+	typ = strings.ToUpper(strings.TrimSpace(h.Get("X-Amz-Checksum-Type")))
+	switch {
+	case algorithm == "" && typ != "":
+		return "", "", invalidChecksumRequest("The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.")
+	case algorithm == "":
+		return "", "", nil
+	case envelope.NewChecksumHash(algorithm) == nil:
+		return "", "", invalidChecksumRequest("Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]")
+	case typ == "":
+		typ = envelope.DefaultChecksumType(algorithm)
+	case typ != envelope.ChecksumFullObject && typ != envelope.ChecksumComposite:
+		return "", "", invalidChecksumRequest("Value for x-amz-checksum-type header is invalid.")
+	case !envelope.ChecksumTypeAllowed(algorithm, typ):
+		return "", "", invalidChecksumRequest(fmt.Sprintf("The %s checksum type cannot be used with the %s checksum algorithm.", typ, strings.ToLower(algorithm)))
+	}
+	return algorithm, typ, nil
+}
+
+func invalidChecksumRequest(msg string) *s3Error {
+	return newS3Error("InvalidRequest", http.StatusBadRequest, msg, nil)
+}
+
+// declare makes meta that of an upload declaring algorithm and typ: a CRC
+// is recorded per part (FramingV2); SHA1 and SHA256, which no record holds,
+// are checked per part but not kept (FramingV1).
+func declare(meta *envelope.Metadata, algorithm, typ string) {
+	if envelope.RecordAlgorithm(algorithm) {
+		meta.Framing, meta.PartAlgorithm, meta.PartType = envelope.FramingV2, algorithm, typ
+	}
+}
+
+// partRecorder computes a FramingV2 part's checksum over its plaintext as
+// it flows: the client's, verified by sigv4, when it sent one of the
+// upload's algorithm, else s3seal's own.
+type partRecorder struct {
+	meta   envelope.Metadata
+	client *sigv4.Request // nil: hash computes it
+	hash   hash.Hash
+	value  []byte // once the part has been read
+}
+
+// newPartRecorder is the recorder of a part of an upload of meta, whose
+// client request is req (nil for UploadPartCopy); nil for FramingV1. A part
+// whose client checksum is of another algorithm is refused, as on S3.
+func newPartRecorder(meta envelope.Metadata, req *sigv4.Request) (*partRecorder, error) {
+	if meta.Framing != envelope.FramingV2 {
+		return nil, nil
+	}
+	r := &partRecorder{meta: meta}
+	switch {
+	case req != nil && req.Checksum == meta.PartAlgorithm:
+		r.client = req
+	case req != nil && req.Checksum != "":
+		return nil, invalidChecksumRequest(fmt.Sprintf("Checksum Type mismatch occurred, expected checksum Type: %s, actual checksum Type: %s",
+			strings.ToLower(meta.PartAlgorithm), strings.ToLower(req.Checksum)))
+	default:
+		r.hash = envelope.NewChecksumHash(meta.PartAlgorithm)
+	}
+	return r, nil
+}
+
+// wrap hashes src as it is read, when s3seal computes the checksum.
+func (r *partRecorder) wrap(src io.Reader) io.Reader {
+	if r == nil || r.hash == nil {
+		return src
+	}
+	return io.TeeReader(src, r.hash)
+}
+
+// record is the part's record (envelope.RecordFunc): called once the
+// plaintext has ended, when the client's checksum, if any, has verified.
+func (r *partRecorder) record() (envelope.Checksum, error) {
+	if r.client != nil {
+		v, err := base64.StdEncoding.DecodeString(r.client.ChecksumValue())
+		if err != nil || len(v) == 0 {
+			return envelope.Checksum{}, errors.New("the client's checksum was not verified")
+		}
+		r.value = v
+	} else {
+		r.value = r.hash.Sum(nil)
+	}
+	return envelope.Checksum{Algorithm: r.meta.PartAlgorithm, Type: r.meta.PartType, Value: r.value}, nil
+}
+
+// setHeader answers the part's checksum, as S3 does on UploadPart.
+func (r *partRecorder) setHeader(h http.Header) {
+	if r != nil && r.value != nil {
+		h.Set("X-Amz-Checksum-"+r.meta.PartAlgorithm, base64.StdEncoding.EncodeToString(r.value))
+	}
+}
+
+// partChecksums are the checksums the parts of o, a FramingV2 object, hold
+// in their records, opened under its data key dk. The records are found by
+// o's layout; a guessed layout that places one wrongly only fails its MAC,
+// and the exact layout is fetched then. Each record is bound to its
+// segment, the object's data key and the algorithm its metadata declares:
+// a store can make this fail, never answer other values.
+func (p *Proxy) partChecksums(ctx context.Context, o objRef, dk []byte) ([]envelope.Checksum, envelope.Layout, error) {
+	k := layoutKey(o.Bucket, o.Key, o.etag)
+	l, exact, err := p.layout(ctx, o)
+	if err != nil {
+		return nil, l, err
+	}
+	if sums, ok := p.layouts.checksums(k, l); ok {
+		return sums, l, nil
+	}
+	sums, err := p.readRecords(ctx, o, l, dk)
+	if errors.Is(err, envelope.ErrAuthentication) && !exact {
+		if l, _, err = p.exactLayout(ctx, o); err == nil {
+			sums, err = p.readRecords(ctx, o, l, dk)
+		}
+	}
+	if err != nil {
+		return nil, l, errCorrupt(fmt.Errorf("part records: %w", err))
+	}
+	p.layouts.putChecksums(k, l, sums)
+	return sums, l, nil
+}
+
+// readRecords reads the record of every part of o under layout l. Part k's
+// record ends where part k+1's header starts, so each stored read but the
+// first gets a record and the next header: n+1 reads of 32 bytes at most.
+func (p *Proxy) readRecords(ctx context.Context, o objRef, l envelope.Layout, dk []byte) ([]envelope.Checksum, error) {
+	n := len(l.Parts)
+	offs := l.StoredOffsets()
+	hlen := int64(l.Framing.HeaderLen())
+	windows := make([][]byte, n+1) // window i: record i (i ≥ 1) ‖ header i+1 (i < n)
+	err := eachPart(ctx, n+1, func(ctx context.Context, i int) error {
+		from, to := max(offs[i]-envelope.RecordSize, 0), min(offs[i]+hlen, offs[n])
+		body, err := p.fetchStored(ctx, o, from, to-from)
+		if err != nil {
+			return err
+		}
+		defer body.Close()
+		windows[i] = make([]byte, to-from)
+		if _, err := io.ReadFull(body, windows[i]); err != nil {
+			return fmt.Errorf("stored bytes %d+%d: %w", from, to-from, envelope.ErrTruncated)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sums := make([]envelope.Checksum, n)
+	for i := range sums {
+		header := windows[i][len(windows[i])-int(hlen):]
+		record := windows[i+1][:envelope.RecordSize]
+		if sums[i], err = envelope.OpenRecord(dk, header, record, uint32(i+1), o.info.meta.PartAlgorithm, o.info.meta.PartType); err != nil {
+			return nil, err
+		}
+	}
+	return sums, nil
+}
+
+// recordedChecksum is the checksum of o, a FramingV2 object, as S3 reports
+// a multipart object's: its parts' combined (envelope.ObjectChecksum).
+// None when the store cannot say where the parts are (no partNumber reads).
+func (p *Proxy) recordedChecksum(ctx context.Context, o objRef, dk []byte) (*envelope.Checksum, error) {
+	sums, l, err := p.partChecksums(ctx, o, dk)
+	if errors.Is(err, errNoPartReads) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	c, err := envelope.ObjectChecksum(o.info.meta.PartType, sums, l.Parts)
+	if err != nil {
+		return nil, errCorrupt(err)
+	}
+	return &c, nil
+}
