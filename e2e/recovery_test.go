@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/minio/minio-go/v7"
+	"github.com/s3seal/s3seal/envelope"
 )
 
 // s3sealCmd runs an s3seal command with in's configuration and returns its
@@ -86,13 +91,27 @@ func recoveryProgram(t *testing.T, dir, name string) string {
 // python runs a program of RECOVERY.md and returns its standard output.
 func python(t *testing.T, program string, args ...string) []byte {
 	t.Helper()
-	cmd := exec.Command("/usr/bin/python3", append([]string{program}, args...)...)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s %v: %v", filepath.Base(program), args, err)
-	}
+	out, _ := pythonStderr(t, program, args...)
 	return out
+}
+
+// pythonStderr runs a program of RECOVERY.md and returns its standard
+// output and standard error.
+func pythonStderr(t *testing.T, program string, args ...string) (stdout, stderr []byte) {
+	t.Helper()
+	out, errOut, err := runPython(program, args...)
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", filepath.Base(program), args, err, errOut)
+	}
+	return out, errOut
+}
+
+func runPython(program string, args ...string) (stdout, stderr []byte, err error) {
+	var errOut bytes.Buffer
+	cmd := exec.Command("/usr/bin/python3", append([]string{program}, args...)...)
+	cmd.Stderr = &errOut
+	out, err := cmd.Output()
+	return out, errOut.Bytes(), err
 }
 
 // TestRecoveryByHand follows docs/RECOVERY.md's "Without s3seal" with the
@@ -180,5 +199,97 @@ func TestRecoveryByHandKeyring(t *testing.T) {
 		info.Metadata.Get("X-Amz-Meta-S3seal-K"), info.Metadata.Get("X-Amz-Meta-S3seal-X"))
 	if got := python(t, recoveryProgram(t, dir, "s3seal_decrypt.py"), writeFile(t, dir, "datakey", dk), stored); !bytes.Equal(got, plain) {
 		t.Fatal("the version 2 object decrypted differently")
+	}
+}
+
+// TestRecoveryProgramFramings runs RECOVERY.md's s3seal_decrypt.py on
+// objects the envelope package makes, no store or s3seal needed: multipart
+// objects of either framing, FramingV2's with CRC32C part records, which the
+// program prints. A FramingV2 object read as another version, or with a
+// part record changed, fails.
+func TestRecoveryProgramFramings(t *testing.T) {
+	if exec.Command("/usr/bin/python3", "-c", "import cryptography").Run() != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("docs/RECOVERY.md's programs need /usr/bin/python3 with cryptography (scripts/deps)")
+		}
+		t.Skip("no /usr/bin/python3 with cryptography: run scripts/deps")
+	}
+	dir := t.TempDir()
+	program := recoveryProgram(t, dir, "s3seal_decrypt.py")
+	dataKey := plaintext(envelope.DataKeySize, 14)
+	keyFile := writeFile(t, dir, "datakey", dataKey)
+	const C = envelope.ChunkSize
+	tests := []struct {
+		name    string
+		framing envelope.Framing
+		version string // x-amz-meta-s3seal-v: "" leaves it out, as before version 4
+		parts   []int
+	}{
+		{"FramingV1", envelope.FramingV1, "", []int{2 * C, C, 1000}},
+		{"FramingV1, version 3", envelope.FramingV1, "3", []int{C, 0}},
+		{"FramingV2", envelope.FramingV2, "4", []int{2 * C, C, 1000}},
+		{"FramingV2, full and empty last parts", envelope.FramingV2, "4", []int{C, C, 0}},
+		{"FramingV2, one part", envelope.FramingV2, "4", []int{5}},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var plain, stored []byte
+			var records []string
+			var recordAt []int
+			for k, n := range tc.parts {
+				part := plaintext(n, byte(20+i*8+k))
+				crc := binary.BigEndian.AppendUint32(nil, crc32.Checksum(part, crc32.MakeTable(crc32.Castagnoli)))
+				var enc io.Reader
+				var err error
+				if tc.framing == envelope.FramingV2 {
+					enc, err = envelope.NewRecordEncryptReader(bytes.NewReader(part), dataKey, uint32(k+1), int64(n), func() (envelope.Checksum, error) {
+						return envelope.Checksum{Algorithm: "CRC32C", Type: envelope.ChecksumComposite, Value: crc}, nil
+					})
+				} else {
+					enc, err = envelope.NewEncryptReader(bytes.NewReader(part), dataKey, uint32(k+1), int64(n))
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				seg, err := io.ReadAll(enc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				plain, stored = append(plain, part...), append(stored, seg...)
+				records = append(records, fmt.Sprintf("part %d CRC32C %s\n", k+1, base64.StdEncoding.EncodeToString(crc)))
+				recordAt = append(recordAt, len(stored)-envelope.RecordSize)
+			}
+			args := []string{keyFile, writeFile(t, dir, "stored", stored)}
+			if tc.version != "" {
+				args = append(args, tc.version)
+			}
+			got, stderr := pythonStderr(t, program, args...)
+			if !bytes.Equal(got, plain) {
+				t.Fatalf("the program decrypted %d bytes, want the %d sealed", len(got), len(plain))
+			}
+			if want := strings.Join(records, ""); tc.framing == envelope.FramingV2 && string(stderr) != want {
+				t.Fatalf("the program printed\n%s\nwant the part records\n%s", stderr, want)
+			}
+			if tc.framing != envelope.FramingV2 {
+				if len(stderr) > 0 {
+					t.Fatalf("the program printed %q", stderr)
+				}
+				return
+			}
+			for _, v := range []string{"1", "3"} {
+				if got, _, err := runPython(program, keyFile, args[1], v); err == nil || len(got) > 0 {
+					t.Errorf("read as version %s: %d bytes, %v", v, len(got), err)
+				}
+			}
+			for k, at := range recordAt {
+				for _, off := range []int{0, envelope.RecordSize - 1} {
+					bad := bytes.Clone(stored)
+					bad[at+off] ^= 1
+					if got, _, err := runPython(program, keyFile, writeFile(t, dir, "bad", bad), tc.version); err == nil || !bytes.HasPrefix(plain, got) {
+						t.Errorf("part %d's record changed at byte %d: %d bytes, %v", k+1, off, len(got), err)
+					}
+				}
+			}
+		})
 	}
 }

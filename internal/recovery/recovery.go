@@ -17,6 +17,7 @@ import (
 	"maps"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/envelope/kms"
@@ -31,10 +32,11 @@ type Report struct {
 	Key               string            `json:"key"`
 	VersionID         string            `json:"version_id,omitempty"`
 	ETag              string            `json:"etag,omitempty"`
-	FormatVersion     int               `json:"format_version"` // of the metadata: 2 with a client's context (§6)
+	FormatVersion     int               `json:"format_version"` // of the metadata: 2 with a client's context, 4 for FramingV2 (§6)
 	CMK               string            `json:"cmk"`
 	EncryptionContext map[string]string `json:"encryption_context"`
-	WrappedKey        string            `json:"wrapped_key"` // standard base64, as stored
+	WrappedKey        string            `json:"wrapped_key"`             // standard base64, as stored
+	PartChecksum      string            `json:"part_checksum,omitempty"` // version 4's s3seal-p, "ALGORITHM/TYPE": what the part records hold (§3.4)
 	StoredSize        int64             `json:"stored_size"`
 	PlaintextSize     int64             `json:"plaintext_size"`
 	Parts             []Part            `json:"parts"`
@@ -71,14 +73,24 @@ func Inspect(ctx context.Context, st *store.Client, obj store.Object) (Report, e
 	if err != nil {
 		return Report{}, fmt.Errorf("s3://%s/%s: %w", obj.Bucket, obj.Key, err)
 	}
-	r := Report{Bucket: obj.Bucket, Key: obj.Key, VersionID: cmp.Or(obj.VersionID, resp.Header.Get("X-Amz-Version-Id")),
-		ETag: resp.Header.Get("ETag"), FormatVersion: formatVersion(meta), CMK: meta.KeyID,
-		EncryptionContext: kms.BindingContext(obj.Bucket, obj.Key, meta.Context),
-		WrappedKey:        base64.StdEncoding.EncodeToString(meta.WrappedKey), StoredSize: resp.ContentLength}
+	r := newReport(obj.Bucket, obj.Key, meta)
+	r.VersionID = cmp.Or(obj.VersionID, resp.Header.Get("X-Amz-Version-Id"))
+	r.ETag, r.StoredSize = resp.Header.Get("ETag"), resp.ContentLength
 	if r.Parts, err = parts(ctx, st, obj, r.ETag, resp); err != nil {
 		return Report{}, err
 	}
 	return r, r.Check()
+}
+
+// newReport is the report of an object's metadata, without its sizes.
+func newReport(bucket, key string, meta envelope.Metadata) Report {
+	r := Report{Bucket: bucket, Key: key, FormatVersion: formatVersion(meta), CMK: meta.KeyID,
+		EncryptionContext: kms.BindingContext(bucket, key, meta.Context),
+		WrappedKey:        base64.StdEncoding.EncodeToString(meta.WrappedKey)}
+	if meta.Framing == envelope.FramingV2 {
+		r.PartChecksum = meta.PartAlgorithm + "/" + meta.PartType
+	}
+	return r
 }
 
 // parts lists the object's segments with the sizes the store gives: one
@@ -123,22 +135,36 @@ func (r *Report) Check() error {
 	for i, p := range r.Parts {
 		stored[i] = p.StoredSize
 	}
-	layout, err := envelope.NewLayout(stored, r.StoredSize)
+	layout, err := envelope.NewLayout(r.Framing(), stored, r.StoredSize)
 	if err != nil {
 		return fmt.Errorf("s3://%s/%s: sizes: %w", r.Bucket, r.Key, err)
 	}
 	for i := range r.Parts {
-		r.Parts[i].PlaintextSize = layout[i]
+		r.Parts[i].PlaintextSize = layout.Parts[i]
 	}
 	r.PlaintextSize = layout.PlaintextSize()
 	return nil
+}
+
+// recordVersion is the metadata version of FramingV2 objects (§6).
+const recordVersion = 4
+
+// Framing is how the object's segments are laid out, as its metadata
+// version says: FramingV2, whose segments end in part records, for
+// version 4; FramingV1 for the others. A report that names the wrong one
+// fails authentication: every segment header's version byte is in its AAD.
+func (r Report) Framing() envelope.Framing {
+	if r.FormatVersion == recordVersion {
+		return envelope.FramingV2
+	}
+	return envelope.FramingV1
 }
 
 // Metadata is the s3seal metadata the report carries, checked as a store's
 // would be: a report edited to bind other names is refused here, and one
 // with another key or CMK fails in the key service.
 func (r Report) Metadata() (envelope.Metadata, error) {
-	if r.FormatVersion != 1 && r.FormatVersion != 2 {
+	if r.FormatVersion != 1 && r.FormatVersion != 2 && r.FormatVersion != recordVersion {
 		return envelope.Metadata{}, fmt.Errorf("format version %d: %w", r.FormatVersion, envelope.ErrUnsupportedVersion)
 	}
 	// The client's part is everything but s3seal's own keys, which must
@@ -152,7 +178,11 @@ func (r Report) Metadata() (envelope.Metadata, error) {
 	if !maps.Equal(r.EncryptionContext, kms.BindingContext(r.Bucket, r.Key, clientCtx)) {
 		return envelope.Metadata{}, fmt.Errorf("the encryption context does not bind s3://%s/%s (docs/FORMAT.md §6.1)", r.Bucket, r.Key)
 	}
-	m := envelope.Metadata{KeyID: r.CMK, WrappedKey: mustBase64(r.WrappedKey), Context: clientCtx}
+	m := envelope.Metadata{KeyID: r.CMK, WrappedKey: mustBase64(r.WrappedKey), Context: clientCtx, Framing: r.Framing()}
+	if (r.PartChecksum != "") != (m.Framing == envelope.FramingV2) {
+		return envelope.Metadata{}, fmt.Errorf("format version %d with part checksum %q: %w", r.FormatVersion, r.PartChecksum, envelope.ErrMalformedMetadata)
+	}
+	m.PartAlgorithm, m.PartType, _ = strings.Cut(r.PartChecksum, "/") // ParseUserMetadata checks them
 	if formatVersion(m) != r.FormatVersion {
 		return envelope.Metadata{}, fmt.Errorf("format version %d with that encryption context: %w", r.FormatVersion, envelope.ErrMalformedMetadata)
 	}
@@ -185,7 +215,7 @@ func Decrypt(ctx context.Context, keys kms.ObjectKeys, r Report, ciphertext io.R
 		return 0, err
 	}
 	defer clear(dk)
-	dec := envelope.NewDecryptReader(ciphertext, dk, len(r.Parts))
+	dec := envelope.NewDecryptReader(ciphertext, dk, meta.Framing, len(r.Parts))
 	n, err := io.Copy(out, dec)
 	if err != nil {
 		return n, err

@@ -3,8 +3,10 @@ package recovery
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
+	"hash/crc32"
 	"io"
 	"path/filepath"
 	"testing"
@@ -14,9 +16,11 @@ import (
 	"github.com/s3seal/s3seal/envelope/kms"
 )
 
-// sealed is one object encrypted as s3seal writes it, with the report
-// Inspect would give, and the keys to open it.
-func sealed(t *testing.T, plain []byte) (Report, []byte, kms.ObjectKeys) {
+// sealed is an object of the given part sizes encrypted as s3seal writes
+// it — FramingV1 segments, or FramingV2 ones with CRC32C part records and
+// version 4 metadata — with the report Inspect would give, the plaintext,
+// the stored offset of each part and the keys to open it.
+func sealed(t *testing.T, f envelope.Framing, parts ...int64) (Report, []byte, []byte, []int64, kms.ObjectKeys) {
 	t.Helper()
 	kr, err := keyring.Open(filepath.Join(t.TempDir(), "keyring.json"))
 	if err != nil {
@@ -28,70 +32,139 @@ func sealed(t *testing.T, plain []byte) (Report, []byte, kms.ObjectKeys) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc, err := envelope.NewEncryptReader(bytes.NewReader(plain), dk, 1, int64(len(plain)))
-	if err != nil {
-		t.Fatal(err)
+	if f == envelope.FramingV2 {
+		meta.Framing, meta.PartAlgorithm, meta.PartType = envelope.FramingV2, "CRC32C", envelope.ChecksumComposite
 	}
-	stored, err := io.ReadAll(enc)
-	if err != nil {
-		t.Fatal(err)
+	r := newReport("b", "k", meta)
+	var plain, stored []byte
+	var offsets []int64
+	for i, n := range parts {
+		p := bytes.Repeat([]byte{byte('a' + i)}, int(n))
+		var enc io.Reader
+		if f == envelope.FramingV2 {
+			enc, err = envelope.NewRecordEncryptReader(bytes.NewReader(p), dk, uint32(i+1), n, func() (envelope.Checksum, error) {
+				return envelope.Checksum{Algorithm: "CRC32C", Type: envelope.ChecksumComposite,
+					Value: binary.BigEndian.AppendUint32(nil, crc32.Checksum(p, crc32.MakeTable(crc32.Castagnoli)))}, nil
+			})
+		} else {
+			enc, err = envelope.NewEncryptReader(bytes.NewReader(p), dk, uint32(i+1), n)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		seg, err := io.ReadAll(enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		offsets = append(offsets, int64(len(stored)))
+		r.Parts = append(r.Parts, Part{Number: i + 1, StoredSize: int64(len(seg))})
+		plain, stored = append(plain, p...), append(stored, seg...)
 	}
-	r := Report{Bucket: "b", Key: "k", FormatVersion: 1, CMK: meta.KeyID, EncryptionContext: kms.BindingContext("b", "k"),
-		WrappedKey: base64.StdEncoding.EncodeToString(meta.WrappedKey), StoredSize: int64(len(stored)),
-		Parts: []Part{{Number: 1, StoredSize: int64(len(stored))}}}
+	r.StoredSize = int64(len(stored))
 	if err := r.Check(); err != nil {
 		t.Fatal(err)
 	}
-	return r, stored, keys
+	return r, plain, stored, offsets, keys
 }
 
 func TestDecrypt(t *testing.T) {
-	plain := bytes.Repeat([]byte("recover me "), 20000)
-	good, stored, keys := sealed(t, plain)
-	if good.PlaintextSize != int64(len(plain)) {
-		t.Fatalf("report plaintext size %d", good.PlaintextSize)
-	}
-	var out bytes.Buffer
-	if n, err := Decrypt(context.Background(), keys, good, bytes.NewReader(stored), &out); err != nil || n != int64(len(plain)) || !bytes.Equal(out.Bytes(), plain) {
-		t.Fatalf("decrypt: %d %v", n, err)
-	}
-	flipped := bytes.Clone(stored)
-	flipped[len(flipped)/2] ^= 1
-	tests := []struct {
-		name   string
-		report func(Report) Report
-		stored []byte
-		want   error
+	const C = envelope.ChunkSize
+	objects := []struct {
+		name    string
+		framing envelope.Framing
+		parts   []int64
+		version int
 	}{
-		{"cut at a chunk boundary", nil, stored[:envelope.HeaderSize+envelope.ChunkSize+16], envelope.ErrAuthentication},
-		{"cut inside a chunk", nil, stored[:len(stored)-100], envelope.ErrAuthentication},
-		{"tampered", nil, flipped, envelope.ErrAuthentication},
-		{"another name", func(r Report) Report { r.Key = "other"; return r }, stored, nil},
-		{"another context", func(r Report) Report { r.EncryptionContext = map[string]string{"s3seal:bucket": "b"}; return r }, stored, nil},
-		{"another version", func(r Report) Report { r.FormatVersion = 3; return r }, stored, envelope.ErrUnsupportedVersion},
-		{"version 2 without a context", func(r Report) Report { r.FormatVersion = 2; return r }, stored, envelope.ErrMalformedMetadata},
-		{"a client's context it was not bound to", func(r Report) Report {
-			r.EncryptionContext = kms.BindingContext("b", "k", map[string]string{"tenant": "x"})
-			r.FormatVersion = 2
-			return r
-		}, stored, kms.ErrInvalidCiphertext},
-		{"a damaged wrapped key", func(r Report) Report { r.WrappedKey = "AAAA" + r.WrappedKey[4:]; return r }, stored, kms.ErrInvalidCiphertext},
-		{"a CMK not configured", func(r Report) Report { r.CMK = "someone-elses"; return r }, stored, kms.ErrKeyNotAllowed},
-		{"no parts", func(r Report) Report { r.Parts = nil; return r }, stored, envelope.ErrImpossibleSize},
-		{"sizes that are not the format's", func(r Report) Report { r.StoredSize++; return r }, stored, envelope.ErrImpossibleSize},
+		{"FramingV1, one part", envelope.FramingV1, []int64{220000}, 1},
+		{"FramingV1, multipart", envelope.FramingV1, []int64{2 * C, C, 5000}, 1},
+		{"FramingV2, multipart", envelope.FramingV2, []int64{2 * C, C, 5000}, 4},
+		{"FramingV2, an empty last part", envelope.FramingV2, []int64{C, 0}, 4},
 	}
-	for _, tc := range tests {
-		r := good
-		if tc.report != nil {
-			r = tc.report(good)
-		}
-		var out bytes.Buffer
-		_, err := Decrypt(context.Background(), keys, r, bytes.NewReader(tc.stored), &out)
-		if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) {
-			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
-		}
-		if !bytes.HasPrefix(plain, out.Bytes()) {
-			t.Errorf("%s: wrote bytes that are not a prefix of the plaintext", tc.name)
-		}
+	for _, o := range objects {
+		t.Run(o.name, func(t *testing.T) {
+			good, plain, stored, offsets, keys := sealed(t, o.framing, o.parts...)
+			if good.FormatVersion != o.version || good.Framing() != o.framing || good.PlaintextSize != int64(len(plain)) {
+				t.Fatalf("report: version %d, framing %d, plaintext size %d", good.FormatVersion, good.Framing(), good.PlaintextSize)
+			}
+			for i, p := range good.Parts {
+				if p.PlaintextSize != o.parts[i] {
+					t.Fatalf("report part %d: plaintext size %d, want %d", i+1, p.PlaintextSize, o.parts[i])
+				}
+			}
+			// What s3seal decrypt -metadata reads back.
+			js, err := json.Marshal(good)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var offline Report
+			if err := json.Unmarshal(js, &offline); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range []Report{good, offline} {
+				var out bytes.Buffer
+				if n, err := Decrypt(context.Background(), keys, r, bytes.NewReader(stored), &out); err != nil || n != int64(len(plain)) || !bytes.Equal(out.Bytes(), plain) {
+					t.Fatalf("decrypt: %d %v", n, err)
+				}
+			}
+
+			hlen := int64(o.framing.HeaderLen())
+			flip := func(at int64) []byte { b := bytes.Clone(stored); b[at] ^= 1; return b }
+			otherFraming := func(r Report) Report {
+				if r.Framing() == envelope.FramingV2 {
+					r.FormatVersion, r.PartChecksum = 1, ""
+				} else {
+					r.FormatVersion, r.PartChecksum = 4, "CRC32C/COMPOSITE"
+				}
+				return r
+			}
+			tests := []struct {
+				name   string
+				report func(Report) Report
+				stored []byte
+				want   error
+			}{
+				{"cut at a chunk boundary", nil, stored[:hlen+C+16], envelope.ErrAuthentication},
+				{"cut inside a chunk", nil, stored[:len(stored)-100], envelope.ErrAuthentication},
+				{"last part dropped", nil, stored[:offsets[len(offsets)-1]], envelope.ErrTruncated},
+				{"tampered", nil, flip(int64(len(stored)) / 2), envelope.ErrAuthentication},
+				{"last byte (a tag's, or a part record's) flipped", nil, flip(int64(len(stored)) - 1), envelope.ErrAuthentication},
+				{"first part's last byte flipped", nil, flip(good.Parts[0].StoredSize - 1), envelope.ErrAuthentication},
+				{"read as the other framing", otherFraming, stored, envelope.ErrAuthentication},
+				{"another name", func(r Report) Report { r.Key = "other"; return r }, stored, nil},
+				{"another context", func(r Report) Report { r.EncryptionContext = map[string]string{"s3seal:bucket": "b"}; return r }, stored, nil},
+				{"another version", func(r Report) Report { r.FormatVersion = 3; return r }, stored, envelope.ErrUnsupportedVersion},
+				{"version 2 without a context", func(r Report) Report { r.FormatVersion = 2; return r }, stored, envelope.ErrMalformedMetadata},
+				{"version 4 without a part checksum", func(r Report) Report { r.FormatVersion, r.PartChecksum = 4, ""; return r }, stored, envelope.ErrMalformedMetadata},
+				{"a part checksum in version 1", func(r Report) Report { r.FormatVersion, r.PartChecksum = 1, "CRC32C/COMPOSITE"; return r }, stored, envelope.ErrMalformedMetadata},
+				{"a part checksum no record holds", func(r Report) Report { r.FormatVersion, r.PartChecksum = 4, "SHA256/COMPOSITE"; return r }, stored, envelope.ErrMalformedMetadata},
+				{"a part checksum without its type", func(r Report) Report { r.FormatVersion, r.PartChecksum = 4, "CRC32C"; return r }, stored, envelope.ErrMalformedMetadata},
+				{"a client's context it was not bound to", func(r Report) Report {
+					r.EncryptionContext = kms.BindingContext("b", "k", map[string]string{"tenant": "x"})
+					if r.FormatVersion == 1 {
+						r.FormatVersion = 2
+					}
+					return r
+				}, stored, kms.ErrInvalidCiphertext},
+				{"a damaged wrapped key", func(r Report) Report { r.WrappedKey = "AAAA" + r.WrappedKey[4:]; return r }, stored, kms.ErrInvalidCiphertext},
+				{"a CMK not configured", func(r Report) Report { r.CMK = "someone-elses"; return r }, stored, kms.ErrKeyNotAllowed},
+				{"no parts", func(r Report) Report { r.Parts = nil; return r }, stored, envelope.ErrImpossibleSize},
+				{"sizes that are not the format's", func(r Report) Report { r.StoredSize++; return r }, stored, envelope.ErrImpossibleSize},
+			}
+			for _, tc := range tests {
+				r := good
+				r.Parts = append([]Part(nil), good.Parts...) // Check writes into them
+				if tc.report != nil {
+					r = tc.report(r)
+				}
+				var out bytes.Buffer
+				_, err := Decrypt(context.Background(), keys, r, bytes.NewReader(tc.stored), &out)
+				if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) {
+					t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+				}
+				if !bytes.HasPrefix(plain, out.Bytes()) {
+					t.Errorf("%s: wrote bytes that are not a prefix of the plaintext", tc.name)
+				}
+			}
+		})
 	}
 }
