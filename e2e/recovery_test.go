@@ -263,6 +263,9 @@ func TestRecoveryProgramFramings(t *testing.T) {
 			if tc.version != "" {
 				args = append(args, tc.version)
 			}
+			if tc.framing == envelope.FramingV2 {
+				args = append(args, "CRC32C/COMPOSITE")
+			}
 			got, stderr := pythonStderr(t, program, args...)
 			if !bytes.Equal(got, plain) {
 				t.Fatalf("the program decrypted %d bytes, want the %d sealed", len(got), len(plain))

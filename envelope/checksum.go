@@ -57,10 +57,11 @@ type Checksum struct {
 }
 
 // Encoded is the checksum as S3 answers it in x-amz-checksum-*: base64,
-// with "-N" for a composite checksum.
+// with "-N" for a composite checksum of an object (a part's, Parts 0, has
+// none).
 func (c Checksum) Encoded() string {
 	s := base64.StdEncoding.EncodeToString(c.Value)
-	if c.Type == ChecksumComposite {
+	if c.Type == ChecksumComposite && c.Parts > 0 {
 		s += "-" + strconv.Itoa(c.Parts)
 	}
 	return s

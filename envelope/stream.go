@@ -9,7 +9,6 @@
 package envelope
 
 import (
-	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -146,22 +145,32 @@ func parseSegment(dataKey, header []byte, f Framing, wantPart uint32) (*segment,
 	if Framing(header[0]).valid() && Framing(header[0]) != f {
 		return nil, fmt.Errorf("segment %d header has version %d, the object's metadata says %d: %w", wantPart, header[0], f, ErrAuthentication)
 	}
-	reserved := header[1:4]
-	if f == FramingV2 {
-		reserved = header[1:2]
+	got, ok := f.HeaderPart(header)
+	if !ok {
+		return nil, fmt.Errorf("segment %d header has version %d and non-zero reserved bytes: %w", wantPart, header[0], ErrUnsupportedVersion)
 	}
-	if Framing(header[0]) != f || bytes.Count(reserved, []byte{0}) != len(reserved) {
-		return nil, fmt.Errorf("segment %d header has version %d and reserved bytes %x: %w", wantPart, header[0], reserved, ErrUnsupportedVersion)
+	if got != wantPart {
+		return nil, fmt.Errorf("segment %d header claims part %d (reordered or swapped): %w", wantPart, got, ErrAuthentication)
 	}
 	s := &segment{framing: f}
 	copy(s.aad[:], header)
-	if got := s.part(); got != wantPart {
-		return nil, fmt.Errorf("segment %d header claims part %d (reordered or swapped): %w", wantPart, got, ErrAuthentication)
-	}
 	if err := s.init(dataKey); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// HeaderPart is the part number a stored header of framing f carries in
+// the clear; ok is false for bytes that are no such header. It checks no
+// key: a header read on its own only says where a segment starts.
+func (f Framing) HeaderPart(h []byte) (part uint32, ok bool) {
+	if len(h) != f.HeaderLen() || Framing(h[0]) != f {
+		return 0, false
+	}
+	if f == FramingV2 {
+		return uint32(binary.BigEndian.Uint16(h[2:4])), h[1] == 0
+	}
+	return binary.BigEndian.Uint32(h[4:8]), h[1]|h[2]|h[3] == 0
 }
 
 func (s *segment) part() uint32 {

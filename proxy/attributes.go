@@ -11,7 +11,6 @@ package proxy
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -403,11 +402,38 @@ func (p *Proxy) objectParts(ctx context.Context, o objRef, l envelope.Layout, n 
 	if err != nil {
 		return nil, err
 	}
+	sums, err := p.attributePartChecksums(ctx, o)
+	if err != nil {
+		return nil, err
+	}
 	for i, size := range sizes {
-		page.Parts = append(page.Parts, attributePart{PartNumber: first + i, Size: size})
+		part := attributePart{PartNumber: first + i, Size: size}
+		if sums != nil {
+			part.checksumValues = valuesOf(sums[first-1+i])
+		}
+		page.Parts = append(page.Parts, part)
 	}
 	page.NextPartNumberMarker = last
 	return page, nil
+}
+
+// attributePartChecksums are the parts' checksums of o, recorded in a
+// FramingV2 object's parts; nil for other objects, and where the store
+// cannot say where the parts are.
+func (p *Proxy) attributePartChecksums(ctx context.Context, o objRef) ([]envelope.Checksum, error) {
+	if o.info.plaintext || o.info.framing() != envelope.FramingV2 {
+		return nil, nil
+	}
+	dk, err := p.keys.Open(ctx, o.info.meta, o.Bucket, o.Key)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(dk)
+	sums, _, err := p.partChecksums(ctx, o, dk)
+	if errors.Is(err, errNoPartReads) {
+		return nil, nil
+	}
+	return sums, err
 }
 
 // storedPartSizes are the sizes of parts first..last of an object stored
@@ -465,7 +491,8 @@ func (p *Proxy) checkHeaderAt(ctx context.Context, o objRef, at int64, k int, fr
 	misplaced := func(cause error) error {
 		return errCorrupt(fmt.Errorf("part %d: no segment header at stored byte %d (%w): %w", k, at, cause, errPartMisplaced))
 	}
-	body, err := p.store.GetRange(ctx, o.Object, o.etag, at, envelope.HeaderSize)
+	hlen := framing.HeaderLen()
+	body, err := p.store.GetRange(ctx, o.Object, o.etag, at, int64(hlen))
 	var f *store.Failure
 	switch {
 	case errors.As(err, &f):
@@ -478,11 +505,11 @@ func (p *Proxy) checkHeaderAt(ctx context.Context, o objRef, at int64, k int, fr
 		return err
 	}
 	defer body.Close()
-	h := make([]byte, envelope.HeaderSize)
+	h := make([]byte, hlen)
 	if _, err := io.ReadFull(body, h); err != nil {
 		return misplaced(envelope.ErrTruncated)
 	}
-	if h[0] != byte(framing) || h[1]|h[2]|h[3] != 0 || binary.BigEndian.Uint32(h[4:8]) != uint32(k) {
+	if part, ok := framing.HeaderPart(h); !ok || part != uint32(k) {
 		return misplaced(envelope.ErrImpossibleSize)
 	}
 	return nil

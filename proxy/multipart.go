@@ -182,8 +182,11 @@ func (p *Proxy) completeUpload(x *exchange) error {
 	if err != nil {
 		return err
 	}
-	clear(dk)
+	defer clear(dk)
 	if err := p.checkCompleteSSE(x, tok.Meta); err != nil {
+		return err
+	}
+	if err := checkCompleteChecksum(x.t.header, tok.Meta); err != nil {
 		return err
 	}
 	if err := p.checkDestination(x); err != nil {
@@ -208,13 +211,21 @@ func (p *Proxy) completeUpload(x *exchange) error {
 	h := x.w.Header()
 	copyHeaders(h, done.header, "x-amz-version-id", "x-amz-expiration", "x-amz-request-charged")
 	setEncryptionHeaders(h, envelope.Metadata{})
-	return writeXML(x, http.StatusOK, struct {
-		XMLName  xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ CompleteMultipartUploadResult"`
-		Location string
-		Bucket   string
-		Key      string
-		ETag     string
-	}{Location: objectURL(x), Bucket: x.t.bucket, Key: x.t.key, ETag: done.etag})
+	result := completeResult{Location: objectURL(x), Bucket: x.t.bucket, Key: x.t.key, ETag: done.etag}
+	if c := p.completedChecksum(x, done, tok.Meta, sizes, dk); c != nil {
+		result.checksumValues, result.ChecksumType = valuesOf(*c), c.Type
+	}
+	return writeXML(x, http.StatusOK, result)
+}
+
+type completeResult struct {
+	XMLName  xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ CompleteMultipartUploadResult"`
+	Location string
+	Bucket   string
+	Key      string
+	ETag     string
+	checksumValues
+	ChecksumType string `xml:",omitempty"`
 }
 
 // completeParts reads the parts of a CompleteMultipartUpload document:
@@ -466,6 +477,12 @@ func (p *Proxy) listParts(x *exchange) error {
 			return clientID, true
 		}
 		return text, true
+	}, drop: func(path []string) bool {
+		// The store's checksums are of the ciphertext; the parts'
+		// plaintext checksums are in their records, unreadable until the
+		// upload completes.
+		last := path[len(path)-1]
+		return (len(path) == 2 || len(path) == 3 && path[1] == "Part") && strings.HasPrefix(last, "Checksum")
 	}})
 }
 

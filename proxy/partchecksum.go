@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -194,4 +195,51 @@ func (p *Proxy) recordedChecksum(ctx context.Context, o objRef, dk []byte) (*env
 		return nil, errCorrupt(err)
 	}
 	return &c, nil
+}
+
+// checkObjectChecksumHeader refuses a CompleteMultipartUpload carrying a
+// whole-object checksum (x-amz-checksum-<algorithm>), before its body is
+// read (which would check the value against the XML): s3seal could check
+// it only once the object exists, from the parts' records, and a Complete
+// that fails must write nothing. The object's checksum is answered instead.
+func checkObjectChecksumHeader(rt *route, h http.Header) error {
+	if rt.name != "CompleteMultipartUpload" {
+		return nil
+	}
+	for _, algorithm := range envelope.ChecksumAlgorithms {
+		if h.Get("X-Amz-Checksum-"+algorithm) != "" {
+			return newS3Error("NotImplemented", http.StatusNotImplemented,
+				"s3seal does not check a whole-object checksum sent with CompleteMultipartUpload; "+
+					"it answers the object's checksum, computed from the parts' checksums that UploadPart verified.", nil)
+		}
+	}
+	return nil
+}
+
+// checkCompleteChecksum checks that a CompleteMultipartUpload's checksum
+// type, if it names one, is the upload's.
+func checkCompleteChecksum(h http.Header, meta envelope.Metadata) error {
+	if typ := strings.ToUpper(strings.TrimSpace(h.Get("X-Amz-Checksum-Type"))); typ != "" &&
+		meta.Framing == envelope.FramingV2 && typ != meta.PartType {
+		return invalidChecksumRequest(fmt.Sprintf("The upload was created using the %s checksum mode. The complete request must use the same checksum mode.", meta.PartType))
+	}
+	return nil
+}
+
+// completedChecksum is the checksum of the object a Complete of a FramingV2
+// upload made, from its parts' records (which also fills the cache reads
+// use); nil for another upload, or when the records cannot be read: the
+// object is complete either way, and reads check them again.
+func (p *Proxy) completedChecksum(x *exchange, done *completion, meta envelope.Metadata, l envelope.Layout, dk []byte) *envelope.Checksum {
+	if meta.Framing != envelope.FramingV2 {
+		return nil
+	}
+	o := objRef{Object: objectAt(x.t.bucket, x.t.key, done.header.Get("X-Amz-Version-Id"), x.t.header), etag: done.etag,
+		info: objectInfo{meta: meta, stored: l.CiphertextSize(), size: l.PlaintextSize(), segments: len(l.Parts)}}
+	c, err := p.recordedChecksum(x.r.Context(), o, dk)
+	if err != nil {
+		p.log.Warn("completed an upload whose part records s3seal cannot read back", slog.String("bucket", x.t.bucket),
+			slog.String("key", x.t.key), slog.String("error", err.Error()))
+	}
+	return c
 }

@@ -272,6 +272,9 @@ func (p *Proxy) serveOp(x *exchange) error {
 	if err := checkAttributesHeader(rt, x.t.header); err != nil {
 		return err
 	}
+	if err := checkObjectChecksumHeader(rt, x.t.header); err != nil {
+		return err
+	}
 	if err := x.readBody(); err != nil {
 		return err
 	}

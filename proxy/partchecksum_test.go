@@ -1,0 +1,275 @@
+package proxy
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/s3seal/s3seal/envelope"
+)
+
+// sumOf is the aws-sdk's field of algo in a checksum-bearing output.
+func sumOf(algo string, crc32, crc32c, crc64, sha1, sha256 *string) string {
+	return aws.ToString(map[string]*string{"CRC32": crc32, "CRC32C": crc32c, "CRC64NVME": crc64, "SHA1": sha1, "SHA256": sha256}[algo])
+}
+
+// expectedChecksums are the part checksums and the object checksum S3 gives
+// parts of the given algorithm and type.
+func expectedChecksums(t *testing.T, algo, typ string, parts [][]byte) ([]string, string) {
+	t.Helper()
+	var sums []envelope.Checksum
+	var sizes []int64
+	var encoded []string
+	for _, p := range parts {
+		h := envelope.NewChecksumHash(algo)
+		h.Write(p)
+		c := envelope.Checksum{Algorithm: algo, Value: h.Sum(nil)}
+		sums, sizes = append(sums, c), append(sizes, int64(len(p)))
+		encoded = append(encoded, c.Encoded())
+	}
+	obj, err := envelope.ObjectChecksum(typ, sums, sizes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return encoded, obj.Encoded()
+}
+
+// TestMultipartChecksums: an upload declaring a CRC keeps its parts'
+// checksums in their records (FORMAT.md §3.4), and answers them as S3 does:
+// on UploadPart, Complete, GET and HEAD with checksum mode (where the SDK
+// validates a FULL_OBJECT one), a COMPOSITE object's part reads, and
+// GetObjectAttributes. Whether the client sends each part's checksum or
+// s3seal computes it, the values are the same.
+func TestMultipartChecksums(t *testing.T) {
+	e := newEnv(t)
+	data := randomBytes(2*128*kib+100000, 7)
+	parts := splitParts(data, 128*kib, 128*kib, 100000)
+	tests := []struct {
+		algo, typ  string // typ "" leaves x-amz-checksum-type out: S3's default
+		wantType   string
+		clientSums bool // the client sends each part's checksum
+	}{
+		{"CRC32", "", envelope.ChecksumComposite, true},
+		{"CRC32C", "COMPOSITE", envelope.ChecksumComposite, false},
+		{"CRC32C", "FULL_OBJECT", envelope.ChecksumFullObject, true},
+		{"CRC64NVME", "", envelope.ChecksumFullObject, true},
+		{"CRC64NVME", "FULL_OBJECT", envelope.ChecksumFullObject, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.algo+" "+tt.wantType, func(t *testing.T) {
+			key := "mpc/" + tt.algo + tt.typ
+			partSums, objSum := expectedChecksums(t, tt.algo, tt.wantType, parts)
+			created, err := e.client.CreateMultipartUpload(bg(), &s3.CreateMultipartUploadInput{Bucket: aws.String(testBucket), Key: aws.String(key),
+				ChecksumAlgorithm: types.ChecksumAlgorithm(tt.algo), ChecksumType: types.ChecksumType(tt.typ)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(created.ChecksumAlgorithm) != tt.algo || string(created.ChecksumType) != tt.wantType {
+				t.Fatalf("CreateMultipartUpload answered %s %s", created.ChecksumAlgorithm, created.ChecksumType)
+			}
+			var done []types.CompletedPart
+			for i, part := range parts {
+				in := &s3.UploadPartInput{Bucket: aws.String(testBucket), Key: aws.String(key), UploadId: created.UploadId,
+					PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(part)}
+				if tt.clientSums {
+					in.ChecksumAlgorithm = types.ChecksumAlgorithm(tt.algo)
+				}
+				out, err := e.client.UploadPart(bg(), in, func(o *s3.Options) {
+					if !tt.clientSums {
+						o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+					}
+				})
+				if err != nil {
+					t.Fatalf("UploadPart %d: %v", i+1, err)
+				}
+				if got := sumOf(tt.algo, out.ChecksumCRC32, out.ChecksumCRC32C, out.ChecksumCRC64NVME, out.ChecksumSHA1, out.ChecksumSHA256); got != partSums[i] {
+					t.Fatalf("UploadPart %d answered checksum %q, want %q", i+1, got, partSums[i])
+				}
+				cp := types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: out.ETag, ChecksumCRC32: out.ChecksumCRC32,
+					ChecksumCRC32C: out.ChecksumCRC32C, ChecksumCRC64NVME: out.ChecksumCRC64NVME}
+				done = append(done, cp)
+			}
+			fin, err := e.client.CompleteMultipartUpload(bg(), &s3.CompleteMultipartUploadInput{Bucket: aws.String(testBucket), Key: aws.String(key),
+				UploadId: created.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: done}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := sumOf(tt.algo, fin.ChecksumCRC32, fin.ChecksumCRC32C, fin.ChecksumCRC64NVME, fin.ChecksumSHA1, fin.ChecksumSHA256); got != objSum || string(fin.ChecksumType) != tt.wantType {
+				t.Fatalf("Complete answered %q %s, want %q %s", got, fin.ChecksumType, objSum, tt.wantType)
+			}
+			// A fresh proxy has no cache: it reads the records.
+			e.proxy.layouts = newLayoutCache()
+			got, err := e.client.GetObject(bg(), &s3.GetObjectInput{Bucket: aws.String(testBucket), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled})
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(got.Body) // the SDK validates a FULL_OBJECT checksum here
+			got.Body.Close()
+			if err != nil || !bytes.Equal(body, data) {
+				t.Fatalf("GET: %d bytes, %v", len(body), err)
+			}
+			if v := sumOf(tt.algo, got.ChecksumCRC32, got.ChecksumCRC32C, got.ChecksumCRC64NVME, got.ChecksumSHA1, got.ChecksumSHA256); v != objSum || string(got.ChecksumType) != tt.wantType {
+				t.Fatalf("GET answered %q %s, want %q", v, got.ChecksumType, objSum)
+			}
+			e.proxy.layouts = newLayoutCache()
+			head, err := e.client.HeadObject(bg(), &s3.HeadObjectInput{Bucket: aws.String(testBucket), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := sumOf(tt.algo, head.ChecksumCRC32, head.ChecksumCRC32C, head.ChecksumCRC64NVME, head.ChecksumSHA1, head.ChecksumSHA256); v != objSum {
+				t.Fatalf("HEAD answered %q, want %q", v, objSum)
+			}
+			part, err := e.client.GetObject(bg(), &s3.GetObjectInput{Bucket: aws.String(testBucket), Key: aws.String(key),
+				PartNumber: aws.Int32(2), ChecksumMode: types.ChecksumModeEnabled})
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err = io.ReadAll(part.Body) // validated by the SDK when answered
+			part.Body.Close()
+			v := sumOf(tt.algo, part.ChecksumCRC32, part.ChecksumCRC32C, part.ChecksumCRC64NVME, part.ChecksumSHA1, part.ChecksumSHA256)
+			if wantPart := map[bool]string{true: partSums[1]}[tt.wantType == envelope.ChecksumComposite]; err != nil || v != wantPart || !bytes.Equal(body, parts[1]) {
+				t.Fatalf("GET part 2 answered %q (want %q), %d bytes, %v", v, wantPart, len(body), err)
+			}
+			attrs, err := e.client.GetObjectAttributes(bg(), &s3.GetObjectAttributesInput{Bucket: aws.String(testBucket), Key: aws.String(key),
+				ObjectAttributes: []types.ObjectAttributes{types.ObjectAttributesChecksum, types.ObjectAttributesObjectParts}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := attrs.Checksum
+			if v := sumOf(tt.algo, c.ChecksumCRC32, c.ChecksumCRC32C, c.ChecksumCRC64NVME, c.ChecksumSHA1, c.ChecksumSHA256); v != objSum || string(c.ChecksumType) != tt.wantType {
+				t.Fatalf("GetObjectAttributes Checksum %q %s, want %q", v, c.ChecksumType, objSum)
+			}
+			for i, p := range attrs.ObjectParts.Parts {
+				if v := sumOf(tt.algo, p.ChecksumCRC32, p.ChecksumCRC32C, p.ChecksumCRC64NVME, p.ChecksumSHA1, p.ChecksumSHA256); v != partSums[i] {
+					t.Fatalf("GetObjectAttributes part %d checksum %q, want %q", i+1, v, partSums[i])
+				}
+			}
+		})
+	}
+}
+
+// TestMultipartChecksumRefusals: what S3 refuses about multipart checksums
+// is refused before anything is stored, and a whole-object checksum on
+// Complete, which s3seal could check only after writing, is refused too.
+func TestMultipartChecksumRefusals(t *testing.T) {
+	e := newEnv(t)
+	key := "mpc/refused"
+	for _, tt := range []struct{ algo, typ string }{{"SHA256", "FULL_OBJECT"}, {"CRC64NVME", "COMPOSITE"}, {"MD5", ""}} {
+		_, err := e.client.CreateMultipartUpload(bg(), &s3.CreateMultipartUploadInput{Bucket: aws.String(testBucket), Key: aws.String(key),
+			ChecksumAlgorithm: types.ChecksumAlgorithm(tt.algo), ChecksumType: types.ChecksumType(tt.typ)})
+		if code, status := apiError(t, err); code != "InvalidRequest" || status != http.StatusBadRequest {
+			t.Errorf("%s %s: %s %d", tt.algo, tt.typ, code, status)
+		}
+	}
+	if n := e.store.uploadCount(); n != 0 {
+		t.Fatalf("%d uploads begun", n)
+	}
+	created, err := e.client.CreateMultipartUpload(bg(), &s3.CreateMultipartUploadInput{Bucket: aws.String(testBucket), Key: aws.String(key),
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	puts := storedPuts(e.store)
+	_, err = e.client.UploadPart(bg(), &s3.UploadPartInput{Bucket: aws.String(testBucket), Key: aws.String(key), UploadId: created.UploadId,
+		PartNumber: aws.Int32(1), Body: bytes.NewReader([]byte("x")), ChecksumAlgorithm: types.ChecksumAlgorithmSha256})
+	if code, status := apiError(t, err); code != "InvalidRequest" || status != http.StatusBadRequest {
+		t.Errorf("part of another algorithm: %s %d", code, status)
+	}
+	if storedPuts(e.store) != puts {
+		t.Error("a refused part reached the store")
+	}
+	out, err := e.client.UploadPart(bg(), &s3.UploadPartInput{Bucket: aws.String(testBucket), Key: aws.String(key), UploadId: created.UploadId,
+		PartNumber: aws.Int32(1), Body: bytes.NewReader([]byte("x")), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.client.CompleteMultipartUpload(bg(), &s3.CompleteMultipartUploadInput{Bucket: aws.String(testBucket), Key: aws.String(key),
+		UploadId: created.UploadId, ChecksumCRC32C: out.ChecksumCRC32C, ChecksumType: types.ChecksumTypeFullObject,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: out.ETag}}}})
+	if code, status := apiError(t, err); code != "NotImplemented" || status != http.StatusNotImplemented {
+		t.Errorf("Complete with a whole-object checksum: %s %d", code, status)
+	}
+	_, err = e.client.CompleteMultipartUpload(bg(), &s3.CompleteMultipartUploadInput{Bucket: aws.String(testBucket), Key: aws.String(key),
+		UploadId: created.UploadId, ChecksumType: types.ChecksumTypeFullObject,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: out.ETag}}}})
+	if code, status := apiError(t, err); code != "InvalidRequest" || status != http.StatusBadRequest {
+		t.Errorf("Complete with another checksum type: %s %d", code, status)
+	}
+	if e.store.get(testBucket, key) != nil {
+		t.Fatal("a refused Complete wrote the object")
+	}
+}
+
+// TestMultipartChecksumLies: a store that changes a part's record, or the
+// algorithm the metadata declares, makes the reads that ask for checksums
+// fail (and whole reads too: the final chunk authenticates the record);
+// it never makes s3seal answer another value. SHA256, which no record
+// holds, is verified per part and not kept.
+func TestMultipartChecksumLies(t *testing.T) {
+	e := newEnv(t)
+	data := randomBytes(2*128*kib+5, 8)
+	parts := splitParts(data, 128*kib, 128*kib, 5)
+	put := func(key, algo string) {
+		created, err := e.client.CreateMultipartUpload(bg(), &s3.CreateMultipartUploadInput{Bucket: aws.String(testBucket), Key: aws.String(key),
+			ChecksumAlgorithm: types.ChecksumAlgorithm(algo)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var done []types.CompletedPart
+		for i, part := range parts {
+			out, err := e.client.UploadPart(bg(), &s3.UploadPartInput{Bucket: aws.String(testBucket), Key: aws.String(key), UploadId: created.UploadId,
+				PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(part), ChecksumAlgorithm: types.ChecksumAlgorithm(algo)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done = append(done, types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: out.ETag})
+		}
+		if _, err := e.client.CompleteMultipartUpload(bg(), &s3.CompleteMultipartUploadInput{Bucket: aws.String(testBucket), Key: aws.String(key),
+			UploadId: created.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: done}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	head := func(key string) (*s3.HeadObjectOutput, error) {
+		e.proxy.layouts = newLayoutCache()
+		return e.client.HeadObject(bg(), &s3.HeadObjectInput{Bucket: aws.String(testBucket), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled})
+	}
+	put("lies/sha256", "SHA256")
+	if out, err := head("lies/sha256"); err != nil || out.ChecksumSHA256 != nil {
+		t.Fatalf("SHA256 upload: HEAD answered %v, %v; s3seal keeps none", aws.ToString(out.ChecksumSHA256), err)
+	}
+
+	put("lies/record", "CRC32C")
+	o := e.store.get(testBucket, "lies/record")
+	second := envelope.SegmentSize(128*kib) * 2 // end of part 2
+	o.data[second-1] ^= 1                       // part 2's record MAC
+	if _, err := head("lies/record"); !isCorrupt(t, err) {
+		t.Errorf("HEAD of a changed record: %v", err)
+	}
+	if _, _, err := e.get(t, "lies/record"); err == nil {
+		t.Error("GET of an object with a changed record succeeded")
+	}
+	o.data[second-1] ^= 1
+	if _, err := head("lies/record"); err != nil {
+		t.Fatalf("restored record: %v", err)
+	}
+	o.header.Set("X-Amz-Meta-S3seal-P", "CRC32/COMPOSITE") // same value size, another algorithm
+	if _, err := head("lies/record"); !isCorrupt(t, err) {
+		t.Errorf("HEAD with the metadata's algorithm changed: %v", err)
+	}
+	o.header.Del("X-Amz-Meta-S3seal-P")
+	if _, err := head("lies/record"); err == nil {
+		t.Error("HEAD with s3seal-p dropped succeeded")
+	}
+}
+
+// isCorrupt reports a HEAD refused as StoredObjectCorrupt: a HEAD's answer
+// has no body, so its status says it.
+func isCorrupt(t *testing.T, err error) bool {
+	_, status := apiError(t, err)
+	return status == http.StatusBadGateway
+}
