@@ -24,10 +24,12 @@ import (
 // The segment format (docs/FORMAT.md is the specification):
 //
 //	segment = header ‖ chunk_0 ‖ ... ‖ chunk_n [‖ record]
-//	header  = version ‖ 3 zero bytes ‖ part number (uint32 BE) ‖ salt (24 random bytes)
+//	header  = 0x01 ‖ 3 zero bytes ‖ part number (uint32 BE) ‖ salt (24 random bytes)
+//	          (FramingV2: 0x02 ‖ zero byte ‖ part number (uint16 BE) ‖ salt (12 random bytes))
 //	key     = HKDF-SHA256(ikm = data key, salt = salt, info = "s3seal v1 segment" ‖ part (uint32 BE) ‖ ChunkSize (uint32 BE))
 //	chunk_i = AES-256-GCM(key, nonce = i (uint88 BE) ‖ final flag, plaintext_i, aad = header)
-//	record  = AES-256-GCM(key, nonce = 0 (uint88 BE) ‖ 0x02, part checksum, aad = header)   (version 2 only, §3.4)
+//	          (FramingV2's final chunk: aad = header ‖ record)
+//	record  = FramingV2 only: the part's encrypted checksum and its MAC (record.go, §3.4)
 //
 // Invariants this file relies on:
 //   - Every segment has its own random salt, hence its own key, so the counter

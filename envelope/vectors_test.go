@@ -142,6 +142,13 @@ func checkSegmentVector(t *testing.T, v map[string]string) {
 			t.Errorf("ciphertext-sha256 = %s, want %s", got, want)
 		}
 	}
+	if f == FramingV2 {
+		c, _ := record()
+		got, err := OpenRecord(key, stored[:f.HeaderLen()], stored[len(stored)-RecordSize:], uint32(part), c.Algorithm, c.Type)
+		if err != nil || !bytes.Equal(got.Value, c.Value) {
+			t.Errorf("record opens to %x, %v; want %x", got.Value, err, c.Value)
+		}
+	}
 	// And back: the vector decrypts at its position in an object.
 	dec := NewDecryptReader(bytes.NewReader(stored), key, f, 0)
 	if part != 1 {

@@ -273,3 +273,50 @@ func isCorrupt(t *testing.T, err error) bool {
 	_, status := apiError(t, err)
 	return status == http.StatusBadGateway
 }
+
+// TestMultipartChecksumCopies: UploadPartCopy into an upload declaring a
+// CRC records the copied plaintext's checksum, and a CopyObject of such an
+// object keeps its parts, records and all, so the copy answers the same
+// checksum.
+func TestMultipartChecksumCopies(t *testing.T) {
+	e := newEnv(t)
+	data := randomBytes(128*kib+300, 9)
+	e.put(t, "copies/src", data, nil)
+	parts := splitParts(data, 128*kib, 300)
+	partSums, objSum := expectedChecksums(t, "CRC32C", envelope.ChecksumComposite, parts)
+	created, err := e.client.CreateMultipartUpload(bg(), &s3.CreateMultipartUploadInput{Bucket: aws.String(testBucket), Key: aws.String("copies/mp"),
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var done []types.CompletedPart
+	for i, r := range []string{"bytes=0-131071", "bytes=131072-131371"} {
+		out, err := e.client.UploadPartCopy(bg(), &s3.UploadPartCopyInput{Bucket: aws.String(testBucket), Key: aws.String("copies/mp"),
+			UploadId: created.UploadId, PartNumber: aws.Int32(int32(i + 1)), CopySource: aws.String(testBucket + "/copies/src"), CopySourceRange: aws.String(r)})
+		if err != nil {
+			t.Fatalf("UploadPartCopy %d: %v", i+1, err)
+		}
+		if got := aws.ToString(out.CopyPartResult.ChecksumCRC32C); got != partSums[i] {
+			t.Fatalf("UploadPartCopy %d answered %q, want %q", i+1, got, partSums[i])
+		}
+		done = append(done, types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: out.CopyPartResult.ETag})
+	}
+	if _, err := e.client.CompleteMultipartUpload(bg(), &s3.CompleteMultipartUploadInput{Bucket: aws.String(testBucket), Key: aws.String("copies/mp"),
+		UploadId: created.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: done}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.client.CopyObject(bg(), &s3.CopyObjectInput{Bucket: aws.String(testBucket), Key: aws.String("copies/dst"),
+		CopySource: aws.String(testBucket + "/copies/mp")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"copies/mp", "copies/dst"} {
+		e.proxy.layouts = newLayoutCache()
+		out, err := e.client.HeadObject(bg(), &s3.HeadObjectInput{Bucket: aws.String(testBucket), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled})
+		if err != nil || aws.ToString(out.ChecksumCRC32C) != objSum {
+			t.Fatalf("%s: HEAD answered %q, want %q (%v)", key, aws.ToString(out.ChecksumCRC32C), objSum, err)
+		}
+	}
+	if got, _, err := e.get(t, "copies/dst"); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("copy reads back %d bytes, %v", len(got), err)
+	}
+}
