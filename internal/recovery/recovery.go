@@ -37,6 +37,7 @@ type Report struct {
 	EncryptionContext map[string]string `json:"encryption_context"`
 	WrappedKey        string            `json:"wrapped_key"`             // standard base64, as stored
 	PartChecksum      string            `json:"part_checksum,omitempty"` // version 4's s3seal-p, "ALGORITHM/TYPE": what the part records hold (§3.4)
+	SealedChecksum    string            `json:"sealed_checksum,omitempty"` // version 3's s3seal-s, standard base64 (§6.2)
 	StoredSize        int64             `json:"stored_size"`
 	PlaintextSize     int64             `json:"plaintext_size"`
 	Parts             []Part            `json:"parts"`
@@ -89,6 +90,9 @@ func newReport(bucket, key string, meta envelope.Metadata) Report {
 		WrappedKey:        base64.StdEncoding.EncodeToString(meta.WrappedKey)}
 	if meta.Framing == envelope.FramingV2 {
 		r.PartChecksum = meta.PartAlgorithm + "/" + meta.PartType
+	}
+	if len(meta.Checksum) > 0 {
+		r.SealedChecksum = base64.StdEncoding.EncodeToString(meta.Checksum)
 	}
 	return r
 }
@@ -164,7 +168,7 @@ func (r Report) Framing() envelope.Framing {
 // would be: a report edited to bind other names is refused here, and one
 // with another key or CMK fails in the key service.
 func (r Report) Metadata() (envelope.Metadata, error) {
-	if r.FormatVersion != 1 && r.FormatVersion != 2 && r.FormatVersion != recordVersion {
+	if r.FormatVersion < 1 || r.FormatVersion > recordVersion {
 		return envelope.Metadata{}, fmt.Errorf("format version %d: %w", r.FormatVersion, envelope.ErrUnsupportedVersion)
 	}
 	// The client's part is everything but s3seal's own keys, which must
@@ -183,6 +187,9 @@ func (r Report) Metadata() (envelope.Metadata, error) {
 		return envelope.Metadata{}, fmt.Errorf("format version %d with part checksum %q: %w", r.FormatVersion, r.PartChecksum, envelope.ErrMalformedMetadata)
 	}
 	m.PartAlgorithm, m.PartType, _ = strings.Cut(r.PartChecksum, "/") // ParseUserMetadata checks them
+	if r.SealedChecksum != "" {
+		m.Checksum = mustBase64(r.SealedChecksum)
+	}
 	if formatVersion(m) != r.FormatVersion {
 		return envelope.Metadata{}, fmt.Errorf("format version %d with that encryption context: %w", r.FormatVersion, envelope.ErrMalformedMetadata)
 	}

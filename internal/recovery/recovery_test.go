@@ -20,7 +20,7 @@ import (
 // it — FramingV1 segments, or FramingV2 ones with CRC32C part records and
 // version 4 metadata — with the report Inspect would give, the plaintext,
 // the stored offset of each part and the keys to open it.
-func sealed(t *testing.T, f envelope.Framing, parts ...int64) (Report, []byte, []byte, []int64, kms.ObjectKeys) {
+func sealed(t *testing.T, f envelope.Framing, version int, parts ...int64) (Report, []byte, []byte, []int64, kms.ObjectKeys) {
 	t.Helper()
 	kr, err := keyring.Open(filepath.Join(t.TempDir(), "keyring.json"))
 	if err != nil {
@@ -34,6 +34,12 @@ func sealed(t *testing.T, f envelope.Framing, parts ...int64) (Report, []byte, [
 	}
 	if f == envelope.FramingV2 {
 		meta.Framing, meta.PartAlgorithm, meta.PartType = envelope.FramingV2, "CRC32C", envelope.ChecksumComposite
+	}
+	if version == 3 { // a sealed checksum (§6.2), which decrypting carries along
+		c, _ := envelope.NewChecksum("CRC32C", "AAAAAA==")
+		if meta.Checksum, err = envelope.SealChecksum(dk, c); err != nil {
+			t.Fatal(err)
+		}
 	}
 	r := newReport("b", "k", meta)
 	var plain, stored []byte
@@ -76,13 +82,14 @@ func TestDecrypt(t *testing.T) {
 		version int
 	}{
 		{"FramingV1, one part", envelope.FramingV1, []int64{220000}, 1},
+		{"FramingV1, a sealed checksum", envelope.FramingV1, []int64{220000}, 3},
 		{"FramingV1, multipart", envelope.FramingV1, []int64{2 * C, C, 5000}, 1},
 		{"FramingV2, multipart", envelope.FramingV2, []int64{2 * C, C, 5000}, 4},
 		{"FramingV2, an empty last part", envelope.FramingV2, []int64{C, 0}, 4},
 	}
 	for _, o := range objects {
 		t.Run(o.name, func(t *testing.T) {
-			good, plain, stored, offsets, keys := sealed(t, o.framing, o.parts...)
+			good, plain, stored, offsets, keys := sealed(t, o.framing, o.version, o.parts...)
 			if good.FormatVersion != o.version || good.Framing() != o.framing || good.PlaintextSize != int64(len(plain)) {
 				t.Fatalf("report: version %d, framing %d, plaintext size %d", good.FormatVersion, good.Framing(), good.PlaintextSize)
 			}
@@ -132,7 +139,8 @@ func TestDecrypt(t *testing.T) {
 				{"read as the other framing", otherFraming, stored, envelope.ErrAuthentication},
 				{"another name", func(r Report) Report { r.Key = "other"; return r }, stored, nil},
 				{"another context", func(r Report) Report { r.EncryptionContext = map[string]string{"s3seal:bucket": "b"}; return r }, stored, nil},
-				{"another version", func(r Report) Report { r.FormatVersion = 3; return r }, stored, envelope.ErrUnsupportedVersion},
+				{"another version", func(r Report) Report { r.FormatVersion = 5; return r }, stored, envelope.ErrUnsupportedVersion},
+				{"version 3 without its sealed checksum", func(r Report) Report { r.FormatVersion, r.SealedChecksum = 3, ""; return r }, stored, envelope.ErrMalformedMetadata},
 				{"version 2 without a context", func(r Report) Report { r.FormatVersion = 2; return r }, stored, envelope.ErrMalformedMetadata},
 				{"version 4 without a part checksum", func(r Report) Report { r.FormatVersion, r.PartChecksum = 4, ""; return r }, stored, envelope.ErrMalformedMetadata},
 				{"a part checksum in version 1", func(r Report) Report { r.FormatVersion, r.PartChecksum = 1, "CRC32C/COMPOSITE"; return r }, stored, envelope.ErrMalformedMetadata},
