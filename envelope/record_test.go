@@ -83,7 +83,7 @@ func TestRecordTamper(t *testing.T) {
 	offs := l.StoredOffsets()
 	rec := func(i int) (int64, int64) { return offs[i+1] - RecordSize, offs[i+1] }
 	// Part 2 uploaded again under the same data key: another salt.
-	again2 := sealFramedSalt(t, key, plain[C:2*C], 2, bytes.Repeat([]byte{0x77}, saltSize))
+	again2 := sealSalted(t, FramingV2, key, plain[C:2*C], 2, C, bytes.Repeat([]byte{0x77}, saltSize))
 	replaceRecord := func(i int, with []byte) []byte {
 		out := bytes.Clone(stored)
 		a, b := rec(i)
@@ -133,21 +133,6 @@ func TestRecordTamper(t *testing.T) {
 	if _, err := io.ReadAll(NewPartDecryptReader(bytes.NewReader(part2), key, FramingV2, 2)); !errors.Is(err, ErrAuthentication) {
 		t.Errorf("part with a flipped record: %v", err)
 	}
-}
-
-// sealFramedSalt seals a FramingV2 segment with the given salt.
-func sealFramedSalt(t *testing.T, key, plain []byte, part uint32, salt []byte) []byte {
-	t.Helper()
-	r, err := newEncryptReader(bytes.NewReader(plain), key, part, int64(len(plain)), bytes.Clone(salt),
-		func() (Checksum, error) { return testRecord(plain), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // TestRecordFuncSeesWholeSource: the record is asked for only after the

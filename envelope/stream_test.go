@@ -38,7 +38,12 @@ func sealSegment(t testing.TB, key, plain []byte, part uint32, size int64) []byt
 // the CRC32C of its plaintext (testRecord).
 func sealFramed(t testing.TB, f Framing, key, plain []byte, part uint32, size int64) []byte {
 	t.Helper()
-	salt := bytes.Repeat([]byte{byte(part), 0x5a}, saltSize/2)
+	return sealSalted(t, f, key, plain, part, size, bytes.Repeat([]byte{byte(part), 0x5a}, saltSize/2))
+}
+
+// sealSalted is sealFramed with the given salt.
+func sealSalted(t testing.TB, f Framing, key, plain []byte, part uint32, size int64, salt []byte) []byte {
+	t.Helper()
 	var record RecordFunc
 	if f == FramingV2 {
 		record = func() (Checksum, error) { return testRecord(plain), nil }
