@@ -62,7 +62,7 @@ func readPostForm(body io.Reader, contentType string, size int64) (*postForm, er
 	}
 	for {
 		if cr.n-int64(br.Buffered()) > maxFormFields {
-			return nil, newS3Error("MaxPostPreDataLengthExceeded", http.StatusBadRequest,
+			return nil, newS3Error("MaxPostPreDataLengthExceededError", http.StatusBadRequest,
 				"Your POST request fields preceding the upload file were too large.", nil)
 		}
 		hdr, err := readPartHeader(br)
@@ -183,7 +183,7 @@ func readField(br *bufio.Reader, delim string) (string, bool, error) {
 			return "", false, errMalformedPOST("A field is not followed by a boundary.", err)
 		}
 		if b = append(b, c); len(b) > maxFormFields {
-			return "", false, newS3Error("MaxPostPreDataLengthExceeded", http.StatusBadRequest,
+			return "", false, newS3Error("MaxPostPreDataLengthExceededError", http.StatusBadRequest,
 				"Your POST request fields preceding the upload file were too large.", nil)
 		}
 	}

@@ -34,7 +34,7 @@ func TestReadPostForm(t *testing.T) {
 		{"no disposition", "--XyZ\r\nContent-Type: text/plain\r\n\r\nk\r\n" + file("x"), "", "MalformedPOSTRequest"},
 		{"long header line", "--XyZ\r\nContent-Disposition: form-data; name=\"" + strings.Repeat("a", 5000) + "\"\r\n\r\nk\r\n" + file("x"), "", "MalformedPOSTRequest"},
 		{"too many headers", "--XyZ\r\n" + strings.Repeat("X-A: b\r\n", 20) + "\r\n" + file("x"), "", "MalformedPOSTRequest"},
-		{"fields too large", field("key", strings.Repeat("a", maxFormFields+1)) + file("x"), "", "MaxPostPreDataLengthExceeded"},
+		{"fields too large", field("key", strings.Repeat("a", maxFormFields+1)) + file("x"), "", "MaxPostPreDataLengthExceededError"},
 		{"file not last", field("key", "k") + strings.TrimSuffix(file("x"), "--\r\n") + "\r\n" + field("late", "v")[len("--XyZ\r\n"):] + "--XyZ--\r\n", "", "MalformedPOSTRequest"},
 		{"no CRLF at the end", field("key", "k") + strings.TrimSuffix(file("hello"), "\r\n"), "", "MalformedPOSTRequest"},
 		{"epilogue", field("key", "k") + file("hello") + "epilogue", "", "MalformedPOSTRequest"},
