@@ -45,11 +45,14 @@ func (s *segment) recordStream(b []byte) {
 }
 
 // recordMAC is the record's own MAC: HMAC-SHA256 under the segment's MAC key
-// of the header, the checksum's algorithm and type (which the object's
-// metadata names), and the encrypted value, cut to recordMACLen.
-func (s *segment) recordMAC(algorithm, typ string, ct []byte) []byte {
+// of the header, the segment's plaintext length (a FULL_OBJECT checksum is
+// combined with it, so a reader's part sizes must be the writer's), the
+// checksum's algorithm and type (which the object's metadata names), and
+// the encrypted value, cut to recordMACLen.
+func (s *segment) recordMAC(plainLen int64, algorithm, typ string, ct []byte) []byte {
 	m := hmac.New(sha256.New, s.macKey)
 	m.Write(s.header())
+	m.Write(binary.BigEndian.AppendUint64(nil, uint64(plainLen)))
 	m.Write(binary.BigEndian.AppendUint16(nil, uint16(len(algorithm))))
 	m.Write([]byte(algorithm))
 	m.Write(binary.BigEndian.AppendUint16(nil, uint16(len(typ))))
@@ -58,9 +61,9 @@ func (s *segment) recordMAC(algorithm, typ string, ct []byte) []byte {
 	return m.Sum(nil)[:recordMACLen]
 }
 
-// setRecord makes c the segment's record, which the final chunk's AAD then
-// covers.
-func (s *segment) setRecord(c Checksum) error {
+// setRecord makes c, the checksum of the segment's plainLen bytes, its
+// record, which the final chunk's AAD then covers.
+func (s *segment) setRecord(c Checksum, plainLen int64) error {
 	if !RecordAlgorithm(c.Algorithm) || typeCode(c.Type) == 0 || len(c.Value) > recordValueLen {
 		return fmt.Errorf("part checksum %s %s cannot be recorded", c.Algorithm, c.Type)
 	}
@@ -71,7 +74,7 @@ func (s *segment) setRecord(c Checksum) error {
 	clear(rec)
 	copy(rec, c.Value)
 	s.recordStream(rec[:recordValueLen])
-	copy(rec[recordValueLen:], s.recordMAC(c.Algorithm, c.Type, rec[:recordValueLen]))
+	copy(rec[recordValueLen:], s.recordMAC(plainLen, c.Algorithm, c.Type, rec[:recordValueLen]))
 	return nil
 }
 
@@ -79,11 +82,12 @@ func (s *segment) setRecord(c Checksum) error {
 func (s *segment) record() []byte { return s.aad[s.framing.HeaderLen():] }
 
 // OpenRecord reads the part record of segment part of a FramingV2 object,
-// given the segment's stored header and its last RecordSize bytes, and the
-// checksum algorithm and type the object's metadata declares. It returns
-// the part's checksum, without Parts. A record of another segment, object,
-// upload of the part, or algorithm fails authentication.
-func OpenRecord(dataKey, header, record []byte, part uint32, algorithm, typ string) (Checksum, error) {
+// given the segment's stored header and its last RecordSize bytes, the
+// plaintext size the reader takes the segment to have, and the checksum
+// algorithm and type the object's metadata declares. It returns the part's
+// checksum, without Parts. A record of another segment, object, upload of
+// the part, size or algorithm fails authentication.
+func OpenRecord(dataKey, header, record []byte, part uint32, plainLen int64, algorithm, typ string) (Checksum, error) {
 	seg, err := parseSegment(dataKey, header, FramingV2, part)
 	if err != nil {
 		return Checksum{}, err
@@ -92,8 +96,8 @@ func OpenRecord(dataKey, header, record []byte, part uint32, algorithm, typ stri
 		return Checksum{}, fmt.Errorf("segment %d part record: %w", part, ErrTruncated)
 	}
 	ct, mac := record[:recordValueLen], record[recordValueLen:]
-	if !hmac.Equal(mac, seg.recordMAC(algorithm, typ, ct)) {
-		return Checksum{}, fmt.Errorf("segment %d part record (%s %s): %w", part, algorithm, typ, ErrAuthentication)
+	if !hmac.Equal(mac, seg.recordMAC(plainLen, algorithm, typ, ct)) {
+		return Checksum{}, fmt.Errorf("segment %d part record (%d bytes, %s %s): %w", part, plainLen, algorithm, typ, ErrAuthentication)
 	}
 	_, size := algoCode(algorithm)
 	if !RecordAlgorithm(algorithm) || typeCode(typ) == 0 {

@@ -36,35 +36,41 @@ func TestRecordsOpen(t *testing.T) {
 	var poff int64
 	for i, n := range l.Parts {
 		h, rec := recordOf(stored, l, i)
-		got, err := OpenRecord(key, h, rec, uint32(i+1), "CRC32C", ChecksumComposite)
+		open := func(key, rec []byte, part uint32, n int64, algo, typ string) (Checksum, error) {
+			return OpenRecord(key, h, rec, part, n, algo, typ)
+		}
+		got, err := open(key, rec, uint32(i+1), n, "CRC32C", ChecksumComposite)
 		want := testRecord(plain[poff : poff+n])
 		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("part %d: OpenRecord = %+v, %v; want %+v", i+1, got, err, want)
 		}
 		poff += n
-		for name, open := range map[string]func() (Checksum, error){
-			"as the next part": func() (Checksum, error) { return OpenRecord(key, h, rec, uint32(i+2), "CRC32C", ChecksumComposite) },
-			"under another key": func() (Checksum, error) {
-				return OpenRecord(testKey(21), h, rec, uint32(i+1), "CRC32C", ChecksumComposite)
-			},
-			"as CRC32":       func() (Checksum, error) { return OpenRecord(key, h, rec, uint32(i+1), "CRC32", ChecksumComposite) },
-			"as FULL_OBJECT": func() (Checksum, error) { return OpenRecord(key, h, rec, uint32(i+1), "CRC32C", ChecksumFullObject) },
-			"with a flipped value": func() (Checksum, error) {
-				return OpenRecord(key, h, flipped(rec, 0), uint32(i+1), "CRC32C", ChecksumComposite)
-			},
-			"with a flipped MAC": func() (Checksum, error) {
-				return OpenRecord(key, h, flipped(rec, RecordSize-1), uint32(i+1), "CRC32C", ChecksumComposite)
-			},
+		for _, tc := range []struct {
+			name     string
+			key, rec []byte
+			part     uint32
+			n        int64
+			algo     string
+			typ      string
+		}{
+			{"as the next part", key, rec, uint32(i + 2), n, "CRC32C", ChecksumComposite},
+			{"under another key", testKey(21), rec, uint32(i + 1), n, "CRC32C", ChecksumComposite},
+			{"as one byte longer", key, rec, uint32(i + 1), n + 1, "CRC32C", ChecksumComposite},
+			{"as a chunk shorter", key, rec, uint32(i + 1), n - C, "CRC32C", ChecksumComposite},
+			{"as CRC32", key, rec, uint32(i + 1), n, "CRC32", ChecksumComposite},
+			{"as FULL_OBJECT", key, rec, uint32(i + 1), n, "CRC32C", ChecksumFullObject},
+			{"with a flipped value", key, flipped(rec, 0), uint32(i + 1), n, "CRC32C", ChecksumComposite},
+			{"with a flipped MAC", key, flipped(rec, RecordSize-1), uint32(i + 1), n, "CRC32C", ChecksumComposite},
 		} {
-			if _, err := open(); !errors.Is(err, ErrAuthentication) {
-				t.Errorf("part %d's record opened %s: %v", i+1, name, err)
+			if _, err := open(tc.key, tc.rec, tc.part, tc.n, tc.algo, tc.typ); !errors.Is(err, ErrAuthentication) {
+				t.Errorf("part %d's record opened %s: %v", i+1, tc.name, err)
 			}
 		}
 	}
 	// Part 1's record with part 2's header (same data key).
 	h2, _ := recordOf(stored, l, 1)
 	_, rec1 := recordOf(stored, l, 0)
-	if _, err := OpenRecord(key, h2, rec1, 2, "CRC32C", ChecksumComposite); !errors.Is(err, ErrAuthentication) {
+	if _, err := OpenRecord(key, h2, rec1, 2, l.Parts[0], "CRC32C", ChecksumComposite); !errors.Is(err, ErrAuthentication) {
 		t.Errorf("part 1's record opened with part 2's header: %v", err)
 	}
 }
@@ -183,10 +189,10 @@ func TestSetRecord(t *testing.T) {
 		{Algorithm: "CRC32", Type: ChecksumFullObject, Value: crc},
 		{Algorithm: "CRC64NVME", Type: ChecksumFullObject, Value: []byte{1, 2, 3, 4, 5, 6, 7, 8}},
 	} {
-		if err := seg.setRecord(c); err != nil {
+		if err := seg.setRecord(c, 7); err != nil {
 			t.Fatalf("%+v: %v", c, err)
 		}
-		got, err := OpenRecord(testKey(24), seg.header(), seg.record(), 1, c.Algorithm, c.Type)
+		got, err := OpenRecord(testKey(24), seg.header(), seg.record(), 1, 7, c.Algorithm, c.Type)
 		if err != nil || fmt.Sprint(got) != fmt.Sprint(c) {
 			t.Fatalf("%+v: opened %+v, %v", c, got, err)
 		}
@@ -199,7 +205,7 @@ func TestSetRecord(t *testing.T) {
 		{Algorithm: "SHA1", Type: ChecksumComposite, Value: make([]byte, 20)},
 		{Algorithm: "CRC32C", Type: "PARTIAL", Value: crc},
 	} {
-		if err := seg.setRecord(c); err == nil {
+		if err := seg.setRecord(c, 7); err == nil {
 			t.Errorf("%+v: recorded", c)
 		}
 	}

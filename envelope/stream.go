@@ -262,6 +262,7 @@ type EncryptReader struct {
 	buf       []byte // a chunk, sealed in place, plus one byte of lookahead
 	ahead     bool   // unknown size: aheadByte is the next chunk's first byte
 	aheadByte byte
+	sealed    int64      // plaintext bytes sealed so far
 	record    RecordFunc // FramingV2: the part's checksum, asked before the final chunk is sealed
 	pump
 }
@@ -328,12 +329,12 @@ func newEncryptReader(src io.Reader, dataKey []byte, part uint32, size int64, sa
 	return r, nil
 }
 
-// setRecord asks for the part checksum and makes it the segment's record,
-// which the final chunk's AAD then covers.
-func (r *EncryptReader) setRecord() error {
+// setRecord asks for the part checksum of the segment's plainLen bytes and
+// makes it the segment's record, which the final chunk's AAD then covers.
+func (r *EncryptReader) setRecord(plainLen int64) error {
 	c, err := r.record()
 	if err == nil {
-		err = r.seg.setRecord(c)
+		err = r.seg.setRecord(c, plainLen)
 	}
 	if err != nil {
 		return fmt.Errorf("segment %d part record: %w", r.seg.part(), err)
@@ -387,8 +388,9 @@ func (r *EncryptReader) next() error {
 			return fmt.Errorf("reading plaintext: %w", err)
 		}
 	}
+	r.sealed += int64(n)
 	if final && r.record != nil {
-		if err := r.setRecord(); err != nil {
+		if err := r.setRecord(r.sealed); err != nil {
 			return err
 		}
 	}
@@ -421,8 +423,16 @@ type DecryptReader struct {
 	ct           []byte // one chunk, a record and one byte read ahead
 	carried      int    // bytes at the start of ct already read from src
 	pt           []byte
+	onSegment    func(part uint32, sealed []byte) error
 	pump
 }
+
+// OnSegment has f called as each FramingV2 segment ends, with its part
+// number and its stored header and record (HeaderSize bytes), which its
+// final chunk has just authenticated; an error from f fails the read. A
+// reader that answered the part checksums before the body uses it to know
+// the body's records are the ones it answered from (FORMAT.md §3.4).
+func (r *DecryptReader) OnSegment(f func(part uint32, sealed []byte) error) { r.onSegment = f }
 
 // NewDecryptReader decrypts src, the stored body of an object of framing f
 // (from its metadata). wantSegments is the number of segments the object
@@ -541,7 +551,14 @@ func (r *DecryptReader) next() error {
 // endSegment ends a segment whose final chunk authenticated (and with it,
 // in its AAD, a FramingV2 record).
 func (r *DecryptReader) endSegment() error {
+	seg := r.seg
 	r.seg = nil
+	if r.onSegment != nil && r.framing == FramingV2 {
+		if err := r.onSegment(seg.part(), seg.aad[:]); err != nil {
+			r.out = nil // not even this segment's last bytes
+			return err
+		}
+	}
 	return nil
 }
 

@@ -144,7 +144,7 @@ func checkSegmentVector(t *testing.T, v map[string]string) {
 	}
 	if f == FramingV2 {
 		c, _ := record()
-		got, err := OpenRecord(key, stored[:f.HeaderLen()], stored[len(stored)-RecordSize:], uint32(part), c.Algorithm, c.Type)
+		got, err := OpenRecord(key, stored[:f.HeaderLen()], stored[len(stored)-RecordSize:], uint32(part), int64(len(plain)), c.Algorithm, c.Type)
 		if err != nil || !bytes.Equal(got.Value, c.Value) {
 			t.Errorf("record opens to %x, %v; want %x", got.Value, err, c.Value)
 		}

@@ -429,11 +429,11 @@ func (p *Proxy) attributePartChecksums(ctx context.Context, o objRef) ([]envelop
 		return nil, err
 	}
 	defer clear(dk)
-	sums, _, err := p.partChecksums(ctx, o, dk)
+	recs, _, err := p.partChecksums(ctx, o, dk)
 	if errors.Is(err, errNoPartReads) {
 		return nil, nil
 	}
-	return sums, err
+	return recs.sums, err
 }
 
 // storedPartSizes are the sizes of parts first..last of an object stored

@@ -44,15 +44,21 @@ func keepsChecksum(info objectInfo) bool {
 }
 
 // objectChecksum is the checksum o keeps, verified under its data key dk;
-// nil when it keeps none.
-func (p *Proxy) objectChecksum(ctx context.Context, o objRef, dk []byte) (*envelope.Checksum, error) {
+// nil when it keeps none. A read that answers it and then decrypts the
+// body has the body's records checked by check (nil: nothing to check).
+func (p *Proxy) objectChecksum(ctx context.Context, o objRef, dk []byte) (c *envelope.Checksum, check func(uint32, []byte) error, err error) {
 	if o.info.plaintext {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if o.info.framing() == envelope.FramingV2 {
-		return p.recordedChecksum(ctx, o, dk)
+		c, recs, err := p.recordedChecksum(ctx, o, dk)
+		if c == nil {
+			return nil, nil, err
+		}
+		return c, recs.check, err
 	}
-	return openChecksum(o.info, dk)
+	c, err = openChecksum(o.info, dk)
+	return c, nil, err
 }
 
 // readChecksum is objectChecksum for a read that has not unwrapped the data
@@ -67,7 +73,8 @@ func (p *Proxy) readChecksum(ctx context.Context, o objRef) (*envelope.Checksum,
 		return nil, err
 	}
 	defer clear(dk)
-	return p.objectChecksum(ctx, o, dk)
+	c, _, err := p.objectChecksum(ctx, o, dk)
+	return c, err
 }
 
 // setChecksumHeaders answers c as S3 does on a read with checksum mode.

@@ -65,15 +65,18 @@ func (p *Proxy) getObject(x *exchange) error {
 	defer clear(dk)
 	objectResponseHeader(x.w.Header(), resp.Header, info)
 	setContextHeader(x.w.Header(), info.meta) // unwrapped under it just now
+	var check func(uint32, []byte) error
 	if checksumMode(x.t.header) {
-		c, err := p.objectChecksum(x.r.Context(), o, dk)
-		if err != nil {
+		var c *envelope.Checksum
+		if c, check, err = p.objectChecksum(x.r.Context(), o, dk); err != nil {
 			return err
 		}
 		setChecksumHeaders(x.w.Header(), c)
 	}
 	clock := clockFor(x.r.Context(), dirDecrypt)
-	return serveDecrypted(x, http.StatusOK, clock.cipher(envelope.NewDecryptReader(clock.source(resp.Body), dk, info.framing(), info.segments)), info.size)
+	dec := envelope.NewDecryptReader(clock.source(resp.Body), dk, info.framing(), info.segments)
+	dec.OnSegment(check)
+	return serveDecrypted(x, http.StatusOK, clock.cipher(dec), info.size)
 }
 
 // readObject sends x's GET or HEAD to the store, with the read's query and

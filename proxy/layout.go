@@ -33,8 +33,10 @@ type layoutEntry struct {
 	// verified are the middle segments of a guess whose sizes the store
 	// confirmed (checkGuess).
 	verified map[int]bool
-	// checksums are the parts' recorded checksums (FramingV2), once read.
-	checksums []envelope.Checksum
+	// records are the parts' records (FramingV2), once read, and the
+	// fingerprint of the metadata they opened under.
+	records     partRecords
+	fingerprint string
 }
 
 // layoutCache is an LRU of object layouts bounded in entries and in the
@@ -82,25 +84,26 @@ func (c *layoutCache) put(k string, l envelope.Layout, exact bool) {
 	}
 }
 
-// checksums are the part checksums cached for k, if its layout is l.
-func (c *layoutCache) checksums(k string, l envelope.Layout) ([]envelope.Checksum, bool) {
+// records are the part records cached for k, if its layout is l and they
+// opened under metadata of fingerprint fp (recordsFingerprint).
+func (c *layoutCache) records(k string, l envelope.Layout, fp string) (partRecords, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.lru.Peek(k)
-	if !ok || e.checksums == nil || !slices.Equal(e.layout.Parts, l.Parts) || e.layout.Framing != l.Framing {
-		return nil, false
+	if !ok || e.records.sums == nil || e.fingerprint != fp || !slices.Equal(e.layout.Parts, l.Parts) || e.layout.Framing != l.Framing {
+		return partRecords{}, false
 	}
-	return e.checksums, true
+	return e.records, true
 }
 
-// putChecksums caches the part checksums read under layout l, which their
-// records confirmed: each header was where l places it.
-func (c *layoutCache) putChecksums(k string, l envelope.Layout, sums []envelope.Checksum) {
+// putRecords caches the part records read under layout l, which they
+// confirmed: each header was where l places it, each MAC bound its size.
+func (c *layoutCache) putRecords(k string, l envelope.Layout, fp string, recs partRecords) {
 	c.put(k, l, true)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.lru.Peek(k); ok {
-		e.checksums = sums
+		e.records, e.fingerprint = recs, fp
 	}
 }
 

@@ -7,7 +7,9 @@ package proxy
 // records under the data key and combine them as S3 does.
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -116,38 +118,66 @@ func (r *partRecorder) setHeader(h http.Header) {
 	}
 }
 
-// partChecksums are the checksums the parts of o, a FramingV2 object, hold
-// in their records, opened under its data key dk. The records are found by
-// o's layout; a guessed layout that places one wrongly only fails its MAC,
-// and the exact layout is fetched then. Each record is bound to its
-// segment, the object's data key and the algorithm its metadata declares:
-// a store can make this fail, never answer other values.
-func (p *Proxy) partChecksums(ctx context.Context, o objRef, dk []byte) ([]envelope.Checksum, envelope.Layout, error) {
-	k := layoutKey(o.Bucket, o.Key, o.etag)
+// partRecords are the checksums the parts of a FramingV2 object hold in
+// their records, and each part's stored header and record they were read
+// from.
+type partRecords struct {
+	sums   []envelope.Checksum
+	sealed [][]byte // part k's header ‖ record at k-1
+}
+
+// check is a DecryptReader's OnSegment: the header and record a part's
+// chunks authenticate must be those its checksum was answered from, not an
+// earlier upload of the part that a store kept (FORMAT.md §3.4).
+func (r partRecords) check(part uint32, sealed []byte) error {
+	if int(part) > len(r.sealed) || !bytes.Equal(sealed, r.sealed[part-1]) {
+		return fmt.Errorf("part %d's record is not the one its checksum was answered from: %w", part, envelope.ErrAuthentication)
+	}
+	return nil
+}
+
+// recordsFingerprint names what the records of o open under: its wrapped
+// data key and declared checksum. Cached records are used only for the
+// same, so an ETag a store replays for another object reads that object's.
+func recordsFingerprint(m envelope.Metadata) string {
+	h := sha256.New()
+	h.Write(m.WrappedKey)
+	h.Write([]byte("\x00" + m.PartAlgorithm + "/" + m.PartType))
+	return string(h.Sum(nil))
+}
+
+// partChecksums are the records of o, a FramingV2 object, opened under its
+// data key dk. The records are found by o's layout; a guessed layout that
+// places one wrongly, or sizes it wrongly, only fails its MAC, and the
+// exact layout is fetched then. Each record is bound to its segment's
+// header and size, the object's data key and the algorithm its metadata
+// declares: a store can make this fail, never answer other values.
+func (p *Proxy) partChecksums(ctx context.Context, o objRef, dk []byte) (partRecords, envelope.Layout, error) {
+	k, fp := layoutKey(o.Bucket, o.Key, o.etag), recordsFingerprint(o.info.meta)
 	l, exact, err := p.layout(ctx, o)
 	if err != nil {
-		return nil, l, err
+		return partRecords{}, l, err
 	}
-	if sums, ok := p.layouts.checksums(k, l); ok {
-		return sums, l, nil
+	if recs, ok := p.layouts.records(k, l, fp); ok {
+		return recs, l, nil
 	}
-	sums, err := p.readRecords(ctx, o, l, dk)
+	recs, err := p.readRecords(ctx, o, l, dk)
 	if errors.Is(err, envelope.ErrAuthentication) && !exact {
 		if l, _, err = p.exactLayout(ctx, o); err == nil {
-			sums, err = p.readRecords(ctx, o, l, dk)
+			recs, err = p.readRecords(ctx, o, l, dk)
 		}
 	}
 	if err != nil {
-		return nil, l, errCorrupt(fmt.Errorf("part records: %w", err))
+		return partRecords{}, l, errCorrupt(fmt.Errorf("part records: %w", err))
 	}
-	p.layouts.putChecksums(k, l, sums)
-	return sums, l, nil
+	p.layouts.putRecords(k, l, fp, recs)
+	return recs, l, nil
 }
 
 // readRecords reads the record of every part of o under layout l. Part k's
 // record ends where part k+1's header starts, so each stored read but the
 // first gets a record and the next header: n+1 reads of 32 bytes at most.
-func (p *Proxy) readRecords(ctx context.Context, o objRef, l envelope.Layout, dk []byte) ([]envelope.Checksum, error) {
+func (p *Proxy) readRecords(ctx context.Context, o objRef, l envelope.Layout, dk []byte) (partRecords, error) {
 	n := len(l.Parts)
 	offs := l.StoredOffsets()
 	hlen := int64(l.Framing.HeaderLen())
@@ -166,35 +196,37 @@ func (p *Proxy) readRecords(ctx context.Context, o objRef, l envelope.Layout, dk
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return partRecords{}, err
 	}
-	sums := make([]envelope.Checksum, n)
-	for i := range sums {
+	recs := partRecords{sums: make([]envelope.Checksum, n), sealed: make([][]byte, n)}
+	for i := range n {
 		header := windows[i][len(windows[i])-int(hlen):]
 		record := windows[i+1][:envelope.RecordSize]
-		if sums[i], err = envelope.OpenRecord(dk, header, record, uint32(i+1), o.info.meta.PartAlgorithm, o.info.meta.PartType); err != nil {
-			return nil, err
+		recs.sealed[i] = append(bytes.Clone(header), record...)
+		if recs.sums[i], err = envelope.OpenRecord(dk, header, record, uint32(i+1), l.Parts[i], o.info.meta.PartAlgorithm, o.info.meta.PartType); err != nil {
+			return partRecords{}, err
 		}
 	}
-	return sums, nil
+	return recs, nil
 }
 
 // recordedChecksum is the checksum of o, a FramingV2 object, as S3 reports
-// a multipart object's: its parts' combined (envelope.ObjectChecksum).
-// None when the store cannot say where the parts are (no partNumber reads).
-func (p *Proxy) recordedChecksum(ctx context.Context, o objRef, dk []byte) (*envelope.Checksum, error) {
-	sums, l, err := p.partChecksums(ctx, o, dk)
+// a multipart object's: its parts' combined (envelope.ObjectChecksum), and
+// the records it came from. None when the store cannot say where the parts
+// are (no partNumber reads).
+func (p *Proxy) recordedChecksum(ctx context.Context, o objRef, dk []byte) (*envelope.Checksum, partRecords, error) {
+	recs, l, err := p.partChecksums(ctx, o, dk)
 	if errors.Is(err, errNoPartReads) {
-		return nil, nil
+		return nil, partRecords{}, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, partRecords{}, err
 	}
-	c, err := envelope.ObjectChecksum(o.info.meta.PartType, sums, l.Parts)
+	c, err := envelope.ObjectChecksum(o.info.meta.PartType, recs.sums, l.Parts)
 	if err != nil {
-		return nil, errCorrupt(err)
+		return nil, partRecords{}, errCorrupt(err)
 	}
-	return &c, nil
+	return &c, recs, nil
 }
 
 // checkObjectChecksumHeader refuses a CompleteMultipartUpload carrying a
@@ -236,7 +268,7 @@ func (p *Proxy) completedChecksum(x *exchange, done *completion, meta envelope.M
 	}
 	o := objRef{Object: objectAt(x.t.bucket, x.t.key, done.header.Get("X-Amz-Version-Id"), x.t.header), etag: done.etag,
 		info: objectInfo{meta: meta, stored: l.CiphertextSize(), size: l.PlaintextSize(), segments: len(l.Parts)}}
-	c, err := p.recordedChecksum(x.r.Context(), o, dk)
+	c, _, err := p.recordedChecksum(x.r.Context(), o, dk)
 	if err != nil {
 		p.log.Warn("completed an upload whose part records s3seal cannot read back", slog.String("bucket", x.t.bucket),
 			slog.String("key", x.t.key), slog.String("error", err.Error()))

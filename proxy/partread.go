@@ -56,15 +56,9 @@ func (p *Proxy) getPart(x *exchange, header http.Header, query url.Values) error
 		}
 		defer clear(dk)
 	}
-	if p.partChecksumAsked(x, part.info) {
-		o := objRef{Object: x.object(), etag: resp.Header.Get("ETag"), info: part.info}
-		sums, _, err := p.partChecksums(x.r.Context(), o, dk)
-		if err != nil && !errors.Is(err, errNoPartReads) {
-			return err
-		}
-		if err == nil {
-			setChecksumHeaders(h, &sums[k-1])
-		}
+	check, err := p.partChecksum(x, resp.Header.Get("ETag"), part.info, k, dk)
+	if err != nil {
+		return err
 	}
 	if x.r.Method == http.MethodHead {
 		h.Set("Content-Length", strconv.FormatInt(part.n, 10))
@@ -72,7 +66,9 @@ func (p *Proxy) getPart(x *exchange, header http.Header, query url.Values) error
 		return nil
 	}
 	clock := clockFor(x.r.Context(), dirDecrypt)
-	return serveDecrypted(x, http.StatusPartialContent, clock.cipher(envelope.NewPartDecryptReader(clock.source(part.body), dk, part.info.framing(), uint32(k))), part.n)
+	dec := envelope.NewPartDecryptReader(clock.source(part.body), dk, part.info.framing(), uint32(k))
+	dec.OnSegment(check)
+	return serveDecrypted(x, http.StatusPartialContent, clock.cipher(dec), part.n)
 }
 
 // partChecksumAsked reports whether a part read answers the part's
@@ -80,6 +76,24 @@ func (p *Proxy) getPart(x *exchange, header http.Header, query url.Values) error
 // (as S3, which gives a FULL_OBJECT object's parts none).
 func (p *Proxy) partChecksumAsked(x *exchange, info objectInfo) bool {
 	return checksumMode(x.t.header) && info.framing() == envelope.FramingV2 && info.meta.PartType == envelope.ChecksumComposite
+}
+
+// partChecksum answers part k's checksum when the read asks for it, and
+// returns the check that the part's body has the record answered from.
+func (p *Proxy) partChecksum(x *exchange, etag string, info objectInfo, k int, dk []byte) (func(uint32, []byte) error, error) {
+	if !p.partChecksumAsked(x, info) {
+		return nil, nil
+	}
+	o := objRef{Object: x.object(), etag: etag, info: info}
+	recs, _, err := p.partChecksums(x.r.Context(), o, dk)
+	switch {
+	case errors.Is(err, errNoPartReads):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	setChecksumHeaders(x.w.Header(), &recs.sums[k-1])
+	return recs.check, nil
 }
 
 // placedPart is part k of an object and its plaintext place in it.
