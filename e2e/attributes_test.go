@@ -18,12 +18,14 @@ type cliAttributes struct {
 	ETag         string
 	StorageClass string
 	ObjectSize   int64
+	Checksum     struct{ ChecksumCRC32C string } // the CLI here (2.9) knows no ChecksumType
 	ObjectParts  *struct {
 		TotalPartsCount int
 		IsTruncated     bool
 		Parts           []struct {
-			PartNumber int
-			Size       int64
+			PartNumber     int
+			Size           int64
+			ChecksumCRC32C string
 		}
 	}
 }
@@ -31,10 +33,17 @@ type cliAttributes struct {
 // summary says what a CLI answer holds that a store could get wrong.
 func (a cliAttributes) summary() string {
 	s := fmt.Sprintf("size=%d class=%s", a.ObjectSize, a.StorageClass)
+	if a.Checksum.ChecksumCRC32C != "" {
+		s += " crc32c=" + a.Checksum.ChecksumCRC32C
+	}
 	if p := a.ObjectParts; p != nil {
 		s += fmt.Sprintf(" total=%d truncated=%t parts=", p.TotalPartsCount, p.IsTruncated)
 		for _, pt := range p.Parts {
-			s += fmt.Sprintf("%d:%d,", pt.PartNumber, pt.Size)
+			s += fmt.Sprintf("%d:%d", pt.PartNumber, pt.Size)
+			if pt.ChecksumCRC32C != "" {
+				s += ":" + pt.ChecksumCRC32C
+			}
+			s += ","
 		}
 	}
 	return s
@@ -42,7 +51,8 @@ func (a cliAttributes) summary() string {
 
 // TestGetObjectAttributes: real clients get plaintext values, never the
 // stored ciphertext's: the AWS CLI the size of each part of a multipart
-// object, paged as asked, and aws-sdk-go-v2 a single-part object's size.
+// object, paged as asked, and of one uploaded with CRC32C the checksums of
+// the object and its parts; aws-sdk-go-v2 a single-part object's size.
 func TestGetObjectAttributes(t *testing.T) {
 	forEachUpstream(t, func(t *testing.T, e testEnv) {
 		in := startS3seal(t, e, e.kmsURL, "")
@@ -51,17 +61,25 @@ func TestGetObjectAttributes(t *testing.T) {
 		ctx := context.Background()
 
 		plain := plaintext(10*mib+100007, 13)
-		if err := multipartUpload(t, c, bucket, "mp.bin", splitParts(plain, 5*mib, 5*mib), nil); err != nil {
+		parts := splitParts(plain, 5*mib, 5*mib)
+		if err := multipartUpload(t, c, bucket, "mp.bin", parts, nil); err != nil {
 			t.Fatalf("CompleteMultipartUpload: %v", err)
 		}
 		checkStored(t, e, bucket, "mp.bin", plain)
-		head, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String("mp.bin")})
-		if err != nil {
-			t.Fatal(err)
+		// The same parts again, with CRC32C checksums (COMPOSITE).
+		partSums, objSum := wantChecksums(types.ChecksumAlgorithmCrc32c, types.ChecksumTypeComposite, parts)
+		up, done := uploadParts(t, c, bucket, "crc.bin", types.ChecksumAlgorithmCrc32c, "", parts, true)
+		if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String("crc.bin"),
+			UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: done}}); err != nil {
+			t.Fatalf("CompleteMultipartUpload: %v", err)
 		}
-		cli := func(args ...string) cliAttributes {
-			out := run(t, clientEnv(in), "/usr/bin/aws", append([]string{"--endpoint-url", in.URL, "s3api", "get-object-attributes",
-				"--bucket", bucket, "--key", "mp.bin", "--object-attributes", "ETag", "StorageClass", "ObjectSize", "ObjectParts"}, args...)...)
+		cli := func(key string, args ...string) cliAttributes {
+			head, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := run(t, clientEnv(in), "/usr/bin/aws", append([]string{"--endpoint-url", in.URL, "s3api", "get-object-attributes", "--bucket", bucket,
+				"--key", key, "--object-attributes", "ETag", "StorageClass", "ObjectSize", "ObjectParts", "Checksum"}, args...)...)
 			var a cliAttributes
 			if err := json.Unmarshal([]byte(out), &a); err != nil {
 				t.Fatalf("get-object-attributes printed %s: %v", out, err)
@@ -72,14 +90,17 @@ func TestGetObjectAttributes(t *testing.T) {
 			return a
 		}
 		for _, tc := range []struct {
+			key  string
 			args []string
 			want string
 		}{
-			{nil, fmt.Sprintf("size=%d class=STANDARD total=3 truncated=false parts=1:%d,2:%d,3:100007,", len(plain), 5*mib, 5*mib)},
-			{[]string{"--max-parts", "1", "--part-number-marker", "1"}, fmt.Sprintf("size=%d class=STANDARD total=3 truncated=true parts=2:%d,", len(plain), 5*mib)},
+			{"mp.bin", nil, fmt.Sprintf("size=%d class=STANDARD total=3 truncated=false parts=1:%d,2:%d,3:100007,", len(plain), 5*mib, 5*mib)},
+			{"mp.bin", []string{"--max-parts", "1", "--part-number-marker", "1"}, fmt.Sprintf("size=%d class=STANDARD total=3 truncated=true parts=2:%d,", len(plain), 5*mib)},
+			{"crc.bin", nil, fmt.Sprintf("size=%d class=STANDARD crc32c=%s total=3 truncated=false parts=1:%d:%s,2:%d:%s,3:100007:%s,",
+				len(plain), objSum, 5*mib, partSums[0], 5*mib, partSums[1], partSums[2])},
 		} {
-			if got := cli(tc.args...).summary(); got != tc.want {
-				t.Errorf("get-object-attributes %v:\n%s\nwant\n%s", tc.args, got, tc.want)
+			if got := cli(tc.key, tc.args...).summary(); got != tc.want {
+				t.Errorf("get-object-attributes %s %v:\n%s\nwant\n%s", tc.key, tc.args, got, tc.want)
 			}
 		}
 
