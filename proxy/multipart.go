@@ -200,6 +200,9 @@ func (p *Proxy) completeUpload(x *exchange) error {
 	if err != nil {
 		return err
 	}
+	if err := checkObjectSize(x.t.header, sizes.PlaintextSize()); err != nil {
+		return err
+	}
 	done, err := p.complete(x, tok.UploadID, parts, sizes)
 	var late *lateError
 	if errors.As(err, &late) {
@@ -292,6 +295,20 @@ func (p *Proxy) checkParts(x *exchange, upstreamID string, parts []store.Part, f
 		}
 	}
 	return sizes, nil
+}
+
+// checkObjectSize checks a Complete's x-amz-mp-object-size, which SDKs
+// send, against the plaintext size of the parts, as S3 checks it.
+func checkObjectSize(h http.Header, size int64) error {
+	v := strings.TrimSpace(h.Get("X-Amz-Mp-Object-Size"))
+	if v == "" {
+		return nil
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err != nil || n != size {
+		return newS3Error("InvalidRequest", http.StatusBadRequest, fmt.Sprintf(
+			"The provided 'x-amz-mp-object-size' header value %s does not match what was computed: %d", v, size), err)
+	}
+	return nil
 }
 
 // defaultMinPartSize is S3's smallest part but the last.

@@ -238,8 +238,9 @@ func checkObjectChecksumHeader(rt *route, h http.Header) error {
 	if rt.name != "CompleteMultipartUpload" {
 		return nil
 	}
+	trailer := strings.ToLower(strings.Join(h.Values("X-Amz-Trailer"), ","))
 	for _, algorithm := range envelope.ChecksumAlgorithms {
-		if h.Get("X-Amz-Checksum-"+algorithm) != "" {
+		if h.Get("X-Amz-Checksum-"+algorithm) != "" || strings.Contains(trailer, "x-amz-checksum-") {
 			return newS3Error("NotImplemented", http.StatusNotImplemented,
 				"s3seal does not check a whole-object checksum sent with CompleteMultipartUpload; "+
 					"it answers the object's checksum, computed from the parts' checksums that UploadPart verified.", nil)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"testing"
@@ -214,26 +215,7 @@ func TestMultipartChecksumLies(t *testing.T) {
 	e := newEnv(t)
 	data := randomBytes(2*128*kib+5, 8)
 	parts := splitParts(data, 128*kib, 128*kib, 5)
-	put := func(key, algo string) {
-		created, err := e.client.CreateMultipartUpload(bg(), &s3.CreateMultipartUploadInput{Bucket: aws.String(testBucket), Key: aws.String(key),
-			ChecksumAlgorithm: types.ChecksumAlgorithm(algo)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var done []types.CompletedPart
-		for i, part := range parts {
-			out, err := e.client.UploadPart(bg(), &s3.UploadPartInput{Bucket: aws.String(testBucket), Key: aws.String(key), UploadId: created.UploadId,
-				PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(part), ChecksumAlgorithm: types.ChecksumAlgorithm(algo)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			done = append(done, types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: out.ETag})
-		}
-		if _, err := e.client.CompleteMultipartUpload(bg(), &s3.CompleteMultipartUploadInput{Bucket: aws.String(testBucket), Key: aws.String(key),
-			UploadId: created.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: done}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	put := func(key, algo string) { e.putMultipartSum(t, key, algo, "", parts) }
 	head := func(key string) (*s3.HeadObjectOutput, error) {
 		e.proxy.layouts = newLayoutCache()
 		return e.client.HeadObject(bg(), &s3.HeadObjectInput{Bucket: aws.String(testBucket), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled})
@@ -318,5 +300,45 @@ func TestMultipartChecksumCopies(t *testing.T) {
 	}
 	if got, _, err := e.get(t, "copies/dst"); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("copy reads back %d bytes, %v", len(got), err)
+	}
+}
+
+// TestCompleteObjectSize: a Complete's x-amz-mp-object-size (SDKs send it)
+// is checked against the parts' plaintext size, as S3 checks it; a wrong
+// one writes nothing.
+func TestCompleteObjectSize(t *testing.T) {
+	e := newEnv(t)
+	parts := splitParts(randomBytes(128*kib+7, 11), 128*kib, 7)
+	for _, tt := range []struct {
+		size *int64
+		ok   bool
+	}{{aws.Int64(128*kib + 8), false}, {aws.Int64(128*kib + 7), true}, {nil, true}} {
+		key := fmt.Sprintf("size/%v", tt.ok)
+		id := create(t, e.client, key, nil)
+		var etags []string
+		for i, p := range parts {
+			etag, err := uploadPart(e.client, key, id, i+1, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			etags = append(etags, etag)
+		}
+		var done []types.CompletedPart
+		for i, etag := range etags {
+			done = append(done, types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: aws.String(etag)})
+		}
+		_, err := e.client.CompleteMultipartUpload(bg(), &s3.CompleteMultipartUploadInput{Bucket: aws.String(testBucket), Key: aws.String(key),
+			UploadId: aws.String(id), MpuObjectSize: tt.size, MultipartUpload: &types.CompletedMultipartUpload{Parts: done}})
+		switch {
+		case tt.ok && err != nil:
+			t.Errorf("x-amz-mp-object-size %v: %v", aws.ToInt64(tt.size), err)
+		case !tt.ok:
+			if code, _ := apiError(t, err); code != "InvalidRequest" {
+				t.Errorf("x-amz-mp-object-size %v: %v", aws.ToInt64(tt.size), err)
+			}
+		}
+		if (e.store.get(testBucket, key) != nil) != tt.ok {
+			t.Errorf("x-amz-mp-object-size %v: object written %v", aws.ToInt64(tt.size), !tt.ok)
+		}
 	}
 }

@@ -181,7 +181,10 @@ func TestVerifyThenForward(t *testing.T) {
 			t.Run(tt.name+"/"+modeNames[mode], func(t *testing.T) {
 				before := len(e.store.recorded())
 				status, code, body := e.send(t, e.wireRequest(t, tt.method, tt.path, tt.body, bodyMode(mode), true, tt.header))
-				if status != http.StatusBadRequest && status != http.StatusForbidden {
+				// A Complete carrying a checksum is refused before its body
+				// is read: on S3 it is the object's (checkObjectChecksumHeader).
+				refusedFirst := tt.name == "CompleteMultipartUpload" && status == http.StatusNotImplemented
+				if status != http.StatusBadRequest && status != http.StatusForbidden && !refusedFirst {
 					t.Errorf("tampered body: %d %s", status, body)
 				}
 				writes, completed := e.store.writesSince(before)
