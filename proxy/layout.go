@@ -71,14 +71,18 @@ func (c *layoutCache) get(k string) (layoutEntry, bool) {
 }
 
 func (c *layoutCache) put(k string, l envelope.Layout, exact bool) {
-	if len(l.Parts) > layoutCacheSegments {
+	c.putEntry(k, &layoutEntry{layout: l, exact: exact})
+}
+
+func (c *layoutCache) putEntry(k string, e *layoutEntry) {
+	if len(e.layout.Parts) > layoutCacheSegments {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.lru.Remove(k)
-	c.lru.Add(k, &layoutEntry{layout: l, exact: exact})
-	c.segments += len(l.Parts)
+	c.lru.Add(k, e)
+	c.segments += len(e.layout.Parts)
 	for c.segments > layoutCacheSegments {
 		c.lru.RemoveOldest()
 	}
@@ -99,12 +103,7 @@ func (c *layoutCache) records(k string, l envelope.Layout, fp string) (partRecor
 // putRecords caches the part records read under layout l, which they
 // confirmed: each header was where l places it, each MAC bound its size.
 func (c *layoutCache) putRecords(k string, l envelope.Layout, fp string, recs partRecords) {
-	c.put(k, l, true)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.lru.Peek(k); ok {
-		e.records, e.fingerprint = recs, fp
-	}
+	c.putEntry(k, &layoutEntry{layout: l, exact: true, records: recs, fingerprint: fp})
 }
 
 // isVerified and markVerified track confirmed segments of a guess.

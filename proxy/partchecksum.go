@@ -252,8 +252,11 @@ func checkObjectChecksumHeader(rt *route, h http.Header) error {
 // checkCompleteChecksum checks that a CompleteMultipartUpload's checksum
 // type, if it names one, is the upload's.
 func checkCompleteChecksum(h http.Header, meta envelope.Metadata) error {
-	if typ := strings.ToUpper(strings.TrimSpace(h.Get("X-Amz-Checksum-Type"))); typ != "" &&
-		meta.Framing == envelope.FramingV2 && typ != meta.PartType {
+	switch typ := strings.ToUpper(strings.TrimSpace(h.Get("X-Amz-Checksum-Type"))); {
+	case typ == "":
+	case typ != envelope.ChecksumFullObject && typ != envelope.ChecksumComposite:
+		return invalidChecksumRequest("Value for x-amz-checksum-type header is invalid.")
+	case meta.Framing == envelope.FramingV2 && typ != meta.PartType:
 		return invalidChecksumRequest(fmt.Sprintf("The upload was created using the %s checksum mode. The complete request must use the same checksum mode.", meta.PartType))
 	}
 	return nil

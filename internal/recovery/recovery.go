@@ -35,8 +35,8 @@ type Report struct {
 	FormatVersion     int               `json:"format_version"` // of the metadata: 2 with a client's context, 4 for FramingV2 (§6)
 	CMK               string            `json:"cmk"`
 	EncryptionContext map[string]string `json:"encryption_context"`
-	WrappedKey        string            `json:"wrapped_key"`             // standard base64, as stored
-	PartChecksum      string            `json:"part_checksum,omitempty"` // version 4's s3seal-p, "ALGORITHM/TYPE": what the part records hold (§3.4)
+	WrappedKey        string            `json:"wrapped_key"`               // standard base64, as stored
+	PartChecksum      string            `json:"part_checksum,omitempty"`   // version 4's s3seal-p, "ALGORITHM/TYPE": what the part records hold (§3.4)
 	SealedChecksum    string            `json:"sealed_checksum,omitempty"` // version 3's s3seal-s, standard base64 (§6.2)
 	StoredSize        int64             `json:"stored_size"`
 	PlaintextSize     int64             `json:"plaintext_size"`
