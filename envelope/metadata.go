@@ -24,6 +24,7 @@ const (
 	metaX      = "s3seal-x" // the client's encryption context (version 2), base64 of a JSON object
 	metaS      = "s3seal-s" // the sealed checksum of the plaintext (version 3), standard base64
 	metaP      = "s3seal-p" // the part checksums a multipart upload declared (version 4), "ALGORITHM/TYPE"
+	metaB      = "s3seal-b" // the salt of a data key derived from a bucket key (version 5), standard base64
 
 	// contextVersion is the metadata version of objects with a client's
 	// encryption context: their stored bytes are version 1's (§6).
@@ -35,6 +36,10 @@ const (
 	// recordVersion is the metadata version of FramingV2 objects, whose
 	// segments end in part records (§3.4): multipart uploads.
 	recordVersion = 4
+	// bucketKeyVersion is the metadata version of objects whose data key
+	// is derived from a bucket key (§6.3); their stored bytes are version
+	// 1's.
+	bucketKeyVersion = 5
 
 	// MaxContextLen bounds the encoded s3seal-x: S3 allows 2 KB of user
 	// metadata in all, and s3seal's own fields take up to about 350 bytes.
@@ -76,6 +81,11 @@ type Metadata struct {
 	// upload declared (a CRC; RecordAlgorithm): its part records hold the
 	// values (§3.4).
 	PartAlgorithm, PartType string
+	// BucketKeySalt, when set, makes WrappedKey a bucket key, bound to the
+	// bucket alone, from which the object's data key is derived with this
+	// salt and the object's name (DeriveObjectKey, §6.3). Version 5: single
+	// FramingV1 objects without a client's context.
+	BucketKeySalt []byte
 }
 
 // UserMetadata returns the metadata as S3 user metadata keys without the
@@ -90,6 +100,14 @@ func (m Metadata) UserMetadata() map[string]string {
 	if len(m.Context) > 0 {
 		u[metaV] = strconv.Itoa(contextVersion)
 		u[metaX] = EncodeContext(m.Context)
+	}
+	if len(m.BucketKeySalt) > 0 {
+		u[metaV] = strconv.Itoa(bucketKeyVersion)
+		u[metaB] = base64.StdEncoding.EncodeToString(m.BucketKeySalt)
+		if len(m.Checksum) > 0 {
+			u[metaS] = base64.StdEncoding.EncodeToString(m.Checksum)
+		}
+		return u
 	}
 	switch {
 	case m.Framing == FramingV2:
@@ -223,7 +241,8 @@ func ParseUserMetadata(user map[string]string) (Metadata, error) {
 		strconv.Itoa(FormatVersion):   {metaV, metaC, metaK},
 		strconv.Itoa(contextVersion):  {metaV, metaC, metaK, metaX},
 		strconv.Itoa(checksumVersion): {metaV, metaC, metaK, metaS, metaX},
-		strconv.Itoa(recordVersion):   {metaV, metaC, metaK, metaX, metaP},
+		strconv.Itoa(recordVersion):    {metaV, metaC, metaK, metaX, metaP},
+		strconv.Itoa(bucketKeyVersion): {metaV, metaC, metaK, metaB, metaS},
 	}[v]
 	if want == nil {
 		n, err := strconv.Atoi(v)
@@ -251,7 +270,12 @@ func ParseUserMetadata(user map[string]string) (Metadata, error) {
 		return Metadata{}, fmt.Errorf("%q is not base64: %w", metaK, ErrMalformedMetadata)
 	}
 	m.WrappedKey = wrapped
-	if v == strconv.Itoa(checksumVersion) {
+	if v == strconv.Itoa(bucketKeyVersion) {
+		if m.BucketKeySalt, err = base64.StdEncoding.Strict().DecodeString(fields[metaB]); err != nil || len(m.BucketKeySalt) != BucketKeySaltSize {
+			return Metadata{}, fmt.Errorf("%q is not a %d-byte salt: %w", metaB, BucketKeySaltSize, ErrMalformedMetadata)
+		}
+	}
+	if _, ok := fields[metaS]; ok || v == strconv.Itoa(checksumVersion) {
 		if m.Checksum, err = decodeSealedChecksum(fields[metaS]); err != nil {
 			return Metadata{}, fmt.Errorf("%q: %v: %w", metaS, err, ErrMalformedMetadata)
 		}

@@ -70,7 +70,7 @@ func TestMetadataErrors(t *testing.T) {
 		{"empty", nil, ErrNoMetadata},
 		{"no version", with("s3seal-v", "<delete>"), ErrMalformedMetadata},
 		{"version 2 without a context", with("s3seal-v", "2"), ErrMalformedMetadata},
-		{"version 5", with("s3seal-v", "5"), ErrUnsupportedVersion},
+		{"version 6", with("s3seal-v", "6"), ErrUnsupportedVersion},
 		{"version 0", with("s3seal-v", "0"), ErrMalformedMetadata},
 		{"version text", with("s3seal-v", "one"), ErrMalformedMetadata},
 		{"no key id", with("s3seal-c", "<delete>"), ErrMalformedMetadata},

@@ -39,7 +39,9 @@ func (p *Proxy) createUpload(x *exchange) error {
 	if err != nil {
 		return err
 	}
-	dk, meta, err := keys.New(ctx, t.bucket, t.key)
+	// One data key serves all of an upload's parts: bucket keys would save
+	// nothing (FORMAT.md §6.3).
+	dk, meta, err := keys.WithoutBucketKeys().New(ctx, t.bucket, t.key)
 	if err != nil {
 		return err
 	}

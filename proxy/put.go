@@ -149,6 +149,9 @@ func setEncryptionHeaders(h http.Header, m envelope.Metadata) {
 	if m.KeyID != "" {
 		h.Set("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id", m.KeyID)
 	}
+	if len(m.BucketKeySalt) > 0 {
+		h.Set("X-Amz-Server-Side-Encryption-Bucket-Key-Enabled", "true")
+	}
 }
 
 // setContextHeader answers an object's encryption context, as S3 does on

@@ -135,17 +135,18 @@ func (k keySetup) doctorKMS(cfg Config) doctor.KMS {
 
 // server is a configured s3seal with its listeners bound, not yet serving.
 type server struct {
-	cfg      Config
-	logger   *slog.Logger
-	cred     clientCredential
-	keys     keySetup
-	upstream upstreamStore
-	store    *embeddedstore.Store // nil when S3SEAL_UPSTREAM_URL is set
-	stopping atomic.Bool          // closing the store is expected now
-	registry *prometheus.Registry
-	metrics  *metrics.Metrics
-	cache    *kms.Cache // unwrapped data keys
-	users    *principals.Directory
+	cfg        Config
+	logger     *slog.Logger
+	cred       clientCredential
+	keys       keySetup
+	upstream   upstreamStore
+	store      *embeddedstore.Store // nil when S3SEAL_UPSTREAM_URL is set
+	stopping   atomic.Bool          // closing the store is expected now
+	registry   *prometheus.Registry
+	metrics    *metrics.Metrics
+	cache      *kms.Cache      // unwrapped data keys
+	bucketKeys *kms.BucketKeys // nil unless S3SEAL_BUCKET_KEY
+	users      *principals.Directory
 
 	api, health     *http.Server
 	apiLn, healthLn net.Listener
@@ -339,13 +340,21 @@ func (s *server) newProxy() (http.Handler, error) {
 	if err := s.metrics.ObserveCache(cached); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
+	keys := kms.ObjectKeys{Keys: cached, KeyID: s.keys.keyID, Allowed: s.keys.allowed, Grants: true}
+	if cfg.BucketKey {
+		bks, err := kms.NewBucketKeys(cfg.BucketKeyTTL, cfg.BucketKeyUses)
+		if err != nil {
+			return nil, err
+		}
+		keys.BucketKeys, s.bucketKeys = bks, bks
+	}
 	p, err := proxy.New(proxy.Config{
 		Upstream:            s.upstream.url,
 		UpstreamAccessKey:   s.upstream.accessKey,
 		UpstreamSecretKey:   s.upstream.secretKey,
 		UpstreamRegion:      s.upstream.region,
 		Auth:                verifier,
-		Keys:                kms.ObjectKeys{Keys: cached, KeyID: s.keys.keyID, Allowed: s.keys.allowed, Grants: true},
+		Keys:                keys,
 		Principals:          s.users,
 		Domain:              cfg.Domain,
 		AllowPlaintextReads: cfg.AllowPlaintextReads,
@@ -529,6 +538,9 @@ func (s *server) syncKeyring(ctx context.Context) {
 func (s *server) keyringChanged(ctx context.Context) {
 	ring := s.keys.ring
 	s.cache.Forget(func(keyID string) bool { return !ring.Usable(keyID) })
+	if s.bucketKeys != nil {
+		s.bucketKeys.Forget(func(keyID string) bool { return !ring.Usable(keyID) })
+	}
 	if err := s.keys.allowed.Refresh(ctx); err != nil {
 		s.logger.Error("resolving the CMK allow-list after a keyring change", "err", err)
 	}

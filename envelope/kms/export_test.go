@@ -12,3 +12,6 @@ const (
 
 // SetClock makes a's clock now.
 func SetClock(a *AllowList, now func() time.Time) { a.now = now }
+
+// SetBucketKeysClock makes b's clock now.
+func SetBucketKeysClock(b *BucketKeys, now func() time.Time) { b.now = now }

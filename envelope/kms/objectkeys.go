@@ -2,6 +2,7 @@ package kms
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"maps"
@@ -47,6 +48,10 @@ type ObjectKeys struct {
 	// carries none: the client a request is for may use fewer CMKs than
 	// s3seal may. False: no per-client grants.
 	Grants bool
+	// BucketKeys, when set, makes New derive the data keys of objects
+	// without a client's context from a bucket key (FORMAT.md §6.3), which
+	// it reuses; nil makes one data key per object.
+	BucketKeys *BucketKeys
 }
 
 // KeyGrant decides whether the client a request is for may use a CMK.
@@ -106,6 +111,13 @@ func (o ObjectKeys) Under(keyID string) ObjectKeys {
 	return o
 }
 
+// WithoutBucketKeys is o making one data key per object: for multipart
+// uploads, whose many requests one key serves anyway.
+func (o ObjectKeys) WithoutBucketKeys() ObjectKeys {
+	o.BucketKeys = nil
+	return o
+}
+
 // New returns a fresh data key for bucket/key and the metadata to store
 // with the object. The caller zeroes the key when done.
 func (o ObjectKeys) New(ctx context.Context, bucket, key string) ([]byte, envelope.Metadata, error) {
@@ -115,35 +127,84 @@ func (o ObjectKeys) New(ctx context.Context, bucket, key string) ([]byte, envelo
 	if err := o.mayUseTarget(ctx); err != nil {
 		return nil, envelope.Metadata{}, fmt.Errorf("new data key for %s/%s: %w", bucket, key, err)
 	}
-	dk, err := o.Keys.GenerateDataKey(ctx, o.KeyID, BindingContext(bucket, key, o.Context))
+	if o.BucketKeys != nil && len(o.Context) == 0 {
+		return o.newUnderBucketKey(ctx, bucket, key)
+	}
+	dk, err := o.generate(ctx, BindingContext(bucket, key, o.Context))
 	if err != nil {
-		return nil, envelope.Metadata{}, fmt.Errorf("new data key for %s/%s: %w", bucket, key, err)
-	}
-	if len(dk.Plaintext) != DataKeySize {
-		clear(dk.Plaintext)
-		return nil, envelope.Metadata{}, fmt.Errorf("key service returned a %d-byte data key", len(dk.Plaintext))
-	}
-	// An object this process could not read back must not be written.
-	if err := o.checkIssued(ctx, dk.KeyID); err != nil {
-		clear(dk.Plaintext)
 		return nil, envelope.Metadata{}, fmt.Errorf("new data key for %s/%s: %w", bucket, key, err)
 	}
 	return dk.Plaintext, envelope.Metadata{KeyID: dk.KeyID, WrappedKey: dk.Ciphertext, Context: o.Context}, nil
 }
 
-// Open unwraps the data key of the object at bucket/key.
+// newUnderBucketKey derives a data key for bucket/key from the bucket's
+// key, with a fresh salt (FORMAT.md §6.3).
+func (o ObjectKeys) newUnderBucketKey(ctx context.Context, bucket, key string) ([]byte, envelope.Metadata, error) {
+	bk, meta, err := o.BucketKeys.get(ctx, bucketKeyID{bucket, o.KeyID}, func(ctx context.Context) (DataKey, error) {
+		return o.generate(ctx, BucketContext(bucket))
+	})
+	if err != nil {
+		return nil, envelope.Metadata{}, fmt.Errorf("bucket key for %s: %w", bucket, err)
+	}
+	defer clear(bk)
+	// A cached key's CMK is asked about again: the client's grants, or the
+	// allow-list, may have changed since it was made.
+	if err := o.checkStored(ctx, meta.KeyID); err != nil {
+		return nil, envelope.Metadata{}, fmt.Errorf("bucket key for %s: %w", bucket, err)
+	}
+	meta.BucketKeySalt = make([]byte, envelope.BucketKeySaltSize)
+	if _, err := rand.Read(meta.BucketKeySalt); err != nil {
+		return nil, envelope.Metadata{}, err
+	}
+	dk, err := envelope.DeriveObjectKey(bk, meta.BucketKeySalt, bucket, key)
+	if err != nil {
+		return nil, envelope.Metadata{}, err
+	}
+	return dk, meta, nil
+}
+
+// generate makes a data key under o.KeyID for encCtx, checked to be one
+// this process can read back.
+func (o ObjectKeys) generate(ctx context.Context, encCtx map[string]string) (DataKey, error) {
+	dk, err := o.Keys.GenerateDataKey(ctx, o.KeyID, encCtx)
+	if err != nil {
+		return DataKey{}, err
+	}
+	if len(dk.Plaintext) != DataKeySize {
+		clear(dk.Plaintext)
+		return DataKey{}, fmt.Errorf("key service returned a %d-byte data key", len(dk.Plaintext))
+	}
+	// An object this process could not read back must not be written.
+	if err := o.checkIssued(ctx, dk.KeyID); err != nil {
+		clear(dk.Plaintext)
+		return DataKey{}, err
+	}
+	return dk, nil
+}
+
+// Open unwraps the data key of the object at bucket/key: its own, or one
+// derived from its bucket's key (FORMAT.md §6.3).
 func (o ObjectKeys) Open(ctx context.Context, m envelope.Metadata, bucket, key string) ([]byte, error) {
 	if err := o.checkStored(ctx, m.KeyID); err != nil {
 		return nil, fmt.Errorf("data key of %s/%s: %w", bucket, key, err)
 	}
-	pt, err := o.Keys.Decrypt(ctx, m.KeyID, m.WrappedKey, BindingContext(bucket, key, m.Context))
+	encCtx := BindingContext(bucket, key, m.Context)
+	if len(m.BucketKeySalt) > 0 {
+		encCtx = BucketContext(bucket)
+	}
+	pt, err := o.Keys.Decrypt(ctx, m.KeyID, m.WrappedKey, encCtx)
 	if err != nil {
 		return nil, fmt.Errorf("data key of %s/%s: %w", bucket, key, err)
 	}
 	if len(pt) != DataKeySize {
+		clear(pt)
 		return nil, fmt.Errorf("data key of %s/%s is %d bytes: %w", bucket, key, len(pt), ErrInvalidCiphertext)
 	}
-	return pt, nil
+	if len(m.BucketKeySalt) == 0 {
+		return pt, nil
+	}
+	defer clear(pt)
+	return envelope.DeriveObjectKey(pt, m.BucketKeySalt, bucket, key)
 }
 
 // Rebind returns metadata for a server-side copy of the object at
@@ -163,7 +224,7 @@ func (o ObjectKeys) Rebind(ctx context.Context, m envelope.Metadata, srcBucket, 
 	if err := o.mayUseTarget(ctx); err != nil {
 		return fail(err)
 	}
-	w, err := o.Keys.ReEncrypt(ctx, m.WrappedKey, m.KeyID, BindingContext(srcBucket, srcKey, m.Context), o.KeyID, BindingContext(dstBucket, dstKey, o.Context))
+	w, err := o.rewrap(ctx, m, srcBucket, srcKey, BindingContext(dstBucket, dstKey, o.Context))
 	if err != nil {
 		return fail(err)
 	}
@@ -173,8 +234,24 @@ func (o ObjectKeys) Rebind(ctx context.Context, m envelope.Metadata, srcBucket, 
 	// The sealed checksum and the framing, with its part checksums'
 	// algorithm, describe the unchanged bytes.
 	rebound := m
-	rebound.KeyID, rebound.WrappedKey, rebound.Context = w.KeyID, w.Ciphertext, o.Context
+	rebound.KeyID, rebound.WrappedKey, rebound.Context, rebound.BucketKeySalt = w.KeyID, w.Ciphertext, o.Context, nil
 	return rebound, nil
+}
+
+// rewrap wraps the data key of m (the object at srcBucket/srcKey) for
+// dstCtx under o.KeyID. A key of its own is re-encrypted inside the key
+// service; one derived from a bucket key, which only its name gives, is
+// derived and wrapped as the copy's own (FORMAT.md §6.3).
+func (o ObjectKeys) rewrap(ctx context.Context, m envelope.Metadata, srcBucket, srcKey string, dstCtx map[string]string) (Wrapped, error) {
+	if len(m.BucketKeySalt) == 0 {
+		return o.Keys.ReEncrypt(ctx, m.WrappedKey, m.KeyID, BindingContext(srcBucket, srcKey, m.Context), o.KeyID, dstCtx)
+	}
+	dk, err := o.Open(ctx, m, srcBucket, srcKey)
+	if err != nil {
+		return Wrapped{}, err
+	}
+	defer clear(dk)
+	return o.Keys.Encrypt(ctx, o.KeyID, dk, dstCtx)
 }
 
 // haveAllowList fails closed: without a list every CMK s3seal's role may

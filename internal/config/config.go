@@ -51,6 +51,9 @@ type Config struct {
 
 	DataKeyCacheSize int           `env:"S3SEAL_DATAKEY_CACHE_SIZE" envDefault:"10000" help:"unwrapped data keys kept in memory to save KMS Decrypt calls; 0 disables the cache"`
 	DataKeyCacheTTL  time.Duration `env:"S3SEAL_DATAKEY_CACHE_TTL" envDefault:"5m" help:"how long a cached data key lives; a disabled CMK keeps decrypting cached keys this long"`
+	BucketKey        bool          `env:"S3SEAL_BUCKET_KEY" envDefault:"false" help:"derive each new object's data key (PutObject, POST uploads) from a bucket key reused for many objects: one KMS call per bucket key, not per object (fewer per-object KMS events)"`
+	BucketKeyTTL     time.Duration `env:"S3SEAL_BUCKET_KEY_TTL" envDefault:"10m" help:"how long one bucket key serves new objects before another is made"`
+	BucketKeyUses    int           `env:"S3SEAL_BUCKET_KEY_USES" envDefault:"100000" help:"how many new objects one bucket key serves before another is made"`
 
 	MetricsAddr string `env:"S3SEAL_METRICS_ADDR" envDefault:"127.0.0.1:9464" help:"separate listener for /metrics (Prometheus), /healthz (process up) and /readyz (upstream and KMS reachable)"`
 	DataDir     string `env:"S3SEAL_DATA_DIR" envDefault:"./s3seal-data" help:"keyring, generated credential and embedded store (created 0700)"`
@@ -174,6 +177,8 @@ func (c Config) validate() error {
 	errs = append(errs, c.validateUpstream(), c.validateKMS())
 	check(c.DataKeyCacheSize < 0, "S3SEAL_DATAKEY_CACHE_SIZE is %d, want 0 or more", c.DataKeyCacheSize)
 	check(c.DataKeyCacheTTL < 0, "S3SEAL_DATAKEY_CACHE_TTL is %s, want 0 or more", c.DataKeyCacheTTL)
+	check(c.BucketKeyTTL <= 0, "S3SEAL_BUCKET_KEY_TTL is %s, want more than 0", c.BucketKeyTTL)
+	check(c.BucketKeyUses < 1, "S3SEAL_BUCKET_KEY_USES is %d, want 1 or more", c.BucketKeyUses)
 	check(c.DrainTimeout < 0, "S3SEAL_DRAIN_TIMEOUT is %s, want 0 or more", c.DrainTimeout)
 	check(c.DataDir == "", "S3SEAL_DATA_DIR is empty")
 	check((c.TLSCert == "") != (c.TLSKey == ""),

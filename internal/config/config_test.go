@@ -27,6 +27,7 @@ func TestConfigDefaults(t *testing.T) {
 		Addr: "127.0.0.1:8080", Region: "us-east-1", UpstreamRegion: "us-east-1",
 		KMSProvider: "keyring", KMSKeyID: "alias/s3seal",
 		DataKeyCacheSize: 10000, DataKeyCacheTTL: 5 * time.Minute,
+		BucketKeyTTL: 10 * time.Minute, BucketKeyUses: 100000,
 		MetricsAddr: "127.0.0.1:9464", DataDir: "./s3seal-data", LogLevel: "info",
 		DrainTimeout: 30 * time.Second, SigV2: true,
 	}
@@ -48,6 +49,7 @@ func TestConfigParsesEveryVariable(t *testing.T) {
 		"S3SEAL_DATA_DIR": "/var/lib/s3seal", "S3SEAL_TLS_CERT": "c.pem", "S3SEAL_TLS_KEY": "k.pem",
 		"S3SEAL_ALLOW_PLAINTEXT_READS": "true", "S3SEAL_DOMAIN": "s3.example.com",
 		"S3SEAL_LOG_LEVEL": "DEBUG", "S3SEAL_DRAIN_TIMEOUT": "2s", "S3SEAL_SIGV2": "false",
+		"S3SEAL_BUCKET_KEY": "true", "S3SEAL_BUCKET_KEY_TTL": "1h", "S3SEAL_BUCKET_KEY_USES": "500",
 	} {
 		t.Setenv(k, v)
 	}
@@ -61,7 +63,8 @@ func TestConfigParsesEveryVariable(t *testing.T) {
 		UpstreamRegion: "eu-central-1", KMSProvider: "aws", KMSKeyID: "alias/prod",
 		KMSEndpoint: "http://127.0.0.1:4599", KMSRegion: "eu-west-1",
 		KMSDecryptKeyIDs: []string{"alias/old", "arn:aws:kms:eu-west-1:111122223333:key/k1"}, DataKeyCacheSize: 5,
-		DataKeyCacheTTL: 90 * time.Second, MetricsAddr: "0.0.0.0:9464",
+		DataKeyCacheTTL: 90 * time.Second, BucketKey: true, BucketKeyTTL: time.Hour, BucketKeyUses: 500,
+		MetricsAddr: "0.0.0.0:9464",
 		DataDir: "/var/lib/s3seal", TLSCert: "c.pem", TLSKey: "k.pem", AllowPlaintextReads: true,
 		Domain: "s3.example.com", LogLevel: "DEBUG", DrainTimeout: 2 * time.Second,
 	}
@@ -91,6 +94,9 @@ func TestConfigValidation(t *testing.T) {
 		{"upstream with credential", upstream, ""},
 		{"aws with key", map[string]string{"S3SEAL_KMS_PROVIDER": "aws", "S3SEAL_KMS_KEY_ID": "alias/x"}, ""},
 		{"tls pair", map[string]string{"S3SEAL_TLS_CERT": "c", "S3SEAL_TLS_KEY": "k"}, ""},
+		{"bucket key", map[string]string{"S3SEAL_BUCKET_KEY": "true"}, ""},
+		{"bucket key lifetime 0", map[string]string{"S3SEAL_BUCKET_KEY_TTL": "0s"}, "S3SEAL_BUCKET_KEY_TTL is 0s, want more than 0"},
+		{"bucket key uses 0", map[string]string{"S3SEAL_BUCKET_KEY_USES": "0"}, "S3SEAL_BUCKET_KEY_USES is 0, want 1 or more"},
 		{"aws without key", map[string]string{"S3SEAL_KMS_PROVIDER": "aws"}, "S3SEAL_KMS_PROVIDER=aws needs S3SEAL_KMS_KEY_ID"},
 		{"unknown provider", map[string]string{"S3SEAL_KMS_PROVIDER": "vault"}, `S3SEAL_KMS_PROVIDER "vault": want keyring or aws`},
 		{"kms endpoint with keyring", map[string]string{"S3SEAL_KMS_ENDPOINT": "http://127.0.0.1:1"}, "apply to S3SEAL_KMS_PROVIDER=aws only"},

@@ -1,0 +1,102 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/envelope/kms"
+)
+
+// generations counts GenerateDataKey calls that reach the key service.
+type generations struct {
+	kms.KeyService
+	n atomic.Int64
+}
+
+func (g *generations) GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string) (kms.DataKey, error) {
+	g.n.Add(1)
+	return g.KeyService.GenerateDataKey(ctx, keyID, encCtx)
+}
+
+// withBucketKeys has the proxy derive new objects' data keys from bucket
+// keys, counting the key service's GenerateDataKey calls in g.
+func withBucketKeys(t *testing.T, g *generations) envOption {
+	return func(c *Config) {
+		bks, err := kms.NewBucketKeys(time.Hour, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.KeyService = c.Keys.Keys
+		c.Keys.Keys, c.Keys.BucketKeys = g, bks
+	}
+}
+
+// TestBucketKeyPuts: with bucket keys, many PUTs cost one GenerateDataKey;
+// each object reads back, says so as S3 does, and is bound to its name. In
+// the same bucket, objects with a client's context and multipart objects
+// keep keys of their own, and a copy gets its own.
+func TestBucketKeyPuts(t *testing.T) {
+	g := &generations{}
+	e := newEnv(t, withBucketKeys(t, g))
+	objects := map[string][]byte{}
+	for i := range 20 {
+		key := fmt.Sprintf("small/%d", i)
+		objects[key] = randomBytes(4*kib+i, uint64(i))
+		out := e.put(t, key, objects[key], nil)
+		if aws.ToBool(out.BucketKeyEnabled) != true {
+			t.Fatalf("PUT %s: bucket key not enabled in the answer", key)
+		}
+	}
+	if n := g.n.Load(); n != 1 {
+		t.Fatalf("20 PUTs made %d GenerateDataKey calls, want 1", n)
+	}
+	for key, want := range objects {
+		got, out, err := e.get(t, key)
+		if err != nil || !bytes.Equal(got, want) || !aws.ToBool(out.BucketKeyEnabled) {
+			t.Fatalf("GET %s: %d bytes, bucket key %v, %v", key, len(got), aws.ToBool(out.BucketKeyEnabled), err)
+		}
+		if v := e.store.get(testBucket, key).header.Get("X-Amz-Meta-S3seal-V"); v != "5" {
+			t.Fatalf("%s stored as version %q", key, v)
+		}
+	}
+	// Same bucket: a client's context, and a multipart upload.
+	encCtx := map[string]string{"team": "a"}
+	if _, err := e.client.PutObject(bg(), &s3.PutObjectInput{Bucket: aws.String(testBucket), Key: aws.String("ctx"), Body: bytes.NewReader([]byte("c")),
+		ServerSideEncryption: types.ServerSideEncryptionAwsKms, SSEKMSEncryptionContext: aws.String(envelope.EncodeContext(encCtx))}); err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(128*kib+5, 3)
+	e.multipartPut(t, "mp", splitParts(data, 128*kib, 5))
+	if n := g.n.Load(); n != 3 {
+		t.Fatalf("a PUT with a context and a multipart upload made %d more calls, want 2", n-1)
+	}
+	if got, _, err := e.get(t, "mp"); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("multipart object: %v", err)
+	}
+	// A copy gets a data key of its own, the same bytes.
+	if _, err := e.client.CopyObject(bg(), &s3.CopyObjectInput{Bucket: aws.String(testBucket), Key: aws.String("copy"),
+		CopySource: aws.String(testBucket + "/small/3")}); err != nil {
+		t.Fatal(err)
+	}
+	if got, out, err := e.get(t, "copy"); err != nil || !bytes.Equal(got, objects["small/3"]) || aws.ToBool(out.BucketKeyEnabled) {
+		t.Fatalf("copy: %v, bucket key %v", err, aws.ToBool(out.BucketKeyEnabled))
+	}
+	// Moved to another name by the store, an object does not decrypt.
+	src := e.store.get(testBucket, "small/4")
+	e.store.put(testBucket, "moved", src.data, src.header.Clone())
+	if _, _, err := e.get(t, "moved"); err == nil {
+		t.Fatal("an object moved to another name decrypted")
+	} else if code, status := apiError(t, err); code != codeStoredObjectCorrupt || status != http.StatusBadGateway {
+		t.Fatalf("moved object: %s %d", code, status)
+	}
+}
