@@ -238,9 +238,9 @@ func ParseUserMetadata(user map[string]string) (Metadata, error) {
 	// is read must come with a new version, so unknown ones are refused
 	// rather than ignored.
 	want := map[string][]string{
-		strconv.Itoa(FormatVersion):   {metaV, metaC, metaK},
-		strconv.Itoa(contextVersion):  {metaV, metaC, metaK, metaX},
-		strconv.Itoa(checksumVersion): {metaV, metaC, metaK, metaS, metaX},
+		strconv.Itoa(FormatVersion):    {metaV, metaC, metaK},
+		strconv.Itoa(contextVersion):   {metaV, metaC, metaK, metaX},
+		strconv.Itoa(checksumVersion):  {metaV, metaC, metaK, metaS, metaX},
 		strconv.Itoa(recordVersion):    {metaV, metaC, metaK, metaX, metaP},
 		strconv.Itoa(bucketKeyVersion): {metaV, metaC, metaK, metaB, metaS},
 	}[v]

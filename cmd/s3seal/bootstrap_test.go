@@ -136,6 +136,60 @@ func TestHealthAndReadyEndpoints(t *testing.T) {
 	}
 }
 
+// S3SEAL_PPROF puts net/http/pprof on the metrics listener only: off (the
+// default) /debug/pprof/ is not found there; on, the index and its
+// sub-paths answer. The S3 and KMS API listeners never serve it: there
+// /debug/pprof/ is an S3 (or KMS API) request like any other, refused
+// unsigned.
+func TestPprofOnMetricsListenerOnly(t *testing.T) {
+	const pprofIndexMark = "Types of profiles available"
+	tests := []struct {
+		name string
+		env  []string
+		want map[string]int // path on the metrics listener: status
+	}{
+		{"unset", nil, map[string]int{
+			"/debug/pprof/": http.StatusNotFound, "/debug/pprof/cmdline": http.StatusNotFound, "/debug/pprof/heap": http.StatusNotFound,
+		}},
+		{"false", []string{"S3SEAL_PPROF=false"}, map[string]int{"/debug/pprof/": http.StatusNotFound}},
+		{"true", []string{"S3SEAL_PPROF=true"}, map[string]int{
+			"/debug/pprof/": http.StatusOK, "/debug/pprof/cmdline": http.StatusOK, "/debug/pprof/heap?debug=1": http.StatusOK,
+			"/debug/pprof/goroutine?debug=1": http.StatusOK, "/debug/pprof/symbol": http.StatusOK,
+			"/debug/pprof/nosuchprofile": http.StatusNotFound,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := startServer(t, append(zeroConfigEnv(t.TempDir()), tt.env...))
+			for path, want := range tt.want {
+				code, body := getStatus(t, s.healthURL()+path)
+				if code != want {
+					t.Errorf("metrics listener %s: %d, want %d\n%.300s", path, code, want, body)
+				}
+			}
+			code, body := getStatus(t, s.healthURL()+"/debug/pprof/")
+			if index := strings.Contains(body, pprofIndexMark); index != (code == http.StatusOK) {
+				t.Errorf("metrics listener /debug/pprof/: %d, pprof index in the body: %v", code, index)
+			}
+			// /healthz and /metrics are unchanged beside it.
+			for _, path := range []string{"/healthz", "/metrics"} {
+				if code, body := getStatus(t, s.healthURL()+path); code != http.StatusOK {
+					t.Errorf("metrics listener %s: %d %.300s", path, code, body)
+				}
+			}
+
+			code, body = getStatus(t, s.endpoint()+"/debug/pprof/")
+			if code != http.StatusForbidden || !strings.Contains(body, "<Code>AccessDenied</Code>") || strings.Contains(body, pprofIndexMark) {
+				t.Errorf("S3 listener /debug/pprof/: %d %.300s, want S3's 403 AccessDenied for an unsigned request", code, body)
+			}
+			code, body = getStatus(t, "http://"+displayAddr(s.kmsAPILn.Addr())+"/debug/pprof/")
+			if code == http.StatusOK || strings.Contains(body, pprofIndexMark) {
+				t.Errorf("KMS API listener /debug/pprof/: %d %.300s, want no pprof", code, body)
+			}
+		})
+	}
+}
+
 // run with an already cancelled context starts, prints the banner and shuts
 // down cleanly: the whole CLI path, deterministically.
 func TestRunStartsAndStops(t *testing.T) {

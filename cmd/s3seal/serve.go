@@ -202,8 +202,11 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		return nil, err
 	}
 	ready := doctor.NewReadiness(sess, checks)
-	if err = s.listen(handler, doctor.HealthHandler(ready, metrics.Handler(s.registry)), kmsHandler); err != nil {
+	if err = s.listen(handler, doctor.HealthHandler(ready, metrics.Handler(s.registry), cfg.Pprof), kmsHandler); err != nil {
 		return nil, err
+	}
+	if cfg.Pprof {
+		logger.Info("profiling on (S3SEAL_PPROF): net/http/pprof served on the metrics listener", "url", s.healthURL()+"/debug/pprof/")
 	}
 	datadir.WarnLoose(cfg.DataDir, logger)
 	warnPlainHTTP(s.apiLn.Addr(), s.tls, logger)

@@ -55,8 +55,11 @@ type Config struct {
 	BucketKeyTTL     time.Duration `env:"S3SEAL_BUCKET_KEY_TTL" envDefault:"10m" help:"how long one bucket key serves new objects before another is made"`
 	BucketKeyUses    int           `env:"S3SEAL_BUCKET_KEY_USES" envDefault:"100000" help:"how many new objects one bucket key serves before another is made"`
 
-	MetricsAddr string `env:"S3SEAL_METRICS_ADDR" envDefault:"127.0.0.1:9464" help:"separate listener for /metrics (Prometheus), /healthz (process up) and /readyz (upstream and KMS reachable)"`
-	DataDir     string `env:"S3SEAL_DATA_DIR" envDefault:"./s3seal-data" help:"keyring, generated credential and embedded store (created 0700)"`
+	MetricsAddr string `env:"S3SEAL_METRICS_ADDR" envDefault:"127.0.0.1:9464" help:"separate listener for /metrics (Prometheus), /healthz (process up) and /readyz (upstream and KMS reachable), and /debug/pprof/ with S3SEAL_PPROF"`
+	// Registered on the metrics listener's own mux (internal/doctor), never
+	// on the S3 or KMS API listener nor on http.DefaultServeMux.
+	Pprof   bool   `env:"S3SEAL_PPROF" envDefault:"false" help:"serve Go's net/http/pprof profiles under /debug/pprof/ on S3SEAL_METRICS_ADDR (never on the S3 or KMS API listener); off by default because profiles expose the process's internals, timing included, and the metrics listener must not be reachable publicly"`
+	DataDir string `env:"S3SEAL_DATA_DIR" envDefault:"./s3seal-data" help:"keyring, generated credential and embedded store (created 0700)"`
 
 	TLSCert string `env:"S3SEAL_TLS_CERT" help:"PEM certificate file; serve HTTPS when set together with S3SEAL_TLS_KEY"`
 	TLSKey  string `env:"S3SEAL_TLS_KEY" help:"PEM private key file for S3SEAL_TLS_CERT"`

@@ -50,6 +50,7 @@ func TestConfigParsesEveryVariable(t *testing.T) {
 		"S3SEAL_ALLOW_PLAINTEXT_READS": "true", "S3SEAL_DOMAIN": "s3.example.com",
 		"S3SEAL_LOG_LEVEL": "DEBUG", "S3SEAL_DRAIN_TIMEOUT": "2s", "S3SEAL_SIGV2": "false",
 		"S3SEAL_BUCKET_KEY": "true", "S3SEAL_BUCKET_KEY_TTL": "1h", "S3SEAL_BUCKET_KEY_USES": "500",
+		"S3SEAL_PPROF": "true",
 	} {
 		t.Setenv(k, v)
 	}
@@ -64,7 +65,7 @@ func TestConfigParsesEveryVariable(t *testing.T) {
 		KMSEndpoint: "http://127.0.0.1:4599", KMSRegion: "eu-west-1",
 		KMSDecryptKeyIDs: []string{"alias/old", "arn:aws:kms:eu-west-1:111122223333:key/k1"}, DataKeyCacheSize: 5,
 		DataKeyCacheTTL: 90 * time.Second, BucketKey: true, BucketKeyTTL: time.Hour, BucketKeyUses: 500,
-		MetricsAddr: "0.0.0.0:9464",
+		MetricsAddr: "0.0.0.0:9464", Pprof: true,
 		DataDir: "/var/lib/s3seal", TLSCert: "c.pem", TLSKey: "k.pem", AllowPlaintextReads: true,
 		Domain: "s3.example.com", LogLevel: "DEBUG", DrainTimeout: 2 * time.Second,
 	}
@@ -119,6 +120,8 @@ func TestConfigValidation(t *testing.T) {
 		{"negative drain timeout", map[string]string{"S3SEAL_DRAIN_TIMEOUT": "-1s"}, "S3SEAL_DRAIN_TIMEOUT is -1s"},
 		{"drain timeout not a duration", map[string]string{"S3SEAL_DRAIN_TIMEOUT": "30"}, "S3SEAL_DRAIN_TIMEOUT"},
 		{"plaintext reads not a bool", map[string]string{"S3SEAL_ALLOW_PLAINTEXT_READS": "yes please"}, "S3SEAL_ALLOW_PLAINTEXT_READS"},
+		{"pprof not a bool", map[string]string{"S3SEAL_PPROF": "on"}, "S3SEAL_PPROF: want a boolean (true or false)"},
+		{"pprof on", map[string]string{"S3SEAL_PPROF": "true"}, ""},
 		{"log level", map[string]string{"S3SEAL_LOG_LEVEL": "trace"}, `S3SEAL_LOG_LEVEL "trace"`},
 		{"domain with scheme", map[string]string{"S3SEAL_DOMAIN": "https://s3.example.com"}, "want a bare domain"},
 	}

@@ -1,7 +1,8 @@
 package doctor
 
 // /healthz, /readyz and /metrics, on the metrics listener (kept off the S3 port so a
-// load balancer's probes never reach the S3 API or need a signature).
+// load balancer's probes never reach the S3 API or need a signature), and
+// /debug/pprof/ there when S3SEAL_PPROF=true.
 //
 // /healthz: the process is up and serving HTTP. Nothing else: a restart
 // would not fix an unreachable KMS.
@@ -36,6 +37,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 )
@@ -85,12 +87,16 @@ func (r *Readiness) Status(ctx context.Context) map[string]string {
 	return failed
 }
 
-// HealthHandler serves /healthz and /readyz, and /metrics when metrics is
-// not nil.
-func HealthHandler(ready *Readiness, metrics http.Handler) http.Handler {
+// HealthHandler serves /healthz and /readyz, /metrics when metrics is not
+// nil, and net/http/pprof's handlers under /debug/pprof/ when profiling is
+// true (S3SEAL_PPROF).
+func HealthHandler(ready *Readiness, metrics http.Handler, profiling bool) http.Handler {
 	mux := http.NewServeMux()
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)
+	}
+	if profiling {
+		handlePprof(mux)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -103,6 +109,18 @@ func HealthHandler(ready *Readiness, metrics http.Handler) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	return mux
+}
+
+// handlePprof registers net/http/pprof's handlers on mux, as its init does
+// on http.DefaultServeMux, which s3seal never serves. Index also serves the
+// named profiles (/debug/pprof/heap, goroutine, allocs, block, mutex,
+// threadcreate). No method is set: symbol takes POST as well as GET.
+func handlePprof(mux *http.ServeMux) {
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

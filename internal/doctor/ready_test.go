@@ -42,25 +42,60 @@ func TestReadinessCachesResults(t *testing.T) {
 func TestReadyzReportsFailures(t *testing.T) {
 	r := newReadiness(probe{name: "upstream", check: func(context.Context) error { return errors.New("connection refused") }})
 	rec := httptest.NewRecorder()
-	HealthHandler(r, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	HealthHandler(r, nil, false).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "connection refused") {
 		t.Errorf("readyz = %d %s", rec.Code, rec.Body.String())
 	}
 	rec = httptest.NewRecorder()
-	HealthHandler(r, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	HealthHandler(r, nil, false).ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
 	if rec.Code != http.StatusOK {
 		t.Errorf("healthz = %d", rec.Code)
 	}
 	rec = httptest.NewRecorder()
-	HealthHandler(r, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	HealthHandler(r, nil, false).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if rec.Code != http.StatusNotFound {
 		t.Errorf("/metrics without a registry = %d, want 404", rec.Code)
 	}
 	rec = httptest.NewRecorder()
-	HealthHandler(r, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("m 1\n")) })).
+	HealthHandler(r, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("m 1\n")) }), false).
 		ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if rec.Code != http.StatusOK || rec.Body.String() != "m 1\n" {
 		t.Errorf("/metrics = %d %q", rec.Code, rec.Body.String())
+	}
+}
+
+// With profiling, every pprof path answers on the health mux (profile and
+// trace for as short as they allow); without, none does, and /healthz is
+// there either way.
+func TestHealthHandlerPprof(t *testing.T) {
+	r := newReadiness()
+	paths := []struct {
+		method, path string
+	}{
+		{"GET", "/debug/pprof/"}, {"GET", "/debug/pprof/cmdline"}, {"GET", "/debug/pprof/symbol"},
+		{"POST", "/debug/pprof/symbol"}, {"GET", "/debug/pprof/profile?seconds=1"},
+		{"GET", "/debug/pprof/trace?seconds=0.01"}, {"GET", "/debug/pprof/heap"}, {"GET", "/debug/pprof/goroutine?debug=1"},
+		{"GET", "/debug/pprof/allocs"}, {"GET", "/debug/pprof/block"}, {"GET", "/debug/pprof/mutex"},
+		{"GET", "/debug/pprof/threadcreate"},
+	}
+	for _, profiling := range []bool{false, true} {
+		h := HealthHandler(r, nil, profiling)
+		want := http.StatusNotFound
+		if profiling {
+			want = http.StatusOK
+		}
+		for _, p := range paths {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(p.method, p.path, nil))
+			if rec.Code != want {
+				t.Errorf("profiling %v: %s %s = %d, want %d", profiling, p.method, p.path, rec.Code, want)
+			}
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+		if rec.Code != http.StatusOK {
+			t.Errorf("profiling %v: /healthz = %d", profiling, rec.Code)
+		}
 	}
 }
 
