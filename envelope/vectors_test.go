@@ -31,6 +31,8 @@ func TestFormatVectors(t *testing.T) {
 				checkSegmentVector(t, v)
 			case "metadata":
 				checkMetadataVector(t, v)
+			case "bucket-key":
+				checkBucketKeyVector(t, v)
 			default:
 				t.Fatalf("unknown vector kind %q", v["kind"])
 			}
@@ -198,4 +200,14 @@ func hkdfKeyForTest(t *testing.T, key, salt, info []byte) []byte {
 		t.Fatal(err)
 	}
 	return k
+}
+
+func checkBucketKeyVector(t *testing.T, v map[string]string) {
+	dk, err := DeriveObjectKey(mustHex(t, v["bucket-key"]), mustHex(t, v["salt"]), v["bucket"], v["key"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hex.EncodeToString(dk); got != v["data-key"] {
+		t.Errorf("data-key = %s, want %s", got, v["data-key"])
+	}
 }
