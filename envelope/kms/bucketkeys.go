@@ -83,7 +83,9 @@ func (b *BucketKeys) get(ctx context.Context, id bucketKeyID, gen func(context.C
 			return plain, meta, nil
 		}
 		_, err, _ := b.flight.Do(id.bucket+"\x00"+id.keyID, func() (any, error) {
-			dk, err := gen(ctx)
+			// Shared by every caller waiting: one client going away must
+			// not fail the others' writes.
+			dk, err := gen(context.WithoutCancel(ctx))
 			if err != nil {
 				return nil, err
 			}
