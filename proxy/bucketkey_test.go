@@ -77,8 +77,16 @@ func TestBucketKeyPuts(t *testing.T) {
 	}
 	data := randomBytes(128*kib+5, 3)
 	e.multipartPut(t, "mp", splitParts(data, 128*kib, 5))
-	if n := g.n.Load(); n != 3 {
-		t.Fatalf("a PUT with a context and a multipart upload made %d more calls, want 2", n-1)
+	// A client's opt-out (as on S3) gets a key of its own too.
+	if _, err := e.client.PutObject(bg(), &s3.PutObjectInput{Bucket: aws.String(testBucket), Key: aws.String("own"), Body: bytes.NewReader([]byte("o")),
+		ServerSideEncryption: types.ServerSideEncryptionAwsKms, BucketKeyEnabled: aws.Bool(false)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := g.n.Load(); n != 4 {
+		t.Fatalf("a PUT with a context, one opting out and a multipart upload made %d more calls, want 3", n-1)
+	}
+	if h := e.store.get(testBucket, "own").header; h.Get("X-Amz-Meta-S3seal-V") == "5" || h.Get("X-Amz-Meta-S3seal-B") != "" {
+		t.Fatalf("an opted-out object stored under a bucket key: version %q", h.Get("X-Amz-Meta-S3seal-V"))
 	}
 	if got, _, err := e.get(t, "mp"); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("multipart object: %v", err)

@@ -66,6 +66,10 @@ func (p *Proxy) writeKeys(x *exchange) (kms.ObjectKeys, error) {
 		return kms.ObjectKeys{}, err
 	}
 	keys := p.keys.WithContext(encCtx)
+	if strings.EqualFold(strings.TrimSpace(h.Get(sseBucketKey)), "false") {
+		// The client's opt-out, as on S3; its opt-in takes S3SEAL_BUCKET_KEY.
+		keys = keys.WithoutBucketKeys()
+	}
 	if keyID == "" {
 		def, err := p.bucketDefault(x.r.Context(), x.t.bucket)
 		if err != nil || def == "" {
@@ -148,8 +152,8 @@ func checkSSEChoice(alg string, hasKeyID bool, h http.Header) error {
 	}
 	switch v := strings.ToLower(strings.TrimSpace(h.Get(sseBucketKey))); v {
 	case "", "true", "false":
-		// S3 Bucket Keys save KMS calls; they change nothing a client
-		// relies on, and s3seal makes one data key per object either way.
+		// false keeps an object's data key its own; true uses bucket keys
+		// where S3SEAL_BUCKET_KEY turned them on (writeKeys).
 	default:
 		return invalid("The x-amz-server-side-encryption-bucket-key-enabled header must be true or false.")
 	}
