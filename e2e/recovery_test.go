@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -291,6 +293,166 @@ func TestRecoveryProgramFramings(t *testing.T) {
 					if got, _, err := runPython(program, keyFile, writeFile(t, dir, "bad", bad), tc.version); err == nil || !bytes.HasPrefix(plain, got) {
 						t.Errorf("part %d's record changed at byte %d: %d bytes, %v", k+1, off, len(got), err)
 					}
+				}
+			}
+		})
+	}
+}
+
+// TestRecoveryProgramBucketKey runs RECOVERY.md's bucket_key_derive.py, no
+// store or s3seal needed: it derives what envelope.DeriveObjectKey does,
+// the known answer of envelope/bucketkey_test.go among them.
+func TestRecoveryProgramBucketKey(t *testing.T) {
+	if exec.Command("/usr/bin/python3", "-c", "import cryptography").Run() != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("docs/RECOVERY.md's programs need /usr/bin/python3 with cryptography (scripts/deps)")
+		}
+		t.Skip("no /usr/bin/python3 with cryptography: run scripts/deps")
+	}
+	dir := t.TempDir()
+	program := recoveryProgram(t, dir, "bucket_key_derive.py")
+	tests := []struct {
+		bucketKey, salt []byte
+		bucket, key     string
+		want            string // hex; "" for DeriveObjectKey's
+	}{
+		{bytes.Repeat([]byte{0x1e}, 32), bytes.Repeat([]byte{0x31}, 32), "bkt", "dir/a",
+			"26c0606686f367b52d0fb9b3acec8dfcb3627c6e181f0fc9b60176287388b64c"},
+		{plaintext(32, 1), plaintext(32, 2), "e2e-bucket", "dir/ü é,x=y", ""},
+		{plaintext(32, 1), plaintext(32, 2), "e2e-bucketd", "ir/ü é,x=y", ""},
+	}
+	for _, tc := range tests {
+		want, err := envelope.DeriveObjectKey(tc.bucketKey, tc.salt, tc.bucket, tc.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.want != "" && hex.EncodeToString(want) != tc.want {
+			t.Fatalf("DeriveObjectKey(%s, %s) = %x, want %s", tc.bucket, tc.key, want, tc.want)
+		}
+		got := python(t, program, writeFile(t, dir, "bucketkey", tc.bucketKey), tc.bucket, tc.key, base64.StdEncoding.EncodeToString(tc.salt))
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%s/%s: the program derived %x, want %x", tc.bucket, tc.key, got, want)
+		}
+	}
+	if _, _, err := runPython(program, writeFile(t, dir, "short", make([]byte, 16)), "b", "k", base64.StdEncoding.EncodeToString(make([]byte, 32))); err == nil {
+		t.Error("the program derived from a 16-byte bucket key")
+	}
+}
+
+// TestRecoveryBucketKey gets version 5 objects (S3SEAL_BUCKET_KEY) out of
+// the embedded store without a running s3seal, with either key service:
+// with s3seal inspect and decrypt, from the store and offline, and by hand
+// as docs/RECOVERY.md says — the bucket key unwrapped under the bucket's
+// context alone (aws kms decrypt, or keyring_unwrap.py --bucket-key), the
+// data key derived with bucket_key_derive.py, the bytes decrypted with
+// s3seal_decrypt.py.
+func TestRecoveryBucketKey(t *testing.T) {
+	for _, provider := range []string{"aws", "keyring"} {
+		t.Run(provider, func(t *testing.T) {
+			e := embeddedEnv(t)
+			ctx := context.Background()
+			alias, extra := "", []string{"S3SEAL_BUCKET_KEY=true"}
+			if provider == "keyring" {
+				alias = "alias/s3seal"
+				extra = append(extra, "S3SEAL_KMS_PROVIDER=keyring", "S3SEAL_KMS_ENDPOINT=", "S3SEAL_KMS_REGION=")
+			}
+			in := startS3seal(t, e, e.kmsURL, alias, extra...)
+			bucket := newBucket(t, e)
+			dir := t.TempDir()
+			type object struct {
+				plain            []byte
+				stored           string // a file of its stored bytes
+				wrapped, salt, v string // its s3seal-k, s3seal-b and s3seal-v
+				cmk              string // its s3seal-c
+			}
+			objects := map[string]*object{"dir/a": {plain: plaintext(3*65536+5, 15)}, "dir/ü é,x=y": {plain: plaintext(1000, 16)}}
+			st := store(t, e)
+			for key, o := range objects {
+				if _, err := sdkClient(t, in).PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(o.plain)}); err != nil {
+					t.Fatal(err)
+				}
+				o.stored = filepath.Join(dir, fmt.Sprintf("stored-%d", len(o.plain)))
+				if err := st.FGetObject(ctx, bucket, key, o.stored, minio.GetObjectOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				info, err := st.StatObject(ctx, bucket, key, minio.StatObjectOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				o.v, o.cmk = info.Metadata.Get("X-Amz-Meta-S3seal-V"), info.Metadata.Get("X-Amz-Meta-S3seal-C")
+				o.wrapped, o.salt = info.Metadata.Get("X-Amz-Meta-S3seal-K"), info.Metadata.Get("X-Amz-Meta-S3seal-B")
+				if o.v != "5" || o.salt == "" {
+					t.Fatalf("%s stored as version %q, salt %q", key, o.v, o.salt)
+				}
+			}
+			if objects["dir/a"].wrapped != objects["dir/ü é,x=y"].wrapped {
+				t.Error("two objects of one bucket under different bucket keys")
+			}
+			in.stop(t) // no s3seal from here on
+
+			// s3seal inspect and decrypt, which start the embedded store and
+			// open the keyring (or ask local-kms) themselves.
+			cliEnv := append(append([]string(nil), in.env...), "S3SEAL_DATA_DIR="+e.emb.dataDir, "S3SEAL_LOG_LEVEL=warn")
+			for key, o := range objects {
+				report := runS3seal(t, cliEnv, "inspect", "s3://"+bucket+"/"+key)
+				var r struct {
+					FormatVersion     int               `json:"format_version"`
+					EncryptionContext map[string]string `json:"encryption_context"`
+					WrappedKey        string            `json:"wrapped_key"`
+					BucketKeySalt     string            `json:"bucket_key_salt"`
+					PlaintextSize     int64             `json:"plaintext_size"`
+				}
+				if err := json.Unmarshal(report, &r); err != nil {
+					t.Fatal(err)
+				}
+				if r.FormatVersion != 5 || !maps.Equal(r.EncryptionContext, map[string]string{"s3seal:bucket": bucket}) ||
+					r.WrappedKey != o.wrapped || r.BucketKeySalt != o.salt || r.PlaintextSize != int64(len(o.plain)) {
+					t.Fatalf("inspect %s:\n%s", key, report)
+				}
+				online := filepath.Join(dir, "online")
+				runS3seal(t, cliEnv, "decrypt", "s3://"+bucket+"/"+key, "-o", online)
+				sameFile(t, online, o.plain)
+				offline := filepath.Join(dir, "offline")
+				runS3seal(t, cliEnv, "decrypt", "-ciphertext", o.stored, "-metadata", writeFile(t, dir, "obj.json", report), "-o", offline)
+				sameFile(t, offline, o.plain)
+			}
+
+			// By hand.
+			derive := recoveryProgram(t, dir, "bucket_key_derive.py")
+			decrypt := recoveryProgram(t, dir, "s3seal_decrypt.py")
+			var bucketKey []byte
+			o := objects["dir/a"]
+			if provider == "keyring" {
+				bucketKey = python(t, recoveryProgram(t, dir, "keyring_unwrap.py"), "--bucket-key", filepath.Join(e.emb.dataDir, "keyring.json"), bucket, "dir/a", o.wrapped)
+				// Without --bucket-key the program binds the key too, which
+				// a bucket key is not bound to.
+				if _, _, err := runPython(filepath.Join(dir, "keyring_unwrap.py"), filepath.Join(e.emb.dataDir, "keyring.json"), bucket, "dir/a", o.wrapped); err == nil {
+					t.Error("keyring_unwrap.py unwrapped a bucket key under the object's context")
+				}
+			} else {
+				wrapped, err := base64.StdEncoding.DecodeString(o.wrapped)
+				if err != nil {
+					t.Fatal(err)
+				}
+				kmsEnv := []string{"AWS_ACCESS_KEY_ID=e2e", "AWS_SECRET_ACCESS_KEY=e2e", "AWS_DEFAULT_REGION=" + region,
+					"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_PAGER="}
+				out := run(t, kmsEnv, "/usr/bin/aws", "--endpoint-url", e.kmsURL, "kms", "decrypt",
+					"--ciphertext-blob", "fileb://"+writeFile(t, dir, "wrapped", wrapped), "--key-id", o.cmk,
+					"--encryption-context", "s3seal:bucket="+bucket, "--query", "Plaintext", "--output", "text")
+				if bucketKey, err = base64.StdEncoding.DecodeString(strings.TrimSpace(out)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			bucketKeyFile := writeFile(t, dir, "bucketkey", bucketKey)
+			for key, o := range objects {
+				dk := python(t, derive, bucketKeyFile, bucket, key, o.salt)
+				if got := python(t, decrypt, writeFile(t, dir, "datakey", dk), o.stored, o.v); !bytes.Equal(got, o.plain) {
+					t.Fatalf("%s: the programs decrypted %d bytes, want the %d written", key, len(got), len(o.plain))
+				}
+				// Derived for another name, the key does not decrypt.
+				dk = python(t, derive, bucketKeyFile, bucket, key+"x", o.salt)
+				if got, _, err := runPython(decrypt, writeFile(t, dir, "datakey", dk), o.stored, o.v); err == nil || len(got) > 0 {
+					t.Errorf("%s: a key derived for another name decrypted %d bytes (%v)", key, len(got), err)
 				}
 			}
 		})

@@ -21,7 +21,8 @@ const inspectUsage = `Usage: s3seal inspect s3://BUCKET/KEY [-version-id V]
 
 Prints, as JSON and without decrypting anything, what the store holds for
 an object s3seal wrote: format version, CMK, encryption context, wrapped data
-key, stored and plaintext size, and each part's sizes. Kept beside a copy
+key (in version 5 the bucket's key, and the object's salt), stored and
+plaintext size, and each part's sizes. Kept beside a copy
 of the stored bytes, it is what s3seal decrypt -metadata reads
 (docs/RECOVERY.md). Reads the store S3SEAL_UPSTREAM_* configures (or the
 embedded one); asks no key service.

@@ -32,10 +32,11 @@ type Report struct {
 	Key               string            `json:"key"`
 	VersionID         string            `json:"version_id,omitempty"`
 	ETag              string            `json:"etag,omitempty"`
-	FormatVersion     int               `json:"format_version"` // of the metadata: 2 with a client's context, 4 for FramingV2 (§6)
+	FormatVersion     int               `json:"format_version"` // of the metadata: 2 with a client's context, 4 for FramingV2, 5 under a bucket key (§6)
 	CMK               string            `json:"cmk"`
-	EncryptionContext map[string]string `json:"encryption_context"`
-	WrappedKey        string            `json:"wrapped_key"`               // standard base64, as stored
+	EncryptionContext map[string]string `json:"encryption_context"`        // what WrappedKey is unwrapped under: the bucket's alone in version 5 (§6.3)
+	WrappedKey        string            `json:"wrapped_key"`               // standard base64, as stored: the bucket key in version 5
+	BucketKeySalt     string            `json:"bucket_key_salt,omitempty"` // version 5's s3seal-b, standard base64: the data key is derived from the bucket key with it and the name (§6.3)
 	PartChecksum      string            `json:"part_checksum,omitempty"`   // version 4's s3seal-p, "ALGORITHM/TYPE": what the part records hold (§3.4)
 	SealedChecksum    string            `json:"sealed_checksum,omitempty"` // version 3's s3seal-s, standard base64 (§6.2)
 	StoredSize        int64             `json:"stored_size"`
@@ -88,6 +89,10 @@ func newReport(bucket, key string, meta envelope.Metadata) Report {
 	r := Report{Bucket: bucket, Key: key, FormatVersion: formatVersion(meta), CMK: meta.KeyID,
 		EncryptionContext: kms.BindingContext(bucket, key, meta.Context),
 		WrappedKey:        base64.StdEncoding.EncodeToString(meta.WrappedKey)}
+	if len(meta.BucketKeySalt) > 0 {
+		r.EncryptionContext = kms.BucketContext(bucket)
+		r.BucketKeySalt = base64.StdEncoding.EncodeToString(meta.BucketKeySalt)
+	}
 	if meta.Framing == envelope.FramingV2 {
 		r.PartChecksum = meta.PartAlgorithm + "/" + meta.PartType
 	}
@@ -150,8 +155,13 @@ func (r *Report) Check() error {
 	return nil
 }
 
-// recordVersion is the metadata version of FramingV2 objects (§6).
-const recordVersion = 4
+// recordVersion is the metadata version of FramingV2 objects (§6), and
+// bucketKeyVersion, the highest, that of objects whose data key is derived
+// from a bucket key (§6.3).
+const (
+	recordVersion    = 4
+	bucketKeyVersion = 5
+)
 
 // Framing is how the object's segments are laid out, as its metadata
 // version says: FramingV2, whose segments end in part records, for
@@ -166,23 +176,39 @@ func (r Report) Framing() envelope.Framing {
 
 // Metadata is the s3seal metadata the report carries, checked as a store's
 // would be: a report edited to bind other names is refused here, and one
-// with another key or CMK fails in the key service.
+// with another key or CMK fails in the key service (or, under a bucket
+// key, in authenticating the bytes: the name is in the data key's
+// derivation).
 func (r Report) Metadata() (envelope.Metadata, error) {
-	if r.FormatVersion < 1 || r.FormatVersion > recordVersion {
+	if r.FormatVersion < 1 || r.FormatVersion > bucketKeyVersion {
 		return envelope.Metadata{}, fmt.Errorf("format version %d: %w", r.FormatVersion, envelope.ErrUnsupportedVersion)
 	}
-	// The client's part is everything but s3seal's own keys, which must
-	// bind this bucket and key.
-	clientCtx := maps.Clone(r.EncryptionContext)
-	delete(clientCtx, kms.ContextBucket)
-	delete(clientCtx, kms.ContextKey)
-	if len(clientCtx) == 0 {
-		clientCtx = nil
-	}
-	if !maps.Equal(r.EncryptionContext, kms.BindingContext(r.Bucket, r.Key, clientCtx)) {
-		return envelope.Metadata{}, fmt.Errorf("the encryption context does not bind s3://%s/%s (docs/FORMAT.md §6.1)", r.Bucket, r.Key)
+	var clientCtx map[string]string
+	if r.FormatVersion == bucketKeyVersion || r.BucketKeySalt != "" {
+		// A bucket key is bound to its bucket alone, and never to a
+		// client's context (§6.3).
+		if !maps.Equal(r.EncryptionContext, kms.BucketContext(r.Bucket)) {
+			return envelope.Metadata{}, fmt.Errorf("the encryption context is not the bucket key's of s3://%s (docs/FORMAT.md §6.3)", r.Bucket)
+		}
+	} else {
+		// The client's part is everything but s3seal's own keys, which
+		// must bind this bucket and key.
+		clientCtx = maps.Clone(r.EncryptionContext)
+		delete(clientCtx, kms.ContextBucket)
+		delete(clientCtx, kms.ContextKey)
+		if len(clientCtx) == 0 {
+			clientCtx = nil
+		}
+		if !maps.Equal(r.EncryptionContext, kms.BindingContext(r.Bucket, r.Key, clientCtx)) {
+			return envelope.Metadata{}, fmt.Errorf("the encryption context does not bind s3://%s/%s (docs/FORMAT.md §6.1)", r.Bucket, r.Key)
+		}
 	}
 	m := envelope.Metadata{KeyID: r.CMK, WrappedKey: mustBase64(r.WrappedKey), Context: clientCtx, Framing: r.Framing()}
+	if r.BucketKeySalt != "" {
+		// A salt that is not base64 leaves version 5 without one, which
+		// the version check below refuses.
+		m.BucketKeySalt = mustBase64(r.BucketKeySalt)
+	}
 	if (r.PartChecksum != "") != (m.Framing == envelope.FramingV2) {
 		return envelope.Metadata{}, fmt.Errorf("format version %d with part checksum %q: %w", r.FormatVersion, r.PartChecksum, envelope.ErrMalformedMetadata)
 	}
