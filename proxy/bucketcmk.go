@@ -261,7 +261,7 @@ func (p *Proxy) getBucketEncryption(x *exchange) error {
 	if err != nil {
 		return chooseError(err)
 	}
-	rule := sseRule{}
+	rule := sseRule{BucketKeyEnabled: p.keys.BucketKeys != nil} // S3SEAL_BUCKET_KEY: every bucket's
 	rule.Default = &struct {
 		SSEAlgorithm   string
 		KMSMasterKeyID string `xml:",omitempty"`

@@ -99,6 +99,10 @@ func TestBucketKeyPuts(t *testing.T) {
 	if got, out, err := e.get(t, "copy"); err != nil || !bytes.Equal(got, objects["small/3"]) || aws.ToBool(out.BucketKeyEnabled) {
 		t.Fatalf("copy: %v, bucket key %v", err, aws.ToBool(out.BucketKeyEnabled))
 	}
+	enc, err := e.client.GetBucketEncryption(bg(), &s3.GetBucketEncryptionInput{Bucket: aws.String(testBucket)})
+	if err != nil || !aws.ToBool(enc.ServerSideEncryptionConfiguration.Rules[0].BucketKeyEnabled) {
+		t.Fatalf("GetBucketEncryption does not say bucket keys are on: %v", err)
+	}
 	// Moved to another name by the store, an object does not decrypt.
 	src := e.store.get(testBucket, "small/4")
 	e.store.put(testBucket, "moved", src.data, src.header.Clone())
