@@ -20,6 +20,8 @@ type Bench struct {
 
 	targetThroughput *prometheus.GaugeVec
 	targetLatency    *prometheus.GaugeVec
+	targetCPU        *prometheus.GaugeVec
+	targetKMS        *prometheus.GaugeVec
 }
 
 // NewBench registers the benchmark families in reg.
@@ -32,11 +34,15 @@ func NewBench(reg prometheus.Registerer) (*Bench, error) {
 		latency: gaugeVec("bench_object_seconds",
 			"Benchmark: time to encrypt and decrypt one object, by mode, size and quantile (0.5, 0.99).", "mode", "size", "quantile"),
 		targetThroughput: gaugeVec("bench_target_throughput_bytes_per_second",
-			"End-to-end benchmark (--target): object bytes per second, by path (s3seal, direct), operation (put, get) and object size.", "path", "operation", "size"),
+			"End-to-end benchmark (--target): object bytes per second, by path (direct, pass-through, s3seal), operation (put, get) and object size.", "path", "operation", "size"),
 		targetLatency: gaugeVec("bench_target_object_seconds",
 			"End-to-end benchmark (--target): time of one request, by path, operation, size and quantile (0.5, 0.99).", "path", "operation", "size", "quantile"),
+		targetCPU: gaugeVec("bench_target_hop_cpu_seconds_per_gibibyte",
+			"End-to-end benchmark (--target): CPU seconds the hop (s3seal's process; the in-process pass-through proxy) spent per GiB of object bytes, by path (pass-through, s3seal), operation and size.", "path", "operation", "size"),
+		targetKMS: gaugeVec("bench_target_kms_calls_per_object",
+			"End-to-end benchmark (--target): key-service calls s3seal made per object, from its own counters, by path (s3seal), operation and size.", "path", "operation", "size"),
 	}
-	if err := register(reg, b.throughput, b.kmsCallsPerMiB, b.latency, b.targetThroughput, b.targetLatency); err != nil {
+	if err := register(reg, b.throughput, b.kmsCallsPerMiB, b.latency, b.targetThroughput, b.targetLatency, b.targetCPU, b.targetKMS); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -56,6 +62,18 @@ func (b *Bench) SetTargetResult(path, op, size string, bytesPerSecond float64, p
 	b.targetThroughput.WithLabelValues(path, op, size).Set(bytesPerSecond)
 	b.targetLatency.WithLabelValues(path, op, size, "0.5").Set(p50.Seconds())
 	b.targetLatency.WithLabelValues(path, op, size, "0.99").Set(p99.Seconds())
+}
+
+// SetTargetCost publishes the cost figures of one end-to-end cell, those
+// measured (non-nil): the hop's CPU seconds per GiB and KMS calls per
+// object.
+func (b *Bench) SetTargetCost(path, op, size string, cpuSecondsPerGiB, kmsCallsPerObject *float64) {
+	if cpuSecondsPerGiB != nil {
+		b.targetCPU.WithLabelValues(path, op, size).Set(*cpuSecondsPerGiB)
+	}
+	if kmsCallsPerObject != nil {
+		b.targetKMS.WithLabelValues(path, op, size).Set(*kmsCallsPerObject)
+	}
 }
 
 // Family is one exported metric family.
@@ -94,6 +112,8 @@ func Families() ([]Family, error) {
 	m.kmsDuration.WithLabelValues("GenerateDataKey")
 	b.SetResult("envelope", "4KiB", 1, 1, time.Millisecond, time.Millisecond)
 	b.SetTargetResult("s3seal", "put", "4KiB", 1, time.Millisecond, time.Millisecond)
+	one := 1.0
+	b.SetTargetCost("s3seal", "put", "4KiB", &one, &one)
 
 	mfs, err := reg.Gather()
 	if err != nil {

@@ -69,13 +69,20 @@ mean something.
 
 With --target URL it measures instead PUT and GET of whole objects through a
 running s3seal and, side by side in the same run, straight against the same
-upstream store: the proxy's cost on your setup. It needs both credentials:
-s3seal's (--access-key/--secret-key, else S3SEAL_ACCESS_KEY/S3SEAL_SECRET_KEY,
-else S3SEAL_DATA_DIR/credentials.json) and the store's (--upstream,
---upstream-access-key/--upstream-secret-key, else S3SEAL_UPSTREAM_URL,
-S3SEAL_UPSTREAM_ACCESS_KEY, S3SEAL_UPSTREAM_SECRET_KEY, else the embedded
-store of the s3seal running on S3SEAL_DATA_DIR). Prefer the environment for
-secrets: flags show in the process list.
+upstream store and through a plain pass-through hop in front of it (a
+reverse proxy in this process on 127.0.0.1, no encryption): the proxy's cost
+on your setup, and how much of it any hop costs. With s3seal's metrics
+(--target-metrics) it also shows the CPU seconds s3seal's process spent per
+GiB moved (and the pass-through's) and s3seal's KMS calls per object, read
+from its own counters.
+
+--target needs both credentials: s3seal's (--access-key/--secret-key, else
+S3SEAL_ACCESS_KEY/S3SEAL_SECRET_KEY, else S3SEAL_DATA_DIR/credentials.json)
+and the store's (--upstream, --upstream-access-key/--upstream-secret-key,
+else S3SEAL_UPSTREAM_URL, S3SEAL_UPSTREAM_ACCESS_KEY,
+S3SEAL_UPSTREAM_SECRET_KEY, else the embedded store of the s3seal running on
+S3SEAL_DATA_DIR). Prefer the environment for secrets: flags show in the
+process list.
 
 Flags (-name and --name are the same):
 `)
@@ -84,7 +91,8 @@ Flags (-name and --name are the same):
 Examples:
   S3SEAL_KMS_PROVIDER=aws S3SEAL_KMS_KEY_ID=alias/s3seal s3seal bench --out bench-results
   s3seal bench --sizes 1MiB,64MiB --count 20 --concurrency 8
-  s3seal bench --target http://127.0.0.1:8080 --upstream http://127.0.0.1:9000
+  s3seal bench --target http://127.0.0.1:8080 --upstream http://127.0.0.1:9000 \
+    --target-metrics http://127.0.0.1:9464/metrics
 `)
 }
 
@@ -161,6 +169,7 @@ func defineBenchFlags(fs *flag.FlagSet, o *benchOptions) *string {
 	fs.StringVar(&s.AccessKey, "upstream-access-key", "", "--target: the store's access `key` (default S3SEAL_UPSTREAM_ACCESS_KEY)")
 	fs.StringVar(&s.SecretKey, "upstream-secret-key", "", "--target: the store's `secret` key (default S3SEAL_UPSTREAM_SECRET_KEY)")
 	fs.StringVar(&s.Region, "upstream-region", "", "--target: the store's `region` (default S3SEAL_UPSTREAM_REGION, us-east-1)")
+	fs.StringVar(&o.target.Metrics, "target-metrics", "", "--target: the `url` of the running s3seal's /metrics, for its CPU time and KMS calls (default from S3SEAL_METRICS_ADDR: http://127.0.0.1:9464/metrics)")
 	fs.StringVar(&o.target.Bucket, "bucket", "s3seal-bench", "--target: the `bucket` to write test objects to; created if missing; the objects are deleted afterwards")
 	return sizes
 }
@@ -268,6 +277,9 @@ func (c cli) resolveTarget(t bench.Target) (bench.Target, error) {
 			t.Proxy.AccessKey, t.Proxy.SecretKey = doc.Credentials[0].AccessKey, doc.Credentials[0].SecretKey
 		}
 	}
+	if t.Metrics == "" {
+		t.Metrics = metricsURL(cfg.MetricsAddr)
+	}
 	t.Store = orEndpoint(t.Store, bench.Endpoint{URL: cfg.UpstreamURL, AccessKey: cfg.UpstreamAccessKey, SecretKey: cfg.UpstreamSecretKey, Region: cfg.UpstreamRegion})
 	if t.Store.URL == "" {
 		info, err := embeddedstore.Discover(absPath(cfg.DataDir))
@@ -277,6 +289,20 @@ func (c cli) resolveTarget(t bench.Target) (bench.Target, error) {
 		t.Store = bench.Endpoint{URL: info.URL, AccessKey: info.AccessKey, SecretKey: info.SecretKey, Region: info.Region}
 	}
 	return t, checkTarget(t)
+}
+
+// metricsURL is the /metrics URL of an s3seal listening on addr
+// (S3SEAL_METRICS_ADDR); "" when addr names no fixed port. An unspecified
+// host is reached on 127.0.0.1.
+func metricsURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" || port == "0" {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/metrics"
 }
 
 // orEndpoint is e with each unset field taken from def.

@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -32,7 +33,7 @@ func TestBenchUsage(t *testing.T) {
 	}
 	help := errOut.String()
 	for _, flag := range []string{"sizes", "duration", "count", "concurrency", "out", "metrics-addr", "target",
-		"access-key", "secret-key", "region", "upstream", "upstream-access-key", "upstream-secret-key", "upstream-region", "bucket"} {
+		"access-key", "secret-key", "region", "upstream", "upstream-access-key", "upstream-secret-key", "upstream-region", "target-metrics", "bucket"} {
 		if !regexp.MustCompile(`(?m)^  -` + flag + ` `).MatchString(help) {
 			t.Errorf("--help does not explain -%s", flag)
 		}
@@ -308,9 +309,11 @@ func TestBenchLocalKMS(t *testing.T) {
 	}
 }
 
-// --target against an in-process s3seal and its embedded store: both paths
-// measured side by side, the s3seal path really through the proxy, and
-// nothing left behind.
+// --target against an in-process s3seal and its embedded store: the three
+// paths measured side by side, the s3seal path really through the proxy and
+// the pass-through path not, s3seal's KMS calls from its own counters, CPU
+// figures where they belong, the hop gone afterwards, and nothing left
+// behind.
 func TestBenchTarget(t *testing.T) {
 	dataDir := t.TempDir()
 	s := startZeroConfig(t, dataDir)
@@ -322,16 +325,35 @@ func TestBenchTarget(t *testing.T) {
 	// Zero-config: s3seal's credential and the embedded store come from
 	// the data dir of the running s3seal, as a new user would have them.
 	environ := []string{"S3SEAL_DATA_DIR=" + dataDir}
-	code, stdout, stderr, _ := runBench(t, environ, "--target", s.endpoint(),
+	code, stdout, stderr, _ := runBench(t, environ, "--target", s.endpoint(), "--target-metrics", s.healthURL()+"/metrics",
 		"--sizes", "1KiB,100KiB", "--count", "3", "--concurrency", "2", "--out", out, "--bucket", "bench-target")
 	if code != exitOK {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
-	for _, h := range []string{"s3seal MB/s", "direct MB/s", "s3seal/direct", "put", "get"} {
+	for _, h := range []string{"MB/s", "p50 ms", "CPU s/GiB", "KMS calls/object", "MB/s ÷ direct", "MB/s ÷ pass-through", "CPU ÷ pass-through"} {
 		if !strings.Contains(stdout, h) {
 			t.Errorf("table lacks %q:\n%s", h, stdout)
 		}
 	}
+	for _, path := range []string{"direct", "pass-through", "s3seal"} {
+		for _, op := range []string{"put", "get"} {
+			if !regexp.MustCompile(`(?m)^\s+100KiB\s+` + op + `\s+` + path + `\s+3\s`).MatchString(stdout) {
+				t.Errorf("no 100KiB %s %s row of 3 requests:\n%s", op, path, stdout)
+			}
+		}
+	}
+	if strings.Contains(stdout, "Not measured") {
+		t.Errorf("s3seal's costs not measured:\n%s", stdout)
+	}
+	hop := regexp.MustCompile(`pass-through hop on (127\.0\.0\.1:\d+)`).FindStringSubmatch(stdout)
+	if hop == nil {
+		t.Fatalf("no pass-through address on 127.0.0.1:\n%s", stdout)
+	}
+	if c, err := net.DialTimeout("tcp", hop[1], time.Second); err == nil {
+		c.Close()
+		t.Errorf("the pass-through hop on %s still listens after the run", hop[1])
+	}
+
 	raw, err := os.ReadFile(filepath.Join(out, "bench-target.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -340,29 +362,58 @@ func TestBenchTarget(t *testing.T) {
 	if err := json.Unmarshal(raw, &f); err != nil {
 		t.Fatal(err)
 	}
-	if len(f.Results) != 8 {
-		t.Fatalf("%d results, want 8 (2 sizes × put, get × s3seal, direct)", len(f.Results))
+	if len(f.Results) != 12 {
+		t.Fatalf("%d results, want 12 (2 sizes × put, get × direct, pass-through, s3seal)", len(f.Results))
 	}
 	for _, r := range f.Results {
-		if r.Requests != 3 || r.MBPerS <= 0 || r.P99Ms < r.P50Ms {
+		if r.Requests != 3 || r.MBPerS <= 0 || r.P99Ms < r.P50Ms || r.BenchCPUSPerGiB == nil {
 			t.Errorf("%+v", r)
+		}
+		// The hop's CPU on the hops' paths only; KMS calls on s3seal's only,
+		// as s3seal counted them: one GenerateDataKey per PUT, and no more
+		// than one Decrypt per GET (none when the data key is cached).
+		if hasHop := r.Path != "direct"; (r.HopCPUSPerGiB != nil) != hasHop {
+			t.Errorf("%s %s %d: hop CPU %v", r.Path, r.Operation, r.Size, r.HopCPUSPerGiB)
+		}
+		if r.Path == "s3seal" && r.HopCPUSPerGiB != nil && *r.HopCPUSPerGiB < 0 {
+			t.Errorf("s3seal %s %d: negative CPU %v", r.Operation, r.Size, *r.HopCPUSPerGiB)
+		}
+		switch {
+		case r.Path != "s3seal":
+			if r.KMSCalls != nil || r.KMSCallsPerObject != nil {
+				t.Errorf("%s %s %d: KMS calls on a path without s3seal", r.Path, r.Operation, r.Size)
+			}
+		case r.KMSCalls == nil || r.KMSCallsPerObject == nil:
+			t.Errorf("s3seal %s %d: no KMS calls", r.Operation, r.Size)
+		case r.Operation == "put" && (*r.KMSCalls != 3 || *r.KMSCallsPerObject != 1):
+			t.Errorf("s3seal put %d: %d KMS calls (%v per object), want 3 (1)", r.Size, *r.KMSCalls, *r.KMSCallsPerObject)
+		case r.Operation == "get" && *r.KMSCalls > 3:
+			t.Errorf("s3seal get %d: %d KMS calls, want at most one per GET", r.Size, *r.KMSCalls)
 		}
 	}
 	series, _ := svgSeries(t, filepath.Join(out, "bench-target.svg"))
-	for _, name := range []string{"s3seal put", "direct put", "s3seal get", "direct get"} {
-		if series[name] != 2 {
-			t.Errorf("chart series %q has %d points, want 2 (%v)", name, series[name], series)
+	for _, path := range []string{"s3seal", "pass-through", "direct"} {
+		for _, op := range []string{"put", "get"} {
+			if name := path + " " + op; series[name] != 2 {
+				t.Errorf("chart series %q has %d points, want 2 (%v)", name, series[name], series)
+			}
 		}
 	}
 
-	// The s3seal path went through the proxy: one data key per PUT.
+	// The s3seal path went through the proxy, and the others did not: one
+	// data key per PUT through it, and only its requests counted (2 sizes
+	// × 3, and the warm-up's --concurrency).
 	after, err := metricstest.Get(s.healthURL() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	gdk := "s3seal_kms_requests_total"
-	if got := after.Sum(gdk, "operation=GenerateDataKey") - before.Sum(gdk, "operation=GenerateDataKey"); got != 2*3 {
-		t.Errorf("s3seal made %v data keys, want one per PUT through it (6)", got)
+	if got := after.Sum(gdk, "operation=GenerateDataKey") - before.Sum(gdk, "operation=GenerateDataKey"); got != 2*3+2 {
+		t.Errorf("s3seal made %v data keys, want one per PUT through it (8)", got)
+	}
+	reqs := "s3seal_requests_total"
+	if got := after.Sum(reqs, "operation=PutObject") - before.Sum(reqs, "operation=PutObject"); got != 2*3+2 {
+		t.Errorf("s3seal answered %v PUTs, want those of its own path only (8)", got)
 	}
 	// And everything written was deleted.
 	store := s3Client(t, s.upstream.url.String(), s.upstream.accessKey, s.upstream.secretKey)
@@ -374,6 +425,14 @@ func TestBenchTarget(t *testing.T) {
 		t.Errorf("%d objects left behind, e.g. %s", len(list.Contents), aws.ToString(list.Contents[0].Key))
 	}
 
+	// With s3seal's metrics out of reach the run still measures the paths
+	// and says why s3seal's costs are missing.
+	code, stdout, stderr, _ = runBench(t, environ, "--target", s.endpoint(), "--target-metrics", "http://127.0.0.1:1/metrics",
+		"--sizes", "1KiB", "--count", "1", "--bucket", "bench-target")
+	if code != exitOK || !strings.Contains(stdout, "Not measured: s3seal's CPU and KMS calls (its metrics at http://127.0.0.1:1/metrics: ") {
+		t.Errorf("unreachable metrics: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+
 	// Without the store's credential it says what is missing.
 	code, _, stderr, _ = runBench(t, environ, "--target", s.endpoint(), "--upstream", s.upstream.url.String())
 	if code != exitError || !strings.Contains(stderr, "no upstream credential") {
@@ -383,5 +442,24 @@ func TestBenchTarget(t *testing.T) {
 	code, _, stderr, _ = runBench(t, []string{"S3SEAL_DATA_DIR=" + t.TempDir()}, "--target", s.endpoint())
 	if code != exitError || !strings.Contains(stderr, "no embedded store is running") {
 		t.Errorf("no embedded store: exit %d, stderr %s", code, stderr)
+	}
+}
+
+// --target-metrics defaults to the /metrics of S3SEAL_METRICS_ADDR, as
+// serve would listen on it.
+func TestBenchMetricsURL(t *testing.T) {
+	for addr, want := range map[string]string{
+		"127.0.0.1:9464": "http://127.0.0.1:9464/metrics",
+		"0.0.0.0:9464":   "http://127.0.0.1:9464/metrics",
+		"[::]:9464":      "http://127.0.0.1:9464/metrics",
+		":9464":          "http://127.0.0.1:9464/metrics",
+		"[::1]:9464":     "http://[::1]:9464/metrics",
+		"metrics:9464":   "http://metrics:9464/metrics",
+		"127.0.0.1:0":    "",
+		"nonsense":       "",
+	} {
+		if got := metricsURL(addr); got != want {
+			t.Errorf("metricsURL(%q) = %q, want %q", addr, got, want)
+		}
 	}
 }

@@ -1,7 +1,8 @@
 // Package bench is `s3seal bench`: envelope encryption against direct KMS
 // encryption with a key service (RunKMS), and the proxy's end-to-end cost
-// against its store (RunTarget). Each run measures cells (a mode or path,
-// an operation, a size), prints a table, optionally writes JSON and an SVG
+// against its store and against a plain pass-through hop, CPU and KMS calls
+// included (RunTarget). Each run measures cells (a mode or path, an
+// operation, a size), prints a table, optionally writes JSON and an SVG
 // chart, and publishes the cells as gauges.
 //
 // The caller builds what the runs measure (the key service, the endpoints)
@@ -39,6 +40,7 @@ type Options struct {
 type worker struct {
 	ct, pt bytes.Buffer
 	blobs  []kms.Wrapped
+	buf    []byte // --target's GETs read through it
 }
 
 // job is what a cell measures, once per object: a round trip or a request.

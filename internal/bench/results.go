@@ -26,15 +26,37 @@ type Result struct {
 
 // TargetResult is one (path, operation, size) cell of the end-to-end
 // benchmark, as bench-target.json has it.
+//
+// The cost fields are per GiB (2^30 bytes) of object bytes moved, or per
+// object, and absent where they were not measured (nil), so that a
+// measured zero stays distinct from none.
 type TargetResult struct {
-	Path      string  `json:"path"`      // s3seal or direct
+	Path      string  `json:"path"`      // direct, pass-through or s3seal
 	Operation string  `json:"operation"` // put or get
 	Size      int64   `json:"size"`
 	Requests  int     `json:"requests"`
 	MBPerS    float64 `json:"mb_per_s"`
 	P50Ms     float64 `json:"p50_ms"`
 	P99Ms     float64 `json:"p99_ms"`
+
+	// BenchCPUSPerGiB is the CPU time (user and system) the benchmark's
+	// own process spent per GiB during the cell: its clients, and on the
+	// pass-through path the hop too (and s3seal, when it runs in the same
+	// process, as in tests).
+	BenchCPUSPerGiB *float64 `json:"bench_cpu_s_per_gib,omitempty"`
+	// HopCPUSPerGiB is the hop's CPU per GiB: on the s3seal path the
+	// s3seal process's (its process_cpu_seconds_total), on the pass-through
+	// path BenchCPUSPerGiB less the direct path's at the same operation and
+	// size (the clients' share). None on the direct path, which has no hop.
+	HopCPUSPerGiB *float64 `json:"hop_cpu_s_per_gib,omitempty"`
+	// KMSCalls and KMSCallsPerObject are the key-service calls s3seal made
+	// during the cell (its s3seal_kms_requests_total); s3seal path only.
+	KMSCalls          *int64   `json:"kms_calls,omitempty"`
+	KMSCallsPerObject *float64 `json:"kms_calls_per_object,omitempty"`
 }
+
+// bytes is the object bytes the cell moved.
+func (r TargetResult) bytes() int64 { return r.Size * int64(r.Requests) }
 
 // stats is what one cell measured, in the units the results show.
 type stats struct {

@@ -157,14 +157,18 @@ func (c chart) drawSeries(d *svgDoc, p plot, s chartSeries) {
 		}
 	}
 	d.p(`<g class="series" data-series="%s">`, esc(s.name))
-	d.p(`<polyline data-series="%s" points="%s" fill="none" stroke="%s" stroke-width="2.5"%s/>`, esc(s.name), strings.Join(pts, " "), s.color, s.dash())
+	d.p(`<polyline data-series="%s" points="%s" fill="none" stroke="%s" stroke-width="2.5"%s/>`, esc(s.name), strings.Join(pts, " "), s.color, s.dashAttr())
 	for i, v := range s.values {
 		if v <= 0 || i >= len(c.sizes) {
 			continue
 		}
 		x, y := p.x(c.sizes[i]), p.y(v)
-		d.p(`<circle data-series="%s" cx="%.1f" cy="%.1f" r="4" fill="%s"><title>%s %s: %s MB/s</title></circle>`,
-			esc(s.name), x, y, s.color, esc(s.name), esc(FormatSize(c.sizes[i])), esc(formatNumber(v)))
+		tip := fmt.Sprintf("%s %s: %s MB/s", s.name, FormatSize(c.sizes[i]), formatNumber(v))
+		if i < len(s.details) && s.details[i] != "" {
+			tip += "; " + s.details[i]
+		}
+		d.p(`<circle data-series="%s" cx="%.1f" cy="%.1f" r="4" fill="%s"><title>%s</title></circle>`,
+			esc(s.name), x, y, s.color, esc(tip))
 		d.p(`<text x="%.1f" y="%.1f" text-anchor="middle" font-size="11" fill="%s">%s</text>`, x, y+c.labelOffset(i, v), s.color, esc(formatNumber(v)))
 	}
 	d.p(`</g>`)
@@ -181,10 +185,10 @@ func (c chart) labelOffset(i int, v float64) float64 {
 	return -9
 }
 
-// dash is the stroke attribute of a dashed series.
-func (s chartSeries) dash() string {
-	if s.dashed {
-		return ` stroke-dasharray="6 4"`
+// dashAttr is the stroke attribute of a dashed or dotted series.
+func (s chartSeries) dashAttr() string {
+	if s.dash != "" {
+		return ` stroke-dasharray="` + s.dash + `"`
 	}
 	return ""
 }
@@ -202,7 +206,7 @@ func (c chart) legend(d *svgDoc) {
 	d.p(`<rect x="%d" y="%d" width="%d" height="%d" fill="#fff" fill-opacity="0.9" stroke="#ccc"/>`, lx, ly, lw+46, lh*len(c.series)+10)
 	for i, s := range c.series {
 		yy := ly + 15 + i*lh
-		d.p(`<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2.5"%s/>`, lx+8, yy, lx+32, yy, s.color, s.dash())
+		d.p(`<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2.5"%s/>`, lx+8, yy, lx+32, yy, s.color, s.dashAttr())
 		d.p(`<text x="%d" y="%d" fill="#222">%s</text>`, lx+38, yy+4, esc(s.name))
 	}
 	d.p(`</g>`)

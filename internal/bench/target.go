@@ -1,7 +1,8 @@
 package bench
 
-// The end-to-end benchmark: whole-object PUT and GET through a running
-// s3seal and straight against its store, side by side.
+// The end-to-end benchmark: whole-object PUT and GET straight against a
+// store, through a plain pass-through hop in front of it, and through a
+// running s3seal in front of it, side by side.
 
 import (
 	"bytes"
@@ -10,8 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"net/http"
+	"net/url"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -23,12 +28,13 @@ import (
 
 // Paths of the end-to-end benchmark, and its operations.
 const (
-	pathS3seal = "s3seal"
-	pathDirect = "direct"
+	pathDirect      = "direct"       // straight to the store
+	pathPassThrough = "pass-through" // through a plain reverse proxy in this process (passthrough.go)
+	pathS3seal      = "s3seal"       // through the running s3seal
 )
 
 var (
-	paths      = []string{pathS3seal, pathDirect}
+	paths      = []string{pathDirect, pathPassThrough, pathS3seal}
 	operations = []string{"put", "get"}
 )
 
@@ -43,6 +49,10 @@ type Target struct {
 	Proxy  Endpoint // the running s3seal
 	Store  Endpoint // the store it forwards to
 	Bucket string   // created on the store if missing; the test objects are deleted afterwards
+	// Metrics is the running s3seal's /metrics URL, where its CPU time and
+	// KMS calls are read; "" (or unreachable, or another s3seal's) leaves
+	// them out.
+	Metrics string
 }
 
 // targetRun is one end-to-end run.
@@ -53,6 +63,11 @@ type targetRun struct {
 	id      string                // random, in every key, so that runs do not meet
 	plain   []byte                // random, as long as the largest size; read-only
 	prog    *progress
+	hop     *passThrough
+
+	metricsURL  string       // s3seal's /metrics; "" once it cannot be used
+	scraper     *http.Client // for metricsURL
+	notMeasured string       // what of s3seal's costs is missing and why, if anything is
 
 	mu      sync.Mutex
 	keys    map[string][]string // by path: what the PUTs at the current size wrote
@@ -60,38 +75,61 @@ type targetRun struct {
 	written []string            // every key written, to delete afterwards
 }
 
-// RunTarget measures PUT and GET of each size through s3seal and straight
-// to the store, then prints the table and writes bench-target.json and
-// bench-target.svg. What it wrote to the store it deletes again.
+// RunTarget measures PUT and GET of each size straight to the store,
+// through a pass-through hop and through s3seal, then prints the table and
+// writes bench-target.json and bench-target.svg. What it wrote to the store
+// it deletes again, and the hop it stops.
 func RunTarget(ctx context.Context, o Options, t Target) error {
 	r, err := newTargetRun(ctx, o, t)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(o.Stdout, "s3seal bench: %s through s3seal at %s and straight to %s, bucket %s\n",
-		"PUT and GET", t.Proxy.URL, t.Store.URL, t.Bucket)
-	defer r.cleanup(ctx)
+	defer r.close(ctx)
+	fmt.Fprintf(o.Stdout, "s3seal bench: PUT and GET straight to %s, through a pass-through hop on %s and through s3seal at %s, bucket %s\n",
+		t.Store.URL, r.hop.addr, t.Proxy.URL, t.Bucket)
 	results, err := r.run(ctx)
 	if err != nil {
 		return err
 	}
-	writeTargetTable(o.Stdout, results)
+	passThroughCPU(results)
+	for _, tr := range results {
+		o.Gauges.SetTargetCost(tr.Path, tr.Operation, FormatSize(tr.Size), tr.HopCPUSPerGiB, tr.KMSCallsPerObject)
+	}
+	writeTargetTable(o.Stdout, results, r.notMeasured)
 	return save(o, "bench-target", results, targetChart)
 }
 
-// newTargetRun makes both clients and the bucket.
+// newTargetRun makes the bucket, starts the pass-through hop and makes a
+// client per path.
 func newTargetRun(ctx context.Context, o Options, t Target) (*targetRun, error) {
-	r := &targetRun{o: o, bucket: t.Bucket, clients: map[string]*s3.Client{}}
-	endpoints := map[string]Endpoint{pathS3seal: t.Proxy, pathDirect: t.Store}
-	for _, path := range paths {
-		c, err := s3Client(ctx, endpoints[path])
-		if err != nil {
-			return nil, err
-		}
-		r.clients[path] = c
+	r := &targetRun{o: o, bucket: t.Bucket, clients: map[string]*s3.Client{},
+		metricsURL: t.Metrics, scraper: &http.Client{Timeout: 10 * time.Second}}
+	if t.Metrics == "" {
+		r.notMeasured = "s3seal's CPU and KMS calls (no --target-metrics)"
 	}
-	if err := ensureBucket(ctx, r.clients[pathDirect], t.Bucket); err != nil {
+	direct, err := s3Client(ctx, t.Store, "")
+	if err != nil {
+		return nil, err
+	}
+	if err := ensureBucket(ctx, direct, t.Bucket); err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", t.Bucket, err)
+	}
+	store, err := url.Parse(t.Store.URL)
+	if err != nil {
+		return nil, err
+	}
+	if r.hop, err = startPassThrough(store, o.Progress); err != nil {
+		return nil, err
+	}
+	r.clients[pathDirect] = direct
+	// The pass-through path's clients sign for the store, as the direct
+	// path's do, and connect to the hop (passthrough.go says why).
+	if r.clients[pathPassThrough], err = s3Client(ctx, t.Store, r.hop.addr); err == nil {
+		r.clients[pathS3seal], err = s3Client(ctx, t.Proxy, "")
+	}
+	if err != nil {
+		r.hop.close()
+		return nil, err
 	}
 	r.id = randomHex(4)
 	r.plain = make([]byte, slices.Max(o.Sizes))
@@ -100,10 +138,11 @@ func newTargetRun(ctx context.Context, o Options, t Target) (*targetRun, error) 
 	return r, nil
 }
 
-// s3Client is an SDK client for one side. Checksums are computed only
-// where S3 requires them, so both sides pay the same client cost and the
-// difference is the proxy's.
-func s3Client(ctx context.Context, ep Endpoint) (*s3.Client, error) {
+// s3Client is an SDK client for one side; with via, it signs for ep but
+// connects to via (host:port, plain HTTP) instead. Checksums are computed
+// only where S3 requires them, so every path pays the same client cost and
+// the differences are the hops'.
+func s3Client(ctx context.Context, ep Endpoint, via string) (*s3.Client, error) {
 	region := ep.Region
 	if region == "" {
 		region = "us-east-1"
@@ -121,6 +160,9 @@ func s3Client(ctx context.Context, ep Endpoint) (*s3.Client, error) {
 	return s3.NewFromConfig(cfg, func(o *s3.Options) {
 		o.BaseEndpoint = aws.String(ep.URL)
 		o.UsePathStyle = true
+		if via != "" {
+			o.HTTPClient = viaClient{inner: o.HTTPClient, addr: via}
+		}
 	}), nil
 }
 
@@ -153,9 +195,13 @@ func randomHex(n int) string {
 	return fmt.Sprintf("%x", b)
 }
 
-// run measures every cell: by size, then PUT before GET (the GETs read
-// what the PUTs wrote), then path.
+// run measures every cell, one after another so that the CPU each one
+// takes is its own: by size, then PUT before GET (the GETs read what the
+// PUTs wrote), then path.
 func (r *targetRun) run(ctx context.Context) ([]TargetResult, error) {
+	if err := r.warmUp(ctx); err != nil {
+		return nil, err
+	}
 	var results []TargetResult
 	for _, size := range r.o.Sizes {
 		r.keys = map[string][]string{}
@@ -172,26 +218,122 @@ func (r *targetRun) run(ctx context.Context) ([]TargetResult, error) {
 	return results, nil
 }
 
+// warmUp sends every path a round of PUTs and then GETs of the smallest
+// size, --concurrency of each, unmeasured, so that no cell pays first-use
+// costs (connections, the SDK's and the runtime's lazy set-up, s3seal's)
+// that the others do not: the first cells are direct ones, and the
+// pass-through's CPU is measured against theirs.
+func (r *targetRun) warmUp(ctx context.Context) error {
+	o := r.o
+	o.Count, o.Duration = o.Concurrency, 0
+	size := slices.Min(o.Sizes)
+	r.keys = map[string][]string{}
+	for _, path := range paths {
+		for _, op := range operations {
+			r.gets = 0
+			j := r.put(path, size)
+			if op == "get" {
+				j = r.get(path, size)
+			}
+			if _, _, err := runCell(ctx, o, &progress{w: io.Discard}, j); err != nil {
+				return fmt.Errorf("warm-up: %s %s %s: %w", path, op, FormatSize(size), explainS3Error(err))
+			}
+		}
+	}
+	return nil
+}
+
 // cell measures one operation on one path at one size and publishes the
 // result.
 func (r *targetRun) cell(ctx context.Context, path, op string, size int64) (TargetResult, error) {
-	r.prog.start(fmt.Sprintf("%s %-6s %-3s %s", "target", path, op, FormatSize(size)))
+	r.prog.start(fmt.Sprintf("%s %-12s %-3s %s", "target", path, op, FormatSize(size)))
 	r.gets = 0
 	request := r.put(path, size)
 	if op == "get" {
 		request = r.get(path, size)
 	}
+	var before s3sealCounters
+	watch := path == pathS3seal && r.metricsURL != ""
+	if watch {
+		var err error
+		if before, err = scrapeS3seal(ctx, r.scraper, r.metricsURL); err != nil {
+			r.stopWatching(err)
+			watch = false
+		}
+	}
+	cpu := cpuMeter()
 	lat, elapsed, err := runCell(ctx, r.o, r.prog, request)
+	benchCPU, cpuOK := cpu()
 	if err != nil {
 		r.prog.finish("")
 		return TargetResult{}, fmt.Errorf("%s %s %s: %w", path, op, FormatSize(size), explainS3Error(err))
 	}
 	s := measure(size, lat, elapsed)
 	tr := TargetResult{Path: path, Operation: op, Size: size, Requests: s.objects, MBPerS: s.mbPerS, P50Ms: s.p50Ms, P99Ms: s.p99Ms}
+	if v, ok := cpuPerGiB(benchCPU, tr.bytes()); ok && cpuOK {
+		tr.BenchCPUSPerGiB = ptr(round3(v))
+	}
+	if watch {
+		r.s3sealCost(ctx, &tr, before)
+	}
 	r.o.Gauges.SetTargetResult(path, op, FormatSize(size), tr.MBPerS*1e6, msDuration(tr.P50Ms), msDuration(tr.P99Ms))
 	r.prog.finish(fmt.Sprintf("%s %s %s: %d requests, %.1f MB/s", path, op, FormatSize(size), tr.Requests, tr.MBPerS))
 	return tr, nil
 }
+
+// s3sealCost reads s3seal's counters again after a cell of the s3seal path
+// and sets tr's s3seal CPU and KMS calls from the difference with before.
+// s3seal counts a request just after its response has gone, so a reading
+// that does not count them all yet is repeated for up to a second.
+func (r *targetRun) s3sealCost(ctx context.Context, tr *TargetResult, before s3sealCounters) {
+	var cost s3sealCost
+	for tries := 0; ; tries++ {
+		after, err := scrapeS3seal(ctx, r.scraper, r.metricsURL)
+		if err == nil {
+			cost, err = costBetween(before, after, s3sealOperations[tr.Operation], tr.Requests)
+		}
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errNotTarget) || tries == 40 || ctx.Err() != nil {
+			r.stopWatching(err)
+			return
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	tr.KMSCalls = ptr(int64(math.Round(cost.kmsCalls)))
+	tr.KMSCallsPerObject = ptr(round3(cost.kmsCalls / float64(tr.Requests)))
+	if v, ok := cpuPerGiB(time.Duration(cost.cpuSeconds*float64(time.Second)), tr.bytes()); ok && cost.hasCPU {
+		tr.HopCPUSPerGiB = ptr(round3(v))
+	} else if !cost.hasCPU {
+		r.notMeasured = "s3seal's CPU (its metrics have no " + famCPU + ")"
+	}
+}
+
+// stopWatching gives up reading s3seal's metrics for the rest of the run:
+// the table says why its columns are empty.
+func (r *targetRun) stopWatching(err error) {
+	r.notMeasured = fmt.Sprintf("s3seal's CPU and KMS calls (its metrics at %s: %v)", r.metricsURL, err)
+	r.metricsURL = ""
+}
+
+// passThroughCPU sets each pass-through result's hop CPU: the benchmark
+// process's CPU per GiB in that cell less the direct path's in the cell of
+// the same operation and size, which is what the clients alone cost (the
+// same requests, signed the same way). The hop runs in this process, with
+// the clients, so this is the only way to tell its share.
+func passThroughCPU(results []TargetResult) {
+	for i, p := range results {
+		if p.Path != pathPassThrough || p.BenchCPUSPerGiB == nil {
+			continue
+		}
+		if d, ok := findTarget(results, pathDirect, p.Operation, p.Size); ok && d.BenchCPUSPerGiB != nil {
+			results[i].HopCPUSPerGiB = ptr(round3(*p.BenchCPUSPerGiB - *d.BenchCPUSPerGiB))
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // put writes a new object of size bytes on path.
 func (r *targetRun) put(path string, size int64) job {
@@ -217,15 +359,42 @@ func (r *targetRun) get(path string, size int64) job {
 			return err
 		}
 		defer out.Body.Close()
-		w.pt.Reset()
-		if _, err := io.Copy(&w.pt, out.Body); err != nil {
-			return err
+		if w.buf == nil {
+			w.buf = make([]byte, 64<<10)
 		}
-		if !bytes.Equal(w.pt.Bytes(), body) {
-			return fmt.Errorf("GET %s returned %d other bytes", key, w.pt.Len())
+		if err := verifyBody(out.Body, body, w.buf); err != nil {
+			return fmt.Errorf("GET %s: %w", key, err)
 		}
 		return nil
 	}
+}
+
+// verifyBody reads rd to its end through buf and checks that it is want.
+// It compares as it reads, holding no copy of the object, so the client
+// costs the same per byte at every size and on every path, whatever the
+// number of requests: the CPU the clients take is subtracted from the
+// pass-through's, and must not depend on how a cell went.
+func verifyBody(rd io.Reader, want, buf []byte) error {
+	var off int
+	for {
+		n, err := rd.Read(buf)
+		if n > 0 {
+			if n > len(want)-off || !bytes.Equal(buf[:n], want[off:off+n]) {
+				return fmt.Errorf("the body differs from what was written, at byte %d", off)
+			}
+			off += n
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if off != len(want) {
+		return fmt.Errorf("%d bytes returned, want %d", off, len(want))
+	}
+	return nil
 }
 
 // newKey names the next object a PUT on path writes, and remembers it.
@@ -247,13 +416,15 @@ func (r *targetRun) nextKey(path string) string {
 	return key
 }
 
-// cleanup deletes what was written, through the store directly (a delete
-// passes through s3seal unchanged anyway), even when ctx was cancelled.
-func (r *targetRun) cleanup(ctx context.Context) {
+// close deletes what was written, through the store directly (a delete
+// passes through s3seal unchanged anyway), even when ctx was cancelled,
+// and stops the pass-through hop.
+func (r *targetRun) close(ctx context.Context) {
 	ctx = context.WithoutCancel(ctx)
 	for _, k := range r.written {
 		r.clients[pathDirect].DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(r.bucket), Key: aws.String(k)})
 	}
+	r.hop.close()
 }
 
 func findTarget(results []TargetResult, path, op string, size int64) (TargetResult, bool) {
