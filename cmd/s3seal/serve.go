@@ -542,7 +542,9 @@ func (s *server) keyringChanged(ctx context.Context) {
 	ring := s.keys.ring
 	s.cache.Forget(func(keyID string) bool { return !ring.Usable(keyID) })
 	if s.bucketKeys != nil {
-		s.bucketKeys.Forget(func(keyID string) bool { return !ring.Usable(keyID) })
+		// All of them: besides a CMK disabled, a rotation or an alias
+		// moved means new objects should go under what the keyring says now.
+		s.bucketKeys.Forget(func(string) bool { return true })
 	}
 	if err := s.keys.allowed.Refresh(ctx); err != nil {
 		s.logger.Error("resolving the CMK allow-list after a keyring change", "err", err)

@@ -31,9 +31,10 @@ type BucketKeys struct {
 	maxUses int
 	now     func() time.Time
 
-	mu     sync.Mutex // guards the LRU and each entry's uses
-	lru    *lru.Cache[bucketKeyID, *bucketKey]
-	flight singleflight.Group
+	mu      sync.Mutex // guards the LRU, each entry's uses and forgets
+	lru     *lru.Cache[bucketKeyID, *bucketKey]
+	forgets int // Forget calls: a key made across one is not kept
+	flight  singleflight.Group
 }
 
 type bucketKeyID struct{ bucket, keyID string }
@@ -63,6 +64,7 @@ func NewBucketKeys(ttl time.Duration, maxUses int) (*BucketKeys, error) {
 func (b *BucketKeys) take(id bucketKeyID) ([]byte, envelope.Metadata, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.sweep()
 	k, ok := b.lru.Get(id)
 	switch {
 	case !ok:
@@ -75,34 +77,88 @@ func (b *BucketKeys) take(id bucketKeyID) ([]byte, envelope.Metadata, bool) {
 	return bytes.Clone(k.plain), k.wrapped, true
 }
 
+// sweep wipes expired keys from the cold end, so that a bucket no longer
+// written does not keep its key in memory (make's timer does the same for
+// an idle process).
+func (b *BucketKeys) sweep() {
+	for _, id := range b.lru.Keys() { // oldest first
+		k, ok := b.lru.Peek(id)
+		if !ok || b.now().Before(k.expires) {
+			return
+		}
+		b.lru.Remove(id)
+	}
+}
+
+// bucketKeyTimeout bounds one GenerateDataKey for a bucket key, which all
+// the bucket's writers wait on.
+const bucketKeyTimeout = 30 * time.Second
+
 // get is a bucket key for id, made with gen when none is live; concurrent
-// callers share one gen.
+// callers share one gen, and each stops waiting when its own ctx ends.
 func (b *BucketKeys) get(ctx context.Context, id bucketKeyID, gen func(context.Context) (DataKey, error)) ([]byte, envelope.Metadata, error) {
-	for range 2 { // a key made for us can be used up by others before we take it
+	for { // a key made for us can be used up by others before we take it
 		if plain, meta, ok := b.take(id); ok {
 			return plain, meta, nil
 		}
-		_, err, _ := b.flight.Do(id.bucket+"\x00"+id.keyID, func() (any, error) {
-			// Shared by every caller waiting: one client going away must
-			// not fail the others' writes.
-			dk, err := gen(context.WithoutCancel(ctx))
-			if err != nil {
-				return nil, err
-			}
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			b.lru.Add(id, &bucketKey{plain: dk.Plaintext, wrapped: envelope.Metadata{KeyID: dk.KeyID, WrappedKey: dk.Ciphertext},
-				expires: b.now().Add(b.ttl)})
-			return nil, nil
-		})
-		if err != nil {
+		if err := ctx.Err(); err != nil {
 			return nil, envelope.Metadata{}, err
 		}
+		ch := b.flight.DoChan(id.bucket+"\x00"+id.keyID, func() (any, error) {
+			return nil, b.make(ctx, id, gen)
+		})
+		select {
+		case res := <-ch:
+			if res.Err != nil {
+				return nil, envelope.Metadata{}, res.Err
+			}
+		case <-ctx.Done():
+			return nil, envelope.Metadata{}, ctx.Err()
+		}
 	}
-	if plain, meta, ok := b.take(id); ok {
-		return plain, meta, nil
+}
+
+// make generates a bucket key for id and keeps it, unless a Forget came in
+// meanwhile (the CMK it was made under may be the one forgotten: the next
+// get makes another, which the key service then refuses).
+func (b *BucketKeys) make(ctx context.Context, id bucketKeyID, gen func(context.Context) (DataKey, error)) error {
+	b.mu.Lock()
+	epoch := b.forgets
+	k, ok := b.lru.Peek(id)
+	live := ok && k.uses < b.maxUses && b.now().Before(k.expires)
+	b.mu.Unlock()
+	if live { // a flight that ended as we missed made one
+		return nil
 	}
-	return nil, envelope.Metadata{}, fmt.Errorf("bucket key for %s used up as soon as it was made: %w", id.bucket, ErrKMSUnavailable)
+	// Shared by every caller waiting: one client going away must not fail
+	// the others' writes, and a hung key service must not hold them all.
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bucketKeyTimeout)
+	defer cancel()
+	dk, err := gen(gctx)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.forgets != epoch {
+		clear(dk.Plaintext)
+		return nil
+	}
+	k = &bucketKey{plain: dk.Plaintext, wrapped: envelope.Metadata{KeyID: dk.KeyID, WrappedKey: dk.Ciphertext}, expires: b.now().Add(b.ttl)}
+	b.lru.Remove(id) // wipes one a racing flight left
+	b.lru.Add(id, k)
+	// An idle bucket's key is wiped when it expires, not when next asked.
+	time.AfterFunc(b.ttl, func() { b.drop(id, k) })
+	return nil
+}
+
+// drop wipes id's key if it is still k.
+func (b *BucketKeys) drop(id bucketKeyID, k *bucketKey) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if cur, ok := b.lru.Peek(id); ok && (k == nil || cur == k) {
+		b.lru.Remove(id)
+	}
 }
 
 // Forget wipes every bucket key under a CMK for which unusable is true
@@ -111,6 +167,7 @@ func (b *BucketKeys) get(ctx context.Context, id bucketKeyID, gen func(context.C
 func (b *BucketKeys) Forget(unusable func(keyID string) bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.forgets++
 	for _, id := range b.lru.Keys() {
 		if k, ok := b.lru.Peek(id); ok && (unusable(id.keyID) || unusable(k.wrapped.KeyID)) {
 			b.lru.Remove(id)

@@ -140,16 +140,24 @@ func (o ObjectKeys) New(ctx context.Context, bucket, key string) ([]byte, envelo
 // newUnderBucketKey derives a data key for bucket/key from the bucket's
 // key, with a fresh salt (FORMAT.md §6.3).
 func (o ObjectKeys) newUnderBucketKey(ctx context.Context, bucket, key string) ([]byte, envelope.Metadata, error) {
-	bk, meta, err := o.BucketKeys.get(ctx, bucketKeyID{bucket, o.KeyID}, func(ctx context.Context) (DataKey, error) {
-		return o.generate(ctx, BucketContext(bucket))
-	})
+	id := bucketKeyID{bucket, o.KeyID}
+	gen := func(ctx context.Context) (DataKey, error) { return o.generate(ctx, BucketContext(bucket)) }
+	bk, meta, err := o.BucketKeys.get(ctx, id, gen)
 	if err != nil {
 		return nil, envelope.Metadata{}, fmt.Errorf("bucket key for %s: %w", bucket, err)
 	}
-	defer clear(bk)
 	// A cached key's CMK is asked about again: the client's grants, or the
-	// allow-list, may have changed since it was made.
-	if err := o.checkStored(ctx, meta.KeyID); err != nil {
+	// allow-list, may have changed since it was made. A key no longer
+	// allowed is dropped and another made, once.
+	if err := o.checkStored(ctx, meta.KeyID); errors.Is(err, ErrKeyNotAllowed) {
+		clear(bk)
+		o.BucketKeys.drop(id, nil)
+		if bk, meta, err = o.BucketKeys.get(ctx, id, gen); err == nil {
+			err = o.checkStored(ctx, meta.KeyID)
+		}
+	}
+	defer clear(bk)
+	if err != nil {
 		return nil, envelope.Metadata{}, fmt.Errorf("bucket key for %s: %w", bucket, err)
 	}
 	meta.BucketKeySalt = make([]byte, envelope.BucketKeySaltSize)
@@ -211,7 +219,8 @@ func (o ObjectKeys) Open(ctx context.Context, m envelope.Metadata, bucket, key s
 // srcBucket/srcKey to dstBucket/dstKey: the same data key (so the stored
 // bytes are copied unchanged), re-wrapped under the current CMK and bound to
 // the new name and o's context (a copy gets the context its request names,
-// as on S3). The data key never leaves the key service. The sealed
+// as on S3). A key of the object's own never leaves the key service; one
+// derived from a bucket key is wrapped for the copy (rewrap). The sealed
 // checksum and part records go with it unopened: they are sealed under the
 // same data key and describe the same plaintext (FORMAT.md §3.4, §6.2).
 func (o ObjectKeys) Rebind(ctx context.Context, m envelope.Metadata, srcBucket, srcKey, dstBucket, dstKey string) (envelope.Metadata, error) {
