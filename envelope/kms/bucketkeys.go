@@ -81,8 +81,8 @@ func (b *BucketKeys) take(id bucketKeyID) ([]byte, envelope.Metadata, bool) {
 // written does not keep its key in memory (make's timer does the same for
 // an idle process).
 func (b *BucketKeys) sweep() {
-	for _, id := range b.lru.Keys() { // oldest first
-		k, ok := b.lru.Peek(id)
+	for {
+		id, k, ok := b.lru.GetOldest()
 		if !ok || b.now().Before(k.expires) {
 			return
 		}
@@ -152,7 +152,7 @@ func (b *BucketKeys) make(ctx context.Context, id bucketKeyID, gen func(context.
 	return nil
 }
 
-// drop wipes id's key if it is still k.
+// drop wipes id's key if it is still k (whichever it is, for nil).
 func (b *BucketKeys) drop(id bucketKeyID, k *bucketKey) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
