@@ -72,7 +72,7 @@ func TestRewriteListingKeepsEverythingElse(t *testing.T) {
 <!-- a comment -->
 <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/" xmlns:x="urn:x">
   <Name>b</Name><x:Unknown a="1&amp;2">keep &lt;me&gt;</x:Unknown>
-  <Contents><Key>k&amp;1</Key><Size>%d</Size><ETag>&#34;abc&#34;</ETag><Extra><Size>7</Size></Extra>
+  <Contents><Key>k&amp;1</Key><Size>%d</Size><ETag>&#34;abc&#34;</ETag><ChecksumAlgorithm>CRC32C</ChecksumAlgorithm><ChecksumType>FULL_OBJECT</ChecksumType><Extra><Size>7</Size></Extra>
     <UserMetadata><X-Amz-Meta-Color>blue</X-Amz-Meta-Color><X-Amz-Meta-S3seal-K>secretish</X-Amz-Meta-S3seal-K></UserMetadata></Contents>
   <Contents><Key>multi</Key><ETag>"abc-2"</ETag><Size>%d</Size></Contents>
   <Contents><Key>odd</Key><Size>40</Size></Contents>

@@ -342,3 +342,45 @@ func TestCompleteObjectSize(t *testing.T) {
 		}
 	}
 }
+
+// TestCompleteChecksumTrailerRefused: a Complete whose body carries a
+// checksum trailer (on S3, the object's checksum) is refused before the
+// body is read, as a checksum header is; nothing is written.
+func TestCompleteChecksumTrailerRefused(t *testing.T) {
+	e := newEnv(t)
+	id := e.createUpload(t, "trailer")
+	doc := []byte(`<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>"x"</ETag></Part></CompleteMultipartUpload>`)
+	status, code, body := e.send(t, e.wireRequest(t, "POST", "/"+testBucket+"/trailer?uploadId="+id, doc, modeTrailer, false, nil))
+	if status != http.StatusNotImplemented || code != "NotImplemented" {
+		t.Fatalf("Complete with a checksum trailer: %d %s", status, body)
+	}
+	if e.store.get(testBucket, "trailer") != nil {
+		t.Fatal("a refused Complete wrote the object")
+	}
+}
+
+// TestListPartsDropsStoreChecksums: the store's checksums in ListParts are
+// of the ciphertext parts s3seal sent it: they are left out.
+func TestListPartsDropsStoreChecksums(t *testing.T) {
+	e := newEnv(t)
+	id := e.createUpload(t, "lp")
+	scripted(t, e, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodGet || !r.URL.Query().Has("uploadId") {
+			return false
+		}
+		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>
+<ListPartsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>%s</Bucket><Key>lp</Key><UploadId>u</UploadId>
+<ChecksumAlgorithm>CRC32C</ChecksumAlgorithm><ChecksumType>FULL_OBJECT</ChecksumType>
+<Part><PartNumber>1</PartNumber><ETag>"e"</ETag><Size>%d</Size><ChecksumCRC32C>AAAAAA==</ChecksumCRC32C></Part></ListPartsResult>`,
+			testBucket, envelope.SegmentSize(5))
+		return true
+	})
+	out, err := e.client.ListParts(bg(), &s3.ListPartsInput{Bucket: aws.String(testBucket), Key: aws.String("lp"), UploadId: aws.String(id)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.ChecksumAlgorithm != "" || out.ChecksumType != "" || len(out.Parts) != 1 ||
+		out.Parts[0].ChecksumCRC32C != nil || aws.ToInt64(out.Parts[0].Size) != 5 {
+		t.Fatalf("ListParts relayed the store's checksums or sizes: %+v, part %+v", out, out.Parts)
+	}
+}

@@ -38,6 +38,19 @@ func (g *genCounter) count() int {
 	return g.gens
 }
 
+// unwiped is how many bucket keys handed out are not zero.
+func (g *genCounter) unwiped() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, p := range g.plains {
+		if !bytes.Equal(p, make([]byte, len(p))) {
+			n++
+		}
+	}
+	return n
+}
+
 // bucketKeyFixture is ObjectKeys over a keyring with bucket keys reused for
 // ttl and uses objects, a fake clock, and the generator's count.
 func bucketKeyFixture(t *testing.T, ttl time.Duration, uses int) (kms.ObjectKeys, *genCounter, *time.Time) {
@@ -212,5 +225,30 @@ func TestNewBucketKeysBounds(t *testing.T) {
 		if _, err := kms.NewBucketKeys(tc.ttl, tc.uses); err == nil {
 			t.Errorf("NewBucketKeys(%v, %d) accepted", tc.ttl, tc.uses)
 		}
+	}
+}
+
+// TestBucketKeyIdleWiped: a process that writes nothing more still wipes a
+// bucket key once it expires (by the wall clock, with no write to sweep).
+func TestBucketKeyIdleWiped(t *testing.T) {
+	ok, gen, _ := bucketKeyFixture(t, time.Hour, 1000)
+	bks, err := kms.NewBucketKeys(50*time.Millisecond, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok.BucketKeys = bks
+	if _, _, err := ok.New(context.Background(), "bkt", "a"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		bks.Forget(func(string) bool { return false }) // forgets nothing; orders us after the timer's wipe
+		if bytes.Equal(gen.plains[0], make([]byte, 32)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an idle bucket key was not wiped after it expired")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
