@@ -320,3 +320,54 @@ func TestBucketKeyLimits(t *testing.T) {
 		t.Errorf("27 objects under %d bucket keys, want 4", len(wrapped))
 	}
 }
+
+// TestBucketKeySetting: without S3SEAL_BUCKET_KEY, a bucket whose
+// encryption setting the AWS CLI turned to BucketKeyEnabled gets bucket
+// keys through every replica (the setting is in the store), counted by the
+// replica's KMS metrics; another bucket keeps a key per object, and
+// delete-bucket-encryption turns them off again.
+func TestBucketKeySetting(t *testing.T) {
+	e := minioEnv(t)
+	in := startS3seal(t, e, e.kmsURL, "")
+	replica := startReplica(t, in)
+	on, off := newBucket(t, e), newBucket(t, e)
+	env := clientEnv(in)
+	conf := `{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"aws:kms"},"BucketKeyEnabled":true}]}`
+	run(t, env, "/usr/bin/aws", "--endpoint-url", in.URL, "s3api", "put-bucket-encryption", "--bucket", on, "--server-side-encryption-configuration", conf)
+	if got := run(t, env, "/usr/bin/aws", "--endpoint-url", replica.URL, "s3api", "get-bucket-encryption", "--bucket", on); !strings.Contains(got, `"BucketKeyEnabled": true`) {
+		t.Fatalf("the replica's get-bucket-encryption:\n%s", got)
+	}
+	puts := func(bucket string, n int) float64 {
+		t.Helper()
+		before := metric(t, replica, "s3seal_kms_requests_total", "operation=GenerateDataKey")
+		w, r := sdkClient(t, replica), sdkClient(t, in)
+		for i := range n {
+			key, want := fmt.Sprintf("o%d", i), plaintext(4096, byte(i))
+			if _, err := w.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(want)}); err != nil {
+				t.Fatalf("PUT %s/%s: %v", bucket, key, err)
+			}
+			checkStored(t, e, bucket, key, want)
+			out, err := r.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+			if err != nil {
+				t.Fatalf("GET %s/%s through the other replica: %v", bucket, key, err)
+			}
+			got, err := io.ReadAll(out.Body)
+			out.Body.Close()
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("GET %s/%s through the other replica: %d bytes, %v", bucket, key, len(got), err)
+			}
+		}
+		return metric(t, replica, "s3seal_kms_requests_total", "operation=GenerateDataKey") - before
+	}
+	if n := puts(on, 20); n != 1 {
+		t.Errorf("20 PUTs in a bucket with BucketKeyEnabled made %v GenerateDataKey calls, want 1", n)
+	}
+	if n := puts(off, 5); n != 5 {
+		t.Errorf("5 PUTs in a bucket without made %v GenerateDataKey calls, want 5", n)
+	}
+	run(t, env, "/usr/bin/aws", "--endpoint-url", in.URL, "s3api", "delete-bucket-encryption", "--bucket", on)
+	replica.restart(t) // nothing kept in the process: the restarted one reads the store
+	if n := puts(on, 3); n != 3 {
+		t.Errorf("after delete-bucket-encryption, 3 PUTs made %v GenerateDataKey calls, want 3", n)
+	}
+}

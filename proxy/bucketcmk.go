@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,72 +23,97 @@ import (
 	"github.com/s3seal/s3seal/internal/store"
 )
 
-// Bucket default CMKs: PutBucketEncryption with aws:kms and a key id sets
-// the CMK for a bucket's new objects, as on S3. The setting is kept in the
-// store, as a reserved bucket tag, so that every s3seal replica sees it,
-// it survives restarts, and nothing is kept on local disk; s3seal hides
-// the tag from GetBucketTagging and keeps it through PutBucketTagging and
-// DeleteBucketTagging. The store could change it, but only to another CMK
-// in the allow-list (every use goes through AllowList.Choose), and objects
-// record their own CMK, so it can misdirect no read.
-const bucketCMKTag = "s3seal:default-cmk"
+// Bucket encryption settings: PutBucketEncryption with aws:kms and a key
+// id sets the CMK for a bucket's new objects, and BucketKeyEnabled whether
+// they use bucket keys, as on S3. The settings are kept in the store, as
+// reserved bucket tags, so that every s3seal replica sees them, they
+// survive restarts, and nothing is kept on local disk; s3seal hides its
+// tags from GetBucketTagging and keeps them through PutBucketTagging and
+// DeleteBucketTagging. The store could change them, but the CMK only to
+// another in the allow-list (every use goes through AllowList.Choose), and
+// objects record their own CMK and key derivation, so it can misdirect no
+// read; turning bucket keys on or off only changes how many KMS calls (and
+// audit events) new objects cost.
+const (
+	bucketCMKTag = "s3seal:default-cmk"
+	bucketKeyTag = "s3seal:bucket-key" // "true", "false"; none: Config.BucketKeysByDefault
+)
 
-// bucketCMKTTL bounds how long a replica uses a bucket default another
+// bucketSettingTTL bounds how long a replica uses a bucket setting another
 // replica has since changed.
-const bucketCMKTTL = 5 * time.Second
+const bucketSettingTTL = 5 * time.Second
 
-// bucketCMKs remembers bucket defaults for bucketCMKTTL.
-type bucketCMKs struct {
+// bucketSettings remembers buckets' settings for bucketSettingTTL.
+type bucketSettings struct {
 	mu    sync.Mutex
-	cache *lru.Cache[string, bucketCMK]
+	cache *lru.Cache[string, bucketSetting]
 }
 
-type bucketCMK struct {
-	id      string // "" for none
-	expires time.Time
+// bucketSetting is what a bucket's tags say about its new objects.
+type bucketSetting struct {
+	cmk       string // the default CMK, "" for s3seal's
+	bucketKey string // bucketKeyTag's value, "" for none
+	expires   time.Time
 }
 
-func newBucketCMKs() *bucketCMKs {
-	c, _ := lru.New[string, bucketCMK](1024)
-	return &bucketCMKs{cache: c}
+func newBucketSettings() *bucketSettings {
+	c, _ := lru.New[string, bucketSetting](1024)
+	return &bucketSettings{cache: c}
 }
 
-func (b *bucketCMKs) get(bucket string) (string, bool) {
+func (b *bucketSettings) get(bucket string) (bucketSetting, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e, ok := b.cache.Get(bucket)
 	if !ok || time.Now().After(e.expires) {
-		return "", false
+		return bucketSetting{}, false
 	}
-	return e.id, true
+	return e, true
 }
 
-func (b *bucketCMKs) set(bucket, id string) {
+func (b *bucketSettings) set(bucket string, s bucketSetting) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.cache.Add(bucket, bucketCMK{id: id, expires: time.Now().Add(bucketCMKTTL)})
+	s.expires = time.Now().Add(bucketSettingTTL)
+	b.cache.Add(bucket, s)
 }
 
-// bucketDefault is the CMK a bucket's new objects get when the client
-// names none, "" for s3seal's own default.
-func (p *Proxy) bucketDefault(ctx context.Context, bucket string) (string, error) {
-	if id, ok := p.bucketCMKs.get(bucket); ok {
-		return id, nil
+// settingOf is what tags say.
+func settingOf(tags tagSet) bucketSetting {
+	return bucketSetting{cmk: tags.get(bucketCMKTag), bucketKey: tags.get(bucketKeyTag)}
+}
+
+// bucketSetting is the setting of a bucket's new objects; the zero setting
+// (s3seal's defaults) for a bucket whose tags s3seal cannot read.
+func (p *Proxy) bucketSetting(ctx context.Context, bucket string) (bucketSetting, error) {
+	if s, ok := p.settings.get(bucket); ok {
+		return s, nil
 	}
 	tags, err := p.bucketTags(ctx, bucket)
 	var nf *tagsUnavailable
 	switch {
 	case errors.As(err, &nf):
 		// No such bucket (the write will say so), or bucket tags s3seal
-		// cannot read: then it cannot have set a default either, since
+		// cannot read: then it cannot have set anything either, since
 		// PutBucketEncryption reads the tags first.
-		return "", nil
+		return bucketSetting{}, nil
 	case err != nil:
-		return "", err
+		return bucketSetting{}, err
 	}
-	id := tags.get(bucketCMKTag)
-	p.bucketCMKs.set(bucket, id)
-	return id, nil
+	s := settingOf(tags)
+	p.settings.set(bucket, s)
+	return s, nil
+}
+
+// usesBucketKeys says whether s's bucket's new objects use bucket keys.
+func (p *Proxy) usesBucketKeys(s bucketSetting) bool {
+	switch s.bucketKey {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	return p.bucketKeysByDefault
 }
 
 // tagSet is a bucket's tags, in order.
@@ -240,11 +266,12 @@ type sseRule struct {
 		SSEAlgorithm   string
 		KMSMasterKeyID string `xml:",omitempty"`
 	} `xml:"ApplyServerSideEncryptionByDefault"`
-	BucketKeyEnabled bool
+	BucketKeyEnabled *bool // nil: not said
 }
 
 // getBucketEncryption answers what s3seal does to the bucket's new
-// objects: SSE-KMS under its default CMK, or s3seal's.
+// objects: SSE-KMS under its default CMK, or s3seal's, with bucket keys or
+// without.
 func (p *Proxy) getBucketEncryption(x *exchange) error {
 	tags, err := p.bucketTags(x.r.Context(), x.t.bucket)
 	var nf *tagsUnavailable
@@ -252,16 +279,18 @@ func (p *Proxy) getBucketEncryption(x *exchange) error {
 	case errors.As(err, &nf) && nf.status == http.StatusNotFound:
 		return nf.s3Error()
 	case errors.As(err, &nf):
-		// Tags s3seal cannot keep hold no default: s3seal's applies.
+		// Tags s3seal cannot keep hold no setting: s3seal's defaults apply.
 	case err != nil:
 		return err
 	}
-	// The tag is the store's to change: answer what writes would use.
-	id, err := p.keys.Allowed.Choose(x.r.Context(), cmp.Or(tags.get(bucketCMKTag), p.keys.KeyID))
+	// The tags are the store's to change: answer what writes would do.
+	s := settingOf(tags)
+	id, err := p.keys.Allowed.Choose(x.r.Context(), cmp.Or(s.cmk, p.keys.KeyID))
 	if err != nil {
 		return chooseError(err)
 	}
-	rule := sseRule{BucketKeyEnabled: p.keys.BucketKeys != nil} // S3SEAL_BUCKET_KEY: every bucket's
+	bk := p.usesBucketKeys(s)
+	rule := sseRule{BucketKeyEnabled: &bk}
 	rule.Default = &struct {
 		SSEAlgorithm   string
 		KMSMasterKeyID string `xml:",omitempty"`
@@ -270,15 +299,16 @@ func (p *Proxy) getBucketEncryption(x *exchange) error {
 }
 
 // putBucketEncryption sets the bucket's default CMK (aws:kms with a key
-// id), or returns it to s3seal's (aws:kms alone, or AES256).
+// id), or returns it to s3seal's (aws:kms alone, or AES256), and turns
+// bucket keys on or off (BucketKeyEnabled; left out: s3seal's default).
 func (p *Proxy) putBucketEncryption(x *exchange) error {
 	var conf sseConfiguration
 	if err := xml.Unmarshal(x.doc, &conf); err != nil || len(conf.Rules) != 1 || conf.Rules[0].Default == nil {
 		return newS3Error("MalformedXML", http.StatusBadRequest, "The configuration must have exactly one Rule with ApplyServerSideEncryptionByDefault.", err)
 	}
-	d := conf.Rules[0].Default
-	keyID := strings.TrimSpace(d.KMSMasterKeyID)
-	if err := checkSSEChoice(d.SSEAlgorithm, keyID != "", http.Header{}); err != nil {
+	rule := conf.Rules[0]
+	keyID := strings.TrimSpace(rule.Default.KMSMasterKeyID)
+	if err := checkSSEChoice(rule.Default.SSEAlgorithm, keyID != "", http.Header{}); err != nil {
 		return err
 	}
 	if keyID != "" {
@@ -288,27 +318,33 @@ func (p *Proxy) putBucketEncryption(x *exchange) error {
 		}
 		keyID = id
 	}
-	tags, err := p.clientTags(x)
-	if err != nil {
-		return err
+	s := bucketSetting{cmk: keyID}
+	if rule.BucketKeyEnabled != nil {
+		s.bucketKey = strconv.FormatBool(*rule.BucketKeyEnabled)
 	}
-	if err := p.putBucketTags(x, tags.with(bucketCMKTag, keyID), http.StatusOK); err != nil {
-		return err
+	if s.bucketKey == "true" && p.keys.BucketKeys == nil {
+		return newS3Error("NotImplemented", http.StatusNotImplemented,
+			"This s3seal is configured without bucket keys: BucketKeyEnabled cannot be true.", nil)
 	}
-	p.bucketCMKs.set(x.t.bucket, keyID)
-	return nil
+	return p.setBucketSetting(x, s, http.StatusOK)
 }
 
-// deleteBucketEncryption returns the bucket to s3seal's default CMK.
+// deleteBucketEncryption returns the bucket to s3seal's defaults.
 func (p *Proxy) deleteBucketEncryption(x *exchange) error {
+	return p.setBucketSetting(x, bucketSetting{}, http.StatusNoContent)
+}
+
+// setBucketSetting writes s into the bucket's tags, beside the client's.
+func (p *Proxy) setBucketSetting(x *exchange, s bucketSetting, status int) error {
 	tags, err := p.clientTags(x)
 	if err != nil {
 		return err
 	}
-	if err := p.putBucketTags(x, tags.with(bucketCMKTag, ""), http.StatusNoContent); err != nil {
+	tags = tags.with(bucketCMKTag, s.cmk).with(bucketKeyTag, s.bucketKey)
+	if err := p.putBucketTags(x, tags, status); err != nil {
 		return err
 	}
-	p.bucketCMKs.set(x.t.bucket, "")
+	p.settings.set(x.t.bucket, s)
 	return nil
 }
 
@@ -318,7 +354,7 @@ func (p *Proxy) getBucketTagging(x *exchange) error {
 	if err != nil {
 		return err
 	}
-	tags = tags.with(bucketCMKTag, "")
+	tags = tags.theirs()
 	if len(tags.Tags) == 0 {
 		return newS3Error("NoSuchTagSet", http.StatusNotFound, "The TagSet does not exist", nil)
 	}
@@ -331,24 +367,14 @@ func (p *Proxy) putBucketTagging(x *exchange) error {
 	if err := xml.Unmarshal(x.doc, &client); err != nil {
 		return newS3Error("MalformedXML", http.StatusBadRequest, "The XML you provided was not well-formed.", err)
 	}
-	if client.reserved() {
+	if len(client.theirs().Tags) != len(client.Tags) {
 		return newS3Error("InvalidTag", http.StatusBadRequest, "Tag keys starting with s3seal: are reserved for s3seal.", nil)
 	}
 	tags, err := p.clientTags(x)
 	if err != nil {
 		return err
 	}
-	return p.putBucketTags(x, client.with(bucketCMKTag, tags.get(bucketCMKTag)), http.StatusNoContent)
-}
-
-// reserved reports whether s has a tag key in s3seal's namespace.
-func (s tagSet) reserved() bool {
-	for _, t := range s.Tags {
-		if strings.HasPrefix(strings.ToLower(t.Key), "s3seal:") {
-			return true
-		}
-	}
-	return false
+	return p.putBucketTags(x, client.theirs().plus(tags.ours()), http.StatusNoContent)
 }
 
 // deleteBucketTagging removes the client's tags and keeps s3seal's.
@@ -357,7 +383,39 @@ func (p *Proxy) deleteBucketTagging(x *exchange) error {
 	if err != nil {
 		return err
 	}
-	return p.putBucketTags(x, tagSet{}.with(bucketCMKTag, tags.get(bucketCMKTag)), http.StatusNoContent)
+	return p.putBucketTags(x, tagSet{}.theirs().plus(tags.ours()), http.StatusNoContent)
+}
+
+// isOurs says whether a tag key is in s3seal's namespace, which clients
+// may neither see nor set.
+func isOurs(key string) bool { return strings.HasPrefix(strings.ToLower(key), "s3seal:") }
+
+// theirs is s without s3seal's tags, ready to write.
+func (s tagSet) theirs() tagSet {
+	out := tagSet{Xmlns: s3Namespace, Tags: []tag{}}
+	for _, t := range s.Tags {
+		if !isOurs(t.Key) {
+			out.Tags = append(out.Tags, t)
+		}
+	}
+	return out
+}
+
+// ours is s3seal's tags in s.
+func (s tagSet) ours() []tag {
+	var out []tag
+	for _, t := range s.Tags {
+		if isOurs(t.Key) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// plus is s with tags appended.
+func (s tagSet) plus(tags []tag) tagSet {
+	s.Tags = append(s.Tags, tags...)
+	return s
 }
 
 // chooseError is what a client hears of a CMK it may not choose.

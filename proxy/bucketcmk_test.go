@@ -70,7 +70,7 @@ func TestBucketDefaultCMK(t *testing.T) {
 	if _, err := e.client.DeleteBucketTagging(ctx, &s3.DeleteBucketTaggingInput{Bucket: aws.String(testBucket)}); err != nil {
 		t.Fatal(err)
 	}
-	e.proxy.bucketCMKs = newBucketCMKs() // as another replica sees it
+	e.proxy.settings = newBucketSettings() // as another replica sees it
 	if got := defaultCMK(); got != second || storedCMK("after-tag-delete") != second {
 		t.Fatalf("the default did not survive the client's tag changes: %q", got)
 	}

@@ -42,8 +42,14 @@ type Config struct {
 	Transport http.RoundTripper
 	Auth      Authenticator
 	// Keys makes and opens data keys: its KeyService (normally a
-	// *kms.Cache) and the CMK for new objects.
-	Keys kms.ObjectKeys
+	// *kms.Cache) and the CMK for new objects. Its BucketKeys, when set,
+	// derive the data keys of new single-request objects (PutObject, POST)
+	// that use bucket keys: those whose request says
+	// x-amz-server-side-encryption-bucket-key-enabled: true, else whose
+	// bucket's encryption setting says BucketKeyEnabled, else, with
+	// BucketKeysByDefault, all others. Nil: none do.
+	Keys                kms.ObjectKeys
+	BucketKeysByDefault bool
 	// Domain, when set, also accepts virtual-hosted-style requests for
 	// <bucket>.<Domain>.
 	Domain string
@@ -72,18 +78,19 @@ type Config struct {
 
 // Proxy is an http.Handler serving the S3 API.
 type Proxy struct {
-	store          *store.Client
-	auth           Authenticator
-	keys           kms.ObjectKeys
-	domain         string
-	allowPlaintext bool
-	log            *slog.Logger
-	layouts        *layoutCache // multipart layouts for ranged reads
-	counts         *partCounts  // what the store says of part counts
-	bucketCMKs     *bucketCMKs  // bucket default CMKs, briefly remembered
-	obs            Observer
-	principals     Principals
-	minPartSize    int64
+	store               *store.Client
+	auth                Authenticator
+	keys                kms.ObjectKeys
+	domain              string
+	allowPlaintext      bool
+	log                 *slog.Logger
+	layouts             *layoutCache    // multipart layouts for ranged reads
+	counts              *partCounts     // what the store says of part counts
+	settings            *bucketSettings // bucket encryption settings, briefly remembered
+	bucketKeysByDefault bool
+	obs                 Observer
+	principals          Principals
+	minPartSize         int64
 }
 
 // New checks cfg and returns a Proxy.
@@ -93,6 +100,8 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, errors.New("proxy: an authenticator is required")
 	case cfg.Keys.Keys == nil || cfg.Keys.KeyID == "":
 		return nil, errors.New("proxy: a key service and a CMK id are required")
+	case cfg.BucketKeysByDefault && cfg.Keys.BucketKeys == nil:
+		return nil, errors.New("proxy: BucketKeysByDefault requires Keys.BucketKeys")
 	case cfg.Principals != nil && !cfg.Keys.Grants:
 		// Without it, a principal's CMK grants would never be consulted.
 		return nil, errors.New("proxy: Principals requires Keys.Grants")
@@ -114,18 +123,19 @@ func New(cfg Config) (*Proxy, error) {
 		log = slog.Default()
 	}
 	return &Proxy{
-		store:          st,
-		auth:           cfg.Auth,
-		keys:           cfg.Keys,
-		domain:         strings.TrimSpace(cfg.Domain),
-		allowPlaintext: cfg.AllowPlaintextReads,
-		log:            log,
-		layouts:        newLayoutCache(),
-		counts:         newPartCounts(cfg.StoreMarksMultipartETags),
-		bucketCMKs:     newBucketCMKs(),
-		obs:            obs,
-		principals:     cfg.Principals,
-		minPartSize:    cmp.Or(cfg.MinPartSize, defaultMinPartSize),
+		store:               st,
+		auth:                cfg.Auth,
+		keys:                cfg.Keys,
+		domain:              strings.TrimSpace(cfg.Domain),
+		allowPlaintext:      cfg.AllowPlaintextReads,
+		log:                 log,
+		layouts:             newLayoutCache(),
+		counts:              newPartCounts(cfg.StoreMarksMultipartETags),
+		settings:            newBucketSettings(),
+		bucketKeysByDefault: cfg.BucketKeysByDefault,
+		obs:                 obs,
+		principals:          cfg.Principals,
+		minPartSize:         cmp.Or(cfg.MinPartSize, defaultMinPartSize),
 	}, nil
 }
 

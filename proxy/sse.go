@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"maps"
 	"net/http"
 	"strings"
@@ -49,7 +50,8 @@ func checkSSEHeaders(rt *route, h http.Header) error {
 // writeKeys is p.keys with the CMK for the object x writes — the one the
 // client named (aws:kms with a key id, an allowed CMK), else the bucket's
 // default (bucketcmk.go), else s3seal's; aws:kms alone and AES256 (SSE-S3)
-// name none — and the client's encryption context, if any.
+// name none — the client's encryption context, if any, and bucket keys if
+// the object uses them.
 func (p *Proxy) writeKeys(x *exchange) (kms.ObjectKeys, error) {
 	h := x.t.header
 	alg, keyID := strings.TrimSpace(h.Get(sseHeader)), strings.TrimSpace(h.Get(sseKeyHeader))
@@ -65,23 +67,40 @@ func (p *Proxy) writeKeys(x *exchange) (kms.ObjectKeys, error) {
 	if err != nil {
 		return kms.ObjectKeys{}, err
 	}
+	setting, err := p.bucketSetting(x.r.Context(), x.t.bucket)
+	if err != nil {
+		return kms.ObjectKeys{}, err
+	}
 	keys := p.keys.WithContext(encCtx)
-	if strings.EqualFold(strings.TrimSpace(h.Get(sseBucketKey)), "false") {
-		// The client's opt-out, as on S3; its opt-in takes S3SEAL_BUCKET_KEY.
+	if !p.wantsBucketKeys(h, setting) {
 		keys = keys.WithoutBucketKeys()
 	}
+	keyID = cmp.Or(keyID, setting.cmk)
 	if keyID == "" {
-		def, err := p.bucketDefault(x.r.Context(), x.t.bucket)
-		if err != nil || def == "" {
-			return keys, err
-		}
-		keyID = def
+		return keys, nil
 	}
 	id, err := p.keys.Allowed.Choose(x.r.Context(), keyID)
 	if err != nil {
 		return kms.ObjectKeys{}, chooseError(err)
 	}
 	return keys.Under(id), nil
+}
+
+// wantsBucketKeys says whether a write with headers h, in a bucket with
+// setting s, uses bucket keys: as the request says, else as the bucket
+// says, else by default; never where none are configured (the answer then
+// says so: no bucket-key-enabled header).
+func (p *Proxy) wantsBucketKeys(h http.Header, s bucketSetting) bool {
+	if p.keys.BucketKeys == nil {
+		return false
+	}
+	switch strings.ToLower(strings.TrimSpace(h.Get(sseBucketKey))) {
+	case "false":
+		return false
+	case "true":
+		return true
+	}
+	return p.usesBucketKeys(s)
 }
 
 // requestContext is the client's encryption context
@@ -152,8 +171,8 @@ func checkSSEChoice(alg string, hasKeyID bool, h http.Header) error {
 	}
 	switch v := strings.ToLower(strings.TrimSpace(h.Get(sseBucketKey))); v {
 	case "", "true", "false":
-		// false keeps an object's data key its own; true uses bucket keys
-		// where S3SEAL_BUCKET_KEY turned them on (writeKeys).
+		// false keeps an object's data key its own, true derives it from
+		// a bucket key (wantsBucketKeys).
 	default:
 		return invalid("The x-amz-server-side-encryption-bucket-key-enabled header must be true or false.")
 	}

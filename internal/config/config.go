@@ -51,7 +51,7 @@ type Config struct {
 
 	DataKeyCacheSize int           `env:"S3SEAL_DATAKEY_CACHE_SIZE" envDefault:"10000" help:"unwrapped data keys kept in memory to save KMS Decrypt calls; 0 disables the cache"`
 	DataKeyCacheTTL  time.Duration `env:"S3SEAL_DATAKEY_CACHE_TTL" envDefault:"5m" help:"how long a cached data key lives; a disabled CMK keeps decrypting cached keys this long"`
-	BucketKey        bool          `env:"S3SEAL_BUCKET_KEY" envDefault:"false" help:"derive each new object's data key (PutObject, POST uploads) from a bucket key reused for many objects: one KMS call per bucket key, not per object (fewer per-object KMS events)"`
+	BucketKey        bool          `env:"S3SEAL_BUCKET_KEY" envDefault:"false" help:"derive each new object's data key (PutObject, POST uploads) from a bucket key reused for many objects: one KMS call per bucket key, not per object (fewer per-object KMS events). The default where neither the bucket (PutBucketEncryption BucketKeyEnabled) nor the PUT (x-amz-server-side-encryption-bucket-key-enabled) says"`
 	BucketKeyTTL     time.Duration `env:"S3SEAL_BUCKET_KEY_TTL" envDefault:"10m" help:"how long one bucket key serves new objects before another is made; a CMK disabled in AWS KMS (not through the keyring) wraps new objects this long"`
 	BucketKeyUses    int           `env:"S3SEAL_BUCKET_KEY_USES" envDefault:"100000" help:"how many new objects one bucket key serves before another is made"`
 
