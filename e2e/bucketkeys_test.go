@@ -321,14 +321,14 @@ func TestBucketKeyLimits(t *testing.T) {
 	}
 }
 
-// TestBucketKeySetting: without S3SEAL_BUCKET_KEY, a bucket whose
+// TestBucketKeySetting: with S3SEAL_BUCKET_KEY=allowed, a bucket whose
 // encryption setting the AWS CLI turned to BucketKeyEnabled gets bucket
 // keys through every replica (the setting is in the store), counted by the
 // replica's KMS metrics; another bucket keeps a key per object, and
 // delete-bucket-encryption turns them off again.
 func TestBucketKeySetting(t *testing.T) {
 	e := minioEnv(t)
-	in := startS3seal(t, e, e.kmsURL, "")
+	in := startS3seal(t, e, e.kmsURL, "", "S3SEAL_BUCKET_KEY=allowed")
 	replica := startReplica(t, in)
 	on, off := newBucket(t, e), newBucket(t, e)
 	env := clientEnv(in)

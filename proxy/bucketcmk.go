@@ -12,7 +12,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -32,8 +31,10 @@ import (
 // DeleteBucketTagging. The store could change them, but the CMK only to
 // another in the allow-list (every use goes through AllowList.Choose), and
 // objects record their own CMK and key derivation, so it can misdirect no
-// read; turning bucket keys on or off only changes how many KMS calls (and
-// audit events) new objects cost.
+// read; and bucket keys only where S3SEAL_BUCKET_KEY allows them, which
+// changes how new objects' keys are made (FORMAT.md §6.3), not that they
+// are encrypted and bound to their names. Two replicas changing a bucket's
+// tags at once can lose one change, as two clients can on S3.
 const (
 	bucketCMKTag = "s3seal:default-cmk"
 	bucketKeyTag = "s3seal:bucket-key" // "true", "false"; none: Config.BucketKeysByDefault
@@ -45,8 +46,9 @@ const bucketSettingTTL = 5 * time.Second
 
 // bucketSettings remembers buckets' settings for bucketSettingTTL.
 type bucketSettings struct {
-	mu    sync.Mutex
-	cache *lru.Cache[string, bucketSetting]
+	mu     sync.Mutex
+	cache  *lru.Cache[string, bucketSetting]
+	writes uint64 // settings this replica wrote: a read begun before one is stale
 }
 
 // bucketSetting is what a bucket's tags say about its new objects.
@@ -61,19 +63,34 @@ func newBucketSettings() *bucketSettings {
 	return &bucketSettings{cache: c}
 }
 
-func (b *bucketSettings) get(bucket string) (bucketSetting, bool) {
+// get is bucket's remembered setting, or false and the mark to pass to
+// learned once it is read.
+func (b *bucketSettings) get(bucket string) (bucketSetting, uint64, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e, ok := b.cache.Get(bucket)
 	if !ok || time.Now().After(e.expires) {
-		return bucketSetting{}, false
+		return bucketSetting{}, b.writes, false
 	}
-	return e, true
+	return e, b.writes, true
 }
 
-func (b *bucketSettings) set(bucket string, s bucketSetting) {
+// learned remembers a setting read from the store, unless this replica
+// wrote one since the read began (mark, from get).
+func (b *bucketSettings) learned(bucket string, s bucketSetting, mark uint64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.writes == mark {
+		s.expires = time.Now().Add(bucketSettingTTL)
+		b.cache.Add(bucket, s)
+	}
+}
+
+// wrote remembers a setting this replica wrote.
+func (b *bucketSettings) wrote(bucket string, s bucketSetting) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.writes++
 	s.expires = time.Now().Add(bucketSettingTTL)
 	b.cache.Add(bucket, s)
 }
@@ -86,7 +103,8 @@ func settingOf(tags tagSet) bucketSetting {
 // bucketSetting is the setting of a bucket's new objects; the zero setting
 // (s3seal's defaults) for a bucket whose tags s3seal cannot read.
 func (p *Proxy) bucketSetting(ctx context.Context, bucket string) (bucketSetting, error) {
-	if s, ok := p.settings.get(bucket); ok {
+	s, mark, ok := p.settings.get(bucket)
+	if ok {
 		return s, nil
 	}
 	tags, err := p.bucketTags(ctx, bucket)
@@ -96,17 +114,20 @@ func (p *Proxy) bucketSetting(ctx context.Context, bucket string) (bucketSetting
 		// No such bucket (the write will say so), or bucket tags s3seal
 		// cannot read: then it cannot have set anything either, since
 		// PutBucketEncryption reads the tags first.
-		return bucketSetting{}, nil
 	case err != nil:
 		return bucketSetting{}, err
+	default:
+		s = settingOf(tags)
 	}
-	s := settingOf(tags)
-	p.settings.set(bucket, s)
+	p.settings.learned(bucket, s, mark)
 	return s, nil
 }
 
 // usesBucketKeys says whether s's bucket's new objects use bucket keys.
 func (p *Proxy) usesBucketKeys(s bucketSetting) bool {
+	if p.keys.BucketKeys == nil {
+		return false
+	}
 	switch s.bucketKey {
 	case "true":
 		return true
@@ -115,6 +136,9 @@ func (p *Proxy) usesBucketKeys(s bucketSetting) bool {
 	}
 	return p.bucketKeysByDefault
 }
+
+// maxBucketTags is S3's limit, which s3seal's own tags count against.
+const maxBucketTags = 50
 
 // tagSet is a bucket's tags, in order.
 type tagSet struct {
@@ -204,6 +228,10 @@ func (p *Proxy) readTags(ctx context.Context, r store.Request) (tagSet, error) {
 
 // putBucketTags replaces a bucket's tags with s (none: deletes them).
 func (p *Proxy) putBucketTags(x *exchange, s tagSet, status int) error {
+	if len(s.Tags) > maxBucketTags {
+		return newS3Error("InvalidTag", http.StatusBadRequest, fmt.Sprintf(
+			"A bucket has at most %d tags, and s3seal keeps %d of this bucket's for its encryption settings.", maxBucketTags, len(s.ours())), nil)
+	}
 	r := store.Request{Method: http.MethodDelete, Bucket: x.t.bucket, Query: url.Values{"tagging": {""}}, Header: http.Header{}}
 	if len(s.Tags) > 0 {
 		doc, err := xml.Marshal(s)
@@ -255,6 +283,7 @@ func (e *tagsUnavailable) s3Error() *s3Error {
 	return newS3Error("NotImplemented", e.status, "The store does not keep bucket tags, where s3seal keeps a bucket's default CMK.", nil)
 }
 
+// sseConfiguration is the document GetBucketEncryption answers.
 type sseConfiguration struct {
 	XMLName xml.Name  `xml:"ServerSideEncryptionConfiguration"`
 	Xmlns   string    `xml:"xmlns,attr,omitempty"`
@@ -262,11 +291,64 @@ type sseConfiguration struct {
 }
 
 type sseRule struct {
-	Default *struct {
-		SSEAlgorithm   string
-		KMSMasterKeyID string `xml:",omitempty"`
-	} `xml:"ApplyServerSideEncryptionByDefault"`
-	BucketKeyEnabled *bool // nil: not said
+	Default          sseDefault `xml:"ApplyServerSideEncryptionByDefault"`
+	BucketKeyEnabled bool
+}
+
+type sseDefault struct {
+	SSEAlgorithm   string
+	KMSMasterKeyID string `xml:",omitempty"`
+}
+
+// sseConfigurationIn is the document PutBucketEncryption sends, read
+// strictly: an element s3seal does not know, or one given twice, would be
+// a setting silently dropped.
+type sseConfigurationIn struct {
+	Rules []struct {
+		Default []struct {
+			SSEAlgorithm   []string
+			KMSMasterKeyID []string
+			Unknown        []xml.Name `xml:",any"`
+		} `xml:"ApplyServerSideEncryptionByDefault"`
+		BucketKeyEnabled []string
+		Unknown          []xml.Name `xml:",any"`
+	} `xml:"Rule"`
+	Unknown []xml.Name `xml:",any"`
+}
+
+// parseSSEConfiguration reads a PutBucketEncryption document: its
+// algorithm, key id ("" for none) and BucketKeyEnabled ("true", "false",
+// "" when left out).
+func parseSSEConfiguration(doc []byte) (alg, keyID, bucketKey string, err error) {
+	malformed := func(why string, err error) error {
+		return newS3Error("MalformedXML", http.StatusBadRequest, "The XML you provided was not well-formed or did not validate against our published schema: "+why+".", err)
+	}
+	var c sseConfigurationIn
+	if err := checkXML(doc, "ServerSideEncryptionConfiguration"); err != nil {
+		return "", "", "", malformed("not one ServerSideEncryptionConfiguration", err)
+	}
+	if err := xml.Unmarshal(doc, &c); err != nil {
+		return "", "", "", malformed("not XML", err)
+	}
+	if len(c.Rules) != 1 || len(c.Rules[0].Default) != 1 {
+		return "", "", "", malformed("the configuration must have exactly one Rule with ApplyServerSideEncryptionByDefault", nil)
+	}
+	r, d := c.Rules[0], c.Rules[0].Default[0]
+	switch {
+	case len(c.Unknown)+len(r.Unknown)+len(d.Unknown) > 0:
+		return "", "", "", malformed("unknown elements", nil)
+	case len(d.SSEAlgorithm) != 1 || len(d.KMSMasterKeyID) > 1 || len(r.BucketKeyEnabled) > 1:
+		return "", "", "", malformed("SSEAlgorithm must be given once, KMSMasterKeyID and BucketKeyEnabled at most once", nil)
+	}
+	if len(d.KMSMasterKeyID) == 1 {
+		keyID = strings.TrimSpace(d.KMSMasterKeyID[0])
+	}
+	if len(r.BucketKeyEnabled) == 1 {
+		if bucketKey = strings.TrimSpace(r.BucketKeyEnabled[0]); bucketKey != "true" && bucketKey != "false" {
+			return "", "", "", malformed("BucketKeyEnabled must be true or false", nil)
+		}
+	}
+	return d.SSEAlgorithm[0], keyID, bucketKey, nil
 }
 
 // getBucketEncryption answers what s3seal does to the bucket's new
@@ -289,12 +371,7 @@ func (p *Proxy) getBucketEncryption(x *exchange) error {
 	if err != nil {
 		return chooseError(err)
 	}
-	bk := p.usesBucketKeys(s)
-	rule := sseRule{BucketKeyEnabled: &bk}
-	rule.Default = &struct {
-		SSEAlgorithm   string
-		KMSMasterKeyID string `xml:",omitempty"`
-	}{SSEAlgorithm: "aws:kms", KMSMasterKeyID: id}
+	rule := sseRule{Default: sseDefault{SSEAlgorithm: "aws:kms", KMSMasterKeyID: id}, BucketKeyEnabled: p.usesBucketKeys(s)}
 	return writeXML(x, http.StatusOK, sseConfiguration{Xmlns: s3Namespace, Rules: []sseRule{rule}})
 }
 
@@ -302,31 +379,23 @@ func (p *Proxy) getBucketEncryption(x *exchange) error {
 // id), or returns it to s3seal's (aws:kms alone, or AES256), and turns
 // bucket keys on or off (BucketKeyEnabled; left out: s3seal's default).
 func (p *Proxy) putBucketEncryption(x *exchange) error {
-	var conf sseConfiguration
-	if err := xml.Unmarshal(x.doc, &conf); err != nil || len(conf.Rules) != 1 || conf.Rules[0].Default == nil {
-		return newS3Error("MalformedXML", http.StatusBadRequest, "The configuration must have exactly one Rule with ApplyServerSideEncryptionByDefault.", err)
+	alg, keyID, bucketKey, err := parseSSEConfiguration(x.doc)
+	if err != nil {
+		return err
 	}
-	rule := conf.Rules[0]
-	keyID := strings.TrimSpace(rule.Default.KMSMasterKeyID)
-	if err := checkSSEChoice(rule.Default.SSEAlgorithm, keyID != "", http.Header{}); err != nil {
+	if err := checkSSEChoice(alg, keyID != "", http.Header{}); err != nil {
 		return err
 	}
 	if keyID != "" {
-		id, err := p.keys.Allowed.Choose(x.r.Context(), keyID)
-		if err != nil {
+		if keyID, err = p.keys.Allowed.Choose(x.r.Context(), keyID); err != nil {
 			return chooseError(err)
 		}
-		keyID = id
 	}
-	s := bucketSetting{cmk: keyID}
-	if rule.BucketKeyEnabled != nil {
-		s.bucketKey = strconv.FormatBool(*rule.BucketKeyEnabled)
-	}
-	if s.bucketKey == "true" && p.keys.BucketKeys == nil {
+	if bucketKey == "true" && p.keys.BucketKeys == nil {
 		return newS3Error("NotImplemented", http.StatusNotImplemented,
-			"This s3seal is configured without bucket keys: BucketKeyEnabled cannot be true.", nil)
+			"Bucket keys are off in this s3seal (S3SEAL_BUCKET_KEY=false): BucketKeyEnabled cannot be true.", nil)
 	}
-	return p.setBucketSetting(x, s, http.StatusOK)
+	return p.setBucketSetting(x, bucketSetting{cmk: keyID, bucketKey: bucketKey}, http.StatusOK)
 }
 
 // deleteBucketEncryption returns the bucket to s3seal's defaults.
@@ -344,7 +413,7 @@ func (p *Proxy) setBucketSetting(x *exchange, s bucketSetting, status int) error
 	if err := p.putBucketTags(x, tags, status); err != nil {
 		return err
 	}
-	p.settings.set(x.t.bucket, s)
+	p.settings.wrote(x.t.bucket, s)
 	return nil
 }
 
@@ -388,7 +457,9 @@ func (p *Proxy) deleteBucketTagging(x *exchange) error {
 
 // isOurs says whether a tag key is in s3seal's namespace, which clients
 // may neither see nor set.
-func isOurs(key string) bool { return strings.HasPrefix(strings.ToLower(key), "s3seal:") }
+func isOurs(key string) bool {
+	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(key)), "s3seal:")
+}
 
 // theirs is s without s3seal's tags, ready to write.
 func (s tagSet) theirs() tagSet {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -78,6 +79,13 @@ func TestBucketDefaultCMK(t *testing.T) {
 		t.Error("GetBucketTagging shows s3seal's own tag")
 	}
 
+	reservedTag := func(key string) func() error {
+		return func() error {
+			_, err := e.client.PutBucketTagging(ctx, &s3.PutBucketTaggingInput{Bucket: aws.String(testBucket),
+				Tagging: &types.Tagging{TagSet: []types.Tag{{Key: aws.String(key), Value: aws.String("true")}}}})
+			return err
+		}
+	}
 	for _, tc := range []struct {
 		name   string
 		do     func() error
@@ -85,11 +93,9 @@ func TestBucketDefaultCMK(t *testing.T) {
 		status int
 	}{
 		{"a CMK outside the allow-list", func() error { _, err := e.client.PutBucketEncryption(ctx, encryption(outside)); return err }, "AccessDenied", 403},
-		{"a reserved tag", func() error {
-			_, err := e.client.PutBucketTagging(ctx, &s3.PutBucketTaggingInput{Bucket: aws.String(testBucket),
-				Tagging: &types.Tagging{TagSet: []types.Tag{{Key: aws.String("s3seal:default-cmk"), Value: aws.String(outside)}}}})
-			return err
-		}, "InvalidTag", 400},
+		{"a reserved tag", reservedTag("s3seal:default-cmk"), "InvalidTag", 400},
+		{"a reserved tag, other case", reservedTag("S3SEAL:bucket-key"), "InvalidTag", 400},
+		{"a reserved tag, leading space", reservedTag(" s3seal:bucket-key"), "InvalidTag", 400},
 	} {
 		code, status := apiError(t, tc.do())
 		if code != tc.code || status != tc.status {
@@ -106,5 +112,85 @@ func TestBucketDefaultCMK(t *testing.T) {
 	}
 	if got := defaultCMK(); got != e.keyID || storedCMK("after-delete") != e.keyID {
 		t.Fatalf("after DeleteBucketEncryption: %q, want s3seal's", got)
+	}
+}
+
+// TestBucketEncryptionStrict: a PutBucketEncryption document with a
+// setting s3seal would not apply — misplaced, repeated, or not a boolean —
+// is refused and changes nothing.
+func TestBucketEncryptionStrict(t *testing.T) {
+	e := newEnv(t, withBucketKeys(t, &generations{}, false))
+	const def = `<ApplyServerSideEncryptionByDefault><SSEAlgorithm>aws:kms</SSEAlgorithm></ApplyServerSideEncryptionByDefault>`
+	doc := func(inner string) string {
+		return `<ServerSideEncryptionConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">` + inner + `</ServerSideEncryptionConfiguration>`
+	}
+	for _, tc := range []struct{ name, doc string }{
+		{"BucketKeyEnabled inside the default", doc(`<Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>aws:kms</SSEAlgorithm><BucketKeyEnabled>true</BucketKeyEnabled></ApplyServerSideEncryptionByDefault></Rule>`)},
+		{"BucketKeyEnabled at the root", doc(`<Rule>` + def + `</Rule><BucketKeyEnabled>true</BucketKeyEnabled>`)},
+		{"BucketKeyEnabled empty", doc(`<Rule>` + def + `<BucketKeyEnabled/></Rule>`)},
+		{"BucketKeyEnabled TRUE", doc(`<Rule>` + def + `<BucketKeyEnabled>TRUE</BucketKeyEnabled></Rule>`)},
+		{"BucketKeyEnabled twice", doc(`<Rule>` + def + `<BucketKeyEnabled>false</BucketKeyEnabled><BucketKeyEnabled>true</BucketKeyEnabled></Rule>`)},
+		{"two algorithms", doc(`<Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>AES256</SSEAlgorithm><SSEAlgorithm>aws:kms</SSEAlgorithm></ApplyServerSideEncryptionByDefault></Rule>`)},
+		{"two defaults", doc(`<Rule>` + def + def + `</Rule>`)},
+		{"two rules", doc(`<Rule>` + def + `</Rule><Rule>` + def + `</Rule>`)},
+		{"another root", `<Other><Rule>` + def + `</Rule></Other>`},
+	} {
+		req := e.signedRequest(t, http.MethodPut, "/"+testBucket+"?encryption", strings.NewReader(tc.doc), int64(len(tc.doc)), nil)
+		if status, body, _ := e.sendResp(t, req); status != http.StatusBadRequest || !strings.Contains(body, "MalformedXML") {
+			t.Errorf("%s: %d %s", tc.name, status, body)
+		}
+	}
+	e.store.mu.Lock()
+	_, tagged := e.store.tags[testBucket]
+	e.store.mu.Unlock()
+	if bucketKeyEnabled(t, e) || tagged {
+		t.Error("a refused configuration changed the bucket")
+	}
+}
+
+// TestBucketTagBudget: s3seal's tags count against S3's 50 per bucket, and
+// a client going over hears why.
+func TestBucketTagBudget(t *testing.T) {
+	e := newEnv(t, withBucketKeys(t, &generations{}, false))
+	if err := putBucketKeySetting(e, true); err != nil {
+		t.Fatal(err)
+	}
+	clientTags := func(n int) error {
+		var set []types.Tag
+		for i := range n {
+			set = append(set, types.Tag{Key: aws.String(fmt.Sprintf("t%d", i)), Value: aws.String("v")})
+		}
+		_, err := e.client.PutBucketTagging(bg(), &s3.PutBucketTaggingInput{Bucket: aws.String(testBucket), Tagging: &types.Tagging{TagSet: set}})
+		return err
+	}
+	if err := clientTags(49); err != nil {
+		t.Fatalf("49 client tags beside s3seal's one: %v", err)
+	}
+	err := clientTags(50)
+	if code, status := apiError(t, err); code != "InvalidTag" || status != http.StatusBadRequest || !strings.Contains(err.Error(), "s3seal keeps 1") {
+		t.Fatalf("50 client tags beside s3seal's one: %v", err)
+	}
+	if !bucketKeyEnabled(t, e) {
+		t.Fatal("the refused tagging lost the bucket's setting")
+	}
+}
+
+// TestBucketSettingsStaleRead: a setting read from the store before this
+// replica wrote one is not remembered over it.
+func TestBucketSettingsStaleRead(t *testing.T) {
+	b := newBucketSettings()
+	_, mark, ok := b.get("bkt")
+	if ok {
+		t.Fatal("an empty cache remembered a setting")
+	}
+	b.wrote("bkt", bucketSetting{bucketKey: "true"}) // while the read was under way
+	b.learned("bkt", bucketSetting{bucketKey: "false"}, mark)
+	if s, _, ok := b.get("bkt"); !ok || s.bucketKey != "true" {
+		t.Fatalf("remembered %+v, want the setting written", s)
+	}
+	_, mark, _ = b.get("other")
+	b.learned("other", bucketSetting{cmk: "k"}, mark)
+	if s, _, ok := b.get("other"); !ok || s.cmk != "k" {
+		t.Fatalf("a read without a write in between was not remembered: %+v", s)
 	}
 }

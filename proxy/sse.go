@@ -67,9 +67,12 @@ func (p *Proxy) writeKeys(x *exchange) (kms.ObjectKeys, error) {
 	if err != nil {
 		return kms.ObjectKeys{}, err
 	}
-	setting, err := p.bucketSetting(x.r.Context(), x.t.bucket)
-	if err != nil {
-		return kms.ObjectKeys{}, err
+	var setting bucketSetting
+	if keyID == "" || p.keys.BucketKeys != nil && strings.TrimSpace(h.Get(sseBucketKey)) == "" {
+		// The request leaves something to the bucket's setting.
+		if setting, err = p.bucketSetting(x.r.Context(), x.t.bucket); err != nil {
+			return kms.ObjectKeys{}, err
+		}
 	}
 	keys := p.keys.WithContext(encCtx)
 	if !p.wantsBucketKeys(h, setting) {

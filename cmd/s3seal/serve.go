@@ -145,7 +145,7 @@ type server struct {
 	registry   *prometheus.Registry
 	metrics    *metrics.Metrics
 	cache      *kms.Cache      // unwrapped data keys
-	bucketKeys *kms.BucketKeys // used by default with S3SEAL_BUCKET_KEY, else where asked for
+	bucketKeys *kms.BucketKeys // nil with S3SEAL_BUCKET_KEY=false
 	users      *principals.Directory
 
 	api, health     *http.Server
@@ -343,14 +343,16 @@ func (s *server) newProxy() (http.Handler, error) {
 	if err := s.metrics.ObserveCache(cached); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	// Bucket keys are there for every bucket and PUT that asks for them
-	// (proxy.Config.Keys); S3SEAL_BUCKET_KEY makes them the default.
-	bks, err := kms.NewBucketKeys(cfg.BucketKeyTTL, cfg.BucketKeyUses)
-	if err != nil {
-		return nil, err
+	keys := kms.ObjectKeys{Keys: cached, KeyID: s.keys.keyID, Allowed: s.keys.allowed, Grants: true}
+	if cfg.BucketKey != "false" {
+		// For the buckets and PUTs that ask (proxy.Config.Keys), and with
+		// S3SEAL_BUCKET_KEY=true for the others too.
+		bks, err := kms.NewBucketKeys(cfg.BucketKeyTTL, cfg.BucketKeyUses)
+		if err != nil {
+			return nil, err
+		}
+		keys.BucketKeys, s.bucketKeys = bks, bks
 	}
-	s.bucketKeys = bks
-	keys := kms.ObjectKeys{Keys: cached, KeyID: s.keys.keyID, Allowed: s.keys.allowed, Grants: true, BucketKeys: bks}
 	p, err := proxy.New(proxy.Config{
 		Upstream:            s.upstream.url,
 		UpstreamAccessKey:   s.upstream.accessKey,
@@ -358,7 +360,7 @@ func (s *server) newProxy() (http.Handler, error) {
 		UpstreamRegion:      s.upstream.region,
 		Auth:                verifier,
 		Keys:                keys,
-		BucketKeysByDefault: cfg.BucketKey,
+		BucketKeysByDefault: cfg.BucketKey == "true",
 		Principals:          s.users,
 		Domain:              cfg.Domain,
 		AllowPlaintextReads: cfg.AllowPlaintextReads,
@@ -542,9 +544,11 @@ func (s *server) syncKeyring(ctx context.Context) {
 func (s *server) keyringChanged(ctx context.Context) {
 	ring := s.keys.ring
 	s.cache.Forget(func(keyID string) bool { return !ring.Usable(keyID) })
-	// All bucket keys: besides a CMK disabled, a rotation or an alias moved
-	// means new objects should go under what the keyring says now.
-	s.bucketKeys.Forget(func(string) bool { return true })
+	if s.bucketKeys != nil {
+		// All of them: besides a CMK disabled, a rotation or an alias
+		// moved means new objects should go under what the keyring says now.
+		s.bucketKeys.Forget(func(string) bool { return true })
+	}
 	if err := s.keys.allowed.Refresh(ctx); err != nil {
 		s.logger.Error("resolving the CMK allow-list after a keyring change", "err", err)
 	}

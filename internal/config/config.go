@@ -51,7 +51,7 @@ type Config struct {
 
 	DataKeyCacheSize int           `env:"S3SEAL_DATAKEY_CACHE_SIZE" envDefault:"10000" help:"unwrapped data keys kept in memory to save KMS Decrypt calls; 0 disables the cache"`
 	DataKeyCacheTTL  time.Duration `env:"S3SEAL_DATAKEY_CACHE_TTL" envDefault:"5m" help:"how long a cached data key lives; a disabled CMK keeps decrypting cached keys this long"`
-	BucketKey        bool          `env:"S3SEAL_BUCKET_KEY" envDefault:"false" help:"derive each new object's data key (PutObject, POST uploads) from a bucket key reused for many objects: one KMS call per bucket key, not per object (fewer per-object KMS events). The default where neither the bucket (PutBucketEncryption BucketKeyEnabled) nor the PUT (x-amz-server-side-encryption-bucket-key-enabled) says"`
+	BucketKey        string        `env:"S3SEAL_BUCKET_KEY" envDefault:"false" help:"bucket keys (one KMS call per bucket key, not per object; the KMS audit log then names buckets, not objects): false, never; allowed, for the buckets (PutBucketEncryption BucketKeyEnabled) and PUTs (x-amz-server-side-encryption-bucket-key-enabled) that ask; true, also for every other new PutObject and POST object"`
 	BucketKeyTTL     time.Duration `env:"S3SEAL_BUCKET_KEY_TTL" envDefault:"10m" help:"how long one bucket key serves new objects before another is made; a CMK disabled in AWS KMS (not through the keyring) wraps new objects this long"`
 	BucketKeyUses    int           `env:"S3SEAL_BUCKET_KEY_USES" envDefault:"100000" help:"how many new objects one bucket key serves before another is made"`
 
@@ -180,6 +180,8 @@ func (c Config) validate() error {
 	errs = append(errs, c.validateUpstream(), c.validateKMS())
 	check(c.DataKeyCacheSize < 0, "S3SEAL_DATAKEY_CACHE_SIZE is %d, want 0 or more", c.DataKeyCacheSize)
 	check(c.DataKeyCacheTTL < 0, "S3SEAL_DATAKEY_CACHE_TTL is %s, want 0 or more", c.DataKeyCacheTTL)
+	check(c.BucketKey != "false" && c.BucketKey != "allowed" && c.BucketKey != "true",
+		"S3SEAL_BUCKET_KEY is %q, want false, allowed or true", c.BucketKey)
 	check(c.BucketKeyTTL <= 0, "S3SEAL_BUCKET_KEY_TTL is %s, want more than 0", c.BucketKeyTTL)
 	check(c.BucketKeyUses < 1, "S3SEAL_BUCKET_KEY_USES is %d, want 1 or more", c.BucketKeyUses)
 	check(c.DrainTimeout < 0, "S3SEAL_DRAIN_TIMEOUT is %s, want 0 or more", c.DrainTimeout)

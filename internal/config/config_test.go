@@ -26,7 +26,7 @@ func TestConfigDefaults(t *testing.T) {
 	want := Config{
 		Addr: "127.0.0.1:8080", Region: "us-east-1", UpstreamRegion: "us-east-1",
 		KMSProvider: "keyring", KMSKeyID: "alias/s3seal",
-		DataKeyCacheSize: 10000, DataKeyCacheTTL: 5 * time.Minute,
+		DataKeyCacheSize: 10000, DataKeyCacheTTL: 5 * time.Minute, BucketKey: "false",
 		BucketKeyTTL: 10 * time.Minute, BucketKeyUses: 100000,
 		MetricsAddr: "127.0.0.1:9464", DataDir: "./s3seal-data", LogLevel: "info",
 		DrainTimeout: 30 * time.Second, SigV2: true,
@@ -64,7 +64,7 @@ func TestConfigParsesEveryVariable(t *testing.T) {
 		UpstreamRegion: "eu-central-1", KMSProvider: "aws", KMSKeyID: "alias/prod",
 		KMSEndpoint: "http://127.0.0.1:4599", KMSRegion: "eu-west-1",
 		KMSDecryptKeyIDs: []string{"alias/old", "arn:aws:kms:eu-west-1:111122223333:key/k1"}, DataKeyCacheSize: 5,
-		DataKeyCacheTTL: 90 * time.Second, BucketKey: true, BucketKeyTTL: time.Hour, BucketKeyUses: 500,
+		DataKeyCacheTTL: 90 * time.Second, BucketKey: "true", BucketKeyTTL: time.Hour, BucketKeyUses: 500,
 		MetricsAddr: "0.0.0.0:9464", Pprof: true,
 		DataDir: "/var/lib/s3seal", TLSCert: "c.pem", TLSKey: "k.pem", AllowPlaintextReads: true,
 		Domain: "s3.example.com", LogLevel: "DEBUG", DrainTimeout: 2 * time.Second,
@@ -122,6 +122,8 @@ func TestConfigValidation(t *testing.T) {
 		{"plaintext reads not a bool", map[string]string{"S3SEAL_ALLOW_PLAINTEXT_READS": "yes please"}, "S3SEAL_ALLOW_PLAINTEXT_READS"},
 		{"pprof not a bool", map[string]string{"S3SEAL_PPROF": "on"}, "S3SEAL_PPROF: want a boolean (true or false)"},
 		{"pprof on", map[string]string{"S3SEAL_PPROF": "true"}, ""},
+		{"bucket keys allowed", map[string]string{"S3SEAL_BUCKET_KEY": "allowed"}, ""},
+		{"bucket keys yes", map[string]string{"S3SEAL_BUCKET_KEY": "yes"}, `S3SEAL_BUCKET_KEY is "yes", want false, allowed or true`},
 		{"log level", map[string]string{"S3SEAL_LOG_LEVEL": "trace"}, `S3SEAL_LOG_LEVEL "trace"`},
 		{"domain with scheme", map[string]string{"S3SEAL_DOMAIN": "https://s3.example.com"}, "want a bare domain"},
 	}
