@@ -155,6 +155,9 @@ type xmlError struct {
 	HostID    string `xml:"HostId"`
 }
 
+// retryAfter is the seconds a 503 answer asks clients to wait.
+const retryAfter = "2"
+
 // writeError answers e as S3 does: XML, or headers only for HEAD; the
 // document names the request as its headers do (RequestId and HostId).
 //
@@ -171,6 +174,11 @@ func writeError(w http.ResponseWriter, r *http.Request, e *s3Error, id requestID
 	status := e.Status
 	if status < 400 || status > 599 {
 		status = http.StatusInternalServerError
+	}
+	if status == http.StatusServiceUnavailable && h.Get("Retry-After") == "" {
+		// A dependency is down or slow: a hint for clients that heed it,
+		// beside their own backoff.
+		h.Set("Retry-After", retryAfter)
 	}
 	if r.Method == http.MethodHead {
 		w.WriteHeader(status)

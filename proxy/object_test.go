@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -545,6 +546,34 @@ func TestNotImplemented(t *testing.T) {
 	}
 	if n := storedPuts(e.store); n != 1 {
 		t.Errorf("%d PUTs reached the store, want 1", n)
+	}
+}
+
+// TestUpstreamStalls: a store that takes a request and never answers
+// makes s3seal answer 503 with Retry-After once UpstreamTimeout passes,
+// for a read and for a write, rather than hold the client without end.
+func TestUpstreamStalls(t *testing.T) {
+	done := make(chan struct{})
+	defer close(done) // before the server closes (t.Cleanup)
+	stalled := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		select {
+		case <-r.Context().Done():
+		case <-done:
+		}
+	}))
+	t.Cleanup(stalled.Close)
+	u, _ := url.Parse(stalled.URL)
+	e := newEnv(t, func(c *Config) { c.Upstream, c.UpstreamTimeout = u, 100*time.Millisecond })
+	for _, tc := range []struct {
+		method string
+		body   string
+	}{{http.MethodGet, ""}, {http.MethodPut, "data"}} {
+		req := e.signedRequest(t, tc.method, "/"+testBucket+"/k", strings.NewReader(tc.body), int64(len(tc.body)), nil)
+		status, body, h := e.sendResp(t, req)
+		if status != http.StatusServiceUnavailable || !strings.Contains(body, "ServiceUnavailable") || h.Get("Retry-After") == "" {
+			t.Errorf("%s: %d, Retry-After %q, %s", tc.method, status, h.Get("Retry-After"), body)
+		}
 	}
 }
 

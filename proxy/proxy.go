@@ -40,7 +40,10 @@ type Config struct {
 	// Transport sends upstream requests; nil means a clone of
 	// http.DefaultTransport tuned for one busy store.
 	Transport http.RoundTripper
-	Auth      Authenticator
+	// UpstreamTimeout, when more than 0, is the longest an upstream
+	// request may make no progress (store.Config.Timeout).
+	UpstreamTimeout time.Duration
+	Auth            Authenticator
 	// Keys makes and opens data keys: its KeyService (normally a
 	// *kms.Cache) and the CMK for new objects. Its BucketKeys, when set,
 	// derive the data keys of new single-request objects (PutObject, POST)
@@ -112,7 +115,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	st, err := store.New(store.Config{
 		Endpoint: cfg.Upstream, AccessKey: cfg.UpstreamAccessKey, SecretKey: cfg.UpstreamSecretKey,
-		Region: cfg.UpstreamRegion, Transport: cfg.Transport,
+		Region: cfg.UpstreamRegion, Transport: cfg.Transport, Timeout: cfg.UpstreamTimeout,
 		Observe: func(ctx context.Context, d time.Duration) { obs.ObserveUpstream(opFrom(ctx), d) },
 	})
 	if err != nil {

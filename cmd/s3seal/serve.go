@@ -338,7 +338,8 @@ func (s *server) newProxy() (http.Handler, error) {
 	// Counted under the cache: s3seal_kms_* are calls that reached the key
 	// service. Readiness probes use s.keys.service directly and are not
 	// counted (at most one per readiness period, internal/doctor).
-	cached := kms.NewCache(s.metrics.InstrumentKeys(s.keys.service), cfg.DataKeyCacheSize, cfg.DataKeyCacheTTL)
+	bounded := kms.WithTimeout(s.metrics.InstrumentKeys(s.keys.service), cfg.KMSTimeout)
+	cached := kms.NewCache(bounded, cfg.DataKeyCacheSize, cfg.DataKeyCacheTTL)
 	s.cache = cached
 	if err := s.metrics.ObserveCache(cached); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
@@ -358,6 +359,7 @@ func (s *server) newProxy() (http.Handler, error) {
 		UpstreamAccessKey:   s.upstream.accessKey,
 		UpstreamSecretKey:   s.upstream.secretKey,
 		UpstreamRegion:      s.upstream.region,
+		UpstreamTimeout:     cfg.UpstreamTimeout,
 		Auth:                verifier,
 		Keys:                keys,
 		BucketKeysByDefault: cfg.BucketKey == "true",

@@ -33,18 +33,20 @@ type Config struct {
 	// sign with SigV2, which covers less than SigV4 (sigv4/v2.go).
 	SigV2 bool `env:"S3SEAL_SIGV2" envDefault:"true" help:"also accept AWS Signature Version 2 (Authorization: AWS KEY:SIGNATURE, presigned URLs with AWSAccessKeyId, Signature and Expires), which signs neither the body nor the host; false refuses SigV2 and only SigV4 is accepted"`
 
-	UpstreamURL       string `env:"S3SEAL_UPSTREAM_URL" help:"upstream S3 endpoint (http or https URL); unset: an embedded local store in DATA_DIR/store"`
-	UpstreamAccessKey string `env:"S3SEAL_UPSTREAM_ACCESS_KEY" help:"access key s3seal signs upstream requests with (required with S3SEAL_UPSTREAM_URL)"`
-	UpstreamSecretKey string `env:"S3SEAL_UPSTREAM_SECRET_KEY" help:"secret key for S3SEAL_UPSTREAM_ACCESS_KEY"`
-	UpstreamRegion    string `env:"S3SEAL_UPSTREAM_REGION" envDefault:"us-east-1" help:"region of the upstream store"`
+	UpstreamURL       string        `env:"S3SEAL_UPSTREAM_URL" help:"upstream S3 endpoint (http or https URL); unset: an embedded local store in DATA_DIR/store"`
+	UpstreamAccessKey string        `env:"S3SEAL_UPSTREAM_ACCESS_KEY" help:"access key s3seal signs upstream requests with (required with S3SEAL_UPSTREAM_URL)"`
+	UpstreamSecretKey string        `env:"S3SEAL_UPSTREAM_SECRET_KEY" help:"secret key for S3SEAL_UPSTREAM_ACCESS_KEY"`
+	UpstreamRegion    string        `env:"S3SEAL_UPSTREAM_REGION" envDefault:"us-east-1" help:"region of the upstream store"`
+	UpstreamTimeout   time.Duration `env:"S3SEAL_UPSTREAM_TIMEOUT" envDefault:"1m" help:"the longest a request to the store may make no progress (no answer yet, or no body bytes moving) before s3seal gives up on it (503 to the client, or a download cut); transfers that keep moving are never cut"`
 
 	KMSProvider string `env:"S3SEAL_KMS_PROVIDER" envDefault:"keyring" help:"key service: keyring (embedded, in DATA_DIR/keyring.json) or aws (the AWS KMS API)"`
 	KMSKeyID    string `env:"S3SEAL_KMS_KEY_ID" help:"CMK for new objects: key id, ARN or alias/NAME; required for aws; keyring default alias/s3seal, created on first start"`
 	// Objects name their CMK in metadata the store controls, so s3seal
 	// decrypts only under the CMKs listed here and in KMSKeyID.
-	KMSDecryptKeyIDs []string `env:"S3SEAL_KMS_DECRYPT_KEY_IDS" envSeparator:"," help:"further CMKs (ids, ARNs or aliases, comma-separated) whose objects s3seal may decrypt, besides S3SEAL_KMS_KEY_ID; objects under any other CMK are refused"`
-	KMSEndpoint      string   `env:"S3SEAL_KMS_ENDPOINT" help:"custom KMS-API endpoint URL (aws provider; credentials from the AWS SDK default chain)"`
-	KMSRegion        string   `env:"S3SEAL_KMS_REGION" help:"KMS region (aws provider); unset: the AWS SDK default chain (AWS_REGION, ...)"`
+	KMSDecryptKeyIDs []string      `env:"S3SEAL_KMS_DECRYPT_KEY_IDS" envSeparator:"," help:"further CMKs (ids, ARNs or aliases, comma-separated) whose objects s3seal may decrypt, besides S3SEAL_KMS_KEY_ID; objects under any other CMK are refused"`
+	KMSEndpoint      string        `env:"S3SEAL_KMS_ENDPOINT" help:"custom KMS-API endpoint URL (aws provider; credentials from the AWS SDK default chain)"`
+	KMSRegion        string        `env:"S3SEAL_KMS_REGION" help:"KMS region (aws provider); unset: the AWS SDK default chain (AWS_REGION, ...)"`
+	KMSTimeout       time.Duration `env:"S3SEAL_KMS_TIMEOUT" envDefault:"10s" help:"the longest one key-service call may take, its retries included, before the request fails with 503 ServiceUnavailable"`
 	// Unlike every other variable, set but empty is not the default here:
 	// it turns the KMS API off (Parse).
 	KMSAPIAddr string `env:"S3SEAL_KMS_API_ADDR" envDefault:"127.0.0.1:8081" help:"listen address of the KMS API: the AWS KMS JSON protocol over the embedded keyring, for the principals of s3seal users (keyring provider only); set empty or off to disable"`
@@ -184,6 +186,8 @@ func (c Config) validate() error {
 		"S3SEAL_BUCKET_KEY is %q, want false, allowed or true", c.BucketKey)
 	check(c.BucketKeyTTL <= 0, "S3SEAL_BUCKET_KEY_TTL is %s, want more than 0", c.BucketKeyTTL)
 	check(c.BucketKeyUses < 1, "S3SEAL_BUCKET_KEY_USES is %d, want 1 or more", c.BucketKeyUses)
+	check(c.UpstreamTimeout <= 0, "S3SEAL_UPSTREAM_TIMEOUT is %s, want more than 0", c.UpstreamTimeout)
+	check(c.KMSTimeout <= 0, "S3SEAL_KMS_TIMEOUT is %s, want more than 0", c.KMSTimeout)
 	check(c.DrainTimeout < 0, "S3SEAL_DRAIN_TIMEOUT is %s, want 0 or more", c.DrainTimeout)
 	check(c.DataDir == "", "S3SEAL_DATA_DIR is empty")
 	check((c.TLSCert == "") != (c.TLSKey == ""),

@@ -38,6 +38,10 @@ type Config struct {
 	// Observe, if set, is told how long each request took until its
 	// answer's headers, with the request's context.
 	Observe func(ctx context.Context, d time.Duration)
+	// Timeout, when more than 0, cancels a request that makes no progress
+	// for that long: no answer yet, or no body bytes sent or received
+	// (stall.go). A transfer that keeps moving is never cut.
+	Timeout time.Duration
 }
 
 // Client sends requests to one store. It is safe for concurrent use.
@@ -47,6 +51,7 @@ type Client struct {
 	region  string
 	http    *http.Client
 	observe func(context.Context, time.Duration)
+	timeout time.Duration
 }
 
 // New checks cfg and returns a Client.
@@ -60,7 +65,7 @@ func New(cfg Config) (*Client, error) {
 	case cfg.AccessKey == "" || cfg.SecretKey == "":
 		return nil, errors.New("store: an access key and a secret key are required")
 	}
-	c := &Client{base: new(url.URL), ak: cfg.AccessKey, sk: cfg.SecretKey, region: cfg.Region, observe: cfg.Observe}
+	c := &Client{base: new(url.URL), ak: cfg.AccessKey, sk: cfg.SecretKey, region: cfg.Region, observe: cfg.Observe, timeout: cfg.Timeout}
 	*c.base = *u
 	if c.region == "" {
 		c.region = "us-east-1"
@@ -115,11 +120,25 @@ func (c *Client) Do(ctx context.Context, r Request) (*http.Response, error) {
 // payload is sent unsigned; a body framed by the caller says so in r.Header
 // (x-amz-content-sha256 STREAMING-UNSIGNED-PAYLOAD-TRAILER).
 func (c *Client) Stream(ctx context.Context, r Request, body io.Reader, size int64) (*http.Response, error) {
+	if c.timeout <= 0 {
+		req, err := c.newRequest(ctx, r, body, size)
+		if err != nil {
+			return nil, err
+		}
+		return c.send(req)
+	}
+	ctx, w := watch(ctx, c.timeout)
+	if _, doc := body.(*bytes.Reader); !doc {
+		// A document stays a *bytes.Reader, which the transport can
+		// resend on a keep-alive connection the store had closed.
+		body = progress{body, w}
+	}
 	req, err := c.newRequest(ctx, r, body, size)
 	if err != nil {
+		w.stop()
 		return nil, err
 	}
-	return c.send(req)
+	return c.sendWatched(ctx, req, w)
 }
 
 // unsignedPayload is sent as x-amz-content-sha256: hashing every byte of

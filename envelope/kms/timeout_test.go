@@ -1,0 +1,61 @@
+package kms_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/s3seal/s3seal/envelope/kms"
+)
+
+// slowKeys answers Decrypt after delay, or fails when its context ends
+// first, with the context's error, as an SDK client does.
+type slowKeys struct {
+	kms.KeyService
+	delay time.Duration
+}
+
+func (s slowKeys) Decrypt(ctx context.Context, _ string, _ []byte, _ map[string]string) ([]byte, error) {
+	select {
+	case <-time.After(s.delay):
+		return []byte("key"), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// TestWithTimeout: a key service slower than the bound fails as
+// unavailable; one within it answers; a caller's own cancellation stays
+// the caller's.
+func TestWithTimeout(t *testing.T) {
+	const bound = 50 * time.Millisecond
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name        string
+		ctx         context.Context
+		delay       time.Duration
+		unavailable bool
+		wantErr     error
+	}{
+		{"answers within the bound", context.Background(), 0, false, nil},
+		{"no answer within the bound", context.Background(), time.Hour, true, nil},
+		{"the caller gave up", canceled, time.Hour, false, context.Canceled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := kms.WithTimeout(slowKeys{delay: tc.delay}, bound).Decrypt(tc.ctx, "k", nil, nil)
+			switch {
+			case tc.unavailable:
+				var ke *kms.KMSError
+				if !errors.Is(err, kms.ErrKMSUnavailable) || !errors.As(err, &ke) || ke.Op != "Decrypt" {
+					t.Fatalf("got %v, want Decrypt unavailable", err)
+				}
+			case !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil):
+				t.Fatalf("got %v, want %v", err, tc.wantErr)
+			case errors.Is(err, kms.ErrKMSUnavailable):
+				t.Fatalf("got %v: the caller's cancellation reported as the service's", err)
+			}
+		})
+	}
+}
