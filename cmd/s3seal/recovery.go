@@ -123,7 +123,7 @@ func (c cli) recoveryStore(ctx context.Context) (*store.Client, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := store.New(store.Config{Endpoint: up.url, AccessKey: up.accessKey, SecretKey: up.secretKey, Region: up.region})
+	st, err := store.New(store.Config{Endpoint: up.url, AccessKey: up.accessKey, SecretKey: up.secretKey, Region: up.region, Timeout: cfg.UpstreamTimeout})
 	if err != nil {
 		closeStore()
 		return nil, nil, err

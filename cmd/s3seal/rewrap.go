@@ -184,7 +184,7 @@ func newRewrapJob(ctx context.Context, cfg Config, o rewrapOptions, logger, prox
 	if err != nil {
 		return nil, err
 	}
-	if j.store, err = store.New(store.Config{Endpoint: up.url, AccessKey: up.accessKey, SecretKey: up.secretKey, Region: up.region}); err != nil {
+	if j.store, err = store.New(store.Config{Endpoint: up.url, AccessKey: up.accessKey, SecretKey: up.secretKey, Region: up.region, Timeout: cfg.UpstreamTimeout}); err != nil {
 		return nil, err
 	}
 	if err := j.startProxy(cfg, up, embedded, keys, m, proxyLog); err != nil {
@@ -216,7 +216,7 @@ func (j *rewrapJob) openKeys(ctx context.Context, cfg Config, o rewrapOptions, m
 			return kms.ObjectKeys{}, fmt.Errorf("--to-key %s: %w", o.toKey, err)
 		}
 	}
-	service := m.InstrumentKeys(ks.service)
+	service := kms.WithTimeout(m.InstrumentKeys(ks.service), cfg.KMSTimeout)
 	if o.kmsRate > 0 {
 		service = kms.RateLimited(service, rate.NewLimiter(rate.Limit(o.kmsRate), max(1, int(o.kmsRate))))
 	}
@@ -230,6 +230,7 @@ func (j *rewrapJob) startProxy(cfg Config, up upstreamStore, embedded bool, keys
 	cred := datadir.NewCredential()
 	p, err := proxy.New(proxy.Config{
 		Upstream: up.url, UpstreamAccessKey: up.accessKey, UpstreamSecretKey: up.secretKey, UpstreamRegion: up.region,
+		UpstreamTimeout:          cfg.UpstreamTimeout,
 		Auth:                     &sigv4.Verifier{Credentials: sigv4.StaticCredentials{cred.AccessKey: cred.SecretKey}, Region: cfg.Region},
 		Keys:                     keys,
 		AllowPlaintextReads:      true,
