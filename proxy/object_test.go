@@ -577,6 +577,45 @@ func TestUpstreamStalls(t *testing.T) {
 	}
 }
 
+// TestMaxInflight: beyond MaxInflight requests, one more is answered 503
+// SlowDown at once, and served again once a slot is free.
+func TestMaxInflight(t *testing.T) {
+	arrived, gate := make(chan struct{}, 8), make(chan struct{})
+	held := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-gate
+		http.Error(w, "<Error><Code>NoSuchKey</Code></Error>", http.StatusNotFound)
+	}))
+	t.Cleanup(held.Close)
+	u, _ := url.Parse(held.URL)
+	e := newEnv(t, func(c *Config) { c.Upstream, c.MaxInflight = u, 1 })
+	get := func() (int, string, http.Header) {
+		return e.sendResp(t, e.signedRequest(t, http.MethodGet, "/"+testBucket+"/k", nil, 0, nil))
+	}
+	first := make(chan int, 1)
+	req := e.signedRequest(t, http.MethodGet, "/"+testBucket+"/k", nil, 0, nil)
+	go func() { // no t.Fatal off the test's goroutine
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			first <- 0
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	<-arrived // the first request holds the only slot
+	if status, body, h := get(); status != http.StatusServiceUnavailable || !strings.Contains(body, "SlowDown") || h.Get("Retry-After") == "" {
+		t.Errorf("a request beyond the limit: %d, Retry-After %q, %s", status, h.Get("Retry-After"), body)
+	}
+	close(gate)
+	if status := <-first; status != http.StatusNotFound {
+		t.Errorf("the request in flight: %d, want the store's 404", status)
+	}
+	if status, body, _ := get(); status != http.StatusNotFound {
+		t.Errorf("once the slot is free: %d %s", status, body)
+	}
+}
+
 func TestUpstreamUnreachable(t *testing.T) {
 	e := newEnv(t, func(c *Config) {
 		c.Upstream = &url.URL{Scheme: "http", Host: "127.0.0.1:1"} // nothing listens there

@@ -77,6 +77,10 @@ type Config struct {
 	// Observer is told about requests, upstream calls and cipher work, for
 	// metrics; nil means nobody.
 	Observer Observer
+	// MaxInflight, when more than 0, is how many requests are served at
+	// once; one more is answered 503 SlowDown at once, not queued, so that
+	// memory and connections to the store stay bounded under overload.
+	MaxInflight int
 }
 
 // Proxy is an http.Handler serving the S3 API.
@@ -94,6 +98,7 @@ type Proxy struct {
 	obs                 Observer
 	principals          Principals
 	minPartSize         int64
+	slots               chan struct{} // MaxInflight; nil: no limit
 }
 
 // New checks cfg and returns a Proxy.
@@ -139,7 +144,34 @@ func New(cfg Config) (*Proxy, error) {
 		obs:                 obs,
 		principals:          cfg.Principals,
 		minPartSize:         cmp.Or(cfg.MinPartSize, defaultMinPartSize),
+		slots:               newSlots(cfg.MaxInflight),
 	}, nil
+}
+
+func newSlots(n int) chan struct{} {
+	if n <= 0 {
+		return nil
+	}
+	return make(chan struct{}, n)
+}
+
+// admit takes a slot for a request, or says there is none (MaxInflight).
+func (p *Proxy) admit() bool {
+	if p.slots == nil {
+		return true
+	}
+	select {
+	case p.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *Proxy) release() {
+	if p.slots != nil {
+		<-p.slots
+	}
 }
 
 // ServeHTTP answers one S3 request.
@@ -241,6 +273,11 @@ func (x *exchange) abort(err error) {
 }
 
 func (p *Proxy) serve(x *exchange) error {
+	if !p.admit() {
+		return newS3Error("SlowDown", http.StatusServiceUnavailable,
+			"Please reduce your request rate: s3seal is serving S3SEAL_MAX_INFLIGHT requests.", nil)
+	}
+	defer p.release()
 	err := p.serveOp(x)
 	var f *store.Failure
 	if errors.As(err, &f) {

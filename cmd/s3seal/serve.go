@@ -360,6 +360,7 @@ func (s *server) newProxy() (http.Handler, error) {
 		UpstreamSecretKey:   s.upstream.secretKey,
 		UpstreamRegion:      s.upstream.region,
 		UpstreamTimeout:     cfg.UpstreamTimeout,
+		MaxInflight:         cfg.MaxInflight,
 		Auth:                verifier,
 		Keys:                keys,
 		BucketKeysByDefault: cfg.BucketKey == "true",
