@@ -376,7 +376,7 @@ func fetchHeader(fetch Fetch, at int64, hlen int, header0 []byte) ([]byte, error
 	defer r.Close()
 	h := make([]byte, hlen)
 	if _, err := io.ReadFull(r, h); err != nil {
-		return nil, fmt.Errorf("reading the segment header at stored byte %d: %w", at, ErrTruncated)
+		return nil, fmt.Errorf("reading the segment header at stored byte %d: %w: %w", at, ErrTruncated, err)
 	}
 	return h, nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/s3seal/s3seal/envelope/kms"
+	"github.com/s3seal/s3seal/internal/store"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -577,6 +579,60 @@ func TestUpstreamStalls(t *testing.T) {
 	}
 }
 
+// TestUpstreamStallsMidBody: a store that stops sending an object's body
+// gets a 503 when nothing went to the client yet, and a cut connection
+// after, never a complete-looking body or a "tampered" answer.
+func TestUpstreamStallsMidBody(t *testing.T) {
+	done := make(chan struct{})
+	defer close(done) // before the servers close (t.Cleanup)
+	data := randomBytes(300*kib, 9)
+	for _, tc := range []struct {
+		name    string
+		sent    int // stored bytes the store sends before it stalls
+		wantErr bool
+	}{{"before the first chunk", 100, false}, {"after the first chunk", 140 * kib, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.put(t, "obj", data, nil)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				rec := httptest.NewRecorder()
+				e.liar.ServeHTTP(rec, r)
+				maps.Copy(w.Header(), rec.Header())
+				w.WriteHeader(rec.Code)
+				if r.Method != http.MethodGet {
+					w.Write(rec.Body.Bytes())
+					return
+				}
+				w.Write(rec.Body.Bytes()[:min(tc.sent, rec.Body.Len())])
+				w.(http.Flusher).Flush()
+				select {
+				case <-r.Context().Done():
+				case <-done:
+				}
+			}))
+			t.Cleanup(srv.Close)
+			u, _ := url.Parse(srv.URL)
+			st, err := store.New(store.Config{Endpoint: u, AccessKey: upstreamAK, SecretKey: upstreamSecret, Timeout: 100 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.proxy.store = st
+			resp, err := e.srv.Client().Do(e.signedRequest(t, http.MethodGet, "/"+testBucket+"/obj", nil, 0, nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, readErr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			switch {
+			case !tc.wantErr && (resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "ServiceUnavailable")):
+				t.Errorf("answered %d %s, want 503", resp.StatusCode, body)
+			case tc.wantErr && (resp.StatusCode != http.StatusOK || readErr == nil || len(body) >= len(data)):
+				t.Errorf("answered %d, %d bytes, %v: want a cut body", resp.StatusCode, len(body), readErr)
+			}
+		})
+	}
+}
+
 // TestMaxInflight: beyond MaxInflight requests, one more is answered 503
 // SlowDown at once, and served again once a slot is free.
 func TestMaxInflight(t *testing.T) {
@@ -606,6 +662,12 @@ func TestMaxInflight(t *testing.T) {
 	<-arrived // the first request holds the only slot
 	if status, body, h := get(); status != http.StatusServiceUnavailable || !strings.Contains(body, "SlowDown") || h.Get("Retry-After") == "" {
 		t.Errorf("a request beyond the limit: %d, Retry-After %q, %s", status, h.Get("Retry-After"), body)
+	}
+	// Slots are taken once a request is authenticated: an unsigned one is
+	// refused for that, and never holds one.
+	unsigned, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/"+testBucket+"/k", nil)
+	if status, body, _ := e.sendResp(t, unsigned); status != http.StatusForbidden {
+		t.Errorf("an unsigned request beyond the limit: %d %s", status, body)
 	}
 	close(gate)
 	if status := <-first; status != http.StatusNotFound {

@@ -191,7 +191,7 @@ func (p *Proxy) readRecords(ctx context.Context, o objRef, l envelope.Layout, dk
 		defer body.Close()
 		windows[i] = make([]byte, to-from)
 		if _, err := io.ReadFull(body, windows[i]); err != nil {
-			return fmt.Errorf("stored bytes %d+%d: %w", from, to-from, envelope.ErrTruncated)
+			return fmt.Errorf("stored bytes %d+%d: %w: %w", from, to-from, envelope.ErrTruncated, err)
 		}
 		return nil
 	})

@@ -209,7 +209,7 @@ func plainBefore(l envelope.Layout, k int) int64 {
 func (p *Proxy) checkPartStart(ctx context.Context, o objRef, start int64, body io.Reader) (io.Reader, error) {
 	got := make([]byte, envelope.HeaderSize)
 	if _, err := io.ReadFull(body, got); err != nil {
-		return nil, fmt.Errorf("reading the part's header: %w", envelope.ErrTruncated)
+		return nil, fmt.Errorf("reading the part's header: %w: %w", envelope.ErrTruncated, err)
 	}
 	at, err := p.fetchStored(ctx, o, start, envelope.HeaderSize)
 	if err != nil {

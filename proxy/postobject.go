@@ -42,6 +42,9 @@ func (p *Proxy) postObject(x *exchange) error {
 	}
 	req.Body, req.ContentLength = io.NopCloser(clientBody{form.file}), form.file.left
 	x.verified = req
+	if err := p.admit(x); err != nil {
+		return err
+	}
 	if err := p.preparePost(x, form); err != nil {
 		return err
 	}

@@ -155,16 +155,19 @@ func newSlots(n int) chan struct{} {
 	return make(chan struct{}, n)
 }
 
-// admit takes a slot for a request, or says there is none (MaxInflight).
-func (p *Proxy) admit() bool {
+// admit takes a slot (MaxInflight) for x, once it is authenticated:
+// connections that never sign cannot crowd out those that do.
+func (p *Proxy) admit(x *exchange) error {
 	if p.slots == nil {
-		return true
+		return nil
 	}
 	select {
 	case p.slots <- struct{}{}:
-		return true
+		x.admitted = true
+		return nil
 	default:
-		return false
+		return newS3Error("SlowDown", http.StatusServiceUnavailable,
+			"Please reduce your request rate: s3seal is serving S3SEAL_MAX_INFLIGHT requests.", nil)
 	}
 }
 
@@ -228,7 +231,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.logDenied(x, err)
 		}
 		se := asS3Error(err)
-		if se.Status >= 500 && se.Status != http.StatusNotImplemented {
+		// Not SlowDown: under overload, a line per refusal would flood the log.
+		if se.Status >= 500 && se.Status != http.StatusNotImplemented && se.Code != "SlowDown" {
 			p.log.Error("request failed", slog.String("request_id", id), slog.String("code", se.Code), slog.Any("error", err))
 		} else {
 			p.log.Debug("request refused", slog.String("request_id", id), slog.String("code", se.Code), slog.Any("error", err))
@@ -255,6 +259,7 @@ type exchange struct {
 	// abortErr is why a response already under way was cut off, for the log.
 	abortErr error
 	clocks   *cipherClocks
+	admitted bool // holds one of MaxInflight's slots
 }
 
 // observe reports a finished request (status 0: aborted).
@@ -273,11 +278,11 @@ func (x *exchange) abort(err error) {
 }
 
 func (p *Proxy) serve(x *exchange) error {
-	if !p.admit() {
-		return newS3Error("SlowDown", http.StatusServiceUnavailable,
-			"Please reduce your request rate: s3seal is serving S3SEAL_MAX_INFLIGHT requests.", nil)
-	}
-	defer p.release()
+	defer func() {
+		if x.admitted {
+			p.release()
+		}
+	}()
 	err := p.serveOp(x)
 	var f *store.Failure
 	if errors.As(err, &f) {
@@ -303,6 +308,9 @@ func (p *Proxy) serveOp(x *exchange) error {
 	}
 	defer req.Body.Close()
 	x.verified = req
+	if err := p.admit(x); err != nil {
+		return err
+	}
 	rt := x.t.route
 	if rt == nil {
 		return errNotImplemented(x.t.refusal)

@@ -189,7 +189,7 @@ func (p *Proxy) openSpan(ctx context.Context, o objRef, probe io.ReadCloser, dk 
 	_, err := io.ReadFull(probe, header1)
 	probe.Close() // all it holds; the range is fetched anew
 	if err != nil {
-		return nil, fmt.Errorf("reading segment header: %w", envelope.ErrTruncated)
+		return nil, fmt.Errorf("reading segment header: %w: %w", envelope.ErrTruncated, err)
 	}
 	layout, exact, err := p.layout(ctx, o)
 	if errors.Is(err, errNoPartReads) {

@@ -176,7 +176,7 @@ func recoveryKeys(ctx context.Context, cfg Config) (kms.ObjectKeys, error) {
 		return kms.ObjectKeys{}, err
 	}
 	allowed := kms.NewAllowList(ks.resolver, cfg.CMKs()...)
-	return kms.ObjectKeys{Keys: ks.service, KeyID: cfg.KMSKeyID, Allowed: allowed}, allowed.Resolve(ctx)
+	return kms.ObjectKeys{Keys: kms.WithTimeout(ks.service, cfg.KMSTimeout), KeyID: cfg.KMSKeyID, Allowed: allowed}, allowed.Resolve(ctx)
 }
 
 // runDecrypt finds the report and the stored bytes, and decrypts them.

@@ -225,7 +225,7 @@ func (c *Client) Complete(ctx context.Context, o Object, id string, parts []Part
 	}
 	h = o.header(h)
 	h.Set("Content-Type", "application/xml")
-	return c.Do(ctx, Request{Method: http.MethodPost, Bucket: o.Bucket, Key: o.Key, Query: url.Values{"uploadId": {id}}, Header: h, Body: doc})
+	return c.Do(ctx, Request{Method: http.MethodPost, Bucket: o.Bucket, Key: o.Key, Query: url.Values{"uploadId": {id}}, Header: h, Body: doc, SlowAnswer: true})
 }
 
 // Abort aborts upload id of o and returns the store's answer.
@@ -251,7 +251,7 @@ func copyHeader(dst, src Object, srcETag string, h http.Header) http.Header {
 func (c *Client) UploadPartCopy(ctx context.Context, dst Object, id string, k int, src Object, srcETag string, first, last int64) (string, error) {
 	h := copyHeader(dst, src, srcETag, http.Header{"X-Amz-Copy-Source-Range": {fmt.Sprintf("bytes=%d-%d", first, last)}})
 	q := url.Values{"uploadId": {id}, "partNumber": {strconv.Itoa(k)}}
-	resp, err := c.Do(ctx, Request{Method: http.MethodPut, Bucket: dst.Bucket, Key: dst.Key, Query: q, Header: h})
+	resp, err := c.Do(ctx, Request{Method: http.MethodPut, Bucket: dst.Bucket, Key: dst.Key, Query: q, Header: h, SlowAnswer: true})
 	if err != nil {
 		return "", err
 	}
@@ -278,7 +278,7 @@ func (c *Client) UploadPartCopy(ctx context.Context, dst Object, id string, k in
 // headers h (the metadata directive among them), and returns its answer,
 // whatever its status.
 func (c *Client) CopyObject(ctx context.Context, dst, src Object, srcETag string, h http.Header) (*http.Response, error) {
-	return c.Do(ctx, Request{Method: http.MethodPut, Bucket: dst.Bucket, Key: dst.Key, Header: copyHeader(dst, src, srcETag, h)})
+	return c.Do(ctx, Request{Method: http.MethodPut, Bucket: dst.Bucket, Key: dst.Key, Header: copyHeader(dst, src, srcETag, h), SlowAnswer: true})
 }
 
 // PartsPage is one page of a store's ListParts answer.

@@ -12,12 +12,13 @@ import (
 	"time"
 )
 
-// TestStall: a request that makes no progress for Config.Timeout is cut,
-// however it stalls, and says why; one that keeps moving is not, though it
-// takes longer in all.
+// TestStall: a request is cut when the store makes no progress for
+// Config.Timeout while s3seal waits on it, however the store stalls, and
+// says why (ErrStalled, ErrUnreachable). Time that is not the store's — a
+// client slow to send or to read, an answer held unread — never counts,
+// nor does a long transfer that keeps moving, nor a copy's long answer.
 func TestStall(t *testing.T) {
 	const timeout = 200 * time.Millisecond
-	const step = timeout / 4
 	done := make(chan struct{}) // a held handler returns when the test ends,
 	defer close(done)           // before its server closes (t.Cleanup)
 	parent := t
@@ -27,34 +28,47 @@ func TestStall(t *testing.T) {
 		case <-done:
 		}
 	}
+	answerIn := func(d time.Duration) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			time.Sleep(d)
+			w.Write([]byte("answer"))
+		}
+	}
 	for _, tc := range []struct {
 		name    string
 		handler http.HandlerFunc
-		put     io.Reader // nil: a GET
-		wantErr bool      // from the call; else from reading the body
-		stalled bool      // the error, if any, is ErrStalled
+		req     Request
+		body    io.Reader // nil: none
+		pause   time.Duration
+		stalled bool // the call or the body read fails with ErrStalled
 	}{
-		{"no answer", func(w http.ResponseWriter, r *http.Request) { hold(r) }, nil, true, true},
+		{"no answer", func(w http.ResponseWriter, r *http.Request) { hold(r) }, Request{}, nil, 0, true},
 		{"body stops", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Length", "100")
 			w.Write(make([]byte, 10))
 			w.(http.Flusher).Flush()
 			hold(r)
-		}, nil, false, true},
+		}, Request{}, nil, 0, true},
 		{"store stops reading the upload", func(w http.ResponseWriter, r *http.Request) {
 			io.CopyN(io.Discard, r.Body, 1<<10)
 			hold(r)
-		}, strings.NewReader(strings.Repeat("x", 64<<20)), true, true},
+		}, Request{}, strings.NewReader(strings.Repeat("x", 64<<20)), 0, true},
+		{"a document's answer takes too long", answerIn(2 * timeout), Request{Body: []byte("<doc/>")}, nil, 0, true},
+		{"a copy's answer takes long", answerIn(2 * timeout), Request{Body: []byte("<doc/>"), SlowAnswer: true}, nil, 0, false},
 		{"slow but steady answer", func(w http.ResponseWriter, r *http.Request) {
 			for range 10 {
-				time.Sleep(step)
+				time.Sleep(timeout / 4)
 				w.Write([]byte("0123456789"))
 				w.(http.Flusher).Flush()
 			}
-		}, nil, false, false},
-		{"slow but steady upload", func(w http.ResponseWriter, r *http.Request) {
-			io.Copy(io.Discard, r.Body)
-		}, &slowReader{chunks: 10, every: step}, false, false},
+		}, Request{}, nil, 0, false},
+		{"a client slow to send", answerIn(0), Request{}, &slowReader{chunks: 4, every: 2 * timeout}, 0, false},
+		{"a client slow to read, the answer held", func(w http.ResponseWriter, r *http.Request) {
+			for range 3 {
+				w.Write(make([]byte, 1<<20))
+			}
+		}, Request{}, nil, 2 * timeout, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(tc.handler)
@@ -64,33 +78,49 @@ func TestStall(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := Request{Method: http.MethodGet, Bucket: "b", Key: "k", Header: http.Header{}}
-			body, size := io.Reader(strings.NewReader("")), int64(0)
-			if tc.put != nil {
-				r.Method, body, size = http.MethodPut, tc.put, 64<<20
-				if s, ok := tc.put.(*slowReader); ok {
-					size = s.size()
-				}
-			}
-			resp, err := c.Stream(context.Background(), r, body, size)
-			if err == nil {
-				_, err = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if tc.wantErr {
-					t.Fatalf("the call succeeded, want it cut (then reading: %v)", err)
-				}
-			} else if !tc.wantErr {
-				t.Fatalf("the call failed: %v", err)
-			}
+			err = stallCall(c, tc.req, tc.body, tc.pause)
 			switch {
-			case tc.stalled && !errors.Is(err, ErrStalled):
-				t.Fatalf("got %v, want ErrStalled", err)
-			case tc.stalled && tc.wantErr && !errors.Is(err, ErrUnreachable):
-				t.Fatalf("got %v, want it wrapped in ErrUnreachable", err)
+			case tc.stalled && (!errors.Is(err, ErrStalled) || !errors.Is(err, ErrUnreachable)):
+				t.Fatalf("got %v, want ErrStalled and ErrUnreachable", err)
 			case !tc.stalled && err != nil:
-				t.Fatalf("a moving transfer was cut: %v", err)
+				t.Fatalf("cut: %v", err)
 			}
 		})
+	}
+}
+
+// stallCall sends r (a GET, a PUT with body, or a POST of r.Body) and reads
+// the answer, pausing before each read.
+func stallCall(c *Client, r Request, body io.Reader, pause time.Duration) error {
+	r.Method, r.Bucket, r.Key, r.Header = http.MethodGet, "b", "k", http.Header{}
+	var resp *http.Response
+	var err error
+	switch {
+	case r.Body != nil:
+		r.Method = http.MethodPost
+		resp, err = c.Do(context.Background(), r)
+	case body != nil:
+		size := int64(64 << 20)
+		if s, ok := body.(*slowReader); ok {
+			size = s.size()
+		}
+		r.Method = http.MethodPut
+		resp, err = c.Stream(context.Background(), r, body, size)
+	default:
+		resp, err = c.Stream(context.Background(), r, http.NoBody, 0)
+	}
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, 1<<20)
+	for {
+		time.Sleep(pause)
+		if _, err := resp.Body.Read(buf); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
 	}
 }
 

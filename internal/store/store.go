@@ -98,6 +98,10 @@ type Request struct {
 	Query       url.Values
 	Header      http.Header // owned by the request from now on
 	Body        []byte      // a small document sent whole; nil: none
+	// SlowAnswer says the store works before it answers (it copies data:
+	// CompleteMultipartUpload, CopyObject, UploadPartCopy), so the wait for
+	// its answer is bounded by 15 minutes, not Config.Timeout.
+	SlowAnswer bool
 }
 
 // ErrUnreachable wraps a failure to get any answer from the store.
@@ -127,10 +131,21 @@ func (c *Client) Stream(ctx context.Context, r Request, body io.Reader, size int
 		}
 		return c.send(req)
 	}
-	ctx, w := watch(ctx, c.timeout)
-	if _, doc := body.(*bytes.Reader); !doc {
-		// A document stays a *bytes.Reader, which the transport can
-		// resend on a keep-alive connection the store had closed.
+	answer := c.timeout
+	if r.SlowAnswer {
+		answer = max(answer, slowAnswer)
+	}
+	// A document stays a *bytes.Reader, which the transport can resend on
+	// a keep-alive connection the store had closed; sent at once, like no
+	// body, it leaves the answer to wait for from the start.
+	_, doc := body.(*bytes.Reader)
+	streamed := size > 0 && !doc
+	d := answer
+	if streamed {
+		d = c.timeout
+	}
+	ctx, w := watch(ctx, d, answer)
+	if streamed {
 		body = progress{body, w}
 	}
 	req, err := c.newRequest(ctx, r, body, size)
