@@ -612,7 +612,7 @@ func TestUpstreamStallsMidBody(t *testing.T) {
 			}))
 			t.Cleanup(srv.Close)
 			u, _ := url.Parse(srv.URL)
-			st, err := store.New(store.Config{Endpoint: u, AccessKey: upstreamAK, SecretKey: upstreamSecret, Timeout: 100 * time.Millisecond})
+			st, err := store.New(store.Config{Endpoint: u, AccessKey: upstreamAK, SecretKey: upstreamSecret, Timeout: 500 * time.Millisecond}) // wide: a loaded machine under -race
 			if err != nil {
 				t.Fatal(err)
 			}
