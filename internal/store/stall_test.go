@@ -19,8 +19,8 @@ import (
 // nor does a long transfer that keeps moving, nor a copy's long answer.
 func TestStall(t *testing.T) {
 	const timeout = 400 * time.Millisecond // wide: a loaded machine under -race
-	done := make(chan struct{}) // a held handler returns when the test ends,
-	defer close(done)           // before its server closes (t.Cleanup)
+	done := make(chan struct{})            // a held handler returns when the test ends,
+	defer close(done)                      // before its server closes (t.Cleanup)
 	parent := t
 	hold := func(r *http.Request) {
 		select {
