@@ -163,14 +163,17 @@ func serveDecrypted(x *exchange, status int, src io.Reader, length int64) error 
 	return nil
 }
 
-// readFirst reads src's first chunk of plaintext (of the length it must
-// yield), decrypted and so authenticated: a failure there can still be
-// answered with an S3 error, or retried. rest is the remainder, nil when
-// src has ended.
-func readFirst(src io.Reader, length int64) ([]byte, io.Reader, error) {
-	buf := make([]byte, max(1, min(length, envelope.ChunkSize)))
+// readFirst has src decrypt, and so authenticate, its first chunk, so
+// that a failure there can still be answered with an S3 error, or retried.
+// The decrypting readers open a whole chunk before they yield any byte of
+// it, so one byte is all readFirst takes: the rest of the chunk stays in
+// src, which hands it on without a copy (WriteTo), and no request pays
+// for a chunk-sized buffer of its own. first is that byte (none when src
+// is empty, as an empty object's is); rest is the remainder, nil when src
+// has ended.
+func readFirst(src io.Reader, length int64) (first []byte, rest io.Reader, err error) {
+	buf := make([]byte, 1)
 	var n int
-	var err error
 	for n == 0 && err == nil {
 		n, err = src.Read(buf)
 	}

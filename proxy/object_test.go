@@ -262,13 +262,22 @@ func TestTamperedObjects(t *testing.T) {
 		e.store.mu.Unlock()
 	}
 
-	// Damage in the first chunk: a proper S3 error before any byte.
-	flip(100)
-	_, _, err := e.get(t, "t")
-	if code, status := apiError(t, err); code != codeStoredObjectCorrupt || status != 502 {
-		t.Errorf("first chunk flipped: %s %d", code, status)
+	// Damage in the first chunk, even in its last byte or its tag, which
+	// are decrypted before anything is answered: a proper S3 error before
+	// any byte, of the whole object or of a range that starts there.
+	lastByte, lastTag := envelope.HeaderSize+envelope.ChunkSize-1, envelope.HeaderSize+envelope.ChunkSize+envelope.TagSize-1
+	for _, at := range []int{100, lastByte, lastTag} {
+		flip(at)
+		_, _, err := e.get(t, "t")
+		if code, status := apiError(t, err); code != codeStoredObjectCorrupt || status != 502 {
+			t.Errorf("first chunk flipped at %d: %s %d", at, code, status)
+		}
+		_, err = e.client.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(testBucket), Key: aws.String("t"), Range: aws.String("bytes=10-100000")})
+		if code, status := apiError(t, err); code != codeStoredObjectCorrupt || status != 502 {
+			t.Errorf("first chunk flipped at %d, range: %s %d", at, code, status)
+		}
+		reset()
 	}
-	reset()
 
 	// Damage further on: the response is cut off; the bytes before it are
 	// a true prefix, never wrong bytes.

@@ -267,7 +267,38 @@ func (p *Proxy) readSpan(ctx context.Context, o objRef, layout envelope.Layout, 
 	if rest == nil {
 		return bytes.NewReader(first), done, nil
 	}
-	return io.MultiReader(bytes.NewReader(first), rest), done, nil
+	return &primed{first: first, rest: rest}, done, nil
+}
+
+// primed yields first, read ahead of rest (readFirst), then rest. Unlike
+// io.MultiReader it hands rest's own WriteTo the copy, with no buffer of
+// its own.
+type primed struct {
+	first []byte
+	rest  io.Reader
+}
+
+func (p *primed) Read(b []byte) (int, error) {
+	if len(p.first) == 0 {
+		return p.rest.Read(b)
+	}
+	n := copy(b, p.first)
+	p.first = p.first[n:]
+	return n, nil
+}
+
+func (p *primed) WriteTo(w io.Writer) (int64, error) {
+	var n int
+	if len(p.first) > 0 {
+		var err error
+		n, err = w.Write(p.first)
+		p.first = p.first[n:]
+		if err != nil {
+			return int64(n), err
+		}
+	}
+	m, err := io.Copy(w, p.rest)
+	return int64(n) + m, err
 }
 
 // readCloser reads from one source and closes another.

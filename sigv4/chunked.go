@@ -33,38 +33,54 @@ const (
 )
 
 // chainSigner computes the chained chunk and trailer signatures: each one
-// signs the previous, starting from the request (seed) signature.
+// signs the previous, starting from the request (seed) signature. It runs
+// once per chunk (64 KiB from most SDKs), so it keeps its buffers: a
+// streamed body costs no allocation per chunk.
 type chainSigner struct {
 	key   []byte
 	date  string // ISO 8601 basic request time
 	scope string
-	prev  string // hex signature of the previous chunk
+	prev  []byte // hex signature of the previous chunk
 
-	mac hash.Hash // HMAC with key, reused: one per chunk adds up
+	mac  hash.Hash // HMAC with key, reused
+	msg  []byte    // the string to sign
+	sum  [sha256.Size]byte
+	want [2 * sha256.Size]byte // hex of sum
 }
 
-func (c *chainSigner) next(alg string, hashes ...string) string {
+// next is the signature (hex) of the next link of the chain, valid until
+// the next call.
+func (c *chainSigner) next(alg string, hashes ...[]byte) []byte {
 	if c.mac == nil {
 		c.mac = hmac.New(sha256.New, c.key)
 	}
-	c.mac.Reset()
-	for i, s := range append([]string{alg, c.date, c.scope, c.prev}, hashes...) {
-		if i > 0 {
-			c.mac.Write([]byte{'\n'})
-		}
-		c.mac.Write([]byte(s))
+	m := append(c.msg[:0], alg...)
+	m = append(append(m, '\n'), c.date...)
+	m = append(append(m, '\n'), c.scope...)
+	m = append(append(m, '\n'), c.prev...)
+	for _, h := range hashes {
+		m = append(append(m, '\n'), h...)
 	}
-	return hex.EncodeToString(c.mac.Sum(nil))
+	c.msg = m
+	c.mac.Reset()
+	c.mac.Write(m)
+	hex.Encode(c.want[:], c.mac.Sum(c.sum[:0]))
+	return c.want[:]
 }
 
-// verify checks sig (hex, as sent) for the next link of the chain and
-// advances the chain.
-func (c *chainSigner) verify(sig []byte, alg string, hashes ...string) bool {
+// verify checks sig (hex, as sent; lower-cased in place) for the next link
+// of the chain and advances the chain.
+func (c *chainSigner) verify(sig []byte, alg string, hashes ...[]byte) bool {
 	want := c.next(alg, hashes...)
-	if !hmac.Equal([]byte(want), bytes.ToLower(sig)) {
+	for i, b := range sig {
+		if 'A' <= b && b <= 'Z' {
+			sig[i] = b + ('a' - 'A')
+		}
+	}
+	if !hmac.Equal(want, sig) {
 		return false
 	}
-	c.prev = want
+	c.prev = append(c.prev[:0], want...)
 	return true
 }
 
@@ -88,6 +104,8 @@ type chunkedReader struct {
 	inChunk   bool      // between a chunk header and the end of its data
 	chunkSig  []byte    // signature announced for the current chunk
 	chunkHash hash.Hash // sha256 of the current chunk, if signed
+	chunkSum  [sha256.Size]byte
+	chunkHex  [2 * sha256.Size]byte
 	err       error
 }
 
@@ -223,9 +241,9 @@ func parseChunkSize(h []byte) (int64, error) {
 // section follows its header line directly.
 func (c *chunkedReader) endChunk(final bool) error {
 	if c.signer != nil {
-		sum := c.chunkHash.Sum(nil)
+		hex.Encode(c.chunkHex[:], c.chunkHash.Sum(c.chunkSum[:0]))
 		c.chunkHash.Reset()
-		if !c.signer.verify(c.chunkSig, chunkAlgorithm, emptySHA256Hex, hex.EncodeToString(sum)) {
+		if !c.signer.verify(c.chunkSig, chunkAlgorithm, []byte(emptySHA256Hex), c.chunkHex[:]) {
 			return errSignatureMismatch()
 		}
 	}
@@ -235,18 +253,21 @@ func (c *chunkedReader) endChunk(final bool) error {
 	return c.readCRLF()
 }
 
+// readCRLF reads the CRLF after a chunk's data (peeked, not copied out: an
+// array handed to io.ReadFull would be allocated for every chunk).
 func (c *chunkedReader) readCRLF() error {
-	var crlf [2]byte
-	if _, err := io.ReadFull(c.br, crlf[:]); err != nil {
+	crlf, err := c.br.Peek(2)
+	if err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
 		return errIncompleteBody(err)
 	}
-	if crlf != [2]byte{'\r', '\n'} {
+	if crlf[0] != '\r' || crlf[1] != '\n' {
 		return errMalformedEncoding(errors.New("chunk data not followed by CRLF"))
 	}
-	return nil
+	_, err = c.br.Discard(2)
+	return err
 }
 
 // readTrailers reads everything after the final chunk (bounded) and checks
@@ -308,7 +329,7 @@ func (c *chunkedReader) readTrailers() error {
 		if !haveSig {
 			return errIncompleteBody(errors.New("missing x-amz-trailer-signature"))
 		}
-		if !c.signer.verify([]byte(sig), trailerAlgorithm, sha256Hex(signed.String())) {
+		if !c.signer.verify([]byte(sig), trailerAlgorithm, []byte(sha256Hex(signed.String()))) {
 			return errSignatureMismatch()
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,7 +32,7 @@ func minioFrames(tb testing.TB, body []byte, trailer http.Header) ([]byte, *chai
 	auth := req.Header.Get("Authorization")
 	seed := auth[strings.LastIndex(auth, "Signature=")+len("Signature="):]
 	sc := scope{date: fixedTime.Format(scopeDateLayout), region: testRegion, service: "s3"}
-	return enc, &chainSigner{key: signingKey(testSecret, sc), date: fixedTime.Format(iso8601Basic), scope: sc.String(), prev: seed}, req
+	return enc, &chainSigner{key: signingKey(testSecret, sc), date: fixedTime.Format(iso8601Basic), scope: sc.String(), prev: []byte(seed)}, req
 }
 
 func decode(r io.Reader, s *chainSigner, signedTrailer bool, names ...string) ([]byte, error) {
@@ -239,6 +240,28 @@ func FuzzChunkedDecoder(f *testing.F) {
 			t.Fatalf("error %v is not an *Error", err)
 		}
 	})
+}
+
+// TestStreamingDecodeAllocations: checking a chunk's signature allocates
+// nothing, so a streamed body of 16 chunks costs the allocations of one of
+// a single chunk.
+func TestStreamingDecodeAllocations(t *testing.T) {
+	buf := make([]byte, 32<<10)
+	allocs := func(size int) float64 {
+		body := payload(size)
+		enc, s, _ := minioFrames(t, body, nil)
+		return testing.AllocsPerRun(5, func() {
+			signer := *s
+			signer.prev = slices.Clone(s.prev)
+			n, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{newChunkedReader(bytes.NewReader(enc), &signer, false, nil)}, buf)
+			if err != nil || n != int64(len(body)) {
+				t.Fatalf("decoded %d bytes: %v", n, err)
+			}
+		})
+	}
+	if one, many := allocs(64<<10), allocs(1<<20); many > one {
+		t.Errorf("decoding 1 chunk allocated %v times, 16 chunks %v times", one, many)
+	}
 }
 
 func BenchmarkStreamingDecode(b *testing.B) {

@@ -159,7 +159,7 @@ func (v *Verifier) Verify(r *http.Request) (*Request, error) {
 		key:   key,
 		date:  info.time.UTC().Format(iso8601Basic),
 		scope: info.scope.String(),
-		prev:  seed,
+		prev:  []byte(seed),
 	})
 	if err != nil {
 		return nil, err

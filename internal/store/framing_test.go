@@ -75,3 +75,61 @@ func TestChunkedBody(t *testing.T) {
 		}
 	}
 }
+
+// TestChunkedBodyFillsReads: every Read but the last fills the caller's
+// buffer, framing and data together, however the source hands out its
+// bytes (here in sealed-chunk-sized pieces that do not line up with the
+// frames). The transport writes each Read to the store as it comes, and
+// framing returned on its own would be a write of a few bytes. Framing
+// allocates nothing per chunk.
+func TestChunkedBodyFillsReads(t *testing.T) {
+	const n = 1<<20 + 5
+	data := randomBytes(n, 1)
+	body := newChunkedBody(&pieces{data: data, size: 65536 + 16}, n)
+	buf := make([]byte, 32<<10)
+	var framed []byte
+	var short int
+	for {
+		k, err := body.Read(buf)
+		framed = append(framed, buf[:k]...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k < len(buf) {
+			short++
+		}
+	}
+	if short > 1 {
+		t.Errorf("%d Reads returned less than the buffer before the end, want at most the last", short)
+	}
+	if int64(len(framed)) != framedLength(n) || !bytes.Equal(unframe(t, framed), data) {
+		t.Errorf("framed %d bytes (framedLength %d) that decode to other data", len(framed), framedLength(n))
+	}
+	allocs := testing.AllocsPerRun(5, func() {
+		io.CopyBuffer(io.Discard, struct{ io.Reader }{newChunkedBody(bytes.NewReader(data), n)}, buf)
+	})
+	if allocs > 10 { // the body, its CRC and the final chunk; 17 chunks here
+		t.Errorf("framing %d bytes allocated %v times", n, allocs)
+	}
+}
+
+// pieces yields data at most size bytes at a time, split at multiples of
+// size as an EncryptReader splits at its sealed chunks.
+type pieces struct {
+	data []byte
+	off  int
+	size int
+}
+
+func (p *pieces) Read(b []byte) (int, error) {
+	if p.off == len(p.data) {
+		return 0, io.EOF
+	}
+	end := min(len(p.data), p.off+len(b), (p.off/p.size+1)*p.size)
+	n := copy(b, p.data[p.off:end])
+	p.off += n
+	return n, nil
+}
