@@ -70,11 +70,14 @@ mean something.
 With --target URL it measures instead PUT and GET of whole objects through a
 running s3seal and, side by side in the same run, straight against the same
 upstream store and through a plain pass-through hop in front of it (a
-reverse proxy in this process on 127.0.0.1, no encryption): the proxy's cost
-on your setup, and how much of it any hop costs. With s3seal's metrics
-(--target-metrics) it also shows the CPU seconds s3seal's process spent per
-GiB moved (and the pass-through's) and s3seal's KMS calls per object, read
-from its own counters.
+reverse proxy, no encryption, that the bench runs as a process of its own on
+127.0.0.1 and stops at the end): the proxy's cost on your setup, and how much
+of it any hop costs. With s3seal's metrics (--target-metrics) it also shows
+the CPU s3seal's process spent per GiB and per request (and the
+pass-through's process) and s3seal's KMS calls in each cell, read from its
+own counters. With --count n each cell is n requests: the PUTs write n
+objects, and the GETs read each of them once, after an unmeasured warm-up
+round on every path.
 
 --target needs both credentials: s3seal's (--access-key/--secret-key, else
 S3SEAL_ACCESS_KEY/S3SEAL_SECRET_KEY, else S3SEAL_DATA_DIR/credentials.json)
@@ -156,7 +159,7 @@ func (c cli) parseBenchFlags(args []string) (o benchOptions, code int, ok bool) 
 func defineBenchFlags(fs *flag.FlagSet, o *benchOptions) *string {
 	sizes := fs.String("sizes", defaultBenchSizes, "comma-separated object `sizes`, each a whole number of bytes with an optional unit B, KiB, MiB, GiB (also K, M, G; KB, MB, GB are powers of 1000); at most 1GiB")
 	fs.DurationVar(&o.run.Duration, "duration", 3*time.Second, "how long to run each mode at each size (a `duration` such as 500ms, 10s); every run does at least one object")
-	fs.IntVar(&o.run.Count, "count", 0, "objects per mode and size instead of --duration (`n` > 0)")
+	fs.IntVar(&o.run.Count, "count", 0, "objects per mode and size instead of --duration (`n` > 0); with --target, requests per cell: n PUTs, then n GETs reading each object once")
 	fs.IntVar(&o.run.Concurrency, "concurrency", 4, "objects in flight at once in each mode (`n` > 0)")
 	fs.StringVar(&o.run.Out, "out", "", "write the results to `dir`: bench.json and bench.svg (bench-target.json and bench-target.svg with --target); created if missing")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve the results as Prometheus metrics on http://`host:port`/metrics (s3seal_bench_*, and s3seal_kms_* for the benchmark's own KMS calls) and keep serving after the run until interrupted")

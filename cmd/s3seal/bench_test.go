@@ -12,7 +12,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -330,7 +332,8 @@ func TestBenchTarget(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
-	for _, h := range []string{"MB/s", "p50 ms", "CPU s/GiB", "KMS calls/object", "MB/s ÷ direct", "MB/s ÷ pass-through", "CPU ÷ pass-through"} {
+	for _, h := range []string{"MB/s", "p50 ms", "CPU s/GiB", "CPU ms/request", "KMS calls", "KMS calls/object", "store requests/object", "MB/s ÷ direct",
+		"MB/s ÷ pass-through", "p50 ÷ pass-through", "CPU ÷ pass-through"} {
 		if !strings.Contains(stdout, h) {
 			t.Errorf("table lacks %q:\n%s", h, stdout)
 		}
@@ -345,13 +348,24 @@ func TestBenchTarget(t *testing.T) {
 	if strings.Contains(stdout, "Not measured") {
 		t.Errorf("s3seal's costs not measured:\n%s", stdout)
 	}
-	hop := regexp.MustCompile(`pass-through hop on (127\.0\.0\.1:\d+)`).FindStringSubmatch(stdout)
+	// 2 sizes × 3 PUTs and GETs, and the warm-up's 2 of each: one data key
+	// per PUT, a Decrypt for no more than each GET.
+	if m := regexp.MustCompile(`s3seal's KMS calls over the whole run, warm-up included: (\d+), for 8 PUTs and 8 GETs through it\.`).
+		FindStringSubmatch(stdout); m == nil {
+		t.Errorf("no whole-run KMS sentence:\n%s", stdout)
+	} else if n, _ := strconv.Atoi(m[1]); n < 8 || n > 16 {
+		t.Errorf("%d KMS calls over the run, want 8 to 16", n)
+	}
+	hop := regexp.MustCompile(`pass-through hop on (127\.0\.0\.1:\d+) \(process (\d+)\)`).FindStringSubmatch(stdout)
 	if hop == nil {
-		t.Fatalf("no pass-through address on 127.0.0.1:\n%s", stdout)
+		t.Fatalf("no pass-through address on 127.0.0.1 and process:\n%s", stdout)
 	}
 	if c, err := net.DialTimeout("tcp", hop[1], time.Second); err == nil {
 		c.Close()
 		t.Errorf("the pass-through hop on %s still listens after the run", hop[1])
+	}
+	if pid, _ := strconv.Atoi(hop[2]); pid == os.Getpid() || processExists(pid) {
+		t.Errorf("the pass-through hop's process %s: the benchmark's own, or still there after the run", hop[2])
 	}
 
 	raw, err := os.ReadFile(filepath.Join(out, "bench-target.json"))
@@ -372,17 +386,21 @@ func TestBenchTarget(t *testing.T) {
 		// The hop's CPU on the hops' paths only; KMS calls on s3seal's only,
 		// as s3seal counted them: one GenerateDataKey per PUT, and no more
 		// than one Decrypt per GET (none when the data key is cached).
-		if hasHop := r.Path != "direct"; (r.HopCPUSPerGiB != nil) != hasHop {
-			t.Errorf("%s %s %d: hop CPU %v", r.Path, r.Operation, r.Size, r.HopCPUSPerGiB)
+		if hasHop := r.Path != "direct"; (r.HopCPUSPerGiB != nil) != hasHop || (r.HopCPUMsPerRequest != nil) != hasHop {
+			t.Errorf("%s %s %d: hop CPU %v s/GiB, %v ms/request", r.Path, r.Operation, r.Size, r.HopCPUSPerGiB, r.HopCPUMsPerRequest)
 		}
-		if r.Path == "s3seal" && r.HopCPUSPerGiB != nil && *r.HopCPUSPerGiB < 0 {
-			t.Errorf("s3seal %s %d: negative CPU %v", r.Operation, r.Size, *r.HopCPUSPerGiB)
+		if r.HopCPUSPerGiB != nil && *r.HopCPUSPerGiB < 0 {
+			t.Errorf("%s %s %d: negative CPU %v", r.Path, r.Operation, r.Size, *r.HopCPUSPerGiB)
 		}
 		switch {
 		case r.Path != "s3seal":
-			if r.KMSCalls != nil || r.KMSCallsPerObject != nil {
-				t.Errorf("%s %s %d: KMS calls on a path without s3seal", r.Path, r.Operation, r.Size)
+			if r.KMSCalls != nil || r.KMSCallsPerObject != nil || r.StoreRequests != nil {
+				t.Errorf("%s %s %d: KMS calls or store requests on a path without s3seal", r.Path, r.Operation, r.Size)
 			}
+		case r.StoreRequests == nil || *r.StoreRequests != 3 || *r.StoreRequestsPerObject != 1:
+			// The embedded store ends multipart ETags in -N, so a GET needs
+			// no part-count probe.
+			t.Errorf("s3seal %s %d: store requests %v, want 3, one per request", r.Operation, r.Size, r.StoreRequests)
 		case r.KMSCalls == nil || r.KMSCallsPerObject == nil:
 			t.Errorf("s3seal %s %d: no KMS calls", r.Operation, r.Size)
 		case r.Operation == "put" && (*r.KMSCalls != 3 || *r.KMSCallsPerObject != 1):
@@ -462,4 +480,11 @@ func TestBenchMetricsURL(t *testing.T) {
 			t.Errorf("metricsURL(%q) = %q, want %q", addr, got, want)
 		}
 	}
+}
+
+// processExists reports whether a process pid is there (signal 0 checks
+// without sending anything).
+func processExists(pid int) bool {
+	p, err := os.FindProcess(pid)
+	return err == nil && p.Signal(syscall.Signal(0)) == nil
 }

@@ -15,14 +15,17 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/s3seal/s3seal/internal/bench"
 	"github.com/s3seal/s3seal/internal/config"
 	"github.com/s3seal/s3seal/internal/embeddedstore"
 )
 
 func main() {
 	// Not for people: the embedded store's own process, which serve starts
-	// and stops (internal/embeddedstore).
+	// and stops (internal/embeddedstore), and the pass-through hop's, which
+	// bench --target starts and stops (internal/bench).
 	embeddedstore.RunIfChild()
+	bench.RunPassThroughIfChild()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
 	stop()

@@ -7,14 +7,17 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/s3seal/s3seal/internal/bench"
 	"github.com/s3seal/s3seal/internal/config"
 	"github.com/s3seal/s3seal/internal/embeddedstore"
 )
 
-// TestMain lets this test binary be the embedded store's child process, as
-// the s3seal binary is: servers started by these tests spawn it.
+// TestMain lets this test binary be the embedded store's child process and
+// the pass-through hop's, as the s3seal binary is: servers and benchmarks
+// started by these tests spawn them.
 func TestMain(m *testing.M) {
 	embeddedstore.RunIfChild()
+	bench.RunPassThroughIfChild()
 	os.Exit(m.Run())
 }
 

@@ -14,13 +14,13 @@ func cpuPerGiB(cpu time.Duration, bytes int64) (float64, bool) {
 	return cpu.Seconds() / (float64(bytes) / gib), true
 }
 
-// cpuMeter measures this process's CPU time (user and system, every
-// thread) over an interval: start it, then call the function it returns.
-// ok is false where the platform cannot say.
-func cpuMeter() func() (cpu time.Duration, ok bool) {
-	start, ok0 := processCPU()
+// cpuMeter measures a process's CPU time over an interval, as read reads
+// it (processCPU for this one): start it, then call the function it
+// returns. ok is false where the platform cannot say.
+func cpuMeter(read func() (time.Duration, bool)) func() (cpu time.Duration, ok bool) {
+	start, ok0 := read()
 	return func() (time.Duration, bool) {
-		end, ok1 := processCPU()
+		end, ok1 := read()
 		return end - start, ok0 && ok1
 	}
 }

@@ -1,8 +1,8 @@
 package bench
 
 // The pass-through baseline of the end-to-end benchmark: a plain reverse
-// proxy in this process, in front of the same store, that forwards every
-// request unchanged. It is what any hop costs (a second pass of each byte
+// proxy in front of the same store, in a process of its own
+// (hopprocess.go), that forwards every request unchanged. It is what any hop costs (a second pass of each byte
 // through the kernel and a Go HTTP server and client) without what s3seal
 // adds (SigV4 verification and re-signing, encryption, KMS), so s3seal can
 // be compared with the hop rather than only with the store.

@@ -40,19 +40,26 @@ type TargetResult struct {
 	P99Ms     float64 `json:"p99_ms"`
 
 	// BenchCPUSPerGiB is the CPU time (user and system) the benchmark's
-	// own process spent per GiB during the cell: its clients, and on the
-	// pass-through path the hop too (and s3seal, when it runs in the same
-	// process, as in tests).
+	// own process spent per GiB during the cell: its clients (and s3seal,
+	// when it runs in the same process, as in tests).
 	BenchCPUSPerGiB *float64 `json:"bench_cpu_s_per_gib,omitempty"`
-	// HopCPUSPerGiB is the hop's CPU per GiB: on the s3seal path the
-	// s3seal process's (its process_cpu_seconds_total), on the pass-through
-	// path BenchCPUSPerGiB less the direct path's at the same operation and
-	// size (the clients' share). None on the direct path, which has no hop.
-	HopCPUSPerGiB *float64 `json:"hop_cpu_s_per_gib,omitempty"`
+	// HopCPUSPerGiB and HopCPUMsPerRequest are the CPU time the hop's
+	// process spent during the cell, per GiB and per request: on the s3seal
+	// path the s3seal process's (its process_cpu_seconds_total), on the
+	// pass-through path the hop process's (/proc/<pid>/stat; Linux only).
+	// None on the direct path, which has no hop.
+	HopCPUSPerGiB      *float64 `json:"hop_cpu_s_per_gib,omitempty"`
+	HopCPUMsPerRequest *float64 `json:"hop_cpu_ms_per_request,omitempty"`
 	// KMSCalls and KMSCallsPerObject are the key-service calls s3seal made
 	// during the cell (its s3seal_kms_requests_total); s3seal path only.
 	KMSCalls          *int64   `json:"kms_calls,omitempty"`
 	KMSCallsPerObject *float64 `json:"kms_calls_per_object,omitempty"`
+	// StoreRequests and StoreRequestsPerObject are the requests s3seal sent
+	// the store during the cell (the count of its
+	// s3seal_upstream_request_duration_seconds): more than one per object
+	// is latency the pass-through does not have. s3seal path only.
+	StoreRequests          *int64   `json:"store_requests,omitempty"`
+	StoreRequestsPerObject *float64 `json:"store_requests_per_object,omitempty"`
 }
 
 // bytes is the object bytes the cell moved.

@@ -44,6 +44,11 @@ func TestFormatNumber(t *testing.T) {
 			t.Errorf("formatNumber(%v) = %q, want %q", in, got, want)
 		}
 	}
+	for in, want := range map[int64]string{0: "0", 7: "7", 99: "99", 100: "100", 10000: "10,000", -3: "-3"} {
+		if got := formatCount(in); got != want {
+			t.Errorf("formatCount(%v) = %q, want %q", in, got, want)
+		}
+	}
 	for in, want := range map[float64]string{1.27: "1.27×", 20.04: "20.0×", 265.4: "265×"} {
 		if got := formatRatio(in); got != want {
 			t.Errorf("formatRatio(%v) = %q, want %q", in, got, want)

@@ -26,6 +26,9 @@ const (
 	famCPU      = "process_cpu_seconds_total"
 	famKMS      = "s3seal_kms_requests_total" // every key-service call, cache hits excluded
 	famRequests = "s3seal_requests_total"     // answered S3 requests, by operation
+	// famUpstream times every request s3seal sends the store: its count
+	// is how many it sent.
+	famUpstream = "s3seal_upstream_request_duration_seconds"
 	// famInflight is always exported by s3seal, even before its first
 	// request: it tells s3seal's metrics from another program's.
 	famInflight = "s3seal_inflight_requests"
@@ -40,6 +43,7 @@ type s3sealCounters struct {
 	cpuSeconds float64
 	hasCPU     bool // the process collector is there (it is not on every platform)
 	kmsCalls   float64
+	upstream   float64            // requests sent to the store
 	requests   map[string]float64 // by operation, every status
 }
 
@@ -61,6 +65,11 @@ func parseS3sealCounters(r io.Reader) (s3sealCounters, error) {
 	// not exported at all: it reads as zero.
 	if f := fams[famKMS]; f != nil {
 		c.kmsCalls = counterSum(f)
+	}
+	if f := fams[famUpstream]; f != nil {
+		for _, m := range f.GetMetric() {
+			c.upstream += float64(m.GetHistogram().GetSampleCount())
+		}
 	}
 	if f := fams[famRequests]; f != nil {
 		for _, m := range f.GetMetric() {
@@ -117,6 +126,7 @@ type s3sealCost struct {
 	cpuSeconds float64
 	hasCPU     bool
 	kmsCalls   float64
+	upstream   float64
 }
 
 func costBetween(before, after s3sealCounters, op string, n int) (s3sealCost, error) {
@@ -127,5 +137,6 @@ func costBetween(before, after s3sealCounters, op string, n int) (s3sealCost, er
 		cpuSeconds: after.cpuSeconds - before.cpuSeconds,
 		hasCPU:     before.hasCPU && after.hasCPU,
 		kmsCalls:   after.kmsCalls - before.kmsCalls,
+		upstream:   after.upstream - before.upstream,
 	}, nil
 }

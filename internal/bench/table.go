@@ -63,42 +63,56 @@ func writeKMSTable(w io.Writer, results []Result) {
 // hops' rows, and says under it what the cost columns are (and why they are
 // empty, if notMeasured says).
 func writeTargetTable(w io.Writer, results []TargetResult, notMeasured string) {
-	tw := newTable(w, "size\top\tpath\trequests\tMB/s\tp50 ms\tp99 ms\tCPU s/GiB\tKMS calls/object\tMB/s ÷ direct\tMB/s ÷ pass-through\tCPU ÷ pass-through\t")
+	tw := newTable(w, "size\top\tpath\trequests\tMB/s\tp50 ms\tp99 ms\tCPU s/GiB\tCPU ms/request\tKMS calls\tKMS calls/object\t"+
+		"store requests/object\tMB/s ÷ direct\tMB/s ÷ pass-through\tp50 ÷ pass-through\tCPU ÷ pass-through\t")
 	for _, size := range sizesOf(results, func(r TargetResult) int64 { return r.Size }) {
 		for _, op := range operations {
-			d, hasD := findTarget(results, pathDirect, op, size)
-			p, hasP := findTarget(results, pathPassThrough, op, size)
 			for _, path := range paths {
-				r, ok := findTarget(results, path, op, size)
-				if !ok {
-					continue
+				if r, ok := findTarget(results, path, op, size); ok {
+					writeTargetRow(tw, results, r)
 				}
-				var vsDirect, vsPass, cpuVsPass string
-				if path != pathDirect && hasD && d.MBPerS > 0 {
-					vsDirect = formatRatio(r.MBPerS / d.MBPerS)
-				}
-				if path == pathS3seal && hasP {
-					if p.MBPerS > 0 {
-						vsPass = formatRatio(r.MBPerS / p.MBPerS)
-					}
-					if r.HopCPUSPerGiB != nil && p.HopCPUSPerGiB != nil && *p.HopCPUSPerGiB > 0 {
-						cpuVsPass = formatRatio(*r.HopCPUSPerGiB / *p.HopCPUSPerGiB)
-					}
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", FormatSize(size), op, path, r.Requests,
-					formatNumber(r.MBPerS), formatNumber(r.P50Ms), formatNumber(r.P99Ms),
-					formatOptional(r.HopCPUSPerGiB), formatOptional(r.KMSCallsPerObject), vsDirect, vsPass, cpuVsPass)
 			}
 		}
 	}
 	tw.Flush()
-	fmt.Fprint(w, "\nCPU s/GiB: the hop's CPU seconds (user + system) per GiB of object bytes moved. s3seal: its\n"+
-		"process's, from its process_cpu_seconds_total (10 ms ticks). pass-through: this process's less the\n"+
-		"direct path's (the clients' share), an estimate: where the clients cost more than the hop (small\n"+
-		"objects) it is within noise and can come out negative. KMS calls/object: s3seal's own counter.\n")
+	fmt.Fprint(w, "\nCPU s/GiB, CPU ms/request: the hop's process's CPU seconds (user + system) per GiB of object bytes\n"+
+		"moved and per request, in the kernel's 10 ms ticks: s3seal's from its process_cpu_seconds_total, the\n"+
+		"pass-through's (a process of its own) from /proc/<pid>/stat. KMS calls, store requests: s3seal's\n"+
+		"key-service calls and requests to the store during the cell, from its own counters (the pass-through\n"+
+		"sends one per request). p50 ÷ pass-through: s3seal's median latency over the hop's.\n")
 	if notMeasured != "" {
 		fmt.Fprintf(w, "Not measured: %s.\n", notMeasured)
 	}
+}
+
+// writeTargetRow prints r's row; the ratios compare it with the direct and
+// pass-through rows of its operation and size.
+func writeTargetRow(tw io.Writer, results []TargetResult, r TargetResult) {
+	d, hasD := findTarget(results, pathDirect, r.Operation, r.Size)
+	p, hasP := findTarget(results, pathPassThrough, r.Operation, r.Size)
+	var vsDirect, vsPass, p50VsPass, cpuVsPass string
+	if r.Path != pathDirect && hasD && d.MBPerS > 0 {
+		vsDirect = formatRatio(r.MBPerS / d.MBPerS)
+	}
+	if r.Path == pathS3seal && hasP {
+		if p.MBPerS > 0 {
+			vsPass = formatRatio(r.MBPerS / p.MBPerS)
+		}
+		if p.P50Ms > 0 {
+			p50VsPass = formatRatio(r.P50Ms / p.P50Ms)
+		}
+		if r.HopCPUSPerGiB != nil && p.HopCPUSPerGiB != nil && *p.HopCPUSPerGiB > 0 {
+			cpuVsPass = formatRatio(*r.HopCPUSPerGiB / *p.HopCPUSPerGiB)
+		}
+	}
+	var kmsCalls string
+	if r.KMSCalls != nil {
+		kmsCalls = formatCount(*r.KMSCalls)
+	}
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", FormatSize(r.Size), r.Operation, r.Path, r.Requests,
+		formatNumber(r.MBPerS), formatNumber(r.P50Ms), formatNumber(r.P99Ms),
+		formatOptional(r.HopCPUSPerGiB), formatOptional(r.HopCPUMsPerRequest), kmsCalls, formatOptional(r.KMSCallsPerObject),
+		formatOptional(r.StoreRequestsPerObject), vsDirect, vsPass, p50VsPass, cpuVsPass)
 }
 
 // formatOptional prints a measured figure, and nothing for none.
@@ -107,6 +121,14 @@ func formatOptional(v *float64) string {
 		return ""
 	}
 	return formatNumber(*v)
+}
+
+// formatCount prints a whole number, with thousands separators.
+func formatCount(n int64) string {
+	if n > -100 && n < 100 {
+		return strconv.FormatInt(n, 10)
+	}
+	return formatNumber(float64(n))
 }
 
 // formatRatio prints a throughput ratio: two decimals, whole above 10.

@@ -13,7 +13,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -29,7 +28,7 @@ import (
 // Paths of the end-to-end benchmark, and its operations.
 const (
 	pathDirect      = "direct"       // straight to the store
-	pathPassThrough = "pass-through" // through a plain reverse proxy in this process (passthrough.go)
+	pathPassThrough = "pass-through" // through a plain reverse proxy in a process of its own (passthrough.go, hopprocess.go)
 	pathS3seal      = "s3seal"       // through the running s3seal
 )
 
@@ -63,11 +62,12 @@ type targetRun struct {
 	id      string                // random, in every key, so that runs do not meet
 	plain   []byte                // random, as long as the largest size; read-only
 	prog    *progress
-	hop     *passThrough
+	hop     *hopProcess
 
-	metricsURL  string       // s3seal's /metrics; "" once it cannot be used
-	scraper     *http.Client // for metricsURL
-	notMeasured string       // what of s3seal's costs is missing and why, if anything is
+	metricsURL  string          // s3seal's /metrics; "" once it cannot be used
+	scraper     *http.Client    // for metricsURL
+	notMeasured string          // what of s3seal's costs is missing and why, if anything is
+	runStart    *s3sealCounters // s3seal's counters before the warm-up, when read
 
 	mu      sync.Mutex
 	keys    map[string][]string // by path: what the PUTs at the current size wrote
@@ -85,17 +85,19 @@ func RunTarget(ctx context.Context, o Options, t Target) error {
 		return err
 	}
 	defer r.close(ctx)
-	fmt.Fprintf(o.Stdout, "s3seal bench: PUT and GET straight to %s, through a pass-through hop on %s and through s3seal at %s, bucket %s\n",
-		t.Store.URL, r.hop.addr, t.Proxy.URL, t.Bucket)
+	fmt.Fprintf(o.Stdout, "s3seal bench: PUT and GET straight to %s, through a pass-through hop on %s (process %d) and through s3seal at %s, bucket %s\n",
+		t.Store.URL, r.hop.addr, r.hop.pid(), t.Proxy.URL, t.Bucket)
 	results, err := r.run(ctx)
 	if err != nil {
 		return err
 	}
-	passThroughCPU(results)
 	for _, tr := range results {
 		o.Gauges.SetTargetCost(tr.Path, tr.Operation, FormatSize(tr.Size), tr.HopCPUSPerGiB, tr.KMSCallsPerObject)
 	}
 	writeTargetTable(o.Stdout, results, r.notMeasured)
+	if summary := r.runKMS(ctx); summary != "" {
+		fmt.Fprintln(o.Stdout, summary)
+	}
 	return save(o, "bench-target", results, targetChart)
 }
 
@@ -114,11 +116,7 @@ func newTargetRun(ctx context.Context, o Options, t Target) (*targetRun, error) 
 	if err := ensureBucket(ctx, direct, t.Bucket); err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", t.Bucket, err)
 	}
-	store, err := url.Parse(t.Store.URL)
-	if err != nil {
-		return nil, err
-	}
-	if r.hop, err = startPassThrough(store, o.Progress); err != nil {
+	if r.hop, err = startHopProcess(t.Store.URL, o.Progress); err != nil {
 		return nil, err
 	}
 	r.clients[pathDirect] = direct
@@ -199,6 +197,13 @@ func randomHex(n int) string {
 // takes is its own: by size, then PUT before GET (the GETs read what the
 // PUTs wrote), then path.
 func (r *targetRun) run(ctx context.Context) ([]TargetResult, error) {
+	if r.metricsURL != "" {
+		if c, err := scrapeS3seal(ctx, r.scraper, r.metricsURL); err == nil {
+			r.runStart = &c
+		} else {
+			r.stopWatching(err)
+		}
+	}
 	if err := r.warmUp(ctx); err != nil {
 		return nil, err
 	}
@@ -261,9 +266,10 @@ func (r *targetRun) cell(ctx context.Context, path, op string, size int64) (Targ
 			watch = false
 		}
 	}
-	cpu := cpuMeter()
+	cpu, hopCPU := cpuMeter(processCPU), cpuMeter(r.hop.cpu)
 	lat, elapsed, err := runCell(ctx, r.o, r.prog, request)
 	benchCPU, cpuOK := cpu()
+	passCPU, passOK := hopCPU()
 	if err != nil {
 		r.prog.finish("")
 		return TargetResult{}, fmt.Errorf("%s %s %s: %w", path, op, FormatSize(size), explainS3Error(err))
@@ -272,6 +278,9 @@ func (r *targetRun) cell(ctx context.Context, path, op string, size int64) (Targ
 	tr := TargetResult{Path: path, Operation: op, Size: size, Requests: s.objects, MBPerS: s.mbPerS, P50Ms: s.p50Ms, P99Ms: s.p99Ms}
 	if v, ok := cpuPerGiB(benchCPU, tr.bytes()); ok && cpuOK {
 		tr.BenchCPUSPerGiB = ptr(round3(v))
+	}
+	if path == pathPassThrough && passOK {
+		setHopCPU(&tr, passCPU)
 	}
 	if watch {
 		r.s3sealCost(ctx, &tr, before)
@@ -303,11 +312,48 @@ func (r *targetRun) s3sealCost(ctx context.Context, tr *TargetResult, before s3s
 	}
 	tr.KMSCalls = ptr(int64(math.Round(cost.kmsCalls)))
 	tr.KMSCallsPerObject = ptr(round3(cost.kmsCalls / float64(tr.Requests)))
-	if v, ok := cpuPerGiB(time.Duration(cost.cpuSeconds*float64(time.Second)), tr.bytes()); ok && cost.hasCPU {
-		tr.HopCPUSPerGiB = ptr(round3(v))
-	} else if !cost.hasCPU {
+	tr.StoreRequests = ptr(int64(math.Round(cost.upstream)))
+	tr.StoreRequestsPerObject = ptr(round3(cost.upstream / float64(tr.Requests)))
+	if cost.hasCPU {
+		setHopCPU(tr, time.Duration(cost.cpuSeconds*float64(time.Second)))
+	} else {
 		r.notMeasured = "s3seal's CPU (its metrics have no " + famCPU + ")"
 	}
+}
+
+// setHopCPU sets tr's hop CPU figures from the CPU time the hop's process
+// spent in the cell.
+func setHopCPU(tr *TargetResult, cpu time.Duration) {
+	if v, ok := cpuPerGiB(cpu, tr.bytes()); ok {
+		tr.HopCPUSPerGiB = ptr(round3(v))
+	}
+	if tr.Requests > 0 {
+		tr.HopCPUMsPerRequest = ptr(round3(cpu.Seconds() * 1000 / float64(tr.Requests)))
+	}
+}
+
+// runKMS says how many KMS calls s3seal made over the whole run, warm-up
+// included (a bucket key made for the warm-up's PUTs serves the cells'
+// too), for how many PUTs and GETs through it; "" when its metrics could
+// not be read throughout.
+func (r *targetRun) runKMS(ctx context.Context) string {
+	if r.runStart == nil || r.metricsURL == "" {
+		return ""
+	}
+	end, err := scrapeS3seal(ctx, r.scraper, r.metricsURL)
+	if err != nil {
+		return ""
+	}
+	return runKMSSummary(*r.runStart, end)
+}
+
+// runKMSSummary is runKMS's sentence from the readings before and after
+// the run.
+func runKMSSummary(before, after s3sealCounters) string {
+	count := func(v float64) string { return formatCount(int64(math.Round(v))) }
+	d := func(op string) string { return count(after.requests[op] - before.requests[op]) }
+	return fmt.Sprintf("s3seal's KMS calls over the whole run, warm-up included: %s, for %s PUTs and %s GETs through it.",
+		count(after.kmsCalls-before.kmsCalls), d(s3sealOperations["put"]), d(s3sealOperations["get"]))
 }
 
 // stopWatching gives up reading s3seal's metrics for the rest of the run:
@@ -315,22 +361,6 @@ func (r *targetRun) s3sealCost(ctx context.Context, tr *TargetResult, before s3s
 func (r *targetRun) stopWatching(err error) {
 	r.notMeasured = fmt.Sprintf("s3seal's CPU and KMS calls (its metrics at %s: %v)", r.metricsURL, err)
 	r.metricsURL = ""
-}
-
-// passThroughCPU sets each pass-through result's hop CPU: the benchmark
-// process's CPU per GiB in that cell less the direct path's in the cell of
-// the same operation and size, which is what the clients alone cost (the
-// same requests, signed the same way). The hop runs in this process, with
-// the clients, so this is the only way to tell its share.
-func passThroughCPU(results []TargetResult) {
-	for i, p := range results {
-		if p.Path != pathPassThrough || p.BenchCPUSPerGiB == nil {
-			continue
-		}
-		if d, ok := findTarget(results, pathDirect, p.Operation, p.Size); ok && d.BenchCPUSPerGiB != nil {
-			results[i].HopCPUSPerGiB = ptr(round3(*p.BenchCPUSPerGiB - *d.BenchCPUSPerGiB))
-		}
-	}
 }
 
 func ptr[T any](v T) *T { return &v }

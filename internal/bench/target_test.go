@@ -41,7 +41,7 @@ func TestCPUMeter(t *testing.T) {
 	if _, ok := processCPU(); !ok {
 		t.Skip("no process CPU time on this platform")
 	}
-	stop := cpuMeter()
+	stop := cpuMeter(processCPU)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -56,7 +56,7 @@ func TestCPUMeter(t *testing.T) {
 	if !ok || cpu <= 0 {
 		t.Errorf("50 ms of busy work measured as %v (ok %v)", cpu, ok)
 	}
-	stop = cpuMeter()
+	stop = cpuMeter(processCPU)
 	time.Sleep(20 * time.Millisecond)
 	if cpu, _ := stop(); cpu >= 20*time.Millisecond {
 		t.Errorf("20 ms of sleep measured as %v of CPU", cpu)
@@ -65,27 +65,30 @@ func TestCPUMeter(t *testing.T) {
 
 func f(v float64) *float64 { return &v }
 
-// The pass-through's share is its cell's CPU less the direct cell's at the
-// same operation and size; without both, none.
-func TestPassThroughCPU(t *testing.T) {
-	results := []TargetResult{
-		{Path: pathDirect, Operation: "put", Size: 1024, BenchCPUSPerGiB: f(2.5)},
-		{Path: pathPassThrough, Operation: "put", Size: 1024, BenchCPUSPerGiB: f(4)},
-		{Path: pathS3seal, Operation: "put", Size: 1024, BenchCPUSPerGiB: f(3), HopCPUSPerGiB: f(9)},
-		{Path: pathDirect, Operation: "get", Size: 1024, BenchCPUSPerGiB: f(1)},
-		{Path: pathPassThrough, Operation: "get", Size: 1024, BenchCPUSPerGiB: f(0.75)},
-		{Path: pathPassThrough, Operation: "put", Size: 2048, BenchCPUSPerGiB: f(5)}, // no direct cell
-		{Path: pathDirect, Operation: "get", Size: 2048},
-		{Path: pathPassThrough, Operation: "get", Size: 2048, BenchCPUSPerGiB: f(5)}, // direct unmeasured
-	}
-	passThroughCPU(results)
-	want := []*float64{nil, f(1.5), f(9), nil, f(-0.25), nil, nil, nil}
-	for i, r := range results {
-		if (r.HopCPUSPerGiB == nil) != (want[i] == nil) || (r.HopCPUSPerGiB != nil && *r.HopCPUSPerGiB != *want[i]) {
-			t.Errorf("%s %s %d: hop CPU %v, want %v", r.Path, r.Operation, r.Size, deref(r.HopCPUSPerGiB), deref(want[i]))
+// A hop's CPU time becomes seconds per GiB and milliseconds per request
+// of the cell; a cell of no requests has neither.
+func TestSetHopCPU(t *testing.T) {
+	for _, tc := range []struct {
+		size           int64
+		requests       int
+		cpu            time.Duration
+		perGiB, perReq *float64
+	}{
+		{4096, 10000, 3 * time.Second, f(78.643), f(0.3)},
+		{64 << 20, 16, 2 * time.Second, f(2), f(125)},
+		{4096, 1000, 0, f(0), f(0)}, // fewer than a tick: measured, as zero
+		{4096, 0, time.Second, nil, nil},
+	} {
+		tr := TargetResult{Size: tc.size, Requests: tc.requests}
+		setHopCPU(&tr, tc.cpu)
+		if !sameFloat(tr.HopCPUSPerGiB, tc.perGiB) || !sameFloat(tr.HopCPUMsPerRequest, tc.perReq) {
+			t.Errorf("%d × %d bytes in %v: %v s/GiB, %v ms/request; want %v, %v", tc.requests, tc.size, tc.cpu,
+				deref(tr.HopCPUSPerGiB), deref(tr.HopCPUMsPerRequest), deref(tc.perGiB), deref(tc.perReq))
 		}
 	}
 }
+
+func sameFloat(a, b *float64) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
 
 func deref(p *float64) any {
 	if p == nil {
@@ -106,6 +109,13 @@ s3seal_kms_requests_total{operation="Decrypt",result="unavailable"} 1
 s3seal_requests_total{operation="PutObject",status="200"} 10
 s3seal_requests_total{operation="PutObject",status="aborted"} 1
 s3seal_requests_total{operation="GetObject",status="200"} 5
+# TYPE s3seal_upstream_request_duration_seconds histogram
+s3seal_upstream_request_duration_seconds_bucket{operation="GetObject",le="+Inf"} 15
+s3seal_upstream_request_duration_seconds_sum{operation="GetObject"} 0.5
+s3seal_upstream_request_duration_seconds_count{operation="GetObject"} 15
+s3seal_upstream_request_duration_seconds_bucket{operation="PutObject",le="+Inf"} 11
+s3seal_upstream_request_duration_seconds_sum{operation="PutObject"} 0.7
+s3seal_upstream_request_duration_seconds_count{operation="PutObject"} 11
 `
 
 func TestS3sealCounters(t *testing.T) {
@@ -113,14 +123,14 @@ func TestS3sealCounters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.hasCPU || c.cpuSeconds != 12.34 || c.kmsCalls != 15 || c.requests["PutObject"] != 11 || c.requests["GetObject"] != 5 {
+	if !c.hasCPU || c.cpuSeconds != 12.34 || c.kmsCalls != 15 || c.upstream != 26 || c.requests["PutObject"] != 11 || c.requests["GetObject"] != 5 {
 		t.Errorf("%+v", c)
 	}
 
 	// A fresh s3seal exports no request or KMS series yet; without the
 	// process collector there is no CPU.
 	fresh, err := parseS3sealCounters(strings.NewReader("# TYPE s3seal_inflight_requests gauge\ns3seal_inflight_requests 0\n"))
-	if err != nil || fresh.hasCPU || fresh.kmsCalls != 0 || len(fresh.requests) != 0 {
+	if err != nil || fresh.hasCPU || fresh.kmsCalls != 0 || fresh.upstream != 0 || len(fresh.requests) != 0 {
 		t.Errorf("fresh: %+v, %v", fresh, err)
 	}
 	// Another program's metrics are refused.
@@ -130,9 +140,9 @@ func TestS3sealCounters(t *testing.T) {
 
 	// The cost of a cell: the differences, once the requests sent are all
 	// counted.
-	after := s3sealCounters{cpuSeconds: 13.5, hasCPU: true, kmsCalls: 18, requests: map[string]float64{"PutObject": 14, "GetObject": 5}}
+	after := s3sealCounters{cpuSeconds: 13.5, hasCPU: true, kmsCalls: 18, upstream: 29, requests: map[string]float64{"PutObject": 14, "GetObject": 5}}
 	cost, err := costBetween(c, after, "PutObject", 3)
-	if err != nil || math.Abs(cost.cpuSeconds-1.16) > 1e-9 || !cost.hasCPU || cost.kmsCalls != 3 {
+	if err != nil || math.Abs(cost.cpuSeconds-1.16) > 1e-9 || !cost.hasCPU || cost.kmsCalls != 3 || cost.upstream != 3 {
 		t.Errorf("cost %+v, %v", cost, err)
 	}
 	if _, err := costBetween(c, after, "PutObject", 4); !errors.Is(err, errNotTarget) {
@@ -140,6 +150,12 @@ func TestS3sealCounters(t *testing.T) {
 	}
 	if cost, _ := costBetween(fresh, after, "PutObject", 3); cost.hasCPU {
 		t.Error("CPU from a reading without it")
+	}
+
+	// The whole run's sentence.
+	if got, want := runKMSSummary(c, s3sealCounters{kmsCalls: 16, requests: map[string]float64{"PutObject": 10015, "GetObject": 10009}}),
+		"s3seal's KMS calls over the whole run, warm-up included: 1, for 10,004 PUTs and 10,004 GETs through it."; got != want {
+		t.Errorf("run summary %q, want %q", got, want)
 	}
 
 	// And over HTTP.
@@ -213,26 +229,30 @@ func TestWriteTargetTable(t *testing.T) {
 	i3 := func(v int64) *int64 { return &v }
 	results := []TargetResult{
 		{Path: pathDirect, Operation: "put", Size: 1 << 20, Requests: 40, MBPerS: 200, P50Ms: 20, P99Ms: 30, BenchCPUSPerGiB: f(2)},
-		{Path: pathPassThrough, Operation: "put", Size: 1 << 20, Requests: 38, MBPerS: 160, P50Ms: 25, P99Ms: 40, HopCPUSPerGiB: f(1.25)},
+		{Path: pathPassThrough, Operation: "put", Size: 1 << 20, Requests: 38, MBPerS: 160, P50Ms: 25, P99Ms: 40,
+			HopCPUSPerGiB: f(1.25), HopCPUMsPerRequest: f(1.22)},
 		{Path: pathS3seal, Operation: "put", Size: 1 << 20, Requests: 30, MBPerS: 120, P50Ms: 33.3, P99Ms: 50,
-			HopCPUSPerGiB: f(2.5), KMSCalls: i3(30), KMSCallsPerObject: f(1)},
+			HopCPUSPerGiB: f(2.5), HopCPUMsPerRequest: f(2.44), KMSCalls: i3(30), KMSCallsPerObject: f(1), StoreRequestsPerObject: f(1)},
 		{Path: pathDirect, Operation: "get", Size: 1 << 20, Requests: 50, MBPerS: 400, P50Ms: 10, P99Ms: 12},
-		{Path: pathPassThrough, Operation: "get", Size: 1 << 20, Requests: 50, MBPerS: 300, P50Ms: 12, P99Ms: 14, HopCPUSPerGiB: f(-0.1)},
-		{Path: pathS3seal, Operation: "get", Size: 1 << 20, Requests: 50, MBPerS: 270, P50Ms: 13, P99Ms: 15, HopCPUSPerGiB: f(1), KMSCalls: i3(0), KMSCallsPerObject: f(0)},
+		{Path: pathPassThrough, Operation: "get", Size: 1 << 20, Requests: 50, MBPerS: 300, P50Ms: 12, P99Ms: 14,
+			HopCPUSPerGiB: f(0), HopCPUMsPerRequest: f(0)},
+		{Path: pathS3seal, Operation: "get", Size: 1 << 20, Requests: 12000, MBPerS: 270, P50Ms: 13, P99Ms: 15,
+			HopCPUSPerGiB: f(1), HopCPUMsPerRequest: f(0.977), KMSCalls: i3(0), KMSCallsPerObject: f(0), StoreRequestsPerObject: f(3)},
 	}
 	var b strings.Builder
 	writeTargetTable(&b, results, "")
 	out := b.String()
 	for _, re := range []string{
-		`(?m)^\s+size\s+op\s+path\s+requests\s+MB/s\s+p50 ms\s+p99 ms\s+CPU s/GiB\s+KMS calls/object\s+MB/s ÷ direct\s+MB/s ÷ pass-through\s+CPU ÷ pass-through\s*$`,
+		`(?m)^\s+size\s+op\s+path\s+requests\s+MB/s\s+p50 ms\s+p99 ms\s+CPU s/GiB\s+CPU ms/request\s+KMS calls\s+KMS calls/object\s+store requests/object\s+` +
+			`MB/s ÷ direct\s+MB/s ÷ pass-through\s+p50 ÷ pass-through\s+CPU ÷ pass-through\s*$`,
 		`(?m)^\s+1MiB\s+put\s+direct\s+40\s+200\s+20\.0\s+30\.0\s*$`,
-		`(?m)^\s+1MiB\s+put\s+pass-through\s+38\s+160\s+25\.0\s+40\.0\s+1\.25\s+0\.80×\s*$`,
-		`(?m)^\s+1MiB\s+put\s+s3seal\s+30\s+120\s+33\.3\s+50\.0\s+2\.50\s+1\.00\s+0\.60×\s+0\.75×\s+2\.00×\s*$`,
-		// A negative pass-through share (noise in a short run) is shown as
-		// it is, and no CPU ratio is made from it; zero KMS calls are shown.
-		`(?m)^\s+1MiB\s+get\s+pass-through\s+50\s+300\s+12\.0\s+14\.0\s+-0\.100\s+0\.75×\s*$`,
-		`(?m)^\s+1MiB\s+get\s+s3seal\s+50\s+270\s+13\.0\s+15\.0\s+1\.00\s+0\s+0\.68×\s+0\.90×\s*$`,
-		`CPU s/GiB: the hop's CPU seconds`,
+		`(?m)^\s+1MiB\s+put\s+pass-through\s+38\s+160\s+25\.0\s+40\.0\s+1\.25\s+1\.22\s+0\.80×\s*$`,
+		`(?m)^\s+1MiB\s+put\s+s3seal\s+30\s+120\s+33\.3\s+50\.0\s+2\.50\s+2\.44\s+30\s+1\.00\s+1\.00\s+0\.60×\s+0\.75×\s+1\.33×\s+2\.00×\s*$`,
+		// A pass-through CPU of zero (less than a tick in a short cell) is
+		// shown, and no CPU ratio is made from it; zero KMS calls are shown.
+		`(?m)^\s+1MiB\s+get\s+pass-through\s+50\s+300\s+12\.0\s+14\.0\s+0\s+0\s+0\.75×\s*$`,
+		`(?m)^\s+1MiB\s+get\s+s3seal\s+12000\s+270\s+13\.0\s+15\.0\s+1\.00\s+0\.977\s+0\s+0\s+3\.00\s+0\.68×\s+0\.90×\s+1\.08×\s*$`,
+		`CPU s/GiB, CPU ms/request: the hop's process's CPU seconds`,
 	} {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("table does not match %s:\n%s", re, out)
