@@ -290,8 +290,10 @@ func start(dataDir string) (endpoint string, stop func() error, err error) {
 	go func() { done <- hs.Serve(ln) }()
 	stop = func() error {
 		// Shutdown lets in-flight requests finish before the database
-		// closes under them; it drops idle keep-alive connections at once.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// closes under them; it drops idle keep-alive connections at once,
+		// but waits 5 s for a connection a client opened and has not used
+		// yet (net/http's StateNew rule): the bound must be longer.
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		err := hs.Shutdown(ctx)
 		if err != nil {
