@@ -77,9 +77,10 @@ type Config struct {
 	// Observer is told about requests, upstream calls and cipher work, for
 	// metrics; nil means nobody.
 	Observer Observer
-	// MaxInflight, when more than 0, is how many requests are served at
-	// once; one more is answered 503 SlowDown at once, not queued, so that
-	// memory and connections to the store stay bounded under overload.
+	// MaxInflight, when more than 0, is how many authenticated requests
+	// are served at once; one more is answered 503 SlowDown at once, not
+	// queued, so that memory and connections to the store stay bounded
+	// under overload.
 	MaxInflight int
 }
 

@@ -70,7 +70,7 @@ type Config struct {
 	Domain              string `env:"S3SEAL_DOMAIN" help:"base domain that enables virtual-hosted-style requests (BUCKET.DOMAIN)"`
 	// Requests still running after it are cut, so a stuck transfer cannot
 	// block a deploy forever.
-	MaxInflight  int           `env:"S3SEAL_MAX_INFLIGHT" envDefault:"1024" help:"how many S3 requests are served at once; one more gets 503 SlowDown at once (with Retry-After) instead of waiting, which bounds memory and connections to the store under overload; 0: no limit"`
+	MaxInflight  int           `env:"S3SEAL_MAX_INFLIGHT" envDefault:"1024" help:"how many authenticated S3 requests are served at once; one more gets 503 SlowDown at once (with Retry-After) instead of waiting, which bounds memory and connections to the store under overload; 0: no limit"`
 	DrainTimeout time.Duration `env:"S3SEAL_DRAIN_TIMEOUT" envDefault:"30s" help:"on SIGTERM or SIGINT, how long in-flight requests may run before they are cut and s3seal exits"`
 	LogLevel     string        `env:"S3SEAL_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error; JSON logs to stderr"`
 }
