@@ -57,6 +57,8 @@ func FuzzStoreLies(f *testing.F) {
 	f.Add([]byte{byte(adversary.OtherObject - 1), 0, 0x20, 0x20}, uint8(0), uint32(0), uint32(0))
 	f.Add([]byte{byte(adversary.ContentRangeShift - 1), 1 | 3<<2, 0, 10}, uint8(2), uint32(2), uint32(1))
 	f.Add([]byte{byte(adversary.IgnoreSubresources - 1), 0, 0, 0}, uint8(5), uint32(2), uint32(90000))
+	// Every request fails, CreateMultipartUpload of a ranged copy too.
+	f.Add([]byte{byte(adversary.Status - 1), 6, 0, 16}, uint8(5), uint32(0), uint32(0))
 	e := newLyingEnv(f)
 	n := 0
 	f.Fuzz(func(t *testing.T, spec []byte, op uint8, a, b uint32) {
