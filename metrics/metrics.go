@@ -51,6 +51,7 @@ type Metrics struct {
 	upstreamDuration *prometheus.HistogramVec
 	inflight         prometheus.Gauge
 	accessDenied     *prometheus.CounterVec
+	upstreamResumes  *prometheus.CounterVec
 	kmsAPIRequests   *prometheus.CounterVec
 	kmsAPIDuration   *prometheus.HistogramVec
 }
@@ -77,6 +78,8 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "S3 requests being answered now."}),
 		accessDenied: counterVec("access_denied_total",
 			"S3 requests refused because the principal lacks a bucket or CMK grant, by operation.", "operation"),
+		upstreamResumes: counterVec("upstream_resumes_total",
+			"Store reads that broke mid-body and were asked for again from where they broke, by operation and result (ok: the store answered; failed: it did not, and the client's answer was cut).", "operation", "result"),
 		kmsAPIRequests: counterVec("kms_api_requests_total",
 			"Requests to s3seal's KMS API (S3SEAL_KMS_API_ADDR), by operation and result (ok, or the AWS error name).", "operation", "result"),
 		kmsAPIDuration: histogramVec("kms_api_request_duration_seconds",
@@ -84,7 +87,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	if err := register(reg, m.requests, m.requestDuration, m.envelopeBytes, m.envelopeSeconds,
 		m.kmsRequests, m.kmsDuration, m.upstreamDuration, m.inflight,
-		m.accessDenied, m.kmsAPIRequests, m.kmsAPIDuration); err != nil {
+		m.accessDenied, m.upstreamResumes, m.kmsAPIRequests, m.kmsAPIDuration); err != nil {
 		return nil, err
 	}
 	// Both directions exist from the start, so rate() over them is defined
@@ -153,6 +156,12 @@ func (m *Metrics) InflightAdd(n int) {
 // a grant.
 func (m *Metrics) ObserveDenied(op string) {
 	m.accessDenied.WithLabelValues(op).Inc()
+}
+
+// ObserveResume records a store read resumed after it broke mid-body; ok
+// says whether the store answered the resumed request.
+func (m *Metrics) ObserveResume(op string, ok bool) {
+	m.upstreamResumes.WithLabelValues(op, map[bool]string{true: "ok", false: "failed"}[ok]).Inc()
 }
 
 // ObserveKMSAPI records one KMS API request: its operation, its result

@@ -73,8 +73,10 @@ func (p *Proxy) getObject(x *exchange) error {
 		}
 		setChecksumHeaders(x.w.Header(), c)
 	}
+	stored := p.resumable(x.r.Context(), o, 0, info.stored, resp.Body)
+	defer stored.Close()
 	clock := clockFor(x.r.Context(), dirDecrypt)
-	dec := envelope.NewDecryptReader(clock.source(resp.Body), dk, info.framing(), info.segments)
+	dec := envelope.NewDecryptReader(clock.source(stored), dk, info.framing(), info.segments)
 	dec.OnSegment(check)
 	return serveDecrypted(x, http.StatusOK, clock.cipher(dec), info.size)
 }

@@ -589,7 +589,8 @@ func TestUpstreamStalls(t *testing.T) {
 }
 
 // TestUpstreamStallsMidBody: a store that stops sending an object's body
-// gets a 503 when nothing went to the client yet, and a cut connection
+// is asked for the rest, a few times (resume.go); when it keeps stalling,
+// the client gets a 503 if nothing went to it yet, and a cut connection
 // after, never a complete-looking body or a "tampered" answer.
 func TestUpstreamStallsMidBody(t *testing.T) {
 	done := make(chan struct{})
@@ -597,18 +598,31 @@ func TestUpstreamStallsMidBody(t *testing.T) {
 	data := randomBytes(300*kib, 9)
 	for _, tc := range []struct {
 		name    string
-		sent    int // stored bytes the store sends before it stalls
-		wantErr bool
-	}{{"before the first chunk", 100, false}, {"after the first chunk", 140 * kib, true}} {
+		query   string
+		rng     string
+		sent    int // stored bytes each answer has before it stalls
+		stalls  int // answers that stall (the others are whole)
+		status  int // what the client gets
+		cut     bool
+		resumes int
+	}{
+		{"every answer, before the first chunk", "", "", 100, 9, http.StatusServiceUnavailable, false, maxResumes},
+		{"every answer, after the first chunk", "", "", 70 * kib, 9, http.StatusOK, true, maxResumes},
+		{"once, after the first chunk", "", "", 70 * kib, 1, http.StatusOK, false, 1},
+		{"once, a part", "?partNumber=1", "", 70 * kib, 1, http.StatusPartialContent, false, 1},
+		{"once, a range", "", "bytes=0-307199", 70 * kib, 1, http.StatusPartialContent, false, 1},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t)
+			obs := &recordingObserver{cipher: map[string]int64{}, cipherD: map[string]time.Duration{}}
+			e := newEnv(t, func(c *Config) { c.Observer = obs })
 			e.put(t, "obj", data, nil)
+			var gets atomic.Int32
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				rec := httptest.NewRecorder()
 				e.liar.ServeHTTP(rec, r)
 				maps.Copy(w.Header(), rec.Header())
 				w.WriteHeader(rec.Code)
-				if r.Method != http.MethodGet {
+				if r.Method != http.MethodGet || tc.sent >= rec.Body.Len() || gets.Add(1) > int32(tc.stalls) {
 					w.Write(rec.Body.Bytes())
 					return
 				}
@@ -626,17 +640,30 @@ func TestUpstreamStallsMidBody(t *testing.T) {
 				t.Fatal(err)
 			}
 			e.proxy.store = st
-			resp, err := e.srv.Client().Do(e.signedRequest(t, http.MethodGet, "/"+testBucket+"/obj", nil, 0, nil))
+			var h http.Header
+			if tc.rng != "" {
+				h = http.Header{"Range": {tc.rng}}
+			}
+			resp, err := e.srv.Client().Do(e.signedRequest(t, http.MethodGet, "/"+testBucket+"/obj"+tc.query, nil, 0, h))
 			if err != nil {
 				t.Fatal(err)
 			}
 			body, readErr := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			switch {
-			case !tc.wantErr && (resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "ServiceUnavailable")):
-				t.Errorf("answered %d %s, want 503", resp.StatusCode, body)
-			case tc.wantErr && (resp.StatusCode != http.StatusOK || readErr == nil || len(body) >= len(data)):
-				t.Errorf("answered %d, %d bytes, %v: want a cut body", resp.StatusCode, len(body), readErr)
+			case resp.StatusCode != tc.status:
+				t.Errorf("answered %d %s, want %d", resp.StatusCode, body, tc.status)
+			case tc.status == http.StatusServiceUnavailable && !strings.Contains(string(body), "ServiceUnavailable"):
+				t.Errorf("answered %s, want ServiceUnavailable", body)
+			case tc.cut && (readErr == nil || len(body) >= len(data)):
+				t.Errorf("%d bytes, %v: want a cut body", len(body), readErr)
+			case tc.status != http.StatusServiceUnavailable && !tc.cut && (readErr != nil || !bytes.Equal(body, data)):
+				t.Errorf("%d bytes, %v: want the object", len(body), readErr)
+			}
+			obs.mu.Lock()
+			defer obs.mu.Unlock()
+			if len(obs.resumes) != tc.resumes {
+				t.Errorf("resumes %q, want %d", obs.resumes, tc.resumes)
 			}
 		})
 	}

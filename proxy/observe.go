@@ -5,6 +5,8 @@ import (
 	"io"
 	"sync/atomic"
 	"time"
+
+	"github.com/s3seal/s3seal/internal/store"
 )
 
 // Observer is told what the proxy does, for metrics; *metrics.Metrics
@@ -26,6 +28,10 @@ type Observer interface {
 	// ObserveDenied: a request of operation op refused because its
 	// principal lacks a grant (Config.Principals).
 	ObserveDenied(op string)
+	// ObserveResume: a read of the store, for a request of operation op,
+	// broke and was asked for again from where it broke; ok says whether
+	// the store answered (store.Client.Resume).
+	ObserveResume(op string, ok bool)
 }
 
 type nopObserver struct{}
@@ -35,6 +41,7 @@ func (nopObserver) ObserveUpstream(string, time.Duration)      {}
 func (nopObserver) ObserveCipher(string, int64, time.Duration) {}
 func (nopObserver) InflightAdd(int)                            {}
 func (nopObserver) ObserveDenied(string)                       {}
+func (nopObserver) ObserveResume(string, bool)                 {}
 
 // Cipher directions, as ObserveCipher names them.
 const (
@@ -42,18 +49,20 @@ const (
 	dirDecrypt = "decrypt"
 )
 
-// obsKey carries a request's operation and cipher clocks in its context,
-// so that upstream.do and the cipher sites deep in the handlers can report
-// without every caller passing them along.
+// obsKey carries a request's operation, cipher clocks and the budget its
+// store reads share for resuming (resume.go) in its context, so that
+// upstream.do, the cipher sites and the reads deep in the handlers can
+// report and share without every caller passing them along.
 type obsKey struct{}
 
 type observation struct {
-	op     string
-	clocks *cipherClocks
+	op      string
+	clocks  *cipherClocks
+	resumes *store.Resumes
 }
 
 func withObservation(ctx context.Context, op string, clocks *cipherClocks) context.Context {
-	return context.WithValue(ctx, obsKey{}, observation{op: op, clocks: clocks})
+	return context.WithValue(ctx, obsKey{}, observation{op: op, clocks: clocks, resumes: store.NewResumes(maxResumes)})
 }
 
 func opFrom(ctx context.Context) string {

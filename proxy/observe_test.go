@@ -23,6 +23,7 @@ type recordingObserver struct {
 	cipherD  map[string]time.Duration
 	inflight int
 	denied   []string
+	resumes  []string // "op ok"
 }
 
 func (o *recordingObserver) ObserveRequest(op string, status int, d time.Duration) {
@@ -54,6 +55,12 @@ func (o *recordingObserver) ObserveDenied(op string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.denied = append(o.denied, op)
+}
+
+func (o *recordingObserver) ObserveResume(op string, ok bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.resumes = append(o.resumes, op+" "+strconv.FormatBool(ok))
 }
 
 func TestObserver(t *testing.T) {

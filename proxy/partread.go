@@ -38,6 +38,7 @@ func (p *Proxy) getPart(x *exchange, header http.Header, query url.Values) error
 		return relayStoreError(x, resp) // 416 InvalidPartNumber, 404, 304, ...
 	}
 	part, err := p.placePart(x, resp, k)
+	defer part.close()
 	if err != nil || part.info.plaintext {
 		return err
 	}
@@ -100,7 +101,8 @@ func (p *Proxy) partChecksum(x *exchange, etag string, info objectInfo, k int, d
 type placedPart struct {
 	info objectInfo
 	byteRange
-	body io.Reader // the part's stored bytes
+	body  io.Reader // the part's stored bytes
+	close func()    // releases what reads body beyond the store's answer
 }
 
 // placePart reads what the store says of part k (its stored size, its place
@@ -109,7 +111,7 @@ type placedPart struct {
 // (envelope.CheckSegment), and its stored offset must be where its header
 // really is (checkPartStart). Plaintext objects are relayed as they are.
 func (p *Proxy) placePart(x *exchange, resp *http.Response, k int) (placedPart, error) {
-	part := placedPart{body: resp.Body}
+	part := placedPart{body: resp.Body, close: func() {}}
 	total, start, err := partRange(resp)
 	if err != nil {
 		return part, errUpstream(err)
@@ -142,8 +144,17 @@ func (p *Proxy) placePart(x *exchange, resp *http.Response, k int) (placedPart, 
 	if err := envelope.CheckSegment(k, part.info.segments, part.off, part.n, part.info.size); err != nil {
 		return part, errCorrupt(fmt.Errorf("part %d as the store reports it: %w", k, err))
 	}
+	at := start
+	if k == 1 {
+		at = 0 // part 1 starts the object, with a Content-Range or not
+	}
+	if x.r.Method == http.MethodGet && at >= 0 {
+		// The part's stored place is known: a broken answer can resume.
+		body := p.resumable(x.r.Context(), o, at, resp.ContentLength, resp.Body)
+		part.body, part.close = body, func() { body.Close() }
+	}
 	if x.r.Method == http.MethodGet && k > 1 && start >= 0 {
-		part.body, err = p.checkPartStart(x.r.Context(), o, start, resp.Body)
+		part.body, err = p.checkPartStart(x.r.Context(), o, start, part.body)
 	}
 	return part, err
 }

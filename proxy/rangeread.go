@@ -307,9 +307,9 @@ type readCloser struct {
 	io.Closer
 }
 
-// fetchStored GETs n stored bytes of o at off, pinned to its ETag. Stored
-// bytes the store does not have are a wrong layout (envelope.ErrRange) or a
-// truncated object.
+// fetchStored GETs n stored bytes of o at off, pinned to its ETag, resuming
+// where the answer breaks (resumable). Stored bytes the store does not have
+// are a wrong layout (envelope.ErrRange) or a truncated object.
 func (p *Proxy) fetchStored(ctx context.Context, o objRef, off, n int64) (io.ReadCloser, error) {
 	body, err := p.store.GetRange(ctx, o.Object, o.etag, off, n)
 	switch {
@@ -317,8 +317,10 @@ func (p *Proxy) fetchStored(ctx context.Context, o objRef, off, n int64) (io.Rea
 		return nil, fmt.Errorf("stored bytes %d+%d: %w", off, n, envelope.ErrRange)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return nil, fmt.Errorf("stored bytes %d+%d: %w", off, n, envelope.ErrTruncated)
+	case err != nil:
+		return nil, err
 	}
-	return body, err
+	return p.resumable(ctx, o, off, n, body), nil
 }
 
 // rangeByStreaming serves a range of a multipart object from a store that
