@@ -24,6 +24,7 @@ const storeFaultTimeout = 3 * time.Second
 // short or wrong body; a write whose upload breaks leaves the previous
 // object in place.
 func TestStoreNetworkFaults(t *testing.T) {
+	t.Parallel() // it mostly waits (timeouts, slow transfers): beside the others
 	e := minioEnv(t)
 	f := newFaultTCP(t, e.storeURL)
 	faulty := testEnv{name: e.name, kmsURL: e.kmsURL, storeURL: f.URL, storeAK: e.storeAK, storeSK: e.storeSK}
@@ -141,5 +142,81 @@ func wantPutFails(t *testing.T, in *instance, bucket, key string) {
 	}
 	if a.status == http.StatusServiceUnavailable && !strings.Contains(string(a.body), "ServiceUnavailable") {
 		t.Errorf("PUT %s: 503 %s", key, a.body)
+	}
+}
+
+// storeError is an S3 error document as a store sends it.
+func storeError(code, msg string) string {
+	return `<?xml version="1.0" encoding="UTF-8"?><Error><Code>` + code + `</Code><Message>` + msg + `</Message></Error>`
+}
+
+// TestStoreErrorAnswers: a store that answers 503 SlowDown or 500 has its
+// answer relayed (503 with Retry-After), nothing written in its name; a
+// client with ordinary retries gets through, a write the store acted on
+// but whose answer was lost included.
+func TestStoreErrorAnswers(t *testing.T) {
+	e := minioEnv(t)
+	f := newFaultHTTP(t, e.storeURL)
+	faulty := testEnv{name: e.name, kmsURL: e.kmsURL, storeURL: f.URL, storeAK: e.storeAK, storeSK: e.storeSK}
+	in := startS3seal(t, faulty, e.kmsURL, "")
+	bucket := newBucket(t, e)
+	c := sdkClient(t, in)
+	old, obj := plaintext(1<<20, 3), plaintext(6<<20, 4)
+	putObject(t, c, bucket, "obj", old)
+	slowDown := func(name, method string, times int, after bool) faultRule {
+		return faultRule{name: name, times: times, after: after, status: http.StatusServiceUnavailable,
+			contentType: "application/xml", body: storeError("SlowDown", "Please reduce your request rate."),
+			match: func(r *http.Request) bool { return r.Method == method && strings.HasSuffix(r.URL.Path, "/obj") }}
+	}
+	internal := func(name, method string, after bool) faultRule {
+		r := slowDown(name, method, 1, after)
+		r.status, r.body = http.StatusInternalServerError, storeError("InternalError", "We encountered an internal error. Please try again.")
+		return r
+	}
+	tests := []struct {
+		name  string
+		rule  faultRule
+		check func(t *testing.T)
+	}{
+		{"SlowDown relayed", slowDown("get", "GET", 1, false), func(t *testing.T) {
+			a, _ := rawRead(t, in, "GET", "/"+bucket+"/obj", nil, nil)
+			if a.status != http.StatusServiceUnavailable || a.code() != "SlowDown" || a.header.Get("Retry-After") == "" {
+				t.Fatalf("GET: %d %v %s, want 503 SlowDown with Retry-After", a.status, a.header, a.body)
+			}
+		}},
+		{"SlowDown on a PUT writes nothing", slowDown("put", "PUT", 1, false), func(t *testing.T) {
+			a, _ := rawRead(t, in, "PUT", "/"+bucket+"/obj", obj, nil)
+			if a.status != http.StatusServiceUnavailable || a.code() != "SlowDown" {
+				t.Fatalf("PUT: %d %s, want 503 SlowDown", a.status, a.body)
+			}
+			wantObject(t, in, bucket, "obj", old)
+		}},
+		{"client retries through SlowDown", slowDown("get2", "GET", 2, false), func(t *testing.T) {
+			if got, err := readThrough(c, bucket, "obj"); err != nil || !bytes.Equal(got, old) {
+				t.Fatalf("GET with retries: %d bytes, %v", len(got), err)
+			}
+		}},
+		{"a PUT's answer lost, retried", internal("put-lost", "PUT", true), func(t *testing.T) {
+			putObject(t, c, bucket, "obj", obj)
+			wantObject(t, in, bucket, "obj", obj)
+			putObject(t, c, bucket, "obj", old)
+		}},
+		{"a HEAD's 500", internal("head", "HEAD", false), func(t *testing.T) {
+			a, _ := rawRead(t, in, "HEAD", "/"+bucket+"/obj", nil, nil)
+			if a.status != http.StatusInternalServerError {
+				t.Fatalf("HEAD: %d, want 500", a.status)
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f.add(t, tc.rule)
+			tc.check(t)
+			if f.hits(tc.rule.name) == 0 {
+				t.Errorf("the fault %q never applied", tc.rule.name)
+			}
+			f.remove(tc.rule.name)
+			wantObject(t, in, bucket, "obj", old)
+		})
 	}
 }

@@ -220,6 +220,9 @@ func relayStoreError(x *exchange, resp *http.Response) error {
 	if x.r.Method != http.MethodHead {
 		h.Set("Content-Length", strconv.Itoa(len(b)))
 	}
+	if resp.StatusCode == http.StatusServiceUnavailable && h.Get("Retry-After") == "" {
+		h.Set("Retry-After", retryAfter) // as on s3seal's own 503s (writeError)
+	}
 	x.w.WriteHeader(resp.StatusCode)
 	if x.r.Method != http.MethodHead {
 		x.w.Write(b)
