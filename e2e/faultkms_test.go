@@ -45,6 +45,12 @@ func TestKMSFaults(t *testing.T) {
 	if a := put(t, "first"); a.status != http.StatusOK {
 		t.Fatalf("PUT: %d %s", a.status, a.body)
 	}
+	t.Run("slow", func(t *testing.T) {
+		f.toxic(t, "latency", "latency", "downstream", `"latency":500`)
+		if a := put(t, "slow"); a.status != http.StatusOK {
+			t.Fatalf("PUT: %d %s", a.status, a.body)
+		}
+	})
 	t.Run("throttled, then through", func(t *testing.T) {
 		h.add(t, throttle("gdk", "GenerateDataKey", 2))
 		if a := put(t, "throttled"); a.status != http.StatusOK {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +52,7 @@ func TestStoreNetworkFaults(t *testing.T) {
 		{"upload cut", "limit_data", "upstream", `"bytes":2097152`, func(t *testing.T) { wantPutFails(t, in, bucket, "old") }, 0},
 		{"upload reset", "reset_peer", "upstream", `"timeout":200`, func(t *testing.T) { wantPutFails(t, in, bucket, "old") }, 0},
 		{"upload stalls", "timeout", "upstream", `"timeout":0`, func(t *testing.T) { wantPutFails(t, in, bucket, "old") }, 0},
+		{"part upload cut", "limit_data", "upstream", `"bytes":2097152`, func(t *testing.T) { wantPartFails(t, in, c, bucket) }, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -142,6 +144,26 @@ func wantPutFails(t *testing.T, in *instance, bucket, key string) {
 	}
 	if a.status == http.StatusServiceUnavailable && !strings.Contains(string(a.body), "ServiceUnavailable") {
 		t.Errorf("PUT %s: 503 %s", key, a.body)
+	}
+}
+
+// wantPartFails: an UploadPart whose upload to the store breaks fails and
+// leaves no part behind.
+func wantPartFails(t *testing.T, in *instance, c *s3.Client, bucket string) {
+	t.Helper()
+	ctx := context.Background()
+	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String("mp")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String("mp"), UploadId: up.UploadId})
+	a, err := rawRead(t, in, "PUT", "/"+bucket+"/mp?partNumber=1&uploadId="+url.QueryEscape(*up.UploadId), plaintext(6<<20, 8), nil)
+	if err == nil && a.status == http.StatusOK {
+		t.Fatal("UploadPart succeeded through a broken connection")
+	}
+	parts, err := c.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String(bucket), Key: aws.String("mp"), UploadId: up.UploadId})
+	if err != nil || len(parts.Parts) != 0 {
+		t.Fatalf("after a failed UploadPart: %v parts, %v", parts, err)
 	}
 }
 
