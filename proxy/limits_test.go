@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -267,5 +268,34 @@ func TestRequestSizeLimitsUnsigned(t *testing.T) {
 		if status/100 != 4 || code != tt.code {
 			t.Errorf("%.40s: answered %d %s, want %s", tt.target, status, doc, tt.code)
 		}
+	}
+}
+
+// TestClientBodyStallsHTTP2: over HTTP/2 (s3seal with TLS), the deadline
+// is the stream's: a stalled body gets 400 RequestTimeout just the same.
+func TestClientBodyStallsHTTP2(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.ClientTimeout = stallTimeout })
+	srv := httptest.NewUnstartedServer(e.proxy)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go pw.Write(randomBytes(1000, 7)) // then nothing: the body stops at 1000 of 200000 bytes
+	req := e.signedRequest(t, "PUT", "/bkt/h2", pr, 200000, nil)
+	u, _ := url.Parse(srv.URL)
+	req.URL.Scheme, req.URL.Host, req.Host = u.Scheme, u.Host, u.Host
+	sign(t, req)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusBadRequest || store.ErrorCode(body) != "RequestTimeout" {
+		t.Errorf("answered %s %d %s, want HTTP/2 400 RequestTimeout", resp.Proto, resp.StatusCode, body)
+	}
+	if e.store.get(testBucket, "h2") != nil {
+		t.Error("a stalled upload left an object")
 	}
 }
