@@ -26,8 +26,8 @@ type connLimit struct {
 }
 
 // fdReserve is how many descriptors s3seal keeps from client connections:
-// two per connection to the store (the embedded store serves them in this
-// process) for S3SEAL_MAX_INFLIGHT requests, and room for files, the
+// two connections to the store for each of S3SEAL_MAX_INFLIGHT requests (a
+// copy reads one object while it writes another), and room for files, the
 // listeners and the key service.
 func fdReserve(maxInflight int) uint64 {
 	return 2*uint64(maxInflight) + 1024
