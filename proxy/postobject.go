@@ -32,7 +32,11 @@ func (p *Proxy) postObject(x *exchange) error {
 	if !ok {
 		return errNotImplemented("POST Object (browser form upload) with this authenticator")
 	}
+	// Read before anyone is authenticated: the fields get ClientTimeout
+	// in all (their size is bounded by maxFormFields), not per read.
+	release := x.body.bound(time.Now().Add(p.clientTimeout))
 	form, err := readPostForm(x.r.Body, x.r.Header.Get("Content-Type"), x.r.ContentLength)
+	release()
 	if err != nil {
 		return err
 	}

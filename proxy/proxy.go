@@ -82,6 +82,12 @@ type Config struct {
 	// queued, so that memory and connections to the store stay bounded
 	// under overload.
 	MaxInflight int
+	// ClientTimeout, when more than 0, is the longest a client's request
+	// body may make no progress before s3seal gives up on it (400
+	// RequestTimeout, nothing written); a POST form's fields, read before
+	// the client is authenticated, must all arrive within it. The server
+	// needs ReadHeaderTimeout for the headers themselves.
+	ClientTimeout time.Duration
 }
 
 // Proxy is an http.Handler serving the S3 API.
@@ -100,6 +106,7 @@ type Proxy struct {
 	principals          Principals
 	minPartSize         int64
 	slots               chan struct{} // MaxInflight; nil: no limit
+	clientTimeout       time.Duration
 }
 
 // New checks cfg and returns a Proxy.
@@ -146,6 +153,7 @@ func New(cfg Config) (*Proxy, error) {
 		principals:          cfg.Principals,
 		minPartSize:         cmp.Or(cfg.MinPartSize, defaultMinPartSize),
 		slots:               newSlots(cfg.MaxInflight),
+		clientTimeout:       cfg.ClientTimeout,
 	}, nil
 }
 
@@ -198,7 +206,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// upstream.do and the cipher sites deep in the handlers can report.
 	clocks := &cipherClocks{}
 	r = r.WithContext(withObservation(r.Context(), t.op(), clocks))
-	x := &exchange{w: sw, r: r, t: t, id: id, ids: ids, clocks: clocks}
+	body := watchBody(w, r, p.clientTimeout)
+	x := &exchange{w: sw, r: r, t: t, id: id, ids: ids, clocks: clocks, body: body}
 
 	defer func() {
 		// x.t.key: a POST Object names its key in its form.
@@ -227,7 +236,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.observe(x, status, start)
 	}()
 
-	if err := p.serve(x); err != nil {
+	if err := body.explain(p.serve(x)); err != nil {
 		if denied(err) {
 			p.logDenied(x, err)
 		}
@@ -260,7 +269,8 @@ type exchange struct {
 	// abortErr is why a response already under way was cut off, for the log.
 	abortErr error
 	clocks   *cipherClocks
-	admitted bool // holds one of MaxInflight's slots
+	admitted bool      // holds one of MaxInflight's slots
+	body     *idleBody // the client's body under ClientTimeout; nil: none
 }
 
 // observe reports a finished request (status 0: aborted).
@@ -299,6 +309,9 @@ func (p *Proxy) serve(x *exchange) error {
 // serveOp authenticates the request, refuses what s3seal does not serve,
 // verifies the body as the route says, and only then acts.
 func (p *Proxy) serveOp(x *exchange) error {
+	if err := checkRequestSize(x.r); err != nil {
+		return err
+	}
 	if rt := x.t.route; rt != nil && rt.name == "PostObject" {
 		// Authenticated by its form's policy, which only its body holds.
 		return rt.serve(p, x)

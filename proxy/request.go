@@ -28,7 +28,11 @@ const (
 // (versitygw stores "a/../b" as "b"; others refuse them or may route
 // "team-a/../other/x" to another bucket): the object would be stored under
 // another name than the one its data key and its grants were checked for.
+// A key longer than S3's 1024 bytes is refused too (KeyTooLongError).
 func checkName(bucket, key string) error {
+	if err := checkKeyLength(key); err != nil {
+		return err
+	}
 	for _, name := range []string{bucket, key} {
 		for seg := range strings.SplitSeq(name, "/") {
 			if seg == "." || seg == ".." {

@@ -34,8 +34,12 @@ import (
 
 // Timeouts of the S3 listener. There is deliberately no ReadTimeout or
 // WriteTimeout: uploads and downloads of large objects legitimately take
-// longer than any fixed bound, and a stalled client only holds its own
-// connection.
+// longer than any fixed bound; a body that stops moving is cut by the
+// proxy after S3SEAL_CLIENT_TIMEOUT instead. The request line and headers
+// must arrive within readHeaderTimeout in all (or S3SEAL_CLIENT_TIMEOUT, if
+// shorter), and a connection kept alive closes after idleTimeout without
+// a request: neither a silent nor an idle client holds a file descriptor
+// for long.
 const (
 	readHeaderTimeout = 30 * time.Second
 	idleTimeout       = 2 * time.Minute
@@ -152,7 +156,8 @@ type server struct {
 	apiLn, healthLn net.Listener
 	kmsAPI          *http.Server // nil when the KMS API is not served
 	kmsAPILn        net.Listener
-	tls             bool // kept apart: http.Server edits its TLSConfig once serving
+	tls             bool       // kept apart: http.Server edits its TLSConfig once serving
+	conns           *connLimit // the S3 listener's open connections
 }
 
 // newServer does everything short of serving: bootstrap of the data dir,
@@ -361,6 +366,7 @@ func (s *server) newProxy() (http.Handler, error) {
 		UpstreamRegion:      s.upstream.region,
 		UpstreamTimeout:     cfg.UpstreamTimeout,
 		MaxInflight:         cfg.MaxInflight,
+		ClientTimeout:       cfg.ClientTimeout,
 		Auth:                verifier,
 		Keys:                keys,
 		BucketKeysByDefault: cfg.BucketKey == "true",
@@ -384,7 +390,13 @@ func (s *server) newProxy() (http.Handler, error) {
 // certificate as the S3 API: its requests carry plaintext too.
 func (s *server) listen(api, health, kmsAPI http.Handler) error {
 	errorLog := slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)
-	s.api = &http.Server{Handler: api, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout, ErrorLog: errorLog}
+	headerTimeout := readHeaderTimeout
+	if t := s.cfg.ClientTimeout; t > 0 && t < headerTimeout {
+		headerTimeout = t
+	}
+	s.conns = s.limitConns()
+	s.api = &http.Server{Handler: api, ReadHeaderTimeout: headerTimeout, IdleTimeout: idleTimeout,
+		MaxHeaderBytes: proxy.MaxHeaderBytes, ConnState: s.conns.state, ErrorLog: errorLog}
 	s.health = &http.Server{Handler: health, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idleTimeout, ErrorLog: errorLog}
 	if kmsAPI != nil {
 		// Its requests are small: unlike S3 transfers, they get a bound.

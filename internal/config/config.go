@@ -70,9 +70,10 @@ type Config struct {
 	Domain              string `env:"S3SEAL_DOMAIN" help:"base domain that enables virtual-hosted-style requests (BUCKET.DOMAIN)"`
 	// Requests still running after it are cut, so a stuck transfer cannot
 	// block a deploy forever.
-	MaxInflight  int           `env:"S3SEAL_MAX_INFLIGHT" envDefault:"1024" help:"how many authenticated S3 requests are served at once; one more gets 503 SlowDown at once (with Retry-After) instead of waiting, which bounds memory and connections to the store under overload; 0: no limit"`
-	DrainTimeout time.Duration `env:"S3SEAL_DRAIN_TIMEOUT" envDefault:"30s" help:"on SIGTERM or SIGINT, how long in-flight requests may run before they are cut and s3seal exits"`
-	LogLevel     string        `env:"S3SEAL_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error; JSON logs to stderr"`
+	MaxInflight   int           `env:"S3SEAL_MAX_INFLIGHT" envDefault:"1024" help:"how many authenticated S3 requests are served at once; one more gets 503 SlowDown at once (with Retry-After) instead of waiting, which bounds memory and connections to the store under overload; 0: no limit"`
+	ClientTimeout time.Duration `env:"S3SEAL_CLIENT_TIMEOUT" envDefault:"1m" help:"the longest a client may make no progress sending a request body before s3seal gives up on it (400 RequestTimeout; nothing is written); uploads that keep moving are never cut; also bounds, in all, the request line and headers (at most 30s) and a POST form upload's fields, which are read before the client is authenticated"`
+	DrainTimeout  time.Duration `env:"S3SEAL_DRAIN_TIMEOUT" envDefault:"30s" help:"on SIGTERM or SIGINT, how long in-flight requests may run before they are cut and s3seal exits"`
+	LogLevel      string        `env:"S3SEAL_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error; JSON logs to stderr"`
 }
 
 // The key services S3SEAL_KMS_PROVIDER selects.
@@ -189,6 +190,7 @@ func (c Config) validate() error {
 	check(c.BucketKeyUses < 1, "S3SEAL_BUCKET_KEY_USES is %d, want 1 or more", c.BucketKeyUses)
 	check(c.UpstreamTimeout <= 0, "S3SEAL_UPSTREAM_TIMEOUT is %s, want more than 0", c.UpstreamTimeout)
 	check(c.KMSTimeout <= 0, "S3SEAL_KMS_TIMEOUT is %s, want more than 0", c.KMSTimeout)
+	check(c.ClientTimeout <= 0, "S3SEAL_CLIENT_TIMEOUT is %s, want more than 0", c.ClientTimeout)
 	check(c.MaxInflight < 0, "S3SEAL_MAX_INFLIGHT is %d, want 0 (no limit) or more", c.MaxInflight)
 	check(c.DrainTimeout < 0, "S3SEAL_DRAIN_TIMEOUT is %s, want 0 or more", c.DrainTimeout)
 	check(c.DataDir == "", "S3SEAL_DATA_DIR is empty")

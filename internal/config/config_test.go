@@ -30,6 +30,7 @@ func TestConfigDefaults(t *testing.T) {
 		BucketKeyTTL: 10 * time.Minute, BucketKeyUses: 100000,
 		MetricsAddr: "127.0.0.1:9464", DataDir: "./s3seal-data", LogLevel: "info",
 		DrainTimeout: 30 * time.Second, SigV2: true, UpstreamTimeout: time.Minute, KMSTimeout: 10 * time.Second, MaxInflight: 1024,
+		ClientTimeout: time.Minute,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
@@ -50,7 +51,7 @@ func TestConfigParsesEveryVariable(t *testing.T) {
 		"S3SEAL_ALLOW_PLAINTEXT_READS": "true", "S3SEAL_DOMAIN": "s3.example.com",
 		"S3SEAL_LOG_LEVEL": "DEBUG", "S3SEAL_DRAIN_TIMEOUT": "2s", "S3SEAL_SIGV2": "false",
 		"S3SEAL_BUCKET_KEY": "true", "S3SEAL_BUCKET_KEY_TTL": "1h", "S3SEAL_BUCKET_KEY_USES": "500",
-		"S3SEAL_PPROF": "true", "S3SEAL_UPSTREAM_TIMEOUT": "2m", "S3SEAL_KMS_TIMEOUT": "3s", "S3SEAL_MAX_INFLIGHT": "64",
+		"S3SEAL_PPROF": "true", "S3SEAL_UPSTREAM_TIMEOUT": "2m", "S3SEAL_KMS_TIMEOUT": "3s", "S3SEAL_MAX_INFLIGHT": "64", "S3SEAL_CLIENT_TIMEOUT": "20s",
 	} {
 		t.Setenv(k, v)
 	}
@@ -65,7 +66,7 @@ func TestConfigParsesEveryVariable(t *testing.T) {
 		KMSEndpoint: "http://127.0.0.1:4599", KMSRegion: "eu-west-1",
 		KMSDecryptKeyIDs: []string{"alias/old", "arn:aws:kms:eu-west-1:111122223333:key/k1"}, DataKeyCacheSize: 5,
 		DataKeyCacheTTL: 90 * time.Second, BucketKey: "true", BucketKeyTTL: time.Hour, BucketKeyUses: 500,
-		MetricsAddr: "0.0.0.0:9464", Pprof: true, UpstreamTimeout: 2 * time.Minute, KMSTimeout: 3 * time.Second, MaxInflight: 64,
+		MetricsAddr: "0.0.0.0:9464", Pprof: true, UpstreamTimeout: 2 * time.Minute, KMSTimeout: 3 * time.Second, MaxInflight: 64, ClientTimeout: 20 * time.Second,
 		DataDir: "/var/lib/s3seal", TLSCert: "c.pem", TLSKey: "k.pem", AllowPlaintextReads: true,
 		Domain: "s3.example.com", LogLevel: "DEBUG", DrainTimeout: 2 * time.Second,
 	}
@@ -124,6 +125,7 @@ func TestConfigValidation(t *testing.T) {
 		{"pprof on", map[string]string{"S3SEAL_PPROF": "true"}, ""},
 		{"zero upstream timeout", map[string]string{"S3SEAL_UPSTREAM_TIMEOUT": "0s"}, "S3SEAL_UPSTREAM_TIMEOUT is 0s, want more than 0"},
 		{"kms timeout not a duration", map[string]string{"S3SEAL_KMS_TIMEOUT": "10"}, "S3SEAL_KMS_TIMEOUT"},
+		{"zero client timeout", map[string]string{"S3SEAL_CLIENT_TIMEOUT": "0s"}, "S3SEAL_CLIENT_TIMEOUT is 0s, want more than 0"},
 		{"negative max inflight", map[string]string{"S3SEAL_MAX_INFLIGHT": "-1"}, "S3SEAL_MAX_INFLIGHT is -1"},
 		{"bucket keys allowed", map[string]string{"S3SEAL_BUCKET_KEY": "allowed"}, ""},
 		{"bucket keys yes", map[string]string{"S3SEAL_BUCKET_KEY": "yes"}, `S3SEAL_BUCKET_KEY is "yes", want false, allowed or true`},
