@@ -37,7 +37,7 @@ type Config struct {
 	UpstreamAccessKey string        `env:"S3SEAL_UPSTREAM_ACCESS_KEY" help:"access key s3seal signs upstream requests with (required with S3SEAL_UPSTREAM_URL)"`
 	UpstreamSecretKey string        `env:"S3SEAL_UPSTREAM_SECRET_KEY" help:"secret key for S3SEAL_UPSTREAM_ACCESS_KEY"`
 	UpstreamRegion    string        `env:"S3SEAL_UPSTREAM_REGION" envDefault:"us-east-1" help:"region of the upstream store"`
-	UpstreamTimeout   time.Duration `env:"S3SEAL_UPSTREAM_TIMEOUT" envDefault:"1m" help:"the longest the store may make no progress while s3seal waits on it (for its answer, to take upload bytes, to send download bytes) before s3seal gives up (503 to the client, or a download cut); transfers that keep moving are never cut; CompleteMultipartUpload and copies get 15m for their answer"`
+	UpstreamTimeout   time.Duration `env:"S3SEAL_UPSTREAM_TIMEOUT" envDefault:"1m" help:"the longest the store may make no progress while s3seal waits on it (for its answer, to take upload bytes, to send download bytes) before s3seal gives up (503 to the client; a download resumes where it broke, up to 3 times, then is cut); transfers that keep moving are never cut; CompleteMultipartUpload and copies get 15m for their answer"`
 
 	KMSProvider string `env:"S3SEAL_KMS_PROVIDER" envDefault:"keyring" help:"key service: keyring (embedded, in DATA_DIR/keyring.json) or aws (the AWS KMS API)"`
 	KMSKeyID    string `env:"S3SEAL_KMS_KEY_ID" help:"CMK for new objects: key id, ARN or alias/NAME; required for aws; keyring default alias/s3seal, created on first start"`
