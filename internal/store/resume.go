@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 )
 
@@ -62,7 +63,12 @@ type resumer struct {
 	o        Object
 	etag     string
 	pos, end int64 // the next stored byte and the end of the span
+	// body is replaced by Read (resume) and closed by Close, which may run
+	// on another goroutine (a transport reading a copy's source after the
+	// store answered): mu guards both, and a closed read stays closed.
+	mu       sync.Mutex
 	body     io.ReadCloser
+	closed   bool
 	failed   error // a failure of body not yet acted on (bytes came with it)
 	ended    error // why the read ended for good
 	budget   *Resumes
@@ -115,7 +121,13 @@ func (r *resumer) resume() error {
 	if !r.budget.take() {
 		return r.broken(failed)
 	}
+	r.mu.Lock()
+	closed := r.closed
 	r.body.Close()
+	r.mu.Unlock()
+	if closed {
+		return fmt.Errorf("%w (the read was closed)", failed)
+	}
 	body, err := r.c.GetRange(r.ctx, r.o, r.etag, r.pos, r.end-r.pos)
 	if r.onResume != nil {
 		r.onResume(err == nil)
@@ -134,6 +146,12 @@ func (r *resumer) resume() error {
 		}
 		return fmt.Errorf("resuming at stored byte %d: %w (after: %v)", r.pos, err, failed)
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		body.Close()
+		return fmt.Errorf("%w (closed while resuming at stored byte %d)", failed, r.pos)
+	}
 	r.body, r.failed = body, nil
 	return nil
 }
@@ -150,5 +168,8 @@ func (r *resumer) broken(failed error) error {
 }
 
 func (r *resumer) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
 	return r.body.Close()
 }

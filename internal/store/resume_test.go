@@ -308,3 +308,58 @@ func TestResumeEnds(t *testing.T) {
 		})
 	}
 }
+
+// TestResumeClosedMeanwhile: a read may be closed from another goroutine
+// while it resumes (a copy's source, which the transport reads on its own
+// goroutine after the store refused the copy's PUT): the answer the resume
+// gets is closed, not left holding a connection, and the read ends.
+func TestResumeClosedMeanwhile(t *testing.T) {
+	obj := bytes.Repeat([]byte("0123456789abcdef"), 4096)
+	asked, release := make(chan struct{}), make(chan struct{})
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"abc"`)
+		if n.Add(1) == 1 {
+			w.Header().Set("Content-Length", strconv.Itoa(len(obj)))
+			w.Write(obj[:1000])
+			w.(http.Flusher).Flush()
+			conn, _, _ := http.NewResponseController(w).Hijack()
+			conn.Close()
+			return
+		}
+		close(asked)
+		<-release
+		var a, b int
+		fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-%d", &a, &b)
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", a, b, len(obj)))
+		w.WriteHeader(http.StatusPartialContent)
+		w.Write(obj[a : b+1])
+	}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	rt := &countingTransport{rt: &http.Transport{DisableCompression: true}}
+	c, err := New(Config{Endpoint: u, AccessKey: "a", SecretKey: "b", Timeout: 5 * time.Second, Transport: rt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Object{Bucket: "b", Key: "k"}
+	resp, err := c.Do(context.Background(), o.Request(http.MethodGet, nil, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := c.Resume(context.Background(), o, `"abc"`, 0, int64(len(obj)), resp.Body, NewResumes(3), nil)
+	done := make(chan error)
+	go func() {
+		_, err := io.Copy(io.Discard, body)
+		done <- err
+	}()
+	<-asked
+	body.Close()
+	close(release)
+	if err := <-done; err == nil {
+		t.Error("a read closed meanwhile read on to the end")
+	}
+	if n := rt.open.Load(); n != 0 {
+		t.Errorf("%d store answers left open", n)
+	}
+}
