@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -51,8 +52,10 @@ func (r *Resumes) take() bool {
 // ErrRangeNotSatisfiable, ErrUnexpectedAnswer for an error status, whose
 // answer is closed here).
 func (c *Client) Resume(ctx context.Context, o Object, etag string, off, n int64, body io.ReadCloser, budget *Resumes, onResume func(ok bool)) io.ReadCloser {
-	if etag == "" {
-		budget = nil // nothing to pin a second request to
+	if etag == "" || strings.HasPrefix(etag, "W/") {
+		// Nothing to pin a second request to: a weak ETag vouches for
+		// equivalent content, not for the same bytes.
+		budget = nil
 	}
 	return &resumer{c: c, ctx: ctx, o: o, etag: etag, pos: off, end: off + n, body: body, budget: budget, onResume: onResume}
 }
