@@ -348,12 +348,28 @@ func TestResumeFailures(t *testing.T) {
 		{"cut, then another object's bytes", []adversary.Lie{{Match: first, Kind: adversary.TruncateBody, N: 100},
 			{Match: resumed, Kind: adversary.IgnoreIfMatch}, {Match: resumed, Kind: adversary.OtherObject, Key: "other"}},
 			"small", nil, http.StatusBadGateway, "StoredObjectCorrupt"},
+		{"cut, then a 200 of the range alone", []adversary.Lie{{Match: first, Kind: adversary.TruncateBody, N: 100}, {Match: resumed, Kind: adversary.StatusOK}},
+			"small", nil, http.StatusBadGateway, "StoredObjectCorrupt"},
+		{"cut, then answers that end early", []adversary.Lie{{Match: first, Kind: adversary.TruncateBody, N: 100}, {Match: resumed, Kind: adversary.ShortBody, N: 10}},
+			"small", nil, http.StatusBadGateway, "StoredObjectCorrupt"},
+		// Lies that change no byte read: the object, whole.
+		{"cut, then the whole object", []adversary.Lie{{Match: first, Kind: adversary.TruncateBody, N: 100}, {Match: resumed, Kind: adversary.IgnoreRange}},
+			"small", nil, http.StatusOK, ""},
+		{"cut, then a longer answer", []adversary.Lie{{Match: first, Kind: adversary.TruncateBody, N: 100}, {Match: resumed, Kind: adversary.ExtendBody, N: 16}},
+			"small", nil, http.StatusOK, ""},
+		{"cut, then If-Match ignored", []adversary.Lie{{Match: first, Kind: adversary.TruncateBody, N: 100}, {Match: resumed, Kind: adversary.IgnoreIfMatch}},
+			"small", nil, http.StatusOK, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e.liar.Set(tc.lies...)
 			defer e.liar.Set()
 			a := e.read(t, "GET", "/"+testBucket+"/"+tc.path, tc.header)
-			if a.status != tc.status || store.ErrorCode(a.body) != tc.code {
+			switch {
+			case tc.status == http.StatusOK:
+				if !a.complete || a.status != http.StatusOK || !bytes.Equal(a.body, e.small) {
+					t.Errorf("answered %d, %d bytes, complete %v: want the object", a.status, len(a.body), a.complete)
+				}
+			case a.status != tc.status || store.ErrorCode(a.body) != tc.code:
 				t.Errorf("answered %d %s, want %d %s", a.status, a.body, tc.status, tc.code)
 			}
 		})
