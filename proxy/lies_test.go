@@ -315,3 +315,63 @@ func (e *lyingEnv) copyUnderLies(t testing.TB, src, dst string, rng *[2]int64) b
 	status, _, _ = e.send(t, e.wireRequest(t, "POST", "/"+testBucket+"/"+dst+"?uploadId="+id, []byte(doc), modeSigned, false, nil))
 	return status == http.StatusOK
 }
+
+// TestResumeFailures: a read whose store answer breaks before anything went
+// to the client, and that cannot be resumed, is answered as what ended it:
+// 503 for a connection that keeps breaking or an object that changed or a
+// store that failed meanwhile (never "tampered" for a network failure), and
+// StoredObjectCorrupt for a resumed answer that lies (never "unavailable").
+func TestResumeFailures(t *testing.T) {
+	e := newLyingEnv(t)
+	get := adversary.Match{Method: "GET"}
+	first := adversary.Match{Method: "GET", Key: "small", Nth: 1}
+	resumed := adversary.Match{Method: "GET", Key: "small", Ranged: true}
+	cut := adversary.Lie{Match: get, Kind: adversary.TruncateBody, N: 100}
+	rng := http.Header{"Range": {"bytes=10-100000"}}
+	for _, tc := range []struct {
+		name   string
+		lies   []adversary.Lie
+		path   string
+		header http.Header
+		status int
+		code   string
+	}{
+		{"cut every time", []adversary.Lie{cut}, "small", nil, http.StatusServiceUnavailable, "ServiceUnavailable"},
+		{"cut every time, a range", []adversary.Lie{cut}, "mp", rng, http.StatusServiceUnavailable, "ServiceUnavailable"},
+		{"cut every time, a part", []adversary.Lie{cut}, "mp?partNumber=2", nil, http.StatusServiceUnavailable, "ServiceUnavailable"},
+		{"cut, then the object changed", []adversary.Lie{{Match: first, Kind: adversary.TruncateBody, N: 100}, {Match: resumed, Kind: adversary.Status, N: 412}},
+			"small", nil, http.StatusServiceUnavailable, "ServiceUnavailable"},
+		{"cut, then a store error", []adversary.Lie{{Match: first, Kind: adversary.TruncateBody, N: 100}, {Match: resumed, Kind: adversary.Status, N: 500}},
+			"small", nil, http.StatusServiceUnavailable, "ServiceUnavailable"},
+		{"cut, then a 416 for stored bytes", []adversary.Lie{{Match: first, Kind: adversary.TruncateBody, N: 100}, {Match: resumed, Kind: adversary.Status, N: 416}},
+			"small", nil, http.StatusBadGateway, "StoredObjectCorrupt"},
+		{"cut, then another object's bytes", []adversary.Lie{{Match: first, Kind: adversary.TruncateBody, N: 100},
+			{Match: resumed, Kind: adversary.IgnoreIfMatch}, {Match: resumed, Kind: adversary.OtherObject, Key: "other"}},
+			"small", nil, http.StatusBadGateway, "StoredObjectCorrupt"},
+		{"cut, then a 200 of the range alone", []adversary.Lie{{Match: first, Kind: adversary.TruncateBody, N: 100}, {Match: resumed, Kind: adversary.StatusOK}},
+			"small", nil, http.StatusBadGateway, "StoredObjectCorrupt"},
+		{"cut, then answers that end early", []adversary.Lie{{Match: first, Kind: adversary.TruncateBody, N: 100}, {Match: resumed, Kind: adversary.ShortBody, N: 10}},
+			"small", nil, http.StatusBadGateway, "StoredObjectCorrupt"},
+		// Lies that change no byte read: the object, whole.
+		{"cut, then the whole object", []adversary.Lie{{Match: first, Kind: adversary.TruncateBody, N: 100}, {Match: resumed, Kind: adversary.IgnoreRange}},
+			"small", nil, http.StatusOK, ""},
+		{"cut, then a longer answer", []adversary.Lie{{Match: first, Kind: adversary.TruncateBody, N: 100}, {Match: resumed, Kind: adversary.ExtendBody, N: 16}},
+			"small", nil, http.StatusOK, ""},
+		{"cut, then If-Match ignored", []adversary.Lie{{Match: first, Kind: adversary.TruncateBody, N: 100}, {Match: resumed, Kind: adversary.IgnoreIfMatch}},
+			"small", nil, http.StatusOK, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e.liar.Set(tc.lies...)
+			defer e.liar.Set()
+			a := e.read(t, "GET", "/"+testBucket+"/"+tc.path, tc.header)
+			switch {
+			case tc.status == http.StatusOK:
+				if !a.complete || a.status != http.StatusOK || !bytes.Equal(a.body, e.small) {
+					t.Errorf("answered %d, %d bytes, complete %v: want the object", a.status, len(a.body), a.complete)
+				}
+			case a.status != tc.status || store.ErrorCode(a.body) != tc.code:
+				t.Errorf("answered %d %s, want %d %s", a.status, a.body, tc.status, tc.code)
+			}
+		})
+	}
+}

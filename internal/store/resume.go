@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"strings"
+	"sync"
 	"sync/atomic"
 )
 
@@ -39,9 +42,20 @@ func (r *Resumes) take() bool {
 // that cannot resume returns the failure that ended it; the caller's own
 // cancellation (its client gone) is never resumed. onResume, if set, is
 // told of each attempt and whether it got an answer.
+//
+// A read that ends for good says why in terms the caller can classify:
+// a broken connection (a reset, a cut, a stall) is ErrUnreachable and never
+// looks like an end of the stored bytes (io.ErrUnexpectedEOF), which a
+// decrypting caller would take for a truncated object; an answer that ended
+// cleanly before its span did is io.ErrUnexpectedEOF (the store said that
+// was all); a resume the store refused is the resume's failure (ErrChanged,
+// ErrRangeNotSatisfiable, ErrUnexpectedAnswer for an error status, whose
+// answer is closed here).
 func (c *Client) Resume(ctx context.Context, o Object, etag string, off, n int64, body io.ReadCloser, budget *Resumes, onResume func(ok bool)) io.ReadCloser {
-	if etag == "" {
-		budget = nil // nothing to pin a second request to
+	if etag == "" || strings.HasPrefix(etag, "W/") {
+		// Nothing to pin a second request to: a weak ETag vouches for
+		// equivalent content, not for the same bytes.
+		budget = nil
 	}
 	return &resumer{c: c, ctx: ctx, o: o, etag: etag, pos: off, end: off + n, body: body, budget: budget, onResume: onResume}
 }
@@ -52,7 +66,12 @@ type resumer struct {
 	o        Object
 	etag     string
 	pos, end int64 // the next stored byte and the end of the span
+	// body is replaced by Read (resume) and closed by Close, which may run
+	// on another goroutine (a transport reading a copy's source after the
+	// store answered): mu guards both, and a closed read stays closed.
+	mu       sync.Mutex
 	body     io.ReadCloser
+	closed   bool
 	failed   error // a failure of body not yet acted on (bytes came with it)
 	ended    error // why the read ended for good
 	budget   *Resumes
@@ -78,7 +97,7 @@ func (r *resumer) Read(p []byte) (int, error) {
 		r.pos += int64(k)
 		switch {
 		case err == io.EOF && r.pos < r.end:
-			err = io.ErrUnexpectedEOF // the store ended early
+			err = errEndedEarly // the store ended early
 		case err == io.EOF:
 			return k, nil // the span's end is reported by the next Read
 		}
@@ -91,27 +110,69 @@ func (r *resumer) Read(p []byte) (int, error) {
 	}
 }
 
+// errEndedEarly: an answer that ended cleanly before the last byte of its
+// span, as if the stored bytes ended there.
+var errEndedEarly = fmt.Errorf("the store's answer ended early: %w", io.ErrUnexpectedEOF)
+
 // resume replaces the failed body with the rest of the span, or returns
 // why it cannot.
 func (r *resumer) resume() error {
 	failed := r.failed
-	if r.ctx.Err() != nil || !r.budget.take() {
-		return failed
+	if r.ctx.Err() != nil {
+		return failed // the caller gave up: nobody reads on
 	}
+	if !r.budget.take() {
+		return r.broken(failed)
+	}
+	r.mu.Lock()
+	closed := r.closed
 	r.body.Close()
+	r.mu.Unlock()
+	if closed {
+		return fmt.Errorf("%w (the read was closed)", failed)
+	}
 	body, err := r.c.GetRange(r.ctx, r.o, r.etag, r.pos, r.end-r.pos)
 	if r.onResume != nil {
 		r.onResume(err == nil)
 	}
 	if err != nil {
-		// Keep a closed body in place for Close; the original failure is
-		// what ended the read, the resume's says why it stays ended.
-		return fmt.Errorf("%w (resuming at stored byte %d: %w)", failed, r.pos, err)
+		// Keep a closed body in place for Close; the resume's failure is
+		// what ended the read, the original one is only told.
+		var f *Failure
+		switch {
+		case errors.As(err, &f):
+			f.Resp.Body.Close() // nobody relays it: the read is under way
+			err = fmt.Errorf("store answered %d: %w", f.Resp.StatusCode, ErrUnexpectedAnswer)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			// The whole object, sent for the range, broke off before it.
+			err = r.broken(err)
+		}
+		return fmt.Errorf("resuming at stored byte %d: %w (after: %v)", r.pos, err, failed)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		body.Close()
+		return fmt.Errorf("%w (closed while resuming at stored byte %d)", failed, r.pos)
 	}
 	r.body, r.failed = body, nil
 	return nil
 }
 
+// broken is why a read ends that failed and cannot resume: an answer that
+// ended cleanly too early stays an early end, anything else is a broken
+// connection (ErrUnreachable), whatever error the transport reported it
+// with (io.ErrUnexpectedEOF for a body cut short of its Content-Length).
+func (r *resumer) broken(failed error) error {
+	if failed == errEndedEarly || errors.Is(failed, ErrUnreachable) {
+		return failed
+	}
+	return fmt.Errorf("%w: the store's answer broke off at stored byte %d of %d: %v", ErrUnreachable, r.pos, r.end, failed)
+}
+
 func (r *resumer) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
 	return r.body.Close()
 }
