@@ -79,7 +79,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		accessDenied: counterVec("access_denied_total",
 			"S3 requests refused because the principal lacks a bucket or CMK grant, by operation.", "operation"),
 		upstreamResumes: counterVec("upstream_resumes_total",
-			"Store reads that broke mid-body and were asked for again from where they broke, by operation and result (ok: the store answered; failed: it did not, and the client's answer was cut).", "operation", "result"),
+			"Store reads that broke mid-body and were asked for again from where they broke, by operation and result (ok: the store answered; failed: it did not, and the client got a 503 or a cut answer).", "operation", "result"),
 		kmsAPIRequests: counterVec("kms_api_requests_total",
 			"Requests to s3seal's KMS API (S3SEAL_KMS_API_ADDR), by operation and result (ok, or the AWS error name).", "operation", "result"),
 		kmsAPIDuration: histogramVec("kms_api_request_duration_seconds",
