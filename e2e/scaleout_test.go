@@ -13,9 +13,10 @@ import (
 )
 
 // faultGrace is how long after a fault's end (its server back in HAProxy)
-// a client error still counts as the fault's: an operation that began
-// during it ends with minio-go's last retry, which is at most 10 retries
-// of at most 1 s backoff away.
+// an operation that fails still counts as the fault's when it began by
+// then: minio-go retries 10 times with at most 1 s of backoff, and a
+// store stalled by the fault holds a request up to s3seal's upstream
+// timeout (1 minute) before s3seal answers 503.
 const faultGrace = 15 * time.Second
 
 // TestScaleOut runs the soak workload through HAProxy in front of three
@@ -204,7 +205,9 @@ func reportScaleOut(t *testing.T, w *soakWorkload, rep soakReport, faults []*fau
 	for _, e := range rep.Errors {
 		in := -1
 		for i, f := range faults {
-			if !e.At.Before(f.start) && !e.At.After(f.end.Add(faultGrace)) {
+			// An operation under way during the fault is the fault's,
+			// however long it then took to fail.
+			if !e.At.Before(f.start) && !e.Start.After(f.end.Add(faultGrace)) {
 				in = i
 			}
 		}
@@ -222,7 +225,7 @@ func reportScaleOut(t *testing.T, w *soakWorkload, rep soakReport, faults []*fau
 		w.Clients, rep.Mix.Round(time.Second), rep.Verify.Round(100*time.Millisecond), rep.table())
 	for i, f := range faults {
 		fmt.Fprintf(&b, "%s at %s: out of HAProxy after %s, down %s, restart to healthy %s, restart to back in HAProxy %s; "+
-			"from the fault to %s after it: %d client errors (after retries), failed attempts at HAProxy: %s%s\n",
+			"operations under way from the fault to %s after it that failed (after retries): %d; failed attempts at HAProxy meanwhile: %s%s\n",
 			f.what, f.start.Format("15:04:05"), f.detect.Round(100*time.Millisecond), f.down.Round(100*time.Millisecond),
 			f.ready.Round(100*time.Millisecond), f.back.Round(100*time.Millisecond), faultGrace, during[i], formatCounters(f.lb), f.note)
 	}

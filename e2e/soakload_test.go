@@ -85,7 +85,8 @@ type soakOpStats struct {
 // soakError is one failed operation: an error from the client, or content
 // that was not what the client last wrote (Wrong).
 type soakError struct {
-	At    time.Time
+	Start time.Time // when the operation began
+	At    time.Time // when it ended
 	Op    soakOp
 	Key   string
 	Wrong bool
@@ -114,8 +115,11 @@ type soakClient struct {
 	prefix string
 	keys   []string
 	states map[string][]objState
-	ver    int
-	rep    *soakReport // this client's own; merged at the end
+	// hist is each key's last writes (operation, outcome, timing): what
+	// a wrong read reports, to tell a write lost from one landing late.
+	hist map[string][]string
+	ver  int
+	rep  *soakReport // this client's own; merged at the end
 }
 
 // Run runs the mix for w.Duration (or until ctx ends), client i talking to
@@ -181,7 +185,7 @@ func (w *soakWorkload) newClient(i int, endpoint string, tr http.RoundTripper) (
 	}
 	c := &soakClient{
 		w: w, mc: mc, rng: rand.New(rand.NewPCG(uint64(i), uint64(time.Now().UnixNano()))),
-		prefix: fmt.Sprintf("c%02d/", i), states: map[string][]objState{},
+		prefix: fmt.Sprintf("c%02d/", i), states: map[string][]objState{}, hist: map[string][]string{},
 		rep: &soakReport{Ops: map[soakOp]*soakOpStats{}},
 	}
 	for k := range w.KeysPerClient {
@@ -215,10 +219,29 @@ func (c *soakClient) do(ctx context.Context, op soakOp) {
 	key := c.keys[c.rng.IntN(len(c.keys))]
 	start := time.Now()
 	n, err := c.run(ctx, op, key)
+	if op == opPut || op == opMultipart || op == opCopy || op == opDelete {
+		c.remember(key, op, start, err)
+	}
 	if err != nil && ctx.Err() != nil && !errors.Is(err, errWrong) {
 		return
 	}
 	c.rep.record(op, key, start, n, err)
+}
+
+// remember adds a write to key's history, which keeps the last 6.
+func (c *soakClient) remember(key string, op soakOp, start time.Time, err error) {
+	outcome := "ok"
+	if err != nil {
+		outcome = "failed: " + err.Error()
+	}
+	h := append(c.hist[key], fmt.Sprintf("%s %s at %s, %s, now %+v", op, outcome, start.Format("15:04:05.000"),
+		time.Since(start).Round(time.Millisecond), c.states[key]))
+	c.hist[key] = h[max(0, len(h)-6):]
+}
+
+// history is key's last writes, for an error message.
+func (c *soakClient) history(key string) string {
+	return "; last writes of " + key + ": [" + strings.Join(c.hist[key], " | ") + "]"
 }
 
 // run dispatches op on key and returns the body bytes it moved.
@@ -310,7 +333,7 @@ func (r *soakReport) record(op soakOp, key string, start time.Time, n int64, err
 		} else {
 			s.Errors++
 		}
-		r.Errors = append(r.Errors, soakError{At: time.Now(), Op: op, Key: key, Wrong: wrong, Err: err})
+		r.Errors = append(r.Errors, soakError{Start: start, At: time.Now(), Op: op, Key: key, Wrong: wrong, Err: err})
 	}
 }
 

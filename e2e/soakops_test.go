@@ -111,7 +111,7 @@ func (c *soakClient) getRange(ctx context.Context, key string) (int64, error) {
 		return 0, c.missing(key, "GET range", err)
 	}
 	if id := metaID(info); id != st.id {
-		return 0, fmt.Errorf("%w: GET %s range: content %q, want %q", errWrong, key, id, st.id)
+		return 0, fmt.Errorf("%w: GET %s range: content %q, want %q%s", errWrong, key, id, st.id, c.history(key))
 	}
 	got, err := checkReader(obj, st.id, off, n)
 	if err != nil {
@@ -146,7 +146,7 @@ func (c *soakClient) list(ctx context.Context) error {
 			ok = ok || (st.present == listed && (!listed || st.size == size))
 		}
 		if !ok {
-			return fmt.Errorf("%w: LIST %s: %s listed %v (size %d), states %+v", errWrong, c.prefix, key, listed, size, c.states[key])
+			return fmt.Errorf("%w: LIST %s: %s listed %v (size %d), states %+v%s", errWrong, c.prefix, key, listed, size, c.states[key], c.history(key))
 		}
 		delete(seen, key)
 	}
@@ -197,7 +197,7 @@ func (c *soakClient) match(key string, info minio.ObjectInfo) (objState, error) 
 			return st, nil
 		}
 	}
-	return objState{}, fmt.Errorf("%w: %s holds %q of %d bytes, want one of %+v", errWrong, key, id, info.Size, c.states[key])
+	return objState{}, fmt.Errorf("%w: %s holds %q of %d bytes, want one of %+v%s", errWrong, key, id, info.Size, c.states[key], c.history(key))
 }
 
 // missing is the outcome of a read that failed with err: fine when it says
@@ -212,7 +212,7 @@ func (c *soakClient) missing(key, op string, err error) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: %s %s: NoSuchKey, want one of %+v", errWrong, op, key, c.states[key])
+	return fmt.Errorf("%w: %s %s: NoSuchKey, want one of %+v%s", errWrong, op, key, c.states[key], c.history(key))
 }
 
 // metaID is the content identity in info's user metadata.
