@@ -144,7 +144,9 @@ type lbBackend struct {
 // transfers of many MiB (a client or server may be idle 5 minutes, a
 // request's headers must come in 30 s), a server out after 2 failed
 // checks and back after 2 good ones, and connections that fail retried on
-// another server.
+// another server. A check may take 6 s: s3seal's /readyz waits up to 5 s
+// on the store before it answers, and without it HAProxy would give up
+// after the check interval (1 s) and call a slow store a dead replica.
 var haproxyConfig = template.Must(template.New("haproxy").Parse(`global
   maxconn 4096
   stats socket {{.Socket}} mode 600 level admin
@@ -156,6 +158,7 @@ defaults
   timeout http-request 30s
   timeout http-keep-alive 30s
   timeout queue 30s
+  timeout check 6s
   retries 3
   option redispatch
 frontend {{.B.Name}}
