@@ -259,7 +259,10 @@ func TestStreamingDecodeAllocations(t *testing.T) {
 			}
 		})
 	}
-	if one, many := allocs(64<<10), allocs(1<<20); many > one {
+	// A few allocations of slack: the runtime (the race detector, a GC
+	// cycle on a loaded machine) sometimes adds one; an allocation per
+	// chunk would add 15.
+	if one, many := allocs(64<<10), allocs(1<<20); many > one+3 {
 		t.Errorf("decoding 1 chunk allocated %v times, 16 chunks %v times", one, many)
 	}
 }
