@@ -276,17 +276,7 @@ func TestResumeEnds(t *testing.T) {
 			srv := httptest.NewServer(s)
 			defer srv.Close()
 			defer close(s.done)
-			u, _ := url.Parse(srv.URL)
-			rt := &countingTransport{rt: &http.Transport{DisableCompression: true}}
-			c, err := New(Config{Endpoint: u, AccessKey: "a", SecretKey: "b", Timeout: 300 * time.Millisecond, Transport: rt})
-			if err != nil {
-				t.Fatal(err)
-			}
-			o := Object{Bucket: "b", Key: "k"}
-			resp, err := c.Do(context.Background(), o.Request(http.MethodGet, nil, nil))
-			if err != nil {
-				t.Fatal(err)
-			}
+			c, rt, o, resp := getThrough(t, srv, 300*time.Millisecond)
 			etag := map[string]string{"": s.etag, "-": ""}[tc.etag]
 			body := c.Resume(context.Background(), o, etag, 0, int64(len(obj)), resp.Body, NewResumes(tc.budget), nil)
 			got, err := readAll(body, false, nil)
@@ -342,17 +332,7 @@ func TestResumeClosedMeanwhile(t *testing.T) {
 		w.Write(obj[a : b+1])
 	}))
 	defer srv.Close()
-	u, _ := url.Parse(srv.URL)
-	rt := &countingTransport{rt: &http.Transport{DisableCompression: true}}
-	c, err := New(Config{Endpoint: u, AccessKey: "a", SecretKey: "b", Timeout: 5 * time.Second, Transport: rt})
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := Object{Bucket: "b", Key: "k"}
-	resp, err := c.Do(context.Background(), o.Request(http.MethodGet, nil, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, rt, o, resp := getThrough(t, srv, 5*time.Second)
 	body := c.Resume(context.Background(), o, `"abc"`, 0, int64(len(obj)), resp.Body, NewResumes(3), nil)
 	done := make(chan error)
 	go func() {
@@ -368,4 +348,22 @@ func TestResumeClosedMeanwhile(t *testing.T) {
 	if n := rt.open.Load(); n != 0 {
 		t.Errorf("%d store answers left open", n)
 	}
+}
+
+// getThrough GETs object b/k from srv with a Client whose transport counts
+// the answers left open.
+func getThrough(t *testing.T, srv *httptest.Server, timeout time.Duration) (*Client, *countingTransport, Object, *http.Response) {
+	t.Helper()
+	u, _ := url.Parse(srv.URL)
+	rt := &countingTransport{rt: &http.Transport{DisableCompression: true}}
+	c, err := New(Config{Endpoint: u, AccessKey: "a", SecretKey: "b", Timeout: timeout, Transport: rt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Object{Bucket: "b", Key: "k"}
+	resp, err := c.Do(context.Background(), o.Request(http.MethodGet, nil, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, rt, o, resp
 }
