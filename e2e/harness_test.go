@@ -259,7 +259,7 @@ type instance struct {
 	// (startS3sealNotReady).
 	upOnly bool
 	cmd    *exec.Cmd
-	logs *testlog.Buffer
+	logs   *testlog.Buffer
 }
 
 // startS3seal runs s3seal in front of e's store with the given KMS endpoint
