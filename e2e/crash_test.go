@@ -11,6 +11,8 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -142,46 +144,66 @@ func checkNoUploads(t *testing.T, e testEnv, bucket string) {
 // existing object, early in the body and with its last MiB still unsent.
 // A fresh s3seal (on the embedded store: with the store restarted from its
 // files) reads the old object byte for byte, stored as it was, and no
-// upload is left behind.
+// upload is left behind. The embedded store is tried a second time keeping
+// its metadata in sidecar files (as on a filesystem without user xattrs).
 func TestCrashMidPut(t *testing.T) {
 	old, next := plaintext(5<<20+3, 60), plaintext(64<<20, 61)
-	forEachUpstream(t, func(t *testing.T, e testEnv) {
-		in := startS3seal(t, e, e.kmsURL, "")
-		bucket := newBucket(t, e)
-		for _, tc := range []struct {
-			name string
-			at   int // the body bytes the client sends before the kill
-		}{
-			{"at 8 MiB", 8 << 20},
-			{"1 MiB before the end", len(next) - 1<<20},
-		} {
-			t.Run(tc.name, func(t *testing.T) {
-				ctx := context.Background()
-				key := "obj-" + randHex(4)
-				if _, err := sdkClient(t, in).PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(old)}); err != nil {
-					t.Fatal(err)
-				}
-				before := storedStateOf(t, e, bucket, key)
-				body := newGatedReader(next, tc.at)
-				done := make(chan error, 1)
-				go func() {
-					_, err := crashClient(t, in).PutObject(ctx, bucket, key, body, int64(len(next)), "", "", minio.PutObjectOptions{DisableMultipart: true})
-					done <- err
-				}()
-				body.await(t)
-				crash(t, in)
-				close(body.released)
-				awaitFailed(t, done, "the PUT")
-
-				in.launch(t)
-				// The client never sent the whole body: only the old object can be there.
-				if got := checkOldOrNew(t, e, sdkClient(t, in), bucket, key, old, next, before); got != "old" {
-					t.Fatalf("after the kill at %d of %d bytes, %s reads as the %s object", tc.at, len(next), key, got)
-				}
-				checkNoUploads(t, e, bucket)
-			})
+	forEachUpstream(t, func(t *testing.T, e testEnv) { crashMidPut(t, e, old, next) })
+	t.Run("embedded with sidecar metadata", func(t *testing.T) {
+		e := embeddedEnv(t)
+		sidecar := filepath.Join(e.emb.dataDir, "sidecar")
+		// What the store writes at a first start on such a filesystem
+		// (internal/embeddedstore metadataMode), and keeps to.
+		if err := os.MkdirAll(sidecar, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(e.emb.dataDir, "store-metadata"), []byte("sidecar\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		crashMidPut(t, e, old, next)
+		if ents, err := os.ReadDir(sidecar); err != nil || len(ents) == 0 {
+			t.Fatalf("the store wrote no sidecar metadata in %s (%v)", sidecar, err)
 		}
 	})
+}
+
+// crashMidPut is TestCrashMidPut against e.
+func crashMidPut(t *testing.T, e testEnv, old, next []byte) {
+	in := startS3seal(t, e, e.kmsURL, "")
+	bucket := newBucket(t, e)
+	for _, tc := range []struct {
+		name string
+		at   int // the body bytes the client sends before the kill
+	}{
+		{"at 8 MiB", 8 << 20},
+		{"1 MiB before the end", len(next) - 1<<20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			key := "obj-" + randHex(4)
+			if _, err := sdkClient(t, in).PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(old)}); err != nil {
+				t.Fatal(err)
+			}
+			before := storedStateOf(t, e, bucket, key)
+			body := newGatedReader(next, tc.at)
+			done := make(chan error, 1)
+			go func() {
+				_, err := crashClient(t, in).PutObject(ctx, bucket, key, body, int64(len(next)), "", "", minio.PutObjectOptions{DisableMultipart: true})
+				done <- err
+			}()
+			body.await(t)
+			crash(t, in)
+			close(body.released)
+			awaitFailed(t, done, "the PUT")
+
+			in.launch(t)
+			// The client never sent the whole body: only the old object can be there.
+			if got := checkOldOrNew(t, e, sdkClient(t, in), bucket, key, old, next, before); got != "old" {
+				t.Fatalf("after the kill at %d of %d bytes, %s reads as the %s object", tc.at, len(next), key, got)
+			}
+			checkNoUploads(t, e, bucket)
+		})
+	}
 }
 
 // TestCrashMidPart: replica A creates an upload and uploads two parts, and
