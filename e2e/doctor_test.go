@@ -26,7 +26,6 @@ import (
 
 	"github.com/s3seal/s3seal/internal/adversary"
 	"github.com/s3seal/s3seal/internal/testkms"
-	"github.com/s3seal/s3seal/internal/testlog"
 )
 
 // doctorReport is `s3seal doctor --json`.
@@ -242,50 +241,6 @@ func TestDoctorKMSFailures(t *testing.T) {
 	})
 }
 
-// startUnready runs s3seal with env on fresh addresses without waiting for
-// it to be ready, and returns it once /healthz answers, or its exit error
-// if it stops first. It is stopped (by PID) when the test ends.
-func startUnready(t *testing.T, env []string) (*instance, error) {
-	t.Helper()
-	in := &instance{URL: "http://" + freeAddr(t), MetricsURL: "http://" + freeAddr(t), logs: &testlog.Buffer{}}
-	cmd := exec.Command(s3sealBinary(t))
-	cmd.Env = append(env, "S3SEAL_ADDR="+hostPort(in.URL), "S3SEAL_METRICS_ADDR="+hostPort(in.MetricsURL), "S3SEAL_KMS_API_ADDR="+freeAddr(t))
-	cmd.Stdout, cmd.Stderr = in.logs, in.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stop := func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("s3seal logs:\n%s", in.logs)
-		}
-	}
-	deadline := time.After(30 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			return in, err
-		case <-deadline:
-			stop()
-			t.Fatalf("s3seal neither served /healthz nor exited in 30 s; logs:\n%s", in.logs)
-		case <-time.After(100 * time.Millisecond):
-		}
-		if resp, err := http.Get(in.MetricsURL + "/healthz"); err == nil {
-			resp.Body.Close()
-			t.Cleanup(stop)
-			return in, nil
-		}
-	}
-}
-
 // TestDoctorServeNotReadyUntilKMS: serve runs the doctor's checks that
 // write nothing at start. A KMS that does not answer does not stop it: it
 // starts not ready, /readyz names the KMS check and says why, and it
@@ -293,11 +248,8 @@ func startUnready(t *testing.T, env []string) (*instance, error) {
 func TestDoctorServeNotReadyUntilKMS(t *testing.T) {
 	forEachUpstream(t, func(t *testing.T, e testEnv) {
 		kmsAddr := freeAddr(t) // nothing listens there yet
-		env := append(s3sealEnv(t, e, "http://"+kmsAddr, newCMK(t, e.kmsURL)), "AWS_MAX_ATTEMPTS=1")
-		in, err := startUnready(t, env)
-		if err != nil {
-			t.Fatalf("s3seal did not start with the KMS unreachable: %v", err)
-		}
+		// It fails the test if s3seal exits.
+		in := startS3sealNotReady(t, e, "http://"+kmsAddr, newCMK(t, e.kmsURL), "AWS_MAX_ATTEMPTS=1")
 		code, body := readyz(t, in)
 		if code != http.StatusServiceUnavailable || !strings.Contains(body, "kms-key") || !strings.Contains(body, "does not answer") {
 			t.Errorf("readyz with the KMS down: %d %s", code, body)

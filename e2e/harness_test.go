@@ -164,8 +164,18 @@ func embeddedEnv(t *testing.T) testEnv {
 var (
 	buildOnce sync.Once
 	binPath   string
+	binDir    string // the directory buildBinary built into; TestMain removes it
 	buildErr  error
 )
+
+// TestMain removes the binary buildBinary built (some 40 MB a run).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
 
 // buildBinary builds cmd/s3seal once per test run, or returns
 // S3SEAL_TEST_BINARY when that names an s3seal binary built already.
@@ -180,7 +190,7 @@ func buildBinary() (string, error) {
 			buildErr = err
 			return
 		}
-		binPath = filepath.Join(dir, "s3seal")
+		binDir, binPath = dir, filepath.Join(dir, "s3seal")
 		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/s3seal").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
@@ -244,9 +254,12 @@ type instance struct {
 	// via is an embedded store run by another instance that this one uses
 	// as its upstream (S3SEAL_UPSTREAM_URL), at the address of the store's
 	// current start; nil for none.
-	via  *embedded
-	cmd  *exec.Cmd
-	logs *testlog.Buffer
+	via *embedded
+	// upOnly: a start waits until s3seal serves /healthz, not /readyz
+	// (startS3sealNotReady).
+	upOnly bool
+	cmd    *exec.Cmd
+	logs   *testlog.Buffer
 }
 
 // startS3seal runs s3seal in front of e's store with the given KMS endpoint
@@ -259,6 +272,26 @@ type instance struct {
 // a replica) is a second process that uses that store as its configured
 // upstream, as a second s3seal on another machine would.
 func startS3seal(t *testing.T, e testEnv, kmsURL, alias string, extra ...string) *instance {
+	t.Helper()
+	in := newInstance(t, e, kmsURL, alias, extra...)
+	in.launch(t)
+	return in
+}
+
+// startS3sealNotReady is startS3seal for a store or KMS that is down: it
+// returns once s3seal serves /healthz, ready or not. Its restarts wait the
+// same way.
+func startS3sealNotReady(t *testing.T, e testEnv, kmsURL, alias string, extra ...string) *instance {
+	t.Helper()
+	in := newInstance(t, e, kmsURL, alias, extra...)
+	in.upOnly = true
+	in.launch(t)
+	return in
+}
+
+// newInstance configures startS3seal's s3seal, to be stopped with SIGTERM
+// when the test ends, and does not start it.
+func newInstance(t *testing.T, e testEnv, kmsURL, alias string, extra ...string) *instance {
 	t.Helper()
 	if alias == "" {
 		alias = newCMK(t, kmsURL)
@@ -290,7 +323,6 @@ func startS3seal(t *testing.T, e testEnv, kmsURL, alias string, extra ...string)
 		}
 	}
 	t.Cleanup(func() { in.stop(t) })
-	in.launch(t)
 	return in
 }
 
@@ -376,12 +408,16 @@ func (in *instance) start(t *testing.T) error {
 	return in.awaitReady()
 }
 
-// awaitReady waits up to 20 s for /readyz to answer 200, and fails at once
-// if the process exits meanwhile.
+// awaitReady waits up to 20 s for /readyz (with upOnly, /healthz) to
+// answer 200, and fails at once if the process exits meanwhile.
 func (in *instance) awaitReady() error {
+	path := "/readyz"
+	if in.upOnly {
+		path = "/healthz"
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get(in.MetricsURL + "/readyz")
+		resp, err := http.Get(in.MetricsURL + path)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -393,7 +429,7 @@ func (in *instance) awaitReady() error {
 			return errors.New("s3seal exited at start")
 		}
 		if time.Now().After(deadline) {
-			return errors.New("s3seal not ready in 20 s")
+			return fmt.Errorf("s3seal: no 200 on %s in 20 s", path)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -37,8 +37,11 @@ const ChildCommand = "__embedded-store"
 
 // Files and directories in the data dir.
 const (
-	storeDir     = "store"          // the store's root: a directory per bucket
-	sidecarDir   = "store-sidecar"  // object metadata where xattrs are missing
+	storeDir = "store" // the store's root: a directory per bucket
+	// sidecarDir holds object metadata where xattrs are missing. Its name
+	// must not start with storeDir's: versitygw refuses a sidecar dir whose
+	// path has the root's as a plain string prefix ("store-sidecar" did).
+	sidecarDir   = "sidecar"
 	metadataFile = "store-metadata" // "xattr" or "sidecar", fixed at the first start
 	infoFile     = "store.json"     // how to reach the running store (0600)
 	lockFile     = "store.lock"
@@ -108,6 +111,11 @@ func Start(ctx context.Context, o Options) (_ *Store, err error) {
 	}
 	if s.Metadata, err = metadataMode(o.DataDir); err != nil {
 		return nil, err
+	}
+	if s.Metadata == "sidecar" {
+		if err = os.MkdirAll(filepath.Join(o.DataDir, sidecarDir), 0o700); err != nil {
+			return nil, fmt.Errorf("embedded store: %w", err)
+		}
 	}
 	cfg := childConfig{Dir: s.Dir, Region: Region, Metadata: s.Metadata, SidecarDir: filepath.Join(o.DataDir, sidecarDir),
 		AccessKey: randomString(20), SecretKey: randomString(40)}
@@ -288,9 +296,6 @@ func metadataMode(dataDir string) (string, error) {
 	mode := "xattr"
 	if xattrSupported(filepath.Join(dataDir, storeDir)) != nil {
 		mode = "sidecar"
-		if err := os.MkdirAll(filepath.Join(dataDir, sidecarDir), 0o700); err != nil {
-			return "", fmt.Errorf("embedded store: %w", err)
-		}
 	}
 	return mode, os.WriteFile(path, []byte(mode+"\n"), 0o600)
 }
