@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -297,5 +298,63 @@ func TestClientBodyStallsHTTP2(t *testing.T) {
 	}
 	if e.store.get(testBucket, "h2") != nil {
 		t.Error("a stalled upload left an object")
+	}
+}
+
+// TestSlowReaderCut: a client that stops reading a download is cut off
+// once a write has waited ClientTimeout, and its request ends (aborted);
+// a client that reads slowly but steadily gets the whole object.
+//
+// A blocked write is woken only once a third or so of the socket's send
+// buffer (up to 4 MiB here) has drained, so "steadily" means about 1.3
+// MiB per ClientTimeout: the slow reader reads 5 MB/s under 1 s.
+func TestSlowReaderCut(t *testing.T) {
+	data := randomBytes(12<<20, 11) // well past the socket buffers of both ends
+	for _, tc := range []struct {
+		name    string
+		timeout time.Duration
+		pause   time.Duration // between reads of 256 KiB; 0: none at all
+		rcvbuf  int           // the client's socket buffer
+	}{{"stops reading", stallTimeout, 0, 4 << 10}, {"reads slowly", time.Second, 50 * time.Millisecond, 128 << 10}} {
+		t.Run(tc.name, func(t *testing.T) {
+			obs := &recordingObserver{cipher: map[string]int64{}, cipherD: map[string]time.Duration{}}
+			e := newEnv(t, func(c *Config) { c.ClientTimeout, c.Observer = tc.timeout, obs })
+			e.put(t, "big", data, nil)
+			e.drain(t, 1)
+			d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+				return c.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, tc.rcvbuf) })
+			}}
+			conn, err := d.Dial("tcp", e.srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if err := e.signedRequest(t, "GET", "/"+testBucket+"/big", nil, 0, nil).Write(conn); err != nil {
+				t.Fatal(err)
+			}
+			if tc.pause == 0 {
+				e.drain(t, 1) // within 10 s, or it fails
+				obs.mu.Lock()
+				defer obs.mu.Unlock()
+				if last := obs.requests[len(obs.requests)-1]; last != "GetObject 0" {
+					t.Errorf("the request ended as %q, want aborted", last)
+				}
+				return
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, buf := []byte{}, make([]byte, 256<<10)
+			for err == nil {
+				var n int
+				n, err = io.ReadFull(resp.Body, buf)
+				got = append(got, buf[:n]...)
+				time.Sleep(tc.pause)
+			}
+			if !bytes.Equal(got, data) {
+				t.Errorf("read %d of %d bytes (%v)", len(got), len(data), err)
+			}
+		})
 	}
 }

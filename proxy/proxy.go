@@ -84,9 +84,11 @@ type Config struct {
 	MaxInflight int
 	// ClientTimeout, when more than 0, is the longest a client's request
 	// body may make no progress before s3seal gives up on it (400
-	// RequestTimeout, nothing written); a POST form's fields, read before
-	// the client is authenticated, must all arrive within it. The server
-	// needs ReadHeaderTimeout for the headers themselves.
+	// RequestTimeout, nothing written), and the longest one write of the
+	// answer may wait on a client that reads none of it (the connection is
+	// then cut); a POST form's fields, read before the client is
+	// authenticated, must all arrive within it. The server needs
+	// ReadHeaderTimeout for the headers themselves.
 	ClientTimeout time.Duration
 }
 
@@ -199,7 +201,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ids := newRequestIDs()
 	id := ids.request
-	sw := &statusWriter{ResponseWriter: w}
+	sw := newStatusWriter(w, p.clientTimeout)
 	ids.set(sw.Header())
 	t := classify(r, p.domain)
 	// The operation and the cipher clocks ride in the context, so that
@@ -381,6 +383,30 @@ func (id requestIDs) set(h http.Header) {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	// idle, when more than 0, bounds each write (ClientTimeout): a client
+	// that takes none of the answer for that long is cut off, and does not
+	// hold its request, its slot and a store connection without end. rc
+	// is nil where the writer has no deadlines (a test recorder).
+	idle time.Duration
+	rc   *http.ResponseController
+}
+
+// writePiece is the most one write to a client may hold under one deadline
+// (statusWriter.idle).
+const writePiece = 64 << 10
+
+// newStatusWriter wraps w, its writes bounded by idle when more than 0.
+func newStatusWriter(w http.ResponseWriter, idle time.Duration) *statusWriter {
+	s := &statusWriter{ResponseWriter: w, idle: idle}
+	if idle > 0 {
+		rc := http.NewResponseController(w)
+		// Clear what the connection's previous answer left: this one may
+		// well write its first byte later than that (a long upload).
+		if rc.SetWriteDeadline(time.Time{}) == nil {
+			s.rc = rc
+		}
+	}
+	return s
 }
 
 func (s *statusWriter) WriteHeader(code int) {
@@ -394,7 +420,23 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 	if s.status == 0 {
 		s.status = http.StatusOK
 	}
-	return s.ResponseWriter.Write(b)
+	if s.rc == nil {
+		return s.ResponseWriter.Write(b)
+	}
+	// The deadline is per piece, so that it measures progress: a large
+	// write to a client that reads slowly but steadily is never cut.
+	var n int
+	for len(b) > 0 {
+		piece := b[:min(len(b), writePiece)]
+		s.rc.SetWriteDeadline(time.Now().Add(s.idle))
+		k, err := s.ResponseWriter.Write(piece)
+		n += k
+		if err != nil {
+			return n, err
+		}
+		b = b[k:]
+	}
+	return n, nil
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.

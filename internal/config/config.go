@@ -71,7 +71,7 @@ type Config struct {
 	// Requests still running after it are cut, so a stuck transfer cannot
 	// block a deploy forever.
 	MaxInflight   int           `env:"S3SEAL_MAX_INFLIGHT" envDefault:"1024" help:"how many authenticated S3 requests are served at once; one more gets 503 SlowDown at once (with Retry-After) instead of waiting, which bounds memory and connections to the store under overload; 0: no limit"`
-	ClientTimeout time.Duration `env:"S3SEAL_CLIENT_TIMEOUT" envDefault:"1m" help:"the longest a client may make no progress sending a request body before s3seal gives up on it (400 RequestTimeout; nothing is written); uploads that keep moving are never cut; also bounds, in all, the request line and headers (at most 30s) and a POST form upload's fields, which are read before the client is authenticated"`
+	ClientTimeout time.Duration `env:"S3SEAL_CLIENT_TIMEOUT" envDefault:"1m" help:"the longest a client may make no progress sending a request body before s3seal gives up on it (400 RequestTimeout; nothing is written), or reading an answer (the connection is cut); transfers that keep moving are never cut; also bounds, in all, the request line and headers (at most 30s) and a POST form upload's fields, which are read before the client is authenticated"`
 	DrainTimeout  time.Duration `env:"S3SEAL_DRAIN_TIMEOUT" envDefault:"30s" help:"on SIGTERM or SIGINT, how long in-flight requests may run before they are cut and s3seal exits"`
 	LogLevel      string        `env:"S3SEAL_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error; JSON logs to stderr"`
 }
