@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"syscall"
@@ -356,5 +357,36 @@ func TestSlowReaderCut(t *testing.T) {
 				t.Errorf("read %d of %d bytes (%v)", len(got), len(data), err)
 			}
 		})
+	}
+}
+
+// TestWriteDeadlineNotLeftOver: the write deadline an answer leaves on a
+// kept-alive connection does not cut the connection's next request, its
+// early 100 Continue included, however long after it comes.
+func TestWriteDeadlineNotLeftOver(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.ClientTimeout = stallTimeout })
+	e.put(t, "k", []byte("data"), nil)
+	e.drain(t, 1)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	send := func(req *http.Request) (int, bool) {
+		var reused bool
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		e.drain(t, 1)
+		return resp.StatusCode, reused
+	}
+	if status, _ := send(e.signedRequest(t, "GET", "/"+testBucket+"/k", nil, 0, nil)); status != http.StatusOK {
+		t.Fatalf("GET: %d", status)
+	}
+	time.Sleep(3 * stallTimeout) // the GET's write deadline has passed
+	put := e.signedRequest(t, "PUT", "/"+testBucket+"/empty", nil, 0, http.Header{"Expect": {"100-continue"}})
+	if status, reused := send(put); status != http.StatusOK || !reused {
+		t.Fatalf("PUT on the same connection: %d (reused: %v)", status, reused)
 	}
 }

@@ -192,6 +192,8 @@ func (p *Proxy) release() {
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	p.obs.InflightAdd(1)
+	sw := newStatusWriter(w, p.clientTimeout)
+	defer sw.finish()
 	if r.ContentLength == 0 && strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
 		// net/http sends 100 Continue only when a body is read, so an empty
 		// one gets the final answer straight away. That is allowed, but
@@ -201,7 +203,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ids := newRequestIDs()
 	id := ids.request
-	sw := newStatusWriter(w, p.clientTimeout)
 	ids.set(sw.Header())
 	t := classify(r, p.domain)
 	// The operation and the cipher clocks ride in the context, so that
@@ -399,14 +400,25 @@ const writePiece = 64 << 10
 func newStatusWriter(w http.ResponseWriter, idle time.Duration) *statusWriter {
 	s := &statusWriter{ResponseWriter: w, idle: idle}
 	if idle > 0 {
+		// No deadline until the first write (the answer may come long
+		// after, at the end of a long upload); this also finds out whether
+		// w has deadlines at all.
 		rc := http.NewResponseController(w)
-		// Clear what the connection's previous answer left: this one may
-		// well write its first byte later than that (a long upload).
 		if rc.SetWriteDeadline(time.Time{}) == nil {
 			s.rc = rc
 		}
 	}
 	return s
+}
+
+// finish gives what net/http does after the handler a bound of its own:
+// it discards the rest of an unread request body (for up to the read
+// deadline, ClientTimeout), then sends what it buffered of the answer. The
+// last write's deadline would cut that; net/http clears it afterwards.
+func (s *statusWriter) finish() {
+	if s.rc != nil {
+		s.rc.SetWriteDeadline(time.Now().Add(2 * s.idle))
+	}
 }
 
 func (s *statusWriter) WriteHeader(code int) {
