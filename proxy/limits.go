@@ -89,6 +89,14 @@ func errRequestTimeout(cause error) *s3Error {
 // connection's read deadline (http.ResponseController), moved before each
 // read, rather than a timer of s3seal's own: a read past it fails at once,
 // and the server closes the connection after the answer.
+//
+// Over HTTP/2 the deadline is set only while a read is under way, and
+// lifted once it returns: a stream's deadline is a timer that breaks the
+// body when it fires, read or not, and s3seal may legitimately take longer
+// than the timeout between reads (a slow key service before the first one,
+// a slow store taking the bytes already read). Over HTTP/1 it stays set
+// between reads, where it bounds only net/http's own reads of the body
+// (its discarding of an unread rest, in Close or as it answers).
 type idleBody struct {
 	body     io.ReadCloser
 	rc       *http.ResponseController
@@ -96,20 +104,24 @@ type idleBody struct {
 	mu       sync.Mutex
 	until    time.Time // when set, no read may last past it (see bound)
 	timedOut bool
+	ended    bool // the body ended (or broke, or timed out): no read is left
+	lift     bool // lift the deadline between reads (HTTP/2)
 	off      bool // the connection has no read deadline (a test recorder)
 }
 
 // watchBody wraps r's body in an idleBody when there is one to bound.
-// The deadline is set at once, not only on the first read: a request
-// refused without its body being read still has that body discarded by
-// net/http (up to 256 KiB), and that must not wait on the client forever
-// either.
+// Over HTTP/1 the deadline is set at once, not only on the first read, and
+// Close and finish set it once more: a request refused before its body
+// ended still has the rest discarded by net/http (up to 256 KiB), and that
+// must not wait on the client forever either.
 func watchBody(w http.ResponseWriter, r *http.Request, timeout time.Duration) *idleBody {
 	if timeout <= 0 || r.Body == nil || r.Body == http.NoBody {
 		return nil
 	}
-	b := &idleBody{body: r.Body, rc: http.NewResponseController(w), timeout: timeout}
-	b.arm()
+	b := &idleBody{body: r.Body, rc: http.NewResponseController(w), timeout: timeout, lift: r.ProtoMajor >= 2}
+	if !b.lift {
+		b.arm()
+	}
 	r.Body = b
 	return b
 }
@@ -135,18 +147,42 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	n, err := b.body.Read(p)
 	switch {
 	case err == nil:
+		if b.lift {
+			b.clear() // s3seal's own work until the next read is not the client's
+		}
 	case isTimeout(err):
 		b.mu.Lock()
-		b.timedOut = true
+		b.timedOut, b.ended = true, true
 		b.mu.Unlock()
 		err = fmt.Errorf("the client's body made no progress in time: %w", err)
 	default:
 		// The body is over (or broken). net/http reads the connection on
 		// its own once the body has ended, and a deadline left behind
 		// would cancel the request's context there: lift it.
+		b.mu.Lock()
+		b.ended = true
+		b.mu.Unlock()
 		b.clear()
 	}
 	return n, err
+}
+
+// finish bounds, once the handler is done, net/http's discarding of what
+// is left of a body that did not end.
+func (b *idleBody) finish() {
+	if b != nil {
+		b.rearm()
+	}
+}
+
+// rearm moves the deadline to timeout from now if the body has not ended.
+func (b *idleBody) rearm() {
+	b.mu.Lock()
+	ended := b.ended
+	b.mu.Unlock()
+	if !ended {
+		b.arm()
+	}
 }
 
 func (b *idleBody) clear() {
@@ -157,7 +193,18 @@ func (b *idleBody) clear() {
 	}
 }
 
-func (b *idleBody) Close() error { return b.body.Close() }
+// Close bounds net/http's discarding of the rest of a body not read to its
+// end (HTTP/1). Nothing reads the body after it (net/http then starts its
+// own read of the connection, if the discarding reached the body's end):
+// finish must not set the deadline again.
+func (b *idleBody) Close() error {
+	b.rearm()
+	err := b.body.Close()
+	b.mu.Lock()
+	b.ended = true
+	b.mu.Unlock()
+	return err
+}
 
 // bound makes every read end by t at the latest, until release is
 // called: what s3seal reads before it knows who the client is gets a

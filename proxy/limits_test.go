@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -10,10 +11,12 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/s3seal/s3seal/envelope/kms"
 	"github.com/s3seal/s3seal/internal/store"
 )
 
@@ -388,5 +391,149 @@ func TestWriteDeadlineNotLeftOver(t *testing.T) {
 	put := e.signedRequest(t, "PUT", "/"+testBucket+"/empty", nil, 0, http.Header{"Expect": {"100-continue"}})
 	if status, reused := send(put); status != http.StatusOK || !reused {
 		t.Fatalf("PUT on the same connection: %d (reused: %v)", status, reused)
+	}
+}
+
+// slowKeys makes GenerateDataKey wait: s3seal, not the client, is slow.
+type slowKeys struct {
+	kms.KeyService
+	wait time.Duration
+}
+
+func (k slowKeys) GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string) (kms.DataKey, error) {
+	time.Sleep(k.wait)
+	return k.KeyService.GenerateDataKey(ctx, keyID, encCtx)
+}
+
+// pausingForwarder relays TCP to target; once armed, it holds the first
+// answer that passes after bytes for pause: a slow store that keeps moving.
+type pausingForwarder struct {
+	target string
+	after  int
+	pause  time.Duration
+	armed  atomic.Bool
+}
+
+func (f *pausingForwarder) serve(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			s, err := net.Dial("tcp", f.target)
+			if err != nil {
+				return
+			}
+			defer s.Close()
+			go io.Copy(s, c)
+			buf, n := make([]byte, 4096), 0
+			for {
+				k, err := s.Read(buf)
+				if k > 0 {
+					if n < f.after && n+k >= f.after && f.armed.CompareAndSwap(true, false) {
+						time.Sleep(f.pause)
+					}
+					n += k
+					if _, err := c.Write(buf[:k]); err != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// TestSlowS3sealHTTP2: over HTTP/2 the stream's deadlines are timers that
+// fire whether or not a read or write is under way; a client that sends
+// and reads at full speed must not be cut while s3seal itself waits (on a
+// slow store's answer between pieces of a download, on the key service
+// before it reads an upload's body) for longer than ClientTimeout.
+func TestSlowS3sealHTTP2(t *testing.T) {
+	pause := 3 * stallTimeout
+	fwd := &pausingForwarder{after: 300 << 10, pause: pause}
+	e := newEnv(t, func(c *Config) {
+		c.ClientTimeout = stallTimeout
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		fwd.target = c.Upstream.Host
+		go fwd.serve(ln)
+		u := *c.Upstream
+		u.Host = ln.Addr().String()
+		c.Upstream = &u
+	})
+	srv := httptest.NewUnstartedServer(e.proxy)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	data, upload := randomBytes(1<<20, 12), randomBytes(4<<20, 13)
+	e.put(t, "big", data, nil)
+	e.drain(t, 1)
+	e2 := newEnv(t, func(c *Config) { c.ClientTimeout = stallTimeout; c.Keys.Keys = slowKeys{c.Keys.Keys, pause} })
+	srv2 := httptest.NewUnstartedServer(e2.proxy)
+	srv2.EnableHTTP2 = true
+	srv2.StartTLS()
+	t.Cleanup(srv2.Close)
+	for _, tt := range []struct {
+		name   string
+		e      *env
+		srv    *httptest.Server
+		method string
+		path   string
+		body   []byte
+	}{
+		{"GET, the store pauses mid-answer", e, srv, "GET", "/" + testBucket + "/big", nil},
+		{"PUT, the key service pauses before the body is read", e2, srv2, "PUT", "/" + testBucket + "/new", upload},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fwd.armed.Store(true)
+			req := tt.e.signedRequest(t, tt.method, tt.path, bytes.NewReader(tt.body), int64(len(tt.body)), nil)
+			u, _ := url.Parse(tt.srv.URL)
+			req.URL.Scheme, req.URL.Host, req.Host = u.Scheme, u.Host, u.Host
+			sign(t, req)
+			resp, err := tt.srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK || err != nil {
+				t.Fatalf("answered %s %d (%v) %.200s", resp.Proto, resp.StatusCode, err, body)
+			}
+			if tt.method == "GET" && !bytes.Equal(body, data) {
+				t.Errorf("read %d of %d bytes", len(body), len(data))
+			}
+			if tt.method == "PUT" {
+				if got, _, err := tt.e.get(t, "new"); err != nil || !bytes.Equal(got, upload) {
+					t.Errorf("read back %d bytes, %v", len(got), err)
+				}
+			}
+		})
+	}
+}
+
+// TestUnreadBodyClosed: a request refused with its body unread (a GET
+// that carries one) has that body closed, and so discarded by net/http,
+// while the handler still runs; a body that stops does not hold the
+// handler there, whatever the deadlines between reads are.
+func TestUnreadBodyClosed(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.ClientTimeout = stallTimeout })
+	e.put(t, "k", []byte("data"), nil)
+	e.drain(t, 1)
+	for _, sent := range []int{0, 2} {
+		req := e.signedRequest(t, "GET", "/"+testBucket+"/k", bytes.NewReader(make([]byte, 1000)), 1000, nil)
+		start := time.Now()
+		status, body := sendStalled(t, e.srv.Listener.Addr().String(), req, sent)
+		e.drain(t, 1)
+		if status != http.StatusBadRequest || store.ErrorCode([]byte(body)) != "UnexpectedContent" || time.Since(start) > 10*stallTimeout {
+			t.Errorf("%d bytes of the body sent: answered %d %.100s after %v, want 400 UnexpectedContent", sent, status, body, time.Since(start))
+		}
 	}
 }

@@ -210,6 +210,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	clocks := &cipherClocks{}
 	r = r.WithContext(withObservation(r.Context(), t.op(), clocks))
 	body := watchBody(w, r, p.clientTimeout)
+	defer body.finish()
 	x := &exchange{w: sw, r: r, t: t, id: id, ids: ids, clocks: clocks, body: body}
 
 	defer func() {
@@ -446,6 +447,11 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 		if err != nil {
 			return n, err
 		}
+		// Lifted between writes: over HTTP/2 the deadline is a timer that
+		// resets the stream when it fires, write or not, and the next
+		// piece may legitimately be long in coming (a slow store, a
+		// resumed read).
+		s.rc.SetWriteDeadline(time.Time{})
 		b = b[k:]
 	}
 	return n, nil
