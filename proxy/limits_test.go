@@ -537,3 +537,40 @@ func TestUnreadBodyClosed(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowReaderCutHTTP2: over HTTP/2 too, a client that stops reading a
+// download is cut once a write has waited ClientTimeout (the stream is
+// reset), though the deadline is lifted between writes.
+func TestSlowReaderCutHTTP2(t *testing.T) {
+	obs := &recordingObserver{cipher: map[string]int64{}, cipherD: map[string]time.Duration{}}
+	e := newEnv(t, func(c *Config) { c.ClientTimeout, c.Observer = stallTimeout, obs })
+	e.put(t, "big", randomBytes(12<<20, 15), nil) // past the client's flow-control window
+	e.drain(t, 1)
+	done := make(chan struct{}, 1)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() { done <- struct{}{} }()
+		e.proxy.ServeHTTP(w, r)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	req := e.signedRequest(t, "GET", "/"+testBucket+"/big", nil, 0, nil)
+	u, _ := url.Parse(srv.URL)
+	req.URL.Scheme, req.URL.Host, req.Host = u.Scheme, u.Host, u.Host
+	sign(t, req)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close() // read nothing
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the request still runs")
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if last := obs.requests[len(obs.requests)-1]; last != "GetObject 0" {
+		t.Errorf("the request ended as %q, want aborted", last)
+	}
+}
