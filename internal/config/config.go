@@ -74,6 +74,8 @@ type Config struct {
 	ClientTimeout time.Duration `env:"S3SEAL_CLIENT_TIMEOUT" envDefault:"1m" help:"the longest a client may make no progress sending a request body before s3seal gives up on it (400 RequestTimeout; nothing is written), or reading an answer (the connection is cut); transfers that keep moving are never cut; also bounds, in all, the request line and headers (at most 30s) and a POST form upload's fields, which are read before the client is authenticated"`
 	DrainTimeout  time.Duration `env:"S3SEAL_DRAIN_TIMEOUT" envDefault:"30s" help:"on SIGTERM or SIGINT, how long in-flight requests may run before they are cut and s3seal exits"`
 	LogLevel      string        `env:"S3SEAL_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error; JSON logs to stderr"`
+	// A misspelled variable is otherwise ignored without a word (unknown.go).
+	StrictConfig bool `env:"S3SEAL_STRICT_CONFIG" envDefault:"false" help:"an S3SEAL_ variable s3seal does not know (a misspelling) is an error and s3seal exits 1; false: a warning naming the closest known variable"`
 }
 
 // The key services S3SEAL_KMS_PROVIDER selects.
