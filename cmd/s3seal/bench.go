@@ -225,7 +225,7 @@ func (c cli) serveBenchMetrics(addr string, reg *prometheus.Registry) (url strin
 // benchKMS runs the envelope-versus-direct benchmark with the key service
 // configured as for serve.
 func (c cli) benchKMS(ctx context.Context, o benchOptions, m *metrics.Metrics) error {
-	cfg, err := loadConfig(c.environ)
+	cfg, err := c.loadConfig()
 	if err != nil {
 		return err
 	}
@@ -270,7 +270,7 @@ func (c cli) benchTarget(ctx context.Context, o benchOptions) error {
 // environment, then s3seal's credential from the data dir and the store
 // from the embedded store the running s3seal published there.
 func (c cli) resolveTarget(t bench.Target) (bench.Target, error) {
-	cfg, err := parseConfig(c.environ)
+	cfg, err := c.parseConfig()
 	if err != nil {
 		return t, err
 	}

@@ -78,7 +78,7 @@ func (c cli) doctor(ctx context.Context, args []string) int {
 	if done {
 		return code
 	}
-	cfg, err := loadConfig(c.environ)
+	cfg, err := c.loadConfig()
 	if err != nil {
 		return c.fail("doctor", err)
 	}

@@ -172,7 +172,7 @@ func isHelp(arg string) bool {
 // keysConfig checks only the settings keys needs, so the keyring can be
 // managed while the rest of the serve configuration is still unfinished.
 func (c cli) keysConfig() (Config, error) {
-	cfg, err := parseConfig(c.environ)
+	cfg, err := c.parseConfig()
 	if err != nil {
 		return Config{}, err
 	}

@@ -115,7 +115,7 @@ func (c cli) rewrap(ctx context.Context, args []string) int {
 	if code >= 0 {
 		return code
 	}
-	cfg, err := loadConfig(c.environ)
+	cfg, err := c.loadConfig()
 	if err != nil {
 		return c.fail("rewrap", err)
 	}

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/s3seal/s3seal/internal/buildinfo"
+	"github.com/s3seal/s3seal/internal/config"
 	"github.com/s3seal/s3seal/internal/datadir"
 
 	"github.com/s3seal/s3seal/envelope/awskms"
@@ -60,11 +62,17 @@ func (c cli) serve(ctx context.Context, args []string) int {
 		fmt.Fprintf(c.stderr, "s3seal serve: unexpected argument %q (configuration is by environment variables: s3seal --help)\n", fs.Arg(0))
 		return exitUsage
 	}
-	cfg, err := loadConfig(c.environ)
+	cfg, err := config.Load(c.environ)
 	if err != nil {
+		c.warnUnknown()
 		return c.fail("serve", err)
 	}
 	logger := newLogger(c.stderr, cfg.LogLevel)
+	if err := c.checkUnknown(cfg, logger); err != nil {
+		return c.fail("serve", err)
+	}
+	build := buildinfo.Read()
+	logger.Info("starting", "version", build.Version, "revision", build.RevisionLabel(), "goversion", build.GoVersion)
 	s, err := newServer(ctx, cfg, logger)
 	if err != nil {
 		return c.fail("serve", err)
@@ -236,6 +244,10 @@ func (s *server) newMetrics() error {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	s.metrics = m
+	build := buildinfo.Read()
+	if err := metrics.RegisterBuildInfo(s.registry, build.Version, build.RevisionLabel(), build.GoVersion); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 	return nil
 }
 
@@ -642,6 +654,7 @@ func (s *server) writeBanner(w io.Writer) {
 		upstream = "embedded store (versitygw) in " + s.store.Dir
 	}
 	fmt.Fprintf(w, "\ns3seal is running.\n\n")
+	fmt.Fprintf(w, "  version     %s\n", buildinfo.Read())
 	fmt.Fprintf(w, "  endpoint    %s\n", s.endpoint())
 	fmt.Fprintf(w, "  access key  %s\n", s.cred.AccessKey)
 	fmt.Fprintf(w, "  secret key  %s  %s\n", secret, secretNote)

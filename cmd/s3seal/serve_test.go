@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/s3seal/s3seal/internal/config"
 	"github.com/s3seal/s3seal/internal/datadir"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -41,7 +42,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 // that was set up holds is released when the test ends.
 func newTestServer(t *testing.T, environ []string) (*server, error) {
 	t.Helper()
-	cfg, err := loadConfig(environ)
+	cfg, err := config.Load(environ)
 	if err != nil {
 		t.Fatal(err)
 	}

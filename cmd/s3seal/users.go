@@ -122,7 +122,7 @@ func parseUsersFlags(name string, u *usersEnv, args []string, stderr io.Writer) 
 // one. Only a change creates the data dir: a list of a mistyped one says
 // so rather than making it.
 func (c cli) openUsers(change bool) (*principals.Store, *keyring.Keyring, error) {
-	cfg, err := parseConfig(c.environ)
+	cfg, err := c.parseConfig()
 	if err != nil {
 		return nil, nil, err
 	}
