@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/s3seal/s3seal/internal/buildinfo"
 	"github.com/s3seal/s3seal/internal/datadir"
 
 	"github.com/s3seal/s3seal/envelope/keyring"
@@ -85,6 +86,7 @@ func TestBanner(t *testing.T) {
 		"AWS_ACCESS_KEY_ID=" + s.cred.AccessKey + " AWS_SECRET_ACCESS_KEY=" + s.cred.SecretKey,
 		"aws --endpoint-url " + s.endpoint() + " s3 mb s3://demo",
 		"s3 cp README.md s3://demo/",
+		"version     " + buildinfo.Read().String(),
 	} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner)
