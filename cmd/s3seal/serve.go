@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/s3seal/s3seal/internal/buildinfo"
@@ -427,19 +428,50 @@ func (s *server) listen(api, health, kmsAPI http.Handler) error {
 		s.tls = true
 	}
 	var err error
-	if s.apiLn, err = net.Listen("tcp", s.cfg.Addr); err != nil {
-		return fmt.Errorf("S3SEAL_ADDR: %w", err)
+	if s.apiLn, err = listenOn("S3SEAL_ADDR", s.cfg.Addr); err != nil {
+		return err
 	}
-	if s.healthLn, err = net.Listen("tcp", s.cfg.MetricsAddr); err != nil {
-		return fmt.Errorf("S3SEAL_METRICS_ADDR: %w", err)
+	if s.healthLn, err = listenOn("S3SEAL_METRICS_ADDR", s.cfg.MetricsAddr); err != nil {
+		return err
 	}
 	if s.kmsAPI != nil {
-		if s.kmsAPILn, err = net.Listen("tcp", s.cfg.KMSAPIAddr); err != nil {
-			return fmt.Errorf("S3SEAL_KMS_API_ADDR (set it empty to turn the KMS API off): %w", err)
+		if s.kmsAPILn, err = listenOn("S3SEAL_KMS_API_ADDR", s.cfg.KMSAPIAddr); err != nil {
+			return fmt.Errorf("%w (or set S3SEAL_KMS_API_ADDR=off to turn the KMS API off)", err)
 		}
 	}
 	return nil
 }
+
+// listenOn binds addr, set by the variable name, and says in the operator's
+// terms why it cannot: the bare "bind: address already in use" names neither
+// the setting nor what to do.
+func listenOn(name, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	var why string
+	switch {
+	case err == nil:
+		return ln, nil
+	case errors.Is(err, syscall.EADDRINUSE):
+		why = "address already in use: another program (or another s3seal) listens there; stop it or set " + name + " to a free port"
+	case errors.Is(err, syscall.EACCES):
+		why = "permission denied: ports below 1024 need root or CAP_NET_BIND_SERVICE; use a port of 1024 or more"
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		why = "no network interface of this machine has that address; use one of its addresses, or 0.0.0.0 for all"
+	default:
+		return nil, fmt.Errorf("%s=%s: %w", name, addr, err)
+	}
+	return nil, &listenError{msg: name + "=" + addr + ": " + why, err: err}
+}
+
+// listenError is a bind failure explained: its text replaces the system's,
+// which it still wraps for errors.Is.
+type listenError struct {
+	msg string
+	err error
+}
+
+func (e *listenError) Error() string { return e.msg }
+func (e *listenError) Unwrap() error { return e.err }
 
 // warnPlainHTTP says loudly that plain HTTP beyond this machine is unsafe:
 // anyone who can read the traffic sees the data, and can replay a captured

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -105,7 +106,7 @@ func Load(environ []string) (Config, error) {
 func Parse(environ []string) (Config, error) {
 	var cfg Config
 	if err := env.ParseWithOptions(&cfg, env.Options{Environment: env.ToMap(environ)}); err != nil {
-		return Config{}, fmt.Errorf("configuration: %w", nameParseErrors(err))
+		return Config{}, fmt.Errorf("configuration: %w", nameParseErrors(err, env.ToMap(environ)))
 	}
 	cfg.KMSProvider = strings.ToLower(cfg.KMSProvider)
 	if v, set := env.ToMap(environ)["S3SEAL_KMS_API_ADDR"]; set && strings.TrimSpace(v) == "" || strings.EqualFold(v, "off") {
@@ -131,8 +132,9 @@ func trimList(items []string) []string {
 }
 
 // nameParseErrors rewrites env's parse errors, which name the Go field
-// ("DataKeyCacheSize"), to name the variable a person set instead.
-func nameParseErrors(err error) error {
+// ("DataKeyCacheSize") and end in strconv's wording, to name the variable a
+// person set, its value and what it takes instead.
+func nameParseErrors(err error, vars map[string]string) error {
 	var agg env.AggregateError
 	if !errors.As(err, &agg) {
 		return err
@@ -151,21 +153,26 @@ func nameParseErrors(err error) error {
 			continue
 		}
 		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
-		errs = append(errs, fmt.Errorf("%s: want a %s: %w", name, typeWord(pe.Type), pe.Err))
+		errs = append(errs, fmt.Errorf("%s is %q: want %s", name, vars[name], typeWord(pe.Type, vars[name])))
 	}
 	return errors.Join(errs...)
 }
 
-func typeWord(t reflect.Type) string {
+// typeWord says what a variable of type t takes, with a hint for the
+// common slip of a duration without a unit.
+func typeWord(t reflect.Type, value string) string {
 	switch t {
 	case reflect.TypeFor[time.Duration]():
-		return "duration such as 90s or 5m"
+		if _, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil {
+			return fmt.Sprintf("a duration with a unit, such as %ss or 5m", strings.TrimSpace(value))
+		}
+		return "a duration such as 90s, 5m or 1h30m"
 	case reflect.TypeFor[bool]():
-		return "boolean (true or false)"
+		return "true or false"
 	case reflect.TypeFor[int]():
-		return "whole number"
+		return "a whole number such as 64"
 	}
-	return t.String()
+	return "a value of type " + t.String()
 }
 
 // validate reports every problem at once, so a misconfigured deployment is
@@ -183,6 +190,7 @@ func (c Config) validate() error {
 	if c.KMSAPIAddr != "" {
 		errs = append(errs, checkHostPort("S3SEAL_KMS_API_ADDR", c.KMSAPIAddr))
 	}
+	errs = append(errs, c.checkDistinctAddrs())
 	errs = append(errs, c.validateUpstream(), c.validateKMS())
 	check(c.DataKeyCacheSize < 0, "S3SEAL_DATAKEY_CACHE_SIZE is %d, want 0 or more", c.DataKeyCacheSize)
 	check(c.DataKeyCacheTTL < 0, "S3SEAL_DATAKEY_CACHE_TTL is %s, want 0 or more", c.DataKeyCacheTTL)
