@@ -172,9 +172,10 @@ func TestDoctorMissingKeyringKey(t *testing.T) {
 	}
 }
 
-// The doctor checks a data dir; it makes none (nor a keyring, nor a key):
-// a missing one is most likely a mistyped S3SEAL_DATA_DIR.
-func TestDoctorMissingDataDir(t *testing.T) {
+// The commands beside serve use its data dir; they make none (nor a
+// keyring, nor a key, nor a store): a missing one is most likely a
+// mistyped S3SEAL_DATA_DIR.
+func TestCommandsMissingDataDir(t *testing.T) {
 	base := t.TempDir()
 	missing, empty := filepath.Join(base, "missing"), filepath.Join(base, "empty")
 	if err := os.Mkdir(empty, 0o700); err != nil {
@@ -182,21 +183,25 @@ func TestDoctorMissingDataDir(t *testing.T) {
 	}
 	const fix = ": set S3SEAL_DATA_DIR to the data dir of your s3seal serve, or start s3seal serve once to create it"
 	tests := []struct {
+		args      []string
 		dir, want string
 	}{
-		{missing, "s3seal doctor: S3SEAL_DATA_DIR=" + missing + " does not exist" + fix},
-		{empty, "s3seal doctor: S3SEAL_DATA_DIR=" + empty + " has no keyring.json (no key was ever made there)" + fix},
+		{[]string{"doctor"}, missing, "s3seal doctor: S3SEAL_DATA_DIR=" + missing + " does not exist" + fix},
+		{[]string{"doctor"}, empty, "s3seal doctor: S3SEAL_DATA_DIR=" + empty + " has no keyring.json (no key was ever made there)" + fix},
+		{[]string{"inspect", "s3://b/k"}, missing, "s3seal inspect: S3SEAL_DATA_DIR=" + missing + " does not exist" + fix},
+		{[]string{"decrypt", "s3://b/k", "-o", filepath.Join(base, "out")}, missing, "S3SEAL_DATA_DIR=" + missing + " does not exist" + fix},
+		{[]string{"rewrap", "--bucket", "b"}, empty, "s3seal rewrap: S3SEAL_DATA_DIR=" + empty + " has no keyring.json"},
 	}
 	for _, tt := range tests {
 		var stdout, stderr bytes.Buffer
-		if code := run(context.Background(), []string{"doctor"}, zeroConfigEnv(tt.dir), &stdout, &stderr); code != exitError || !strings.Contains(stderr.String(), tt.want) {
-			t.Errorf("exit %d, stderr %q; want %q", code, stderr.String(), tt.want)
+		if code := run(context.Background(), tt.args, zeroConfigEnv(tt.dir), &stdout, &stderr); code != exitError || !strings.Contains(stderr.String(), tt.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %q", tt.args, code, stderr.String(), tt.want)
 		}
 	}
 	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
-		t.Errorf("doctor left %v in the data dir", entries)
+		t.Errorf("a command left %v in the data dir", entries)
 	}
 	if _, err := os.Stat(missing); !os.IsNotExist(err) {
-		t.Errorf("doctor made the data dir: %v", err)
+		t.Errorf("a command made the data dir: %v", err)
 	}
 }

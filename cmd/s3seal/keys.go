@@ -228,7 +228,8 @@ func (c cli) keysAWS(ctx context.Context, cfg Config, k *keysEnv, name string, p
 	case name != "list":
 		return c.fail("keys "+name, fmt.Errorf("S3SEAL_KMS_PROVIDER is aws: s3seal keys only lists and describes its CMKs; %s them with AWS's tools (aws kms ...)", name))
 	case cfg.KMSKeyID == "":
-		return c.fail("keys list", errors.New("S3SEAL_KMS_KEY_ID is not set: no CMKs are configured"))
+		return c.fail("keys list", errors.New("S3SEAL_KMS_KEY_ID is not set: no CMKs are configured; set it (and S3SEAL_KMS_DECRYPT_KEY_IDS) "+
+			"to the CMKs s3seal uses, or describe any CMK with s3seal keys describe ID"))
 	}
 	svc, err := awskms.Load(ctx, awskms.Config{Region: cfg.KMSRegion, Endpoint: cfg.KMSEndpoint})
 	if err != nil {

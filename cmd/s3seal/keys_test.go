@@ -121,7 +121,7 @@ func TestKeysErrors(t *testing.T) {
 		code    int
 		stderr  string
 	}{
-		{"aws provider, no CMK", []string{"S3SEAL_DATA_DIR=" + dir, "S3SEAL_KMS_PROVIDER=aws"}, []string{"list"}, exitError, "S3SEAL_KMS_KEY_ID is not set"},
+		{"aws provider, no CMK", []string{"S3SEAL_DATA_DIR=" + dir, "S3SEAL_KMS_PROVIDER=aws"}, []string{"list"}, exitError, "S3SEAL_KMS_KEY_ID is not set: no CMKs are configured; set it (and S3SEAL_KMS_DECRYPT_KEY_IDS) to the CMKs s3seal uses, or describe any CMK with s3seal keys describe ID"},
 		{"aws provider, a change", []string{"S3SEAL_DATA_DIR=" + dir, "S3SEAL_KMS_PROVIDER=aws", "S3SEAL_KMS_KEY_ID=alias/x"}, []string{"disable", "alias/x"}, exitError, "with AWS's tools"},
 		{"unknown command", nil, []string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
 		{"missing id", nil, []string{"rotate"}, exitUsage, "rotate takes 1 argument"},
