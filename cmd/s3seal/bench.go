@@ -229,7 +229,7 @@ func (c cli) benchKMS(ctx context.Context, o benchOptions, m *metrics.Metrics) e
 	if err != nil {
 		return err
 	}
-	keys, err := openKeyService(ctx, cfg, newLogger(c.stderr, "warn"))
+	keys, err := openKeyService(ctx, cfg, newLogger(c.stderr, "warn"), false)
 	if err != nil {
 		return err
 	}

@@ -199,6 +199,12 @@ func svgSeries(t *testing.T, path string) (map[string]int, string) {
 // and KMS call counts that follow from the modes' definitions.
 func TestBenchKeyring(t *testing.T) {
 	dataDir, out := t.TempDir(), filepath.Join(t.TempDir(), "results")
+	// bench uses serve's keyring, and starts none of its own.
+	code, _, stderr, _ := runBench(t, zeroConfigEnv(dataDir), "--count", "1")
+	if want := "S3SEAL_DATA_DIR=" + dataDir + " has no keyring.json (no key was ever made there): set S3SEAL_DATA_DIR to the data dir of your s3seal serve, or start s3seal serve once to create it"; code != exitError || !strings.Contains(stderr, want) {
+		t.Fatalf("bench without a keyring: exit %d, %s; want %q", code, stderr, want)
+	}
+	keysJSON(t, dataDir, "create", "-alias", defaultKeyAlias)
 	code, stdout, stderr, scrape := runBench(t, zeroConfigEnv(dataDir),
 		"--sizes", "64KiB,4KiB", "--count", "3", "--concurrency", "2", "--out", out, "--metrics-addr", "127.0.0.1:0")
 	if code != exitOK {

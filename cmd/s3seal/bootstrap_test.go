@@ -244,3 +244,57 @@ func TestWarnPlainHTTP(t *testing.T) {
 		}
 	}
 }
+
+// serve refuses a default key it cannot use, naming the key, its state
+// and the commands that fix it.
+func TestServeRefusesUnusableDefaultKey(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup [][]string // keys commands, after the data dir's first start
+		want  string
+	}{
+		{"disabled", [][]string{{"disable", defaultKeyAlias}},
+			" is Disabled — s3seal can neither seal new objects nor read existing ones (cached data keys aside); " +
+				"fix: s3seal keys enable alias/s3seal, or set S3SEAL_KMS_KEY_ID to an enabled key"},
+		{"pending deletion", [][]string{{"schedule-deletion", defaultKeyAlias}},
+			" is PendingDeletion — s3seal can neither seal new objects nor read existing ones (cached data keys aside); " +
+				"fix: s3seal keys cancel-deletion alias/s3seal, then s3seal keys enable alias/s3seal; or set S3SEAL_KMS_KEY_ID to an enabled key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dataDir := t.TempDir()
+			keysJSON(t, dataDir, "create", "-alias", defaultKeyAlias)
+			for _, args := range tt.setup {
+				keysJSON(t, dataDir, args...)
+			}
+			_, err := newTestServer(t, zeroConfigEnv(dataDir))
+			if err == nil || !strings.Contains(err.Error(), "the CMK alias/s3seal (") || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// A data dir that is a file is named as S3SEAL_DATA_DIR, whichever of
+// serve's configurations reads it first.
+func TestServeDataDirIsAFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := "S3SEAL_DATA_DIR=" + file + " is a file, not a directory: set S3SEAL_DATA_DIR to the data dir of your s3seal serve"
+	for name, extra := range map[string][]string{
+		"zero configuration":    nil,
+		"configured credential": {"S3SEAL_ACCESS_KEY=MYACCESSKEY", "S3SEAL_SECRET_KEY=my-secret-value"},
+		"nothing in the data dir but users": {"S3SEAL_ACCESS_KEY=MYACCESSKEY", "S3SEAL_SECRET_KEY=my-secret-value",
+			"S3SEAL_KMS_PROVIDER=aws", "S3SEAL_KMS_KEY_ID=alias/x", "S3SEAL_KMS_REGION=us-east-1",
+			"S3SEAL_UPSTREAM_URL=http://127.0.0.1:9", "S3SEAL_UPSTREAM_ACCESS_KEY=a", "S3SEAL_UPSTREAM_SECRET_KEY=b"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := newTestServer(t, append(zeroConfigEnv(file), extra...))
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("got %v, want %q", err, want)
+			}
+		})
+	}
+}

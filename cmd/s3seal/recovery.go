@@ -171,7 +171,7 @@ func (c cli) decrypt(ctx context.Context, args []string) int {
 // recoveryKeys is the configured key service, limited to the configured
 // CMKs as serve is.
 func recoveryKeys(ctx context.Context, cfg Config) (kms.ObjectKeys, error) {
-	ks, err := openKeyService(ctx, cfg, slog.New(slog.DiscardHandler))
+	ks, err := openKeyService(ctx, cfg, slog.New(slog.DiscardHandler), false)
 	if err != nil {
 		return kms.ObjectKeys{}, err
 	}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -183,10 +184,15 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	if err = s.newMetrics(); err != nil {
 		return nil, err
 	}
+	// A data dir that is a file or out of reach is named as such, whatever
+	// would read it first; a missing one is made by what needs it.
+	if err = datadir.Check(cfg.DataDir, ""); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
 	if s.cred, err = loadClientCredential(cfg, logger); err != nil {
 		return nil, err
 	}
-	if s.keys, err = openKeyService(ctx, cfg, logger); err != nil {
+	if s.keys, err = openKeyService(ctx, cfg, logger, true); err != nil {
 		return nil, err
 	}
 	if s.users, err = openPrincipals(cfg, s.cred, s.keys.resolver); err != nil {
@@ -253,11 +259,13 @@ func (s *server) newMetrics() error {
 }
 
 // openKeyService builds the configured key service, for serve, bench and
-// doctor alike. The keyring's default key is created on first start;
-// whether the CMK exists and is enabled is for the doctor's checks (at
+// doctor alike. Only serve starts (first) a keyring, its data dir and the
+// default key: the other commands (first false) refuse a data dir without
+// a keyring, most likely a mistyped S3SEAL_DATA_DIR.
+// Whether the CMK exists and is enabled is for the doctor's checks (at
 // start, and in /readyz), which tell a misconfiguration from a KMS that is
 // merely unreachable at boot.
-func openKeyService(ctx context.Context, cfg Config, logger *slog.Logger) (keySetup, error) {
+func openKeyService(ctx context.Context, cfg Config, logger *slog.Logger, first bool) (keySetup, error) {
 	switch cfg.KMSProvider {
 	case providerAWS:
 		kms, err := awskms.Load(ctx, awskms.Config{Region: cfg.KMSRegion, Endpoint: cfg.KMSEndpoint})
@@ -266,7 +274,7 @@ func openKeyService(ctx context.Context, cfg Config, logger *slog.Logger) (keySe
 		}
 		return keySetup{service: kms, resolver: kms, status: kms, keyID: cfg.KMSKeyID, describe: "aws kms, key " + cfg.KMSKeyID}, nil
 	default:
-		ring, err := datadir.OpenKeyring(cfg.DataDir)
+		ring, err := openServeRing(cfg.DataDir, first)
 		if err != nil {
 			return keySetup{}, err
 		}
@@ -276,7 +284,7 @@ func openKeyService(ctx context.Context, cfg Config, logger *slog.Logger) (keySe
 		if err := ring.UseARNs(keyring.ARNs{Region: cfg.Region, Account: keyring.DefaultAccount}); err != nil {
 			return keySetup{}, fmt.Errorf("S3SEAL_REGION: %w", err)
 		}
-		if cfg.KMSKeyID == defaultKeyAlias {
+		if cfg.KMSKeyID == defaultKeyAlias && first {
 			if err := datadir.EnsureKey(ring, defaultKeyAlias, logger); err != nil {
 				return keySetup{}, err
 			}
@@ -287,6 +295,14 @@ func openKeyService(ctx context.Context, cfg Config, logger *slog.Logger) (keySe
 		}
 		return keySetup{service: ring, resolver: ring, status: ring, keyID: cfg.KMSKeyID, keyring: true, ring: ring, describe: describe}, nil
 	}
+}
+
+// openServeRing opens the data dir's keyring; first (serve) starts one.
+func openServeRing(dir string, first bool) (*keyring.Keyring, error) {
+	if first {
+		return datadir.CreateKeyring(dir)
+	}
+	return datadir.OpenKeyring(dir, "")
 }
 
 // setUpstream uses the configured upstream or starts the embedded store.
