@@ -461,11 +461,11 @@ func warnPlainHTTP(addr net.Addr, tls bool, logger *slog.Logger) {
 func (s *server) run(ctx context.Context) error {
 	errc := make(chan error, 3)
 	go s.watchFiles(ctx)
-	go func() { errc <- serveOn(s.api, s.apiLn, s.tls) }()
+	go func() { errc <- serveOn(s.api, s.apiLn, s.tls, proxy.WriteHTTPSRequired) }()
 	go func() { errc <- s.health.Serve(s.healthLn) }()
 	kmsAPIAddr := ""
 	if s.kmsAPI != nil {
-		go func() { errc <- serveOn(s.kmsAPI, s.kmsAPILn, s.tls) }()
+		go func() { errc <- serveOn(s.kmsAPI, s.kmsAPILn, s.tls, writeKMSHTTPSRequired) }()
 		kmsAPIAddr = s.kmsAPILn.Addr().String()
 	}
 	s.logger.Info("serving", "addr", s.apiLn.Addr().String(), "tls", s.tls,
@@ -583,10 +583,11 @@ func (s *server) keyringChanged(ctx context.Context) {
 }
 
 // serveOn serves srv on ln, with TLS when tls (the certificate is already
-// in srv.TLSConfig).
-func serveOn(srv *http.Server, ln net.Listener, tls bool) error {
+// in srv.TLSConfig); a plain HTTP request there gets plain's answer, which
+// says to use https (httpsOnly).
+func serveOn(srv *http.Server, ln net.Listener, tls bool, plain plainAnswerer) error {
 	if tls {
-		return srv.ServeTLS(ln, "", "")
+		return srv.ServeTLS(httpsOnly(ln, plain), "", "")
 	}
 	return srv.Serve(ln)
 }
