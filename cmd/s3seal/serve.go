@@ -676,5 +676,6 @@ func (s *server) writeBanner(w io.Writer) {
 	}
 	env := fmt.Sprintf("AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=%s aws --endpoint-url %s",
 		s.cred.AccessKey, secretRef, s.cfg.Region, s.endpoint())
+	env += s.writeTrustNote(w)
 	fmt.Fprintf(w, "Try it:\n  %s s3 mb s3://demo\n  %s s3 cp README.md s3://demo/\n  %s s3 ls s3://demo/\n\n", env, env, env)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -173,6 +174,62 @@ func TestHTTPSURL(t *testing.T) {
 	for _, tt := range tests {
 		if got := httpsURL(tt.host, local); got != tt.want {
 			t.Errorf("httpsURL(%q) = %q, want %q", tt.host, got, tt.want)
+		}
+	}
+}
+
+// With a self-signed certificate the banner's commands take it as their CA
+// bundle, and say why.
+func TestBannerTLSCABundle(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, _ := writeSelfSigned(t, dir)
+	s, err := newTestServer(t, append(zeroConfigEnv(filepath.Join(dir, "data")), "S3SEAL_TLS_CERT="+certFile, "S3SEAL_TLS_KEY="+keyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	s.writeBanner(&b)
+	for _, want := range []string{
+		"aws --endpoint-url " + s.endpoint() + " --ca-bundle " + certFile + " s3 mb s3://demo",
+		"The TLS certificate is not signed by a CA this system trusts: clients need it as their\n" +
+			"CA bundle (aws --ca-bundle, AWS_CA_BUNDLE for SDKs; README, \"TLS\").",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+func TestTrustFor(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, pool := writeSelfSigned(t, dir)
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		host     string
+		roots    *x509.CertPool
+		caBundle string
+		err      string
+	}{
+		{"self-signed, system roots", "127.0.0.1", nil, certFile, ""},
+		{"trusted by the given roots", "127.0.0.1", pool, "", ""},
+		{"not for the host", "localhost", nil, "", "x509: certificate is not valid for any names, but wanted to match localhost"},
+	}
+	for _, tt := range tests {
+		got := trustFor(cert, certFile, tt.host, tt.roots)
+		if got.caBundle != tt.caBundle || (tt.err == "") != (got.err == nil) || (got.err != nil && !strings.Contains(got.err.Error(), tt.err)) {
+			t.Errorf("%s: got %q, %v; want ca bundle %q, error %q", tt.name, got.caBundle, got.err, tt.caBundle, tt.err)
+		}
+	}
+}
+
+func TestShellWord(t *testing.T) {
+	for in, want := range map[string]string{"/tmp/cert.pem": "/tmp/cert.pem", "/my certs/a.pem": "'/my certs/a.pem'", "it's": `'it'\''s'`} {
+		if got := shellWord(in); got != want {
+			t.Errorf("shellWord(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

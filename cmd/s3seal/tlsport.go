@@ -3,7 +3,10 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -134,4 +137,76 @@ func (a *bufferedAnswer) WriteHeader(status int) {
 func (a *bufferedAnswer) Write(b []byte) (int, error) {
 	a.WriteHeader(http.StatusOK)
 	return a.body.Write(b)
+}
+
+// certTrust is what clients need to trust s3seal's certificate for the
+// banner's host: caBundle is the certificate file to pass as --ca-bundle
+// (not verified by the roots, but verified when that file is trusted: a
+// self-signed or private-CA certificate), or err says why even that fails
+// (the certificate is not for the host, or expired, ...).
+type certTrust struct {
+	caBundle string
+	err      error
+}
+
+// trustFor checks cert (loaded from certFile) for host against roots (nil:
+// the system's).
+func trustFor(cert tls.Certificate, certFile, host string, roots *x509.CertPool) certTrust {
+	var chain []*x509.Certificate
+	for _, der := range cert.Certificate {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return certTrust{err: fmt.Errorf("%s: %w", certFile, err)}
+		}
+		chain = append(chain, c)
+	}
+	if len(chain) == 0 {
+		return certTrust{err: fmt.Errorf("%s holds no certificate", certFile)}
+	}
+	inter := x509.NewCertPool()
+	own := x509.NewCertPool()
+	for i, c := range chain {
+		own.AddCert(c)
+		if i > 0 {
+			inter.AddCert(c)
+		}
+	}
+	if _, err := chain[0].Verify(x509.VerifyOptions{DNSName: host, Roots: roots, Intermediates: inter}); err == nil {
+		return certTrust{}
+	}
+	if _, err := chain[0].Verify(x509.VerifyOptions{DNSName: host, Roots: own}); err != nil {
+		return certTrust{err: err}
+	}
+	return certTrust{caBundle: absPath(certFile)}
+}
+
+// shellWord quotes s for a POSIX shell where it needs it.
+func shellWord(s string) string {
+	if s != "" && !strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:=@,%", r))
+	}) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// writeTrustNote says, before the banner's commands, what clients need to
+// trust s3seal's certificate, and returns the option the commands take for
+// it ("" without TLS, or for a certificate the system trusts).
+func (s *server) writeTrustNote(w io.Writer) string {
+	if !s.tls {
+		return ""
+	}
+	host, _, _ := net.SplitHostPort(displayAddr(s.apiLn.Addr()))
+	trust := trustFor(s.api.TLSConfig.Certificates[0], s.cfg.TLSCert, host, nil)
+	switch {
+	case trust.err != nil:
+		fmt.Fprintf(w, "The TLS certificate does not verify for %s, so clients will refuse it: %v\n"+
+			"Use a certificate for that name (README, \"TLS\"), or a name the certificate has in --endpoint-url.\n\n", host, trust.err)
+	case trust.caBundle != "":
+		fmt.Fprintf(w, "The TLS certificate is not signed by a CA this system trusts: clients need it as their\n"+
+			"CA bundle (aws --ca-bundle, AWS_CA_BUNDLE for SDKs; README, \"TLS\").\n\n")
+		return " --ca-bundle " + shellWord(trust.caBundle)
+	}
+	return ""
 }
