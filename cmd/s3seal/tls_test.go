@@ -191,8 +191,8 @@ func TestBannerTLSCABundle(t *testing.T) {
 	s.writeBanner(&b)
 	for _, want := range []string{
 		"aws --endpoint-url " + s.endpoint() + " --ca-bundle " + certFile + " s3 mb s3://demo",
-		"The TLS certificate is not signed by a CA this system trusts: clients need it as their\n" +
-			"CA bundle (aws --ca-bundle, AWS_CA_BUNDLE for SDKs; README, \"TLS\").",
+		"The TLS certificate is not signed by a CA this system trusts: clients need\n" +
+			"it as their CA bundle (aws --ca-bundle, AWS_CA_BUNDLE for SDKs; README, \"TLS\").",
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, b.String())

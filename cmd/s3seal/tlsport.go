@@ -204,8 +204,8 @@ func (s *server) writeTrustNote(w io.Writer) string {
 		fmt.Fprintf(w, "The TLS certificate does not verify for %s, so clients will refuse it: %v\n"+
 			"Use a certificate for that name (README, \"TLS\"), or a name the certificate has in --endpoint-url.\n\n", host, trust.err)
 	case trust.caBundle != "":
-		fmt.Fprintf(w, "The TLS certificate is not signed by a CA this system trusts: clients need it as their\n"+
-			"CA bundle (aws --ca-bundle, AWS_CA_BUNDLE for SDKs; README, \"TLS\").\n\n")
+		fmt.Fprintf(w, "The TLS certificate is not signed by a CA this system trusts: clients need\n"+
+			"it as their CA bundle (aws --ca-bundle, AWS_CA_BUNDLE for SDKs; README, \"TLS\").\n\n")
 		return " --ca-bundle " + shellWord(trust.caBundle)
 	}
 	return ""
