@@ -233,3 +233,49 @@ func TestShellWord(t *testing.T) {
 		}
 	}
 }
+
+// On the TLS port the connection cap holds as on a plain one: plain HTTP
+// requests are answered and their connections released, and a connection
+// beyond the cap is closed at once.
+func TestConnLimitTLS(t *testing.T) {
+	const max = 2
+	dir := t.TempDir()
+	certFile, keyFile, _ := writeSelfSigned(t, dir)
+	s := serveTuned(t, append(zeroConfigEnv(filepath.Join(dir, "data")), "S3SEAL_TLS_CERT="+certFile, "S3SEAL_TLS_KEY="+keyFile),
+		func(s *server) { s.conns.max = max })
+	addr := s.apiLn.Addr().String()
+	plain := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	for range 2 * max {
+		resp, err := plain.Get("http://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("plain HTTP: %d, want 400", resp.StatusCode)
+		}
+	}
+	waitFor(t, func() bool { return s.conns.open.Load() == 0 })
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for range max {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	waitFor(t, func() bool { return s.conns.open.Load() == max })
+	extra, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	if err := closedWithin(extra, 10*time.Second); err != nil {
+		t.Errorf("a connection beyond the cap: %v", err)
+	}
+}
