@@ -509,11 +509,11 @@ func warnPlainHTTP(addr net.Addr, tls bool, logger *slog.Logger) {
 func (s *server) run(ctx context.Context) error {
 	errc := make(chan error, 3)
 	go s.watchFiles(ctx)
-	go func() { errc <- serveOn(s.api, s.apiLn, s.tls) }()
+	go func() { errc <- serveOn(s.api, s.apiLn, s.tls, proxy.WriteHTTPSRequired) }()
 	go func() { errc <- s.health.Serve(s.healthLn) }()
 	kmsAPIAddr := ""
 	if s.kmsAPI != nil {
-		go func() { errc <- serveOn(s.kmsAPI, s.kmsAPILn, s.tls) }()
+		go func() { errc <- serveOn(s.kmsAPI, s.kmsAPILn, s.tls, writeKMSHTTPSRequired) }()
 		kmsAPIAddr = s.kmsAPILn.Addr().String()
 	}
 	s.logger.Info("serving", "addr", s.apiLn.Addr().String(), "tls", s.tls,
@@ -631,10 +631,11 @@ func (s *server) keyringChanged(ctx context.Context) {
 }
 
 // serveOn serves srv on ln, with TLS when tls (the certificate is already
-// in srv.TLSConfig).
-func serveOn(srv *http.Server, ln net.Listener, tls bool) error {
+// in srv.TLSConfig); a plain HTTP request there gets plain's answer, which
+// says to use https (httpsOnly).
+func serveOn(srv *http.Server, ln net.Listener, tls bool, plain plainAnswerer) error {
 	if tls {
-		return srv.ServeTLS(ln, "", "")
+		return srv.ServeTLS(httpsOnly(ln, plain), "", "")
 	}
 	return srv.Serve(ln)
 }
@@ -723,5 +724,6 @@ func (s *server) writeBanner(w io.Writer) {
 	}
 	env := fmt.Sprintf("AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=%s aws --endpoint-url %s",
 		s.cred.AccessKey, secretRef, s.cfg.Region, s.endpoint())
+	env += s.writeTrustNote(w)
 	fmt.Fprintf(w, "Try it:\n  %s s3 mb s3://demo\n  %s s3 cp README.md s3://demo/\n  %s s3 ls s3://demo/\n\n", env, env, env)
 }

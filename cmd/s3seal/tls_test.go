@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -8,6 +9,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"encoding/xml"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -78,5 +81,201 @@ func TestServeTLSBadFiles(t *testing.T) {
 	env := append(zeroConfigEnv(filepath.Join(dir, "data")), "S3SEAL_TLS_CERT="+missing, "S3SEAL_TLS_KEY="+missing)
 	if _, err := newTestServer(t, env); err == nil || !strings.Contains(err.Error(), "tls") {
 		t.Fatalf("got %v, want a tls error at start", err)
+	}
+}
+
+// A plain HTTP request to a TLS port gets an error in the port's own
+// protocol that says to use https, in plain HTTP; TLS keeps working.
+func TestPlainHTTPOnTLSPort(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, pool := writeSelfSigned(t, dir)
+	s, _ := startServer(t, append(zeroConfigEnv(filepath.Join(dir, "data")), "S3SEAL_TLS_CERT="+certFile, "S3SEAL_TLS_KEY="+keyFile))
+	s3Addr, kmsAddr := s.apiLn.Addr().String(), s.kmsAPILn.Addr().String()
+	plain := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
+	t.Run("S3", func(t *testing.T) {
+		resp, err := plain.Get("http://" + s3Addr + "/demo/some%20key")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var doc struct{ Code, Message, Resource, RequestId, HostId string }
+		if err := xml.Unmarshal(body, &doc); err != nil || resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("%d %s (%v), want 400 and an S3 error", resp.StatusCode, body, err)
+		}
+		want := "This port serves HTTPS: use https://" + s3Addr + " as the endpoint."
+		if doc.Code != "InvalidRequest" || doc.Message != want || doc.Resource != "/demo/some key" {
+			t.Errorf("got %+v, want InvalidRequest %q for /demo/some key", doc, want)
+		}
+		if doc.RequestId == "" || doc.RequestId != resp.Header.Get("X-Amz-Request-Id") || doc.HostId != resp.Header.Get("X-Amz-Id-2") ||
+			resp.Header.Get("Content-Type") != "application/xml" {
+			t.Errorf("headers %v do not name the document's request %s", resp.Header, body)
+		}
+	})
+	t.Run("S3 HEAD", func(t *testing.T) {
+		resp, err := plain.Head("http://" + s3Addr + "/demo/k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("X-Amz-Request-Id") == "" {
+			t.Errorf("HEAD: %d %v, want 400 with a request id", resp.StatusCode, resp.Header)
+		}
+	})
+	t.Run("KMS API", func(t *testing.T) {
+		resp, err := plain.Post("http://"+kmsAddr+"/", "application/x-amz-json-1.1", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := `{"__type":"ValidationException","message":"This port serves HTTPS: use https://` + kmsAddr + ` as the endpoint."}`
+		if resp.StatusCode != http.StatusBadRequest || string(body) != want || resp.Header.Get("Content-Type") != "application/x-amz-json-1.1" {
+			t.Errorf("%d %s %s, want 400 %s", resp.StatusCode, resp.Header.Get("Content-Type"), body, want)
+		}
+	})
+	t.Run("not HTTP at all", func(t *testing.T) {
+		c, err := net.Dial("tcp", s3Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write([]byte("\x00\x01garbage\r\n\r\n"))
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		got, _ := io.ReadAll(c)
+		if !strings.HasPrefix(string(got), "HTTP/1.1 400 Bad Request\r\n") || !strings.Contains(string(got), "<Code>InvalidRequest</Code>") {
+			t.Errorf("got %q", got)
+		}
+	})
+	t.Run("TLS still", func(t *testing.T) {
+		client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		defer client.CloseIdleConnections()
+		resp, err := client.Get(s.endpoint() + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("anonymous GET over TLS: %d, want 403", resp.StatusCode)
+		}
+	})
+}
+
+func TestHTTPSURL(t *testing.T) {
+	local := &net.TCPAddr{IP: net.IPv4(0, 0, 0, 0), Port: 8443}
+	tests := []struct{ host, want string }{
+		{"s3.example.com:8443", "https://s3.example.com:8443"},
+		{"s3.example.com", "https://s3.example.com:8443"},
+		{"[::1]:8443", "https://[::1]:8443"},
+		{"", "https://127.0.0.1:8443"},
+		{"evil<host>", "https://127.0.0.1:8443"},
+	}
+	for _, tt := range tests {
+		if got := httpsURL(tt.host, local); got != tt.want {
+			t.Errorf("httpsURL(%q) = %q, want %q", tt.host, got, tt.want)
+		}
+	}
+}
+
+// With a self-signed certificate the banner's commands take it as their CA
+// bundle, and say why.
+func TestBannerTLSCABundle(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, _ := writeSelfSigned(t, dir)
+	s, err := newTestServer(t, append(zeroConfigEnv(filepath.Join(dir, "data")), "S3SEAL_TLS_CERT="+certFile, "S3SEAL_TLS_KEY="+keyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	s.writeBanner(&b)
+	for _, want := range []string{
+		"aws --endpoint-url " + s.endpoint() + " --ca-bundle " + certFile + " s3 mb s3://demo",
+		"The TLS certificate is not signed by a CA this system trusts: clients need\n" +
+			"it as their CA bundle (aws --ca-bundle, AWS_CA_BUNDLE for SDKs; README, \"TLS\").",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+func TestTrustFor(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, pool := writeSelfSigned(t, dir)
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		host     string
+		roots    *x509.CertPool
+		caBundle string
+		err      string
+	}{
+		{"self-signed, system roots", "127.0.0.1", nil, certFile, ""},
+		{"trusted by the given roots", "127.0.0.1", pool, "", ""},
+		{"not for the host", "localhost", nil, "", "x509: certificate is not valid for any names, but wanted to match localhost"},
+	}
+	for _, tt := range tests {
+		got := trustFor(cert, certFile, tt.host, tt.roots)
+		if got.caBundle != tt.caBundle || (tt.err == "") != (got.err == nil) || (got.err != nil && !strings.Contains(got.err.Error(), tt.err)) {
+			t.Errorf("%s: got %q, %v; want ca bundle %q, error %q", tt.name, got.caBundle, got.err, tt.caBundle, tt.err)
+		}
+	}
+}
+
+func TestShellWord(t *testing.T) {
+	for in, want := range map[string]string{"/tmp/cert.pem": "/tmp/cert.pem", "/my certs/a.pem": "'/my certs/a.pem'", "it's": `'it'\''s'`} {
+		if got := shellWord(in); got != want {
+			t.Errorf("shellWord(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// On the TLS port the connection cap holds as on a plain one: plain HTTP
+// requests are answered and their connections released, and a connection
+// beyond the cap is closed at once.
+func TestConnLimitTLS(t *testing.T) {
+	const max = 2
+	dir := t.TempDir()
+	certFile, keyFile, _ := writeSelfSigned(t, dir)
+	s := serveTuned(t, append(zeroConfigEnv(filepath.Join(dir, "data")), "S3SEAL_TLS_CERT="+certFile, "S3SEAL_TLS_KEY="+keyFile),
+		func(s *server) { s.conns.max = max })
+	addr := s.apiLn.Addr().String()
+	plain := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	for range 2 * max {
+		resp, err := plain.Get("http://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("plain HTTP: %d, want 400", resp.StatusCode)
+		}
+	}
+	waitFor(t, func() bool { return s.conns.open.Load() == 0 })
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for range max {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	waitFor(t, func() bool { return s.conns.open.Load() == max })
+	extra, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	if err := closedWithin(extra, 10*time.Second); err != nil {
+		t.Errorf("a connection beyond the cap: %v", err)
 	}
 }
