@@ -194,7 +194,7 @@ func (c cli) keysAWS(ctx context.Context, cfg Config, k *keysEnv, name string, p
 	case cfg.KMSKeyID == "":
 		return c.fail("keys list", errors.New("S3SEAL_KMS_KEY_ID is not set: no CMKs are configured"))
 	}
-	svc, err := awskms.Load(ctx, awskms.Config{Region: cfg.KMSRegion, Endpoint: cfg.KMSEndpoint})
+	svc, err := loadAWSKMS(ctx, cfg, newLogger(c.stderr, "warn"))
 	if err != nil {
 		return c.fail("keys", err)
 	}
