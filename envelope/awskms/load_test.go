@@ -1,6 +1,7 @@
 package awskms
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -35,6 +36,27 @@ func TestLoadErrors(t *testing.T) {
 			_, err := Load(t.Context(), tc.cfg)
 			if err == nil || err.Error() != tc.want {
 				t.Errorf("got  %v\nwant %s", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestLoadSharedConfigErrors: a profile or CA bundle the SDK cannot load
+// fails at Load, naming the AWS variables to check.
+func TestLoadSharedConfigErrors(t *testing.T) {
+	const prefix = "loading the AWS configuration for the KMS (check AWS_PROFILE, AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE and AWS_CA_BUNDLE): "
+	for _, tc := range []struct {
+		name, key, value, want string
+	}{
+		{"unknown profile", "AWS_PROFILE", "nope", "failed to get shared config profile, nope"},
+		{"missing CA bundle", "AWS_CA_BUNDLE", "/nonexistent/ca.pem", "open /nonexistent/ca.pem: no such file or directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			withoutCredentials(t, "http://127.0.0.1:1")
+			t.Setenv(tc.key, tc.value)
+			_, err := Load(t.Context(), Config{Region: "eu-west-1"})
+			if err == nil || !strings.HasPrefix(err.Error(), prefix+tc.want) {
+				t.Errorf("got  %v\nwant %s%s...", err, prefix, tc.want)
 			}
 		})
 	}
