@@ -157,20 +157,12 @@ func (a *Service) fixOfCode(op string, e *kms.KMSError) string {
 			return ""
 		}
 		return fmt.Sprintf("grant %s %s on %s in the key policy or an IAM policy (s3seal always sends an encryption context), or give s3seal other credentials",
-			who, permission(op), cmkOrKeys(e.KeyID))
+			who, kms.Permission(op), cmkOrKeys(e.KeyID))
 	}
 	if e.Reason == kms.ReasonThrottled {
 		return "the KMS limits s3seal's request rate: raise the KMS request quota, or make fewer calls with bucket keys (S3SEAL_BUCKET_KEY) and the data-key cache (S3SEAL_DATAKEY_CACHE_SIZE)"
 	}
 	return ""
-}
-
-// permission is the IAM permission op needs.
-func permission(op string) string {
-	if op == "ReEncrypt" {
-		return "kms:ReEncryptFrom and kms:ReEncryptTo"
-	}
-	return "kms:" + op
 }
 
 func cmkOrKeys(keyID string) string {

@@ -166,6 +166,15 @@ func (e *KMSError) Unwrap() []error {
 	return []error{e.Kind}
 }
 
+// Permission is the IAM permission an operation of the KeyService needs
+// in AWS KMS, for fixes: "kms:Decrypt".
+func Permission(op string) string {
+	if op == "ReEncrypt" {
+		return "kms:ReEncryptFrom and kms:ReEncryptTo"
+	}
+	return "kms:" + op
+}
+
 // CanonicalContext encodes an encryption context unambiguously and
 // independently of map order: sorted by key, each key and value prefixed by
 // its uint32 big-endian length. The keyring binds it as AAD and the data-key

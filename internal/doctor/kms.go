@@ -75,11 +75,7 @@ func (s *Session) kmsFailure(err error, op, keyID, breaks string) Outcome {
 		case k.Keyring:
 			fix = "check the keyring's key with s3seal keys list"
 		default:
-			perm := "kms:" + op
-			if op == "ReEncrypt" {
-				perm = "kms:ReEncryptFrom and kms:ReEncryptTo"
-			}
-			fix = fmt.Sprintf("grant s3seal's role %s on %s in the key policy or an IAM policy (s3seal always sends an encryption context)", perm, keyID)
+			fix = fmt.Sprintf("grant s3seal's role %s on %s in the key policy or an IAM policy (s3seal always sends an encryption context)", kms.Permission(op), keyID)
 		}
 		return failed(msg(fmt.Sprintf("the KMS denies s3seal %s on %q (%s)", op, keyID, says)), fix)
 	}
