@@ -290,7 +290,7 @@ func TestBenchLocalKMS(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
-	if strings.Contains(stdout, "not meaningful") || !strings.Contains(stdout, "aws kms, key "+keyID) {
+	if strings.Contains(stdout, "not meaningful") || !strings.Contains(stdout, "aws kms "+endpoint+", key "+keyID) {
 		t.Errorf("stdout:\n%s", stdout)
 	}
 	results := checkBenchJSON(t, out)
@@ -312,7 +312,7 @@ func TestBenchLocalKMS(t *testing.T) {
 	bad := append(zeroConfigEnv(t.TempDir()), "S3SEAL_KMS_PROVIDER=aws", "S3SEAL_KMS_KEY_ID=alias/missing",
 		"S3SEAL_KMS_ENDPOINT="+endpoint, "S3SEAL_KMS_REGION="+testkms.Region)
 	code, _, stderr, _ = runBench(t, bad, "--sizes", "4KiB", "--count", "1")
-	if code != exitError || !strings.Contains(stderr, "key not found") {
+	if code != exitError || !strings.Contains(stderr, "key service "+endpoint+": CMK alias/missing not found (NotFoundException)") {
 		t.Errorf("missing key: exit %d, stderr %s", code, stderr)
 	}
 }

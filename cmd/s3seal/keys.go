@@ -231,7 +231,7 @@ func (c cli) keysAWS(ctx context.Context, cfg Config, k *keysEnv, name string, p
 		return c.fail("keys list", errors.New("S3SEAL_KMS_KEY_ID is not set: no CMKs are configured; set it (and S3SEAL_KMS_DECRYPT_KEY_IDS) "+
 			"to the CMKs s3seal uses, or describe any CMK with s3seal keys describe ID"))
 	}
-	svc, err := awskms.Load(ctx, awskms.Config{Region: cfg.KMSRegion, Endpoint: cfg.KMSEndpoint})
+	svc, err := loadAWSKMS(ctx, cfg, newLogger(c.stderr, "warn"))
 	if err != nil {
 		return c.fail("keys", err)
 	}

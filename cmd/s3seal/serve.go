@@ -138,13 +138,16 @@ type keySetup struct {
 	allowed  *kms.AllowList
 	keyring  bool
 	ring     *keyring.Keyring // the embedded keyring, or nil
-	describe string           // for the banner
+	// where names the key service for messages: "key service URL",
+	// "embedded keyring PATH".
+	where    string
+	describe string // for the banner
 }
 
 // doctorKMS is the key service as the doctor's checks see it.
 func (k keySetup) doctorKMS(cfg Config) doctor.KMS {
 	return doctor.KMS{Keys: k.service, Status: k.status, Resolver: k.resolver, KeyID: k.keyID,
-		DecryptKeyIDs: cfg.KMSDecryptKeyIDs, Allowed: k.allowed, Keyring: k.keyring}
+		DecryptKeyIDs: cfg.KMSDecryptKeyIDs, Allowed: k.allowed, Keyring: k.keyring, Service: k.where}
 }
 
 // server is a configured s3seal with its listeners bound, not yet serving.
@@ -268,11 +271,12 @@ func (s *server) newMetrics() error {
 func openKeyService(ctx context.Context, cfg Config, logger *slog.Logger, first bool) (keySetup, error) {
 	switch cfg.KMSProvider {
 	case providerAWS:
-		kms, err := awskms.Load(ctx, awskms.Config{Region: cfg.KMSRegion, Endpoint: cfg.KMSEndpoint})
+		kms, err := loadAWSKMS(ctx, cfg, logger)
 		if err != nil {
-			return keySetup{}, fmt.Errorf("aws kms: %w", err)
+			return keySetup{}, err
 		}
-		return keySetup{service: kms, resolver: kms, status: kms, keyID: cfg.KMSKeyID, describe: "aws kms, key " + cfg.KMSKeyID}, nil
+		return keySetup{service: kms, resolver: kms, status: kms, keyID: cfg.KMSKeyID, where: "key service " + kms.URL(),
+			describe: "aws kms " + kms.URL() + ", key " + cfg.KMSKeyID}, nil
 	default:
 		ring, err := openServeRing(cfg.DataDir, first)
 		if err != nil {
@@ -289,11 +293,12 @@ func openKeyService(ctx context.Context, cfg Config, logger *slog.Logger, first 
 				return keySetup{}, err
 			}
 		}
-		describe := fmt.Sprintf("embedded keyring %s, key %s", absPath(filepath.Join(cfg.DataDir, datadir.KeyringFile)), cfg.KMSKeyID)
+		where := "embedded keyring " + absPath(filepath.Join(cfg.DataDir, datadir.KeyringFile))
+		describe := fmt.Sprintf("%s, key %s", where, cfg.KMSKeyID)
 		if info, err := ring.DescribeKey(cfg.KMSKeyID); err == nil {
 			describe += " (" + info.ID + ")"
 		}
-		return keySetup{service: ring, resolver: ring, status: ring, keyID: cfg.KMSKeyID, keyring: true, ring: ring, describe: describe}, nil
+		return keySetup{service: ring, resolver: ring, status: ring, keyID: cfg.KMSKeyID, keyring: true, ring: ring, where: where, describe: describe}, nil
 	}
 }
 
@@ -303,6 +308,18 @@ func openServeRing(dir string, first bool) (*keyring.Keyring, error) {
 		return datadir.CreateKeyring(dir)
 	}
 	return datadir.OpenKeyring(dir, "")
+}
+
+// loadAWSKMS is the AWS KMS client of S3SEAL_KMS_PROVIDER=aws, for every
+// command that uses it (serve, doctor, bench, rewrap, decrypt, keys): the
+// SDK's log lines go to logger as JSON, and its errors name the variables
+// to set.
+func loadAWSKMS(ctx context.Context, cfg Config, logger *slog.Logger) (*awskms.Service, error) {
+	svc, err := awskms.Load(ctx, awskms.Config{Region: cfg.KMSRegion, Endpoint: cfg.KMSEndpoint, Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("S3SEAL_KMS_PROVIDER=aws: %w", err)
+	}
+	return svc, nil
 }
 
 // setUpstream uses the configured upstream or starts the embedded store.

@@ -141,12 +141,19 @@ func TestAWSKMSErrorMapping(t *testing.T) {
 		{"sdk validation", &smithy.OperationError{ServiceID: "KMS", OperationName: "Op",
 			Err: smithy.InvalidParamsError{Context: "Input " + secret}}, kms.ErrInvalidKMSRequest, "", nil},
 		{"connection refused", &smithy.OperationError{ServiceID: "KMS", OperationName: "Op",
-			Err: fmt.Errorf("send request %s: %w", secret, opErr)}, kms.ErrKMSUnavailable, "", opErr},
+			Err: fmt.Errorf("send request %s: %w", secret, opErr)}, kms.ErrKMSUnavailable, "", nil},
 		{"canceled", &smithy.OperationError{ServiceID: "KMS", OperationName: "Op",
 			Err: fmt.Errorf("%s: %w", secret, context.Canceled)}, kms.ErrKMSUnavailable, "", context.Canceled},
 		{"deadline", fmt.Errorf("%s: %w", secret, context.DeadlineExceeded), kms.ErrKMSUnavailable, "", context.DeadlineExceeded},
 		// A response the SDK cannot parse may quote the body: keep nothing of it.
 		{"deserialization", &smithy.DeserializationError{Err: errors.New(secret)}, kms.ErrKMSUnavailable, "", nil},
+	}
+	// The reason of each case that has one, by name.
+	reasons := map[string]kms.Reason{
+		"not found": kms.ReasonNotFound, "disabled": kms.ReasonDisabled, "invalid state": kms.ReasonPendingDeletion,
+		"access denied": kms.ReasonDenied, "unknown access key": kms.ReasonDenied,
+		"throttling": kms.ReasonThrottled, "limit exceeded": kms.ReasonThrottled,
+		"connection refused": kms.ReasonRefused, "deadline": kms.ReasonTimeout,
 	}
 	ops := []struct {
 		name string
@@ -183,6 +190,9 @@ func TestAWSKMSErrorMapping(t *testing.T) {
 				}
 				if tc.cause != nil && !errors.Is(err, tc.cause) {
 					t.Errorf("error %v does not wrap %v", err, tc.cause)
+				}
+				if ke.Reason != reasons[tc.name] {
+					t.Errorf("Reason %q, want %q", ke.Reason, reasons[tc.name])
 				}
 				if strings.Contains(err.Error(), secret) {
 					t.Errorf("error text %q leaks the service message", err)

@@ -45,8 +45,8 @@ type Config struct {
 	// Objects name their CMK in metadata the store controls, so s3seal
 	// decrypts only under the CMKs listed here and in KMSKeyID.
 	KMSDecryptKeyIDs []string      `env:"S3SEAL_KMS_DECRYPT_KEY_IDS" envSeparator:"," help:"further CMKs (ids, ARNs or aliases, comma-separated) whose objects s3seal may decrypt, besides S3SEAL_KMS_KEY_ID; objects under any other CMK are refused"`
-	KMSEndpoint      string        `env:"S3SEAL_KMS_ENDPOINT" help:"custom KMS-API endpoint URL (aws provider; credentials from the AWS SDK default chain)"`
-	KMSRegion        string        `env:"S3SEAL_KMS_REGION" help:"KMS region (aws provider); unset: the AWS SDK default chain (AWS_REGION, ...)"`
+	KMSEndpoint      string        `env:"S3SEAL_KMS_ENDPOINT" help:"KMS-API endpoint URL, http or https (aws provider), for a KMS other than AWS's (local-kms, another s3seal's KMS API); unset: AWS KMS in S3SEAL_KMS_REGION (https://kms.REGION.amazonaws.com); credentials from the AWS SDK default chain: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance role; AWS_CA_BUNDLE for a private CA"`
+	KMSRegion        string        `env:"S3SEAL_KMS_REGION" help:"region of the CMKs (aws provider): picks AWS KMS's endpoint and is signed into every request, with S3SEAL_KMS_ENDPOINT too; unset: AWS_REGION or the AWS profile's region; none at all stops the start"`
 	KMSTimeout       time.Duration `env:"S3SEAL_KMS_TIMEOUT" envDefault:"10s" help:"the longest one key-service call may take, its retries included, before the request fails with 503 ServiceUnavailable"`
 	// Unlike every other variable, set but empty is not the default here:
 	// it turns the KMS API off (Parse).
