@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,13 +35,18 @@ func TestAWSKMSConfigErrors(t *testing.T) {
 	for _, tc := range cases {
 		for _, args := range commands {
 			t.Run(tc.name+"/"+args[0], func(t *testing.T) {
-				environ := append(zeroConfigEnv(t.TempDir()), "S3SEAL_KMS_PROVIDER=aws", "S3SEAL_KMS_KEY_ID=alias/x")
+				dataDir := filepath.Join(t.TempDir(), "data")
+				environ := append(zeroConfigEnv(dataDir), "S3SEAL_KMS_PROVIDER=aws", "S3SEAL_KMS_KEY_ID=alias/x")
 				environ = append(environ, tc.env...)
 				var stdout, stderr bytes.Buffer
 				code := run(context.Background(), args, environ, &stdout, &stderr)
 				want := "s3seal " + strings.Join(args[:1], " ") + ": " + tc.want
 				if code != exitError || !strings.HasSuffix(stderr.String(), want) {
 					t.Errorf("exit %d, stderr %q\nwant it to end in %q", code, stderr.String(), want)
+				}
+				// Refused before anything was written: no data dir, no credential.
+				if _, err := os.Stat(dataDir); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("%s made the data dir %s (stat: %v)", args[0], dataDir, err)
 				}
 			})
 		}

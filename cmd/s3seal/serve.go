@@ -192,10 +192,12 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	if err = datadir.Check(cfg.DataDir, ""); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	if s.cred, err = loadClientCredential(cfg, logger); err != nil {
+	// The key service first: a KMS configuration that cannot work stops
+	// the start before anything (a generated credential) is written.
+	if s.keys, err = openKeyService(ctx, cfg, logger, true); err != nil {
 		return nil, err
 	}
-	if s.keys, err = openKeyService(ctx, cfg, logger, true); err != nil {
+	if s.cred, err = loadClientCredential(cfg, logger); err != nil {
 		return nil, err
 	}
 	if s.users, err = openPrincipals(cfg, s.cred, s.keys.resolver); err != nil {
