@@ -63,6 +63,13 @@ func TestServeTLS(t *testing.T) {
 	if !strings.HasPrefix(s.endpoint(), "https://127.0.0.1:") {
 		t.Fatalf("endpoint %s, want https", s.endpoint())
 	}
+	anonymousOverTLS(t, s, pool)
+}
+
+// anonymousOverTLS checks that s answers an unsigned GET over TLS, with
+// the certificate trusted through pool: refused (403), but over TLS.
+func anonymousOverTLS(t *testing.T, s *server, pool *x509.CertPool) {
+	t.Helper()
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	defer client.CloseIdleConnections()
 	resp, err := client.Get(s.endpoint() + "/")
@@ -70,7 +77,7 @@ func TestServeTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusForbidden { // unsigned: refused, but over TLS
+	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("anonymous GET over TLS: %d, want 403", resp.StatusCode)
 	}
 }
@@ -148,18 +155,7 @@ func TestPlainHTTPOnTLSPort(t *testing.T) {
 			t.Errorf("got %q", got)
 		}
 	})
-	t.Run("TLS still", func(t *testing.T) {
-		client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-		defer client.CloseIdleConnections()
-		resp, err := client.Get(s.endpoint() + "/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusForbidden {
-			t.Errorf("anonymous GET over TLS: %d, want 403", resp.StatusCode)
-		}
-	})
+	t.Run("TLS still", func(t *testing.T) { anonymousOverTLS(t, s, pool) })
 }
 
 func TestHTTPSURL(t *testing.T) {
@@ -256,26 +252,5 @@ func TestConnLimitTLS(t *testing.T) {
 		}
 	}
 	waitFor(t, func() bool { return s.conns.open.Load() == 0 })
-	var held []net.Conn
-	defer func() {
-		for _, c := range held {
-			c.Close()
-		}
-	}()
-	for range max {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, c)
-	}
-	waitFor(t, func() bool { return s.conns.open.Load() == max })
-	extra, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer extra.Close()
-	if err := closedWithin(extra, 10*time.Second); err != nil {
-		t.Errorf("a connection beyond the cap: %v", err)
-	}
+	fillToCap(t, s, max)
 }
