@@ -46,9 +46,12 @@ var errorMessages = map[string]string{
 
 // statusCodes are the codes S3 answers a status with whatever the operation.
 var statusCodes = map[int]string{
-	http.StatusForbidden:           "AccessDenied",
-	http.StatusMethodNotAllowed:    "MethodNotAllowed",
-	http.StatusPreconditionFailed:  "PreconditionFailed",
+	http.StatusForbidden:          "AccessDenied",
+	http.StatusMethodNotAllowed:   "MethodNotAllowed",
+	http.StatusPreconditionFailed: "PreconditionFailed",
+	// S3's throttling code, which the SDKs back off on; "TooManyRequests"
+	// (the status's name) is retried by none of them.
+	http.StatusTooManyRequests:     "SlowDown",
 	http.StatusInternalServerError: "InternalError",
 	http.StatusNotImplemented:      "NotImplemented",
 	http.StatusServiceUnavailable:  "ServiceUnavailable",
@@ -81,6 +84,11 @@ var keyNotFoundOps = map[string]bool{
 // certain: a 404 is NoSuchKey only in a bucket the store says exists. Else
 // it is the status's name, as SDKs name a bodiless error ("NotFound").
 func (p *Proxy) errorCode(x *exchange, status int) string {
+	if status < 400 {
+		// An error document in a success (CompleteMultipartUpload,
+		// CopyObject answer 200 and fail in the body): S3 says InternalError.
+		return "InternalError"
+	}
 	switch status {
 	case http.StatusNotFound:
 		if code := p.notFoundCode(x); code != "" {

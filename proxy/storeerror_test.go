@@ -69,6 +69,8 @@ func TestRelayedErrorsComplete(t *testing.T) {
 			errorDoc{Code: "AccessDenied", Message: "Access Denied", Resource: "/bkt/k"}},
 		{"unavailable, no body", "GET", "/bkt/k", 503, 200, "",
 			errorDoc{Code: "ServiceUnavailable", Message: "Please reduce your request rate.", Resource: "/bkt/k"}},
+		{"throttled, no body", "GET", "/bkt/k", 429, 200, "",
+			errorDoc{Code: "SlowDown", Message: "Please reduce your request rate.", Resource: "/bkt/k"}},
 		{"conflict, no body", "DELETE", "/bkt", 409, 200, "",
 			errorDoc{Code: "Conflict", Message: "The store answered 409 Conflict without saying more.", Resource: "/bkt"}},
 		{"document without Message or Resource (versitygw's)", "GET", "/bkt/missing", 404, 200,
@@ -150,4 +152,15 @@ func scriptedEnv(t *testing.T, s *scriptedStore) (*env, *httptest.Server) {
 	t.Cleanup(srv.Close)
 	u, _ := url.Parse(srv.URL)
 	return newEnv(t, func(c *Config) { c.Upstream = u }), srv
+}
+
+// A code derived from a status alone: an error document in a success
+// answer is an InternalError (never "OK"), and a bare 429 is S3's
+// SlowDown, which the SDKs back off on (none retries "TooManyRequests").
+func TestErrorCodeOfStatus(t *testing.T) {
+	for status, want := range map[int]string{200: "InternalError", 429: "SlowDown", 409: "Conflict", 500: "InternalError", 599: "InternalError", 499: "InvalidRequest"} {
+		if got := (&Proxy{}).errorCode(nil, status); got != want {
+			t.Errorf("errorCode(%d) = %q, want %q", status, got, want)
+		}
+	}
 }
