@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -134,13 +135,18 @@ func (c cli) keys(ctx context.Context, args []string) int {
 		}
 	}
 	defer clear(k.material)
+	// A keyring started here may be a mistyped S3SEAL_DATA_DIR's: say so.
+	newRing := cmd.creates && !fileExists(filepath.Join(cfg.DataDir, datadir.KeyringFile))
 	if k.ring, err = openKeysRing(cfg.DataDir, cmd.creates); err != nil {
 		return c.fail("keys "+name, err)
 	}
 	if err := cmd.run(k, pos); err != nil {
 		return c.fail("keys "+name, k.explain(err, pos))
 	}
-	if k.changed {
+	switch {
+	case k.changed && newRing:
+		c.noteNewKeyring(k.ring.Path(), cfg.DataDir)
+	case k.changed:
 		c.noteChange(k.ring.Path())
 	}
 	return exitOK
@@ -156,10 +162,24 @@ func openKeysRing(dir string, creates bool) (*keyring.Keyring, error) {
 }
 
 // noteChange tells the operator when a running serve sees a change to the
-// shared file at path, and warns when it may not see it at all: a file
-// now owned by another user than its data dir (a change made with sudo).
+// shared file at path.
 func (c cli) noteChange(path string) {
 	fmt.Fprintln(c.stderr, "note: a running s3seal serve on this data dir uses this change within 2 seconds")
+	c.warnForeignOwner(path)
+}
+
+// noteNewKeyring is noteChange for a keyring the command started: no serve
+// uses it yet, and it may be in a mistyped S3SEAL_DATA_DIR (dir).
+func (c cli) noteNewKeyring(path, dir string) {
+	fmt.Fprintf(c.stderr, "note: started a new keyring at %s (S3SEAL_DATA_DIR=%s): no s3seal serve uses it yet; "+
+		"if you meant an existing data dir, set S3SEAL_DATA_DIR to it\n", absPath(path), dir)
+	c.warnForeignOwner(path)
+}
+
+// warnForeignOwner warns when a serve may not see a change at all: the
+// file at path is now owned by another user than its data dir (a change
+// made with sudo).
+func (c cli) warnForeignOwner(path string) {
 	if fileUID, dirUID, foreign := sharedfile.ForeignOwner(path); foreign {
 		fmt.Fprintf(c.stderr, "warning: %s is now owned by uid %d but its data dir by uid %d: an s3seal running as uid %d cannot read it "+
 			"(fix: chown %d %s, and make changes as that user)\n", path, fileUID, dirUID, dirUID, dirUID, path)

@@ -447,3 +447,41 @@ func TestKeysCorruptKeyring(t *testing.T) {
 		t.Errorf("exit %d, stderr:\n%s\nwant %q, keyring: once", code, stderr, want)
 	}
 }
+
+// create and import that start a keyring say so, with its absolute path,
+// rather than that a running serve uses the change: none does, and the
+// data dir may be a mistyped one. A change to an existing keyring says the
+// usual.
+func TestKeysNewKeyringNote(t *testing.T) {
+	base := t.TempDir()
+	missing := filepath.Join(base, "missing")
+	empty := filepath.Join(base, "empty")
+	if err := os.Mkdir(empty, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	material := writeMaterial(t, strings.Repeat("ab", 32))
+	const served = "note: a running s3seal serve on this data dir uses this change within 2 seconds"
+	started := func(dir string) string {
+		return "note: started a new keyring at " + filepath.Join(dir, datadir.KeyringFile) + " (S3SEAL_DATA_DIR=" + dir +
+			"): no s3seal serve uses it yet; if you meant an existing data dir, set S3SEAL_DATA_DIR to it"
+	}
+	tests := []struct {
+		name      string
+		dir       string
+		args      []string
+		want, not string
+	}{
+		{"create in a missing data dir", missing, []string{"create"}, started(missing), served},
+		{"create again", missing, []string{"create"}, served, "started a new keyring"},
+		{"import in an empty data dir", empty, []string{"import", "-material-file", material}, started(empty), served},
+		{"create in a keyring import started", empty, []string{"create", "-alias", "alias/x"}, served, "started a new keyring"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, stderr, code := keysRun(t, tt.dir, tt.args...)
+			if code != exitOK || !strings.Contains(stderr, tt.want) || strings.Contains(stderr, tt.not) {
+				t.Errorf("exit %d, stderr:\n%s\nwant %q, not %q", code, stderr, tt.want, tt.not)
+			}
+		})
+	}
+}
