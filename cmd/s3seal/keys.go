@@ -25,6 +25,7 @@ import (
 	"text/tabwriter"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/s3seal/s3seal/internal/datadir"
 	"github.com/s3seal/s3seal/internal/sharedfile"
@@ -395,12 +396,10 @@ func formatPeriod(d time.Duration) string {
 // get-key-rotation-status does.
 func (k *keysEnv) printRotation(i keyring.KeyInfo) error {
 	if k.json {
-		enc := json.NewEncoder(k.out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rotationJSON(i))
+		return writeJSON(k.out, rotationJSON(i))
 	}
 	r := rotationJSON(i)
-	fmt.Fprintf(k.out, "key %s: automatic rotation %s", i.ID, map[bool]string{true: "enabled", false: "disabled"}[r.Enabled])
+	fmt.Fprintf(k.out, "key %s: automatic rotation %s", termSafe(i.ID), map[bool]string{true: "enabled", false: "disabled"}[r.Enabled])
 	if r.Enabled {
 		fmt.Fprintf(k.out, ", every %s", r.Period)
 		if r.Next.After(k.now) {
@@ -654,11 +653,53 @@ func (k *keysEnv) print(infos ...keyring.KeyInfo) error {
 
 func (k *keysEnv) printRows(rows []keyJSON) error {
 	if k.json {
-		enc := json.NewEncoder(k.out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return writeJSON(k.out, rows)
 	}
 	return printKeysTable(k.out, rows, k.now)
+}
+
+// writeJSON writes v indented. encoding/json escapes C0 control characters
+// but not DEL and the C1 controls (U+0080 to U+009F; U+009B is CSI to some
+// terminals), which a description from the KMS API may hold: those are
+// escaped too, which decodes to the same text.
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	var out strings.Builder
+	for _, r := range string(b) {
+		if r == 0x7f || 0x80 <= r && r <= 0x9f {
+			fmt.Fprintf(&out, `\u%04x`, r)
+			continue
+		}
+		out.WriteRune(r)
+	}
+	out.WriteByte('\n')
+	_, err = io.WriteString(w, out.String())
+	return err
+}
+
+// termSafe makes a string from the keyring or a KMS safe to print to a
+// terminal: a description may come from a client of the KMS API, so
+// control characters (escape sequences, \r) and other non-printables
+// (bidi overrides, invalid UTF-8) are shown escaped, as Go writes them.
+func termSafe(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unicode.IsPrint(r):
+			b.WriteString(s[i : i+n])
+		default:
+			q := strconv.QuoteRuneToASCII(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 func keyringRow(i keyring.KeyInfo) keyJSON {
@@ -711,8 +752,8 @@ func printKeysTable(w io.Writer, rows []keyJSON, now time.Time) error {
 		if r.Versions > 0 {
 			versions = strconv.Itoa(r.Versions)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, state, r.Origin, versions, rotation,
-			r.Created.UTC().Format(time.RFC3339), orDash(strings.Join(r.Aliases, ",")), orDash(r.Description))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", termSafe(r.ID), termSafe(state), termSafe(r.Origin), versions, termSafe(rotation),
+			r.Created.UTC().Format(time.RFC3339), termSafe(orDash(strings.Join(r.Aliases, ","))), termSafe(orDash(r.Description)))
 	}
 	return tw.Flush()
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/s3seal/s3seal/internal/datadir"
+
+	"github.com/s3seal/s3seal/envelope/keyring"
 )
 
 // keysRun runs `s3seal keys args...` against dataDir.
@@ -483,5 +485,51 @@ func TestKeysNewKeyringNote(t *testing.T) {
 				t.Errorf("exit %d, stderr:\n%s\nwant %q, not %q", code, stderr, tt.want, tt.not)
 			}
 		})
+	}
+}
+
+// A description (or alias) from the KMS API may hold escape sequences:
+// the table and describe show them escaped, never raw to the terminal,
+// and -json keeps them as JSON escapes that decode to the same text.
+func TestKeysEscapeDescriptions(t *testing.T) {
+	dir := t.TempDir()
+	ring, err := keyring.Open(filepath.Join(dir, datadir.KeyringFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const desc = "red \x1b[31m over\rwrite \u009b2J tab\t bidi\u202e é"
+	info, err := ring.CreateKeyWith(keyring.KeySpec{Description: desc, Alias: "alias/team"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const shown = `red \x1b[31m over\rwrite \u009b2J tab\t bidi\u202e é`
+	for _, args := range [][]string{{"list"}, {"describe", info.ID}, {"describe", "alias/team"}} {
+		stdout, stderr, code := keysRun(t, dir, args...)
+		if code != exitOK || !strings.Contains(stdout, shown) || strings.ContainsAny(stdout, "\x1b\r\u009b\u202e\t") {
+			t.Errorf("keys %v: exit %d, stdout %q (stderr %s), want %q and no raw control characters", args, code, stdout, stderr, shown)
+		}
+		stdout, _, _ = keysRun(t, dir, append(args, "-json")...)
+		if strings.ContainsAny(stdout, "\x1b\r\u009b\t") {
+			t.Errorf("keys %v -json: raw control characters in %q", args, stdout)
+		}
+		if keys := keysJSON(t, dir, args...); len(keys) != 1 || keys[0].Description != desc {
+			t.Errorf("keys %v -json: %+v, want the description %q", args, keys, desc)
+		}
+	}
+}
+
+func TestTermSafe(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"plain text, with: punctuation/é", "plain text, with: punctuation/é"},
+		{"\x1b[31mred", `\x1b[31mred`},
+		{"a\rb\nc\td", `a\rb\nc\td`},
+		{"\u009b2J\x7f", `\u009b2J\x7f`},
+		{"rtl\u202eoverride", `rtl\u202eoverride`},
+		{"bad \xff utf-8", `bad \xff utf-8`},
+	}
+	for _, tt := range tests {
+		if got := termSafe(tt.in); got != tt.want {
+			t.Errorf("termSafe(%q) = %q, want %q", tt.in, got, tt.want)
+		}
 	}
 }
