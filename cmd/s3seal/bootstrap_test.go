@@ -15,7 +15,9 @@ import (
 	"testing"
 
 	"github.com/s3seal/s3seal/internal/buildinfo"
+	"github.com/s3seal/s3seal/internal/config"
 	"github.com/s3seal/s3seal/internal/datadir"
+	"github.com/s3seal/s3seal/internal/testlog"
 
 	"github.com/s3seal/s3seal/envelope/keyring"
 )
@@ -294,6 +296,56 @@ func TestServeDataDirIsAFile(t *testing.T) {
 			_, err := newTestServer(t, append(zeroConfigEnv(file), extra...))
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Fatalf("got %v, want %q", err, want)
+			}
+		})
+	}
+}
+
+// A start that makes a data dir, or a keyring in one that had none, warns
+// once, naming the data dir's absolute path: a mistyped S3SEAL_DATA_DIR
+// is found before clients write to it. A start on an existing one does not.
+func TestServeWarnsNewDataDir(t *testing.T) {
+	base := t.TempDir()
+	missing := filepath.Join(base, "missing")
+	empty := filepath.Join(base, "empty")
+	if err := os.Mkdir(empty, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, dir, want string
+	}{
+		{"missing data dir", missing, "started a new data dir: if you meant an existing one, stop s3seal and set S3SEAL_DATA_DIR to it"},
+		{"data dir without a keyring", empty, "started a new keyring in a data dir that had none: if you meant another data dir, " +
+			"stop s3seal and set S3SEAL_DATA_DIR to it"},
+		{"second start", missing, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := config.Load(zeroConfigEnv(tt.dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var logs testlog.Buffer
+			s, err := newServer(context.Background(), cfg, slog.New(slog.NewJSONHandler(&logs, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.closeAll()
+			var warned []map[string]any
+			for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+				var rec map[string]any
+				if err := json.Unmarshal([]byte(line), &rec); err != nil {
+					t.Fatalf("%v in %q", err, line)
+				}
+				if strings.HasPrefix(rec["msg"].(string), "started a new") {
+					warned = append(warned, rec)
+				}
+			}
+			switch {
+			case tt.want == "" && len(warned) != 0:
+				t.Errorf("warned on an existing data dir: %v", warned)
+			case tt.want != "" && (len(warned) != 1 || warned[0]["msg"] != tt.want || warned[0]["level"] != "WARN" || warned[0]["dir"] != tt.dir):
+				t.Errorf("warnings %v, want one WARN %q with dir %s\n%s", warned, tt.want, tt.dir, logs.String())
 			}
 		})
 	}

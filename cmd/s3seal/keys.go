@@ -19,11 +19,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/s3seal/s3seal/internal/datadir"
 	"github.com/s3seal/s3seal/internal/sharedfile"
@@ -134,13 +136,18 @@ func (c cli) keys(ctx context.Context, args []string) int {
 		}
 	}
 	defer clear(k.material)
+	// A keyring started here may be a mistyped S3SEAL_DATA_DIR's: say so.
+	newRing := cmd.creates && !fileExists(filepath.Join(cfg.DataDir, datadir.KeyringFile))
 	if k.ring, err = openKeysRing(cfg.DataDir, cmd.creates); err != nil {
 		return c.fail("keys "+name, err)
 	}
 	if err := cmd.run(k, pos); err != nil {
 		return c.fail("keys "+name, k.explain(err, pos))
 	}
-	if k.changed {
+	switch {
+	case k.changed && newRing:
+		c.noteNewKeyring(k.ring.Path(), cfg.DataDir)
+	case k.changed:
 		c.noteChange(k.ring.Path())
 	}
 	return exitOK
@@ -156,10 +163,24 @@ func openKeysRing(dir string, creates bool) (*keyring.Keyring, error) {
 }
 
 // noteChange tells the operator when a running serve sees a change to the
-// shared file at path, and warns when it may not see it at all: a file
-// now owned by another user than its data dir (a change made with sudo).
+// shared file at path.
 func (c cli) noteChange(path string) {
 	fmt.Fprintln(c.stderr, "note: a running s3seal serve on this data dir uses this change within 2 seconds")
+	c.warnForeignOwner(path)
+}
+
+// noteNewKeyring is noteChange for a keyring the command started: no serve
+// uses it yet, and it may be in a mistyped S3SEAL_DATA_DIR (dir).
+func (c cli) noteNewKeyring(path, dir string) {
+	fmt.Fprintf(c.stderr, "note: started a new keyring at %s (S3SEAL_DATA_DIR=%s): no s3seal serve uses it yet; "+
+		"if you meant an existing data dir, set S3SEAL_DATA_DIR to it\n", absPath(path), dir)
+	c.warnForeignOwner(path)
+}
+
+// warnForeignOwner warns when a serve may not see a change at all: the
+// file at path is now owned by another user than its data dir (a change
+// made with sudo).
+func (c cli) warnForeignOwner(path string) {
 	if fileUID, dirUID, foreign := sharedfile.ForeignOwner(path); foreign {
 		fmt.Fprintf(c.stderr, "warning: %s is now owned by uid %d but its data dir by uid %d: an s3seal running as uid %d cannot read it "+
 			"(fix: chown %d %s, and make changes as that user)\n", path, fileUID, dirUID, dirUID, dirUID, path)
@@ -375,12 +396,10 @@ func formatPeriod(d time.Duration) string {
 // get-key-rotation-status does.
 func (k *keysEnv) printRotation(i keyring.KeyInfo) error {
 	if k.json {
-		enc := json.NewEncoder(k.out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rotationJSON(i))
+		return writeJSON(k.out, rotationJSON(i))
 	}
 	r := rotationJSON(i)
-	fmt.Fprintf(k.out, "key %s: automatic rotation %s", i.ID, map[bool]string{true: "enabled", false: "disabled"}[r.Enabled])
+	fmt.Fprintf(k.out, "key %s: automatic rotation %s", termSafe(i.ID), map[bool]string{true: "enabled", false: "disabled"}[r.Enabled])
 	if r.Enabled {
 		fmt.Fprintf(k.out, ", every %s", r.Period)
 		if r.Next.After(k.now) {
@@ -634,11 +653,53 @@ func (k *keysEnv) print(infos ...keyring.KeyInfo) error {
 
 func (k *keysEnv) printRows(rows []keyJSON) error {
 	if k.json {
-		enc := json.NewEncoder(k.out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return writeJSON(k.out, rows)
 	}
 	return printKeysTable(k.out, rows, k.now)
+}
+
+// writeJSON writes v indented. encoding/json escapes C0 control characters
+// but not DEL and the C1 controls (U+0080 to U+009F; U+009B is CSI to some
+// terminals), which a description from the KMS API may hold: those are
+// escaped too, which decodes to the same text.
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	var out strings.Builder
+	for _, r := range string(b) {
+		if r == 0x7f || 0x80 <= r && r <= 0x9f {
+			fmt.Fprintf(&out, `\u%04x`, r)
+			continue
+		}
+		out.WriteRune(r)
+	}
+	out.WriteByte('\n')
+	_, err = io.WriteString(w, out.String())
+	return err
+}
+
+// termSafe makes a string from the keyring or a KMS safe to print to a
+// terminal: a description may come from a client of the KMS API, so
+// control characters (escape sequences, \r) and other non-printables
+// (bidi overrides, invalid UTF-8) are shown escaped, as Go writes them.
+func termSafe(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unicode.IsPrint(r):
+			b.WriteString(s[i : i+n])
+		default:
+			q := strconv.QuoteRuneToASCII(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 func keyringRow(i keyring.KeyInfo) keyJSON {
@@ -691,8 +752,8 @@ func printKeysTable(w io.Writer, rows []keyJSON, now time.Time) error {
 		if r.Versions > 0 {
 			versions = strconv.Itoa(r.Versions)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, state, r.Origin, versions, rotation,
-			r.Created.UTC().Format(time.RFC3339), orDash(strings.Join(r.Aliases, ",")), orDash(r.Description))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", termSafe(r.ID), termSafe(state), termSafe(r.Origin), versions, termSafe(rotation),
+			r.Created.UTC().Format(time.RFC3339), termSafe(orDash(strings.Join(r.Aliases, ","))), termSafe(orDash(r.Description)))
 	}
 	return tw.Flush()
 }

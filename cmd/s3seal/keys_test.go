@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/s3seal/s3seal/internal/datadir"
+
+	"github.com/s3seal/s3seal/envelope/keyring"
 )
 
 // keysRun runs `s3seal keys args...` against dataDir.
@@ -445,5 +447,89 @@ func TestKeysCorruptKeyring(t *testing.T) {
 		"(do not delete it: the objects sealed under its keys cannot be decrypted without it)"
 	if code != exitError || !strings.Contains(stderr, want) || strings.Count(stderr, "keyring:") != 1 {
 		t.Errorf("exit %d, stderr:\n%s\nwant %q, keyring: once", code, stderr, want)
+	}
+}
+
+// create and import that start a keyring say so, with its absolute path,
+// rather than that a running serve uses the change: none does, and the
+// data dir may be a mistyped one. A change to an existing keyring says the
+// usual.
+func TestKeysNewKeyringNote(t *testing.T) {
+	base := t.TempDir()
+	missing := filepath.Join(base, "missing")
+	empty := filepath.Join(base, "empty")
+	if err := os.Mkdir(empty, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	material := writeMaterial(t, strings.Repeat("ab", 32))
+	const served = "note: a running s3seal serve on this data dir uses this change within 2 seconds"
+	started := func(dir string) string {
+		return "note: started a new keyring at " + filepath.Join(dir, datadir.KeyringFile) + " (S3SEAL_DATA_DIR=" + dir +
+			"): no s3seal serve uses it yet; if you meant an existing data dir, set S3SEAL_DATA_DIR to it"
+	}
+	tests := []struct {
+		name      string
+		dir       string
+		args      []string
+		want, not string
+	}{
+		{"create in a missing data dir", missing, []string{"create"}, started(missing), served},
+		{"create again", missing, []string{"create"}, served, "started a new keyring"},
+		{"import in an empty data dir", empty, []string{"import", "-material-file", material}, started(empty), served},
+		{"create in a keyring import started", empty, []string{"create", "-alias", "alias/x"}, served, "started a new keyring"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, stderr, code := keysRun(t, tt.dir, tt.args...)
+			if code != exitOK || !strings.Contains(stderr, tt.want) || strings.Contains(stderr, tt.not) {
+				t.Errorf("exit %d, stderr:\n%s\nwant %q, not %q", code, stderr, tt.want, tt.not)
+			}
+		})
+	}
+}
+
+// A description (or alias) from the KMS API may hold escape sequences:
+// the table and describe show them escaped, never raw to the terminal,
+// and -json keeps them as JSON escapes that decode to the same text.
+func TestKeysEscapeDescriptions(t *testing.T) {
+	dir := t.TempDir()
+	ring, err := keyring.Open(filepath.Join(dir, datadir.KeyringFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const desc = "red \x1b[31m over\rwrite \u009b2J tab\t bidi\u202e é"
+	info, err := ring.CreateKeyWith(keyring.KeySpec{Description: desc, Alias: "alias/team"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const shown = `red \x1b[31m over\rwrite \u009b2J tab\t bidi\u202e é`
+	for _, args := range [][]string{{"list"}, {"describe", info.ID}, {"describe", "alias/team"}} {
+		stdout, stderr, code := keysRun(t, dir, args...)
+		if code != exitOK || !strings.Contains(stdout, shown) || strings.ContainsAny(stdout, "\x1b\r\u009b\u202e\t") {
+			t.Errorf("keys %v: exit %d, stdout %q (stderr %s), want %q and no raw control characters", args, code, stdout, stderr, shown)
+		}
+		stdout, _, _ = keysRun(t, dir, append(args, "-json")...)
+		if strings.ContainsAny(stdout, "\x1b\r\u009b\t") {
+			t.Errorf("keys %v -json: raw control characters in %q", args, stdout)
+		}
+		if keys := keysJSON(t, dir, args...); len(keys) != 1 || keys[0].Description != desc {
+			t.Errorf("keys %v -json: %+v, want the description %q", args, keys, desc)
+		}
+	}
+}
+
+func TestTermSafe(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"plain text, with: punctuation/é", "plain text, with: punctuation/é"},
+		{"\x1b[31mred", `\x1b[31mred`},
+		{"a\rb\nc\td", `a\rb\nc\td`},
+		{"\u009b2J\x7f", `\u009b2J\x7f`},
+		{"rtl\u202eoverride", `rtl\u202eoverride`},
+		{"bad \xff utf-8", `bad \xff utf-8`},
+	}
+	for _, tt := range tests {
+		if got := termSafe(tt.in); got != tt.want {
+			t.Errorf("termSafe(%q) = %q, want %q", tt.in, got, tt.want)
+		}
 	}
 }

@@ -171,6 +171,9 @@ type server struct {
 	kmsAPILn        net.Listener
 	tls             bool       // kept apart: http.Server edits its TLSConfig once serving
 	conns           *connLimit // the S3 listener's open connections
+	// newDataDir says what this start makes where there was nothing (a
+	// data dir, a keyring), for one warning once it is made; or "".
+	newDataDir string
 }
 
 // newServer does everything short of serving: bootstrap of the data dir,
@@ -187,9 +190,7 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	if err = s.newMetrics(); err != nil {
 		return nil, err
 	}
-	// A data dir that is a file or out of reach is named as such, whatever
-	// would read it first; a missing one is made by what needs it.
-	if err = datadir.Check(cfg.DataDir, ""); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if s.newDataDir, err = checkDataDir(cfg); err != nil {
 		return nil, err
 	}
 	// The key service first: a KMS configuration that cannot work stops
@@ -200,6 +201,7 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	if s.cred, err = loadClientCredential(cfg, logger); err != nil {
 		return nil, err
 	}
+	s.warnNewDataDir()
 	if s.users, err = openPrincipals(cfg, s.cred, s.keys.resolver); err != nil {
 		return nil, err
 	}
@@ -208,6 +210,7 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	if err = s.setUpstream(ctx); err != nil {
 		return nil, err
 	}
+	s.warnNewDataDir() // the embedded store's, with an external KMS and credential
 	handler, err := s.newProxy()
 	if err != nil {
 		return nil, err
@@ -239,6 +242,34 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		warnPlainHTTP(s.kmsAPILn.Addr(), s.tls, logger)
 	}
 	return s, nil
+}
+
+// checkDataDir names a data dir that is a file or out of reach as such,
+// whatever would read it first; a missing one is made by what needs it. It
+// returns what this start will make where there is nothing: a mistyped
+// S3SEAL_DATA_DIR starts a new data dir (the documented way to start one),
+// which warnNewDataDir says.
+func checkDataDir(cfg Config) (newDataDir string, err error) {
+	err = datadir.Check(cfg.DataDir, "")
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "started a new data dir: if you meant an existing one, stop s3seal and set S3SEAL_DATA_DIR to it", nil
+	case err != nil:
+		return "", err
+	case cfg.KMSProvider == providerKeyring && !fileExists(filepath.Join(cfg.DataDir, datadir.KeyringFile)):
+		return "started a new keyring in a data dir that had none: if you meant another data dir, stop s3seal and set S3SEAL_DATA_DIR to it", nil
+	}
+	return "", nil
+}
+
+// warnNewDataDir warns, once, that this start made the data dir (or its
+// keyring), naming its absolute path, as soon as it exists.
+func (s *server) warnNewDataDir() {
+	if s.newDataDir == "" || !fileExists(s.cfg.DataDir) {
+		return
+	}
+	s.logger.Warn(s.newDataDir, "dir", absPath(s.cfg.DataDir), "variable", "S3SEAL_DATA_DIR="+s.cfg.DataDir)
+	s.newDataDir = ""
 }
 
 // newMetrics makes the process's own registry: s3seal's families plus the

@@ -3,13 +3,14 @@ package config
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 )
 
 // notConfig are S3SEAL_ names that are set around s3seal without being its
 // configuration, so they must not be reported as misspellings: the test
-// suite's and the scripts' own variables, and the service links Kubernetes
-// adds for a Service named s3seal (S3SEAL_SERVICE_HOST, S3SEAL_PORT_8080_TCP).
+// suite's and the scripts' own variables. Kubernetes' service links are
+// serviceLink's.
 var notConfig = []struct {
 	name   string
 	prefix bool
@@ -17,11 +18,20 @@ var notConfig = []struct {
 	{"S3SEAL_TEST_", true},
 	{"S3SEAL_TOOLS", false},
 	{"S3SEAL_FUZZTIME", false},
-	{"S3SEAL_SERVICE_HOST", false},
-	{"S3SEAL_SERVICE_PORT", true},
-	{"S3SEAL_PORT", false},
-	{"S3SEAL_PORT_", true},
 }
+
+// The variables Kubernetes adds to every pod for each Service of the
+// namespace (kubelet's envvars: SVC is the Service's name, upper case, '-'
+// as '_'), for Services named s3seal or s3seal-*: SVC_SERVICE_HOST,
+// SVC_SERVICE_PORT, SVC_SERVICE_PORT_PORTNAME, and the Docker-style
+// SVC_PORT_PORT_PROTO with _ADDR, _PORT and _PROTO. Only these exact shapes
+// are ignored, so that a misspelling still is reported; SVC_PORT, which a
+// misspelling could look like, only with a link's value (tcp://IP:PORT).
+var (
+	serviceLink     = regexp.MustCompile(`^S3SEAL(_[A-Z0-9_]+)?_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT_[0-9]+_(TCP|UDP|SCTP)(_ADDR|_PORT|_PROTO)?)$`)
+	servicePort     = regexp.MustCompile(`^S3SEAL(_[A-Z0-9_]+)?_PORT$`)
+	servicePortLink = regexp.MustCompile(`^(tcp|udp|sctp)://[^/\s]+:[0-9]+$`)
+)
 
 // Unknown is an S3SEAL_ variable in the environment that s3seal does not
 // read, and the known variable it most likely meant ("" if none is close).
@@ -47,8 +57,8 @@ func UnknownVars(environ []string) []Unknown {
 	}
 	var out []Unknown
 	for _, kv := range environ {
-		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(strings.ToUpper(name), "S3SEAL_") || known[name] || ignored(name) {
+		name, value, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(strings.ToUpper(name), "S3SEAL_") || known[name] || ignored(name, value) {
 			continue
 		}
 		out = append(out, Unknown{Name: name, Suggestion: Suggest(name)})
@@ -70,13 +80,16 @@ func CheckUnknown(environ []string, strict bool) ([]Unknown, error) {
 	return nil, fmt.Errorf("configuration (S3SEAL_STRICT_CONFIG): %w", errors.Join(errs...))
 }
 
-func ignored(name string) bool {
+// ignored says whether the unknown variable name, set to value, is one of
+// notConfig or a Kubernetes service link. (A known variable is never
+// ignored: it is read before this is asked.)
+func ignored(name, value string) bool {
 	for _, n := range notConfig {
 		if name == n.name || n.prefix && strings.HasPrefix(name, n.name) {
 			return true
 		}
 	}
-	return false
+	return serviceLink.MatchString(name) || servicePort.MatchString(name) && servicePortLink.MatchString(value)
 }
 
 // Suggest names the known variable closest to name, by edit distance on the

@@ -61,3 +61,51 @@ func TestCheckUnknownStrict(t *testing.T) {
 		t.Errorf("strict error prints a value: %s", msg)
 	}
 }
+
+// The service links Kubernetes adds for Services named s3seal and s3seal-*
+// are not reported, in exactly the shapes kubelet makes them; a misspelling
+// that merely looks like one (S3SEAL_METRICS_PORT=9090) still is, and no
+// known variable is taken for a link.
+func TestServiceLinksIgnored(t *testing.T) {
+	tests := []struct {
+		kv       string
+		reported bool
+	}{
+		{"S3SEAL_SERVICE_HOST=10.0.0.1", false},
+		{"S3SEAL_SERVICE_PORT=8080", false},
+		{"S3SEAL_SERVICE_PORT_S3=8080", false},
+		{"S3SEAL_PORT=tcp://10.0.0.1:8080", false},
+		{"S3SEAL_PORT_8080_TCP=tcp://10.0.0.1:8080", false},
+		{"S3SEAL_PORT_8080_TCP_ADDR=10.0.0.1", false},
+		{"S3SEAL_METRICS_SERVICE_HOST=10.0.0.2", false},
+		{"S3SEAL_METRICS_SERVICE_PORT=9090", false},
+		{"S3SEAL_METRICS_SERVICE_PORT_HTTP_METRICS=9090", false},
+		{"S3SEAL_METRICS_PORT=tcp://10.0.0.2:9090", false},
+		{"S3SEAL_METRICS_PORT=tcp://[fd00::2]:9090", false},
+		{"S3SEAL_METRICS_PORT_9090_TCP=tcp://10.0.0.2:9090", false},
+		{"S3SEAL_METRICS_PORT_9090_TCP_ADDR=10.0.0.2", false},
+		{"S3SEAL_METRICS_PORT_9090_TCP_PORT=9090", false},
+		{"S3SEAL_METRICS_PORT_9090_TCP_PROTO=tcp", false},
+		{"S3SEAL_KMS_API_PORT_8081_UDP_PROTO=udp", false},
+		{"S3SEAL_KMS_API_PORT_8081_SCTP=sctp://10.0.0.3:8081", false},
+		// Misspellings that look like links, but are not in their shape.
+		{"S3SEAL_METRICS_PORT=9090", true},
+		{"S3SEAL_PORT=8080", true},
+		{"S3SEAL_KMS_API_PORT=:8081", true},
+		{"S3SEAL_METRICS_PORT_9090=x", true},
+		{"S3SEAL_METRICS_PORT_9090_HTTP=x", true},
+		{"S3SEAL_SERVICE_HOSTS=x", true},
+		{"S3SEAL_METRICS_ADDRESS=:9090", true},
+	}
+	for _, tt := range tests {
+		got := UnknownVars([]string{tt.kv})
+		if reported := len(got) == 1; reported != tt.reported {
+			t.Errorf("%s: reported %v, want %v", tt.kv, reported, tt.reported)
+		}
+	}
+	for _, v := range Vars() {
+		if ignored(v.Name, "tcp://10.0.0.1:80") {
+			t.Errorf("known variable %s has a service link's shape", v.Name)
+		}
+	}
+}

@@ -261,15 +261,39 @@ func CreateKeyring(dir string) (*keyring.Keyring, error) {
 // EnsureKey creates a key under alias unless the alias exists: the default
 // key, on first start. (A configured key that is missing is for the doctor's
 // checks to report: silently creating a key for a mistyped id would hide the
-// mistake.)
+// mistake.) Replicas sharing a data dir may all start at once: one makes the
+// key, the others use it.
 func EnsureKey(ring *keyring.Keyring, alias string, logger *slog.Logger) error {
 	if _, err := ring.DescribeKey(alias); !errors.Is(err, kms.ErrKeyNotFound) {
 		return nil
 	}
 	info, err := ring.CreateKeyWith(keyring.KeySpec{Description: "s3seal default key, created on first start", Alias: alias})
 	if err != nil {
-		return fmt.Errorf("keyring %s: creating the default key: %w", ring.Path(), err)
+		return madeMeanwhile(ring, alias, logger, err)
 	}
 	logger.Info("created the keyring's default key", "key_id", info.ID, "alias", alias)
+	return nil
+}
+
+// madeMeanwhile handles EnsureKey's failure err to create the default key:
+// when another process sharing the keyring made it first (the alias is
+// taken), the key it made is used if it is enabled. No key of our own was
+// made: the key and its alias are one change.
+func madeMeanwhile(ring *keyring.Keyring, alias string, logger *slog.Logger, err error) error {
+	var ke *kms.KMSError
+	// The keyring's code for a taken alias, as the KMS API answers it (keyring/errors.go).
+	if !errors.As(err, &ke) || ke.Code != "AlreadyExistsException" {
+		return fmt.Errorf("keyring %s: creating the default key: %w", ring.Path(), err)
+	}
+	// The failed change read the file as it is now.
+	info, derr := ring.DescribeKey(alias)
+	switch {
+	case derr != nil:
+		return fmt.Errorf("keyring %s: creating the default key: %w", ring.Path(), err)
+	case info.State != kms.KeyEnabled:
+		return fmt.Errorf("keyring %s: the default key %s (%s), made meanwhile by another s3seal sharing the data dir, is %s: %w",
+			ring.Path(), alias, info.ID, info.State, err)
+	}
+	logger.Info("using the default key another s3seal sharing the data dir created meanwhile", "key_id", info.ID, "alias", alias)
 	return nil
 }

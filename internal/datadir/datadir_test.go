@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/s3seal/s3seal/envelope/keyring"
 )
 
 // The generated credential is made once, kept 0600 and found again; a file
@@ -130,5 +132,78 @@ func TestDataDirUnreadable(t *testing.T) {
 	want := fmt.Sprintf("S3SEAL_DATA_DIR=%s is not accessible to uid %d (it is owned by uid %d, mode ----------)", dir, os.Getuid(), os.Getuid())
 	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "chown -R") {
 		t.Fatalf("got %v, want %q", err, want)
+	}
+}
+
+// Replicas sharing a data dir, all on their first start: each opened the
+// keyring before any made the default key. One makes it, the others use
+// it: every start succeeds, and there is one key, under the alias.
+func TestEnsureKeyRace(t *testing.T) {
+	dir := t.TempDir()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rings := make([]*keyring.Keyring, 4)
+	for i := range rings {
+		ring, err := CreateKeyring(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rings[i] = ring
+	}
+	// In turn: the later ones still see the keyring as it was when opened.
+	if err := EnsureKey(rings[0], "alias/s3seal", logger); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureKey(rings[1], "alias/s3seal", logger); err != nil {
+		t.Fatalf("second replica's first start: %v", err)
+	}
+	// At once.
+	errs := make(chan error, 2)
+	for _, ring := range rings[2:] {
+		go func() { errs <- EnsureKey(ring, "alias/s3seal", logger) }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent first start: %v", err)
+		}
+	}
+	want, err := rings[0].DescribeKey("alias/s3seal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ring := range rings {
+		if got, err := ring.DescribeKey("alias/s3seal"); err != nil || got.ID != want.ID {
+			t.Errorf("replica %d: alias/s3seal is %+v, %v; want key %s", i, got, err, want.ID)
+		}
+	}
+	if _, err := rings[0].Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if keys := rings[0].ListKeys(); len(keys) != 1 {
+		t.Errorf("keys: %+v, want only the default key", keys)
+	}
+}
+
+// A default key another replica made and that is not enabled is not used
+// silently: the start fails, naming its state.
+func TestEnsureKeyMadeMeanwhileDisabled(t *testing.T) {
+	dir := t.TempDir()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	first, err := CreateKeyring(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := CreateKeyring(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureKey(first, "alias/s3seal", logger); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.DisableKey("alias/s3seal"); err != nil {
+		t.Fatal(err)
+	}
+	err = EnsureKey(second, "alias/s3seal", logger)
+	if err == nil || !strings.Contains(err.Error(), "made meanwhile by another s3seal sharing the data dir, is Disabled") {
+		t.Fatalf("got %v, want a refusal naming the state", err)
 	}
 }
