@@ -126,7 +126,7 @@ func Load(ctx context.Context, cfg Config, optFns ...func(*config.LoadOptions) e
 	if err := checkRegion(cfg, awsCfg.Region); err != nil {
 		return nil, err
 	}
-	creds := &credentialSource{provider: awsCfg.Credentials}
+	creds := newCredentialSource(awsCfg)
 	if awsCfg.Credentials != nil {
 		awsCfg.Credentials = creds
 	}

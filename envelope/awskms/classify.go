@@ -217,7 +217,11 @@ func (a *Service) transportError(op string, err error, keyIDs []string) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		e.Reason, e.Cause, e.Fix = kms.ReasonTimeout, errNoAnswer, a.reachFix()
 	case errors.As(err, &credErr):
-		e.Reason, e.Cause, e.Fix = kms.ReasonNoCredentials, credErr.err, noCredentialsFix
+		// credErr holds s3seal's words only, never the SDK's.
+		e.Reason, e.Cause, e.Fix = kms.ReasonCredentialSource, credErr, credErr.fix
+		if credErr.none {
+			e.Reason = kms.ReasonNoCredentials
+		}
 	case a.tlsFailure(err, e):
 	case errors.As(err, &dnsErr):
 		e.Reason, e.Cause, e.Fix = kms.ReasonDNS, dnsErr, a.dnsFix()

@@ -15,8 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/credentials/processcreds"
+	"github.com/aws/smithy-go"
 
 	"github.com/s3seal/s3seal/envelope/kms"
 )
@@ -163,7 +166,8 @@ func fakeKMSServer(t *testing.T, status int, codes map[string]string, state stri
 // TestAnswerFailures: each error code the KMS answers reads as its reason,
 // names the CMK, and says the fix where s3seal knows it.
 func TestAnswerFailures(t *testing.T) {
-	const who = "access key AKIDTEST from StaticCredentials"
+	// The source only: the access key id is not for /readyz.
+	const who = "the access key from StaticCredentials"
 	cases := []struct {
 		name, op, code string
 		status         int
@@ -213,6 +217,9 @@ func TestAnswerFailures(t *testing.T) {
 			want := "kms " + tc.op + ": key service " + srv.URL + ": " + strings.ReplaceAll(tc.want, "at URL", "at "+srv.URL)
 			if err.Error() != want {
 				t.Errorf("got  %q\nwant %q", err, want)
+			}
+			if strings.Contains(err.Error(), "AKIDTEST") {
+				t.Errorf("%q names the access key id", err)
 			}
 		})
 	}
@@ -284,4 +291,79 @@ func captureStderr(t *testing.T) func() string {
 		}
 		return string(b)
 	}
+}
+
+// TestCredentialProcessSecretNeverShown: a credential_process whose output
+// the SDK cannot parse (a wrong Expiration suffices) gets that output,
+// secret access key included, quoted in the SDK's error; s3seal's error
+// names the source and what to check, and keeps none of it.
+func TestCredentialProcessSecretNeverShown(t *testing.T) {
+	withoutCredentials(t, "http://127.0.0.1:1")
+	dir := t.TempDir()
+	script := dir + "/creds.sh"
+	out := `{"Version":1,"AccessKeyId":"AKIAEXAMPLE","SecretAccessKey":"TOPSECRETVALUE","Expiration":"tomorrow"}`
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho '"+out+"'\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := dir + "/config"
+	if err := os.WriteFile(cfgFile, []byte("[profile p]\ncredential_process = "+script+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Load(t.Context(), Config{Region: "us-east-1", Endpoint: "http://127.0.0.1:1"},
+		config.WithSharedConfigFiles([]string{cfgFile}), config.WithSharedConfigProfile("p"), config.WithRetryMaxAttempts(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = a.KeyStatus(t.Context(), "alias/x")
+	var ke *kms.KMSError
+	if !errors.As(err, &ke) || ke.Reason != kms.ReasonCredentialSource || !errors.Is(err, kms.ErrKMSUnavailable) {
+		t.Fatalf("got %v, want a credential source failure", err)
+	}
+	for _, s := range []string{"TOPSECRETVALUE", "AKIAEXAMPLE", "tomorrow", "no credentials"} {
+		if strings.Contains(err.Error(), s) {
+			t.Errorf("%q shows %q", err, s)
+		}
+	}
+	const want = "kms DescribeKey: key service http://127.0.0.1:1: AWS credentials failed: " +
+		"the credential_process of profile p failed or printed something the SDK could not parse; " +
+		"run it by hand: it must exit 0 and print JSON with Version 1, AccessKeyId, SecretAccessKey and, if any, an RFC 3339 Expiration"
+	if err.Error() != want {
+		t.Errorf("got  %q\nwant %q", err, want)
+	}
+}
+
+// TestCredentialFailures: each source that fails is named with what to
+// check, by the type of its failure, never by its text.
+func TestCredentialFailures(t *testing.T) {
+	cases := []struct {
+		name string
+		err  error
+		none bool
+		want string
+	}{
+		{"process", &processcreds.ProviderError{Err: errors.New(secret)}, false, "the credential_process of profile p failed"},
+		{"sso", &smithy.OperationError{ServiceID: "SSO", Err: errors.New(secret)}, false, "AWS SSO credentials of profile p failed"},
+		{"assume role", &smithy.OperationError{ServiceID: "STS", Err: errors.New(secret)}, false, "assuming the IAM role failed (STS)"},
+		{"imds", &smithy.OperationError{ServiceID: "ec2imds", Err: errors.New(secret)}, true, "none in the environment"},
+		{"other", errors.New(secret), false, "the AWS SDK's credential chain failed"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &credentialSource{provider: failingProvider{tc.err}, profile: "p"}
+			_, err := c.Retrieve(t.Context())
+			var ce *credentialsError
+			if !errors.As(err, &ce) || ce.none != tc.none || !strings.HasPrefix(ce.Error(), tc.want) || ce.fix == "" {
+				t.Errorf("got %#v, want %q, none %v", ce, tc.want, tc.none)
+			}
+			if strings.Contains(err.Error(), secret) || strings.Contains(ce.fix, secret) {
+				t.Errorf("%q shows the SDK's text", err)
+			}
+		})
+	}
+}
+
+type failingProvider struct{ err error }
+
+func (f failingProvider) Retrieve(context.Context) (aws.Credentials, error) {
+	return aws.Credentials{}, f.err
 }

@@ -76,16 +76,19 @@ var (
 type Reason string
 
 const (
-	ReasonRefused         Reason = "connection refused"
-	ReasonDNS             Reason = "DNS name not found"
-	ReasonTimeout         Reason = "timeout"
-	ReasonTLS             Reason = "TLS"
-	ReasonNoCredentials   Reason = "no credentials"
-	ReasonDenied          Reason = "access denied"
-	ReasonThrottled       Reason = "throttled"
-	ReasonDisabled        Reason = "key disabled"
-	ReasonNotFound        Reason = "key not found"
-	ReasonPendingDeletion Reason = "key pending deletion"
+	ReasonRefused       Reason = "connection refused"
+	ReasonDNS           Reason = "DNS name not found"
+	ReasonTimeout       Reason = "timeout"
+	ReasonTLS           Reason = "TLS"
+	ReasonNoCredentials Reason = "no credentials"
+	// ReasonCredentialSource: a credential source is set up (a
+	// credential_process, SSO, a role to assume, ...) and failed.
+	ReasonCredentialSource Reason = "AWS credentials failed"
+	ReasonDenied           Reason = "access denied"
+	ReasonThrottled        Reason = "throttled"
+	ReasonDisabled         Reason = "key disabled"
+	ReasonNotFound         Reason = "key not found"
+	ReasonPendingDeletion  Reason = "key pending deletion"
 )
 
 // KMSError is a key-service failure: the operation, the kind (one of the Err*

@@ -91,6 +91,8 @@ func unanswered(err error, op string) string {
 		return "the KMS throttles " + op
 	case ke != nil && ke.Reason == kms.ReasonNoCredentials:
 		return "s3seal has no credentials to sign " + op + " with"
+	case ke != nil && ke.Reason == kms.ReasonCredentialSource:
+		return "s3seal could not get credentials to sign " + op + " with"
 	}
 	return "the KMS does not answer " + op
 }
@@ -99,7 +101,7 @@ func unanswered(err error, op string) string {
 // error's own, or the general one.
 func (s *Session) unavailableFix(err error, fix string) string {
 	var ke *kms.KMSError
-	if errors.As(err, &ke) && ke.Reason == kms.ReasonNoCredentials {
+	if errors.As(err, &ke) && (ke.Reason == kms.ReasonNoCredentials || ke.Reason == kms.ReasonCredentialSource) {
 		return fix + "; s3seal becomes ready once it finds them"
 	}
 	switch {
