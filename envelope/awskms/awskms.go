@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"regexp"
 
 	"github.com/s3seal/s3seal/envelope"
@@ -67,10 +68,15 @@ type Config struct {
 type endpoint struct {
 	url    string // resolved, credentials in it redacted
 	region string
-	custom bool // the URL is S3SEAL_KMS_ENDPOINT's
+	// from is the setting the URL comes from (S3SEAL_KMS_ENDPOINT,
+	// AWS_ENDPOINT_URL_KMS, ...); "" for AWS KMS in the region.
+	from string
 	// regionSet: the region is S3SEAL_KMS_REGION's, not the SDK chain's.
 	regionSet bool
 }
+
+// custom says whether a setting chose the URL, rather than the region.
+func (w endpoint) custom() bool { return w.from != "" }
 
 // regionSetting names the region and where it came from.
 func (w endpoint) regionSetting() string {
@@ -193,7 +199,23 @@ func resolveEndpoint(ctx context.Context, o kmsapi.Options, cfg Config) (endpoin
 	if err != nil {
 		return endpoint{}, fmt.Errorf("no KMS endpoint for region %q (check S3SEAL_KMS_REGION, S3SEAL_KMS_ENDPOINT, AWS_ENDPOINT_URL_KMS): %w", o.Region, err)
 	}
-	return endpoint{url: ep.URI.Redacted(), region: o.Region, custom: cfg.Endpoint != "", regionSet: cfg.Region != ""}, nil
+	return endpoint{url: ep.URI.Redacted(), region: o.Region, from: endpointSetting(o, cfg), regionSet: cfg.Region != ""}, nil
+}
+
+// endpointSetting names the setting the SDK took its base endpoint from,
+// in the SDK's order; "" when there is none (AWS KMS in the region).
+func endpointSetting(o kmsapi.Options, cfg Config) string {
+	switch {
+	case cfg.Endpoint != "":
+		return "S3SEAL_KMS_ENDPOINT"
+	case o.BaseEndpoint == nil || *o.BaseEndpoint == "":
+		return ""
+	case os.Getenv("AWS_ENDPOINT_URL_KMS") != "":
+		return "AWS_ENDPOINT_URL_KMS"
+	case os.Getenv("AWS_ENDPOINT_URL") != "":
+		return "AWS_ENDPOINT_URL"
+	}
+	return "the AWS profile's endpoint_url"
 }
 
 // GenerateDataKey asks KMS for an AES-256 data key under keyID.

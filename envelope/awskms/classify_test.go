@@ -185,6 +185,15 @@ func TestAnswerFailures(t *testing.T) {
 			"throttled (ThrottlingException); the KMS limits s3seal's request rate: raise the KMS request quota, or make fewer calls with bucket keys (S3SEAL_BUCKET_KEY) and the data-key cache (S3SEAL_DATAKEY_CACHE_SIZE)"},
 		{"429", "GenerateDataKey", "SlowDownPlease", 429, "Enabled", kms.ReasonThrottled,
 			"throttled (SlowDownPlease); the KMS limits s3seal's request rate: raise the KMS request quota, or make fewer calls with bucket keys (S3SEAL_BUCKET_KEY) and the data-key cache (S3SEAL_DATAKEY_CACHE_SIZE)"},
+		// ThrottlingException is the request rate; LimitExceededException a
+		// resource quota, which a higher rate quota does not fix.
+		{"quota", "GenerateDataKey", "LimitExceededException", 400, "Enabled", kms.ReasonQuota,
+			"KMS resource quota exceeded (LimitExceededException); the account has reached an AWS KMS resource quota (keys, aliases, grants per key): remove ones no longer used, or ask for a higher quota in Service Quotas"},
+		{"asymmetric key, GenerateDataKey", "GenerateDataKey", "InvalidKeyUsageException", 400, "Enabled", kms.ReasonKeyUsage,
+			"CMK alias/x cannot be used for ENCRYPT_DECRYPT of symmetric data keys (InvalidKeyUsageException); S3SEAL_KMS_KEY_ID must name a symmetric encryption key (KeySpec SYMMETRIC_DEFAULT)"},
+		{"asymmetric key, Decrypt", "Decrypt", "InvalidKeyUsageException", 400, "Enabled", kms.ReasonKeyUsage,
+			"CMK alias/x cannot be used for ENCRYPT_DECRYPT of symmetric data keys (InvalidKeyUsageException); no data key s3seal wrote can be under it: " +
+				"the object's metadata names the wrong CMK, or S3SEAL_KMS_DECRYPT_KEY_IDS lists a key that is not a symmetric encryption key (KeySpec SYMMETRIC_DEFAULT)"},
 		{"disabled", "GenerateDataKey", "DisabledException", 400, "Disabled", kms.ReasonDisabled,
 			"CMK alias/x is disabled (DisabledException)"},
 		// local-kms's answer for Decrypt under a disabled key.

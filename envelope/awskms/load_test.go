@@ -61,3 +61,32 @@ func TestLoadSharedConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestEndpointFromAWSVariables: an endpoint the SDK takes from
+// AWS_ENDPOINT_URL_KMS or AWS_ENDPOINT_URL is a custom one, and the fixes
+// name that variable, not the region.
+func TestEndpointFromAWSVariables(t *testing.T) {
+	for _, tc := range []struct{ name, env, s3sealEndpoint, want string }{
+		{"AWS_ENDPOINT_URL_KMS", "AWS_ENDPOINT_URL_KMS", "", "AWS_ENDPOINT_URL_KMS"},
+		{"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL", "", "AWS_ENDPOINT_URL"},
+		{"S3SEAL_KMS_ENDPOINT wins", "AWS_ENDPOINT_URL_KMS", "http://127.0.0.1:9", "S3SEAL_KMS_ENDPOINT"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			withoutCredentials(t, "http://127.0.0.1:1")
+			t.Setenv("AWS_ENDPOINT_URL_KMS", "")
+			t.Setenv("AWS_ENDPOINT_URL", "")
+			t.Setenv(tc.env, "http://127.0.0.1:9")
+			a, err := Load(t.Context(), Config{Region: "eu-west-1", Endpoint: tc.s3sealEndpoint}, testCreds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const url = "http://127.0.0.1:9"
+			if got, want := a.refusedFix(), "nothing listens at "+tc.want+"="+url+": start the KMS, or correct "+tc.want; got != want {
+				t.Errorf("refused: got  %q\nwant %q", got, want)
+			}
+			if got, want := a.dnsFix(), "correct the host name in "+tc.want+"="+url+", or this host's DNS"; got != want {
+				t.Errorf("DNS: got  %q\nwant %q", got, want)
+			}
+		})
+	}
+}

@@ -86,9 +86,13 @@ const (
 	ReasonCredentialSource Reason = "AWS credentials failed"
 	ReasonDenied           Reason = "access denied"
 	ReasonThrottled        Reason = "throttled"
-	ReasonDisabled         Reason = "key disabled"
-	ReasonNotFound         Reason = "key not found"
-	ReasonPendingDeletion  Reason = "key pending deletion"
+	// ReasonQuota is a resource quota (keys, aliases, grants), not a rate.
+	ReasonQuota Reason = "KMS resource quota exceeded"
+	// ReasonKeyUsage: the CMK is not a symmetric encryption key.
+	ReasonKeyUsage        Reason = "wrong key type"
+	ReasonDisabled        Reason = "key disabled"
+	ReasonNotFound        Reason = "key not found"
+	ReasonPendingDeletion Reason = "key pending deletion"
 )
 
 // KMSError is a key-service failure: the operation, the kind (one of the Err*
@@ -157,6 +161,8 @@ func (e *KMSError) what() string {
 		return cmk + " is disabled"
 	case ReasonPendingDeletion:
 		return cmk + " is pending deletion or in another state that cannot be used"
+	case ReasonKeyUsage:
+		return cmk + " cannot be used for ENCRYPT_DECRYPT of symmetric data keys"
 	}
 	return string(e.Reason)
 }

@@ -79,7 +79,10 @@ func (s *Session) kmsFailure(err error, op, keyID, breaks string) Outcome {
 		}
 		return failed(msg(fmt.Sprintf("the KMS denies s3seal %s on %q (%s)", op, keyID, says)), fix)
 	}
-	return failed(msg(fmt.Sprintf("the KMS refused %s on %q (%s)", op, keyID, says)), "check the key's type (a symmetric ENCRYPT_DECRYPT key) and s3seal's KMS configuration")
+	if fix == "" {
+		fix = "check the key's type (a symmetric ENCRYPT_DECRYPT key) and s3seal's KMS configuration"
+	}
+	return failed(msg(fmt.Sprintf("the KMS refused %s on %q (%s)", op, keyID, says)), fix)
 }
 
 // unanswered says how a call to an unavailable KMS went, by its reason.

@@ -48,6 +48,7 @@ func TestKMSFailureMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	locked := &kms.KMSError{Op: "DescribeKey", Kind: kms.ErrKMSUnavailable, Cause: errors.New("locking keyring: resource temporarily unavailable")}
+	quota := &kms.KMSError{Op: "DescribeKey", Kind: kms.ErrInvalidKMSRequest, Code: "LimitExceededException", Reason: kms.ReasonQuota, Fix: "ask for a higher quota"}
 	const title = "the KMS key (S3SEAL_KMS_KEY_ID) resolves and is enabled: "
 	const breaks = " — s3seal can neither seal new objects nor read existing ones; fix: "
 	cases := []struct {
@@ -65,6 +66,10 @@ func TestKMSFailureMessages(t *testing.T) {
 		{"credential_process", awsWithProcess(t, dead), title + "s3seal could not get credentials to sign DescribeKey with: key service " + dead +
 			": AWS credentials failed: the credential_process of profile p failed or printed something the SDK could not parse" + breaks +
 			"run it by hand: it must exit 0 and print JSON with Version 1, AccessKeyId, SecretAccessKey and, if any, an RFC 3339 Expiration; s3seal becomes ready once it finds them"},
+		// A refusal the KMS client knows the fix of: that fix, not the
+		// doctor's general one.
+		{"quota", KMS{Keys: ring, Status: failingStatus{quota}, Resolver: ring, KeyID: "alias/s3seal", Service: "key service http://kms"},
+			title + `the KMS refused DescribeKey on "alias/s3seal" (key service http://kms: KMS resource quota exceeded (LimitExceededException))` + breaks + "ask for a higher quota"},
 		{"keyring unavailable", KMS{Keys: ring, Status: failingStatus{locked}, Resolver: ring, KeyID: "alias/s3seal", Keyring: true, Service: "embedded keyring " + ringPath},
 			title + "the KMS does not answer DescribeKey: embedded keyring " + ringPath + ": key service unavailable: locking keyring: resource temporarily unavailable" + breaks +
 				"check that s3seal can read, write and lock the keyring file in S3SEAL_DATA_DIR; s3seal becomes ready when it answers"},
