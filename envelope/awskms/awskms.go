@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strings"
 
 	"github.com/s3seal/s3seal/envelope"
 
@@ -157,11 +158,24 @@ func checkEndpoint(raw string) error {
 	if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
 		return nil
 	}
-	shown := raw
-	if err == nil {
-		shown = u.Redacted()
-	}
+	// Not u.Redacted(): it keeps the user name, and shows an opaque
+	// "u:pw@host" (scheme "u") whole.
+	shown := redactUserinfo(raw)
 	return fmt.Errorf("S3SEAL_KMS_ENDPOINT %q is not an http or https URL with a host: set it to the KMS-API endpoint, such as https://kms.eu-west-1.amazonaws.com or http://127.0.0.1:4599, or unset it for AWS KMS in S3SEAL_KMS_REGION", shown)
+}
+
+// redactUserinfo is raw with anything between the scheme and its last
+// "@" hidden: a value that is no URL may still hold user:password@.
+func redactUserinfo(raw string) string {
+	at := strings.LastIndex(raw, "@")
+	if at < 0 {
+		return raw
+	}
+	start := 0
+	if i := strings.Index(raw, "://"); i >= 0 && i < at {
+		start = i + len("://")
+	}
+	return raw[:start] + "xxxxx" + raw[at:]
 }
 
 // regionName is what an AWS region name can be: it becomes part of a host name.

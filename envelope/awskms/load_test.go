@@ -22,7 +22,13 @@ func TestLoadErrors(t *testing.T) {
 		{"endpoint without scheme", Config{Region: "eu-west-1", Endpoint: "127.0.0.1:4599"}, "",
 			`S3SEAL_KMS_ENDPOINT "127.0.0.1:4599" is not an http or https URL with a host: set it to the KMS-API endpoint, such as https://kms.eu-west-1.amazonaws.com or http://127.0.0.1:4599, or unset it for AWS KMS in S3SEAL_KMS_REGION`},
 		{"endpoint with a password", Config{Region: "eu-west-1", Endpoint: "ftp://u:pw@kms.example"}, "",
-			`S3SEAL_KMS_ENDPOINT "ftp://u:xxxxx@kms.example" is not an http or https URL with a host: set it to the KMS-API endpoint, such as https://kms.eu-west-1.amazonaws.com or http://127.0.0.1:4599, or unset it for AWS KMS in S3SEAL_KMS_REGION`},
+			`S3SEAL_KMS_ENDPOINT "ftp://xxxxx@kms.example" is not an http or https URL with a host: set it to the KMS-API endpoint, such as https://kms.eu-west-1.amazonaws.com or http://127.0.0.1:4599, or unset it for AWS KMS in S3SEAL_KMS_REGION`},
+		// url.Parse refuses the first and reads the second as scheme "u":
+		// neither shows its userinfo.
+		{"unparsable endpoint with a password", Config{Region: "eu-west-1", Endpoint: "http://u:p@[bad"}, "",
+			`S3SEAL_KMS_ENDPOINT "http://xxxxx@[bad" is not an http or https URL with a host: set it to the KMS-API endpoint, such as https://kms.eu-west-1.amazonaws.com or http://127.0.0.1:4599, or unset it for AWS KMS in S3SEAL_KMS_REGION`},
+		{"unparsable endpoint with a password, no scheme", Config{Region: "eu-west-1", Endpoint: "u:p@w@[bad"}, "",
+			`S3SEAL_KMS_ENDPOINT "xxxxx@[bad" is not an http or https URL with a host: set it to the KMS-API endpoint, such as https://kms.eu-west-1.amazonaws.com or http://127.0.0.1:4599, or unset it for AWS KMS in S3SEAL_KMS_REGION`},
 		{"bad S3SEAL_KMS_REGION", Config{Region: "eu west 1"}, "",
 			`S3SEAL_KMS_REGION "eu west 1" is not a region name: set it to one such as eu-west-1`},
 		{"bad AWS_REGION", Config{}, "eu/west",
