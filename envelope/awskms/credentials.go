@@ -82,6 +82,8 @@ func (c *credentialSource) failure(err error) *credentialsError {
 	return e
 }
 
+// sourceFailure names the source that failed and what to check, in
+// fixed words: the SDK's error is only looked at for its types.
 func (c *credentialSource) sourceFailure(err error) *credentialsError {
 	profile := "default"
 	if c.profile != "" {
