@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"regexp"
+	"strings"
 
 	"github.com/s3seal/s3seal/envelope"
 
@@ -67,10 +69,15 @@ type Config struct {
 type endpoint struct {
 	url    string // resolved, credentials in it redacted
 	region string
-	custom bool // the URL is S3SEAL_KMS_ENDPOINT's
+	// from is the setting the URL comes from (S3SEAL_KMS_ENDPOINT,
+	// AWS_ENDPOINT_URL_KMS, ...); "" for AWS KMS in the region.
+	from string
 	// regionSet: the region is S3SEAL_KMS_REGION's, not the SDK chain's.
 	regionSet bool
 }
+
+// custom says whether a setting chose the URL, rather than the region.
+func (w endpoint) custom() bool { return w.from != "" }
 
 // regionSetting names the region and where it came from.
 func (w endpoint) regionSetting() string {
@@ -126,7 +133,7 @@ func Load(ctx context.Context, cfg Config, optFns ...func(*config.LoadOptions) e
 	if err := checkRegion(cfg, awsCfg.Region); err != nil {
 		return nil, err
 	}
-	creds := &credentialSource{provider: awsCfg.Credentials}
+	creds := newCredentialSource(awsCfg)
 	if awsCfg.Credentials != nil {
 		awsCfg.Credentials = creds
 	}
@@ -151,11 +158,24 @@ func checkEndpoint(raw string) error {
 	if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
 		return nil
 	}
-	shown := raw
-	if err == nil {
-		shown = u.Redacted()
-	}
+	// Not u.Redacted(): it keeps the user name, and shows an opaque
+	// "u:pw@host" (scheme "u") whole.
+	shown := redactUserinfo(raw)
 	return fmt.Errorf("S3SEAL_KMS_ENDPOINT %q is not an http or https URL with a host: set it to the KMS-API endpoint, such as https://kms.eu-west-1.amazonaws.com or http://127.0.0.1:4599, or unset it for AWS KMS in S3SEAL_KMS_REGION", shown)
+}
+
+// redactUserinfo is raw with anything between the scheme and its last
+// "@" hidden: a value that is no URL may still hold user:password@.
+func redactUserinfo(raw string) string {
+	at := strings.LastIndex(raw, "@")
+	if at < 0 {
+		return raw
+	}
+	start := 0
+	if i := strings.Index(raw, "://"); i >= 0 && i < at {
+		start = i + len("://")
+	}
+	return raw[:start] + "xxxxx" + raw[at:]
 }
 
 // regionName is what an AWS region name can be: it becomes part of a host name.
@@ -193,7 +213,23 @@ func resolveEndpoint(ctx context.Context, o kmsapi.Options, cfg Config) (endpoin
 	if err != nil {
 		return endpoint{}, fmt.Errorf("no KMS endpoint for region %q (check S3SEAL_KMS_REGION, S3SEAL_KMS_ENDPOINT, AWS_ENDPOINT_URL_KMS): %w", o.Region, err)
 	}
-	return endpoint{url: ep.URI.Redacted(), region: o.Region, custom: cfg.Endpoint != "", regionSet: cfg.Region != ""}, nil
+	return endpoint{url: ep.URI.Redacted(), region: o.Region, from: endpointSetting(o, cfg), regionSet: cfg.Region != ""}, nil
+}
+
+// endpointSetting names the setting the SDK took its base endpoint from,
+// in the SDK's order; "" when there is none (AWS KMS in the region).
+func endpointSetting(o kmsapi.Options, cfg Config) string {
+	switch {
+	case cfg.Endpoint != "":
+		return "S3SEAL_KMS_ENDPOINT"
+	case o.BaseEndpoint == nil || *o.BaseEndpoint == "":
+		return ""
+	case os.Getenv("AWS_ENDPOINT_URL_KMS") != "":
+		return "AWS_ENDPOINT_URL_KMS"
+	case os.Getenv("AWS_ENDPOINT_URL") != "":
+		return "AWS_ENDPOINT_URL"
+	}
+	return "the AWS profile's endpoint_url"
 }
 
 // GenerateDataKey asks KMS for an AES-256 data key under keyID.

@@ -47,15 +47,21 @@ func kindOfCode(code string) (kind error, reason kms.Reason, ok bool) {
 		"ExpiredTokenException":
 		return kms.ErrAccessDenied, kms.ReasonDenied, true
 	case "InvalidCiphertextException",
-		"IncorrectKeyException", // ciphertext of another key
-		"InvalidKeyUsageException":
+		"IncorrectKeyException": // ciphertext of another key
 		return kms.ErrInvalidCiphertext, "", true
+	// The CMK is not a symmetric encryption key: a configuration error
+	// (mapError makes it invalid ciphertext for Decrypt).
+	case "InvalidKeyUsageException":
+		return kms.ErrInvalidKMSRequest, kms.ReasonKeyUsage, true
 	case "ThrottlingException",
 		"Throttling",
 		"TooManyRequestsException",
-		"RequestLimitExceeded",
-		"LimitExceededException":
+		"RequestLimitExceeded":
 		return kms.ErrKMSUnavailable, kms.ReasonThrottled, true
+	// AWS KMS's resource quotas (keys, aliases, grants per key), not its
+	// request rate (ThrottlingException): retrying does not help.
+	case "LimitExceededException":
+		return kms.ErrInvalidKMSRequest, kms.ReasonQuota, true
 	// AWS documents KeyUnavailableException as temporary and retryable, so it
 	// is an outage, not a key state an operator must fix.
 	case "KeyUnavailableException",
@@ -112,6 +118,11 @@ func (a *Service) mapError(ctx context.Context, op string, err error, keyIDs ...
 		kind, reason = kindOfStatus(err)
 	}
 	e.Kind, e.Reason = kind, reason
+	if e.Reason == kms.ReasonKeyUsage && op == "Decrypt" {
+		// No data key s3seal wrote can be under a key that is not a
+		// symmetric encryption key: the object names the wrong CMK.
+		e.Kind = kms.ErrInvalidCiphertext
+	}
 	// local-kms answers AccessDeniedException where AWS answers
 	// DisabledException or KMSInvalidStateException (Decrypt of a disabled or
 	// pending-deletion key); ask for the key state so both report the same kind.
@@ -143,6 +154,14 @@ func keyNames(keyIDs []string) string {
 // which knows the key service's own tools.
 func (a *Service) fixOfCode(op string, e *kms.KMSError) string {
 	who := a.creds.who()
+	switch e.Reason {
+	case kms.ReasonThrottled:
+		return "the KMS limits s3seal's request rate: raise the KMS request quota, or make fewer calls with bucket keys (S3SEAL_BUCKET_KEY) and the data-key cache (S3SEAL_DATAKEY_CACHE_SIZE)"
+	case kms.ReasonQuota:
+		return "the account has reached an AWS KMS resource quota (keys, aliases, grants per key): remove ones no longer used, or ask for a higher quota in Service Quotas"
+	case kms.ReasonKeyUsage:
+		return keyUsageFix(op)
+	}
 	switch e.Code {
 	case "UnrecognizedClientException", "InvalidClientTokenId":
 		return "the KMS does not know " + who + ": set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) to credentials of the account of the KMS at " + a.where.name()
@@ -159,10 +178,17 @@ func (a *Service) fixOfCode(op string, e *kms.KMSError) string {
 		return fmt.Sprintf("grant %s %s on %s in the key policy or an IAM policy (s3seal always sends an encryption context), or give s3seal other credentials",
 			who, kms.Permission(op), cmkOrKeys(e.KeyID))
 	}
-	if e.Reason == kms.ReasonThrottled {
-		return "the KMS limits s3seal's request rate: raise the KMS request quota, or make fewer calls with bucket keys (S3SEAL_BUCKET_KEY) and the data-key cache (S3SEAL_DATAKEY_CACHE_SIZE)"
-	}
 	return ""
+}
+
+// keyUsageFix is the fix for a CMK that is not a symmetric encryption
+// key: a Decrypt names the object's CMK, the other operations s3seal's.
+func keyUsageFix(op string) string {
+	if op == "Decrypt" {
+		return "no data key s3seal wrote can be under it: the object's metadata names the wrong CMK, " +
+			"or S3SEAL_KMS_DECRYPT_KEY_IDS lists a key that is not a symmetric encryption key (KeySpec SYMMETRIC_DEFAULT)"
+	}
+	return "S3SEAL_KMS_KEY_ID must name a symmetric encryption key (KeySpec SYMMETRIC_DEFAULT)"
 }
 
 func cmkOrKeys(keyID string) string {
@@ -217,7 +243,11 @@ func (a *Service) transportError(op string, err error, keyIDs []string) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		e.Reason, e.Cause, e.Fix = kms.ReasonTimeout, errNoAnswer, a.reachFix()
 	case errors.As(err, &credErr):
-		e.Reason, e.Cause, e.Fix = kms.ReasonNoCredentials, credErr.err, noCredentialsFix
+		// credErr holds s3seal's words only, never the SDK's.
+		e.Reason, e.Cause, e.Fix = kms.ReasonCredentialSource, credErr, credErr.fix
+		if credErr.none {
+			e.Reason = kms.ReasonNoCredentials
+		}
 	case a.tlsFailure(err, e):
 	case errors.As(err, &dnsErr):
 		e.Reason, e.Cause, e.Fix = kms.ReasonDNS, dnsErr, a.dnsFix()
@@ -251,13 +281,17 @@ func (a *Service) tlsFailure(err error, e *kms.KMSError) bool {
 	var alert tls.AlertError
 	var urlErr *url.Error
 	var detail, fix string
+	setting := "S3SEAL_KMS_ENDPOINT"
+	if a.where.custom() {
+		setting = a.where.from
+	}
 	switch {
 	case errors.As(err, &unknownCA):
 		detail = "certificate signed by unknown authority"
 		fix = "set AWS_CA_BUNDLE to the PEM file of the CA that signed the certificate of " + a.where.name()
 	case errors.As(err, &hostname):
 		detail = strings.TrimPrefix(hostname.Error(), "x509: ")
-		fix = "S3SEAL_KMS_ENDPOINT must name a host the KMS's certificate is valid for"
+		fix = setting + " must name a host the KMS's certificate is valid for"
 	case errors.As(err, &invalid):
 		detail = strings.TrimPrefix(invalid.Error(), "x509: ")
 		fix = "renew the KMS's certificate, or check this host's clock"
@@ -266,7 +300,7 @@ func (a *Service) tlsFailure(err error, e *kms.KMSError) bool {
 		fix = "set AWS_CA_BUNDLE to the PEM file of the CA that signed the certificate of " + a.where.name()
 	case errors.As(err, &header) || errors.As(err, &urlErr) && urlErr.Err.Error() == httpToHTTPS:
 		detail = "handshake failed: the endpoint does not speak TLS"
-		fix = "use an http:// URL in S3SEAL_KMS_ENDPOINT if the KMS serves plain HTTP"
+		fix = "use an http:// URL in " + setting + " if the KMS serves plain HTTP"
 	case errors.As(err, &alert):
 		detail = "handshake failed: " + strings.TrimPrefix(alert.Error(), "tls: ")
 		fix = "check that the KMS accepts TLS 1.2 or later and needs no client certificate"
@@ -283,8 +317,8 @@ func (a *Service) reachFix() string {
 }
 
 func (a *Service) refusedFix() string {
-	if a.where.custom {
-		return "nothing listens at S3SEAL_KMS_ENDPOINT=" + a.where.url + ": start the KMS, or correct S3SEAL_KMS_ENDPOINT"
+	if a.where.custom() {
+		return "nothing listens at " + a.where.from + "=" + a.where.url + ": start the KMS, or correct " + a.where.from
 	}
 	return a.reachFix()
 }
@@ -293,8 +327,8 @@ func (a *Service) dnsFix() string {
 	switch {
 	case a.where.url == "":
 		return "check the KMS's host name, and this host's DNS"
-	case a.where.custom:
-		return "correct the host name in S3SEAL_KMS_ENDPOINT=" + a.where.url + ", or this host's DNS"
+	case a.where.custom():
+		return "correct the host name in " + a.where.from + "=" + a.where.url + ", or this host's DNS"
 	}
 	return "check that " + a.where.regionSetting() + " is an AWS region, and this host's DNS"
 }
@@ -304,8 +338,8 @@ func (a *Service) whereFrom() string {
 	switch {
 	case a.where.url == "":
 		return ""
-	case a.where.custom:
-		return "; it is S3SEAL_KMS_ENDPOINT"
+	case a.where.custom():
+		return "; it is " + a.where.from
 	}
 	return "; it is AWS KMS in " + a.where.regionSetting()
 }

@@ -15,8 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/credentials/processcreds"
+	"github.com/aws/smithy-go"
 
 	"github.com/s3seal/s3seal/envelope/kms"
 )
@@ -163,7 +166,8 @@ func fakeKMSServer(t *testing.T, status int, codes map[string]string, state stri
 // TestAnswerFailures: each error code the KMS answers reads as its reason,
 // names the CMK, and says the fix where s3seal knows it.
 func TestAnswerFailures(t *testing.T) {
-	const who = "access key AKIDTEST from StaticCredentials"
+	// The source only: the access key id is not for /readyz.
+	const who = "the access key from StaticCredentials"
 	cases := []struct {
 		name, op, code string
 		status         int
@@ -181,6 +185,15 @@ func TestAnswerFailures(t *testing.T) {
 			"throttled (ThrottlingException); the KMS limits s3seal's request rate: raise the KMS request quota, or make fewer calls with bucket keys (S3SEAL_BUCKET_KEY) and the data-key cache (S3SEAL_DATAKEY_CACHE_SIZE)"},
 		{"429", "GenerateDataKey", "SlowDownPlease", 429, "Enabled", kms.ReasonThrottled,
 			"throttled (SlowDownPlease); the KMS limits s3seal's request rate: raise the KMS request quota, or make fewer calls with bucket keys (S3SEAL_BUCKET_KEY) and the data-key cache (S3SEAL_DATAKEY_CACHE_SIZE)"},
+		// ThrottlingException is the request rate; LimitExceededException a
+		// resource quota, which a higher rate quota does not fix.
+		{"quota", "GenerateDataKey", "LimitExceededException", 400, "Enabled", kms.ReasonQuota,
+			"KMS resource quota exceeded (LimitExceededException); the account has reached an AWS KMS resource quota (keys, aliases, grants per key): remove ones no longer used, or ask for a higher quota in Service Quotas"},
+		{"asymmetric key, GenerateDataKey", "GenerateDataKey", "InvalidKeyUsageException", 400, "Enabled", kms.ReasonKeyUsage,
+			"CMK alias/x cannot be used for ENCRYPT_DECRYPT of symmetric data keys (InvalidKeyUsageException); S3SEAL_KMS_KEY_ID must name a symmetric encryption key (KeySpec SYMMETRIC_DEFAULT)"},
+		{"asymmetric key, Decrypt", "Decrypt", "InvalidKeyUsageException", 400, "Enabled", kms.ReasonKeyUsage,
+			"CMK alias/x cannot be used for ENCRYPT_DECRYPT of symmetric data keys (InvalidKeyUsageException); no data key s3seal wrote can be under it: " +
+				"the object's metadata names the wrong CMK, or S3SEAL_KMS_DECRYPT_KEY_IDS lists a key that is not a symmetric encryption key (KeySpec SYMMETRIC_DEFAULT)"},
 		{"disabled", "GenerateDataKey", "DisabledException", 400, "Disabled", kms.ReasonDisabled,
 			"CMK alias/x is disabled (DisabledException)"},
 		// local-kms's answer for Decrypt under a disabled key.
@@ -213,6 +226,9 @@ func TestAnswerFailures(t *testing.T) {
 			want := "kms " + tc.op + ": key service " + srv.URL + ": " + strings.ReplaceAll(tc.want, "at URL", "at "+srv.URL)
 			if err.Error() != want {
 				t.Errorf("got  %q\nwant %q", err, want)
+			}
+			if strings.Contains(err.Error(), "AKIDTEST") {
+				t.Errorf("%q names the access key id", err)
 			}
 		})
 	}
@@ -284,4 +300,79 @@ func captureStderr(t *testing.T) func() string {
 		}
 		return string(b)
 	}
+}
+
+// TestCredentialProcessSecretNeverShown: a credential_process whose output
+// the SDK cannot parse (a wrong Expiration suffices) gets that output,
+// secret access key included, quoted in the SDK's error; s3seal's error
+// names the source and what to check, and keeps none of it.
+func TestCredentialProcessSecretNeverShown(t *testing.T) {
+	withoutCredentials(t, "http://127.0.0.1:1")
+	dir := t.TempDir()
+	script := dir + "/creds.sh"
+	out := `{"Version":1,"AccessKeyId":"AKIAEXAMPLE","SecretAccessKey":"TOPSECRETVALUE","Expiration":"tomorrow"}`
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho '"+out+"'\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := dir + "/config"
+	if err := os.WriteFile(cfgFile, []byte("[profile p]\ncredential_process = "+script+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Load(t.Context(), Config{Region: "us-east-1", Endpoint: "http://127.0.0.1:1"},
+		config.WithSharedConfigFiles([]string{cfgFile}), config.WithSharedConfigProfile("p"), config.WithRetryMaxAttempts(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = a.KeyStatus(t.Context(), "alias/x")
+	var ke *kms.KMSError
+	if !errors.As(err, &ke) || ke.Reason != kms.ReasonCredentialSource || !errors.Is(err, kms.ErrKMSUnavailable) {
+		t.Fatalf("got %v, want a credential source failure", err)
+	}
+	for _, s := range []string{"TOPSECRETVALUE", "AKIAEXAMPLE", "tomorrow", "no credentials"} {
+		if strings.Contains(err.Error(), s) {
+			t.Errorf("%q shows %q", err, s)
+		}
+	}
+	const want = "kms DescribeKey: key service http://127.0.0.1:1: AWS credentials failed: " +
+		"the credential_process of profile p failed or printed something the SDK could not parse; " +
+		"run it by hand: it must exit 0 and print JSON with Version 1, AccessKeyId, SecretAccessKey and, if any, an RFC 3339 Expiration"
+	if err.Error() != want {
+		t.Errorf("got  %q\nwant %q", err, want)
+	}
+}
+
+// TestCredentialFailures: each source that fails is named with what to
+// check, by the type of its failure, never by its text.
+func TestCredentialFailures(t *testing.T) {
+	cases := []struct {
+		name string
+		err  error
+		none bool
+		want string
+	}{
+		{"process", &processcreds.ProviderError{Err: errors.New(secret)}, false, "the credential_process of profile p failed"},
+		{"sso", &smithy.OperationError{ServiceID: "SSO", Err: errors.New(secret)}, false, "AWS SSO credentials of profile p failed"},
+		{"assume role", &smithy.OperationError{ServiceID: "STS", Err: errors.New(secret)}, false, "assuming the IAM role failed (STS)"},
+		{"imds", &smithy.OperationError{ServiceID: "ec2imds", Err: errors.New(secret)}, true, "none in the environment"},
+		{"other", errors.New(secret), false, "the AWS SDK's credential chain failed"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &credentialSource{provider: failingProvider{tc.err}, profile: "p"}
+			_, err := c.Retrieve(t.Context())
+			var ce *credentialsError
+			if !errors.As(err, &ce) || ce.none != tc.none || !strings.HasPrefix(ce.Error(), tc.want) || ce.fix == "" {
+				t.Errorf("got %#v, want %q, none %v", ce, tc.want, tc.none)
+			}
+			if strings.Contains(err.Error(), secret) || strings.Contains(ce.fix, secret) {
+				t.Errorf("%q shows the SDK's text", err)
+			}
+		})
+	}
+}
+
+type failingProvider struct{ err error }
+
+func (f failingProvider) Retrieve(context.Context) (aws.Credentials, error) {
+	return aws.Credentials{}, f.err
 }

@@ -76,13 +76,20 @@ var (
 type Reason string
 
 const (
-	ReasonRefused         Reason = "connection refused"
-	ReasonDNS             Reason = "DNS name not found"
-	ReasonTimeout         Reason = "timeout"
-	ReasonTLS             Reason = "TLS"
-	ReasonNoCredentials   Reason = "no credentials"
-	ReasonDenied          Reason = "access denied"
-	ReasonThrottled       Reason = "throttled"
+	ReasonRefused       Reason = "connection refused"
+	ReasonDNS           Reason = "DNS name not found"
+	ReasonTimeout       Reason = "timeout"
+	ReasonTLS           Reason = "TLS"
+	ReasonNoCredentials Reason = "no credentials"
+	// ReasonCredentialSource: a credential source is set up (a
+	// credential_process, SSO, a role to assume, ...) and failed.
+	ReasonCredentialSource Reason = "AWS credentials failed"
+	ReasonDenied           Reason = "access denied"
+	ReasonThrottled        Reason = "throttled"
+	// ReasonQuota is a resource quota (keys, aliases, grants), not a rate.
+	ReasonQuota Reason = "KMS resource quota exceeded"
+	// ReasonKeyUsage: the CMK is not a symmetric encryption key.
+	ReasonKeyUsage        Reason = "wrong key type"
 	ReasonDisabled        Reason = "key disabled"
 	ReasonNotFound        Reason = "key not found"
 	ReasonPendingDeletion Reason = "key pending deletion"
@@ -154,6 +161,8 @@ func (e *KMSError) what() string {
 		return cmk + " is disabled"
 	case ReasonPendingDeletion:
 		return cmk + " is pending deletion or in another state that cannot be used"
+	case ReasonKeyUsage:
+		return cmk + " cannot be used for ENCRYPT_DECRYPT of symmetric data keys"
 	}
 	return string(e.Reason)
 }

@@ -79,7 +79,10 @@ func (s *Session) kmsFailure(err error, op, keyID, breaks string) Outcome {
 		}
 		return failed(msg(fmt.Sprintf("the KMS denies s3seal %s on %q (%s)", op, keyID, says)), fix)
 	}
-	return failed(msg(fmt.Sprintf("the KMS refused %s on %q (%s)", op, keyID, says)), "check the key's type (a symmetric ENCRYPT_DECRYPT key) and s3seal's KMS configuration")
+	if fix == "" {
+		fix = "check the key's type (a symmetric ENCRYPT_DECRYPT key) and s3seal's KMS configuration"
+	}
+	return failed(msg(fmt.Sprintf("the KMS refused %s on %q (%s)", op, keyID, says)), fix)
 }
 
 // unanswered says how a call to an unavailable KMS went, by its reason.
@@ -91,6 +94,8 @@ func unanswered(err error, op string) string {
 		return "the KMS throttles " + op
 	case ke != nil && ke.Reason == kms.ReasonNoCredentials:
 		return "s3seal has no credentials to sign " + op + " with"
+	case ke != nil && ke.Reason == kms.ReasonCredentialSource:
+		return "s3seal could not get credentials to sign " + op + " with"
 	}
 	return "the KMS does not answer " + op
 }
@@ -99,7 +104,7 @@ func unanswered(err error, op string) string {
 // error's own, or the general one.
 func (s *Session) unavailableFix(err error, fix string) string {
 	var ke *kms.KMSError
-	if errors.As(err, &ke) && ke.Reason == kms.ReasonNoCredentials {
+	if errors.As(err, &ke) && (ke.Reason == kms.ReasonNoCredentials || ke.Reason == kms.ReasonCredentialSource) {
 		return fix + "; s3seal becomes ready once it finds them"
 	}
 	switch {

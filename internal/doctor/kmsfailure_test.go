@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -47,6 +48,7 @@ func TestKMSFailureMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	locked := &kms.KMSError{Op: "DescribeKey", Kind: kms.ErrKMSUnavailable, Cause: errors.New("locking keyring: resource temporarily unavailable")}
+	quota := &kms.KMSError{Op: "DescribeKey", Kind: kms.ErrInvalidKMSRequest, Code: "LimitExceededException", Reason: kms.ReasonQuota, Fix: "ask for a higher quota"}
 	const title = "the KMS key (S3SEAL_KMS_KEY_ID) resolves and is enabled: "
 	const breaks = " — s3seal can neither seal new objects nor read existing ones; fix: "
 	cases := []struct {
@@ -59,6 +61,15 @@ func TestKMSFailureMessages(t *testing.T) {
 		{"unknown key", awsAt(t, live), title + `S3SEAL_KMS_KEY_ID "alias/s3seal-doctor-missing" names no CMK the key service knows (key service ` + live +
 			": CMK alias/s3seal-doctor-missing not found (NotFoundException))" + breaks +
 			"set it to the key id, ARN or alias/NAME of a CMK in key service " + live + " (AWS KMS keys are regional: check S3SEAL_KMS_REGION)"},
+		// The SDK quotes the process's output, secret key included, in its
+		// error; /readyz answers anyone and shows none of it.
+		{"credential_process", awsWithProcess(t, dead), title + "s3seal could not get credentials to sign DescribeKey with: key service " + dead +
+			": AWS credentials failed: the credential_process of profile p failed or printed something the SDK could not parse" + breaks +
+			"run it by hand: it must exit 0 and print JSON with Version 1, AccessKeyId, SecretAccessKey and, if any, an RFC 3339 Expiration; s3seal becomes ready once it finds them"},
+		// A refusal the KMS client knows the fix of: that fix, not the
+		// doctor's general one.
+		{"quota", KMS{Keys: ring, Status: failingStatus{quota}, Resolver: ring, KeyID: "alias/s3seal", Service: "key service http://kms"},
+			title + `the KMS refused DescribeKey on "alias/s3seal" (key service http://kms: KMS resource quota exceeded (LimitExceededException))` + breaks + "ask for a higher quota"},
 		{"keyring unavailable", KMS{Keys: ring, Status: failingStatus{locked}, Resolver: ring, KeyID: "alias/s3seal", Keyring: true, Service: "embedded keyring " + ringPath},
 			title + "the KMS does not answer DescribeKey: embedded keyring " + ringPath + ": key service unavailable: locking keyring: resource temporarily unavailable" + breaks +
 				"check that s3seal can read, write and lock the keyring file in S3SEAL_DATA_DIR; s3seal becomes ready when it answers"},
@@ -86,6 +97,29 @@ func TestKMSFailureMessages(t *testing.T) {
 			}
 		})
 	}
+}
+
+// awsWithProcess is the AWS KMS client for endpoint with a profile whose
+// credential_process prints credentials the SDK cannot parse.
+func awsWithProcess(t *testing.T, endpoint string) KMS {
+	t.Helper()
+	dir := t.TempDir()
+	script := filepath.Join(dir, "creds.sh")
+	out := `{"Version":1,"AccessKeyId":"AKIAEXAMPLE","SecretAccessKey":"TOPSECRETVALUE","Expiration":"tomorrow"}`
+	cfgFile := filepath.Join(dir, "config")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho '"+out+"'\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgFile, []byte("[profile p]\ncredential_process = "+script+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := awskms.Load(t.Context(), awskms.Config{Region: testkms.Region, Endpoint: endpoint},
+		config.WithSharedConfigFiles([]string{cfgFile}), config.WithSharedCredentialsFiles([]string{filepath.Join(dir, "credentials")}),
+		config.WithSharedConfigProfile("p"), config.WithRetryMaxAttempts(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return KMS{Keys: svc, Status: svc, Resolver: svc, KeyID: "alias/s3seal-doctor-missing", Service: "key service " + svc.URL()}
 }
 
 // failingStatus fails every KeyStatus with err.
