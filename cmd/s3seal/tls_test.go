@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -16,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -250,7 +252,47 @@ func TestConnLimitTLS(t *testing.T) {
 		if resp.StatusCode != http.StatusBadRequest {
 			t.Fatalf("plain HTTP: %d, want 400", resp.StatusCode)
 		}
+		// Released once s3seal sees the client close (lingerClose).
+		waitFor(t, func() bool { return s.conns.open.Load() == 0 })
 	}
-	waitFor(t, func() bool { return s.conns.open.Load() == 0 })
 	fillToCap(t, s, max)
+}
+
+// A plain PUT with a body the client sends in full before it reads still
+// gets the whole answer: s3seal half-closes and reads what follows for a
+// while rather than closing with the body unread, which resets the
+// connection and can discard the answer unread. The connection is gone
+// within that while all the same.
+func TestPlainHTTPBodyDrained(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, _ := writeSelfSigned(t, dir)
+	s, _ := startServer(t, append(zeroConfigEnv(filepath.Join(dir, "data")), "S3SEAL_TLS_CERT="+certFile, "S3SEAL_TLS_KEY="+keyFile))
+	c, err := net.Dial("tcp", s.apiLn.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const size = 1 << 20
+	req := "PUT /demo/k HTTP/1.1\r\nHost: " + s.apiLn.Addr().String() + "\r\nContent-Length: " + strconv.Itoa(size) + "\r\n\r\n"
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		c.Write(append([]byte(req), make([]byte, size)...)) // may fail once s3seal closes
+	}()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	<-sent
+	start := time.Now()
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "<Code>InvalidRequest</Code>") {
+		t.Fatalf("%d %s (%v), want the whole 400 answer", resp.StatusCode, body, err)
+	}
+	// The client keeps its end open: s3seal closes after plainDrainTimeout.
+	waitFor(t, func() bool { return s.conns.open.Load() == 0 })
+	if d := time.Since(start); d > plainDrainTimeout+2*time.Second {
+		t.Errorf("connection closed after %v, want within %v", d, plainDrainTimeout)
+	}
 }

@@ -16,10 +16,16 @@ import (
 
 // Limits on a plain HTTP request read on a TLS port: enough for any
 // request's line and headers, and quick, so that such connections cannot
-// be used to hold the port.
+// be used to hold the port. After the answer, what the client still sends
+// (a request body) is read and discarded, up to plainDrainMax within
+// plainDrainTimeout: closing with it unread would reset the connection,
+// which can discard the answer before the client reads it. The connection
+// cap counts the connection until then.
 const (
-	plainHeadMax     = 16 << 10
-	plainHeadTimeout = 5 * time.Second
+	plainHeadMax      = 16 << 10
+	plainHeadTimeout  = 5 * time.Second
+	plainDrainMax     = 1 << 20
+	plainDrainTimeout = time.Second
 )
 
 // tlsRecordHandshake is the first byte of every TLS connection: the
@@ -83,8 +89,9 @@ func (c *sniffConn) Read(p []byte) (int, error) {
 }
 
 // answerPlain reads the plain HTTP request that began with first (its line
-// and headers, within plainHeadMax and plainHeadTimeout) and answers it.
-// The connection is closed by the failed handshake's caller.
+// and headers, within plainHeadMax and plainHeadTimeout), answers it and
+// half-closes (lingerClose). The connection is closed by the failed
+// handshake's caller.
 func (c *sniffConn) answerPlain(first byte) {
 	c.Conn.SetDeadline(time.Now().Add(plainHeadTimeout))
 	br := bufio.NewReader(io.MultiReader(bytes.NewReader([]byte{first}), io.LimitReader(c.Conn, plainHeadMax)))
@@ -100,7 +107,21 @@ func (c *sniffConn) answerPlain(first byte) {
 	if r.Method == http.MethodHead {
 		resp.Body = http.NoBody
 	}
-	resp.Write(c.Conn)
+	if resp.Write(c.Conn) == nil {
+		lingerClose(c.Conn)
+	}
+}
+
+// lingerClose ends conn's sending side after the answer, so that the
+// client reads the answer to its end, and discards what the client still
+// sends (within plainDrainMax and plainDrainTimeout) until it closes too.
+func lingerClose(conn net.Conn) {
+	cw, ok := conn.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	conn.SetReadDeadline(time.Now().Add(plainDrainTimeout))
+	io.CopyN(io.Discard, conn, plainDrainMax)
 }
 
 // httpsURL is the https URL of this port as the client named it (its Host
