@@ -457,8 +457,10 @@ func (s *server) listen(api, health, kmsAPI http.Handler) error {
 			return fmt.Errorf("tls: %w", err)
 		}
 		s.api.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		s.api.ErrorLog = quietPlainHTTP(s.logger, "S3SEAL_ADDR")
 		if s.kmsAPI != nil {
 			s.kmsAPI.TLSConfig = s.api.TLSConfig.Clone()
+			s.kmsAPI.ErrorLog = quietPlainHTTP(s.logger, "S3SEAL_KMS_API_ADDR")
 		}
 		s.tls = true
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -12,6 +13,7 @@ import (
 	"encoding/pem"
 	"encoding/xml"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -19,8 +21,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/s3seal/s3seal/internal/config"
 )
 
 // writeSelfSigned writes a certificate for 127.0.0.1 and its key as PEM.
@@ -294,5 +299,97 @@ func TestPlainHTTPBodyDrained(t *testing.T) {
 	waitFor(t, func() bool { return s.conns.open.Load() == 0 })
 	if d := time.Since(start); d > plainDrainTimeout+2*time.Second {
 		t.Errorf("connection closed after %v, want within %v", d, plainDrainTimeout)
+	}
+}
+
+// lockedBuffer is a log destination safe for the server's goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Plain HTTP requests on a TLS port are answered, but not logged one line
+// each, which any client could use to flood the log: one line a minute at
+// most says so, for each port, with how many there were.
+func TestPlainHTTPLogQuiet(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, _ := writeSelfSigned(t, dir)
+	cfg, err := config.Load(append(zeroConfigEnv(filepath.Join(dir, "data")), "S3SEAL_TLS_CERT="+certFile, "S3SEAL_TLS_KEY="+keyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	s, err := newServer(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.closeAll)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	plain := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	for _, ln := range []net.Listener{s.apiLn, s.kmsAPILn} {
+		for range 50 {
+			resp, err := plain.Get("http://" + ln.Addr().String() + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("plain HTTP: %d, want 400", resp.StatusCode)
+			}
+		}
+	}
+	waitFor(t, func() bool { return s.conns.open.Load() == 0 })
+	var lines []string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "plain HTTP") || strings.Contains(line, "handshake") {
+			lines = append(lines, line)
+		}
+	}
+	want := []string{
+		`msg="plain HTTP requests on a TLS port, answered with an error that says to use https (said at most once a minute)" port=S3SEAL_ADDR requests=1`,
+		`msg="plain HTTP requests on a TLS port, answered with an error that says to use https (said at most once a minute)" port=S3SEAL_KMS_API_ADDR requests=1`,
+	}
+	if len(lines) != len(want) || !strings.HasSuffix(lines[0], want[0]) || !strings.HasSuffix(lines[1], want[1]) {
+		t.Errorf("log lines about plain HTTP:\n%s\nwant one for each port:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// The summary counts the plain HTTP requests since the last one; other
+// lines pass as they are.
+func TestPlainHTTPLogCounts(t *testing.T) {
+	var logs bytes.Buffer
+	errorLog := quietPlainHTTP(slog.New(slog.NewTextHandler(&logs, nil)), "S3SEAL_ADDR")
+	for range 3 {
+		errorLog.Printf("http: TLS handshake error from 192.0.2.1:1234: %v", errPlainHTTP)
+	}
+	errorLog.Printf("http: TLS handshake error from 192.0.2.1:1234: EOF")
+	l := errorLog.Writer().(*plainHTTPLog)
+	l.last.Add(-int64(time.Minute)) // a minute later
+	errorLog.Printf("http: TLS handshake error from 192.0.2.1:1234: %v", errPlainHTTP)
+	got := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	want := []string{"port=S3SEAL_ADDR requests=1", `level=WARN msg="http: TLS handshake error from 192.0.2.1:1234: EOF"`, "port=S3SEAL_ADDR requests=3"}
+	if len(got) != len(want) {
+		t.Fatalf("got\n%s\nwant lines ending %q", logs.String(), want)
+	}
+	for i := range want {
+		if !strings.HasSuffix(got[i], want[i]) {
+			t.Errorf("line %d: %s, want it to end %s", i, got[i], want[i])
+		}
 	}
 }

@@ -8,9 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,8 +36,43 @@ const (
 const tlsRecordHandshake = 0x16
 
 // errPlainHTTP ends the TLS handshake of a connection that spoke plain
-// HTTP; net/http logs it as the handshake's error.
+// HTTP; net/http logs it as the handshake's error, which plainHTTPLog
+// recognizes.
 var errPlainHTTP = errors.New("plain HTTP request on the TLS port: answered with an error that says to use https")
+
+// plainHTTPLog is a TLS port's http.Server.ErrorLog. net/http logs every
+// failed handshake, so each plain HTTP request would be a line and any
+// client could flood the log: those lines are counted instead, and said at
+// most once a minute with the count. Other lines go to next as they are.
+type plainHTTPLog struct {
+	next    io.Writer
+	logger  *slog.Logger
+	setting string // the port's variable, for the summary
+	count   atomic.Int64
+	last    atomic.Int64 // unix nanoseconds of the last summary
+}
+
+// quietPlainHTTP is the ErrorLog of the TLS port set by the variable
+// setting: net/http's lines at Warn, as elsewhere, but plain HTTP
+// requests summarized.
+func quietPlainHTTP(logger *slog.Logger, setting string) *log.Logger {
+	next := slog.NewLogLogger(logger.Handler(), slog.LevelWarn).Writer()
+	return log.New(&plainHTTPLog{next: next, logger: logger, setting: setting}, "", 0)
+}
+
+func (l *plainHTTPLog) Write(p []byte) (int, error) {
+	if !bytes.Contains(p, []byte(errPlainHTTP.Error())) {
+		return l.next.Write(p)
+	}
+	l.count.Add(1)
+	now, last := time.Now().UnixNano(), l.last.Load()
+	if now-last < int64(time.Minute) || !l.last.CompareAndSwap(last, now) {
+		return len(p), nil
+	}
+	l.logger.Warn("plain HTTP requests on a TLS port, answered with an error that says to use https (said at most once a minute)",
+		"port", l.setting, "requests", l.count.Swap(0))
+	return len(p), nil
+}
 
 // plainAnswerer writes the answer to a plain HTTP request on a TLS port;
 // httpsURL is where the client should go instead.
