@@ -28,37 +28,99 @@ import (
 	"github.com/s3seal/s3seal/internal/config"
 )
 
-// writeSelfSigned writes a certificate for 127.0.0.1 and its key as PEM.
-func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+// testCert is a certificate and its key, for the TLS tests.
+type testCert struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+// newTestCert makes the certificate tmpl describes (valid for an hour
+// unless it says otherwise), signed by parent, or by itself when parent
+// is nil.
+func newTestCert(t *testing.T, tmpl *x509.Certificate, parent *testCert) testCert {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "s3seal test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	tmpl.SerialNumber = serial
+	if tmpl.NotAfter.IsZero() {
+		tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+	}
+	if tmpl.IsCA {
+		tmpl.BasicConstraintsValid, tmpl.KeyUsage = true, x509.KeyUsageCertSign
+	} else {
+		tmpl.KeyUsage, tmpl.ExtKeyUsage = x509.KeyUsageDigitalSignature, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	}
+	signer, signerKey := tmpl, key
+	if parent != nil {
+		signer, signerKey = parent.cert, parent.key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testCert{cert: cert, key: key}
+}
+
+// writeChain writes chain (leaf first) to dir/name.pem and the leaf's key
+// to dir/name-key.pem.
+func writeChain(t *testing.T, dir, name string, chain ...testCert) (certFile, keyFile string) {
+	t.Helper()
+	var certs []byte
+	for _, c := range chain {
+		certs = append(certs, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.cert.Raw})...)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(chain[0].key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
+	if err := os.WriteFile(certFile, certs, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cert, _ := x509.ParseCertificate(der)
+	return certFile, keyFile
+}
+
+// testCerts are the certificates of the banner's cases: self-signed for
+// 127.0.0.1 (ip), self-signed for s3.example.com (dns), for s3.example.com
+// signed by ca (byCA) or by inter, which ca signed (byInter), expired,
+// and for a wildcard only.
+type testCerts struct{ ip, dns, ca, inter, byCA, byInter, expired, wildcard testCert }
+
+func newTestCerts(t *testing.T) testCerts {
+	t.Helper()
+	var c testCerts
+	c.ip = newTestCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "s3seal test"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}, nil)
+	c.dns = newTestCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "s3.example.com"}, DNSNames: []string{"s3.example.com"}}, nil)
+	c.ca = newTestCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "s3seal test CA"}, IsCA: true}, nil)
+	c.inter = newTestCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "s3seal test intermediate"}, IsCA: true}, &c.ca)
+	c.byCA = newTestCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "s3.example.com"}, DNSNames: []string{"s3.example.com", "s3"}}, &c.ca)
+	c.byInter = newTestCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "s3.example.com"}, DNSNames: []string{"s3.example.com"}}, &c.inter)
+	c.expired = newTestCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "s3.example.com"}, DNSNames: []string{"s3.example.com"},
+		NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: time.Now().Add(-time.Hour)}, nil)
+	c.wildcard = newTestCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "*.example.com"}, DNSNames: []string{"*.example.com"}}, nil)
+	return c
+}
+
+// writeSelfSigned writes a certificate for 127.0.0.1 and its key as PEM.
+func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	c := newTestCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "s3seal test"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}, nil)
+	certFile, keyFile = writeChain(t, dir, "cert", c)
 	pool = x509.NewCertPool()
-	pool.AddCert(cert)
+	pool.AddCert(c.cert)
 	return certFile, keyFile, pool
 }
 
@@ -181,50 +243,117 @@ func TestHTTPSURL(t *testing.T) {
 	}
 }
 
-// With a self-signed certificate the banner's commands take it as their CA
-// bundle, and say why.
-func TestBannerTLSCABundle(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile, _ := writeSelfSigned(t, dir)
-	s, err := newTestServer(t, append(zeroConfigEnv(filepath.Join(dir, "data")), "S3SEAL_TLS_CERT="+certFile, "S3SEAL_TLS_KEY="+keyFile))
-	if err != nil {
-		t.Fatal(err)
+// The banner names s3seal by a name the certificate has (a listener on
+// 0.0.0.0 has none), and says what clients need to trust the certificate:
+// the certificate file as their CA bundle when it ends in a self-signed
+// certificate, the CA that signed it when the file lacks that CA; it warns
+// only of a certificate clients refuse whatever they trust.
+func TestBannerTLS(t *testing.T) {
+	certs := newTestCerts(t)
+	selfSignedNote := "The TLS certificate is not signed by a CA this system trusts: clients need\n" +
+		"it as their CA bundle (aws --ca-bundle, AWS_CA_BUNDLE for SDKs; README, \"TLS\")."
+	tests := []struct {
+		name  string
+		chain []testCert
+		addr  string
+		want  []string
+		not   []string
+	}{
+		{"self-signed for 127.0.0.1", []testCert{certs.ip}, "127.0.0.1:0", []string{
+			"  endpoint    https://127.0.0.1:{port}\n",
+			"aws --endpoint-url https://127.0.0.1:{port} --ca-bundle {file} s3 mb s3://demo", selfSignedNote,
+		}, []string{"does not verify"}},
+		{"self-signed for a DNS name, on 0.0.0.0", []testCert{certs.dns}, "0.0.0.0:0", []string{
+			"  endpoint    https://s3.example.com:{port}\n", "  kms api     https://s3.example.com:{kmsport}  ",
+			"aws --endpoint-url https://s3.example.com:{port} --ca-bundle {file} s3 mb s3://demo", selfSignedNote,
+		}, []string{"does not verify", "127.0.0.1:{port}"}},
+		{"signed by a CA the file lacks", []testCert{certs.byCA}, "0.0.0.0:0", []string{
+			"  endpoint    https://s3.example.com:{port}\n",
+			"The TLS certificate is signed by CN=s3seal test CA, a CA this system does not trust,\n" +
+				"and S3SEAL_TLS_CERT does not hold it: clients need that CA's certificate as their CA\n" +
+				"bundle (aws --ca-bundle CA.pem, AWS_CA_BUNDLE=CA.pem for SDKs; README, \"TLS\").",
+			"aws --endpoint-url https://s3.example.com:{port} s3 mb s3://demo",
+		}, []string{"does not verify", "--ca-bundle {file}"}},
+		{"expired", []testCert{certs.expired}, "0.0.0.0:0", []string{
+			"The TLS certificate is not valid now, so clients will refuse it: x509: certificate has expired or is not yet valid",
+			"Renew it (or check this machine's clock), and restart s3seal (README, \"TLS\").",
+		}, []string{"--ca-bundle {file}"}},
+		{"for no name the banner could show", []testCert{certs.wildcard}, "0.0.0.0:0", []string{
+			"  endpoint    https://127.0.0.1:{port}\n",
+			"The TLS certificate does not verify for 127.0.0.1, so clients will refuse it: " +
+				"x509: cannot validate certificate for 127.0.0.1 because it doesn't contain any IP SANs\n" +
+				"Use a certificate for that name (README, \"TLS\"), or a name the certificate has in --endpoint-url.",
+		}, []string{"--ca-bundle {file}"}},
 	}
-	var b bytes.Buffer
-	s.writeBanner(&b)
-	for _, want := range []string{
-		"aws --endpoint-url " + s.endpoint() + " --ca-bundle " + certFile + " s3 mb s3://demo",
-		"The TLS certificate is not signed by a CA this system trusts: clients need\n" +
-			"it as their CA bundle (aws --ca-bundle, AWS_CA_BUNDLE for SDKs; README, \"TLS\").",
-	} {
-		if !strings.Contains(b.String(), want) {
-			t.Errorf("banner lacks %q:\n%s", want, b.String())
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			certFile, keyFile := writeChain(t, dir, "cert", tt.chain...)
+			s, err := newTestServer(t, append(zeroConfigEnv(filepath.Join(dir, "data")),
+				"S3SEAL_ADDR="+tt.addr, "S3SEAL_TLS_CERT="+certFile, "S3SEAL_TLS_KEY="+keyFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b bytes.Buffer
+			s.writeBanner(&b)
+			_, port, _ := net.SplitHostPort(s.apiLn.Addr().String())
+			_, kmsPort, _ := net.SplitHostPort(s.kmsAPILn.Addr().String())
+			fill := strings.NewReplacer("{port}", port, "{kmsport}", kmsPort, "{file}", certFile).Replace
+			for _, want := range tt.want {
+				if !strings.Contains(b.String(), fill(want)) {
+					t.Errorf("banner lacks %q:\n%s", fill(want), b.String())
+				}
+			}
+			for _, not := range tt.not {
+				if strings.Contains(b.String(), fill(not)) {
+					t.Errorf("banner has %q:\n%s", fill(not), b.String())
+				}
+			}
+		})
 	}
 }
 
 func TestTrustFor(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile, pool := writeSelfSigned(t, dir)
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		t.Fatal(err)
+	certs := newTestCerts(t)
+	pool := func(c testCert) *x509.CertPool {
+		p := x509.NewCertPool()
+		p.AddCert(c.cert)
+		return p
 	}
 	tests := []struct {
 		name     string
-		host     string
+		chain    []testCert
+		listen   string
 		roots    *x509.CertPool
-		caBundle string
+		host     string
+		caBundle bool
+		caName   string
 		err      string
 	}{
-		{"self-signed, system roots", "127.0.0.1", nil, certFile, ""},
-		{"trusted by the given roots", "127.0.0.1", pool, "", ""},
-		{"not for the host", "localhost", nil, "", "x509: certificate is not valid for any names, but wanted to match localhost"},
+		{"self-signed, system roots", []testCert{certs.ip}, "127.0.0.1", nil, "127.0.0.1", true, "", ""},
+		{"trusted by the given roots", []testCert{certs.ip}, "127.0.0.1", pool(certs.ip), "127.0.0.1", false, "", ""},
+		{"listener on another address: the certificate's", []testCert{certs.ip}, "192.0.2.1", nil, "127.0.0.1", true, "", ""},
+		{"for a DNS name, its CA trusted", []testCert{certs.byCA}, "127.0.0.1", pool(certs.ca), "s3.example.com", false, "", ""},
+		{"self-signed for a DNS name", []testCert{certs.dns}, "127.0.0.1", nil, "s3.example.com", true, "", ""},
+		{"signed by a CA the file lacks", []testCert{certs.byCA}, "127.0.0.1", nil, "s3.example.com", false, "CN=s3seal test CA", ""},
+		{"with its CA in the file", []testCert{certs.byCA, certs.ca}, "127.0.0.1", nil, "s3.example.com", true, "", ""},
+		{"with an intermediate, the root not in the file", []testCert{certs.byInter, certs.inter}, "127.0.0.1", nil, "s3.example.com", false, "CN=s3seal test CA", ""},
+		{"with an intermediate and the root", []testCert{certs.byInter, certs.inter, certs.ca}, "127.0.0.1", nil, "s3.example.com", true, "", ""},
+		{"expired", []testCert{certs.expired}, "127.0.0.1", nil, "s3.example.com", false, "", "x509: certificate has expired or is not yet valid"},
+		{"for no name the banner could use", []testCert{certs.wildcard}, "127.0.0.1", nil, "127.0.0.1", false, "",
+			"x509: cannot validate certificate for 127.0.0.1 because it doesn't contain any IP SANs"},
 	}
 	for _, tt := range tests {
-		got := trustFor(cert, certFile, tt.host, tt.roots)
-		if got.caBundle != tt.caBundle || (tt.err == "") != (got.err == nil) || (got.err != nil && !strings.Contains(got.err.Error(), tt.err)) {
-			t.Errorf("%s: got %q, %v; want ca bundle %q, error %q", tt.name, got.caBundle, got.err, tt.caBundle, tt.err)
+		dir := t.TempDir()
+		certFile, keyFile := writeChain(t, dir, "cert", tt.chain...)
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := trustFor(cert, certFile, tt.listen, tt.roots)
+		if got.host != tt.host || (got.caBundle == certFile) != tt.caBundle || (!tt.caBundle && got.caBundle != "") || got.caName != tt.caName ||
+			(tt.err == "") != (got.err == nil) || (got.err != nil && !strings.Contains(got.err.Error(), tt.err)) {
+			t.Errorf("%s: got %+v; want host %s, ca bundle %v, CA %q, error %q", tt.name, got, tt.host, tt.caBundle, tt.caName, tt.err)
 		}
 	}
 }
