@@ -488,8 +488,10 @@ func (s *server) listen(api, health, kmsAPI http.Handler) error {
 			return fmt.Errorf("tls: %w", err)
 		}
 		s.api.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		s.api.ErrorLog = quietPlainHTTP(s.logger, "S3SEAL_ADDR")
 		if s.kmsAPI != nil {
 			s.kmsAPI.TLSConfig = s.api.TLSConfig.Clone()
+			s.kmsAPI.ErrorLog = quietPlainHTTP(s.logger, "S3SEAL_KMS_API_ADDR")
 		}
 		s.tls = true
 	}
@@ -740,6 +742,23 @@ func absPath(p string) string {
 	return p
 }
 
+// bannerTrust is what clients need to trust the certificate, and the host
+// they reach s3seal by: the listener's, or with TLS a name the certificate
+// has (certHost).
+func (s *server) bannerTrust() certTrust {
+	host, _, _ := net.SplitHostPort(displayAddr(s.apiLn.Addr()))
+	if !s.tls {
+		return certTrust{host: host}
+	}
+	return trustFor(s.api.TLSConfig.Certificates[0], s.cfg.TLSCert, host, nil)
+}
+
+// bannerURL is the URL of ln as the banner shows it, by host.
+func (s *server) bannerURL(ln net.Listener, host string) string {
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return map[bool]string{true: "https", false: "http"}[s.tls] + "://" + net.JoinHostPort(host, port)
+}
+
 // writeBanner tells a person how to use what just started. A secret from
 // the environment is never printed (it would end up in logs); a generated
 // one lives in the data dir anyway and is what a first run needs to see.
@@ -752,9 +771,11 @@ func (s *server) writeBanner(w io.Writer) {
 	if s.store != nil {
 		upstream = "embedded store (versitygw) in " + s.store.Dir
 	}
+	trust := s.bannerTrust()
+	endpoint := s.bannerURL(s.apiLn, trust.host)
 	fmt.Fprintf(w, "\ns3seal is running.\n\n")
 	fmt.Fprintf(w, "  version     %s\n", buildinfo.Read())
-	fmt.Fprintf(w, "  endpoint    %s\n", s.endpoint())
+	fmt.Fprintf(w, "  endpoint    %s\n", endpoint)
 	fmt.Fprintf(w, "  access key  %s\n", s.cred.AccessKey)
 	fmt.Fprintf(w, "  secret key  %s  %s\n", secret, secretNote)
 	fmt.Fprintf(w, "  region      %s\n", s.cfg.Region)
@@ -762,8 +783,7 @@ func (s *server) writeBanner(w io.Writer) {
 	fmt.Fprintf(w, "  upstream    %s\n", upstream)
 	fmt.Fprintf(w, "  kms         %s\n", s.keys.describe)
 	if s.kmsAPILn != nil {
-		scheme := map[bool]string{true: "https", false: "http"}[s.tls]
-		fmt.Fprintf(w, "  kms api     %s://%s  (aws kms --endpoint-url ...; s3seal users -h)\n", scheme, displayAddr(s.kmsAPILn.Addr()))
+		fmt.Fprintf(w, "  kms api     %s  (aws kms --endpoint-url ...; s3seal users -h)\n", s.bannerURL(s.kmsAPILn, trust.host))
 	}
 	fmt.Fprintf(w, "  health      %s/healthz  %s/readyz\n", s.healthURL(), s.healthURL())
 	fmt.Fprintf(w, "  metrics     %s/metrics\n\n", s.healthURL())
@@ -773,7 +793,7 @@ func (s *server) writeBanner(w io.Writer) {
 			"S3SEAL_UPSTREAM_URL and S3SEAL_KMS_PROVIDER=aws (see s3seal --help).\n\n")
 	}
 	env := fmt.Sprintf("AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=%s aws --endpoint-url %s",
-		s.cred.AccessKey, secretRef, s.cfg.Region, s.endpoint())
-	env += s.writeTrustNote(w)
+		s.cred.AccessKey, secretRef, s.cfg.Region, shellWord(endpoint))
+	env += writeTrustNote(w, trust)
 	fmt.Fprintf(w, "Try it:\n  %s s3 mb s3://demo\n  %s s3 cp README.md s3://demo/\n  %s s3 ls s3://demo/\n\n", env, env, env)
 }

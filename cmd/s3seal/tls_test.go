@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -11,47 +13,114 @@ import (
 	"encoding/pem"
 	"encoding/xml"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/s3seal/s3seal/internal/config"
 )
 
-// writeSelfSigned writes a certificate for 127.0.0.1 and its key as PEM.
-func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+// testCert is a certificate and its key, for the TLS tests.
+type testCert struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+// newTestCert makes the certificate tmpl describes (valid for an hour
+// unless it says otherwise), signed by parent, or by itself when parent
+// is nil.
+func newTestCert(t *testing.T, tmpl *x509.Certificate, parent *testCert) testCert {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "s3seal test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	tmpl.SerialNumber = serial
+	if tmpl.NotAfter.IsZero() {
+		tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+	}
+	if tmpl.IsCA {
+		tmpl.BasicConstraintsValid, tmpl.KeyUsage = true, x509.KeyUsageCertSign
+	} else {
+		tmpl.KeyUsage, tmpl.ExtKeyUsage = x509.KeyUsageDigitalSignature, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	}
+	signer, signerKey := tmpl, key
+	if parent != nil {
+		signer, signerKey = parent.cert, parent.key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testCert{cert: cert, key: key}
+}
+
+// writeChain writes chain (leaf first) to dir/name.pem and the leaf's key
+// to dir/name-key.pem.
+func writeChain(t *testing.T, dir, name string, chain ...testCert) (certFile, keyFile string) {
+	t.Helper()
+	var certs []byte
+	for _, c := range chain {
+		certs = append(certs, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.cert.Raw})...)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(chain[0].key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
+	if err := os.WriteFile(certFile, certs, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cert, _ := x509.ParseCertificate(der)
+	return certFile, keyFile
+}
+
+// testCerts are the certificates of the banner's cases: self-signed for
+// 127.0.0.1 (ip), self-signed for s3.example.com (dns), for s3.example.com
+// signed by ca (byCA) or by inter, which ca signed (byInter), expired,
+// and for a wildcard only.
+type testCerts struct{ ip, dns, ca, inter, byCA, byInter, expired, wildcard testCert }
+
+func newTestCerts(t *testing.T) testCerts {
+	t.Helper()
+	var c testCerts
+	c.ip = newTestCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "s3seal test"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}, nil)
+	c.dns = newTestCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "s3.example.com"}, DNSNames: []string{"s3.example.com"}}, nil)
+	c.ca = newTestCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "s3seal test CA"}, IsCA: true}, nil)
+	c.inter = newTestCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "s3seal test intermediate"}, IsCA: true}, &c.ca)
+	c.byCA = newTestCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "s3.example.com"}, DNSNames: []string{"s3.example.com", "s3"}}, &c.ca)
+	c.byInter = newTestCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "s3.example.com"}, DNSNames: []string{"s3.example.com"}}, &c.inter)
+	c.expired = newTestCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "s3.example.com"}, DNSNames: []string{"s3.example.com"},
+		NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: time.Now().Add(-time.Hour)}, nil)
+	c.wildcard = newTestCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "*.example.com"}, DNSNames: []string{"*.example.com"}}, nil)
+	return c
+}
+
+// writeSelfSigned writes a certificate for 127.0.0.1 and its key as PEM.
+func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	c := newTestCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "s3seal test"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}, nil)
+	certFile, keyFile = writeChain(t, dir, "cert", c)
 	pool = x509.NewCertPool()
-	pool.AddCert(cert)
+	pool.AddCert(c.cert)
 	return certFile, keyFile, pool
 }
 
@@ -174,50 +243,117 @@ func TestHTTPSURL(t *testing.T) {
 	}
 }
 
-// With a self-signed certificate the banner's commands take it as their CA
-// bundle, and say why.
-func TestBannerTLSCABundle(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile, _ := writeSelfSigned(t, dir)
-	s, err := newTestServer(t, append(zeroConfigEnv(filepath.Join(dir, "data")), "S3SEAL_TLS_CERT="+certFile, "S3SEAL_TLS_KEY="+keyFile))
-	if err != nil {
-		t.Fatal(err)
+// The banner names s3seal by a name the certificate has (a listener on
+// 0.0.0.0 has none), and says what clients need to trust the certificate:
+// the certificate file as their CA bundle when it ends in a self-signed
+// certificate, the CA that signed it when the file lacks that CA; it warns
+// only of a certificate clients refuse whatever they trust.
+func TestBannerTLS(t *testing.T) {
+	certs := newTestCerts(t)
+	selfSignedNote := "The TLS certificate is not signed by a CA this system trusts: clients need\n" +
+		"it as their CA bundle (aws --ca-bundle, AWS_CA_BUNDLE for SDKs; README, \"TLS\")."
+	tests := []struct {
+		name  string
+		chain []testCert
+		addr  string
+		want  []string
+		not   []string
+	}{
+		{"self-signed for 127.0.0.1", []testCert{certs.ip}, "127.0.0.1:0", []string{
+			"  endpoint    https://127.0.0.1:{port}\n",
+			"aws --endpoint-url https://127.0.0.1:{port} --ca-bundle {file} s3 mb s3://demo", selfSignedNote,
+		}, []string{"does not verify"}},
+		{"self-signed for a DNS name, on 0.0.0.0", []testCert{certs.dns}, "0.0.0.0:0", []string{
+			"  endpoint    https://s3.example.com:{port}\n", "  kms api     https://s3.example.com:{kmsport}  ",
+			"aws --endpoint-url https://s3.example.com:{port} --ca-bundle {file} s3 mb s3://demo", selfSignedNote,
+		}, []string{"does not verify", "127.0.0.1:{port}"}},
+		{"signed by a CA the file lacks", []testCert{certs.byCA}, "0.0.0.0:0", []string{
+			"  endpoint    https://s3.example.com:{port}\n",
+			"The TLS certificate is signed by CN=s3seal test CA, a CA this system does not trust,\n" +
+				"and S3SEAL_TLS_CERT does not hold it: clients need that CA's certificate as their CA\n" +
+				"bundle (aws --ca-bundle CA.pem, AWS_CA_BUNDLE=CA.pem for SDKs; README, \"TLS\").",
+			"aws --endpoint-url https://s3.example.com:{port} s3 mb s3://demo",
+		}, []string{"does not verify", "--ca-bundle {file}"}},
+		{"expired", []testCert{certs.expired}, "0.0.0.0:0", []string{
+			"The TLS certificate is not valid now, so clients will refuse it: x509: certificate has expired or is not yet valid",
+			"Renew it (or check this machine's clock), and restart s3seal (README, \"TLS\").",
+		}, []string{"--ca-bundle {file}"}},
+		{"for no name the banner could show", []testCert{certs.wildcard}, "0.0.0.0:0", []string{
+			"  endpoint    https://127.0.0.1:{port}\n",
+			"The TLS certificate does not verify for 127.0.0.1, so clients will refuse it: " +
+				"x509: cannot validate certificate for 127.0.0.1 because it doesn't contain any IP SANs\n" +
+				"Use a certificate for that name (README, \"TLS\"), or a name the certificate has in --endpoint-url.",
+		}, []string{"--ca-bundle {file}"}},
 	}
-	var b bytes.Buffer
-	s.writeBanner(&b)
-	for _, want := range []string{
-		"aws --endpoint-url " + s.endpoint() + " --ca-bundle " + certFile + " s3 mb s3://demo",
-		"The TLS certificate is not signed by a CA this system trusts: clients need\n" +
-			"it as their CA bundle (aws --ca-bundle, AWS_CA_BUNDLE for SDKs; README, \"TLS\").",
-	} {
-		if !strings.Contains(b.String(), want) {
-			t.Errorf("banner lacks %q:\n%s", want, b.String())
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			certFile, keyFile := writeChain(t, dir, "cert", tt.chain...)
+			s, err := newTestServer(t, append(zeroConfigEnv(filepath.Join(dir, "data")),
+				"S3SEAL_ADDR="+tt.addr, "S3SEAL_TLS_CERT="+certFile, "S3SEAL_TLS_KEY="+keyFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b bytes.Buffer
+			s.writeBanner(&b)
+			_, port, _ := net.SplitHostPort(s.apiLn.Addr().String())
+			_, kmsPort, _ := net.SplitHostPort(s.kmsAPILn.Addr().String())
+			fill := strings.NewReplacer("{port}", port, "{kmsport}", kmsPort, "{file}", certFile).Replace
+			for _, want := range tt.want {
+				if !strings.Contains(b.String(), fill(want)) {
+					t.Errorf("banner lacks %q:\n%s", fill(want), b.String())
+				}
+			}
+			for _, not := range tt.not {
+				if strings.Contains(b.String(), fill(not)) {
+					t.Errorf("banner has %q:\n%s", fill(not), b.String())
+				}
+			}
+		})
 	}
 }
 
 func TestTrustFor(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile, pool := writeSelfSigned(t, dir)
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		t.Fatal(err)
+	certs := newTestCerts(t)
+	pool := func(c testCert) *x509.CertPool {
+		p := x509.NewCertPool()
+		p.AddCert(c.cert)
+		return p
 	}
 	tests := []struct {
 		name     string
-		host     string
+		chain    []testCert
+		listen   string
 		roots    *x509.CertPool
-		caBundle string
+		host     string
+		caBundle bool
+		caName   string
 		err      string
 	}{
-		{"self-signed, system roots", "127.0.0.1", nil, certFile, ""},
-		{"trusted by the given roots", "127.0.0.1", pool, "", ""},
-		{"not for the host", "localhost", nil, "", "x509: certificate is not valid for any names, but wanted to match localhost"},
+		{"self-signed, system roots", []testCert{certs.ip}, "127.0.0.1", nil, "127.0.0.1", true, "", ""},
+		{"trusted by the given roots", []testCert{certs.ip}, "127.0.0.1", pool(certs.ip), "127.0.0.1", false, "", ""},
+		{"listener on another address: the certificate's", []testCert{certs.ip}, "192.0.2.1", nil, "127.0.0.1", true, "", ""},
+		{"for a DNS name, its CA trusted", []testCert{certs.byCA}, "127.0.0.1", pool(certs.ca), "s3.example.com", false, "", ""},
+		{"self-signed for a DNS name", []testCert{certs.dns}, "127.0.0.1", nil, "s3.example.com", true, "", ""},
+		{"signed by a CA the file lacks", []testCert{certs.byCA}, "127.0.0.1", nil, "s3.example.com", false, "CN=s3seal test CA", ""},
+		{"with its CA in the file", []testCert{certs.byCA, certs.ca}, "127.0.0.1", nil, "s3.example.com", true, "", ""},
+		{"with an intermediate, the root not in the file", []testCert{certs.byInter, certs.inter}, "127.0.0.1", nil, "s3.example.com", false, "CN=s3seal test CA", ""},
+		{"with an intermediate and the root", []testCert{certs.byInter, certs.inter, certs.ca}, "127.0.0.1", nil, "s3.example.com", true, "", ""},
+		{"expired", []testCert{certs.expired}, "127.0.0.1", nil, "s3.example.com", false, "", "x509: certificate has expired or is not yet valid"},
+		{"for no name the banner could use", []testCert{certs.wildcard}, "127.0.0.1", nil, "127.0.0.1", false, "",
+			"x509: cannot validate certificate for 127.0.0.1 because it doesn't contain any IP SANs"},
 	}
 	for _, tt := range tests {
-		got := trustFor(cert, certFile, tt.host, tt.roots)
-		if got.caBundle != tt.caBundle || (tt.err == "") != (got.err == nil) || (got.err != nil && !strings.Contains(got.err.Error(), tt.err)) {
-			t.Errorf("%s: got %q, %v; want ca bundle %q, error %q", tt.name, got.caBundle, got.err, tt.caBundle, tt.err)
+		dir := t.TempDir()
+		certFile, keyFile := writeChain(t, dir, "cert", tt.chain...)
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := trustFor(cert, certFile, tt.listen, tt.roots)
+		if got.host != tt.host || (got.caBundle == certFile) != tt.caBundle || (!tt.caBundle && got.caBundle != "") || got.caName != tt.caName ||
+			(tt.err == "") != (got.err == nil) || (got.err != nil && !strings.Contains(got.err.Error(), tt.err)) {
+			t.Errorf("%s: got %+v; want host %s, ca bundle %v, CA %q, error %q", tt.name, got, tt.host, tt.caBundle, tt.caName, tt.err)
 		}
 	}
 }
@@ -250,7 +386,139 @@ func TestConnLimitTLS(t *testing.T) {
 		if resp.StatusCode != http.StatusBadRequest {
 			t.Fatalf("plain HTTP: %d, want 400", resp.StatusCode)
 		}
+		// Released once s3seal sees the client close (lingerClose).
+		waitFor(t, func() bool { return s.conns.open.Load() == 0 })
+	}
+	fillToCap(t, s, max)
+}
+
+// A plain PUT with a body the client sends in full before it reads still
+// gets the whole answer: s3seal half-closes and reads what follows for a
+// while rather than closing with the body unread, which resets the
+// connection and can discard the answer unread. The connection is gone
+// within that while all the same.
+func TestPlainHTTPBodyDrained(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, _ := writeSelfSigned(t, dir)
+	s, _ := startServer(t, append(zeroConfigEnv(filepath.Join(dir, "data")), "S3SEAL_TLS_CERT="+certFile, "S3SEAL_TLS_KEY="+keyFile))
+	c, err := net.Dial("tcp", s.apiLn.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const size = 1 << 20
+	req := "PUT /demo/k HTTP/1.1\r\nHost: " + s.apiLn.Addr().String() + "\r\nContent-Length: " + strconv.Itoa(size) + "\r\n\r\n"
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		c.Write(append([]byte(req), make([]byte, size)...)) // may fail once s3seal closes
+	}()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	<-sent
+	start := time.Now()
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "<Code>InvalidRequest</Code>") {
+		t.Fatalf("%d %s (%v), want the whole 400 answer", resp.StatusCode, body, err)
+	}
+	// The client keeps its end open: s3seal closes after plainDrainTimeout.
+	waitFor(t, func() bool { return s.conns.open.Load() == 0 })
+	if d := time.Since(start); d > plainDrainTimeout+2*time.Second {
+		t.Errorf("connection closed after %v, want within %v", d, plainDrainTimeout)
+	}
+}
+
+// lockedBuffer is a log destination safe for the server's goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Plain HTTP requests on a TLS port are answered, but not logged one line
+// each, which any client could use to flood the log: one line a minute at
+// most says so, for each port, with how many there were.
+func TestPlainHTTPLogQuiet(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, _ := writeSelfSigned(t, dir)
+	cfg, err := config.Load(append(zeroConfigEnv(filepath.Join(dir, "data")), "S3SEAL_TLS_CERT="+certFile, "S3SEAL_TLS_KEY="+keyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	s, err := newServer(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.closeAll)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	plain := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	for _, ln := range []net.Listener{s.apiLn, s.kmsAPILn} {
+		for range 50 {
+			resp, err := plain.Get("http://" + ln.Addr().String() + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("plain HTTP: %d, want 400", resp.StatusCode)
+			}
+		}
 	}
 	waitFor(t, func() bool { return s.conns.open.Load() == 0 })
-	fillToCap(t, s, max)
+	var lines []string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "plain HTTP") || strings.Contains(line, "handshake") {
+			lines = append(lines, line)
+		}
+	}
+	want := []string{
+		`msg="plain HTTP requests on a TLS port, answered with an error that says to use https (said at most once a minute)" port=S3SEAL_ADDR requests=1`,
+		`msg="plain HTTP requests on a TLS port, answered with an error that says to use https (said at most once a minute)" port=S3SEAL_KMS_API_ADDR requests=1`,
+	}
+	if len(lines) != len(want) || !strings.HasSuffix(lines[0], want[0]) || !strings.HasSuffix(lines[1], want[1]) {
+		t.Errorf("log lines about plain HTTP:\n%s\nwant one for each port:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// The summary counts the plain HTTP requests since the last one; other
+// lines pass as they are.
+func TestPlainHTTPLogCounts(t *testing.T) {
+	var logs bytes.Buffer
+	errorLog := quietPlainHTTP(slog.New(slog.NewTextHandler(&logs, nil)), "S3SEAL_ADDR")
+	for range 3 {
+		errorLog.Printf("http: TLS handshake error from 192.0.2.1:1234: %v", errPlainHTTP)
+	}
+	errorLog.Printf("http: TLS handshake error from 192.0.2.1:1234: EOF")
+	l := errorLog.Writer().(*plainHTTPLog)
+	l.last.Add(-int64(time.Minute)) // a minute later
+	errorLog.Printf("http: TLS handshake error from 192.0.2.1:1234: %v", errPlainHTTP)
+	got := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	want := []string{"port=S3SEAL_ADDR requests=1", `level=WARN msg="http: TLS handshake error from 192.0.2.1:1234: EOF"`, "port=S3SEAL_ADDR requests=3"}
+	if len(got) != len(want) {
+		t.Fatalf("got\n%s\nwant lines ending %q", logs.String(), want)
+	}
+	for i := range want {
+		if !strings.HasSuffix(got[i], want[i]) {
+			t.Errorf("line %d: %s, want it to end %s", i, got[i], want[i])
+		}
+	}
 }

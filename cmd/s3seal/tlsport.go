@@ -8,18 +8,27 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
 // Limits on a plain HTTP request read on a TLS port: enough for any
 // request's line and headers, and quick, so that such connections cannot
-// be used to hold the port.
+// be used to hold the port. After the answer, what the client still sends
+// (a request body) is read and discarded, up to plainDrainMax within
+// plainDrainTimeout: closing with it unread would reset the connection,
+// which can discard the answer before the client reads it. The connection
+// cap counts the connection until then.
 const (
-	plainHeadMax     = 16 << 10
-	plainHeadTimeout = 5 * time.Second
+	plainHeadMax      = 16 << 10
+	plainHeadTimeout  = 5 * time.Second
+	plainDrainMax     = 1 << 20
+	plainDrainTimeout = time.Second
 )
 
 // tlsRecordHandshake is the first byte of every TLS connection: the
@@ -27,8 +36,43 @@ const (
 const tlsRecordHandshake = 0x16
 
 // errPlainHTTP ends the TLS handshake of a connection that spoke plain
-// HTTP; net/http logs it as the handshake's error.
+// HTTP; net/http logs it as the handshake's error, which plainHTTPLog
+// recognizes.
 var errPlainHTTP = errors.New("plain HTTP request on the TLS port: answered with an error that says to use https")
+
+// plainHTTPLog is a TLS port's http.Server.ErrorLog. net/http logs every
+// failed handshake, so each plain HTTP request would be a line and any
+// client could flood the log: those lines are counted instead, and said at
+// most once a minute with the count. Other lines go to next as they are.
+type plainHTTPLog struct {
+	next    io.Writer
+	logger  *slog.Logger
+	setting string // the port's variable, for the summary
+	count   atomic.Int64
+	last    atomic.Int64 // unix nanoseconds of the last summary
+}
+
+// quietPlainHTTP is the ErrorLog of the TLS port set by the variable
+// setting: net/http's lines at Warn, as elsewhere, but plain HTTP
+// requests summarized.
+func quietPlainHTTP(logger *slog.Logger, setting string) *log.Logger {
+	next := slog.NewLogLogger(logger.Handler(), slog.LevelWarn).Writer()
+	return log.New(&plainHTTPLog{next: next, logger: logger, setting: setting}, "", 0)
+}
+
+func (l *plainHTTPLog) Write(p []byte) (int, error) {
+	if !bytes.Contains(p, []byte(errPlainHTTP.Error())) {
+		return l.next.Write(p)
+	}
+	l.count.Add(1)
+	now, last := time.Now().UnixNano(), l.last.Load()
+	if now-last < int64(time.Minute) || !l.last.CompareAndSwap(last, now) {
+		return len(p), nil
+	}
+	l.logger.Warn("plain HTTP requests on a TLS port, answered with an error that says to use https (said at most once a minute)",
+		"port", l.setting, "requests", l.count.Swap(0))
+	return len(p), nil
+}
 
 // plainAnswerer writes the answer to a plain HTTP request on a TLS port;
 // httpsURL is where the client should go instead.
@@ -83,8 +127,9 @@ func (c *sniffConn) Read(p []byte) (int, error) {
 }
 
 // answerPlain reads the plain HTTP request that began with first (its line
-// and headers, within plainHeadMax and plainHeadTimeout) and answers it.
-// The connection is closed by the failed handshake's caller.
+// and headers, within plainHeadMax and plainHeadTimeout), answers it and
+// half-closes (lingerClose). The connection is closed by the failed
+// handshake's caller.
 func (c *sniffConn) answerPlain(first byte) {
 	c.Conn.SetDeadline(time.Now().Add(plainHeadTimeout))
 	br := bufio.NewReader(io.MultiReader(bytes.NewReader([]byte{first}), io.LimitReader(c.Conn, plainHeadMax)))
@@ -100,7 +145,21 @@ func (c *sniffConn) answerPlain(first byte) {
 	if r.Method == http.MethodHead {
 		resp.Body = http.NoBody
 	}
-	resp.Write(c.Conn)
+	if resp.Write(c.Conn) == nil {
+		lingerClose(c.Conn)
+	}
+}
+
+// lingerClose ends conn's sending side after the answer, so that the
+// client reads the answer to its end, and discards what the client still
+// sends (within plainDrainMax and plainDrainTimeout) until it closes too.
+func lingerClose(conn net.Conn) {
+	cw, ok := conn.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	conn.SetReadDeadline(time.Now().Add(plainDrainTimeout))
+	io.CopyN(io.Discard, conn, plainDrainMax)
 }
 
 // httpsURL is the https URL of this port as the client named it (its Host
@@ -139,45 +198,109 @@ func (a *bufferedAnswer) Write(b []byte) (int, error) {
 	return a.body.Write(b)
 }
 
-// certTrust is what clients need to trust s3seal's certificate for the
-// banner's host: caBundle is the certificate file to pass as --ca-bundle
-// (not verified by the roots, but verified when that file is trusted: a
-// self-signed or private-CA certificate), or err says why even that fails
-// (the certificate is not for the host, or expired, ...).
+// certTrust is what the banner says about s3seal's certificate. host is
+// the name clients use in the endpoint: the listener's address when the
+// certificate is for it, else a name the certificate has (a certificate
+// for s3.example.com served on 0.0.0.0:8443 is used as
+// https://s3.example.com:8443). Then at most one of: caBundle, the
+// certificate file, which clients pass as --ca-bundle (it holds the
+// self-signed certificate the chain ends in); caName, the CA that signed
+// it when neither this system nor the file holds that CA; err, why clients
+// refuse it whatever they trust (expired, for no name the banner could
+// use, ...). None of them: the system's CAs trust it.
 type certTrust struct {
+	host     string
 	caBundle string
+	caName   string
 	err      error
 }
 
-// trustFor checks cert (loaded from certFile) for host against roots (nil:
-// the system's).
-func trustFor(cert tls.Certificate, certFile, host string, roots *x509.CertPool) certTrust {
+// trustFor checks cert (loaded from certFile), served on a listener whose
+// address is listenHost, against roots (nil: the system's).
+func trustFor(cert tls.Certificate, certFile, listenHost string, roots *x509.CertPool) certTrust {
+	chain, err := parseChain(cert, certFile)
+	if err != nil {
+		return certTrust{host: listenHost, err: err}
+	}
+	leaf, top := chain[0], chain[len(chain)-1]
+	t := certTrust{host: certHost(leaf, listenHost)}
+	inter := certPool(chain[1:])
+	_, err = leaf.Verify(x509.VerifyOptions{DNSName: t.host, Roots: roots, Intermediates: inter})
+	if err == nil || !untrustedCA(err) {
+		t.err = err
+		return t
+	}
+	// Go would take any certificate of the file as a trust anchor, OpenSSL
+	// (the AWS CLI's) only a self-signed one: the file is a CA bundle for
+	// clients only when its chain ends in one.
+	if !selfSigned(top) {
+		t.caName = top.Issuer.String()
+		return t
+	}
+	if _, err = leaf.Verify(x509.VerifyOptions{DNSName: t.host, Roots: certPool(chain[len(chain)-1:]), Intermediates: inter}); err != nil {
+		t.err = err
+		return t
+	}
+	t.caBundle = absPath(certFile)
+	return t
+}
+
+// parseChain is cert's chain, leaf first.
+func parseChain(cert tls.Certificate, certFile string) ([]*x509.Certificate, error) {
 	var chain []*x509.Certificate
 	for _, der := range cert.Certificate {
 		c, err := x509.ParseCertificate(der)
 		if err != nil {
-			return certTrust{err: fmt.Errorf("%s: %w", certFile, err)}
+			return nil, fmt.Errorf("%s: %w", certFile, err)
 		}
 		chain = append(chain, c)
 	}
 	if len(chain) == 0 {
-		return certTrust{err: fmt.Errorf("%s holds no certificate", certFile)}
+		return nil, fmt.Errorf("%s holds no certificate", certFile)
 	}
-	inter := x509.NewCertPool()
-	own := x509.NewCertPool()
-	for i, c := range chain {
-		own.AddCert(c)
-		if i > 0 {
-			inter.AddCert(c)
+	return chain, nil
+}
+
+// certHost is the name clients use for a listener on listenHost: that
+// address if the certificate is for it, else the certificate's first DNS
+// name that is no wildcard, or its first IP address. A listener's address
+// is often no name clients use at all (0.0.0.0 is shown as 127.0.0.1):
+// the certificate says which one they use.
+func certHost(leaf *x509.Certificate, listenHost string) string {
+	if leaf.VerifyHostname(listenHost) == nil {
+		return listenHost
+	}
+	for _, name := range leaf.DNSNames {
+		if !strings.Contains(name, "*") {
+			return name
 		}
 	}
-	if _, err := chain[0].Verify(x509.VerifyOptions{DNSName: host, Roots: roots, Intermediates: inter}); err == nil {
-		return certTrust{}
+	if len(leaf.IPAddresses) > 0 {
+		return leaf.IPAddresses[0].String()
 	}
-	if _, err := chain[0].Verify(x509.VerifyOptions{DNSName: host, Roots: own}); err != nil {
-		return certTrust{err: err}
+	return listenHost
+}
+
+func certPool(certs []*x509.Certificate) *x509.CertPool {
+	pool := x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
 	}
-	return certTrust{caBundle: absPath(certFile)}
+	return pool
+}
+
+// untrustedCA says whether err is only that no CA trusted here signed the
+// certificate: Verify checks validity and host name before that.
+func untrustedCA(err error) bool {
+	var unknown x509.UnknownAuthorityError
+	var noRoots x509.SystemRootsError
+	return errors.As(err, &unknown) || errors.As(err, &noRoots)
+}
+
+// selfSigned says whether c is signed by its own key (a root, or a
+// self-signed leaf, which may not be a CA and so is checked directly).
+func selfSigned(c *x509.Certificate) bool {
+	return bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil
 }
 
 // shellWord quotes s for a POSIX shell where it needs it.
@@ -191,18 +314,22 @@ func shellWord(s string) string {
 }
 
 // writeTrustNote says, before the banner's commands, what clients need to
-// trust s3seal's certificate, and returns the option the commands take for
-// it ("" without TLS, or for a certificate the system trusts).
-func (s *server) writeTrustNote(w io.Writer) string {
-	if !s.tls {
-		return ""
-	}
-	host, _, _ := net.SplitHostPort(displayAddr(s.apiLn.Addr()))
-	trust := trustFor(s.api.TLSConfig.Certificates[0], s.cfg.TLSCert, host, nil)
+// trust s3seal's certificate (trust, from trustFor), and returns the
+// option the commands take for it ("" without TLS, or for a certificate
+// the system trusts).
+func writeTrustNote(w io.Writer, trust certTrust) string {
+	var invalid x509.CertificateInvalidError
 	switch {
+	case trust.err != nil && errors.As(trust.err, &invalid) && invalid.Reason == x509.Expired:
+		fmt.Fprintf(w, "The TLS certificate is not valid now, so clients will refuse it: %v\n"+
+			"Renew it (or check this machine's clock), and restart s3seal (README, \"TLS\").\n\n", trust.err)
 	case trust.err != nil:
 		fmt.Fprintf(w, "The TLS certificate does not verify for %s, so clients will refuse it: %v\n"+
-			"Use a certificate for that name (README, \"TLS\"), or a name the certificate has in --endpoint-url.\n\n", host, trust.err)
+			"Use a certificate for that name (README, \"TLS\"), or a name the certificate has in --endpoint-url.\n\n", trust.host, trust.err)
+	case trust.caName != "":
+		fmt.Fprintf(w, "The TLS certificate is signed by %s, a CA this system does not trust,\n"+
+			"and S3SEAL_TLS_CERT does not hold it: clients need that CA's certificate as their CA\n"+
+			"bundle (aws --ca-bundle CA.pem, AWS_CA_BUNDLE=CA.pem for SDKs; README, \"TLS\").\n\n", trust.caName)
 	case trust.caBundle != "":
 		fmt.Fprintf(w, "The TLS certificate is not signed by a CA this system trusts: clients need\n"+
 			"it as their CA bundle (aws --ca-bundle, AWS_CA_BUNDLE for SDKs; README, \"TLS\").\n\n")
