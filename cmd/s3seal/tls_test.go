@@ -21,11 +21,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/s3seal/s3seal/internal/config"
+	"github.com/s3seal/s3seal/internal/testlog"
 )
 
 // testCert is a certificate and its key, for the TLS tests.
@@ -376,16 +376,8 @@ func TestConnLimitTLS(t *testing.T) {
 	s := serveTuned(t, append(zeroConfigEnv(filepath.Join(dir, "data")), "S3SEAL_TLS_CERT="+certFile, "S3SEAL_TLS_KEY="+keyFile),
 		func(s *server) { s.conns.max = max })
 	addr := s.apiLn.Addr().String()
-	plain := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	for range 2 * max {
-		resp, err := plain.Get("http://" + addr + "/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Fatalf("plain HTTP: %d, want 400", resp.StatusCode)
-		}
+		plainGet(t, addr)
 		// Released once s3seal sees the client close (lingerClose).
 		waitFor(t, func() bool { return s.conns.open.Load() == 0 })
 	}
@@ -431,24 +423,6 @@ func TestPlainHTTPBodyDrained(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log destination safe for the server's goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // Plain HTTP requests on a TLS port are answered, but not logged one line
 // each, which any client could use to flood the log: one line a minute at
 // most says so, for each port, with how many there were.
@@ -459,7 +433,7 @@ func TestPlainHTTPLogQuiet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	s, err := newServer(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
@@ -470,17 +444,9 @@ func TestPlainHTTPLogQuiet(t *testing.T) {
 	go func() { done <- s.run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	plain := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	for _, ln := range []net.Listener{s.apiLn, s.kmsAPILn} {
 		for range 50 {
-			resp, err := plain.Get("http://" + ln.Addr().String() + "/")
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusBadRequest {
-				t.Fatalf("plain HTTP: %d, want 400", resp.StatusCode)
-			}
+			plainGet(t, ln.Addr().String())
 		}
 	}
 	waitFor(t, func() bool { return s.conns.open.Load() == 0 })
@@ -520,5 +486,20 @@ func TestPlainHTTPLogCounts(t *testing.T) {
 		if !strings.HasSuffix(got[i], want[i]) {
 			t.Errorf("line %d: %s, want it to end %s", i, got[i], want[i])
 		}
+	}
+}
+
+// plainGet sends a plain HTTP GET to the TLS port at addr, on a connection
+// of its own, and checks that it is answered 400.
+func plainGet(t *testing.T, addr string) {
+	t.Helper()
+	plain := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := plain.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("plain HTTP: %d, want 400", resp.StatusCode)
 	}
 }
