@@ -25,6 +25,7 @@ import (
 	"text/tabwriter"
 	"time"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/s3seal/s3seal/internal/datadir"
@@ -659,9 +660,11 @@ func (k *keysEnv) printRows(rows []keyJSON) error {
 }
 
 // writeJSON writes v indented. encoding/json escapes C0 control characters
-// but not DEL and the C1 controls (U+0080 to U+009F; U+009B is CSI to some
-// terminals), which a description from the KMS API may hold: those are
-// escaped too, which decodes to the same text.
+// but not DEL, the C1 controls (U+009B is CSI to some terminals) or other
+// non-printables such as bidi overrides and isolates (U+202E, U+2066 to
+// U+2069), which reorder the line as shown; a description from the KMS API
+// may hold any of them: those are escaped too (as UTF-16, JSON's \u form,
+// a surrogate pair beyond U+FFFF), which decodes to the same text.
 func writeJSON(w io.Writer, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
@@ -669,8 +672,12 @@ func writeJSON(w io.Writer, v any) error {
 	}
 	var out strings.Builder
 	for _, r := range string(b) {
-		if r == 0x7f || 0x80 <= r && r <= 0x9f {
-			fmt.Fprintf(&out, `\u%04x`, r)
+		if r == 0x7f || r > 0x7f && !unicode.IsPrint(r) {
+			if hi, lo := utf16.EncodeRune(r); hi != utf8.RuneError {
+				fmt.Fprintf(&out, `\u%04x\u%04x`, hi, lo)
+			} else {
+				fmt.Fprintf(&out, `\u%04x`, r)
+			}
 			continue
 		}
 		out.WriteRune(r)

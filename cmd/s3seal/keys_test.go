@@ -518,6 +518,30 @@ func TestKeysEscapeDescriptions(t *testing.T) {
 	}
 }
 
+// -json escapes every non-printable beyond ASCII (bidi overrides and
+// isolates, which would reorder the line as shown, C1 controls, a tag
+// character beyond U+FFFF) and DEL, and decodes to the same text.
+func TestWriteJSONEscapes(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"plain é ✓", `"plain é ✓"`},
+		{"rtl\u202eoverride", `"rtl\u202eoverride"`},
+		{"iso\u2066\u2067\u2068\u2069late", `"iso\u2066\u2067\u2068\u2069late"`},
+		{"csi\u009b2J del\x7f", `"csi\u009b2J del\u007f"`},
+		{"zw\u200bsp nb\u00a0sp", `"zw\u200bsp nb\u00a0sp"`},
+		{"tag\U000e0041", `"tag\udb40\udc41"`},
+	}
+	for _, tt := range tests {
+		var b bytes.Buffer
+		if err := writeJSON(&b, tt.in); err != nil {
+			t.Fatal(err)
+		}
+		var back string
+		if got := strings.TrimSuffix(b.String(), "\n"); got != tt.want || json.Unmarshal(b.Bytes(), &back) != nil || back != tt.in {
+			t.Errorf("writeJSON(%q) = %s (decodes to %q), want %s", tt.in, got, back, tt.want)
+		}
+	}
+}
+
 func TestTermSafe(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"plain text, with: punctuation/é", "plain text, with: punctuation/é"},
