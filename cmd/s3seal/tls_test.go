@@ -423,6 +423,58 @@ func TestPlainHTTPBodyDrained(t *testing.T) {
 	}
 }
 
+// A plain HEAD gets the answer's head (no body, on the KMS API's port its
+// Content-Length all the same), and what the client sent after it is read
+// and discarded before s3seal closes: closing with it unread resets the
+// connection, which can discard the answer before the client reads it.
+func TestPlainHTTPHead(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, _ := writeSelfSigned(t, dir)
+	s, _ := startServer(t, append(zeroConfigEnv(filepath.Join(dir, "data")), "S3SEAL_TLS_CERT="+certFile, "S3SEAL_TLS_KEY="+keyFile))
+	for _, ln := range []net.Listener{s.apiLn, s.kmsAPILn} {
+		start := time.Now()
+		plainHead(t, ln.Addr().String())
+		waitFor(t, func() bool { return s.conns.open.Load() == 0 })
+		if d := time.Since(start); d > plainDrainTimeout+2*time.Second {
+			t.Errorf("connection closed after %v, want within %v", d, plainDrainTimeout)
+		}
+	}
+}
+
+// plainHead sends a plain HEAD with bytes after its head to the TLS port
+// at addr and checks that it is answered 400, then the connection ends
+// cleanly.
+func plainHead(t *testing.T, addr string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	// More than s3seal reads with the head, so that some are left unread.
+	head := "HEAD / HTTP/1.1\r\nHost: " + addr + "\r\n\r\n"
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		c.Write(append([]byte(head), make([]byte, 4*plainHeadMax)...)) // may fail once s3seal closes
+	}()
+	<-sent
+	time.Sleep(200 * time.Millisecond) // s3seal has answered and closed (or reset) by now
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodHead})
+	if err != nil {
+		t.Fatalf("%s: no answer: %v", addr, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("%s: %d, want 400", addr, resp.StatusCode)
+	}
+	if rest, err := io.ReadAll(br); err != nil || len(rest) != 0 {
+		t.Errorf("%s: after the head: %q, %v; want a clean end of the connection", addr, rest, err)
+	}
+}
+
 // Plain HTTP requests on a TLS port are answered, but not logged one line
 // each, which any client could use to flood the log: one line a minute at
 // most says so, for each port, with how many there were.

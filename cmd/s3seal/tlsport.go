@@ -140,14 +140,13 @@ func (c *sniffConn) answerPlain(first byte) {
 	}
 	w := &bufferedAnswer{header: http.Header{}}
 	c.answer(w, r, httpsURL(r.Host, c.Conn.LocalAddr()))
+	// Request tells Write the method: for a HEAD it writes the head only,
+	// Content-Length kept.
 	resp := &http.Response{StatusCode: w.status, ProtoMajor: 1, ProtoMinor: 1, Header: w.header,
-		ContentLength: int64(w.body.Len()), Body: io.NopCloser(&w.body), Close: true}
-	if r.Method == http.MethodHead {
-		resp.Body = http.NoBody
-	}
-	if resp.Write(c.Conn) == nil {
-		lingerClose(c.Conn)
-	}
+		ContentLength: int64(w.body.Len()), Body: io.NopCloser(&w.body), Close: true, Request: r}
+	// Drained whatever Write returns: part of the answer may be sent.
+	resp.Write(c.Conn)
+	lingerClose(c.Conn)
 }
 
 // lingerClose ends conn's sending side after the answer, so that the
