@@ -488,10 +488,10 @@ func (s *server) listen(api, health, kmsAPI http.Handler) error {
 			return fmt.Errorf("tls: %w", err)
 		}
 		s.api.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		s.api.ErrorLog = quietPlainHTTP(s.logger, "S3SEAL_ADDR")
+		s.api.ErrorLog = quietHandshakes(s.logger, "S3SEAL_ADDR")
 		if s.kmsAPI != nil {
 			s.kmsAPI.TLSConfig = s.api.TLSConfig.Clone()
-			s.kmsAPI.ErrorLog = quietPlainHTTP(s.logger, "S3SEAL_KMS_API_ADDR")
+			s.kmsAPI.ErrorLog = quietHandshakes(s.logger, "S3SEAL_KMS_API_ADDR")
 		}
 		s.tls = true
 	}
@@ -592,6 +592,11 @@ func (s *server) run(ctx context.Context) error {
 		s.logger.Warn("drain timed out; closing remaining connections", "err", shutdownErr)
 		for _, srv := range servers {
 			srv.Close()
+		}
+	}
+	for _, srv := range servers {
+		if l, ok := srv.ErrorLog.Writer().(*handshakeLog); ok {
+			l.Close() // what it counted and has not said yet
 		}
 	}
 	s.closeStore()

@@ -13,12 +13,14 @@ import (
 	"encoding/pem"
 	"encoding/xml"
 	"io"
+	"log"
 	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -476,8 +478,9 @@ func plainHead(t *testing.T, addr string) {
 }
 
 // Plain HTTP requests on a TLS port are answered, but not logged one line
-// each, which any client could use to flood the log: one line a minute at
-// most says so, for each port, with how many there were.
+// each, which any client could use to flood the log, nor are other failed
+// handshakes (connections closed at once): the first of each kind is said
+// at once, for each port, then at most one line a minute with the count.
 func TestPlainHTTPLogQuiet(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, _ := writeSelfSigned(t, dir)
@@ -500,45 +503,105 @@ func TestPlainHTTPLogQuiet(t *testing.T) {
 		for range 50 {
 			plainGet(t, ln.Addr().String())
 		}
-	}
-	waitFor(t, func() bool { return s.conns.open.Load() == 0 })
-	var lines []string
-	for _, line := range strings.Split(logs.String(), "\n") {
-		if strings.Contains(line, "plain HTTP") || strings.Contains(line, "handshake") {
-			lines = append(lines, line)
+		for range 20 { // a load balancer's TCP checks: connect, close
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
 		}
+	}
+	handshakeLines := func() []string {
+		var lines []string
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, "plain HTTP") || strings.Contains(line, "handshake") {
+				lines = append(lines, line)
+			}
+		}
+		return lines
 	}
 	want := []string{
 		`msg="plain HTTP requests on a TLS port, answered with an error that says to use https (said at most once a minute)" port=S3SEAL_ADDR requests=1`,
+		`msg="TLS handshakes failed on a TLS port (said at most once a minute, the first one's reason at once)" port=S3SEAL_ADDR connections=1 reason=EOF`,
 		`msg="plain HTTP requests on a TLS port, answered with an error that says to use https (said at most once a minute)" port=S3SEAL_KMS_API_ADDR requests=1`,
+		`msg="TLS handshakes failed on a TLS port (said at most once a minute, the first one's reason at once)" port=S3SEAL_KMS_API_ADDR connections=1 reason=EOF`,
 	}
-	if len(lines) != len(want) || !strings.HasSuffix(lines[0], want[0]) || !strings.HasSuffix(lines[1], want[1]) {
-		t.Errorf("log lines about plain HTTP:\n%s\nwant one for each port:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	waitFor(t, func() bool { return len(handshakeLines()) >= len(want) })
+	time.Sleep(100 * time.Millisecond) // no more lines come
+	lines := handshakeLines()
+	if len(lines) != len(want) {
+		t.Fatalf("log lines about failed handshakes:\n%s\nwant one of each kind for each port:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	for _, w := range want { // in any order: the ports' goroutines race
+		if !slices.ContainsFunc(lines, func(line string) bool { return strings.HasSuffix(line, w) }) {
+			t.Errorf("no line ends %s in:\n%s", w, strings.Join(lines, "\n"))
+		}
 	}
 }
 
-// The summary counts the plain HTTP requests since the last one; other
-// lines pass as they are.
-func TestPlainHTTPLogCounts(t *testing.T) {
-	var logs bytes.Buffer
-	errorLog := quietPlainHTTP(slog.New(slog.NewTextHandler(&logs, nil)), "S3SEAL_ADDR")
-	for range 3 {
-		errorLog.Printf("http: TLS handshake error from 192.0.2.1:1234: %v", errPlainHTTP)
+// Failed handshakes are summarized: the first at once, then at the end of
+// the window how many more there were (also after a burst followed by
+// silence, and at Close); plain HTTP apart from the others, and only by an
+// exact match. Other lines pass as they are.
+func TestHandshakeLog(t *testing.T) {
+	const (
+		plainLine = "http: TLS handshake error from 192.0.2.1:1234: plain HTTP request on the TLS port: answered with an error that says to use https"
+		eofLine   = "http: TLS handshake error from [2001:db8::1]:1234: EOF"
+		// A client's ALPN protocol named as the plain HTTP error.
+		alpnLine = `http: TLS handshake error from 192.0.2.1:1234: tls: client requested unsupported application protocols (["plain HTTP request on the TLS port: answered with an error that says to use https"])`
+		plainMsg = "msg=\"plain HTTP requests on a TLS port, answered with an error that says to use https (said at most once a minute)\" port=S3SEAL_ADDR "
+		tlsMsg   = "msg=\"TLS handshakes failed on a TLS port (said at most once a minute, the first one's reason at once)\" port=S3SEAL_ADDR "
+	)
+	tests := []struct {
+		name  string
+		lines []string
+		close bool // Close before the window ends
+		want  []string
+	}{
+		{"a burst of plain HTTP, then silence", repeat(plainLine, 5), false, []string{plainMsg + "requests=1", plainMsg + "requests=4"}},
+		{"20 connections closed at once", repeat(eofLine, 20), false, []string{tlsMsg + "connections=1 reason=EOF", tlsMsg + "connections=19"}},
+		{"one alone", []string{eofLine}, false, []string{tlsMsg + "connections=1 reason=EOF"}},
+		{"the ALPN trick is no plain HTTP", []string{alpnLine}, false, []string{tlsMsg + `connections=1 reason="tls: client requested unsupported application protocols ([\"plain HTTP request`}},
+		{"other lines pass", []string{"http: panic serving 192.0.2.1:1234: " + plainLine}, false, []string{`level=WARN msg="http: panic serving 192.0.2.1:1234: http: TLS handshake error from`}},
+		{"Close says the rest", repeat(plainLine, 3), true, []string{plainMsg + "requests=1", plainMsg + "requests=2"}},
 	}
-	errorLog.Printf("http: TLS handshake error from 192.0.2.1:1234: EOF")
-	l := errorLog.Writer().(*plainHTTPLog)
-	l.last.Add(-int64(time.Minute)) // a minute later
-	errorLog.Printf("http: TLS handshake error from 192.0.2.1:1234: %v", errPlainHTTP)
-	got := strings.Split(strings.TrimSpace(logs.String()), "\n")
-	want := []string{"port=S3SEAL_ADDR requests=1", `level=WARN msg="http: TLS handshake error from 192.0.2.1:1234: EOF"`, "port=S3SEAL_ADDR requests=3"}
-	if len(got) != len(want) {
-		t.Fatalf("got\n%s\nwant lines ending %q", logs.String(), want)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs testlog.Buffer
+			window := 100 * time.Millisecond
+			if tt.close {
+				window = time.Hour
+			}
+			l := newHandshakeLog(slog.New(slog.NewTextHandler(&logs, nil)), "S3SEAL_ADDR", window)
+			errorLog := log.New(l, "", 0)
+			for _, line := range tt.lines {
+				errorLog.Print(line)
+			}
+			if tt.close {
+				l.Close()
+			} else {
+				time.Sleep(3 * window) // the window ends, and another without any
+			}
+			l.Close()
+			got := strings.Split(strings.TrimSpace(logs.String()), "\n")
+			if len(got) != len(tt.want) {
+				t.Fatalf("got\n%s\nwant lines with %q", logs.String(), tt.want)
+			}
+			for i := range tt.want {
+				if !strings.Contains(got[i], tt.want[i]) {
+					t.Errorf("line %d: %s, want %s", i, got[i], tt.want[i])
+				}
+			}
+		})
 	}
-	for i := range want {
-		if !strings.HasSuffix(got[i], want[i]) {
-			t.Errorf("line %d: %s, want it to end %s", i, got[i], want[i])
-		}
+}
+
+func repeat(s string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = s
 	}
+	return out
 }
 
 // plainGet sends a plain HTTP GET to the TLS port at addr, on a connection

@@ -13,7 +13,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 )
 
@@ -36,42 +36,134 @@ const (
 const tlsRecordHandshake = 0x16
 
 // errPlainHTTP ends the TLS handshake of a connection that spoke plain
-// HTTP; net/http logs it as the handshake's error, which plainHTTPLog
+// HTTP; net/http logs it as the handshake's error, which handshakeLog
 // recognizes.
 var errPlainHTTP = errors.New("plain HTTP request on the TLS port: answered with an error that says to use https")
 
-// plainHTTPLog is a TLS port's http.Server.ErrorLog. net/http logs every
-// failed handshake, so each plain HTTP request would be a line and any
-// client could flood the log: those lines are counted instead, and said at
-// most once a minute with the count. Other lines go to next as they are.
-type plainHTTPLog struct {
-	next    io.Writer
-	logger  *slog.Logger
-	setting string // the port's variable, for the summary
-	count   atomic.Int64
-	last    atomic.Int64 // unix nanoseconds of the last summary
+// handshakeErrorPrefix begins net/http's line for a failed handshake:
+// "http: TLS handshake error from ADDR: REASON".
+const handshakeErrorPrefix = "http: TLS handshake error from "
+
+// handshakeReasonMax bounds the reason logged: an unsupported ALPN
+// protocol's is quoted from the client's hello.
+const handshakeReasonMax = 200
+
+// handshakeLog is a TLS port's http.Server.ErrorLog. net/http logs every
+// failed handshake, one line per connection, so any client could flood the
+// log (plain HTTP requests, connections closed at once such as a load
+// balancer's TCP checks, junk): those lines are counted instead, plain
+// HTTP apart from the others, and said at most once a window with the
+// count. Other lines go to next as they are.
+type handshakeLog struct {
+	next          io.Writer
+	plain, failed *summary
 }
 
-// quietPlainHTTP is the ErrorLog of the TLS port set by the variable
-// setting: net/http's lines at Warn, as elsewhere, but plain HTTP
-// requests summarized.
-func quietPlainHTTP(logger *slog.Logger, setting string) *log.Logger {
-	next := slog.NewLogLogger(logger.Handler(), slog.LevelWarn).Writer()
-	return log.New(&plainHTTPLog{next: next, logger: logger, setting: setting}, "", 0)
+// quietHandshakes is the ErrorLog of the TLS port set by the variable
+// setting: net/http's lines at Warn, as elsewhere, but failed handshakes
+// summarized once a minute.
+func quietHandshakes(logger *slog.Logger, setting string) *log.Logger {
+	return log.New(newHandshakeLog(logger, setting, time.Minute), "", 0)
 }
 
-func (l *plainHTTPLog) Write(p []byte) (int, error) {
-	if !bytes.Contains(p, []byte(errPlainHTTP.Error())) {
+func newHandshakeLog(logger *slog.Logger, setting string, window time.Duration) *handshakeLog {
+	return &handshakeLog{
+		next: slog.NewLogLogger(logger.Handler(), slog.LevelWarn).Writer(),
+		plain: &summary{window: window, say: func(n int64, _ string) {
+			logger.Warn("plain HTTP requests on a TLS port, answered with an error that says to use https (said at most once a minute)",
+				"port", setting, "requests", n)
+		}},
+		failed: &summary{window: window, say: func(n int64, reason string) {
+			args := []any{"port", setting, "connections", n}
+			if reason != "" {
+				args = append(args, "reason", reason)
+			}
+			logger.Warn("TLS handshakes failed on a TLS port (said at most once a minute, the first one's reason at once)", args...)
+		}},
+	}
+}
+
+// Write takes one line of net/http's. Only a line that is exactly a failed
+// handshake's is counted, and as plain HTTP only when its reason is
+// exactly errPlainHTTP: a client chooses some of the reason's text (an
+// ALPN protocol's name), which must not pass for another kind.
+func (l *handshakeLog) Write(p []byte) (int, error) {
+	rest, ok := strings.CutPrefix(strings.TrimSuffix(string(p), "\n"), handshakeErrorPrefix)
+	_, reason, found := strings.Cut(rest, ": ") // an address has no ": "
+	if !ok || !found {
 		return l.next.Write(p)
 	}
-	l.count.Add(1)
-	now, last := time.Now().UnixNano(), l.last.Load()
-	if now-last < int64(time.Minute) || !l.last.CompareAndSwap(last, now) {
+	if reason == errPlainHTTP.Error() {
+		l.plain.add("")
 		return len(p), nil
 	}
-	l.logger.Warn("plain HTTP requests on a TLS port, answered with an error that says to use https (said at most once a minute)",
-		"port", l.setting, "requests", l.count.Swap(0))
+	if len(reason) > handshakeReasonMax {
+		reason = strings.ToValidUTF8(reason[:handshakeReasonMax], "") + "..."
+	}
+	l.failed.add(reason)
 	return len(p), nil
+}
+
+// Close says what was counted and not yet said: serve calls it once its
+// servers are shut down.
+func (l *handshakeLog) Close() {
+	l.plain.close()
+	l.failed.close()
+}
+
+// summary says how often something happened: the first at once (with its
+// detail), then at the end of each window in which more happened, how
+// many; after a window without any, the next is said at once again.
+type summary struct {
+	window time.Duration
+	say    func(n int64, detail string)
+
+	mu     sync.Mutex
+	count  int64       // not said yet
+	timer  *time.Timer // running while a window is open
+	closed bool
+}
+
+func (s *summary) add(detail string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.timer != nil {
+		s.count++
+		return
+	}
+	s.say(1, detail)
+	if !s.closed {
+		s.timer = time.AfterFunc(s.window, s.windowEnd)
+	}
+}
+
+func (s *summary) windowEnd() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.timer == nil { // closed meanwhile
+		return
+	}
+	if s.count == 0 {
+		s.timer = nil
+		return
+	}
+	s.say(s.count, "")
+	s.count = 0
+	s.timer.Reset(s.window)
+}
+
+func (s *summary) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	if s.count > 0 {
+		s.say(s.count, "")
+		s.count = 0
+	}
 }
 
 // plainAnswerer writes the answer to a plain HTTP request on a TLS port;
