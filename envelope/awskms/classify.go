@@ -240,14 +240,17 @@ func (a *Service) transportError(op string, err error, keyIDs []string) error {
 	switch {
 	case errors.Is(err, context.Canceled):
 		e.Cause = context.Canceled
-	case errors.Is(err, context.DeadlineExceeded):
-		e.Reason, e.Cause, e.Fix = kms.ReasonTimeout, errNoAnswer, a.reachFix()
+	// Before the deadline: a credential source that hangs (a
+	// credential_process waiting for MFA, STS out of reach) stopped the
+	// call before any request reached the KMS.
 	case errors.As(err, &credErr):
 		// credErr holds s3seal's words only, never the SDK's.
 		e.Reason, e.Cause, e.Fix = kms.ReasonCredentialSource, credErr, credErr.fix
 		if credErr.none {
 			e.Reason = kms.ReasonNoCredentials
 		}
+	case errors.Is(err, context.DeadlineExceeded):
+		e.Reason, e.Cause, e.Fix = kms.ReasonTimeout, errNoAnswer, a.reachFix()
 	case a.tlsFailure(err, e):
 	case errors.As(err, &dnsErr):
 		e.Reason, e.Cause, e.Fix = kms.ReasonDNS, dnsErr, a.dnsFix()

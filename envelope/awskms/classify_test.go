@@ -376,3 +376,55 @@ type failingProvider struct{ err error }
 func (f failingProvider) Retrieve(context.Context) (aws.Credentials, error) {
 	return aws.Credentials{}, f.err
 }
+
+// hangingProcess is a Service whose profile's credential_process never
+// answers (one waiting for an MFA code, say).
+func hangingProcess(t *testing.T) *Service {
+	t.Helper()
+	withoutCredentials(t, "http://127.0.0.1:1")
+	dir := t.TempDir()
+	script := dir + "/creds.sh"
+	// exec: the shell's child would otherwise keep stdout open after the kill.
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nexec sleep 5\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := dir + "/config"
+	if err := os.WriteFile(cfgFile, []byte("[profile p]\ncredential_process = "+script+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Load(t.Context(), Config{Region: "us-east-1", Endpoint: "http://127.0.0.1:1"},
+		config.WithSharedConfigFiles([]string{cfgFile}), config.WithSharedConfigProfile("p"), config.WithRetryMaxAttempts(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestCredentialProcessHangs: a credential_process that does not answer
+// in time is named as such, not reported as a KMS out of reach, whether
+// the caller's deadline or S3SEAL_KMS_TIMEOUT cut it.
+func TestCredentialProcessHangs(t *testing.T) {
+	const wantStart = "kms Decrypt: key service http://127.0.0.1:1: AWS credentials failed: " +
+		"the credential_process of profile p failed or printed something the SDK could not parse (no answer within the time allowed); run it by hand"
+	for _, tc := range []struct {
+		name string
+		ks   func(a *Service) kms.KeyService
+	}{
+		{"caller's deadline", func(a *Service) kms.KeyService { return a }},
+		{"S3SEAL_KMS_TIMEOUT", func(a *Service) kms.KeyService { return kms.WithTimeout(a, 300*time.Millisecond) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ks := tc.ks(hangingProcess(t))
+			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+			defer cancel()
+			_, err := ks.Decrypt(ctx, "alias/x", []byte("blob"), nil)
+			var ke *kms.KMSError
+			if !errors.As(err, &ke) || ke.Reason != kms.ReasonCredentialSource || !errors.Is(err, kms.ErrKMSUnavailable) {
+				t.Fatalf("got %v, want a credential source failure", err)
+			}
+			if !strings.HasPrefix(err.Error(), wantStart) {
+				t.Errorf("got  %q\nwant %q...", err, wantStart)
+			}
+		})
+	}
+}

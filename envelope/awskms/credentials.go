@@ -55,7 +55,12 @@ type credentialsError struct {
 	canceled error // the context's error, when that is what stopped it
 }
 
-func (e *credentialsError) Error() string { return e.what }
+func (e *credentialsError) Error() string {
+	if errors.Is(e.canceled, context.DeadlineExceeded) {
+		return e.what + " (no answer within the time allowed)"
+	}
+	return e.what
+}
 func (e *credentialsError) Unwrap() error { return e.canceled }
 
 // Retrieve implements aws.CredentialsProvider.
