@@ -358,7 +358,7 @@ func TestCredentialFailures(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := &credentialSource{provider: failingProvider{tc.err}, profile: "p"}
+			c := &credentialSource{provider: failingProvider{tc.err}, profile: "p", processProfile: "p"}
 			_, err := c.Retrieve(t.Context())
 			var ce *credentialsError
 			if !errors.As(err, &ce) || ce.none != tc.none || !strings.HasPrefix(ce.Error(), tc.want) || ce.fix == "" {
@@ -424,6 +424,40 @@ func TestCredentialProcessHangs(t *testing.T) {
 			}
 			if !strings.HasPrefix(err.Error(), wantStart) {
 				t.Errorf("got  %q\nwant %q...", err, wantStart)
+			}
+		})
+	}
+}
+
+// TestCredentialProcessProfile: a failing credential_process is named by
+// the profile that holds it, the source_profile of a role included.
+func TestCredentialProcessProfile(t *testing.T) {
+	withoutCredentials(t, "http://127.0.0.1:1")
+	dir := t.TempDir()
+	script := dir + "/creds.sh"
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nexit 1\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := dir + "/config"
+	cfg := "[profile role]\nrole_arn = arn:aws:iam::111122223333:role/r\nsource_profile = bad\n" +
+		"[profile bad]\ncredential_process = " + script + "\n"
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ profile, want string }{
+		{"role", "the credential_process of profile bad (the source_profile of profile role) failed"},
+		{"bad", "the credential_process of profile bad failed"},
+	} {
+		t.Run(tc.profile, func(t *testing.T) {
+			a, err := Load(t.Context(), Config{Region: "us-east-1", Endpoint: "http://127.0.0.1:1"},
+				config.WithSharedConfigFiles([]string{cfgFile}), config.WithSharedConfigProfile(tc.profile), config.WithRetryMaxAttempts(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = a.KeyStatus(t.Context(), "alias/x")
+			var ke *kms.KMSError
+			if !errors.As(err, &ke) || ke.Reason != kms.ReasonCredentialSource || !strings.Contains(err.Error(), "AWS credentials failed: "+tc.want) {
+				t.Errorf("got %v, want %q", err, tc.want)
 			}
 		})
 	}
