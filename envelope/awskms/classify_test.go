@@ -335,7 +335,7 @@ func TestCredentialProcessSecretNeverShown(t *testing.T) {
 	}
 	const want = "kms DescribeKey: key service http://127.0.0.1:1: AWS credentials failed: " +
 		"the credential_process of profile p failed or printed something the SDK could not parse; " +
-		"run it by hand: it must exit 0 and print JSON with Version 1, AccessKeyId, SecretAccessKey and, if any, an RFC 3339 Expiration"
+		"run it by hand to see its output (s3seal discards its stderr): it must exit 0 and print JSON with Version 1, AccessKeyId, SecretAccessKey and, if any, an RFC 3339 Expiration"
 	if err.Error() != want {
 		t.Errorf("got  %q\nwant %q", err, want)
 	}
@@ -458,6 +458,42 @@ func TestCredentialProcessProfile(t *testing.T) {
 			var ke *kms.KMSError
 			if !errors.As(err, &ke) || ke.Reason != kms.ReasonCredentialSource || !strings.Contains(err.Error(), "AWS credentials failed: "+tc.want) {
 				t.Errorf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestCredentialProcessStderr: what a credential_process writes to stderr
+// (an MFA prompt, a debug dump with secrets) never reaches s3seal's
+// stderr, whether the profile runs it or a role's source_profile does.
+func TestCredentialProcessStderr(t *testing.T) {
+	withoutCredentials(t, "http://127.0.0.1:1")
+	dir := t.TempDir()
+	script := dir + "/creds.sh"
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho LEAK >&2\nexit 1\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := dir + "/config"
+	cfg := "[profile role]\nrole_arn = arn:aws:iam::111122223333:role/r\nsource_profile = proc\n" +
+		"[profile proc]\ncredential_process = " + script + "\n"
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, profile := range []string{"proc", "role"} {
+		t.Run(profile, func(t *testing.T) {
+			stderr := captureStderr(t)
+			a, err := Load(t.Context(), Config{Region: "us-east-1", Endpoint: "http://127.0.0.1:1"},
+				config.WithSharedConfigFiles([]string{cfgFile}), config.WithSharedConfigProfile(profile), config.WithRetryMaxAttempts(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = a.KeyStatus(t.Context(), "alias/x")
+			var ke *kms.KMSError
+			if !errors.As(err, &ke) || ke.Reason != kms.ReasonCredentialSource {
+				t.Fatalf("got %v, want a credential source failure", err)
+			}
+			if out := stderr(); strings.Contains(out, "LEAK") {
+				t.Errorf("the credential_process's stderr reached s3seal's: %q", out)
 			}
 		})
 	}

@@ -37,25 +37,15 @@ func newCredentialSource(cfg aws.Config) *credentialSource {
 	for _, src := range cfg.ConfigSources {
 		switch sc := src.(type) {
 		case config.SharedConfig:
-			c.profile, c.processProfile = sc.Profile, processProfile(&sc)
+			c.profile = sc.Profile
 		case *config.SharedConfig:
-			c.profile, c.processProfile = sc.Profile, processProfile(sc)
+			c.profile = sc.Profile
 		}
 	}
+	if leaf := processConfig(cfg.ConfigSources); leaf != nil {
+		c.processProfile = leaf.Profile
+	}
 	return c
-}
-
-// processProfile is the profile whose credential_process the SDK runs
-// for sc: the last of its source_profile chain, where the SDK takes the
-// credentials the roles are assumed with; "" when it has none.
-func processProfile(sc *config.SharedConfig) string {
-	for sc.Source != nil {
-		sc = sc.Source
-	}
-	if sc.CredentialProcess == "" {
-		return ""
-	}
-	return sc.Profile
 }
 
 // credentialsError is the credential chain's failure in s3seal's words
@@ -119,7 +109,7 @@ func (c *credentialSource) sourceFailure(err error) *credentialsError {
 	switch {
 	case errors.As(err, new(*processcreds.ProviderError)) || is((*processcreds.Provider)(nil)):
 		return &credentialsError{what: c.processName(profile) + " failed or printed something the SDK could not parse",
-			fix: "run it by hand: it must exit 0 and print JSON with Version 1, AccessKeyId, SecretAccessKey and, if any, an RFC 3339 Expiration"}
+			fix: "run it by hand to see its output (s3seal discards its stderr): it must exit 0 and print JSON with Version 1, AccessKeyId, SecretAccessKey and, if any, an RFC 3339 Expiration"}
 	case errors.As(err, new(*ssocreds.InvalidTokenError)) || service == "SSO" || service == "SSO OIDC" || is((*ssocreds.Provider)(nil)):
 		return &credentialsError{what: "AWS SSO credentials of profile " + profile + " failed",
 			fix: "run aws sso login --profile " + profile + ", and check the profile's sso_session, sso_account_id and sso_role_name"}
