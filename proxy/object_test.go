@@ -729,13 +729,12 @@ func TestUpstreamUnreachable(t *testing.T) {
 }
 
 // TestKeyUsageFailures: a CMK that is not a symmetric encryption key
-// (InvalidKeyUsageException) is s3seal's misconfiguration on a PUT, not a
-// damaged object; on a GET the object names a CMK that cannot have wrapped
-// its data key, which is damage.
+// (InvalidKeyUsageException) is s3seal's misconfiguration, on a PUT and
+// on a GET alike: 500, not a damaged object (502) the client would give up.
 func TestKeyUsageFailures(t *testing.T) {
 	// As envelope/awskms classifies InvalidKeyUsageException for each op.
 	putErr := &kms.KMSError{Op: "GenerateDataKey", Kind: kms.ErrInvalidKMSRequest, Code: "InvalidKeyUsageException", Reason: kms.ReasonKeyUsage}
-	getErr := &kms.KMSError{Op: "Decrypt", Kind: kms.ErrInvalidCiphertext, Code: "InvalidKeyUsageException", Reason: kms.ReasonKeyUsage}
+	getErr := &kms.KMSError{Op: "Decrypt", Kind: kms.ErrInvalidKMSRequest, Code: "InvalidKeyUsageException", Reason: kms.ReasonKeyUsage}
 	for _, tc := range []struct {
 		name   string
 		err    error
@@ -743,7 +742,7 @@ func TestKeyUsageFailures(t *testing.T) {
 		status int
 	}{
 		{"PUT", putErr, "InternalError", 500},
-		{"GET", getErr, codeStoredObjectCorrupt, 502},
+		{"GET", getErr, "InternalError", 500},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			failing := new(atomic.Bool)

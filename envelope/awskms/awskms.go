@@ -121,7 +121,9 @@ func Load(ctx context.Context, cfg Config, optFns ...func(*config.LoadOptions) e
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	opts := []func(*config.LoadOptions) error{config.WithLogger(SDKLogger(logger))}
+	quiet := &quietProcess{}
+	// Before optFns: a caller's own assume-role options replace it.
+	opts := []func(*config.LoadOptions) error{config.WithLogger(SDKLogger(logger)), config.WithAssumeRoleCredentialOptions(quiet.assumeRole)}
 	if cfg.Region != "" {
 		opts = append(opts, config.WithRegion(cfg.Region))
 	}
@@ -133,6 +135,7 @@ func Load(ctx context.Context, cfg Config, optFns ...func(*config.LoadOptions) e
 	if err := checkRegion(cfg, awsCfg.Region); err != nil {
 		return nil, err
 	}
+	quiet.install(&awsCfg)
 	creds := newCredentialSource(awsCfg)
 	if awsCfg.Credentials != nil {
 		awsCfg.Credentials = creds

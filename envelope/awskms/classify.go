@@ -49,8 +49,9 @@ func kindOfCode(code string) (kind error, reason kms.Reason, ok bool) {
 	case "InvalidCiphertextException",
 		"IncorrectKeyException": // ciphertext of another key
 		return kms.ErrInvalidCiphertext, "", true
-	// The CMK is not a symmetric encryption key: a configuration error
-	// (mapError makes it invalid ciphertext for Decrypt).
+	// The CMK is not a symmetric encryption key: a configuration error,
+	// for Decrypt too. Not invalid ciphertext: clients would take a valid
+	// upload for gone (NoSuchUpload) or an object for tampered.
 	case "InvalidKeyUsageException":
 		return kms.ErrInvalidKMSRequest, kms.ReasonKeyUsage, true
 	case "ThrottlingException",
@@ -118,11 +119,6 @@ func (a *Service) mapError(ctx context.Context, op string, err error, keyIDs ...
 		kind, reason = kindOfStatus(err)
 	}
 	e.Kind, e.Reason = kind, reason
-	if e.Reason == kms.ReasonKeyUsage && op == "Decrypt" {
-		// No data key s3seal wrote can be under a key that is not a
-		// symmetric encryption key: the object names the wrong CMK.
-		e.Kind = kms.ErrInvalidCiphertext
-	}
 	// local-kms answers AccessDeniedException where AWS answers
 	// DisabledException or KMSInvalidStateException (Decrypt of a disabled or
 	// pending-deletion key); ask for the key state so both report the same kind.
@@ -240,14 +236,17 @@ func (a *Service) transportError(op string, err error, keyIDs []string) error {
 	switch {
 	case errors.Is(err, context.Canceled):
 		e.Cause = context.Canceled
-	case errors.Is(err, context.DeadlineExceeded):
-		e.Reason, e.Cause, e.Fix = kms.ReasonTimeout, errNoAnswer, a.reachFix()
+	// Before the deadline: a credential source that hangs (a
+	// credential_process waiting for MFA, STS out of reach) stopped the
+	// call before any request reached the KMS.
 	case errors.As(err, &credErr):
 		// credErr holds s3seal's words only, never the SDK's.
 		e.Reason, e.Cause, e.Fix = kms.ReasonCredentialSource, credErr, credErr.fix
 		if credErr.none {
 			e.Reason = kms.ReasonNoCredentials
 		}
+	case errors.Is(err, context.DeadlineExceeded):
+		e.Reason, e.Cause, e.Fix = kms.ReasonTimeout, errNoAnswer, a.reachFix()
 	case a.tlsFailure(err, e):
 	case errors.As(err, &dnsErr):
 		e.Reason, e.Cause, e.Fix = kms.ReasonDNS, dnsErr, a.dnsFix()

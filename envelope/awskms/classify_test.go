@@ -335,7 +335,7 @@ func TestCredentialProcessSecretNeverShown(t *testing.T) {
 	}
 	const want = "kms DescribeKey: key service http://127.0.0.1:1: AWS credentials failed: " +
 		"the credential_process of profile p failed or printed something the SDK could not parse; " +
-		"run it by hand: it must exit 0 and print JSON with Version 1, AccessKeyId, SecretAccessKey and, if any, an RFC 3339 Expiration"
+		"run it by hand to see its output (s3seal discards its stderr): it must exit 0 and print JSON with Version 1, AccessKeyId, SecretAccessKey and, if any, an RFC 3339 Expiration"
 	if err.Error() != want {
 		t.Errorf("got  %q\nwant %q", err, want)
 	}
@@ -358,7 +358,7 @@ func TestCredentialFailures(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := &credentialSource{provider: failingProvider{tc.err}, profile: "p"}
+			c := &credentialSource{provider: failingProvider{tc.err}, profile: "p", processProfile: "p"}
 			_, err := c.Retrieve(t.Context())
 			var ce *credentialsError
 			if !errors.As(err, &ce) || ce.none != tc.none || !strings.HasPrefix(ce.Error(), tc.want) || ce.fix == "" {
@@ -375,4 +375,126 @@ type failingProvider struct{ err error }
 
 func (f failingProvider) Retrieve(context.Context) (aws.Credentials, error) {
 	return aws.Credentials{}, f.err
+}
+
+// hangingProcess is a Service whose profile's credential_process never
+// answers (one waiting for an MFA code, say).
+func hangingProcess(t *testing.T) *Service {
+	t.Helper()
+	withoutCredentials(t, "http://127.0.0.1:1")
+	dir := t.TempDir()
+	script := dir + "/creds.sh"
+	// exec: the shell's child would otherwise keep stdout open after the kill.
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nexec sleep 5\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := dir + "/config"
+	if err := os.WriteFile(cfgFile, []byte("[profile p]\ncredential_process = "+script+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Load(t.Context(), Config{Region: "us-east-1", Endpoint: "http://127.0.0.1:1"},
+		config.WithSharedConfigFiles([]string{cfgFile}), config.WithSharedConfigProfile("p"), config.WithRetryMaxAttempts(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestCredentialProcessHangs: a credential_process that does not answer
+// in time is named as such, not reported as a KMS out of reach, whether
+// the caller's deadline or S3SEAL_KMS_TIMEOUT cut it.
+func TestCredentialProcessHangs(t *testing.T) {
+	const wantStart = "kms Decrypt: key service http://127.0.0.1:1: AWS credentials failed: " +
+		"the credential_process of profile p failed or printed something the SDK could not parse (no answer within the time allowed); run it by hand"
+	for _, tc := range []struct {
+		name string
+		ks   func(a *Service) kms.KeyService
+	}{
+		{"caller's deadline", func(a *Service) kms.KeyService { return a }},
+		{"S3SEAL_KMS_TIMEOUT", func(a *Service) kms.KeyService { return kms.WithTimeout(a, 300*time.Millisecond) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ks := tc.ks(hangingProcess(t))
+			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+			defer cancel()
+			_, err := ks.Decrypt(ctx, "alias/x", []byte("blob"), nil)
+			var ke *kms.KMSError
+			if !errors.As(err, &ke) || ke.Reason != kms.ReasonCredentialSource || !errors.Is(err, kms.ErrKMSUnavailable) {
+				t.Fatalf("got %v, want a credential source failure", err)
+			}
+			if !strings.HasPrefix(err.Error(), wantStart) {
+				t.Errorf("got  %q\nwant %q...", err, wantStart)
+			}
+		})
+	}
+}
+
+// TestCredentialProcessProfile: a failing credential_process is named by
+// the profile that holds it, the source_profile of a role included.
+func TestCredentialProcessProfile(t *testing.T) {
+	withoutCredentials(t, "http://127.0.0.1:1")
+	dir := t.TempDir()
+	script := dir + "/creds.sh"
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nexit 1\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := dir + "/config"
+	cfg := "[profile role]\nrole_arn = arn:aws:iam::111122223333:role/r\nsource_profile = bad\n" +
+		"[profile bad]\ncredential_process = " + script + "\n"
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ profile, want string }{
+		{"role", "the credential_process of profile bad (the source_profile of profile role) failed"},
+		{"bad", "the credential_process of profile bad failed"},
+	} {
+		t.Run(tc.profile, func(t *testing.T) {
+			a, err := Load(t.Context(), Config{Region: "us-east-1", Endpoint: "http://127.0.0.1:1"},
+				config.WithSharedConfigFiles([]string{cfgFile}), config.WithSharedConfigProfile(tc.profile), config.WithRetryMaxAttempts(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = a.KeyStatus(t.Context(), "alias/x")
+			var ke *kms.KMSError
+			if !errors.As(err, &ke) || ke.Reason != kms.ReasonCredentialSource || !strings.Contains(err.Error(), "AWS credentials failed: "+tc.want) {
+				t.Errorf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestCredentialProcessStderr: what a credential_process writes to stderr
+// (an MFA prompt, a debug dump with secrets) never reaches s3seal's
+// stderr, whether the profile runs it or a role's source_profile does.
+func TestCredentialProcessStderr(t *testing.T) {
+	withoutCredentials(t, "http://127.0.0.1:1")
+	dir := t.TempDir()
+	script := dir + "/creds.sh"
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho LEAK >&2\nexit 1\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := dir + "/config"
+	cfg := "[profile role]\nrole_arn = arn:aws:iam::111122223333:role/r\nsource_profile = proc\n" +
+		"[profile proc]\ncredential_process = " + script + "\n"
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, profile := range []string{"proc", "role"} {
+		t.Run(profile, func(t *testing.T) {
+			stderr := captureStderr(t)
+			a, err := Load(t.Context(), Config{Region: "us-east-1", Endpoint: "http://127.0.0.1:1"},
+				config.WithSharedConfigFiles([]string{cfgFile}), config.WithSharedConfigProfile(profile), config.WithRetryMaxAttempts(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = a.KeyStatus(t.Context(), "alias/x")
+			var ke *kms.KMSError
+			if !errors.As(err, &ke) || ke.Reason != kms.ReasonCredentialSource {
+				t.Fatalf("got %v, want a credential source failure", err)
+			}
+			if out := stderr(); strings.Contains(out, "LEAK") {
+				t.Errorf("the credential_process's stderr reached s3seal's: %q", out)
+			}
+		})
+	}
 }

@@ -23,6 +23,9 @@ import (
 type credentialSource struct {
 	provider aws.CredentialsProvider
 	profile  string // the shared config profile the chain read, if any
+	// processProfile is the profile whose credential_process the chain
+	// runs: profile's own, or that of its source_profile chain.
+	processProfile string
 
 	mu      sync.Mutex
 	fromWho string
@@ -38,6 +41,9 @@ func newCredentialSource(cfg aws.Config) *credentialSource {
 		case *config.SharedConfig:
 			c.profile = sc.Profile
 		}
+	}
+	if leaf := processConfig(cfg.ConfigSources); leaf != nil {
+		c.processProfile = leaf.Profile
 	}
 	return c
 }
@@ -55,7 +61,12 @@ type credentialsError struct {
 	canceled error // the context's error, when that is what stopped it
 }
 
-func (e *credentialsError) Error() string { return e.what }
+func (e *credentialsError) Error() string {
+	if errors.Is(e.canceled, context.DeadlineExceeded) {
+		return e.what + " (no answer within the time allowed)"
+	}
+	return e.what
+}
 func (e *credentialsError) Unwrap() error { return e.canceled }
 
 // Retrieve implements aws.CredentialsProvider.
@@ -97,8 +108,8 @@ func (c *credentialSource) sourceFailure(err error) *credentialsError {
 	is := func(target aws.CredentialsProvider) bool { return aws.IsCredentialsProvider(c.provider, target) }
 	switch {
 	case errors.As(err, new(*processcreds.ProviderError)) || is((*processcreds.Provider)(nil)):
-		return &credentialsError{what: "the credential_process of profile " + profile + " failed or printed something the SDK could not parse",
-			fix: "run it by hand: it must exit 0 and print JSON with Version 1, AccessKeyId, SecretAccessKey and, if any, an RFC 3339 Expiration"}
+		return &credentialsError{what: c.processName(profile) + " failed or printed something the SDK could not parse",
+			fix: "run it by hand to see its output (s3seal discards its stderr): it must exit 0 and print JSON with Version 1, AccessKeyId, SecretAccessKey and, if any, an RFC 3339 Expiration"}
 	case errors.As(err, new(*ssocreds.InvalidTokenError)) || service == "SSO" || service == "SSO OIDC" || is((*ssocreds.Provider)(nil)):
 		return &credentialsError{what: "AWS SSO credentials of profile " + profile + " failed",
 			fix: "run aws sso login --profile " + profile + ", and check the profile's sso_session, sso_account_id and sso_role_name"}
@@ -114,6 +125,18 @@ func (c *credentialSource) sourceFailure(err error) *credentialsError {
 	}
 	return &credentialsError{what: "the AWS SDK's credential chain failed",
 		fix: "check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE and the profile in AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE"}
+}
+
+// processName names the credential_process that failed by the profile
+// holding it, and the profile chosen when that is another.
+func (c *credentialSource) processName(profile string) string {
+	switch c.processProfile {
+	case "":
+		return "a credential_process in profile " + profile + "'s chain (" + profile + " or its source_profile)"
+	case profile:
+		return "the credential_process of profile " + profile
+	}
+	return "the credential_process of profile " + c.processProfile + " (the source_profile of profile " + profile + ")"
 }
 
 // who names the credentials s3seal signs with by their source only: "the

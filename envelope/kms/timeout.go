@@ -30,6 +30,11 @@ func bounded[T any](ctx context.Context, t timeoutKeys, op string, call func(con
 		e := &KMSError{Op: op}
 		// Which service did not answer is the client's to say.
 		if inner := (*KMSError)(nil); errors.As(err, &inner) {
+			// A credential source that hung is no key service out of
+			// reach: the client's words name it and its fix.
+			if inner.Reason == ReasonCredentialSource {
+				return v, err
+			}
 			e.Service, e.KeyID = inner.Service, inner.KeyID
 		}
 		e.Kind, e.Reason, e.Cause = ErrKMSUnavailable, ReasonTimeout, fmt.Errorf("%w (%s)", errKMSTimeout, t.d)

@@ -72,3 +72,24 @@ func TestWithTimeout(t *testing.T) {
 		})
 	}
 }
+
+// credentialsHang fails as a credential source that did not answer in
+// time, as envelope/awskms reports one.
+type credentialsHang struct{ kms.KeyService }
+
+func (credentialsHang) Decrypt(ctx context.Context, _ string, _ []byte, _ map[string]string) ([]byte, error) {
+	<-ctx.Done()
+	return nil, &kms.KMSError{Op: "Decrypt", Kind: kms.ErrKMSUnavailable, Service: "key service http://kms.test",
+		Reason: kms.ReasonCredentialSource, Cause: errors.New("the credential_process of profile p failed (no answer within the time allowed)")}
+}
+
+// TestWithTimeoutCredentialSource: a credential source that hangs past
+// the bound keeps its own error, not "no answer within S3SEAL_KMS_TIMEOUT":
+// the key service was never asked.
+func TestWithTimeoutCredentialSource(t *testing.T) {
+	_, err := kms.WithTimeout(credentialsHang{}, 20*time.Millisecond).Decrypt(context.Background(), "k", nil, nil)
+	var ke *kms.KMSError
+	if !errors.As(err, &ke) || ke.Reason != kms.ReasonCredentialSource || !errors.Is(err, kms.ErrKMSUnavailable) {
+		t.Fatalf("got %v, want the credential source's error", err)
+	}
+}

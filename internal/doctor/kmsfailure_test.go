@@ -65,7 +65,7 @@ func TestKMSFailureMessages(t *testing.T) {
 		// error; /readyz answers anyone and shows none of it.
 		{"credential_process", awsWithProcess(t, dead), title + "s3seal could not get credentials to sign DescribeKey with: key service " + dead +
 			": AWS credentials failed: the credential_process of profile p failed or printed something the SDK could not parse" + breaks +
-			"run it by hand: it must exit 0 and print JSON with Version 1, AccessKeyId, SecretAccessKey and, if any, an RFC 3339 Expiration; s3seal becomes ready once it finds them"},
+			"run it by hand to see its output (s3seal discards its stderr): it must exit 0 and print JSON with Version 1, AccessKeyId, SecretAccessKey and, if any, an RFC 3339 Expiration; s3seal becomes ready once it finds them"},
 		// A refusal the KMS client knows the fix of: that fix, not the
 		// doctor's general one.
 		{"quota", KMS{Keys: ring, Status: failingStatus{quota}, Resolver: ring, KeyID: "alias/s3seal", Service: "key service http://kms"},
