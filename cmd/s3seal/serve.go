@@ -31,6 +31,7 @@ import (
 	"github.com/s3seal/s3seal/internal/doctor"
 	"github.com/s3seal/s3seal/internal/embeddedstore"
 	"github.com/s3seal/s3seal/internal/principals"
+	"github.com/s3seal/s3seal/internal/tlsport"
 	"github.com/s3seal/s3seal/metrics"
 	"github.com/s3seal/s3seal/proxy"
 	"github.com/s3seal/s3seal/sigv4"
@@ -488,10 +489,10 @@ func (s *server) listen(api, health, kmsAPI http.Handler) error {
 			return fmt.Errorf("tls: %w", err)
 		}
 		s.api.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		s.api.ErrorLog = quietHandshakes(s.logger, "S3SEAL_ADDR")
+		s.api.ErrorLog = tlsport.NewHandshakeLog(s.logger, "S3SEAL_ADDR").ErrorLog()
 		if s.kmsAPI != nil {
 			s.kmsAPI.TLSConfig = s.api.TLSConfig.Clone()
-			s.kmsAPI.ErrorLog = quietHandshakes(s.logger, "S3SEAL_KMS_API_ADDR")
+			s.kmsAPI.ErrorLog = tlsport.NewHandshakeLog(s.logger, "S3SEAL_KMS_API_ADDR").ErrorLog()
 		}
 		s.tls = true
 	}
@@ -595,7 +596,7 @@ func (s *server) run(ctx context.Context) error {
 		}
 	}
 	for _, srv := range servers {
-		if l, ok := srv.ErrorLog.Writer().(*handshakeLog); ok {
+		if l, ok := srv.ErrorLog.Writer().(*tlsport.HandshakeLog); ok {
 			l.Close() // what it counted and has not said yet
 		}
 	}
@@ -689,10 +690,10 @@ func (s *server) keyringChanged(ctx context.Context) {
 
 // serveOn serves srv on ln, with TLS when tls (the certificate is already
 // in srv.TLSConfig); a plain HTTP request there gets plain's answer, which
-// says to use https (httpsOnly).
-func serveOn(srv *http.Server, ln net.Listener, tls bool, plain plainAnswerer) error {
+// says to use https (tlsport.HTTPSOnly).
+func serveOn(srv *http.Server, ln net.Listener, tls bool, plain tlsport.PlainAnswerer) error {
 	if tls {
-		return srv.ServeTLS(httpsOnly(ln, plain), "", "")
+		return srv.ServeTLS(tlsport.HTTPSOnly(ln, plain), "", "")
 	}
 	return srv.Serve(ln)
 }
@@ -749,13 +750,13 @@ func absPath(p string) string {
 
 // bannerTrust is what clients need to trust the certificate, and the host
 // they reach s3seal by: the listener's, or with TLS a name the certificate
-// has (certHost).
-func (s *server) bannerTrust() certTrust {
+// has (tlsport.CheckTrust).
+func (s *server) bannerTrust() tlsport.Trust {
 	host, _, _ := net.SplitHostPort(displayAddr(s.apiLn.Addr()))
 	if !s.tls {
-		return certTrust{host: host}
+		return tlsport.Trust{Host: host}
 	}
-	return trustFor(s.api.TLSConfig.Certificates[0], s.cfg.TLSCert, host, nil)
+	return tlsport.CheckTrust(s.api.TLSConfig.Certificates[0], s.cfg.TLSCert, host, nil)
 }
 
 // bannerURL is the URL of ln as the banner shows it, by host.
@@ -777,7 +778,7 @@ func (s *server) writeBanner(w io.Writer) {
 		upstream = "embedded store (versitygw) in " + s.store.Dir
 	}
 	trust := s.bannerTrust()
-	endpoint := s.bannerURL(s.apiLn, trust.host)
+	endpoint := s.bannerURL(s.apiLn, trust.Host)
 	fmt.Fprintf(w, "\ns3seal is running.\n\n")
 	fmt.Fprintf(w, "  version     %s\n", buildinfo.Read())
 	fmt.Fprintf(w, "  endpoint    %s\n", endpoint)
@@ -788,7 +789,7 @@ func (s *server) writeBanner(w io.Writer) {
 	fmt.Fprintf(w, "  upstream    %s\n", upstream)
 	fmt.Fprintf(w, "  kms         %s\n", s.keys.describe)
 	if s.kmsAPILn != nil {
-		fmt.Fprintf(w, "  kms api     %s  (aws kms --endpoint-url ...; s3seal users -h)\n", s.bannerURL(s.kmsAPILn, trust.host))
+		fmt.Fprintf(w, "  kms api     %s  (aws kms --endpoint-url ...; s3seal users -h)\n", s.bannerURL(s.kmsAPILn, trust.Host))
 	}
 	fmt.Fprintf(w, "  health      %s/healthz  %s/readyz\n", s.healthURL(), s.healthURL())
 	fmt.Fprintf(w, "  metrics     %s/metrics\n\n", s.healthURL())

@@ -4,21 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"encoding/xml"
 	"io"
-	"log"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -27,102 +20,18 @@ import (
 	"time"
 
 	"github.com/s3seal/s3seal/internal/config"
+	"github.com/s3seal/s3seal/internal/testcert"
 	"github.com/s3seal/s3seal/internal/testlog"
+	"github.com/s3seal/s3seal/internal/tlsport"
 )
-
-// testCert is a certificate and its key, for the TLS tests.
-type testCert struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-}
-
-// newTestCert makes the certificate tmpl describes (valid for an hour
-// unless it says otherwise), signed by parent, or by itself when parent
-// is nil.
-func newTestCert(t *testing.T, tmpl *x509.Certificate, parent *testCert) testCert {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl.SerialNumber = serial
-	if tmpl.NotAfter.IsZero() {
-		tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
-	}
-	if tmpl.IsCA {
-		tmpl.BasicConstraintsValid, tmpl.KeyUsage = true, x509.KeyUsageCertSign
-	} else {
-		tmpl.KeyUsage, tmpl.ExtKeyUsage = x509.KeyUsageDigitalSignature, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	}
-	signer, signerKey := tmpl, key
-	if parent != nil {
-		signer, signerKey = parent.cert, parent.key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testCert{cert: cert, key: key}
-}
-
-// writeChain writes chain (leaf first) to dir/name.pem and the leaf's key
-// to dir/name-key.pem.
-func writeChain(t *testing.T, dir, name string, chain ...testCert) (certFile, keyFile string) {
-	t.Helper()
-	var certs []byte
-	for _, c := range chain {
-		certs = append(certs, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.cert.Raw})...)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(chain[0].key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
-	if err := os.WriteFile(certFile, certs, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
-
-// testCerts are the certificates of the banner's cases: self-signed for
-// 127.0.0.1 (ip), self-signed for s3.example.com (dns), for s3.example.com
-// signed by ca (byCA) or by inter, which ca signed (byInter), expired,
-// and for a wildcard only.
-type testCerts struct{ ip, dns, ca, inter, byCA, byInter, expired, wildcard testCert }
-
-func newTestCerts(t *testing.T) testCerts {
-	t.Helper()
-	var c testCerts
-	c.ip = newTestCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "s3seal test"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}, nil)
-	c.dns = newTestCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "s3.example.com"}, DNSNames: []string{"s3.example.com"}}, nil)
-	c.ca = newTestCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "s3seal test CA"}, IsCA: true}, nil)
-	c.inter = newTestCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "s3seal test intermediate"}, IsCA: true}, &c.ca)
-	c.byCA = newTestCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "s3.example.com"}, DNSNames: []string{"s3.example.com", "s3"}}, &c.ca)
-	c.byInter = newTestCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "s3.example.com"}, DNSNames: []string{"s3.example.com"}}, &c.inter)
-	c.expired = newTestCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "s3.example.com"}, DNSNames: []string{"s3.example.com"},
-		NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: time.Now().Add(-time.Hour)}, nil)
-	c.wildcard = newTestCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "*.example.com"}, DNSNames: []string{"*.example.com"}}, nil)
-	return c
-}
 
 // writeSelfSigned writes a certificate for 127.0.0.1 and its key as PEM.
 func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
 	t.Helper()
-	c := newTestCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "s3seal test"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}, nil)
-	certFile, keyFile = writeChain(t, dir, "cert", c)
+	c := testcert.New(t, &x509.Certificate{Subject: pkix.Name{CommonName: "s3seal test"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}, nil)
+	certFile, keyFile = testcert.WriteChain(t, dir, "cert", c)
 	pool = x509.NewCertPool()
-	pool.AddCert(c.cert)
+	pool.AddCert(c.Cert)
 	return certFile, keyFile, pool
 }
 
@@ -229,58 +138,42 @@ func TestPlainHTTPOnTLSPort(t *testing.T) {
 	t.Run("TLS still", func(t *testing.T) { anonymousOverTLS(t, s, pool) })
 }
 
-func TestHTTPSURL(t *testing.T) {
-	local := &net.TCPAddr{IP: net.IPv4(0, 0, 0, 0), Port: 8443}
-	tests := []struct{ host, want string }{
-		{"s3.example.com:8443", "https://s3.example.com:8443"},
-		{"s3.example.com", "https://s3.example.com:8443"},
-		{"[::1]:8443", "https://[::1]:8443"},
-		{"", "https://127.0.0.1:8443"},
-		{"evil<host>", "https://127.0.0.1:8443"},
-	}
-	for _, tt := range tests {
-		if got := httpsURL(tt.host, local); got != tt.want {
-			t.Errorf("httpsURL(%q) = %q, want %q", tt.host, got, tt.want)
-		}
-	}
-}
-
 // The banner names s3seal by a name the certificate has (a listener on
 // 0.0.0.0 has none), and says what clients need to trust the certificate:
 // the certificate file as their CA bundle when it ends in a self-signed
 // certificate, the CA that signed it when the file lacks that CA; it warns
 // only of a certificate clients refuse whatever they trust.
 func TestBannerTLS(t *testing.T) {
-	certs := newTestCerts(t)
+	certs := testcert.NewSet(t)
 	selfSignedNote := "The TLS certificate is not signed by a CA this system trusts: clients need\n" +
 		"it as their CA bundle (aws --ca-bundle, AWS_CA_BUNDLE for SDKs; README, \"TLS\")."
 	tests := []struct {
 		name  string
-		chain []testCert
+		chain []testcert.Cert
 		addr  string
 		want  []string
 		not   []string
 	}{
-		{"self-signed for 127.0.0.1", []testCert{certs.ip}, "127.0.0.1:0", []string{
+		{"self-signed for 127.0.0.1", []testcert.Cert{certs.IP}, "127.0.0.1:0", []string{
 			"  endpoint    https://127.0.0.1:{port}\n",
 			"aws --endpoint-url https://127.0.0.1:{port} --ca-bundle {file} s3 mb s3://demo", selfSignedNote,
 		}, []string{"does not verify"}},
-		{"self-signed for a DNS name, on 0.0.0.0", []testCert{certs.dns}, "0.0.0.0:0", []string{
+		{"self-signed for a DNS name, on 0.0.0.0", []testcert.Cert{certs.DNS}, "0.0.0.0:0", []string{
 			"  endpoint    https://s3.example.com:{port}\n", "  kms api     https://s3.example.com:{kmsport}  ",
 			"aws --endpoint-url https://s3.example.com:{port} --ca-bundle {file} s3 mb s3://demo", selfSignedNote,
 		}, []string{"does not verify", "127.0.0.1:{port}"}},
-		{"signed by a CA the file lacks", []testCert{certs.byCA}, "0.0.0.0:0", []string{
+		{"signed by a CA the file lacks", []testcert.Cert{certs.ByCA}, "0.0.0.0:0", []string{
 			"  endpoint    https://s3.example.com:{port}\n",
 			"The TLS certificate is signed by CN=s3seal test CA, a CA this system does not trust,\n" +
 				"and S3SEAL_TLS_CERT does not hold it: clients need that CA's certificate as their CA\n" +
 				"bundle (aws --ca-bundle CA.pem, AWS_CA_BUNDLE=CA.pem for SDKs; README, \"TLS\").",
 			"aws --endpoint-url https://s3.example.com:{port} s3 mb s3://demo",
 		}, []string{"does not verify", "--ca-bundle {file}"}},
-		{"expired", []testCert{certs.expired}, "0.0.0.0:0", []string{
+		{"expired", []testcert.Cert{certs.Expired}, "0.0.0.0:0", []string{
 			"The TLS certificate is not valid now, so clients will refuse it: x509: certificate has expired or is not yet valid",
 			"Renew it (or check this machine's clock), and restart s3seal (README, \"TLS\").",
 		}, []string{"--ca-bundle {file}"}},
-		{"for no name the banner could show", []testCert{certs.wildcard}, "0.0.0.0:0", []string{
+		{"for no name the banner could show", []testcert.Cert{certs.Wildcard}, "0.0.0.0:0", []string{
 			"  endpoint    https://127.0.0.1:{port}\n",
 			"The TLS certificate does not verify for 127.0.0.1, so clients will refuse it: " +
 				"x509: cannot validate certificate for 127.0.0.1 because it doesn't contain any IP SANs\n" +
@@ -290,7 +183,7 @@ func TestBannerTLS(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			certFile, keyFile := writeChain(t, dir, "cert", tt.chain...)
+			certFile, keyFile := testcert.WriteChain(t, dir, "cert", tt.chain...)
 			s, err := newTestServer(t, append(zeroConfigEnv(filepath.Join(dir, "data")),
 				"S3SEAL_ADDR="+tt.addr, "S3SEAL_TLS_CERT="+certFile, "S3SEAL_TLS_KEY="+keyFile))
 			if err != nil {
@@ -315,51 +208,6 @@ func TestBannerTLS(t *testing.T) {
 	}
 }
 
-func TestTrustFor(t *testing.T) {
-	certs := newTestCerts(t)
-	pool := func(c testCert) *x509.CertPool {
-		p := x509.NewCertPool()
-		p.AddCert(c.cert)
-		return p
-	}
-	tests := []struct {
-		name     string
-		chain    []testCert
-		listen   string
-		roots    *x509.CertPool
-		host     string
-		caBundle bool
-		caName   string
-		err      string
-	}{
-		{"self-signed, system roots", []testCert{certs.ip}, "127.0.0.1", nil, "127.0.0.1", true, "", ""},
-		{"trusted by the given roots", []testCert{certs.ip}, "127.0.0.1", pool(certs.ip), "127.0.0.1", false, "", ""},
-		{"listener on another address: the certificate's", []testCert{certs.ip}, "192.0.2.1", nil, "127.0.0.1", true, "", ""},
-		{"for a DNS name, its CA trusted", []testCert{certs.byCA}, "127.0.0.1", pool(certs.ca), "s3.example.com", false, "", ""},
-		{"self-signed for a DNS name", []testCert{certs.dns}, "127.0.0.1", nil, "s3.example.com", true, "", ""},
-		{"signed by a CA the file lacks", []testCert{certs.byCA}, "127.0.0.1", nil, "s3.example.com", false, "CN=s3seal test CA", ""},
-		{"with its CA in the file", []testCert{certs.byCA, certs.ca}, "127.0.0.1", nil, "s3.example.com", true, "", ""},
-		{"with an intermediate, the root not in the file", []testCert{certs.byInter, certs.inter}, "127.0.0.1", nil, "s3.example.com", false, "CN=s3seal test CA", ""},
-		{"with an intermediate and the root", []testCert{certs.byInter, certs.inter, certs.ca}, "127.0.0.1", nil, "s3.example.com", true, "", ""},
-		{"expired", []testCert{certs.expired}, "127.0.0.1", nil, "s3.example.com", false, "", "x509: certificate has expired or is not yet valid"},
-		{"for no name the banner could use", []testCert{certs.wildcard}, "127.0.0.1", nil, "127.0.0.1", false, "",
-			"x509: cannot validate certificate for 127.0.0.1 because it doesn't contain any IP SANs"},
-	}
-	for _, tt := range tests {
-		dir := t.TempDir()
-		certFile, keyFile := writeChain(t, dir, "cert", tt.chain...)
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := trustFor(cert, certFile, tt.listen, tt.roots)
-		if got.host != tt.host || (got.caBundle == certFile) != tt.caBundle || (!tt.caBundle && got.caBundle != "") || got.caName != tt.caName ||
-			(tt.err == "") != (got.err == nil) || (got.err != nil && !strings.Contains(got.err.Error(), tt.err)) {
-			t.Errorf("%s: got %+v; want host %s, ca bundle %v, CA %q, error %q", tt.name, got, tt.host, tt.caBundle, tt.caName, tt.err)
-		}
-	}
-}
-
 func TestShellWord(t *testing.T) {
 	for in, want := range map[string]string{"/tmp/cert.pem": "/tmp/cert.pem", "/my certs/a.pem": "'/my certs/a.pem'", "it's": `'it'\''s'`} {
 		if got := shellWord(in); got != want {
@@ -380,7 +228,7 @@ func TestConnLimitTLS(t *testing.T) {
 	addr := s.apiLn.Addr().String()
 	for range 2 * max {
 		plainGet(t, addr)
-		// Released once s3seal sees the client close (lingerClose).
+		// Released once s3seal sees the client close (tlsport.HTTPSOnly drains until then).
 		waitFor(t, func() bool { return s.conns.open.Load() == 0 })
 	}
 	fillToCap(t, s, max)
@@ -418,10 +266,10 @@ func TestPlainHTTPBodyDrained(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "<Code>InvalidRequest</Code>") {
 		t.Fatalf("%d %s (%v), want the whole 400 answer", resp.StatusCode, body, err)
 	}
-	// The client keeps its end open: s3seal closes after plainDrainTimeout.
+	// The client keeps its end open: s3seal closes after tlsport.PlainDrainTimeout.
 	waitFor(t, func() bool { return s.conns.open.Load() == 0 })
-	if d := time.Since(start); d > plainDrainTimeout+2*time.Second {
-		t.Errorf("connection closed after %v, want within %v", d, plainDrainTimeout)
+	if d := time.Since(start); d > tlsport.PlainDrainTimeout+2*time.Second {
+		t.Errorf("connection closed after %v, want within %v", d, tlsport.PlainDrainTimeout)
 	}
 }
 
@@ -437,8 +285,8 @@ func TestPlainHTTPHead(t *testing.T) {
 		start := time.Now()
 		plainHead(t, ln.Addr().String())
 		waitFor(t, func() bool { return s.conns.open.Load() == 0 })
-		if d := time.Since(start); d > plainDrainTimeout+2*time.Second {
-			t.Errorf("connection closed after %v, want within %v", d, plainDrainTimeout)
+		if d := time.Since(start); d > tlsport.PlainDrainTimeout+2*time.Second {
+			t.Errorf("connection closed after %v, want within %v", d, tlsport.PlainDrainTimeout)
 		}
 	}
 }
@@ -459,7 +307,7 @@ func plainHead(t *testing.T, addr string) {
 	sent := make(chan struct{})
 	go func() {
 		defer close(sent)
-		c.Write(append([]byte(head), make([]byte, 4*plainHeadMax)...)) // may fail once s3seal closes
+		c.Write(append([]byte(head), make([]byte, 4*tlsport.PlainHeadMax)...)) // may fail once s3seal closes
 	}()
 	<-sent
 	time.Sleep(200 * time.Millisecond) // s3seal has answered and closed (or reset) by now
@@ -537,71 +385,6 @@ func TestPlainHTTPLogQuiet(t *testing.T) {
 			t.Errorf("no line ends %s in:\n%s", w, strings.Join(lines, "\n"))
 		}
 	}
-}
-
-// Failed handshakes are summarized: the first at once, then at the end of
-// the window how many more there were (also after a burst followed by
-// silence, and at Close); plain HTTP apart from the others, and only by an
-// exact match. Other lines pass as they are.
-func TestHandshakeLog(t *testing.T) {
-	const (
-		plainLine = "http: TLS handshake error from 192.0.2.1:1234: plain HTTP request on the TLS port: answered with an error that says to use https"
-		eofLine   = "http: TLS handshake error from [2001:db8::1]:1234: EOF"
-		// A client's ALPN protocol named as the plain HTTP error.
-		alpnLine = `http: TLS handshake error from 192.0.2.1:1234: tls: client requested unsupported application protocols (["plain HTTP request on the TLS port: answered with an error that says to use https"])`
-		plainMsg = "msg=\"plain HTTP requests on a TLS port, answered with an error that says to use https (said at most once a minute)\" port=S3SEAL_ADDR "
-		tlsMsg   = "msg=\"TLS handshakes failed on a TLS port (said at most once a minute, the first one's reason at once)\" port=S3SEAL_ADDR "
-	)
-	tests := []struct {
-		name  string
-		lines []string
-		close bool // Close before the window ends
-		want  []string
-	}{
-		{"a burst of plain HTTP, then silence", repeat(plainLine, 5), false, []string{plainMsg + "requests=1", plainMsg + "requests=4"}},
-		{"20 connections closed at once", repeat(eofLine, 20), false, []string{tlsMsg + "connections=1 reason=EOF", tlsMsg + "connections=19"}},
-		{"one alone", []string{eofLine}, false, []string{tlsMsg + "connections=1 reason=EOF"}},
-		{"the ALPN trick is no plain HTTP", []string{alpnLine}, false, []string{tlsMsg + `connections=1 reason="tls: client requested unsupported application protocols ([\"plain HTTP request`}},
-		{"other lines pass", []string{"http: panic serving 192.0.2.1:1234: " + plainLine}, false, []string{`level=WARN msg="http: panic serving 192.0.2.1:1234: http: TLS handshake error from`}},
-		{"Close says the rest", repeat(plainLine, 3), true, []string{plainMsg + "requests=1", plainMsg + "requests=2"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var logs testlog.Buffer
-			window := 100 * time.Millisecond
-			if tt.close {
-				window = time.Hour
-			}
-			l := newHandshakeLog(slog.New(slog.NewTextHandler(&logs, nil)), "S3SEAL_ADDR", window)
-			errorLog := log.New(l, "", 0)
-			for _, line := range tt.lines {
-				errorLog.Print(line)
-			}
-			if tt.close {
-				l.Close()
-			} else {
-				time.Sleep(3 * window) // the window ends, and another without any
-			}
-			l.Close()
-			got := strings.Split(strings.TrimSpace(logs.String()), "\n")
-			if len(got) != len(tt.want) {
-				t.Fatalf("got\n%s\nwant lines with %q", logs.String(), tt.want)
-			}
-			for i := range tt.want {
-				if !strings.Contains(got[i], tt.want[i]) {
-					t.Errorf("line %d: %s, want %s", i, got[i], tt.want[i])
-				}
-			}
-		})
-	}
-}
-
-func repeat(s string, n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = s
-	}
-	return out
 }
 
 // plainGet sends a plain HTTP GET to the TLS port at addr, on a connection
