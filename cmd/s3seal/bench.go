@@ -22,6 +22,7 @@ import (
 
 	"github.com/s3seal/s3seal/internal/bench"
 	"github.com/s3seal/s3seal/internal/embeddedstore"
+	"github.com/s3seal/s3seal/internal/tlsport"
 	"github.com/s3seal/s3seal/metrics"
 )
 
@@ -217,7 +218,7 @@ func (c cli) serveBenchMetrics(addr string, reg *prometheus.Registry) (url strin
 	mux.Handle("GET /metrics", metrics.Handler(reg))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
-	url = "http://" + displayAddr(ln.Addr()) + "/metrics"
+	url = "http://" + tlsport.ReachableAddr(ln.Addr()) + "/metrics"
 	fmt.Fprintf(c.stderr, "s3seal bench: metrics at %s\n", url)
 	return url, func() { srv.Close() }, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/s3seal/s3seal/internal/config"
 	"github.com/s3seal/s3seal/internal/datadir"
 	"github.com/s3seal/s3seal/internal/testlog"
+	"github.com/s3seal/s3seal/internal/tlsport"
 
 	"github.com/s3seal/s3seal/envelope/keyring"
 )
@@ -186,7 +187,7 @@ func TestPprofOnMetricsListenerOnly(t *testing.T) {
 			if code != http.StatusForbidden || !strings.Contains(body, "<Code>AccessDenied</Code>") || strings.Contains(body, pprofIndexMark) {
 				t.Errorf("S3 listener /debug/pprof/: %d %.300s, want S3's 403 AccessDenied for an unsigned request", code, body)
 			}
-			code, body = getStatus(t, "http://"+displayAddr(s.kmsAPILn.Addr())+"/debug/pprof/")
+			code, body = getStatus(t, "http://"+tlsport.ReachableAddr(s.kmsAPILn.Addr())+"/debug/pprof/")
 			if code == http.StatusOK || strings.Contains(body, pprofIndexMark) {
 				t.Errorf("KMS API listener /debug/pprof/: %d %.300s, want no pprof", code, body)
 			}

@@ -726,19 +726,11 @@ func (s *server) endpoint() string {
 	if s.tls {
 		scheme = "https"
 	}
-	return scheme + "://" + displayAddr(s.apiLn.Addr())
+	return scheme + "://" + tlsport.ReachableAddr(s.apiLn.Addr())
 }
 
 func (s *server) healthURL() string {
-	return "http://" + displayAddr(s.healthLn.Addr())
-}
-
-func displayAddr(a net.Addr) string {
-	tcp, ok := a.(*net.TCPAddr)
-	if !ok || !tcp.IP.IsUnspecified() {
-		return a.String()
-	}
-	return net.JoinHostPort("127.0.0.1", fmt.Sprint(tcp.Port))
+	return "http://" + tlsport.ReachableAddr(s.healthLn.Addr())
 }
 
 func absPath(p string) string {
@@ -752,7 +744,7 @@ func absPath(p string) string {
 // they reach s3seal by: the listener's, or with TLS a name the certificate
 // has (tlsport.CheckTrust).
 func (s *server) bannerTrust() tlsport.Trust {
-	host, _, _ := net.SplitHostPort(displayAddr(s.apiLn.Addr()))
+	host, _, _ := net.SplitHostPort(tlsport.ReachableAddr(s.apiLn.Addr()))
 	if !s.tls {
 		return tlsport.Trust{Host: host}
 	}

@@ -129,7 +129,7 @@ func httpsURL(host string, local net.Addr) string {
 	if host == "" || len(host) > 255 || strings.ContainsFunc(host, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(".-:[]", r))
 	}) {
-		return "https://" + reachableAddr(local)
+		return "https://" + ReachableAddr(local)
 	}
 	if _, _, err := net.SplitHostPort(host); err != nil {
 		host = net.JoinHostPort(strings.Trim(host, "[]"), port)
@@ -137,9 +137,10 @@ func httpsURL(host string, local net.Addr) string {
 	return "https://" + host
 }
 
-// reachableAddr is a as a client on this machine reaches it: a wildcard
-// address is shown as 127.0.0.1, as s3seal's banner shows it.
-func reachableAddr(a net.Addr) string {
+// ReachableAddr is listener address a as a client on this machine dials
+// it: a wildcard address becomes 127.0.0.1. The banner and the plain-HTTP
+// answer name listeners so.
+func ReachableAddr(a net.Addr) string {
 	tcp, ok := a.(*net.TCPAddr)
 	if !ok || !tcp.IP.IsUnspecified() {
 		return a.String()
