@@ -307,23 +307,9 @@ func captureStderr(t *testing.T) func() string {
 // secret access key included, quoted in the SDK's error; s3seal's error
 // names the source and what to check, and keeps none of it.
 func TestCredentialProcessSecretNeverShown(t *testing.T) {
-	withoutCredentials(t, "http://127.0.0.1:1")
-	dir := t.TempDir()
-	script := dir + "/creds.sh"
 	out := `{"Version":1,"AccessKeyId":"AKIAEXAMPLE","SecretAccessKey":"TOPSECRETVALUE","Expiration":"tomorrow"}`
-	if err := os.WriteFile(script, []byte("#!/bin/sh\necho '"+out+"'\n"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	cfgFile := dir + "/config"
-	if err := os.WriteFile(cfgFile, []byte("[profile p]\ncredential_process = "+script+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	a, err := Load(t.Context(), Config{Region: "us-east-1", Endpoint: "http://127.0.0.1:1"},
-		config.WithSharedConfigFiles([]string{cfgFile}), config.WithSharedConfigProfile("p"), config.WithRetryMaxAttempts(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = a.KeyStatus(t.Context(), "alias/x")
+	a := processService(t, "echo '"+out+"'", "p")
+	_, err := a.KeyStatus(t.Context(), "alias/x")
 	var ke *kms.KMSError
 	if !errors.As(err, &ke) || ke.Reason != kms.ReasonCredentialSource || !errors.Is(err, kms.ErrKMSUnavailable) {
 		t.Fatalf("got %v, want a credential source failure", err)
@@ -381,19 +367,28 @@ func (f failingProvider) Retrieve(context.Context) (aws.Credentials, error) {
 // answers (one waiting for an MFA code, say).
 func hangingProcess(t *testing.T) *Service {
 	t.Helper()
+	// exec: the shell's child would otherwise keep stdout open after the kill.
+	return processService(t, "exec sleep 5", "p")
+}
+
+// processService is a Service whose credentials come from a
+// credential_process running script (a shell script's body) in profile p,
+// loaded with profile (p, or role: a role assumed with p as its
+// source_profile). No retries; the KMS endpoint answers nothing.
+func processService(t *testing.T, script, profile string) *Service {
+	t.Helper()
 	withoutCredentials(t, "http://127.0.0.1:1")
 	dir := t.TempDir()
-	script := dir + "/creds.sh"
-	// exec: the shell's child would otherwise keep stdout open after the kill.
-	if err := os.WriteFile(script, []byte("#!/bin/sh\nexec sleep 5\n"), 0o700); err != nil {
+	if err := os.WriteFile(dir+"/creds.sh", []byte("#!/bin/sh\n"+script+"\n"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	cfgFile := dir + "/config"
-	if err := os.WriteFile(cfgFile, []byte("[profile p]\ncredential_process = "+script+"\n"), 0o600); err != nil {
+	cfg := "[profile role]\nrole_arn = arn:aws:iam::111122223333:role/r\nsource_profile = p\n" +
+		"[profile p]\ncredential_process = " + dir + "/creds.sh\n"
+	if err := os.WriteFile(dir+"/config", []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	a, err := Load(t.Context(), Config{Region: "us-east-1", Endpoint: "http://127.0.0.1:1"},
-		config.WithSharedConfigFiles([]string{cfgFile}), config.WithSharedConfigProfile("p"), config.WithRetryMaxAttempts(1))
+		config.WithSharedConfigFiles([]string{dir + "/config"}), config.WithSharedConfigProfile(profile), config.WithRetryMaxAttempts(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,29 +427,12 @@ func TestCredentialProcessHangs(t *testing.T) {
 // TestCredentialProcessProfile: a failing credential_process is named by
 // the profile that holds it, the source_profile of a role included.
 func TestCredentialProcessProfile(t *testing.T) {
-	withoutCredentials(t, "http://127.0.0.1:1")
-	dir := t.TempDir()
-	script := dir + "/creds.sh"
-	if err := os.WriteFile(script, []byte("#!/bin/sh\nexit 1\n"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	cfgFile := dir + "/config"
-	cfg := "[profile role]\nrole_arn = arn:aws:iam::111122223333:role/r\nsource_profile = bad\n" +
-		"[profile bad]\ncredential_process = " + script + "\n"
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	for _, tc := range []struct{ profile, want string }{
-		{"role", "the credential_process of profile bad (the source_profile of profile role) failed"},
-		{"bad", "the credential_process of profile bad failed"},
+		{"role", "the credential_process of profile p (the source_profile of profile role) failed"},
+		{"p", "the credential_process of profile p failed"},
 	} {
 		t.Run(tc.profile, func(t *testing.T) {
-			a, err := Load(t.Context(), Config{Region: "us-east-1", Endpoint: "http://127.0.0.1:1"},
-				config.WithSharedConfigFiles([]string{cfgFile}), config.WithSharedConfigProfile(tc.profile), config.WithRetryMaxAttempts(1))
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = a.KeyStatus(t.Context(), "alias/x")
+			_, err := processService(t, "exit 1", tc.profile).KeyStatus(t.Context(), "alias/x")
 			var ke *kms.KMSError
 			if !errors.As(err, &ke) || ke.Reason != kms.ReasonCredentialSource || !strings.Contains(err.Error(), "AWS credentials failed: "+tc.want) {
 				t.Errorf("got %v, want %q", err, tc.want)
@@ -467,27 +445,10 @@ func TestCredentialProcessProfile(t *testing.T) {
 // (an MFA prompt, a debug dump with secrets) never reaches s3seal's
 // stderr, whether the profile runs it or a role's source_profile does.
 func TestCredentialProcessStderr(t *testing.T) {
-	withoutCredentials(t, "http://127.0.0.1:1")
-	dir := t.TempDir()
-	script := dir + "/creds.sh"
-	if err := os.WriteFile(script, []byte("#!/bin/sh\necho LEAK >&2\nexit 1\n"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	cfgFile := dir + "/config"
-	cfg := "[profile role]\nrole_arn = arn:aws:iam::111122223333:role/r\nsource_profile = proc\n" +
-		"[profile proc]\ncredential_process = " + script + "\n"
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, profile := range []string{"proc", "role"} {
+	for _, profile := range []string{"p", "role"} {
 		t.Run(profile, func(t *testing.T) {
 			stderr := captureStderr(t)
-			a, err := Load(t.Context(), Config{Region: "us-east-1", Endpoint: "http://127.0.0.1:1"},
-				config.WithSharedConfigFiles([]string{cfgFile}), config.WithSharedConfigProfile(profile), config.WithRetryMaxAttempts(1))
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = a.KeyStatus(t.Context(), "alias/x")
+			_, err := processService(t, "echo LEAK >&2\nexit 1", profile).KeyStatus(t.Context(), "alias/x")
 			var ke *kms.KMSError
 			if !errors.As(err, &ke) || ke.Reason != kms.ReasonCredentialSource {
 				t.Fatalf("got %v, want a credential source failure", err)
