@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -82,6 +83,7 @@ func TestRealClients(t *testing.T) {
 			aws("s3api", "get-object", "--bucket", bucket, "--key", "api.bin", filepath.Join(dir, "api-down.bin"))
 			sameFile(t, filepath.Join(dir, "api-down.bin"), plain)
 			aws("s3", "rm", "s3://"+bucket+"/api.bin")
+			checkCLIMissingKey(t, env, in.URL, bucket)
 		})
 
 		t.Run("boto3", func(t *testing.T) {
@@ -153,6 +155,35 @@ print("ok")
 			}
 		})
 	})
+}
+
+// checkCLIMissingKey: `aws s3api get-object` of a missing key prints S3's
+// message, and the answer's document names the request as its
+// x-amz-request-id and x-amz-id-2 headers do, whatever the store left out.
+func checkCLIMissingKey(t *testing.T, env []string, endpoint, bucket string) {
+	t.Helper()
+	cmd := exec.Command("/usr/bin/aws", "--debug", "--endpoint-url", endpoint, "s3api", "get-object",
+		"--bucket", bucket, "--key", "no-such-key", filepath.Join(t.TempDir(), "out"))
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	const want = "An error occurred (NoSuchKey) when calling the GetObject operation: The specified key does not exist."
+	if err == nil || !strings.Contains(string(out), want) {
+		t.Fatalf("get-object of a missing key (%v): want %q in:\n%s", err, want, tail(out, 4000))
+	}
+	reqID := regexp.MustCompile(`'X-Amz-Request-Id': '([0-9A-F]{16})'`).FindSubmatch(out)
+	hostID := regexp.MustCompile(`'X-Amz-Id-2': '([^']+)'`).FindSubmatch(out)
+	if reqID == nil || hostID == nil {
+		t.Fatalf("get-object of a missing key: no x-amz-request-id or x-amz-id-2 header in:\n%s", tail(out, 4000))
+	}
+	doc := fmt.Sprintf("<Resource>/%s/no-such-key</Resource><RequestId>%s</RequestId><HostId>%s</HostId></Error>", bucket, reqID[1], hostID[1])
+	if !strings.Contains(string(out), doc) {
+		t.Fatalf("get-object of a missing key: the error document does not end %s:\n%s", doc, tail(out, 4000))
+	}
+}
+
+// tail is the last n bytes of b, for messages.
+func tail(b []byte, n int) string {
+	return string(b[max(0, len(b)-n):])
 }
 
 // writeTree writes files of the given sizes under dir and returns their

@@ -289,8 +289,8 @@ func TestCrashMidPart(t *testing.T) {
 // source onto an existing object, timed by the same copy done once before
 // to another key: a single-part source (one CopyObject at the store) and
 // a 6-part one (s3seal copies it part by part into an upload of its own).
-// 30 MiB keeps the read-back checks of this race-enabled test process
-// short; the copy still takes long enough to be killed in.
+// 30 MiB keeps the read-back checks short; the copy still takes long
+// enough to be killed in.
 // A fresh s3seal reads the destination as it was or as the full copy.
 func TestCrashMidCopy(t *testing.T) {
 	old, src := plaintext(5<<20+3, 80), plaintext(30<<20, 81)

@@ -32,9 +32,23 @@ func failingChecks(t *testing.T, in *instance) (int, map[string]string) {
 
 // checkNotReady checks, for 3 s, that in serves /healthz but not /readyz,
 // which names "upstream" exactly when the store is down and the KMS checks
-// (kms-*) exactly when the KMS is.
-func checkNotReady(t *testing.T, in *instance, storeDown, kmsDown bool) {
+// (kms-*) exactly when the KMS is; then that /readyz and the log say which
+// KMS endpoint refused the connection.
+func checkNotReady(t *testing.T, in *instance, storeDown, kmsDown bool, kmsURL string) {
 	t.Helper()
+	defer func() {
+		if !kmsDown || t.Failed() {
+			return
+		}
+		_, failed := failingChecks(t, in)
+		want := "key service " + kmsURL + ": connection refused"
+		if !strings.Contains(failed["kms-key"], want) {
+			t.Errorf("/readyz says of kms-key %q, want it to say %q", failed["kms-key"], want)
+		}
+		if logs := in.logs.String(); !strings.Contains(logs, `"msg":"not ready yet","check":"kms-key"`) || !strings.Contains(logs, want) {
+			t.Errorf("the log does not say %q:\n%s", want, logs)
+		}
+	}()
 	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
 		resp, err := http.Get(in.MetricsURL + "/healthz")
 		if err != nil {
@@ -85,7 +99,7 @@ func TestStartOrder(t *testing.T) {
 			via := e
 			via.storeURL = storeProxy.URL
 			in := startS3sealNotReady(t, via, kmsProxy.URL, alias)
-			checkNotReady(t, in, tc.storeDown, tc.kmsDown)
+			checkNotReady(t, in, tc.storeDown, tc.kmsDown, kmsProxy.URL)
 
 			if tc.storeDown {
 				storeProxy.up(t)

@@ -102,6 +102,9 @@ func Families() ([]Family, error) {
 	if _, err := NewRewrap(reg); err != nil {
 		return nil, err
 	}
+	if err := RegisterBuildInfo(reg, "v0", "r", "go"); err != nil {
+		return nil, err
+	}
 	m.ObserveRequest("PutObject", 200, time.Millisecond)
 	m.ObserveUpstream("PutObject", time.Millisecond)
 	m.ObserveCipher(Encrypt, 1, time.Millisecond)

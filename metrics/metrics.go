@@ -191,3 +191,17 @@ func (m *Metrics) ObserveCache(c *kms.Cache) error {
 func Handler(g prometheus.Gatherer) http.Handler {
 	return promhttp.HandlerFor(g, promhttp.HandlerOpts{})
 }
+
+// RegisterBuildInfo registers s3seal_build_info, a gauge that is always 1
+// and says by its labels which build is running, so dashboards and alerts
+// can tell versions apart during a rollout.
+func RegisterBuildInfo(reg prometheus.Registerer, version, revision, goVersion string) error {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace:   Namespace,
+		Name:        "build_info",
+		Help:        "Always 1; the labels name the running build: module version, VCS revision (+dirty) and Go version.",
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": goVersion},
+	})
+	g.Set(1)
+	return register(reg, g)
+}

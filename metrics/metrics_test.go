@@ -299,6 +299,7 @@ func TestFamilies(t *testing.T) {
 		"s3seal_access_denied_total":                       C,
 		"s3seal_kms_api_requests_total":                    C,
 		"s3seal_kms_api_request_duration_seconds":          H,
+		"s3seal_build_info":                                G,
 	}
 	for name, typ := range want {
 		if got[name] != typ {

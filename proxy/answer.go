@@ -6,12 +6,10 @@ package proxy
 
 import (
 	"bytes"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -138,48 +136,21 @@ func answerHeader(lk string, status int) bool {
 // relayLateError relays a 200 answer whose body, read already, is an S3
 // error document (S3 reports some failures so, after the status is out);
 // anything else is not an answer S3 gives, and is refused.
-func relayLateError(x *exchange, resp *http.Response, body []byte) error {
+func (p *Proxy) relayLateError(x *exchange, resp *http.Response, body []byte) error {
 	if checkXML(body, "Error") != nil {
 		return errBadAnswer(x, fmt.Errorf("%s answer is neither its result nor an Error", x.t.op()))
 	}
-	body, err := restampError(body, x.ids)
+	body, err := p.completeError(x, resp.StatusCode, body)
 	if err != nil {
 		return errBadAnswer(x, err)
 	}
 	h := x.w.Header()
 	copyResponseHeader(h, resp)
+	h.Set("Content-Type", "application/xml")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	x.w.WriteHeader(resp.StatusCode)
 	x.w.Write(body)
 	return nil
-}
-
-// restampError returns a store's S3 error document with s3seal's RequestId
-// and HostId in place of the store's: the ids the answer's headers carry,
-// which are the ones s3seal's log knows. Its other elements are kept, in
-// order; an S3 error document is flat.
-func restampError(body []byte, id requestIDs) ([]byte, error) {
-	var doc struct {
-		XMLName xml.Name
-		Fields  []xmlField `xml:",any"`
-	}
-	if err := xml.Unmarshal(body, &doc); err != nil {
-		return nil, fmt.Errorf("store's error document: %w", err)
-	}
-	fields := slices.DeleteFunc(doc.Fields, func(f xmlField) bool {
-		return f.XMLName.Local == "RequestId" || f.XMLName.Local == "HostId"
-	})
-	for i := range fields {
-		fields[i].XMLName.Space = "" // one document, no namespace games
-	}
-	out, err := xml.Marshal(struct {
-		XMLName xml.Name `xml:"Error"`
-		Fields  []xmlField
-	}{Fields: append(fields, field("RequestId", id.request), field("HostId", id.host))})
-	if err != nil {
-		return nil, err
-	}
-	return append([]byte(xml.Header), out...), nil
 }
 
 // maxErrorBody bounds a store's error document.
@@ -187,10 +158,10 @@ const maxErrorBody = 64 << 10
 
 // relayStoreError relays a store's answer that is not a success of the
 // kind expected (304, 412, 404, the store's errors), once it is checked to
-// be an S3 error document or empty. An unexpected success is an error
+// be an S3 error document or empty, and completed (completeError). An unexpected success is an error
 // instead: relaying it could hand stored ciphertext to the client as if it
 // were the object.
-func relayStoreError(x *exchange, resp *http.Response) error {
+func (p *Proxy) relayStoreError(x *exchange, resp *http.Response) error {
 	if resp.StatusCode < 300 || (resp.StatusCode < 400 && resp.StatusCode != http.StatusNotModified) {
 		// A success that is not the one expected, or a redirect: relayed,
 		// either could make a client take the store's bytes for the
@@ -204,13 +175,19 @@ func relayStoreError(x *exchange, resp *http.Response) error {
 	if len(b) > maxErrorBody || (len(bytes.TrimSpace(b)) > 0 && checkXML(b, "Error") != nil) {
 		return errBadAnswer(x, fmt.Errorf("store answered %d with a body that is not an S3 error", resp.StatusCode))
 	}
-	if len(bytes.TrimSpace(b)) > 0 {
-		if b, err = restampError(b, x.ids); err != nil {
+	// An error's answer is a complete S3 error document (HEAD: only its
+	// headers); a 304 is no error, and has no body.
+	isError := resp.StatusCode != http.StatusNotModified
+	if isError && x.r.Method != http.MethodHead {
+		if b, err = p.completeError(x, resp.StatusCode, b); err != nil {
 			return errBadAnswer(x, err)
 		}
 	}
 	h := x.w.Header()
 	copyResponseHeader(h, resp)
+	if isError {
+		h.Set("Content-Type", "application/xml")
+	}
 	for k := range h {
 		// Checksums of stored bytes never describe an error's body.
 		if strings.HasPrefix(strings.ToLower(k), "x-amz-checksum-") {

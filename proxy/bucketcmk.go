@@ -250,7 +250,7 @@ func (p *Proxy) putBucketTags(x *exchange, s tagSet, status int) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return relayStoreError(x, resp)
+		return p.relayStoreError(x, resp)
 	}
 	// A success has no body: anything else is not S3's answer.
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))

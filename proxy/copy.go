@@ -168,9 +168,9 @@ func (p *Proxy) copyObject(x *exchange) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return relayStoreError(x, resp)
+		return p.relayStoreError(x, resp)
 	}
-	return relayCopyResult(x, resp, meta)
+	return p.relayCopyResult(x, resp, meta)
 }
 
 // copyDirective reads a copy's metadata or tagging directive (name): COPY
@@ -202,7 +202,12 @@ func (p *Proxy) headCopySource(x *exchange) (objRef, http.Header, error) {
 	case http.StatusNotModified, http.StatusPreconditionFailed:
 		return objRef{}, nil, errPreconditionFailed()
 	case http.StatusNotFound:
-		return objRef{}, nil, newS3Error("NoSuchKey", http.StatusNotFound, "The specified key does not exist.", nil)
+		// A HEAD's 404 does not say what is missing: the bucket, if the
+		// store says so, else the key.
+		if exists, known := p.bucketExists(x.r.Context(), obj.Bucket); known && !exists {
+			return objRef{}, nil, newS3Error("NoSuchBucket", http.StatusNotFound, errorMessages["NoSuchBucket"], nil)
+		}
+		return objRef{}, nil, newS3Error("NoSuchKey", http.StatusNotFound, errorMessages["NoSuchKey"], nil)
 	case http.StatusForbidden:
 		return objRef{}, nil, newS3Error("AccessDenied", http.StatusForbidden, "Access Denied", nil)
 	default:
@@ -220,13 +225,13 @@ func (p *Proxy) headCopySource(x *exchange) (objRef, http.Header, error) {
 
 // relayCopyResult relays a store's 200 answer to CopyObject: its
 // CopyObjectResult, or an error S3 reports so after the status is out.
-func relayCopyResult(x *exchange, resp *http.Response, meta envelope.Metadata) error {
+func (p *Proxy) relayCopyResult(x *exchange, resp *http.Response, meta envelope.Metadata) error {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	if err != nil {
 		return errUpstream(err)
 	}
 	if checkXML(body, "CopyObjectResult") != nil {
-		return relayLateError(x, resp, body)
+		return p.relayLateError(x, resp, body)
 	}
 	h := x.w.Header()
 	copyResponseHeader(h, resp)

@@ -115,6 +115,10 @@ func TestCopyObject(t *testing.T) {
 	if code, status := apiError(t, err); code != "NoSuchKey" || status != 404 {
 		t.Errorf("missing source: %s %d", code, status)
 	}
+	_, err = e.copy(t, &s3.CopyObjectInput{Key: aws.String("dst3"), CopySource: aws.String("nobucket/missing")})
+	if code, status := apiError(t, err); code != "NoSuchBucket" || status != 404 {
+		t.Errorf("source in a missing bucket: %s %d", code, status)
+	}
 	_, err = e.copy(t, &s3.CopyObjectInput{Key: aws.String("dst3"), CopySource: aws.String(testBucket + "/src"),
 		MetadataDirective: types.MetadataDirectiveReplace, Metadata: map[string]string{"s3seal-c": "x"}})
 	if code, _ := apiError(t, err); code != "InvalidArgument" {

@@ -194,3 +194,11 @@ func writeError(w http.ResponseWriter, r *http.Request, e *s3Error, id requestID
 	w.Write([]byte(xml.Header))
 	w.Write(body)
 }
+
+// WriteHTTPSRequired answers a plain HTTP request that reached s3seal's
+// TLS port, which s3seal serve reads before any TLS: an S3 error (400
+// InvalidRequest) that names the https URL to use instead.
+func WriteHTTPSRequired(w http.ResponseWriter, r *http.Request, httpsURL string) {
+	writeError(w, r, newS3Error("InvalidRequest", http.StatusBadRequest,
+		"This port serves HTTPS: use "+httpsURL+" as the endpoint.", nil), newRequestIDs())
+}

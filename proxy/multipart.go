@@ -208,7 +208,7 @@ func (p *Proxy) completeUpload(x *exchange) error {
 	done, err := p.complete(x, tok.UploadID, parts, sizes)
 	var late *lateError
 	if errors.As(err, &late) {
-		return relayLateError(x, late.resp, late.body)
+		return p.relayLateError(x, late.resp, late.body)
 	}
 	if done == nil {
 		return err
@@ -347,7 +347,7 @@ func (p *Proxy) complete(x *exchange, id string, parts []store.Part, layout enve
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, relayStoreError(x, resp)
+		return nil, p.relayStoreError(x, resp)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	if err != nil {

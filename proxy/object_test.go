@@ -727,3 +727,39 @@ func TestUpstreamUnreachable(t *testing.T) {
 		t.Errorf("PUT: %s %d", code, status)
 	}
 }
+
+// TestKeyUsageFailures: a CMK that is not a symmetric encryption key
+// (InvalidKeyUsageException) is s3seal's misconfiguration, on a PUT and
+// on a GET alike: 500, not a damaged object (502) the client would give up.
+func TestKeyUsageFailures(t *testing.T) {
+	// As envelope/awskms classifies InvalidKeyUsageException for each op.
+	putErr := &kms.KMSError{Op: "GenerateDataKey", Kind: kms.ErrInvalidKMSRequest, Code: "InvalidKeyUsageException", Reason: kms.ReasonKeyUsage}
+	getErr := &kms.KMSError{Op: "Decrypt", Kind: kms.ErrInvalidKMSRequest, Code: "InvalidKeyUsageException", Reason: kms.ReasonKeyUsage}
+	for _, tc := range []struct {
+		name   string
+		err    error
+		code   string
+		status int
+	}{
+		{"PUT", putErr, "InternalError", 500},
+		{"GET", getErr, "InternalError", 500},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			failing := new(atomic.Bool)
+			e := newEnv(t, func(c *Config) {
+				c.Keys.Keys = failingKeys{KeyService: c.Keys.Keys.(*kms.Cache).KeyService, err: tc.err, failing: failing}
+			})
+			e.put(t, "existing", []byte("readable before the failure"), nil)
+			failing.Store(true)
+			var err error
+			if tc.name == "PUT" {
+				_, err = e.client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(testBucket), Key: aws.String("k"), Body: strings.NewReader("data")})
+			} else {
+				_, _, err = e.get(t, "existing")
+			}
+			if code, status := apiError(t, err); code != tc.code || status != tc.status {
+				t.Errorf("%s: %s %d, want %s %d", tc.name, code, status, tc.code, tc.status)
+			}
+		})
+	}
+}

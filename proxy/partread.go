@@ -35,7 +35,7 @@ func (p *Proxy) getPart(x *exchange, header http.Header, query url.Values) error
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
-		return relayStoreError(x, resp) // 416 InvalidPartNumber, 404, 304, ...
+		return p.relayStoreError(x, resp) // 416 InvalidPartNumber, 404, 304, ...
 	}
 	part, err := p.placePart(x, resp, k)
 	defer part.close()

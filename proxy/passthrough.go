@@ -37,7 +37,7 @@ func (p *Proxy) forward(x *exchange, r store.Request) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return relayStoreError(x, resp)
+		return p.relayStoreError(x, resp)
 	}
 	return p.relayAnswer(x, resp)
 }
@@ -54,7 +54,7 @@ func (p *Proxy) request(x *exchange, want int, r store.Request) (*http.Response,
 	}
 	if resp.StatusCode != want {
 		defer resp.Body.Close()
-		return nil, relayStoreError(x, resp)
+		return nil, p.relayStoreError(x, resp)
 	}
 	return resp, nil
 }

@@ -304,7 +304,7 @@ func (p *Proxy) serve(x *exchange) error {
 		// A store's answer to relay: 304, 412, 404, the store's errors.
 		defer f.Resp.Body.Close()
 		if x.w.status == 0 {
-			return relayStoreError(x, f.Resp)
+			return p.relayStoreError(x, f.Resp)
 		}
 	}
 	return err

@@ -135,7 +135,7 @@ func (p *Proxy) putEncrypted(x *exchange, r store.Request, src io.Reader, size i
 		return nil, err
 	case resp.StatusCode/100 != 2:
 		defer resp.Body.Close()
-		return nil, relayStoreError(x, resp)
+		return nil, p.relayStoreError(x, resp)
 	}
 	return resp, nil
 }

@@ -338,13 +338,3 @@ func TestErrorDocumentsNameTheRequest(t *testing.T) {
 		}
 	}
 }
-
-func TestRestampError(t *testing.T) {
-	id := requestIDs{request: "ABC", host: "HOST"}
-	in := `<?xml version="1.0"?><Error><Code>NoSuchKey</Code><Message>gone</Message><Key>a&amp;b</Key><RequestId>STORE</RequestId><HostId>STOREHOST</HostId></Error>`
-	out, err := restampError([]byte(in), id)
-	want := xml.Header + `<Error><Code>NoSuchKey</Code><Message>gone</Message><Key>a&amp;b</Key><RequestId>ABC</RequestId><HostId>HOST</HostId></Error>`
-	if err != nil || string(out) != want {
-		t.Fatalf("restampError = %s, %v\nwant %s", out, err, want)
-	}
-}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/s3seal/s3seal/internal/bench"
 	"github.com/s3seal/s3seal/internal/embeddedstore"
+	"github.com/s3seal/s3seal/internal/tlsport"
 	"github.com/s3seal/s3seal/metrics"
 )
 
@@ -217,7 +218,7 @@ func (c cli) serveBenchMetrics(addr string, reg *prometheus.Registry) (url strin
 	mux.Handle("GET /metrics", metrics.Handler(reg))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
-	url = "http://" + displayAddr(ln.Addr()) + "/metrics"
+	url = "http://" + tlsport.ReachableAddr(ln.Addr()) + "/metrics"
 	fmt.Fprintf(c.stderr, "s3seal bench: metrics at %s\n", url)
 	return url, func() { srv.Close() }, nil
 }
@@ -225,11 +226,11 @@ func (c cli) serveBenchMetrics(addr string, reg *prometheus.Registry) (url strin
 // benchKMS runs the envelope-versus-direct benchmark with the key service
 // configured as for serve.
 func (c cli) benchKMS(ctx context.Context, o benchOptions, m *metrics.Metrics) error {
-	cfg, err := loadConfig(c.environ)
+	cfg, err := c.loadConfig()
 	if err != nil {
 		return err
 	}
-	keys, err := openKeyService(ctx, cfg, newLogger(c.stderr, "warn"))
+	keys, err := openKeyService(ctx, cfg, newLogger(c.stderr, "warn"), false)
 	if err != nil {
 		return err
 	}
@@ -270,7 +271,7 @@ func (c cli) benchTarget(ctx context.Context, o benchOptions) error {
 // environment, then s3seal's credential from the data dir and the store
 // from the embedded store the running s3seal published there.
 func (c cli) resolveTarget(t bench.Target) (bench.Target, error) {
-	cfg, err := parseConfig(c.environ)
+	cfg, err := c.parseConfig()
 	if err != nil {
 		return t, err
 	}

@@ -199,6 +199,12 @@ func svgSeries(t *testing.T, path string) (map[string]int, string) {
 // and KMS call counts that follow from the modes' definitions.
 func TestBenchKeyring(t *testing.T) {
 	dataDir, out := t.TempDir(), filepath.Join(t.TempDir(), "results")
+	// bench uses serve's keyring, and starts none of its own.
+	code, _, stderr, _ := runBench(t, zeroConfigEnv(dataDir), "--count", "1")
+	if want := "S3SEAL_DATA_DIR=" + dataDir + " has no keyring.json (no key was ever made there): set S3SEAL_DATA_DIR to the data dir of your s3seal serve, or start s3seal serve once to create it"; code != exitError || !strings.Contains(stderr, want) {
+		t.Fatalf("bench without a keyring: exit %d, %s; want %q", code, stderr, want)
+	}
+	keysJSON(t, dataDir, "create", "-alias", defaultKeyAlias)
 	code, stdout, stderr, scrape := runBench(t, zeroConfigEnv(dataDir),
 		"--sizes", "64KiB,4KiB", "--count", "3", "--concurrency", "2", "--out", out, "--metrics-addr", "127.0.0.1:0")
 	if code != exitOK {
@@ -284,7 +290,7 @@ func TestBenchLocalKMS(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
-	if strings.Contains(stdout, "not meaningful") || !strings.Contains(stdout, "aws kms, key "+keyID) {
+	if strings.Contains(stdout, "not meaningful") || !strings.Contains(stdout, "aws kms "+endpoint+", key "+keyID) {
 		t.Errorf("stdout:\n%s", stdout)
 	}
 	results := checkBenchJSON(t, out)
@@ -306,7 +312,7 @@ func TestBenchLocalKMS(t *testing.T) {
 	bad := append(zeroConfigEnv(t.TempDir()), "S3SEAL_KMS_PROVIDER=aws", "S3SEAL_KMS_KEY_ID=alias/missing",
 		"S3SEAL_KMS_ENDPOINT="+endpoint, "S3SEAL_KMS_REGION="+testkms.Region)
 	code, _, stderr, _ = runBench(t, bad, "--sizes", "4KiB", "--count", "1")
-	if code != exitError || !strings.Contains(stderr, "key not found") {
+	if code != exitError || !strings.Contains(stderr, "key service "+endpoint+": CMK alias/missing not found (NotFoundException)") {
 		t.Errorf("missing key: exit %d, stderr %s", code, stderr)
 	}
 }

@@ -14,7 +14,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/s3seal/s3seal/internal/buildinfo"
+	"github.com/s3seal/s3seal/internal/config"
 	"github.com/s3seal/s3seal/internal/datadir"
+	"github.com/s3seal/s3seal/internal/testlog"
+	"github.com/s3seal/s3seal/internal/tlsport"
 
 	"github.com/s3seal/s3seal/envelope/keyring"
 )
@@ -85,6 +89,7 @@ func TestBanner(t *testing.T) {
 		"AWS_ACCESS_KEY_ID=" + s.cred.AccessKey + " AWS_SECRET_ACCESS_KEY=" + s.cred.SecretKey,
 		"aws --endpoint-url " + s.endpoint() + " s3 mb s3://demo",
 		"s3 cp README.md s3://demo/",
+		"version     " + buildinfo.Read().String(),
 	} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner)
@@ -182,7 +187,7 @@ func TestPprofOnMetricsListenerOnly(t *testing.T) {
 			if code != http.StatusForbidden || !strings.Contains(body, "<Code>AccessDenied</Code>") || strings.Contains(body, pprofIndexMark) {
 				t.Errorf("S3 listener /debug/pprof/: %d %.300s, want S3's 403 AccessDenied for an unsigned request", code, body)
 			}
-			code, body = getStatus(t, "http://"+displayAddr(s.kmsAPILn.Addr())+"/debug/pprof/")
+			code, body = getStatus(t, "http://"+tlsport.ReachableAddr(s.kmsAPILn.Addr())+"/debug/pprof/")
 			if code == http.StatusOK || strings.Contains(body, pprofIndexMark) {
 				t.Errorf("KMS API listener /debug/pprof/: %d %.300s, want no pprof", code, body)
 			}
@@ -240,5 +245,109 @@ func TestWarnPlainHTTP(t *testing.T) {
 		if got := strings.Contains(logs.String(), "PLAIN HTTP"); got != tt.warn {
 			t.Errorf("%s tls=%v: warned %v, want %v: %s", tt.addr, tt.tls, got, tt.warn, logs.String())
 		}
+	}
+}
+
+// serve refuses a default key it cannot use, naming the key, its state
+// and the commands that fix it.
+func TestServeRefusesUnusableDefaultKey(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup [][]string // keys commands, after the data dir's first start
+		want  string
+	}{
+		{"disabled", [][]string{{"disable", defaultKeyAlias}},
+			" is Disabled — s3seal can neither seal new objects nor read existing ones (cached data keys aside); " +
+				"fix: s3seal keys enable alias/s3seal, or set S3SEAL_KMS_KEY_ID to an enabled key"},
+		{"pending deletion", [][]string{{"schedule-deletion", defaultKeyAlias}},
+			" is PendingDeletion — s3seal can neither seal new objects nor read existing ones (cached data keys aside); " +
+				"fix: s3seal keys cancel-deletion alias/s3seal, then s3seal keys enable alias/s3seal; or set S3SEAL_KMS_KEY_ID to an enabled key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dataDir := t.TempDir()
+			keysJSON(t, dataDir, "create", "-alias", defaultKeyAlias)
+			for _, args := range tt.setup {
+				keysJSON(t, dataDir, args...)
+			}
+			_, err := newTestServer(t, zeroConfigEnv(dataDir))
+			if err == nil || !strings.Contains(err.Error(), "the CMK alias/s3seal (") || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// A data dir that is a file is named as S3SEAL_DATA_DIR, whichever of
+// serve's configurations reads it first.
+func TestServeDataDirIsAFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := "S3SEAL_DATA_DIR=" + file + " is a file, not a directory: set S3SEAL_DATA_DIR to the data dir of your s3seal serve"
+	for name, extra := range map[string][]string{
+		"zero configuration":    nil,
+		"configured credential": {"S3SEAL_ACCESS_KEY=MYACCESSKEY", "S3SEAL_SECRET_KEY=my-secret-value"},
+		"nothing in the data dir but users": {"S3SEAL_ACCESS_KEY=MYACCESSKEY", "S3SEAL_SECRET_KEY=my-secret-value",
+			"S3SEAL_KMS_PROVIDER=aws", "S3SEAL_KMS_KEY_ID=alias/x", "S3SEAL_KMS_REGION=us-east-1",
+			"S3SEAL_UPSTREAM_URL=http://127.0.0.1:9", "S3SEAL_UPSTREAM_ACCESS_KEY=a", "S3SEAL_UPSTREAM_SECRET_KEY=b"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := newTestServer(t, append(zeroConfigEnv(file), extra...))
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("got %v, want %q", err, want)
+			}
+		})
+	}
+}
+
+// A start that makes a data dir, or a keyring in one that had none, warns
+// once, naming the data dir's absolute path: a mistyped S3SEAL_DATA_DIR
+// is found before clients write to it. A start on an existing one does not.
+func TestServeWarnsNewDataDir(t *testing.T) {
+	base := t.TempDir()
+	missing := filepath.Join(base, "missing")
+	empty := filepath.Join(base, "empty")
+	if err := os.Mkdir(empty, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, dir, want string
+	}{
+		{"missing data dir", missing, "started a new data dir: if you meant an existing one, stop s3seal and set S3SEAL_DATA_DIR to it"},
+		{"data dir without a keyring", empty, "started a new keyring in a data dir that had none: if you meant another data dir, " +
+			"stop s3seal and set S3SEAL_DATA_DIR to it"},
+		{"second start", missing, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := config.Load(zeroConfigEnv(tt.dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var logs testlog.Buffer
+			s, err := newServer(context.Background(), cfg, slog.New(slog.NewJSONHandler(&logs, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.closeAll()
+			var warned []map[string]any
+			for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+				var rec map[string]any
+				if err := json.Unmarshal([]byte(line), &rec); err != nil {
+					t.Fatalf("%v in %q", err, line)
+				}
+				if strings.HasPrefix(rec["msg"].(string), "started a new") {
+					warned = append(warned, rec)
+				}
+			}
+			switch {
+			case tt.want == "" && len(warned) != 0:
+				t.Errorf("warned on an existing data dir: %v", warned)
+			case tt.want != "" && (len(warned) != 1 || warned[0]["msg"] != tt.want || warned[0]["level"] != "WARN" || warned[0]["dir"] != tt.dir):
+				t.Errorf("warnings %v, want one WARN %q with dir %s\n%s", warned, tt.want, tt.dir, logs.String())
+			}
+		})
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/url"
 
+	"github.com/s3seal/s3seal/internal/datadir"
 	"github.com/s3seal/s3seal/internal/doctor"
 	"github.com/s3seal/s3seal/internal/embeddedstore"
 )
@@ -78,12 +79,12 @@ func (c cli) doctor(ctx context.Context, args []string) int {
 	if done {
 		return code
 	}
-	cfg, err := loadConfig(c.environ)
+	cfg, err := c.loadConfig()
 	if err != nil {
 		return c.fail("doctor", err)
 	}
 	logger := newLogger(c.stderr, "warn")
-	keys, err := openKeyService(ctx, cfg, logger)
+	keys, err := openKeyService(ctx, cfg, logger, false)
 	if err != nil {
 		return c.fail("doctor", err)
 	}
@@ -125,6 +126,10 @@ func commandUpstream(ctx context.Context, cfg Config, logger *slog.Logger) (_ up
 	up, ok, err := configuredUpstream(cfg)
 	if err != nil || ok {
 		return up, false, none, err
+	}
+	// The embedded store lives in the data dir, which only serve creates.
+	if err := datadir.Check(cfg.DataDir, ""); err != nil {
+		return upstreamStore{}, true, none, err
 	}
 	store, err := startEmbeddedStore(ctx, cfg, logger)
 	if errors.Is(err, embeddedstore.ErrLocked) {

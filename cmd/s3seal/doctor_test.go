@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -158,12 +160,48 @@ func isWriting(name string) bool {
 // line that says why.
 func TestDoctorMissingKeyringKey(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	env := append(zeroConfigEnv(t.TempDir()), "S3SEAL_KMS_KEY_ID=alias/typo")
+	dataDir := t.TempDir()
+	keysJSON(t, dataDir, "create")
+	env := append(zeroConfigEnv(dataDir), "S3SEAL_KMS_KEY_ID=alias/typo")
 	if code := run(context.Background(), []string{"doctor"}, env, &stdout, &stderr); code != exitError {
 		t.Fatalf("exit %d\n%s%s", code, stdout.String(), stderr.String())
 	}
 	if !strings.Contains(stdout.String(), `✗ the KMS key (S3SEAL_KMS_KEY_ID) resolves and is enabled: S3SEAL_KMS_KEY_ID "alias/typo" names no CMK`) ||
 		!strings.Contains(stdout.String(), "1 required check failed") {
 		t.Errorf("output:\n%s", stdout.String())
+	}
+}
+
+// The commands beside serve use its data dir; they make none (nor a
+// keyring, nor a key, nor a store): a missing one is most likely a
+// mistyped S3SEAL_DATA_DIR.
+func TestCommandsMissingDataDir(t *testing.T) {
+	base := t.TempDir()
+	missing, empty := filepath.Join(base, "missing"), filepath.Join(base, "empty")
+	if err := os.Mkdir(empty, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const fix = ": set S3SEAL_DATA_DIR to the data dir of your s3seal serve, or start s3seal serve once to create it"
+	tests := []struct {
+		args      []string
+		dir, want string
+	}{
+		{[]string{"doctor"}, missing, "s3seal doctor: S3SEAL_DATA_DIR=" + missing + " does not exist" + fix},
+		{[]string{"doctor"}, empty, "s3seal doctor: S3SEAL_DATA_DIR=" + empty + " has no keyring.json (no key was ever made there)" + fix},
+		{[]string{"inspect", "s3://b/k"}, missing, "s3seal inspect: S3SEAL_DATA_DIR=" + missing + " does not exist" + fix},
+		{[]string{"decrypt", "s3://b/k", "-o", filepath.Join(base, "out")}, missing, "S3SEAL_DATA_DIR=" + missing + " does not exist" + fix},
+		{[]string{"rewrap", "--bucket", "b"}, empty, "s3seal rewrap: S3SEAL_DATA_DIR=" + empty + " has no keyring.json"},
+	}
+	for _, tt := range tests {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), tt.args, zeroConfigEnv(tt.dir), &stdout, &stderr); code != exitError || !strings.Contains(stderr.String(), tt.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %q", tt.args, code, stderr.String(), tt.want)
+		}
+	}
+	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
+		t.Errorf("a command left %v in the data dir", entries)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("a command made the data dir: %v", err)
 	}
 }

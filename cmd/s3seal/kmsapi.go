@@ -26,3 +26,9 @@ func (s *server) newKMSAPI(ctx context.Context) (http.Handler, error) {
 		Logger:     s.logger.With("listener", "kms-api"),
 	})
 }
+
+// writeKMSHTTPSRequired answers a plain HTTP request on the KMS API's TLS
+// port in the KMS protocol's shape.
+func writeKMSHTTPSRequired(w http.ResponseWriter, _ *http.Request, httpsURL string) {
+	kmsapi.WriteHTTPSRequired(w, httpsURL)
+}

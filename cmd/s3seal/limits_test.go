@@ -143,13 +143,29 @@ func TestNewConnLimit(t *testing.T) {
 func TestConnLimit(t *testing.T) {
 	const max = 4
 	s := serveTuned(t, zeroConfigEnv(t.TempDir()), func(s *server) { s.conns.max = max })
+	held := fillToCap(t, s, max)
+	for _, c := range held {
+		c.Close()
+	}
+	waitFor(t, func() bool { return s.conns.open.Load() == 0 })
+	client := s3Client(t, s.endpoint(), s.cred.AccessKey, s.cred.SecretKey)
+	if _, err := client.ListBuckets(context.Background(), &s3.ListBucketsInput{}); err != nil {
+		t.Errorf("once connections closed: %v", err)
+	}
+}
+
+// fillToCap opens max connections to s's S3 listener, which must be its
+// cap, checks that one more is closed at once, and returns the ones held
+// (closed when the test ends).
+func fillToCap(t *testing.T, s *server, max int) []net.Conn {
+	t.Helper()
 	addr := s.apiLn.Addr().String()
 	var held []net.Conn
-	defer func() {
+	t.Cleanup(func() {
 		for _, c := range held {
 			c.Close()
 		}
-	}()
+	})
 	for range max {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -157,7 +173,7 @@ func TestConnLimit(t *testing.T) {
 		}
 		held = append(held, c)
 	}
-	waitFor(t, func() bool { return s.conns.open.Load() == max })
+	waitFor(t, func() bool { return s.conns.open.Load() == int64(max) })
 	extra, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -166,15 +182,7 @@ func TestConnLimit(t *testing.T) {
 	if err := closedWithin(extra, 10*time.Second); err != nil {
 		t.Errorf("a connection beyond the cap: %v", err)
 	}
-	for _, c := range held {
-		c.Close()
-	}
-	held = nil
-	waitFor(t, func() bool { return s.conns.open.Load() == 0 })
-	client := s3Client(t, s.endpoint(), s.cred.AccessKey, s.cred.SecretKey)
-	if _, err := client.ListBuckets(context.Background(), &s3.ListBucketsInput{}); err != nil {
-		t.Errorf("once connections closed: %v", err)
-	}
+	return held
 }
 
 // waitFor polls cond for up to 10 seconds.

@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/s3seal/s3seal/internal/bench"
+	"github.com/s3seal/s3seal/internal/buildinfo"
 	"github.com/s3seal/s3seal/internal/config"
 	"github.com/s3seal/s3seal/internal/embeddedstore"
 )
@@ -56,6 +57,10 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	switch cmd {
 	case "-h", "-help", "--help", "help":
 		return c.help(rest)
+	case "version", "-version", "--version":
+		// Needs no configuration, so it works however the environment is set.
+		fmt.Fprintln(stdout, buildinfo.Read())
+		return exitOK
 	case "serve":
 		return c.serve(ctx, rest)
 	case "keys":
@@ -112,6 +117,7 @@ Usage:
   s3seal inspect ...  what the store holds for an object, without decrypting it
   s3seal decrypt ...  decrypt an object without a running s3seal, from the store
                       or offline (docs/RECOVERY.md)
+  s3seal version      the version, VCS revision and Go version (also --version)
   s3seal help         this text
 
 Configuration (environment variables; empty means unset):

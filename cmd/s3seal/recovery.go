@@ -115,7 +115,7 @@ func (c cli) inspect(ctx context.Context, args []string) int {
 
 // recoveryStore is a client of the store serve would use.
 func (c cli) recoveryStore(ctx context.Context) (*store.Client, func(), error) {
-	cfg, err := loadConfig(c.environ)
+	cfg, err := c.loadConfig()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -154,7 +154,7 @@ func (c cli) decrypt(ctx context.Context, args []string) int {
 		fmt.Fprintln(c.stderr, "s3seal decrypt: give s3://BUCKET/KEY, or both -ciphertext and -metadata")
 		return exitUsage
 	}
-	cfg, err := loadConfig(c.environ)
+	cfg, err := c.loadConfig()
 	if err != nil {
 		return c.fail("decrypt", err)
 	}
@@ -171,7 +171,7 @@ func (c cli) decrypt(ctx context.Context, args []string) int {
 // recoveryKeys is the configured key service, limited to the configured
 // CMKs as serve is.
 func recoveryKeys(ctx context.Context, cfg Config) (kms.ObjectKeys, error) {
-	ks, err := openKeyService(ctx, cfg, slog.New(slog.DiscardHandler))
+	ks, err := openKeyService(ctx, cfg, slog.New(slog.DiscardHandler), false)
 	if err != nil {
 		return kms.ObjectKeys{}, err
 	}

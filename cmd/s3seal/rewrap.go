@@ -115,7 +115,7 @@ func (c cli) rewrap(ctx context.Context, args []string) int {
 	if code >= 0 {
 		return code
 	}
-	cfg, err := loadConfig(c.environ)
+	cfg, err := c.loadConfig()
 	if err != nil {
 		return c.fail("rewrap", err)
 	}
@@ -200,7 +200,7 @@ func newRewrapJob(ctx context.Context, cfg Config, o rewrapOptions, logger, prox
 // the allow-list serve has. The target CMK must be in it: serve has to be
 // able to read what rewrap writes.
 func (j *rewrapJob) openKeys(ctx context.Context, cfg Config, o rewrapOptions, m *metrics.Metrics) (kms.ObjectKeys, error) {
-	ks, err := openKeyService(ctx, cfg, slog.New(slog.DiscardHandler))
+	ks, err := openKeyService(ctx, cfg, slog.New(slog.DiscardHandler), false)
 	if err != nil {
 		return kms.ObjectKeys{}, err
 	}
@@ -278,6 +278,10 @@ func (j *rewrapJob) openJournal(cfg Config, up upstreamStore, o rewrapOptions, l
 	rotation := o.toKey == "" && !o.encryptPlaintext
 	if o.dryRun || !rotation && !o.allVersions {
 		return nil
+	}
+	// The journal goes in the data dir, which only serve creates.
+	if err := datadir.Check(cfg.DataDir, "create it for rewrap's journal (mkdir -m 700 "+cfg.DataDir+")"); err != nil {
+		return err
 	}
 	dir := filepath.Join(cfg.DataDir, "rewrap")
 	if err := datadir.Ensure(dir); err != nil {

@@ -7,14 +7,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"time"
 
+	"github.com/s3seal/s3seal/internal/buildinfo"
+	"github.com/s3seal/s3seal/internal/config"
 	"github.com/s3seal/s3seal/internal/datadir"
 
 	"github.com/s3seal/s3seal/envelope/awskms"
@@ -27,6 +31,7 @@ import (
 	"github.com/s3seal/s3seal/internal/doctor"
 	"github.com/s3seal/s3seal/internal/embeddedstore"
 	"github.com/s3seal/s3seal/internal/principals"
+	"github.com/s3seal/s3seal/internal/tlsport"
 	"github.com/s3seal/s3seal/metrics"
 	"github.com/s3seal/s3seal/proxy"
 	"github.com/s3seal/s3seal/sigv4"
@@ -60,11 +65,17 @@ func (c cli) serve(ctx context.Context, args []string) int {
 		fmt.Fprintf(c.stderr, "s3seal serve: unexpected argument %q (configuration is by environment variables: s3seal --help)\n", fs.Arg(0))
 		return exitUsage
 	}
-	cfg, err := loadConfig(c.environ)
+	cfg, err := config.Load(c.environ)
 	if err != nil {
+		c.warnUnknown()
 		return c.fail("serve", err)
 	}
 	logger := newLogger(c.stderr, cfg.LogLevel)
+	if err := c.checkUnknown(cfg, logger); err != nil {
+		return c.fail("serve", err)
+	}
+	build := buildinfo.Read()
+	logger.Info("starting", "version", build.Version, "revision", build.RevisionLabel(), "goversion", build.GoVersion)
 	s, err := newServer(ctx, cfg, logger)
 	if err != nil {
 		return c.fail("serve", err)
@@ -128,13 +139,16 @@ type keySetup struct {
 	allowed  *kms.AllowList
 	keyring  bool
 	ring     *keyring.Keyring // the embedded keyring, or nil
-	describe string           // for the banner
+	// where names the key service for messages: "key service URL",
+	// "embedded keyring PATH".
+	where    string
+	describe string // for the banner
 }
 
 // doctorKMS is the key service as the doctor's checks see it.
 func (k keySetup) doctorKMS(cfg Config) doctor.KMS {
 	return doctor.KMS{Keys: k.service, Status: k.status, Resolver: k.resolver, KeyID: k.keyID,
-		DecryptKeyIDs: cfg.KMSDecryptKeyIDs, Allowed: k.allowed, Keyring: k.keyring}
+		DecryptKeyIDs: cfg.KMSDecryptKeyIDs, Allowed: k.allowed, Keyring: k.keyring, Service: k.where}
 }
 
 // server is a configured s3seal with its listeners bound, not yet serving.
@@ -158,6 +172,9 @@ type server struct {
 	kmsAPILn        net.Listener
 	tls             bool       // kept apart: http.Server edits its TLSConfig once serving
 	conns           *connLimit // the S3 listener's open connections
+	// newDataDir says what this start makes where there was nothing (a
+	// data dir, a keyring), for one warning once it is made; or "".
+	newDataDir string
 }
 
 // newServer does everything short of serving: bootstrap of the data dir,
@@ -174,12 +191,18 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	if err = s.newMetrics(); err != nil {
 		return nil, err
 	}
+	if s.newDataDir, err = checkDataDir(cfg); err != nil {
+		return nil, err
+	}
+	// The key service first: a KMS configuration that cannot work stops
+	// the start before anything (a generated credential) is written.
+	if s.keys, err = openKeyService(ctx, cfg, logger, true); err != nil {
+		return nil, err
+	}
 	if s.cred, err = loadClientCredential(cfg, logger); err != nil {
 		return nil, err
 	}
-	if s.keys, err = openKeyService(ctx, cfg, logger); err != nil {
-		return nil, err
-	}
+	s.warnNewDataDir()
 	if s.users, err = openPrincipals(cfg, s.cred, s.keys.resolver); err != nil {
 		return nil, err
 	}
@@ -188,6 +211,7 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	if err = s.setUpstream(ctx); err != nil {
 		return nil, err
 	}
+	s.warnNewDataDir() // the embedded store's, with an external KMS and credential
 	handler, err := s.newProxy()
 	if err != nil {
 		return nil, err
@@ -221,6 +245,34 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	return s, nil
 }
 
+// checkDataDir names a data dir that is a file or out of reach as such,
+// whatever would read it first; a missing one is made by what needs it. It
+// returns what this start will make where there is nothing: a mistyped
+// S3SEAL_DATA_DIR starts a new data dir (the documented way to start one),
+// which warnNewDataDir says.
+func checkDataDir(cfg Config) (newDataDir string, err error) {
+	err = datadir.Check(cfg.DataDir, "")
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "started a new data dir: if you meant an existing one, stop s3seal and set S3SEAL_DATA_DIR to it", nil
+	case err != nil:
+		return "", err
+	case cfg.KMSProvider == providerKeyring && !fileExists(filepath.Join(cfg.DataDir, datadir.KeyringFile)):
+		return "started a new keyring in a data dir that had none: if you meant another data dir, stop s3seal and set S3SEAL_DATA_DIR to it", nil
+	}
+	return "", nil
+}
+
+// warnNewDataDir warns, once, that this start made the data dir (or its
+// keyring), naming its absolute path, as soon as it exists.
+func (s *server) warnNewDataDir() {
+	if s.newDataDir == "" || !fileExists(s.cfg.DataDir) {
+		return
+	}
+	s.logger.Warn(s.newDataDir, "dir", absPath(s.cfg.DataDir), "variable", "S3SEAL_DATA_DIR="+s.cfg.DataDir)
+	s.newDataDir = ""
+}
+
 // newMetrics makes the process's own registry: s3seal's families plus the
 // Go runtime and process collectors, served on /metrics.
 func (s *server) newMetrics() error {
@@ -236,24 +288,31 @@ func (s *server) newMetrics() error {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	s.metrics = m
+	build := buildinfo.Read()
+	if err := metrics.RegisterBuildInfo(s.registry, build.Version, build.RevisionLabel(), build.GoVersion); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 	return nil
 }
 
 // openKeyService builds the configured key service, for serve, bench and
-// doctor alike. The keyring's default key is created on first start;
-// whether the CMK exists and is enabled is for the doctor's checks (at
+// doctor alike. Only serve starts (first) a keyring, its data dir and the
+// default key: the other commands (first false) refuse a data dir without
+// a keyring, most likely a mistyped S3SEAL_DATA_DIR.
+// Whether the CMK exists and is enabled is for the doctor's checks (at
 // start, and in /readyz), which tell a misconfiguration from a KMS that is
 // merely unreachable at boot.
-func openKeyService(ctx context.Context, cfg Config, logger *slog.Logger) (keySetup, error) {
+func openKeyService(ctx context.Context, cfg Config, logger *slog.Logger, first bool) (keySetup, error) {
 	switch cfg.KMSProvider {
 	case providerAWS:
-		kms, err := awskms.Load(ctx, awskms.Config{Region: cfg.KMSRegion, Endpoint: cfg.KMSEndpoint})
+		kms, err := loadAWSKMS(ctx, cfg, logger)
 		if err != nil {
-			return keySetup{}, fmt.Errorf("aws kms: %w", err)
+			return keySetup{}, err
 		}
-		return keySetup{service: kms, resolver: kms, status: kms, keyID: cfg.KMSKeyID, describe: "aws kms, key " + cfg.KMSKeyID}, nil
+		return keySetup{service: kms, resolver: kms, status: kms, keyID: cfg.KMSKeyID, where: "key service " + kms.URL(),
+			describe: "aws kms " + kms.URL() + ", key " + cfg.KMSKeyID}, nil
 	default:
-		ring, err := datadir.OpenKeyring(cfg.DataDir)
+		ring, err := openServeRing(cfg.DataDir, first)
 		if err != nil {
 			return keySetup{}, err
 		}
@@ -263,17 +322,38 @@ func openKeyService(ctx context.Context, cfg Config, logger *slog.Logger) (keySe
 		if err := ring.UseARNs(keyring.ARNs{Region: cfg.Region, Account: keyring.DefaultAccount}); err != nil {
 			return keySetup{}, fmt.Errorf("S3SEAL_REGION: %w", err)
 		}
-		if cfg.KMSKeyID == defaultKeyAlias {
+		if cfg.KMSKeyID == defaultKeyAlias && first {
 			if err := datadir.EnsureKey(ring, defaultKeyAlias, logger); err != nil {
 				return keySetup{}, err
 			}
 		}
-		describe := fmt.Sprintf("embedded keyring %s, key %s", absPath(filepath.Join(cfg.DataDir, datadir.KeyringFile)), cfg.KMSKeyID)
+		where := "embedded keyring " + absPath(filepath.Join(cfg.DataDir, datadir.KeyringFile))
+		describe := fmt.Sprintf("%s, key %s", where, cfg.KMSKeyID)
 		if info, err := ring.DescribeKey(cfg.KMSKeyID); err == nil {
 			describe += " (" + info.ID + ")"
 		}
-		return keySetup{service: ring, resolver: ring, status: ring, keyID: cfg.KMSKeyID, keyring: true, ring: ring, describe: describe}, nil
+		return keySetup{service: ring, resolver: ring, status: ring, keyID: cfg.KMSKeyID, keyring: true, ring: ring, where: where, describe: describe}, nil
 	}
+}
+
+// openServeRing opens the data dir's keyring; first (serve) starts one.
+func openServeRing(dir string, first bool) (*keyring.Keyring, error) {
+	if first {
+		return datadir.CreateKeyring(dir)
+	}
+	return datadir.OpenKeyring(dir, "")
+}
+
+// loadAWSKMS is the AWS KMS client of S3SEAL_KMS_PROVIDER=aws, for every
+// command that uses it (serve, doctor, bench, rewrap, decrypt, keys): the
+// SDK's log lines go to logger as JSON, and its errors name the variables
+// to set.
+func loadAWSKMS(ctx context.Context, cfg Config, logger *slog.Logger) (*awskms.Service, error) {
+	svc, err := awskms.Load(ctx, awskms.Config{Region: cfg.KMSRegion, Endpoint: cfg.KMSEndpoint, Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("S3SEAL_KMS_PROVIDER=aws: %w", err)
+	}
+	return svc, nil
 }
 
 // setUpstream uses the configured upstream or starts the embedded store.
@@ -409,25 +489,58 @@ func (s *server) listen(api, health, kmsAPI http.Handler) error {
 			return fmt.Errorf("tls: %w", err)
 		}
 		s.api.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		s.api.ErrorLog = tlsport.NewHandshakeLog(s.logger, "S3SEAL_ADDR").ErrorLog()
 		if s.kmsAPI != nil {
 			s.kmsAPI.TLSConfig = s.api.TLSConfig.Clone()
+			s.kmsAPI.ErrorLog = tlsport.NewHandshakeLog(s.logger, "S3SEAL_KMS_API_ADDR").ErrorLog()
 		}
 		s.tls = true
 	}
 	var err error
-	if s.apiLn, err = net.Listen("tcp", s.cfg.Addr); err != nil {
-		return fmt.Errorf("S3SEAL_ADDR: %w", err)
+	if s.apiLn, err = listenOn("S3SEAL_ADDR", s.cfg.Addr); err != nil {
+		return err
 	}
-	if s.healthLn, err = net.Listen("tcp", s.cfg.MetricsAddr); err != nil {
-		return fmt.Errorf("S3SEAL_METRICS_ADDR: %w", err)
+	if s.healthLn, err = listenOn("S3SEAL_METRICS_ADDR", s.cfg.MetricsAddr); err != nil {
+		return err
 	}
 	if s.kmsAPI != nil {
-		if s.kmsAPILn, err = net.Listen("tcp", s.cfg.KMSAPIAddr); err != nil {
-			return fmt.Errorf("S3SEAL_KMS_API_ADDR (set it empty to turn the KMS API off): %w", err)
+		if s.kmsAPILn, err = listenOn("S3SEAL_KMS_API_ADDR", s.cfg.KMSAPIAddr); err != nil {
+			return fmt.Errorf("%w (or set S3SEAL_KMS_API_ADDR=off to turn the KMS API off)", err)
 		}
 	}
 	return nil
 }
+
+// listenOn binds addr, set by the variable name, and says in the operator's
+// terms why it cannot: the bare "bind: address already in use" names neither
+// the setting nor what to do.
+func listenOn(name, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	var why string
+	switch {
+	case err == nil:
+		return ln, nil
+	case errors.Is(err, syscall.EADDRINUSE):
+		why = "address already in use: another program (or another s3seal) listens there; stop it or set " + name + " to a free port"
+	case errors.Is(err, syscall.EACCES):
+		why = "permission denied: ports below 1024 need root or CAP_NET_BIND_SERVICE; use a port of 1024 or more"
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		why = "no network interface of this machine has that address; use one of its addresses, or 0.0.0.0 for all"
+	default:
+		return nil, fmt.Errorf("%s=%s: %w", name, addr, err)
+	}
+	return nil, &listenError{msg: name + "=" + addr + ": " + why, err: err}
+}
+
+// listenError is a bind failure explained: its text replaces the system's,
+// which it still wraps for errors.Is.
+type listenError struct {
+	msg string
+	err error
+}
+
+func (e *listenError) Error() string { return e.msg }
+func (e *listenError) Unwrap() error { return e.err }
 
 // warnPlainHTTP says loudly that plain HTTP beyond this machine is unsafe:
 // anyone who can read the traffic sees the data, and can replay a captured
@@ -449,11 +562,11 @@ func warnPlainHTTP(addr net.Addr, tls bool, logger *slog.Logger) {
 func (s *server) run(ctx context.Context) error {
 	errc := make(chan error, 3)
 	go s.watchFiles(ctx)
-	go func() { errc <- serveOn(s.api, s.apiLn, s.tls) }()
+	go func() { errc <- serveOn(s.api, s.apiLn, s.tls, proxy.WriteHTTPSRequired) }()
 	go func() { errc <- s.health.Serve(s.healthLn) }()
 	kmsAPIAddr := ""
 	if s.kmsAPI != nil {
-		go func() { errc <- serveOn(s.kmsAPI, s.kmsAPILn, s.tls) }()
+		go func() { errc <- serveOn(s.kmsAPI, s.kmsAPILn, s.tls, writeKMSHTTPSRequired) }()
 		kmsAPIAddr = s.kmsAPILn.Addr().String()
 	}
 	s.logger.Info("serving", "addr", s.apiLn.Addr().String(), "tls", s.tls,
@@ -480,6 +593,11 @@ func (s *server) run(ctx context.Context) error {
 		s.logger.Warn("drain timed out; closing remaining connections", "err", shutdownErr)
 		for _, srv := range servers {
 			srv.Close()
+		}
+	}
+	for _, srv := range servers {
+		if l, ok := srv.ErrorLog.Writer().(*tlsport.HandshakeLog); ok {
+			l.Close() // what it counted and has not said yet
 		}
 	}
 	s.closeStore()
@@ -571,10 +689,11 @@ func (s *server) keyringChanged(ctx context.Context) {
 }
 
 // serveOn serves srv on ln, with TLS when tls (the certificate is already
-// in srv.TLSConfig).
-func serveOn(srv *http.Server, ln net.Listener, tls bool) error {
+// in srv.TLSConfig); a plain HTTP request there gets plain's answer, which
+// says to use https (tlsport.HTTPSOnly).
+func serveOn(srv *http.Server, ln net.Listener, tls bool, plain tlsport.PlainAnswerer) error {
 	if tls {
-		return srv.ServeTLS(ln, "", "")
+		return srv.ServeTLS(tlsport.HTTPSOnly(ln, plain), "", "")
 	}
 	return srv.Serve(ln)
 }
@@ -607,19 +726,11 @@ func (s *server) endpoint() string {
 	if s.tls {
 		scheme = "https"
 	}
-	return scheme + "://" + displayAddr(s.apiLn.Addr())
+	return scheme + "://" + tlsport.ReachableAddr(s.apiLn.Addr())
 }
 
 func (s *server) healthURL() string {
-	return "http://" + displayAddr(s.healthLn.Addr())
-}
-
-func displayAddr(a net.Addr) string {
-	tcp, ok := a.(*net.TCPAddr)
-	if !ok || !tcp.IP.IsUnspecified() {
-		return a.String()
-	}
-	return net.JoinHostPort("127.0.0.1", fmt.Sprint(tcp.Port))
+	return "http://" + tlsport.ReachableAddr(s.healthLn.Addr())
 }
 
 func absPath(p string) string {
@@ -627,6 +738,23 @@ func absPath(p string) string {
 		return abs
 	}
 	return p
+}
+
+// bannerTrust is what clients need to trust the certificate, and the host
+// they reach s3seal by: the listener's, or with TLS a name the certificate
+// has (tlsport.CheckTrust).
+func (s *server) bannerTrust() tlsport.Trust {
+	host, _, _ := net.SplitHostPort(tlsport.ReachableAddr(s.apiLn.Addr()))
+	if !s.tls {
+		return tlsport.Trust{Host: host}
+	}
+	return tlsport.CheckTrust(s.api.TLSConfig.Certificates[0], s.cfg.TLSCert, host, nil)
+}
+
+// bannerURL is the URL of ln as the banner shows it, by host.
+func (s *server) bannerURL(ln net.Listener, host string) string {
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return map[bool]string{true: "https", false: "http"}[s.tls] + "://" + net.JoinHostPort(host, port)
 }
 
 // writeBanner tells a person how to use what just started. A secret from
@@ -641,8 +769,11 @@ func (s *server) writeBanner(w io.Writer) {
 	if s.store != nil {
 		upstream = "embedded store (versitygw) in " + s.store.Dir
 	}
+	trust := s.bannerTrust()
+	endpoint := s.bannerURL(s.apiLn, trust.Host)
 	fmt.Fprintf(w, "\ns3seal is running.\n\n")
-	fmt.Fprintf(w, "  endpoint    %s\n", s.endpoint())
+	fmt.Fprintf(w, "  version     %s\n", buildinfo.Read())
+	fmt.Fprintf(w, "  endpoint    %s\n", endpoint)
 	fmt.Fprintf(w, "  access key  %s\n", s.cred.AccessKey)
 	fmt.Fprintf(w, "  secret key  %s  %s\n", secret, secretNote)
 	fmt.Fprintf(w, "  region      %s\n", s.cfg.Region)
@@ -650,8 +781,7 @@ func (s *server) writeBanner(w io.Writer) {
 	fmt.Fprintf(w, "  upstream    %s\n", upstream)
 	fmt.Fprintf(w, "  kms         %s\n", s.keys.describe)
 	if s.kmsAPILn != nil {
-		scheme := map[bool]string{true: "https", false: "http"}[s.tls]
-		fmt.Fprintf(w, "  kms api     %s://%s  (aws kms --endpoint-url ...; s3seal users -h)\n", scheme, displayAddr(s.kmsAPILn.Addr()))
+		fmt.Fprintf(w, "  kms api     %s  (aws kms --endpoint-url ...; s3seal users -h)\n", s.bannerURL(s.kmsAPILn, trust.Host))
 	}
 	fmt.Fprintf(w, "  health      %s/healthz  %s/readyz\n", s.healthURL(), s.healthURL())
 	fmt.Fprintf(w, "  metrics     %s/metrics\n\n", s.healthURL())
@@ -661,6 +791,7 @@ func (s *server) writeBanner(w io.Writer) {
 			"S3SEAL_UPSTREAM_URL and S3SEAL_KMS_PROVIDER=aws (see s3seal --help).\n\n")
 	}
 	env := fmt.Sprintf("AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=%s aws --endpoint-url %s",
-		s.cred.AccessKey, secretRef, s.cfg.Region, s.endpoint())
+		s.cred.AccessKey, secretRef, s.cfg.Region, shellWord(endpoint))
+	env += writeTrustNote(w, trust)
 	fmt.Fprintf(w, "Try it:\n  %s s3 mb s3://demo\n  %s s3 cp README.md s3://demo/\n  %s s3 ls s3://demo/\n\n", env, env, env)
 }

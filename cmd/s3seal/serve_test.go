@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
+	"github.com/s3seal/s3seal/internal/config"
 	"github.com/s3seal/s3seal/internal/datadir"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -41,7 +45,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 // that was set up holds is released when the test ends.
 func newTestServer(t *testing.T, environ []string) (*server, error) {
 	t.Helper()
-	cfg, err := loadConfig(environ)
+	cfg, err := config.Load(environ)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,4 +100,34 @@ func startZeroConfigClient(t *testing.T, dataDir string) (*server, *s3.Client) {
 		t.Fatal(err)
 	}
 	return s, s3Client(t, s.endpoint(), doc.Credentials[0].AccessKey, doc.Credentials[0].SecretKey)
+}
+
+// TestListenOnExplains: a listener that cannot bind names its variable and
+// value and says what to do, not only the system's "bind: ...".
+func TestListenOnExplains(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	tests := []struct {
+		name, addr, want string
+		is               error
+	}{
+		{"in use", taken.Addr().String(), "S3SEAL_METRICS_ADDR=" + taken.Addr().String() +
+			": address already in use: another program (or another s3seal) listens there; stop it or set S3SEAL_METRICS_ADDR to a free port", syscall.EADDRINUSE},
+		{"not this machine's address", "192.0.2.1:0", "S3SEAL_METRICS_ADDR=192.0.2.1:0: no network interface of this machine has that address", syscall.EADDRNOTAVAIL},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ln, err := listenOn("S3SEAL_METRICS_ADDR", tt.addr)
+			if err == nil {
+				ln.Close()
+				t.Fatalf("listenOn(%s) bound", tt.addr)
+			}
+			if !strings.HasPrefix(err.Error(), tt.want) || !errors.Is(err, tt.is) {
+				t.Fatalf("error %q (is %v: %v), want it to start with %q", err, tt.is, errors.Is(err, tt.is), tt.want)
+			}
+		})
+	}
 }

@@ -91,7 +91,7 @@ func (c cli) users(args []string) int {
 		return code
 	}
 	var err error
-	if u.store, u.ring, err = c.openUsers(name != "list"); err != nil {
+	if u.store, u.ring, err = c.openUsers(); err != nil {
 		return c.fail("users", err)
 	}
 	if err := commands[name].run(u, pos); err != nil {
@@ -119,22 +119,18 @@ func parseUsersFlags(name string, u *usersEnv, args []string, stderr io.Writer) 
 }
 
 // openUsers opens the data dir's users.json, and its keyring if it has
-// one. Only a change creates the data dir: a list of a mistyped one says
-// so rather than making it.
-func (c cli) openUsers(change bool) (*principals.Store, *keyring.Keyring, error) {
-	cfg, err := parseConfig(c.environ)
+// one. The data dir must exist, for a change too: users added to a
+// mistyped one would be users no serve knows.
+func (c cli) openUsers() (*principals.Store, *keyring.Keyring, error) {
+	cfg, err := c.parseConfig()
 	if err != nil {
 		return nil, nil, err
 	}
 	if cfg.DataDir == "" {
 		return nil, nil, errors.New("configuration: S3SEAL_DATA_DIR is empty")
 	}
-	if change {
-		if err := datadir.Ensure(cfg.DataDir); err != nil {
-			return nil, nil, err
-		}
-	} else if _, err := os.Stat(cfg.DataDir); err != nil {
-		return nil, nil, fmt.Errorf("S3SEAL_DATA_DIR: %w", err)
+	if err := datadir.Check(cfg.DataDir, "for a new one, create it first (mkdir -m 700 "+cfg.DataDir+")"); err != nil {
+		return nil, nil, err
 	}
 	store, err := principals.Open(filepath.Join(cfg.DataDir, principals.File))
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,8 +20,14 @@ func usersRun(t *testing.T, dataDir string, args ...string) (stdout, stderr stri
 
 func TestUsersRoundTrip(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	if _, stderr, code := usersRun(t, dir, "list"); code != exitError || !strings.Contains(stderr, "S3SEAL_DATA_DIR") {
-		t.Fatalf("list of a missing data dir: exit %d, %s", code, stderr)
+	for _, args := range [][]string{{"list"}, {"add", "alice"}} {
+		want := "S3SEAL_DATA_DIR=" + dir + " does not exist: set S3SEAL_DATA_DIR to the data dir of your s3seal serve, or for a new one, create it first (mkdir -m 700 " + dir + ")"
+		if _, stderr, code := usersRun(t, dir, args...); code != exitError || !strings.Contains(stderr, want) {
+			t.Fatalf("%v in a missing data dir: exit %d, %s; want %q", args, code, stderr, want)
+		}
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
 	}
 	stdout, stderr, code := usersRun(t, dir, "add", "alice", "--role", "key-user", "--buckets", "team-a,logs-*:read+list", "--keys", "alias/team-a", "--json")
 	if code != exitOK {

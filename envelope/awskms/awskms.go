@@ -7,17 +7,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"log/slog"
 	"net/url"
+	"os"
+	"regexp"
+	"strings"
 
 	"github.com/s3seal/s3seal/envelope"
 
 	"github.com/s3seal/s3seal/envelope/kms"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	kmsapi "github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
-	"github.com/aws/smithy-go"
 )
 
 // API is the part of *kmsapi.Client that Service uses, so tests can fake it.
@@ -32,7 +35,9 @@ type API interface {
 // Service is a KeyService over the AWS KMS API (AWS itself, or any service
 // speaking its JSON protocol, such as local-kms).
 type Service struct {
-	api API
+	api   API
+	where endpoint
+	creds *credentialSource // nil when New was given the API
 }
 
 var (
@@ -49,47 +54,185 @@ func New(api API) *Service {
 // Config selects the KMS to talk to. Zero values defer to the SDK's
 // default chain (AWS_REGION, shared config, ...).
 type Config struct {
-	Region string
-	// Endpoint is an optional custom KMS-API endpoint URL, e.g.
-	// "http://127.0.0.1:4599" for a local test server.
+	Region string // S3SEAL_KMS_REGION
+	// Endpoint is an optional custom KMS-API endpoint URL
+	// (S3SEAL_KMS_ENDPOINT), e.g. "http://127.0.0.1:4599" for a local test
+	// server.
 	Endpoint string
+	// Logger gets the AWS SDK's log lines (a warning such as "falling back
+	// to IMDSv1"); nil drops them. The SDK would otherwise print them to
+	// stderr as plain text.
+	Logger *slog.Logger
 }
+
+// endpoint is the KMS a Service asks, as messages name it.
+type endpoint struct {
+	url    string // resolved, credentials in it redacted
+	region string
+	// from is the setting the URL comes from (S3SEAL_KMS_ENDPOINT,
+	// AWS_ENDPOINT_URL_KMS, ...); "" for AWS KMS in the region.
+	from string
+	// regionSet: the region is S3SEAL_KMS_REGION's, not the SDK chain's.
+	regionSet bool
+}
+
+// custom says whether a setting chose the URL, rather than the region.
+func (w endpoint) custom() bool { return w.from != "" }
+
+// regionSetting names the region and where it came from.
+func (w endpoint) regionSetting() string {
+	if w.regionSet {
+		return "S3SEAL_KMS_REGION=" + w.region
+	}
+	return "the region " + w.region + " (from AWS_REGION or the AWS profile; S3SEAL_KMS_REGION overrides it)"
+}
+
+// service is how errors name the KMS: "key service URL".
+func (w endpoint) service() string {
+	if w.url == "" {
+		return ""
+	}
+	return "key service " + w.url
+}
+
+// name is the endpoint for a fix: its URL, or "the KMS" when unknown.
+func (w endpoint) name() string {
+	if w.url == "" {
+		return "the KMS"
+	}
+	return w.url
+}
+
+// URL is the endpoint the Service sends its requests to: S3SEAL_KMS_ENDPOINT,
+// or AWS KMS's in the region; "" when New was given the API.
+func (a *Service) URL() string { return a.where.url }
 
 // Load builds a KMS client from the SDK default chain: region,
 // credentials, AWS_CA_BUNDLE and the rest. It deliberately leaves the HTTP
 // client to the SDK: with AWS_CA_BUNDLE set the SDK must be able to rebuild
 // its own client with that bundle, which it cannot do with a plain
 // *http.Client. optFns come after cfg.Region, so they can override it.
+// Its errors name the variable to set.
 func Load(ctx context.Context, cfg Config, optFns ...func(*config.LoadOptions) error) (*Service, error) {
-	if cfg.Endpoint != "" {
-		u, err := url.Parse(cfg.Endpoint)
-		if err != nil {
-			return nil, fmt.Errorf("kms endpoint: %w", err)
-		}
-		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("kms endpoint %q: want an http or https URL with a host", cfg.Endpoint)
-		}
+	if err := checkEndpoint(cfg.Endpoint); err != nil {
+		return nil, err
 	}
-	var opts []func(*config.LoadOptions) error
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	quiet := &quietProcess{}
+	// Before optFns: a caller's own assume-role options replace it.
+	opts := []func(*config.LoadOptions) error{config.WithLogger(SDKLogger(logger)), config.WithAssumeRoleCredentialOptions(quiet.assumeRole)}
 	if cfg.Region != "" {
 		opts = append(opts, config.WithRegion(cfg.Region))
 	}
 	opts = append(opts, optFns...)
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("load aws config: %w", err)
+		return nil, fmt.Errorf("loading the AWS configuration for the KMS (check AWS_PROFILE, AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE and AWS_CA_BUNDLE): %w", err)
 	}
-	// Fail here rather than on the first request: KMS keys are regional, and
-	// an empty region would only surface later as an endpoint error.
-	if awsCfg.Region == "" {
-		return nil, errors.New("load aws config: no region set (AWS_REGION or config)")
+	if err := checkRegion(cfg, awsCfg.Region); err != nil {
+		return nil, err
+	}
+	quiet.install(&awsCfg)
+	creds := newCredentialSource(awsCfg)
+	if awsCfg.Credentials != nil {
+		awsCfg.Credentials = creds
 	}
 	client := kmsapi.NewFromConfig(awsCfg, func(o *kmsapi.Options) {
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = &cfg.Endpoint
 		}
 	})
-	return New(client), nil
+	where, err := resolveEndpoint(ctx, client.Options(), cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{api: client, where: where, creds: creds}, nil
+}
+
+// checkEndpoint refuses an S3SEAL_KMS_ENDPOINT the SDK could not send to.
+func checkEndpoint(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+		return nil
+	}
+	// Not u.Redacted(): it keeps the user name, and shows an opaque
+	// "u:pw@host" (scheme "u") whole.
+	shown := redactUserinfo(raw)
+	return fmt.Errorf("S3SEAL_KMS_ENDPOINT %q is not an http or https URL with a host: set it to the KMS-API endpoint, such as https://kms.eu-west-1.amazonaws.com or http://127.0.0.1:4599, or unset it for AWS KMS in S3SEAL_KMS_REGION", shown)
+}
+
+// redactUserinfo is raw with anything between the scheme and its last
+// "@" hidden: a value that is no URL may still hold user:password@.
+func redactUserinfo(raw string) string {
+	at := strings.LastIndex(raw, "@")
+	if at < 0 {
+		return raw
+	}
+	start := 0
+	if i := strings.Index(raw, "://"); i >= 0 && i < at {
+		start = i + len("://")
+	}
+	return raw[:start] + "xxxxx" + raw[at:]
+}
+
+// regionName is what an AWS region name can be: it becomes part of a host name.
+var regionName = regexp.MustCompile(`^[a-zA-Z0-9-]+$`)
+
+// checkRegion fails here rather than on the first request: KMS keys are
+// regional, and an empty region would only surface later as an endpoint
+// error.
+func checkRegion(cfg Config, region string) error {
+	switch {
+	case region == "":
+		msg := "no AWS region for the KMS: set S3SEAL_KMS_REGION to the region of the CMK (such as eu-west-1); when it is unset AWS_REGION or the AWS profile's region is used"
+		if cfg.Endpoint != "" {
+			msg += " (a KMS at S3SEAL_KMS_ENDPOINT needs one too: requests are signed for it)"
+		}
+		return errors.New(msg)
+	case !regionName.MatchString(region) && cfg.Region != "":
+		return fmt.Errorf("S3SEAL_KMS_REGION %q is not a region name: set it to one such as eu-west-1", region)
+	case !regionName.MatchString(region):
+		return fmt.Errorf("the AWS region %q (from AWS_REGION or the AWS profile) is not a region name: set S3SEAL_KMS_REGION to one such as eu-west-1", region)
+	}
+	return nil
+}
+
+// resolveEndpoint is the URL the client sends to, as the SDK resolves it
+// (S3SEAL_KMS_ENDPOINT, AWS_ENDPOINT_URL_KMS, or AWS KMS in the region).
+func resolveEndpoint(ctx context.Context, o kmsapi.Options, cfg Config) (endpoint, error) {
+	params := kmsapi.EndpointParameters{
+		Region:       &o.Region,
+		Endpoint:     o.BaseEndpoint,
+		UseFIPS:      aws.Bool(o.EndpointOptions.UseFIPSEndpoint == aws.FIPSEndpointStateEnabled),
+		UseDualStack: aws.Bool(o.EndpointOptions.UseDualStackEndpoint == aws.DualStackEndpointStateEnabled),
+	}
+	ep, err := o.EndpointResolverV2.ResolveEndpoint(ctx, params)
+	if err != nil {
+		return endpoint{}, fmt.Errorf("no KMS endpoint for region %q (check S3SEAL_KMS_REGION, S3SEAL_KMS_ENDPOINT, AWS_ENDPOINT_URL_KMS): %w", o.Region, err)
+	}
+	return endpoint{url: ep.URI.Redacted(), region: o.Region, from: endpointSetting(o, cfg), regionSet: cfg.Region != ""}, nil
+}
+
+// endpointSetting names the setting the SDK took its base endpoint from,
+// in the SDK's order; "" when there is none (AWS KMS in the region).
+func endpointSetting(o kmsapi.Options, cfg Config) string {
+	switch {
+	case cfg.Endpoint != "":
+		return "S3SEAL_KMS_ENDPOINT"
+	case o.BaseEndpoint == nil || *o.BaseEndpoint == "":
+		return ""
+	case os.Getenv("AWS_ENDPOINT_URL_KMS") != "":
+		return "AWS_ENDPOINT_URL_KMS"
+	case os.Getenv("AWS_ENDPOINT_URL") != "":
+		return "AWS_ENDPOINT_URL"
+	}
+	return "the AWS profile's endpoint_url"
 }
 
 // GenerateDataKey asks KMS for an AES-256 data key under keyID.
@@ -101,12 +244,12 @@ func (a *Service) GenerateDataKey(ctx context.Context, keyID string, encCtx map[
 		EncryptionContext: encCtx,
 	})
 	if err != nil {
-		return kms.DataKey{}, a.mapError(ctx, op, err)
+		return kms.DataKey{}, a.mapError(ctx, op, err, keyID)
 	}
 	// A data key of any other size would fail later, far from its cause.
 	if len(out.Plaintext) != envelope.DataKeySize || len(out.CiphertextBlob) == 0 {
 		clear(out.Plaintext)
-		return kms.DataKey{}, &kms.KMSError{Op: op, Kind: kms.ErrKMSUnavailable,
+		return kms.DataKey{}, &kms.KMSError{Op: op, Kind: kms.ErrKMSUnavailable, Service: a.where.service(),
 			Cause: fmt.Errorf("malformed response: %d-byte data key, %d-byte blob", len(out.Plaintext), len(out.CiphertextBlob))}
 	}
 	return kms.DataKey{
@@ -159,7 +302,7 @@ func (a *Service) Encrypt(ctx context.Context, keyID string, plaintext []byte, e
 	}
 	out, err := a.api.Encrypt(ctx, &kmsapi.EncryptInput{KeyId: &keyID, Plaintext: plaintext, EncryptionContext: encCtx})
 	if err != nil {
-		return kms.Wrapped{}, a.mapError(ctx, op, err)
+		return kms.Wrapped{}, a.mapError(ctx, op, err, keyID)
 	}
 	return kms.Wrapped{Ciphertext: out.CiphertextBlob, KeyID: deref(out.KeyId, keyID)}, nil
 }
@@ -178,7 +321,7 @@ func (a *Service) KeyStatus(ctx context.Context, keyID string) (kms.KeyStatus, e
 	const op = "DescribeKey"
 	out, err := a.api.DescribeKey(ctx, &kmsapi.DescribeKeyInput{KeyId: &keyID})
 	if err != nil {
-		return kms.KeyStatus{}, a.mapError(ctx, op, err)
+		return kms.KeyStatus{}, a.mapError(ctx, op, err, keyID)
 	}
 	var st kms.KeyStatus
 	if out.KeyMetadata != nil {
@@ -190,7 +333,7 @@ func (a *Service) KeyStatus(ctx context.Context, keyID string) (kms.KeyStatus, e
 		st.State = kms.KeyState(out.KeyMetadata.KeyState)
 	}
 	if len(st.IDs) == 0 {
-		return kms.KeyStatus{}, &kms.KMSError{Op: op, Kind: kms.ErrKMSUnavailable, Cause: errors.New("malformed response: no key id or ARN")}
+		return kms.KeyStatus{}, &kms.KMSError{Op: op, Kind: kms.ErrKMSUnavailable, Service: a.where.service(), Cause: errors.New("malformed response: no key id or ARN")}
 	}
 	return st, nil
 }
@@ -200,129 +343,4 @@ func deref(s *string, def string) string {
 		return def
 	}
 	return *s
-}
-
-// kindOfCode maps a KMS error code to its kind; ok is false for codes it
-// does not know, which the caller classifies by HTTP status.
-func kindOfCode(code string) (kind error, ok bool) {
-	switch code {
-	case "NotFoundException":
-		return kms.ErrKeyNotFound, true
-	case "DisabledException",
-		"KMSInvalidStateException": // pending deletion, pending import, ...
-		return kms.ErrKeyDisabled, true
-	case "AccessDeniedException",
-		"NotAuthorizedException",      // local-kms's spelling
-		"UnrecognizedClientException", // unknown access key
-		"InvalidClientTokenId",
-		"InvalidSignatureException",
-		"IncompleteSignature",
-		"MissingAuthenticationToken",
-		"ExpiredTokenException":
-		return kms.ErrAccessDenied, true
-	case "InvalidCiphertextException",
-		"IncorrectKeyException", // ciphertext of another key
-		"InvalidKeyUsageException":
-		return kms.ErrInvalidCiphertext, true
-	// AWS documents KeyUnavailableException as temporary and retryable, so it
-	// is an outage, not a key state an operator must fix.
-	case "KeyUnavailableException",
-		"ThrottlingException",
-		"Throttling",
-		"TooManyRequestsException",
-		"RequestLimitExceeded",
-		"LimitExceededException",
-		"KMSInternalException",
-		"InternalFailureException", // local-kms's 500
-		"InternalFailure",
-		"DependencyTimeoutException",
-		"ServiceUnavailable",
-		"ServiceUnavailableException",
-		"RequestTimeout",
-		"RequestTimeoutException":
-		return kms.ErrKMSUnavailable, true
-	case "ValidationException",
-		"SerializationException",
-		"MissingParameterException", // local-kms
-		"InvalidGrantTokenException",
-		"InvalidArnException",
-		"UnsupportedOperationException",
-		"DryRunOperationException":
-		return kms.ErrInvalidKMSRequest, true
-	}
-	return nil, false
-}
-
-// mapError turns an SDK error into a *KMSError. It never keeps the service's
-// message: KMS implementations quote request values in them, plaintext
-// included. keyIDs are the keys the request named, consulted when an
-// AccessDeniedException may really mean a disabled key.
-func (a *Service) mapError(ctx context.Context, op string, err error, keyIDs ...string) error {
-	var apiErr smithy.APIError
-	if !errors.As(err, &apiErr) {
-		return transportError(op, err)
-	}
-	code := apiErr.ErrorCode()
-	kind, ok := kindOfCode(code)
-	if !ok {
-		kind = kms.ErrInvalidKMSRequest
-		var status interface{ HTTPStatusCode() int }
-		if errors.As(err, &status) && status.HTTPStatusCode() >= 500 {
-			kind = kms.ErrKMSUnavailable
-		}
-	}
-	// local-kms answers AccessDeniedException where AWS answers
-	// DisabledException or KMSInvalidStateException (Decrypt of a disabled or
-	// pending-deletion key); ask for the key state so both report the same kind.
-	if code == "AccessDeniedException" && (op == "Decrypt" || op == "ReEncrypt") && a.anyKeyUnusable(ctx, keyIDs) {
-		kind = kms.ErrKeyDisabled
-	}
-	return &kms.KMSError{Op: op, Kind: kind, Code: code}
-}
-
-// anyKeyUnusable reports whether DescribeKey shows one of keyIDs disabled or
-// pending deletion. Failures count as "no": the caller then keeps the
-// AccessDenied it had.
-func (a *Service) anyKeyUnusable(ctx context.Context, keyIDs []string) bool {
-	for _, id := range keyIDs {
-		if id == "" {
-			continue
-		}
-		out, err := a.api.DescribeKey(ctx, &kmsapi.DescribeKeyInput{KeyId: &id})
-		if err != nil || out.KeyMetadata == nil {
-			continue
-		}
-		switch out.KeyMetadata.KeyState {
-		case types.KeyStateDisabled, types.KeyStatePendingDeletion, types.KeyStatePendingReplicaDeletion:
-			return true
-		}
-	}
-	return false
-}
-
-// transportError classifies an error that carries no KMS error code: the
-// request never got a KMS answer (connection refused, timeout, canceled
-// context) or the SDK refused it. Only causes that cannot hold response text
-// are kept.
-func transportError(op string, err error) error {
-	var invalidParams smithy.InvalidParamsError
-	var invalidParamsPtr *smithy.InvalidParamsError
-	if errors.As(err, &invalidParams) || errors.As(err, &invalidParamsPtr) {
-		// The SDK's own validation, e.g. an empty key id: no request was sent.
-		return &kms.KMSError{Op: op, Kind: kms.ErrInvalidKMSRequest}
-	}
-	e := &kms.KMSError{Op: op, Kind: kms.ErrKMSUnavailable}
-	var opErr *net.OpError
-	var dnsErr *net.DNSError
-	switch {
-	case errors.Is(err, context.Canceled):
-		e.Cause = context.Canceled
-	case errors.Is(err, context.DeadlineExceeded):
-		e.Cause = context.DeadlineExceeded
-	case errors.As(err, &opErr):
-		e.Cause = opErr
-	case errors.As(err, &dnsErr):
-		e.Cause = dnsErr
-	}
-	return e
 }

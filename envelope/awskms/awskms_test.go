@@ -125,9 +125,12 @@ func TestAWSKMSErrorMapping(t *testing.T) {
 		{"unknown access key", apiErr(400, "UnrecognizedClientException", secret), kms.ErrAccessDenied, "UnrecognizedClientException", nil},
 		{"invalid ciphertext", apiErr(400, "InvalidCiphertextException", secret), kms.ErrInvalidCiphertext, "InvalidCiphertextException", nil},
 		{"incorrect key", apiErr(400, "IncorrectKeyException", secret), kms.ErrInvalidCiphertext, "IncorrectKeyException", nil},
-		{"invalid key usage", apiErr(400, "InvalidKeyUsageException", secret), kms.ErrInvalidCiphertext, "InvalidKeyUsageException", nil},
+		// A CMK that is not a symmetric encryption key: s3seal's key is
+		// misconfigured, for Decrypt too (no damaged object: 500, not 502).
+		{"invalid key usage", apiErr(400, "InvalidKeyUsageException", secret), kms.ErrInvalidKMSRequest, "InvalidKeyUsageException", nil},
 		{"throttling", apiErr(400, "ThrottlingException", secret), kms.ErrKMSUnavailable, "ThrottlingException", nil},
-		{"limit exceeded", apiErr(400, "LimitExceededException", secret), kms.ErrKMSUnavailable, "LimitExceededException", nil},
+		// A resource quota, not the request rate: retrying does not help.
+		{"limit exceeded", apiErr(400, "LimitExceededException", secret), kms.ErrInvalidKMSRequest, "LimitExceededException", nil},
 		{"kms internal", apiErr(500, "KMSInternalException", secret), kms.ErrKMSUnavailable, "KMSInternalException", nil},
 		{"dependency timeout", apiErr(503, "DependencyTimeoutException", secret), kms.ErrKMSUnavailable, "DependencyTimeoutException", nil},
 		{"key unavailable", apiErr(500, "KeyUnavailableException", secret), kms.ErrKMSUnavailable, "KeyUnavailableException", nil},
@@ -141,12 +144,19 @@ func TestAWSKMSErrorMapping(t *testing.T) {
 		{"sdk validation", &smithy.OperationError{ServiceID: "KMS", OperationName: "Op",
 			Err: smithy.InvalidParamsError{Context: "Input " + secret}}, kms.ErrInvalidKMSRequest, "", nil},
 		{"connection refused", &smithy.OperationError{ServiceID: "KMS", OperationName: "Op",
-			Err: fmt.Errorf("send request %s: %w", secret, opErr)}, kms.ErrKMSUnavailable, "", opErr},
+			Err: fmt.Errorf("send request %s: %w", secret, opErr)}, kms.ErrKMSUnavailable, "", nil},
 		{"canceled", &smithy.OperationError{ServiceID: "KMS", OperationName: "Op",
 			Err: fmt.Errorf("%s: %w", secret, context.Canceled)}, kms.ErrKMSUnavailable, "", context.Canceled},
 		{"deadline", fmt.Errorf("%s: %w", secret, context.DeadlineExceeded), kms.ErrKMSUnavailable, "", context.DeadlineExceeded},
 		// A response the SDK cannot parse may quote the body: keep nothing of it.
 		{"deserialization", &smithy.DeserializationError{Err: errors.New(secret)}, kms.ErrKMSUnavailable, "", nil},
+	}
+	// The reason of each case that has one, by name.
+	reasons := map[string]kms.Reason{
+		"not found": kms.ReasonNotFound, "disabled": kms.ReasonDisabled, "invalid state": kms.ReasonPendingDeletion,
+		"access denied": kms.ReasonDenied, "unknown access key": kms.ReasonDenied,
+		"throttling": kms.ReasonThrottled, "limit exceeded": kms.ReasonQuota, "invalid key usage": kms.ReasonKeyUsage,
+		"connection refused": kms.ReasonRefused, "deadline": kms.ReasonTimeout,
 	}
 	ops := []struct {
 		name string
@@ -183,6 +193,9 @@ func TestAWSKMSErrorMapping(t *testing.T) {
 				}
 				if tc.cause != nil && !errors.Is(err, tc.cause) {
 					t.Errorf("error %v does not wrap %v", err, tc.cause)
+				}
+				if ke.Reason != reasons[tc.name] {
+					t.Errorf("Reason %q, want %q", ke.Reason, reasons[tc.name])
 				}
 				if strings.Contains(err.Error(), secret) {
 					t.Errorf("error text %q leaks the service message", err)

@@ -44,11 +44,11 @@ func (a *Service) Describe(ctx context.Context, keyID string) (CMKInfo, error) {
 	}
 	out, err := a.api.DescribeKey(ctx, &kmsapi.DescribeKeyInput{KeyId: &keyID})
 	if err != nil {
-		return CMKInfo{}, a.mapError(ctx, "DescribeKey", err)
+		return CMKInfo{}, a.mapError(ctx, "DescribeKey", err, keyID)
 	}
 	m := out.KeyMetadata
 	if m == nil || m.KeyId == nil {
-		return CMKInfo{}, &kms.KMSError{Op: "DescribeKey", Kind: kms.ErrKMSUnavailable, Cause: errors.New("malformed response: no key metadata")}
+		return CMKInfo{}, &kms.KMSError{Op: "DescribeKey", Kind: kms.ErrKMSUnavailable, Service: a.where.service(), Cause: errors.New("malformed response: no key metadata")}
 	}
 	info := CMKInfo{ID: *m.KeyId, ARN: deref(m.Arn, ""), Description: deref(m.Description, ""), State: kms.KeyState(m.KeyState),
 		Origin: string(m.Origin), Aliases: []string{}}
@@ -86,7 +86,7 @@ func (a *Service) aliases(ctx context.Context, d DescribeAPI, id string) ([]stri
 	for {
 		out, err := d.ListAliases(ctx, in)
 		if err != nil {
-			return nil, a.mapError(ctx, "ListAliases", err)
+			return nil, a.mapError(ctx, "ListAliases", err, id)
 		}
 		for _, al := range out.Aliases {
 			if al.AliasName != nil && (al.TargetKeyId == nil || *al.TargetKeyId == id) {

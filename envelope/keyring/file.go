@@ -13,6 +13,12 @@ import (
 // replicas may share one): internal/sharedfile says how. Reload notices a
 // change by the file's stamp.
 
+// corruptFix is what to do about a keyring file that does not parse or
+// check. Deleting it is the one wrong answer: a fresh keyring would start
+// with new keys, and every object sealed under the old ones would be lost.
+const corruptFix = "the file is damaged: restore it from a backup (do not delete it: the objects sealed under its keys " +
+	"cannot be decrypted without it), or fix the JSON by hand if the change that broke it is known"
+
 // readState reads, checks and indexes the file at path; keys whose deletion
 // date has passed (at now) are purged and the file rewritten without them,
 // which the caller makes safe by holding the lock. The stamp is of the
@@ -26,10 +32,10 @@ func readState(path string, now time.Time) (*keyringState, sharedfile.Stamp, err
 	// The decoder's errors name offsets, types and at most one offending
 	// character, never a field's value, so they cannot echo key material.
 	if err := json.Unmarshal(data, st); err != nil {
-		return nil, sharedfile.Stamp{}, fmt.Errorf("keyring: parsing %s: %w", path, err)
+		return nil, sharedfile.Stamp{}, fmt.Errorf("keyring: parsing %s: %w; %s", path, err, corruptFix)
 	}
 	if err := st.validate(); err != nil {
-		return nil, sharedfile.Stamp{}, fmt.Errorf("keyring: %s: %w", path, err)
+		return nil, sharedfile.Stamp{}, fmt.Errorf("keyring: %s: %w; %s", path, err, corruptFix)
 	}
 	if st.purge(now) {
 		if err := sharedfile.Replace(path, st.marshal()); err != nil {

@@ -90,7 +90,7 @@ func (key *ringKey) validateImport() error {
 // CreateExternalKey makes a key for imported material (origin EXTERNAL)
 // that has none yet: it is PendingImport, unusable until ImportKeyMaterial.
 func (k *Keyring) CreateExternalKey(description string) (KeyInfo, error) {
-	return k.addKey("CreateKey", nil, OriginExternal, description)
+	return k.addKey("CreateKey", nil, OriginExternal, KeySpec{Description: description})
 }
 
 // GetParametersForImport makes a fresh RSA wrapping key of bits (2048,

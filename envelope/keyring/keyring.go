@@ -61,6 +61,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/s3seal/s3seal/envelope/kms"
 	"github.com/s3seal/s3seal/internal/sharedfile"
@@ -99,8 +100,8 @@ const (
 	ringNonceSize      = 12
 	ringTagSize        = 16
 
-	ringMinPendingDays = 7 // AWS KMS's bounds for the deletion waiting period
-	ringMaxPendingDays = 30
+	MinPendingDays = 7 // AWS KMS's bounds for the deletion waiting period
+	MaxPendingDays = 30
 
 	ringAliasPrefix    = "alias/"
 	ringReservedPrefix = "alias/aws/" // AWS-managed aliases; refused so names stay portable
@@ -172,7 +173,24 @@ func Open(path string) (*Keyring, error) {
 	return openKeyring(path, time.Now)
 }
 
+// OpenExisting opens the keyring file at path, which must exist: for the
+// commands that use a keyring but must not start one where a mistyped path
+// leads. A missing file is an error wrapping fs.ErrNotExist, and leaves no
+// file (not even the lock file) behind.
+func OpenExisting(path string) (*Keyring, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	return open(path, time.Now, false)
+}
+
 func openKeyring(path string, now func() time.Time) (*Keyring, error) {
+	return open(path, now, true)
+}
+
+// open opens the keyring file at path, and creates it empty if it is
+// missing and create is set.
+func open(path string, now func() time.Time, create bool) (*Keyring, error) {
 	k := &Keyring{path: path, now: now}
 	unlock, err := sharedfile.Lock(path)
 	switch {
@@ -185,7 +203,7 @@ func openKeyring(path string, now func() time.Time) (*Keyring, error) {
 	}
 	defer unlock()
 	st, stamp, err := readState(path, now())
-	if errors.Is(err, os.ErrNotExist) {
+	if errors.Is(err, os.ErrNotExist) && create {
 		st = &keyringState{Version: keyringFileVersion, Keys: []*ringKey{}}
 		if err := sharedfile.Replace(path, st.marshal()); err != nil {
 			return nil, fmt.Errorf("keyring: creating %s: %w", path, err)
@@ -228,7 +246,7 @@ func (s *keyringState) validate() error {
 			return err
 		}
 		for _, a := range key.Aliases {
-			if err := checkRingAlias(a); err != nil {
+			if err := CheckAlias(a); err != nil {
 				return fmt.Errorf("key %s: %w", key.ID, err)
 			}
 			if aliases[a] {
@@ -427,9 +445,33 @@ func newRingKeyID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
+// KeySpec is what a new key is made with besides its material.
+type KeySpec struct {
+	Description string
+	Alias       string // "alias/NAME" for the new key, or empty for none
+}
+
+// check refuses a spec AWS KMS would refuse, before anything is made.
+func (spec KeySpec) check(op string) error {
+	if err := CheckDescription(spec.Description); err != nil {
+		return &kms.KMSError{Op: op, Kind: kms.ErrInvalidKMSRequest, Code: codeValidation, Cause: err}
+	}
+	if spec.Alias == "" {
+		return nil
+	}
+	if err := CheckAlias(spec.Alias); err != nil {
+		return &kms.KMSError{Op: op, Kind: kms.ErrInvalidKMSRequest, Code: codeInvalidAliasName, Cause: err}
+	}
+	return nil
+}
+
 // addKey adds a key of origin with material, or, with nil material, an
-// EXTERNAL key that waits for its material (PendingImport).
-func (k *Keyring) addKey(op string, material []byte, origin KeyOrigin, description string) (KeyInfo, error) {
+// EXTERNAL key that waits for its material (PendingImport). The key and
+// its alias are one change: a taken alias makes no key.
+func (k *Keyring) addKey(op string, material []byte, origin KeyOrigin, spec KeySpec) (KeyInfo, error) {
+	if err := spec.check(op); err != nil {
+		return KeyInfo{}, err
+	}
 	state, versions := kms.KeyEnabled, [][]byte{material}
 	if material == nil {
 		state, versions = kms.KeyPendingImport, [][]byte{}
@@ -438,12 +480,18 @@ func (k *Keyring) addKey(op string, material []byte, origin KeyOrigin, descripti
 	err := k.update(op, func(s *keyringState, now time.Time) error {
 		key := &ringKey{
 			ID:          newRingKeyID(),
-			Description: description,
+			Description: spec.Description,
 			Created:     now.UTC().Round(0), // as it will read back from the file
 			State:       state,
 			Origin:      origin,
 			Aliases:     []string{},
 			Material:    versions,
+		}
+		if spec.Alias != "" {
+			if err := aliasFree(op, s, spec.Alias, now); err != nil {
+				return err
+			}
+			key.Aliases = []string{spec.Alias}
 		}
 		s.Keys = append(s.Keys, key)
 		info = key.info()
@@ -454,18 +502,29 @@ func (k *Keyring) addKey(op string, material []byte, origin KeyOrigin, descripti
 
 // CreateKey makes a new enabled key with fresh random material.
 func (k *Keyring) CreateKey(description string) (KeyInfo, error) {
+	return k.CreateKeyWith(KeySpec{Description: description})
+}
+
+// CreateKeyWith makes a new enabled key with fresh random material, and
+// its alias if spec names one, in one change.
+func (k *Keyring) CreateKeyWith(spec KeySpec) (KeyInfo, error) {
 	material := make([]byte, materialSize)
 	rand.Read(material)
-	return k.addKey("CreateKey", material, OriginGenerated, description)
+	return k.addKey("CreateKey", material, OriginGenerated, spec)
 }
 
 // ImportKey makes a new enabled key from customer-provided material, which
 // must be exactly 32 bytes. The keyring keeps its own copy.
 func (k *Keyring) ImportKey(material []byte, description string) (KeyInfo, error) {
+	return k.ImportKeyWith(material, KeySpec{Description: description})
+}
+
+// ImportKeyWith is ImportKey with an alias too, made in the same change.
+func (k *Keyring) ImportKeyWith(material []byte, spec KeySpec) (KeyInfo, error) {
 	if len(material) != materialSize {
 		return KeyInfo{}, ringInvalid("ImportKey", "key material is %d bytes, want %d", len(material), materialSize)
 	}
-	return k.addKey("ImportKey", bytes.Clone(material), OriginExternal, description)
+	return k.addKey("ImportKey", bytes.Clone(material), OriginExternal, spec)
 }
 
 // RotateKey adds a new version of key material: new wraps use it, wraps made
@@ -506,6 +565,9 @@ func (key *ringKey) rotate(now time.Time) {
 // UpdateKeyDescription replaces the description of the key keyID names.
 func (k *Keyring) UpdateKeyDescription(keyID, description string) (KeyInfo, error) {
 	const op = "UpdateKeyDescription"
+	if err := CheckDescription(description); err != nil {
+		return KeyInfo{}, &kms.KMSError{Op: op, Kind: kms.ErrInvalidKMSRequest, Code: codeValidation, Cause: err}
+	}
 	return k.updateKey(op, keyID, func(key *ringKey, _ time.Time) error {
 		if key.State == kms.KeyPendingDeletion {
 			return ringPendingDeletion(op, key)
@@ -548,8 +610,8 @@ func (k *Keyring) setState(op, keyID string, state kms.KeyState) error {
 // deletion date.
 func (k *Keyring) ScheduleKeyDeletion(keyID string, pendingDays int) (time.Time, error) {
 	const op = "ScheduleKeyDeletion"
-	if pendingDays < ringMinPendingDays || pendingDays > ringMaxPendingDays {
-		return time.Time{}, ringInvalid(op, "pending window is %d days, want %d to %d", pendingDays, ringMinPendingDays, ringMaxPendingDays)
+	if pendingDays < MinPendingDays || pendingDays > MaxPendingDays {
+		return time.Time{}, ringInvalid(op, "pending window is %d days, want %d to %d", pendingDays, MinPendingDays, MaxPendingDays)
 	}
 	info, err := k.updateKey(op, keyID, func(key *ringKey, now time.Time) error {
 		if key.State == kms.KeyPendingDeletion {
@@ -581,35 +643,69 @@ func (k *Keyring) CancelKeyDeletion(keyID string) error {
 	return err
 }
 
-// checkRingAlias enforces AWS's alias syntax, so that aliases carry over to
-// a real KMS.
-func checkRingAlias(alias string) error {
+// CheckAlias enforces AWS's alias syntax, so that aliases carry over to a
+// real KMS.
+func CheckAlias(alias string) error {
 	name, ok := strings.CutPrefix(alias, ringAliasPrefix)
-	if !ok || name == "" || len(alias) > ringMaxAliasLen || strings.HasPrefix(alias, ringReservedPrefix) {
-		return fmt.Errorf("invalid alias %q: want alias/NAME, not alias/aws/...", alias)
+	switch {
+	case !ok:
+		return fmt.Errorf("invalid alias %q: want alias/NAME, as in alias/%s", alias, strings.TrimPrefix(alias, "/"))
+	case name == "":
+		return fmt.Errorf("invalid alias %q: the NAME after alias/ is empty", alias)
+	case strings.HasPrefix(alias, ringReservedPrefix):
+		return fmt.Errorf("invalid alias %q: alias/aws/ is reserved for AWS-managed keys; choose another NAME", alias)
+	case len(alias) > ringMaxAliasLen:
+		return fmt.Errorf("invalid alias %q: %d characters, at most %d", alias, len(alias), ringMaxAliasLen)
 	}
 	for _, c := range name {
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '/' || c == '_' || c == '-') {
-			return fmt.Errorf("invalid alias %q: only letters, digits, '/', '_' and '-' are allowed", alias)
+			return fmt.Errorf("invalid alias %q: only letters, digits, '/', '_' and '-' are allowed after alias/", alias)
 		}
 	}
 	return nil
 }
 
+// MaxDescription is AWS KMS's bound on a key description, in characters.
+const MaxDescription = 8192
+
+// CheckDescription refuses a description AWS KMS would refuse: longer
+// than MaxDescription characters, or not UTF-8 (the API is JSON).
+func CheckDescription(d string) error {
+	if !utf8.ValidString(d) {
+		return errors.New("invalid description: not UTF-8 text")
+	}
+	if n := utf8.RuneCountInString(d); n > MaxDescription {
+		return fmt.Errorf("invalid description: %d characters, at most %d", n, MaxDescription)
+	}
+	return nil
+}
+
+// aliasFree refuses an alias that names a live key already.
+func aliasFree(op string, s *keyringState, alias string, now time.Time) error {
+	if key := s.byAlias[alias]; key != nil && !key.expired(now) {
+		return ringErr(op, kms.ErrInvalidKMSRequest, codeAlreadyExists, "alias %s already exists (it names key %s)", alias, key.ID)
+	}
+	return nil
+}
+
 // CreateAlias names the key keyID (an id or another alias) alias, which must
-// be unused.
+// be unused. Like AWS KMS, it refuses a key pending deletion: an alias is
+// no way to a key that is going away.
 func (k *Keyring) CreateAlias(alias, keyID string) error {
 	const op = "CreateAlias"
-	if err := checkRingAlias(alias); err != nil {
+	if err := CheckAlias(alias); err != nil {
 		return &kms.KMSError{Op: op, Kind: kms.ErrInvalidKMSRequest, Code: codeInvalidAliasName, Cause: err}
 	}
 	return k.update(op, func(s *keyringState, now time.Time) error {
-		if s.byAlias[alias] != nil && !s.byAlias[alias].expired(now) {
-			return ringErr(op, kms.ErrInvalidKMSRequest, codeAlreadyExists, "alias %s already exists", alias)
+		if err := aliasFree(op, s, alias, now); err != nil {
+			return err
 		}
 		key := s.resolve(keyID, now)
-		if key == nil {
+		switch {
+		case key == nil:
 			return ringNotFound(op, keyID)
+		case key.State == kms.KeyPendingDeletion:
+			return ringPendingDeletion(op, key)
 		}
 		key.Aliases = append(key.Aliases, alias)
 		slices.Sort(key.Aliases)

@@ -500,8 +500,7 @@ func TestKeyServiceKeyring(t *testing.T) {
 	runKeyServiceContract(t, k, keyringAdmin{k})
 }
 
-// An unreachable KMS is ErrKMSUnavailable, with the network error (and no
-// response text) as the cause.
+// An unreachable KMS is ErrKMSUnavailable, refused, naming the endpoint.
 func TestAWSKMSUnreachable(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -512,9 +511,9 @@ func TestAWSKMSUnreachable(t *testing.T) {
 	ks := testAWSKMS(t, endpoint, config.WithRetryMaxAttempts(1))
 
 	_, err = ks.GenerateDataKey(t.Context(), randomKeyID(), nil)
-	var opErr *net.OpError
-	if !errors.Is(err, kms.ErrKMSUnavailable) || !errors.As(err, &opErr) {
-		t.Fatalf("GenerateDataKey: %v, want ErrKMSUnavailable with a *net.OpError", err)
+	var ke *kms.KMSError
+	if !errors.Is(err, kms.ErrKMSUnavailable) || !errors.As(err, &ke) || ke.Reason != kms.ReasonRefused || ke.Service != "key service "+endpoint {
+		t.Fatalf("GenerateDataKey: %v, want ErrKMSUnavailable, refused, at %s", err, endpoint)
 	}
 
 	cctx, cancel := context.WithCancel(t.Context())
@@ -533,8 +532,8 @@ func TestAWSKMSUnreachable(t *testing.T) {
 	}
 
 	_, err = ks.ResolveKey(t.Context(), "alias/s3seal")
-	if !errors.Is(err, kms.ErrKMSUnavailable) || !errors.As(err, &opErr) {
-		t.Fatalf("ResolveKey: %v, want ErrKMSUnavailable with a *net.OpError", err)
+	if !errors.Is(err, kms.ErrKMSUnavailable) || !errors.As(err, &ke) || ke.Reason != kms.ReasonRefused {
+		t.Fatalf("ResolveKey: %v, want ErrKMSUnavailable, refused", err)
 	}
 }
 

@@ -70,6 +70,31 @@ var (
 	ErrInvalidKMSRequest = errors.New("invalid key service request")
 )
 
+// Reason says how a key-service call failed, finer than its kind: what
+// an operator reads in the log, on /readyz and from s3seal doctor. ""
+// is a failure of no finer reason (the kind says it all).
+type Reason string
+
+const (
+	ReasonRefused       Reason = "connection refused"
+	ReasonDNS           Reason = "DNS name not found"
+	ReasonTimeout       Reason = "timeout"
+	ReasonTLS           Reason = "TLS"
+	ReasonNoCredentials Reason = "no credentials"
+	// ReasonCredentialSource: a credential source is set up (a
+	// credential_process, SSO, a role to assume, ...) and failed.
+	ReasonCredentialSource Reason = "AWS credentials failed"
+	ReasonDenied           Reason = "access denied"
+	ReasonThrottled        Reason = "throttled"
+	// ReasonQuota is a resource quota (keys, aliases, grants), not a rate.
+	ReasonQuota Reason = "KMS resource quota exceeded"
+	// ReasonKeyUsage: the CMK is not a symmetric encryption key.
+	ReasonKeyUsage        Reason = "wrong key type"
+	ReasonDisabled        Reason = "key disabled"
+	ReasonNotFound        Reason = "key not found"
+	ReasonPendingDeletion Reason = "key pending deletion"
+)
+
 // KMSError is a key-service failure: the operation, the kind (one of the Err*
 // sentinels) and, when the service gave one, its error code. It deliberately
 // keeps no service message: local-kms, for one, echoes plaintext in them.
@@ -80,10 +105,33 @@ type KMSError struct {
 	// Cause is an underlying error known to hold no key-service text
 	// (a network or context error), or nil.
 	Cause error
+	// Service names the key service asked, for operators: "key service
+	// https://kms.eu-west-1.amazonaws.com"; "" when the caller says it.
+	Service string
+	KeyID   string // the CMK the call named, when it matters to the failure
+	Reason  Reason
+	// Fix is how an operator fixes it, in s3seal's words; "" when nothing
+	// general applies (the doctor adds its own fixes).
+	Fix string
 }
 
 func (e *KMSError) Error() string {
-	s := "kms " + e.Op + ": " + e.Kind.Error()
+	s := "kms " + e.Op + ": " + e.Explain()
+	if e.Fix != "" {
+		s += "; " + e.Fix
+	}
+	return s
+}
+
+// Explain is the failure without the operation and the fix: "key service
+// URL: connection refused", "access denied for CMK alias/x
+// (AccessDeniedException)".
+func (e *KMSError) Explain() string {
+	var s string
+	if e.Service != "" {
+		s = e.Service + ": "
+	}
+	s += e.what()
 	if e.Code != "" {
 		s += " (" + e.Code + ")"
 	}
@@ -93,12 +141,47 @@ func (e *KMSError) Error() string {
 	return s
 }
 
+// what is the reason in words, naming the CMK where it is about one.
+func (e *KMSError) what() string {
+	cmk := "the CMK"
+	if e.KeyID != "" {
+		cmk = "CMK " + e.KeyID
+	}
+	switch e.Reason {
+	case "":
+		return e.Kind.Error()
+	case ReasonDenied:
+		if e.KeyID != "" {
+			return "access denied for " + cmk
+		}
+		return "access denied"
+	case ReasonNotFound:
+		return cmk + " not found"
+	case ReasonDisabled:
+		return cmk + " is disabled"
+	case ReasonPendingDeletion:
+		return cmk + " is pending deletion or in another state that cannot be used"
+	case ReasonKeyUsage:
+		return cmk + " cannot be used for ENCRYPT_DECRYPT of symmetric data keys"
+	}
+	return string(e.Reason)
+}
+
 // Unwrap exposes both the kind and the cause to errors.Is / errors.As.
 func (e *KMSError) Unwrap() []error {
 	if e.Cause != nil {
 		return []error{e.Kind, e.Cause}
 	}
 	return []error{e.Kind}
+}
+
+// Permission is the IAM permission an operation of the KeyService needs
+// in AWS KMS, for fixes: "kms:Decrypt".
+func Permission(op string) string {
+	if op == "ReEncrypt" {
+		return "kms:ReEncryptFrom and kms:ReEncryptTo"
+	}
+	return "kms:" + op
 }
 
 // CanonicalContext encodes an encryption context unambiguously and

@@ -27,12 +27,24 @@ func bounded[T any](ctx context.Context, t timeoutKeys, op string, call func(con
 	defer cancel()
 	v, err := call(ctx)
 	if err != nil && errors.Is(context.Cause(ctx), errKMSTimeout) {
-		return v, &KMSError{Op: op, Kind: ErrKMSUnavailable, Cause: fmt.Errorf("%w (%s)", errKMSTimeout, t.d)}
+		e := &KMSError{Op: op}
+		// Which service did not answer is the client's to say.
+		if inner := (*KMSError)(nil); errors.As(err, &inner) {
+			// A credential source that hung is no key service out of
+			// reach: the client's words name it and its fix.
+			if inner.Reason == ReasonCredentialSource {
+				return v, err
+			}
+			e.Service, e.KeyID = inner.Service, inner.KeyID
+		}
+		e.Kind, e.Reason, e.Cause = ErrKMSUnavailable, ReasonTimeout, fmt.Errorf("%w (%s)", errKMSTimeout, t.d)
+		e.Fix = "check that this host reaches the key service; raise S3SEAL_KMS_TIMEOUT if it is merely slow"
+		return v, e
 	}
 	return v, err
 }
 
-var errKMSTimeout = errors.New("no answer from the key service within S3SEAL_KMS_TIMEOUT")
+var errKMSTimeout = errors.New("no answer within S3SEAL_KMS_TIMEOUT")
 
 func (t timeoutKeys) GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string) (DataKey, error) {
 	return bounded(ctx, t, "GenerateDataKey", func(ctx context.Context) (DataKey, error) {

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -44,8 +45,8 @@ type Config struct {
 	// Objects name their CMK in metadata the store controls, so s3seal
 	// decrypts only under the CMKs listed here and in KMSKeyID.
 	KMSDecryptKeyIDs []string      `env:"S3SEAL_KMS_DECRYPT_KEY_IDS" envSeparator:"," help:"further CMKs (ids, ARNs or aliases, comma-separated) whose objects s3seal may decrypt, besides S3SEAL_KMS_KEY_ID; objects under any other CMK are refused"`
-	KMSEndpoint      string        `env:"S3SEAL_KMS_ENDPOINT" help:"custom KMS-API endpoint URL (aws provider; credentials from the AWS SDK default chain)"`
-	KMSRegion        string        `env:"S3SEAL_KMS_REGION" help:"KMS region (aws provider); unset: the AWS SDK default chain (AWS_REGION, ...)"`
+	KMSEndpoint      string        `env:"S3SEAL_KMS_ENDPOINT" help:"KMS-API endpoint URL, http or https (aws provider), for a KMS other than AWS's (local-kms, another s3seal's KMS API); unset: AWS KMS in S3SEAL_KMS_REGION (https://kms.REGION.amazonaws.com); credentials from the AWS SDK default chain: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance role; AWS_CA_BUNDLE for a private CA"`
+	KMSRegion        string        `env:"S3SEAL_KMS_REGION" help:"region of the CMKs (aws provider): picks AWS KMS's endpoint and is signed into every request, with S3SEAL_KMS_ENDPOINT too; unset: AWS_REGION or the AWS profile's region; none at all stops the start"`
 	KMSTimeout       time.Duration `env:"S3SEAL_KMS_TIMEOUT" envDefault:"10s" help:"the longest one key-service call may take, its retries included, before the request fails with 503 ServiceUnavailable"`
 	// Unlike every other variable, set but empty is not the default here:
 	// it turns the KMS API off (Parse).
@@ -74,6 +75,8 @@ type Config struct {
 	ClientTimeout time.Duration `env:"S3SEAL_CLIENT_TIMEOUT" envDefault:"1m" help:"the longest a client may make no progress sending a request body before s3seal gives up on it (400 RequestTimeout; nothing is written), or reading an answer (the connection is cut); transfers that keep moving are never cut; also bounds, in all, the request line and headers (at most 30s) and a POST form upload's fields, which are read before the client is authenticated"`
 	DrainTimeout  time.Duration `env:"S3SEAL_DRAIN_TIMEOUT" envDefault:"30s" help:"on SIGTERM or SIGINT, how long in-flight requests may run before they are cut and s3seal exits"`
 	LogLevel      string        `env:"S3SEAL_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error; JSON logs to stderr"`
+	// A misspelled variable is otherwise ignored without a word (unknown.go).
+	StrictConfig bool `env:"S3SEAL_STRICT_CONFIG" envDefault:"false" help:"an S3SEAL_ variable s3seal does not know (a misspelling) is an error and s3seal exits 1; false: a warning naming the closest known variable"`
 }
 
 // The key services S3SEAL_KMS_PROVIDER selects.
@@ -103,7 +106,7 @@ func Load(environ []string) (Config, error) {
 func Parse(environ []string) (Config, error) {
 	var cfg Config
 	if err := env.ParseWithOptions(&cfg, env.Options{Environment: env.ToMap(environ)}); err != nil {
-		return Config{}, fmt.Errorf("configuration: %w", nameParseErrors(err))
+		return Config{}, fmt.Errorf("configuration: %w", nameParseErrors(err, env.ToMap(environ)))
 	}
 	cfg.KMSProvider = strings.ToLower(cfg.KMSProvider)
 	if v, set := env.ToMap(environ)["S3SEAL_KMS_API_ADDR"]; set && strings.TrimSpace(v) == "" || strings.EqualFold(v, "off") {
@@ -129,8 +132,9 @@ func trimList(items []string) []string {
 }
 
 // nameParseErrors rewrites env's parse errors, which name the Go field
-// ("DataKeyCacheSize"), to name the variable a person set instead.
-func nameParseErrors(err error) error {
+// ("DataKeyCacheSize") and end in strconv's wording, to name the variable a
+// person set, its value and what it takes instead.
+func nameParseErrors(err error, vars map[string]string) error {
 	var agg env.AggregateError
 	if !errors.As(err, &agg) {
 		return err
@@ -149,21 +153,26 @@ func nameParseErrors(err error) error {
 			continue
 		}
 		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
-		errs = append(errs, fmt.Errorf("%s: want a %s: %w", name, typeWord(pe.Type), pe.Err))
+		errs = append(errs, fmt.Errorf("%s is %q: want %s", name, vars[name], typeWord(pe.Type, vars[name])))
 	}
 	return errors.Join(errs...)
 }
 
-func typeWord(t reflect.Type) string {
+// typeWord says what a variable of type t takes, with a hint for the
+// common slip of a duration without a unit.
+func typeWord(t reflect.Type, value string) string {
 	switch t {
 	case reflect.TypeFor[time.Duration]():
-		return "duration such as 90s or 5m"
+		if _, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil {
+			return fmt.Sprintf("a duration with a unit, such as %ss or 5m", strings.TrimSpace(value))
+		}
+		return "a duration such as 90s, 5m or 1h30m"
 	case reflect.TypeFor[bool]():
-		return "boolean (true or false)"
+		return "true or false"
 	case reflect.TypeFor[int]():
-		return "whole number"
+		return "a whole number such as 64"
 	}
-	return t.String()
+	return "a value of type " + t.String()
 }
 
 // validate reports every problem at once, so a misconfigured deployment is
@@ -181,6 +190,7 @@ func (c Config) validate() error {
 	if c.KMSAPIAddr != "" {
 		errs = append(errs, checkHostPort("S3SEAL_KMS_API_ADDR", c.KMSAPIAddr))
 	}
+	errs = append(errs, c.checkDistinctAddrs())
 	errs = append(errs, c.validateUpstream(), c.validateKMS())
 	check(c.DataKeyCacheSize < 0, "S3SEAL_DATAKEY_CACHE_SIZE is %d, want 0 or more", c.DataKeyCacheSize)
 	check(c.DataKeyCacheTTL < 0, "S3SEAL_DATAKEY_CACHE_TTL is %s, want 0 or more", c.DataKeyCacheTTL)

@@ -153,6 +153,9 @@ type KMS struct {
 	// Keyring: the embedded keyring, whose fixes are `s3seal keys`
 	// commands rather than KMS permissions.
 	Keyring bool
+	// Service names the key service in messages when its errors do not:
+	// "key service URL", "embedded keyring PATH".
+	Service string
 }
 
 // Config is what a session checks.

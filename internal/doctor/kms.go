@@ -41,38 +41,91 @@ func (s *Session) probeContext() map[string]string {
 	return map[string]string{"s3seal:probe": s.cfg.Purpose}
 }
 
+// kmsSays is what a failed key-service call says, for a message: "key
+// service URL: connection refused", naming the key service when the error
+// does not; and its fix, when the error knows one.
+func (s *Session) kmsSays(err error) (says, fix string) {
+	var ke *kms.KMSError
+	if !errors.As(err, &ke) {
+		return err.Error(), ""
+	}
+	e := *ke
+	if e.Service == "" {
+		e.Service = s.cfg.KMS.Service
+	}
+	return e.Explain(), e.Fix
+}
+
 // kmsFailure is the outcome of a failed key-service call: op asked about
 // keyID, what breaks when op fails, and how each kind of failure is fixed.
 func (s *Session) kmsFailure(err error, op, keyID, breaks string) Outcome {
 	k := s.cfg.KMS
+	says, fix := s.kmsSays(err)
 	msg := func(what string) string { return what + " — " + breaks }
 	switch {
 	case errors.Is(err, kms.ErrKMSUnavailable):
-		fix := "check S3SEAL_KMS_ENDPOINT and S3SEAL_KMS_REGION, and that this host reaches the KMS; s3seal becomes ready when it answers"
-		return unavailable(msg(fmt.Sprintf("the KMS does not answer %s (%v)", op, err)), fix)
+		return unavailable(msg(unanswered(err, op)+": "+says), s.unavailableFix(err, fix))
 	case errors.Is(err, kms.ErrKeyNotFound):
-		return failed(msg(fmt.Sprintf("S3SEAL_KMS_KEY_ID %q names no CMK the key service knows (%v)", keyID, err)), s.missingKeyFix(keyID))
+		return failed(msg(fmt.Sprintf("S3SEAL_KMS_KEY_ID %q names no CMK the key service knows (%s)", keyID, says)), s.missingKeyFix(keyID))
 	case errors.Is(err, kms.ErrKeyDisabled):
-		return failed(msg(fmt.Sprintf("the CMK %q is disabled or pending deletion (%v)", keyID, err)), s.disabledKeyFix(keyID, ""))
+		return failed(msg(fmt.Sprintf("the CMK %q is disabled or pending deletion (%s)", keyID, says)), s.disabledKeyFix(keyID, ""))
 	case errors.Is(err, kms.ErrAccessDenied):
-		perm := "kms:" + op
-		if op == "ReEncrypt" {
-			perm = "kms:ReEncryptFrom and kms:ReEncryptTo"
-		}
-		fix := fmt.Sprintf("grant s3seal's role %s on %s in the key policy or an IAM policy (s3seal always sends an encryption context)", perm, keyID)
-		if k.Keyring {
+		switch {
+		case fix != "":
+		case k.Keyring:
 			fix = "check the keyring's key with s3seal keys list"
+		default:
+			fix = fmt.Sprintf("grant s3seal's role %s on %s in the key policy or an IAM policy (s3seal always sends an encryption context)", kms.Permission(op), keyID)
 		}
-		return failed(msg(fmt.Sprintf("the KMS denies s3seal %s on %q (%v)", op, keyID, err)), fix)
+		return failed(msg(fmt.Sprintf("the KMS denies s3seal %s on %q (%s)", op, keyID, says)), fix)
 	}
-	return failed(msg(fmt.Sprintf("the KMS refused %s on %q (%v)", op, keyID, err)), "check the key's type (a symmetric ENCRYPT_DECRYPT key) and s3seal's KMS configuration")
+	if fix == "" {
+		fix = "check the key's type (a symmetric ENCRYPT_DECRYPT key) and s3seal's KMS configuration"
+	}
+	return failed(msg(fmt.Sprintf("the KMS refused %s on %q (%s)", op, keyID, says)), fix)
+}
+
+// unanswered says how a call to an unavailable KMS went, by its reason.
+func unanswered(err error, op string) string {
+	var ke *kms.KMSError
+	errors.As(err, &ke)
+	switch {
+	case ke != nil && ke.Reason == kms.ReasonThrottled:
+		return "the KMS throttles " + op
+	case ke != nil && ke.Reason == kms.ReasonNoCredentials:
+		return "s3seal has no credentials to sign " + op + " with"
+	case ke != nil && ke.Reason == kms.ReasonCredentialSource:
+		return "s3seal could not get credentials to sign " + op + " with"
+	}
+	return "the KMS does not answer " + op
+}
+
+// unavailableFix is the fix for a KMS that does not answer err: fix, the
+// error's own, or the general one.
+func (s *Session) unavailableFix(err error, fix string) string {
+	var ke *kms.KMSError
+	if errors.As(err, &ke) && (ke.Reason == kms.ReasonNoCredentials || ke.Reason == kms.ReasonCredentialSource) {
+		return fix + "; s3seal becomes ready once it finds them"
+	}
+	switch {
+	case fix != "":
+	case s.cfg.KMS.Keyring:
+		fix = "check that s3seal can read, write and lock the keyring file in S3SEAL_DATA_DIR"
+	default:
+		fix = "check S3SEAL_KMS_ENDPOINT and S3SEAL_KMS_REGION, and that this host reaches the KMS"
+	}
+	return fix + "; s3seal becomes ready when it answers"
 }
 
 func (s *Session) missingKeyFix(keyID string) string {
 	if s.cfg.KMS.Keyring {
 		return fmt.Sprintf("create it (s3seal keys create -alias %s, for an alias), or set S3SEAL_KMS_KEY_ID to a key s3seal keys list shows", keyID)
 	}
-	return "set it to an existing key id, ARN or alias/NAME (for AWS KMS, in the region s3seal uses)"
+	where := "the KMS"
+	if s.cfg.KMS.Service != "" {
+		where = s.cfg.KMS.Service
+	}
+	return "set it to the key id, ARN or alias/NAME of a CMK in " + where + " (AWS KMS keys are regional: check S3SEAL_KMS_REGION)"
 }
 
 func (s *Session) disabledKeyFix(keyID string, state kms.KeyState) string {
@@ -199,8 +252,8 @@ func checkAllowList(ctx context.Context, s *Session) Outcome {
 		return failed(fmt.Sprintf("the KMS denies s3seal DescribeKey on %q — %s", entry.Entry, breaks),
 			"grant kms:DescribeKey on every key in S3SEAL_KMS_KEY_ID and S3SEAL_KMS_DECRYPT_KEY_IDS (s3seal resolves them at start to know which keys objects may name)")
 	case errors.Is(err, kms.ErrKMSUnavailable):
-		return unavailable(fmt.Sprintf("the KMS does not answer DescribeKey (%v) — %s", err, breaks),
-			"check S3SEAL_KMS_ENDPOINT and S3SEAL_KMS_REGION, and that this host reaches the KMS; s3seal becomes ready when it answers")
+		says, fix := s.kmsSays(err)
+		return unavailable(unanswered(err, "DescribeKey")+": "+says+" — "+breaks, s.unavailableFix(err, fix))
 	}
 	return failed(fmt.Sprintf("the allow-list does not resolve (%v) — %s", err, breaks), "check S3SEAL_KMS_KEY_ID and S3SEAL_KMS_DECRYPT_KEY_IDS")
 }

@@ -112,3 +112,10 @@ func typeOfKind(kind error) string {
 	}
 	return errValidation
 }
+
+// WriteHTTPSRequired answers a plain HTTP request that reached the KMS
+// API's TLS port, which s3seal serve reads before any TLS: a
+// ValidationException that names the https URL to use instead.
+func WriteHTTPSRequired(w http.ResponseWriter, httpsURL string) {
+	writeError(w, requestID(), newError(errValidation, "This port serves HTTPS: use %s as the endpoint.", httpsURL))
+}
