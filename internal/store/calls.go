@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/minio/minio-go/v7/pkg/s3utils"
@@ -156,35 +157,62 @@ type readCloser struct {
 // Put sends r as a PUT with body, exactly n bytes, streamed and framed
 // (framing.go): an object or, with uploadId and partNumber in r.Query, a
 // part. A success is returned only when the store has received every byte.
+//
+// body is read until Put returns and never after: net/http may go on
+// reading a request body after RoundTrip has returned (a store that
+// answers early), while callers free what body reads from (a copy's
+// source, its data key) as soon as Put returns. So Put waits for a read in
+// progress, which the source's own timeouts bound, and fences later ones.
 func (c *Client) Put(ctx context.Context, r Request, body io.Reader, n int64) (*http.Response, error) {
 	framed := framedLength(n)
-	sent := &counter{r: newChunkedBody(body, n)}
+	sent := &fencedCounter{r: newChunkedBody(body, n)}
+	defer sent.fence()
 	r.Method = http.MethodPut
 	if r.Header == nil {
 		r.Header = http.Header{}
 	}
 	setFramingHeaders(r.Header, n)
 	resp, err := c.Stream(ctx, r, sent, framed)
-	if err == nil && resp.StatusCode/100 == 2 && sent.n.Load() != framed {
+	if err == nil && resp.StatusCode/100 == 2 && sent.sent() != framed {
 		// The final chunk exists only once the source has ended cleanly,
 		// so a store that answered before it did not get a valid body.
 		resp.Body.Close()
-		return nil, fmt.Errorf("store answered %d after %d of %d bytes: %w", resp.StatusCode, sent.n.Load(), framed, ErrUnexpectedAnswer)
+		return nil, fmt.Errorf("store answered %d after %d of %d bytes: %w", resp.StatusCode, sent.sent(), framed, ErrUnexpectedAnswer)
 	}
 	return resp, err
 }
 
-// counter counts the bytes its source yielded. The transport reads it on
-// its own goroutine, which may still run when the answer arrives.
-type counter struct {
-	r io.Reader
-	n atomic.Int64
+// errFenced is what the transport reads from a body after Put returned.
+var errFenced = errors.New("store: request body read after its answer")
+
+// fencedCounter counts the bytes its source yielded and, once fenced,
+// passes no read to it. The transport reads it on its own goroutine.
+type fencedCounter struct {
+	mu     sync.Mutex // held through each read of r
+	r      io.Reader
+	n      atomic.Int64
+	fenced bool
 }
 
-func (c *counter) Read(p []byte) (int, error) {
+func (c *fencedCounter) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fenced {
+		return 0, errFenced
+	}
 	n, err := c.r.Read(p)
 	c.n.Add(int64(n))
 	return n, err
+}
+
+// sent is how many bytes the source has yielded so far.
+func (c *fencedCounter) sent() int64 { return c.n.Load() }
+
+// fence waits for a read in progress and refuses every later one.
+func (c *fencedCounter) fence() {
+	c.mu.Lock()
+	c.fenced = true
+	c.mu.Unlock()
 }
 
 // CreateUpload starts a multipart upload of o with headers h and returns

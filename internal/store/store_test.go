@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -72,15 +73,27 @@ func (s *testStore) last(t *testing.T) received {
 	return s.got[len(s.got)-1]
 }
 
-// heldReader yields nothing until release is closed, then reads r.
-type heldReader struct {
-	release chan struct{}
-	r       io.Reader
+// lateReader yields nothing until answered is closed, then reads r after
+// 100 ms more, noting whether a read was still in progress, or began,
+// once putReturned is set.
+type lateReader struct {
+	answered    chan struct{}
+	r           io.Reader
+	putReturned atomic.Bool
+	afterPut    atomic.Bool
 }
 
-func (h heldReader) Read(p []byte) (int, error) {
-	<-h.release
-	return h.r.Read(p)
+func (l *lateReader) Read(p []byte) (int, error) {
+	if l.putReturned.Load() {
+		l.afterPut.Store(true)
+	}
+	<-l.answered
+	time.Sleep(100 * time.Millisecond)
+	n, err := l.r.Read(p)
+	if l.putReturned.Load() {
+		l.afterPut.Store(true)
+	}
+	return n, err
 }
 
 func newTestClient(t *testing.T, answer func(w http.ResponseWriter, r *http.Request, body []byte)) (*Client, *testStore) {
@@ -141,22 +154,32 @@ func TestPut(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, s := newTestClient(t, nil)
+			var late *lateReader
 			if tt.early {
-				// The store answers after the first bytes; the rest of the
-				// body comes only after Put has returned.
+				// The store answers after the first bytes, while the
+				// transport is in a read of the rest that ends 100 ms later.
 				answered := make(chan struct{})
 				half := len(data) / 2 // whole chunks, so they are sent
-				tt.src = io.MultiReader(bytes.NewReader(data[:half]), heldReader{answered, bytes.NewReader(data[half:])})
+				late = &lateReader{answered: answered, r: bytes.NewReader(data[half:])}
+				tt.src = io.MultiReader(bytes.NewReader(data[:half]), late)
 				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					io.ReadFull(r.Body, make([]byte, 100))
 					w.WriteHeader(http.StatusOK)
+					w.(http.Flusher).Flush()
+					close(answered)
 				}))
 				defer srv.Close()
-				defer close(answered) // once Put has returned: the client had the answer first
 				u, _ := url.Parse(srv.URL)
 				c, _ = New(Config{Endpoint: u, AccessKey: testAK, SecretKey: testSK})
 			}
 			resp, err := c.Put(t.Context(), Request{Bucket: "bkt", Key: "obj"}, tt.src, int64(len(data)))
+			if late != nil {
+				late.putReturned.Store(true)
+				time.Sleep(200 * time.Millisecond) // for any later read to happen
+				if late.afterPut.Load() {
+					t.Error("the source was read after Put returned")
+				}
+			}
 			if tt.wantErr {
 				if err == nil {
 					resp.Body.Close()
