@@ -2,10 +2,15 @@ package proxy
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/s3seal/s3seal/envelope/kms"
 
@@ -260,6 +265,49 @@ func TestUploadPartCopy(t *testing.T) {
 	lp, err := e.client.ListParts(bg(), &s3.ListPartsInput{Bucket: aws.String(testBucket), Key: aws.String("dst2"), UploadId: aws.String(id)})
 	if err != nil || len(lp.Parts) != 0 {
 		t.Errorf("parts after failed copies: %v %+v", err, lp.Parts)
+	}
+}
+
+// TestUploadPartCopyStoreAnswersEarly: a store that refuses a part before
+// reading it (here, NoSuchUpload), then drains the rest of the body slowly,
+// gets its answer relayed. store.Client.Put stops the transport reading the
+// copy's source (which UploadPartCopy frees, data key included, once Put
+// returns), which makes the transport close the connection the answer came
+// on; so Put reads such an answer before it returns (TestPut checks that no
+// read reaches the source after Put).
+func TestUploadPartCopyStoreAnswersEarly(t *testing.T) {
+	var early atomic.Bool
+	e := newEnv(t, func(c *Config) {
+		next := httputil.NewSingleHostReverseProxy(c.Upstream)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !early.Load() || r.Method != http.MethodPut || r.URL.Query().Get("uploadId") == "" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			http.NewResponseController(w).EnableFullDuplex()
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, `<Error><Code>NoSuchUpload</Code><Message>The specified upload does not exist.</Message></Error>`)
+			http.NewResponseController(w).Flush()
+			for buf := make([]byte, 64<<10); ; time.Sleep(time.Millisecond) {
+				if _, err := r.Body.Read(buf); err != nil {
+					return
+				}
+			}
+		}))
+		t.Cleanup(srv.Close)
+		c.Upstream, _ = url.Parse(srv.URL)
+	})
+	src := randomBytes(8<<20, 16)
+	e.multipartPut(t, "src", splitParts(src, 1<<20, 1<<20, 1<<20, 1<<20, 1<<20, 1<<20, 1<<20, 1<<20))
+	early.Store(true)
+	for i := range 3 {
+		id := create(t, e.client, "dst", nil)
+		_, err := e.client.UploadPartCopy(bg(), &s3.UploadPartCopyInput{Bucket: aws.String(testBucket), Key: aws.String("dst"),
+			UploadId: aws.String(id), PartNumber: aws.Int32(1), CopySource: aws.String(testBucket + "/src")})
+		if code, status := apiError(t, err); code != "NoSuchUpload" || status != http.StatusNotFound {
+			t.Fatalf("copy %d: %s %d, want the store's 404 NoSuchUpload", i, code, status)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -163,6 +164,9 @@ type readCloser struct {
 // answers early), while callers free what body reads from (a copy's
 // source, its data key) as soon as Put returns. So Put waits for a read in
 // progress, which the source's own timeouts bound, and fences later ones.
+// A fenced read fails the upload, and the transport then closes the
+// connection the answer came on: so an answer other than a success comes
+// back read, its body (at most maxPutAnswer bytes) in memory.
 func (c *Client) Put(ctx context.Context, r Request, body io.Reader, n int64) (*http.Response, error) {
 	framed := framedLength(n)
 	sent := &fencedCounter{r: newChunkedBody(body, n)}
@@ -173,13 +177,33 @@ func (c *Client) Put(ctx context.Context, r Request, body io.Reader, n int64) (*
 	}
 	setFramingHeaders(r.Header, n)
 	resp, err := c.Stream(ctx, r, sent, framed)
-	if err == nil && resp.StatusCode/100 == 2 && sent.sent() != framed {
+	switch {
+	case err != nil:
+		return nil, err
+	case resp.StatusCode/100 != 2:
+		return readAnswer(resp)
+	case sent.sent() != framed:
 		// The final chunk exists only once the source has ended cleanly,
 		// so a store that answered before it did not get a valid body.
 		resp.Body.Close()
 		return nil, fmt.Errorf("store answered %d after %d of %d bytes: %w", resp.StatusCode, sent.sent(), framed, ErrUnexpectedAnswer)
 	}
-	return resp, err
+	return resp, nil
+}
+
+// maxPutAnswer bounds the body of a store's answer Put reads: an error
+// document, far smaller; what callers relay has a lower bound of its own.
+const maxPutAnswer = 1 << 20
+
+// readAnswer reads resp's body into memory.
+func readAnswer(resp *http.Response) (*http.Response, error) {
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxPutAnswer))
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading its %d answer to a PUT: %w", ErrUnreachable, resp.StatusCode, err)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return resp, nil
 }
 
 // errFenced is what the transport reads from a body after Put returned.

@@ -140,22 +140,24 @@ func TestDo(t *testing.T) {
 // yields the final chunk.
 func TestPut(t *testing.T) {
 	data := bytes.Repeat([]byte("s3seal!\n"), 1<<17) // 1 MiB
+	const errDoc = `<Error><Code>NoSuchUpload</Code><Message>gone</Message></Error>`
 	tests := []struct {
 		name    string
 		src     io.Reader
-		early   bool // the store answers 200 without reading the body
+		early   int // the store answers this status after 100 bytes, then drains the body slowly
 		wantErr bool
 	}{
-		{"whole body", bytes.NewReader(data), false, false},
-		{"source fails", io.MultiReader(bytes.NewReader(data[:1000]), iotest.ErrReader(errors.New("client gone"))), false, true},
-		{"source ends early", bytes.NewReader(data[:1000]), false, true},
-		{"store answers early", bytes.NewReader(data), true, true},
+		{"whole body", bytes.NewReader(data), 0, false},
+		{"source fails", io.MultiReader(bytes.NewReader(data[:1000]), iotest.ErrReader(errors.New("client gone"))), 0, true},
+		{"source ends early", bytes.NewReader(data[:1000]), 0, true},
+		{"store answers 200 early", bytes.NewReader(data), http.StatusOK, true},
+		{"store answers 404 early", bytes.NewReader(data), http.StatusNotFound, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, s := newTestClient(t, nil)
 			var late *lateReader
-			if tt.early {
+			if tt.early != 0 {
 				// The store answers after the first bytes, while the
 				// transport is in a read of the rest that ends 100 ms later.
 				answered := make(chan struct{})
@@ -164,9 +166,18 @@ func TestPut(t *testing.T) {
 				tt.src = io.MultiReader(bytes.NewReader(data[:half]), late)
 				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					io.ReadFull(r.Body, make([]byte, 100))
-					w.WriteHeader(http.StatusOK)
+					http.NewResponseController(w).EnableFullDuplex()
+					w.WriteHeader(tt.early)
+					if tt.early != http.StatusOK {
+						io.WriteString(w, errDoc)
+					}
 					w.(http.Flusher).Flush()
 					close(answered)
+					for buf := make([]byte, 4096); ; time.Sleep(time.Millisecond) {
+						if _, err := r.Body.Read(buf); err != nil {
+							return
+						}
+					}
 				}))
 				defer srv.Close()
 				u, _ := url.Parse(srv.URL)
@@ -185,20 +196,28 @@ func TestPut(t *testing.T) {
 					resp.Body.Close()
 					t.Fatalf("Put succeeded (status %d)", resp.StatusCode)
 				}
-				if !tt.early {
+				if tt.early == 0 {
 					if got := s.last(t); got.bodyErr == nil {
 						t.Errorf("the store decoded a whole body of %d bytes", len(got.body))
 					}
 				}
 				return
 			}
-			if err != nil || resp.StatusCode != http.StatusOK {
-				t.Fatalf("Put: %v %v", resp, err)
+			if err != nil {
+				t.Fatalf("Put: %v", err)
 			}
-			resp.Body.Close()
+			defer resp.Body.Close()
+			if tt.early != 0 {
+				// The answer outlives the connection the fence made the
+				// transport close.
+				if b, err := io.ReadAll(resp.Body); resp.StatusCode != tt.early || string(b) != errDoc || err != nil {
+					t.Errorf("answer %d %q (%v), want %d %q", resp.StatusCode, b, err, tt.early, errDoc)
+				}
+				return
+			}
 			got := s.last(t)
-			if !bytes.Equal(got.body, data) || got.bodyErr != nil || got.header.Get("X-Amz-Content-Sha256") != streamingTrail {
-				t.Errorf("store decoded %d bytes (%v), sha256 header %q", len(got.body), got.bodyErr, got.header.Get("X-Amz-Content-Sha256"))
+			if resp.StatusCode != http.StatusOK || !bytes.Equal(got.body, data) || got.bodyErr != nil || got.header.Get("X-Amz-Content-Sha256") != streamingTrail {
+				t.Errorf("answered %d; store decoded %d bytes (%v), sha256 header %q", resp.StatusCode, len(got.body), got.bodyErr, got.header.Get("X-Amz-Content-Sha256"))
 			}
 		})
 	}
