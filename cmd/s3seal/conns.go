@@ -10,10 +10,11 @@ import (
 	"time"
 )
 
-// connLimit caps the S3 listener's open connections below the process's
-// file descriptor limit, so that clients that open connections and idle
-// (until ReadHeaderTimeout or idleTimeout closes them) cannot leave s3seal
+// connLimit caps a listener's open connections below the process's file
+// descriptor limit, so that clients that open connections and idle (until
+// ReadHeaderTimeout or idleTimeout closes them) cannot leave s3seal
 // without descriptors for the store, the key service and its own files.
+// The S3 and KMS API listeners share one; the metrics listener has its own.
 // A connection beyond the cap is closed as soon as it is accepted, rather
 // than left waiting in the listen backlog as netutil.LimitListener would:
 // the client learns at once and retries, and accepting keeps going, so
@@ -23,7 +24,13 @@ type connLimit struct {
 	open     atomic.Int64
 	lastWarn atomic.Int64 // unix nanoseconds of the last warning
 	log      *slog.Logger
+	what     string // whose connections, for the warning
 }
+
+// healthMaxConns caps the metrics listener's connections (/metrics,
+// /healthz, /readyz, pprof): Prometheus and probes need a few, and the
+// descriptor reserve (fdReserve) has room for them.
+const healthMaxConns = 64
 
 // fdReserve is how many descriptors s3seal keeps from client connections:
 // two connections to the store for each of S3SEAL_MAX_INFLIGHT requests (a
@@ -36,7 +43,7 @@ func fdReserve(maxInflight int) uint64 {
 // newConnLimit caps connections at nofile, the descriptor limit, less a
 // reserve, which is at most half of it; nofile 0 (unknown) means no cap.
 func newConnLimit(nofile uint64, maxInflight int, log *slog.Logger) *connLimit {
-	l := &connLimit{log: log}
+	l := &connLimit{log: log, what: "client connections (S3SEAL_ADDR, S3SEAL_KMS_API_ADDR)"}
 	if nofile == 0 {
 		return l
 	}
@@ -49,7 +56,7 @@ func newConnLimit(nofile uint64, maxInflight int, log *slog.Logger) *connLimit {
 	return l
 }
 
-// state is the S3 server's http.Server.ConnState: it counts connections
+// state is an http.Server.ConnState: it counts connections
 // from accepted to closed, and closes at once those beyond the cap.
 func (l *connLimit) state(c net.Conn, s http.ConnState) {
 	switch s {
@@ -70,12 +77,12 @@ func (l *connLimit) warn(n int64) {
 	if now-last < int64(time.Minute) || !l.lastWarn.CompareAndSwap(last, now) {
 		return
 	}
-	l.log.Warn("too many client connections: new ones are closed at once until some close",
+	l.log.Warn("too many "+l.what+": new ones are closed at once until some close",
 		"open", n-1, "max", l.max)
 }
 
 // limitConns raises the open-file limit as far as allowed and caps the S3
-// listener's connections below it.
+// and KMS API listeners' connections below it.
 func (s *server) limitConns() *connLimit {
 	nofile, err := raiseFileLimit()
 	if err != nil {

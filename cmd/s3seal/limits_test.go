@@ -143,7 +143,7 @@ func TestNewConnLimit(t *testing.T) {
 func TestConnLimit(t *testing.T) {
 	const max = 4
 	s := serveTuned(t, zeroConfigEnv(t.TempDir()), func(s *server) { s.conns.max = max })
-	held := fillToCap(t, s, max)
+	held := fillToCap(t, s.apiLn.Addr().String(), s.conns)
 	for _, c := range held {
 		c.Close()
 	}
@@ -154,33 +154,66 @@ func TestConnLimit(t *testing.T) {
 	}
 }
 
-// fillToCap opens max connections to s's S3 listener, which must be its
-// cap, checks that one more is closed at once, and returns the ones held
-// (closed when the test ends).
-func fillToCap(t *testing.T, s *server, max int) []net.Conn {
+// TestConnLimitOtherListeners: the KMS API's connections count toward the
+// S3 listener's cap (one pool of client connections), and the metrics
+// listener has a cap of its own, which a flood of it leaves the S3
+// listener out of.
+func TestConnLimitOtherListeners(t *testing.T) {
+	const max = 3
+	s := serveTuned(t, zeroConfigEnv(t.TempDir()), func(s *server) { s.conns.max, s.healthConns.max = max, max })
+	if s.healthConns == s.conns || s.health.ConnState == nil || s.kmsAPI.ConnState == nil {
+		t.Fatal("the metrics or KMS API listener is not capped")
+	}
+	fillToCap(t, s.healthLn.Addr().String(), s.healthConns)
+	client := s3Client(t, s.endpoint(), s.cred.AccessKey, s.cred.SecretKey)
+	if _, err := client.ListBuckets(context.Background(), &s3.ListBucketsInput{}); err != nil {
+		t.Errorf("S3 with the metrics listener full: %v", err)
+	}
+	// The S3 client's kept-alive connection and the KMS API's fill the one
+	// pool: then the S3 listener takes no more.
+	n := int(s.conns.max - s.conns.open.Load())
+	if n < 1 {
+		t.Fatalf("%d S3 connections open after one request", s.conns.open.Load())
+	}
+	openConns(t, s.kmsAPILn.Addr().String(), s.conns, n)
+	fillToCap(t, s.apiLn.Addr().String(), s.conns)
+}
+
+// openConns opens n connections to addr, each counted by l before the
+// next is opened, and returns them (closed when the test ends).
+func openConns(t *testing.T, addr string, l *connLimit, n int) []net.Conn {
 	t.Helper()
-	addr := s.apiLn.Addr().String()
 	var held []net.Conn
 	t.Cleanup(func() {
 		for _, c := range held {
 			c.Close()
 		}
 	})
-	for range max {
+	for range n {
+		before := l.open.Load()
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		held = append(held, c)
+		waitFor(t, func() bool { return l.open.Load() == before+1 })
 	}
-	waitFor(t, func() bool { return s.conns.open.Load() == int64(max) })
+	return held
+}
+
+// fillToCap opens connections to addr until l, which counts them, is at
+// its cap, checks that one more is closed at once, and returns the ones
+// it opened (closed when the test ends).
+func fillToCap(t *testing.T, addr string, l *connLimit) []net.Conn {
+	t.Helper()
+	held := openConns(t, addr, l, int(l.max-l.open.Load()))
 	extra, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer extra.Close()
 	if err := closedWithin(extra, 10*time.Second); err != nil {
-		t.Errorf("a connection beyond the cap: %v", err)
+		t.Errorf("a connection to %s beyond the cap: %v", addr, err)
 	}
 	return held
 }

@@ -171,7 +171,8 @@ type server struct {
 	kmsAPI          *http.Server // nil when the KMS API is not served
 	kmsAPILn        net.Listener
 	tls             bool       // kept apart: http.Server edits its TLSConfig once serving
-	conns           *connLimit // the S3 listener's open connections
+	conns           *connLimit // the S3 and KMS API listeners' open connections
+	healthConns     *connLimit // the metrics listener's
 	// newDataDir says what this start makes where there was nothing (a
 	// data dir, a keyring), for one warning once it is made; or "".
 	newDataDir string
@@ -477,11 +478,13 @@ func (s *server) listen(api, health, kmsAPI http.Handler) error {
 	s.conns = s.limitConns()
 	s.api = &http.Server{Handler: api, ReadHeaderTimeout: headerTimeout, IdleTimeout: idleTimeout,
 		MaxHeaderBytes: proxy.MaxHeaderBytes, ConnState: s.conns.state, ErrorLog: errorLog}
-	s.health = &http.Server{Handler: health, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idleTimeout, ErrorLog: errorLog}
+	s.healthConns = &connLimit{max: healthMaxConns, log: s.logger, what: "connections to S3SEAL_METRICS_ADDR"}
+	s.health = &http.Server{Handler: health, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idleTimeout,
+		ConnState: s.healthConns.state, ErrorLog: errorLog}
 	if kmsAPI != nil {
 		// Its requests are small: unlike S3 transfers, they get a bound.
 		s.kmsAPI = &http.Server{Handler: kmsAPI, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
-			WriteTimeout: time.Minute, IdleTimeout: idleTimeout, ErrorLog: errorLog}
+			WriteTimeout: time.Minute, IdleTimeout: idleTimeout, ConnState: s.conns.state, ErrorLog: errorLog}
 	}
 	if s.cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)

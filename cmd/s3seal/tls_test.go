@@ -231,7 +231,7 @@ func TestConnLimitTLS(t *testing.T) {
 		// Released once s3seal sees the client close (tlsport.HTTPSOnly drains until then).
 		waitFor(t, func() bool { return s.conns.open.Load() == 0 })
 	}
-	fillToCap(t, s, max)
+	fillToCap(t, addr, s.conns)
 }
 
 // A plain PUT with a body the client sends in full before it reads still
