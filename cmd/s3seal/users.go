@@ -255,16 +255,16 @@ func (u *usersEnv) print(users ...principals.User) error {
 		rows = append(rows, userJSON{Name: user.Name, Role: user.Role, AccessKey: user.AccessKey,
 			Created: user.Created, Buckets: user.Buckets, Keys: user.Keys})
 	}
+	// Bucket patterns and key names are checked only for what matching
+	// needs: shown escaped, as keys' descriptions are.
 	if u.json {
-		enc := json.NewEncoder(u.out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return writeJSON(u.out, rows)
 	}
 	tw := tabwriter.NewWriter(u.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tROLE\tACCESS KEY\tBUCKETS\tKEYS\tCREATED")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Role, r.AccessKey, bucketsText(r.Buckets),
-			orDash(strings.Join(r.Keys, ",")), r.Created.Format(time.RFC3339))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", termSafe(r.Name), r.Role, r.AccessKey, termSafe(bucketsText(r.Buckets)),
+			termSafe(orDash(strings.Join(r.Keys, ","))), r.Created.Format(time.RFC3339))
 	}
 	return tw.Flush()
 }

@@ -82,6 +82,30 @@ func TestUsersRoundTrip(t *testing.T) {
 	}
 }
 
+// TestUsersListEscaped: bucket patterns and key names are checked only as
+// far as matching needs, so list shows them escaped, as keys shows
+// descriptions: no terminal escape or bidi override reaches the terminal.
+func TestUsersListEscaped(t *testing.T) {
+	dir := t.TempDir()
+	if _, stderr, code := usersRun(t, dir, "add", "eve", "--role", "key-user", "--buckets", "a\x1bcb:read", "--keys", "alias/x\u202ey"); code != exitOK {
+		t.Fatalf("add: exit %d: %s", code, stderr)
+	}
+	table, _, _ := usersRun(t, dir, "list")
+	js, _, _ := usersRun(t, dir, "list", "-json")
+	for _, out := range []string{table, js} {
+		if strings.ContainsAny(out, "\x1b\u202e") {
+			t.Errorf("list printed a control character: %q", out)
+		}
+	}
+	if !strings.Contains(table, `a\x1bcb:read`) || !strings.Contains(table, `alias/x\u202ey`) {
+		t.Errorf("table does not show them escaped:\n%s", table)
+	}
+	var rows []userJSON
+	if err := json.Unmarshal([]byte(js), &rows); err != nil || len(rows) != 1 || rows[0].Buckets[0].Pattern != "a\x1bcb" || rows[0].Keys[0] != "alias/x\u202ey" {
+		t.Errorf("list -json does not decode to the grants: %v %+v", err, rows)
+	}
+}
+
 func TestUsersRefusals(t *testing.T) {
 	dir := t.TempDir()
 	usersRun(t, dir, "add", "alice", "-role", "key-user")
