@@ -111,6 +111,8 @@ func Families() ([]Family, error) {
 	m.InflightAdd(0)
 	m.ObserveDenied("GetObject")
 	m.ObserveKMSAPI("Encrypt", "ok", time.Millisecond)
+	m.ObserveResume("GetObject", true)
+	m.ObserveRefused("S3SEAL_ADDR", RefusedOverCap)
 	m.kmsRequests.WithLabelValues("GenerateDataKey", "ok")
 	m.kmsDuration.WithLabelValues("GenerateDataKey")
 	b.SetResult("envelope", "4KiB", 1, 1, time.Millisecond, time.Millisecond)

@@ -54,7 +54,15 @@ type Metrics struct {
 	upstreamResumes  *prometheus.CounterVec
 	kmsAPIRequests   *prometheus.CounterVec
 	kmsAPIDuration   *prometheus.HistogramVec
+	refused          *prometheus.CounterVec
 }
+
+// Reasons a connection or request is refused before it is served, the
+// values of s3seal_refused_total's reason label.
+const (
+	RefusedOverCap   = "over_cap"   // a connection beyond the listener's cap, closed at once
+	RefusedPlainHTTP = "plain_http" // a plain HTTP request on a TLS port, told to use https
+)
 
 // New registers the serving families in reg.
 func New(reg prometheus.Registerer) (*Metrics, error) {
@@ -84,10 +92,12 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			"Requests to s3seal's KMS API (S3SEAL_KMS_API_ADDR), by operation and result (ok, or the AWS error name).", "operation", "result"),
 		kmsAPIDuration: histogramVec("kms_api_request_duration_seconds",
 			"Time to answer a KMS API request, by operation.", kmsBuckets, "operation"),
+		refused: counterVec("refused_total",
+			"Connections and requests refused before they were served, by listener (its setting: S3SEAL_ADDR, S3SEAL_KMS_API_ADDR, S3SEAL_METRICS_ADDR) and reason (over_cap: a connection beyond the connection cap, closed at once; plain_http: plain HTTP on a TLS port, answered \"use https\").", "listener", "reason"),
 	}
 	if err := register(reg, m.requests, m.requestDuration, m.envelopeBytes, m.envelopeSeconds,
 		m.kmsRequests, m.kmsDuration, m.upstreamDuration, m.inflight,
-		m.accessDenied, m.upstreamResumes, m.kmsAPIRequests, m.kmsAPIDuration); err != nil {
+		m.accessDenied, m.upstreamResumes, m.kmsAPIRequests, m.kmsAPIDuration, m.refused); err != nil {
 		return nil, err
 	}
 	// Both directions exist from the start, so rate() over them is defined
@@ -169,6 +179,12 @@ func (m *Metrics) ObserveResume(op string, ok bool) {
 func (m *Metrics) ObserveKMSAPI(op, result string, d time.Duration) {
 	m.kmsAPIRequests.WithLabelValues(op, result).Inc()
 	m.kmsAPIDuration.WithLabelValues(op).Observe(d.Seconds())
+}
+
+// ObserveRefused counts a connection or request refused on listener (its
+// setting's name) for reason (RefusedOverCap, RefusedPlainHTTP).
+func (m *Metrics) ObserveRefused(listener, reason string) {
+	m.refused.WithLabelValues(listener, reason).Inc()
 }
 
 // ObserveCache exports c's hit and miss counters (and its size). Call it

@@ -300,6 +300,8 @@ func TestFamilies(t *testing.T) {
 		"s3seal_kms_api_requests_total":                    C,
 		"s3seal_kms_api_request_duration_seconds":          H,
 		"s3seal_build_info":                                G,
+		"s3seal_upstream_resumes_total":                    C,
+		"s3seal_refused_total":                             C,
 	}
 	for name, typ := range want {
 		if got[name] != typ {

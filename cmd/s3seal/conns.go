@@ -8,6 +8,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/s3seal/s3seal/internal/tlsport"
+	"github.com/s3seal/s3seal/metrics"
 )
 
 // connLimit caps a listener's open connections below the process's file
@@ -25,6 +28,9 @@ type connLimit struct {
 	lastWarn atomic.Int64 // unix nanoseconds of the last warning
 	log      *slog.Logger
 	what     string // whose connections, for the warning
+	// refused, if set, counts a connection closed for the cap, by the
+	// setting of the listener it came to.
+	refused func(listener string)
 }
 
 // healthMaxConns caps the metrics listener's connections (/metrics,
@@ -56,17 +62,23 @@ func newConnLimit(nofile uint64, maxInflight int, log *slog.Logger) *connLimit {
 	return l
 }
 
-// state is an http.Server.ConnState: it counts connections
-// from accepted to closed, and closes at once those beyond the cap.
-func (l *connLimit) state(c net.Conn, s http.ConnState) {
-	switch s {
-	case http.StateNew:
-		if n := l.open.Add(1); l.max > 0 && n > l.max {
-			c.Close() // net/http then reports it StateClosed, as any other
-			l.warn(n)
+// stateFor is the http.Server.ConnState of the listener whose setting is
+// listener: it counts connections from accepted to closed, and closes at
+// once those beyond the cap.
+func (l *connLimit) stateFor(listener string) func(net.Conn, http.ConnState) {
+	return func(c net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			if n := l.open.Add(1); l.max > 0 && n > l.max {
+				c.Close() // net/http then reports it StateClosed, as any other
+				l.warn(n)
+				if l.refused != nil {
+					l.refused(listener)
+				}
+			}
+		case http.StateClosed, http.StateHijacked:
+			l.open.Add(-1)
 		}
-	case http.StateClosed, http.StateHijacked:
-		l.open.Add(-1)
 	}
 }
 
@@ -89,6 +101,7 @@ func (s *server) limitConns() *connLimit {
 		s.logger.Warn("cannot raise the open-file limit", "err", err)
 	}
 	l := newConnLimit(nofile, s.cfg.MaxInflight, s.logger)
+	l.refused = s.countRefused
 	s.logger.Info("client connections", "open_file_limit", nofile, "max_conns", l.max)
 	return l
 }
@@ -111,4 +124,18 @@ func raiseFileLimit() (uint64, error) {
 		lim = raised
 	}
 	return uint64(lim.Cur), nil
+}
+
+// countRefused counts a connection closed for a cap on listener.
+func (s *server) countRefused(listener string) {
+	s.metrics.ObserveRefused(listener, metrics.RefusedOverCap)
+}
+
+// countPlain has plain answer a plain HTTP request to the TLS listener
+// whose setting is listener, and counts it.
+func (s *server) countPlain(listener string, plain tlsport.PlainAnswerer) tlsport.PlainAnswerer {
+	return func(w http.ResponseWriter, r *http.Request, httpsURL string) {
+		s.metrics.ObserveRefused(listener, metrics.RefusedPlainHTTP)
+		plain(w, r, httpsURL)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/s3seal/s3seal/internal/metricstest"
 	"github.com/s3seal/s3seal/internal/store"
 )
 
@@ -164,7 +165,15 @@ func TestConnLimitOtherListeners(t *testing.T) {
 	if s.healthConns == s.conns || s.health.ConnState == nil || s.kmsAPI.ConnState == nil {
 		t.Fatal("the metrics or KMS API listener is not capped")
 	}
-	fillToCap(t, s.healthLn.Addr().String(), s.healthConns)
+	for _, c := range fillToCap(t, s.healthLn.Addr().String(), s.healthConns) {
+		c.Close()
+	}
+	waitFor(t, func() bool { return s.healthConns.open.Load() == 0 })
+	if got := scrapeMetrics(t, s).Sum("s3seal_refused_total", "listener=S3SEAL_METRICS_ADDR", "reason=over_cap"); got != 1 {
+		t.Errorf("refused connections to the metrics listener counted %v, want 1", got)
+	}
+	// Full again (the scrape may have kept a connection open).
+	held := openConns(t, s.healthLn.Addr().String(), s.healthConns, int(s.healthConns.max-s.healthConns.open.Load()))
 	client := s3Client(t, s.endpoint(), s.cred.AccessKey, s.cred.SecretKey)
 	if _, err := client.ListBuckets(context.Background(), &s3.ListBucketsInput{}); err != nil {
 		t.Errorf("S3 with the metrics listener full: %v", err)
@@ -177,6 +186,23 @@ func TestConnLimitOtherListeners(t *testing.T) {
 	}
 	openConns(t, s.kmsAPILn.Addr().String(), s.conns, n)
 	fillToCap(t, s.apiLn.Addr().String(), s.conns)
+	for _, c := range held {
+		c.Close()
+	}
+	waitFor(t, func() bool { return s.healthConns.open.Load() < s.healthConns.max }) // room to scrape
+	if got := scrapeMetrics(t, s).Sum("s3seal_refused_total", "listener=S3SEAL_ADDR", "reason=over_cap"); got != 1 {
+		t.Errorf("refused S3 connections counted %v, want 1", got)
+	}
+}
+
+// scrapeMetrics reads s's /metrics.
+func scrapeMetrics(t *testing.T, s *server) metricstest.Scrape {
+	t.Helper()
+	sc, err := metricstest.Get(s.healthURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
 }
 
 // openConns opens n connections to addr, each counted by l before the

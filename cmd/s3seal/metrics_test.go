@@ -18,14 +18,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	ctx := context.Background()
 	s, client := startZeroConfigClient(t, t.TempDir())
 
-	scrape := func() metricstest.Scrape {
-		t.Helper()
-		sc, err := metricstest.Get(s.healthURL() + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return sc
-	}
+	scrape := func() metricstest.Scrape { return scrapeMetrics(t, s) }
 	before := scrape()
 	for _, fam := range []string{
 		"s3seal_envelope_bytes_total", "s3seal_envelope_seconds_total", "s3seal_inflight_requests",

@@ -477,14 +477,14 @@ func (s *server) listen(api, health, kmsAPI http.Handler) error {
 	}
 	s.conns = s.limitConns()
 	s.api = &http.Server{Handler: api, ReadHeaderTimeout: headerTimeout, IdleTimeout: idleTimeout,
-		MaxHeaderBytes: proxy.MaxHeaderBytes, ConnState: s.conns.state, ErrorLog: errorLog}
-	s.healthConns = &connLimit{max: healthMaxConns, log: s.logger, what: "connections to S3SEAL_METRICS_ADDR"}
+		MaxHeaderBytes: proxy.MaxHeaderBytes, ConnState: s.conns.stateFor("S3SEAL_ADDR"), ErrorLog: errorLog}
+	s.healthConns = &connLimit{max: healthMaxConns, log: s.logger, what: "connections to S3SEAL_METRICS_ADDR", refused: s.countRefused}
 	s.health = &http.Server{Handler: health, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idleTimeout,
-		ConnState: s.healthConns.state, ErrorLog: errorLog}
+		ConnState: s.healthConns.stateFor("S3SEAL_METRICS_ADDR"), ErrorLog: errorLog}
 	if kmsAPI != nil {
 		// Its requests are small: unlike S3 transfers, they get a bound.
 		s.kmsAPI = &http.Server{Handler: kmsAPI, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
-			WriteTimeout: time.Minute, IdleTimeout: idleTimeout, ConnState: s.conns.state, ErrorLog: errorLog}
+			WriteTimeout: time.Minute, IdleTimeout: idleTimeout, ConnState: s.conns.stateFor("S3SEAL_KMS_API_ADDR"), ErrorLog: errorLog}
 	}
 	if s.cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
@@ -565,11 +565,13 @@ func warnPlainHTTP(addr net.Addr, tls bool, logger *slog.Logger) {
 func (s *server) run(ctx context.Context) error {
 	errc := make(chan error, 3)
 	go s.watchFiles(ctx)
-	go func() { errc <- serveOn(s.api, s.apiLn, s.tls, proxy.WriteHTTPSRequired) }()
+	go func() { errc <- serveOn(s.api, s.apiLn, s.tls, s.countPlain("S3SEAL_ADDR", proxy.WriteHTTPSRequired)) }()
 	go func() { errc <- s.health.Serve(s.healthLn) }()
 	kmsAPIAddr := ""
 	if s.kmsAPI != nil {
-		go func() { errc <- serveOn(s.kmsAPI, s.kmsAPILn, s.tls, writeKMSHTTPSRequired) }()
+		go func() {
+			errc <- serveOn(s.kmsAPI, s.kmsAPILn, s.tls, s.countPlain("S3SEAL_KMS_API_ADDR", writeKMSHTTPSRequired))
+		}()
 		kmsAPIAddr = s.kmsAPILn.Addr().String()
 	}
 	s.logger.Info("serving", "addr", s.apiLn.Addr().String(), "tls", s.tls,

@@ -218,7 +218,7 @@ func TestShellWord(t *testing.T) {
 
 // On the TLS port the connection cap holds as on a plain one: plain HTTP
 // requests are answered and their connections released, and a connection
-// beyond the cap is closed at once.
+// beyond the cap is closed at once; s3seal_refused_total counts both.
 func TestConnLimitTLS(t *testing.T) {
 	const max = 2
 	dir := t.TempDir()
@@ -231,7 +231,22 @@ func TestConnLimitTLS(t *testing.T) {
 		// Released once s3seal sees the client close (tlsport.HTTPSOnly drains until then).
 		waitFor(t, func() bool { return s.conns.open.Load() == 0 })
 	}
+	plainGet(t, s.kmsAPILn.Addr().String())
+	waitFor(t, func() bool { return s.conns.open.Load() == 0 })
 	fillToCap(t, addr, s.conns)
+	sc := scrapeMetrics(t, s)
+	for _, c := range []struct {
+		labels []string
+		want   float64
+	}{
+		{[]string{"listener=S3SEAL_ADDR", "reason=plain_http"}, 2 * max},
+		{[]string{"listener=S3SEAL_KMS_API_ADDR", "reason=plain_http"}, 1},
+		{[]string{"listener=S3SEAL_ADDR", "reason=over_cap"}, 1},
+	} {
+		if got := sc.Sum("s3seal_refused_total", c.labels...); got != c.want {
+			t.Errorf("s3seal_refused_total%v = %v, want %v", c.labels, got, c.want)
+		}
+	}
 }
 
 // A plain PUT with a body the client sends in full before it reads still
