@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -167,6 +168,12 @@ func TestPut(t *testing.T) {
 				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					io.ReadFull(r.Body, make([]byte, 100))
 					http.NewResponseController(w).EnableFullDuplex()
+					if tt.early != http.StatusOK {
+						// A whole answer, as S3 sends its errors: chunked, it
+						// would end only with the handler, once the body
+						// was drained, and Put would return only then.
+						w.Header().Set("Content-Length", strconv.Itoa(len(errDoc)))
+					}
 					w.WriteHeader(tt.early)
 					if tt.early != http.StatusOK {
 						io.WriteString(w, errDoc)
