@@ -163,7 +163,9 @@ type readCloser struct {
 // reading a request body after RoundTrip has returned (a store that
 // answers early), while callers free what body reads from (a copy's
 // source, its data key) as soon as Put returns. So Put waits for a read in
-// progress, which the source's own timeouts bound, and fences later ones.
+// progress, which the source's own timeouts bound (a client's body:
+// S3SEAL_CLIENT_TIMEOUT; a copy's source read from the store: its
+// timeout and resumes, minutes at most), and fences later ones.
 // A fenced read fails the upload, and the transport then closes the
 // connection the answer came on: so an answer other than a success comes
 // back read, its body (at most maxPutAnswer bytes) in memory.
