@@ -311,6 +311,31 @@ func TestUploadPartCopyStoreAnswersEarly(t *testing.T) {
 	}
 }
 
+// TestPutStoreErrorTooLong: a store's error answer to a PUT longer than
+// any S3 error document is refused (502 BadStoreAnswer), never relayed cut
+// short to the limit store.Client.Put reads it to.
+func TestPutStoreErrorTooLong(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		next := httputil.NewSingleHostReverseProxy(c.Upstream)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPut {
+				next.ServeHTTP(w, r)
+				return
+			}
+			io.Copy(io.Discard, r.Body) // else closing with it unread resets the answer
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, "<Error><Code>AccessDenied</Code><Message>"+strings.Repeat("x", 200<<10)+"</Message></Error>")
+		}))
+		t.Cleanup(srv.Close)
+		c.Upstream, _ = url.Parse(srv.URL)
+	})
+	_, err := e.client.PutObject(bg(), &s3.PutObjectInput{Bucket: aws.String(testBucket), Key: aws.String("k"), Body: bytes.NewReader(randomBytes(1000, 17))})
+	if code, status := apiError(t, err); code != "BadStoreAnswer" || status != http.StatusBadGateway {
+		t.Errorf("answered %s %d, want 502 BadStoreAnswer", code, status)
+	}
+}
+
 // A copy of an object onto itself that changes nothing is S3's 400
 // InvalidRequest, refused before any KMS call or store write; one that
 // changes metadata, storage class or encryption (as rewrap's do) is not.

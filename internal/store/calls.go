@@ -193,9 +193,11 @@ func (c *Client) Put(ctx context.Context, r Request, body io.Reader, n int64) (*
 	return resp, nil
 }
 
-// maxPutAnswer bounds the body of a store's answer Put reads: an error
-// document, far smaller; what callers relay has a lower bound of its own.
-const maxPutAnswer = 1 << 20
+// maxPutAnswer bounds the body of a store's answer Put reads into memory,
+// once per request in flight: twice what the proxy relays of an error
+// document (64 KiB), so that a longer one is still seen to be too long and
+// refused rather than relayed cut short.
+const maxPutAnswer = 128 << 10
 
 // readAnswer reads resp's body into memory.
 func readAnswer(resp *http.Response) (*http.Response, error) {
